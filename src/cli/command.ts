@@ -1,0 +1,16 @@
+// The shape of a CLI command module: one file per command under commands/, each a function of the context.
+import type { Argv, CommandModule } from 'yargs';
+import type { Io } from './io.js';
+
+/** Arguments every command handler receives next to its own. */
+export interface Ctx {
+  io: Io;
+  /** Run another command line with the same Io (used by `demo`); resolves to its exit code. */
+  run(argv: readonly string[]): Promise<number>;
+}
+
+// Handlers declare the parsed arguments they use; the builder above them is what guarantees them.
+export type Command = (ctx: Ctx) => CommandModule<object, any>;
+export const defineCommand = <T>(m: { command: string; describe: string; builder: (y: Argv) => Argv<any>; handler: (argv: T) => Promise<void> }): CommandModule<object, any> =>
+  m as unknown as CommandModule<object, any>;
+

@@ -1,0 +1,39 @@
+// `tags DATASET --out tags.csv [--top 5000] [--min-count N]`: the seed's make_tag_index.
+import path from 'node:path';
+import { defineCommand, type Command } from '../command.js';
+import { checkInteger, UsageError } from '../../util/errors.js';
+import { checkDatasetDir } from '../../data/scan.js';
+import { countTags, formatTagsCsv, selectTags } from '../../data/tags.js';
+import { writeFileAtomic } from '../../util/fsx.js';
+
+export const tagsCommand: Command = ({ io }) =>
+  defineCommand({
+  command: 'tags <dataset>',
+  describe: 'Count the tags of a dataset and write the top ones as tags.csv (tag_id,name,category,count)',
+  builder: (y) =>
+    y
+      .positional('dataset', { type: 'string', demandOption: true, describe: 'Folder of images with sibling .txt tag files' })
+      .option('out', { type: 'string', demandOption: true, describe: 'tags.csv to write' })
+      .option('top', { type: 'number', default: 5000, describe: 'Keep the K most frequent tags' })
+      .option('min-count', { type: 'number', default: 1, describe: 'Drop tags on fewer images than this' }),
+  handler: async (argv: { dataset: string; out: string; top: number; minCount: number }) => {
+    const top = checkInteger('--top', argv.top, 1, 1_000_000);
+    const minCount = checkInteger('--min-count', argv.minCount, 1, 1e12);
+    const root = await checkDatasetDir(argv.dataset);
+    let lastReport = performance.now();
+    const counted = await countTags(root, (n) => {
+      if (performance.now() - lastReport > 5000) {
+        lastReport = performance.now();
+        io.err(`tags: ${n} images read`);
+      }
+    });
+    const rows = selectTags(counted.counts, top, minCount);
+    if (rows.length === 0) {
+      throw new UsageError(`Expected images with tags in ${JSON.stringify(argv.dataset)} but found ${counted.images} images and no tag with ≥ ${minCount} images`);
+    }
+    await writeFileAtomic(path.resolve(argv.out), formatTagsCsv(rows));
+    if (counted.imagesWithoutTagFile > 0) io.err(`warning: ${counted.imagesWithoutTagFile} images have no .txt tag file`);
+    if (counted.tagFilesWithoutImage > 0) io.err(`warning: ${counted.tagFilesWithoutImage} .txt files have no image`);
+    io.out(`${counted.images} images, ${counted.counts.size} distinct tags; wrote ${rows.length} to ${argv.out}`);
+  },
+  });

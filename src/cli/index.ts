@@ -1,0 +1,45 @@
+// The CLI: yargs with one module per command, strict flags, usage errors → exit 2, other failures → 1,
+// each as one line on stderr. `runCli` returns the exit code, so tests call it without spawning.
+import yargs, { type Argv } from 'yargs';
+import type { Command, Ctx } from './command.js';
+import { UsageError, messageOf } from '../util/errors.js';
+import { processIo, type Io } from './io.js';
+import { demoCommand } from './commands/demo.js';
+import { pairsCommand } from './commands/pairs.js';
+import { synthCommand } from './commands/synth.js';
+import { tagsCommand } from './commands/tags.js';
+
+const COMMANDS: Command[] = [synthCommand, tagsCommand, pairsCommand, demoCommand];
+
+export async function runCli(argv: readonly string[], io: Io = processIo): Promise<number> {
+  const ctx: Ctx = { io, run: (args) => runCli(args, io) };
+  let parser: Argv = yargs([...argv])
+    .scriptName('alt-i2v-ort')
+    .usage('$0 <command> [options]\n\nTrain and run an illustration tagger (VGG16 transfer learning, ONNX Runtime).')
+    .strict()
+    .demandCommand(1, 'Expected a command; see --help')
+    .recommendCommands()
+    .help()
+    .alias('help', 'h')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg);
+    });
+  for (const c of COMMANDS) parser = parser.command(c(ctx));
+  let helpText = '';
+  parser = parser.showHelpOnFail(false);
+  try {
+    await parser.parseAsync([...argv], {}, (_err, _argv, output) => {
+      helpText = output;
+    });
+    if (helpText) io.out(helpText);
+    return 0;
+  } catch (err) {
+    io.err(`alt-i2v-ort: ${messageOf(err)}`);
+    if (err instanceof UsageError || (err as Error)?.name === 'YError') return 2;
+    if (process.env.ALT_I2V_DEBUG) io.err(String((err as Error)?.stack));
+    return 1;
+  }
+}

@@ -1,0 +1,127 @@
+// The tag index, tags.csv in the WD taggers' `selected_tags.csv` layout: tag_id,name,category,count.
+// Row order is the model's output index. Counting streams over the dataset; memory follows distinct tags.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { parse } from 'csv-parse/sync';
+import { stringify } from 'csv-stringify/sync';
+import { UsageError } from '../util/errors.js';
+import { readTagFile, walkDataset } from './scan.js';
+
+export const CATEGORY_GENERAL = 0;
+export const CATEGORY_RATING = 9;
+
+export function categoryOf(tag: string): number {
+  return tag.startsWith('rating:') ? CATEGORY_RATING : CATEGORY_GENERAL;
+}
+
+export interface TagRow {
+  name: string;
+  category: number;
+  count: number;
+}
+
+export interface TagCounts {
+  counts: Map<string, number>;
+  images: number;
+  imagesWithoutTagFile: number;
+  tagFilesWithoutImage: number;
+}
+
+/** Count tags over every image's tag file under `root`. */
+export async function countTags(root: string, onImage?: (done: number) => void): Promise<TagCounts> {
+  const counts = new Map<string, number>();
+  let images = 0;
+  let imagesWithoutTagFile = 0;
+  let tagFilesWithoutImage = 0;
+  for await (const entry of walkDataset(root)) {
+    if (entry.kind === 'orphan-tags') {
+      tagFilesWithoutImage++;
+      continue;
+    }
+    images++;
+    if (!entry.tagFile) imagesWithoutTagFile++;
+    else for (const tag of await readTagFile(entry.tagFile)) counts.set(tag, (counts.get(tag) ?? 0) + 1);
+    onImage?.(images);
+  }
+  return { counts, images, imagesWithoutTagFile, tagFilesWithoutImage };
+}
+
+/** The top `top` tags with at least `minCount` images, by count descending, ties by name. */
+export function selectTags(counts: Map<string, number>, top: number, minCount: number): TagRow[] {
+  const rows: TagRow[] = [];
+  for (const [name, count] of counts) if (count >= minCount) rows.push({ name, category: categoryOf(name), count });
+  rows.sort((a, b) => b.count - a.count || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return rows.slice(0, top);
+}
+
+export function formatTagsCsv(rows: readonly TagRow[]): string {
+  return stringify(
+    rows.map((r, i) => [i, r.name, r.category, r.count]),
+    { header: true, columns: ['tag_id', 'name', 'category', 'count'] },
+  );
+}
+
+/** A loaded tags.csv: names in output order, with a content hash that shards and runs record. */
+export class TagIndex {
+  private readonly byName: Map<string, number>;
+
+  private constructor(
+    readonly rows: readonly TagRow[],
+    /** sha256 of the file bytes, hex. */
+    readonly hash: string,
+  ) {
+    this.byName = new Map(rows.map((r, i) => [r.name, i]));
+  }
+
+  get size(): number {
+    return this.rows.length;
+  }
+
+  get names(): string[] {
+    return this.rows.map((r) => r.name);
+  }
+
+  indexOf(tag: string): number | undefined {
+    return this.byName.get(tag);
+  }
+
+  static async load(file: string): Promise<TagIndex> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(file);
+    } catch {
+      throw new UsageError(`Expected a tags.csv file for --tags but ${JSON.stringify(file)} cannot be read`);
+    }
+    return TagIndex.parse(bytes, file);
+  }
+
+  static parse(bytes: Buffer, file: string): TagIndex {
+    const where = JSON.stringify(file);
+    let records: string[][];
+    try {
+      records = parse(bytes, { bom: true, skip_empty_lines: true, relax_column_count: false });
+    } catch (err) {
+      throw new UsageError(`Expected CSV in ${where} but it does not parse: ${(err as Error).message}`);
+    }
+    const header = records[0]?.map((h) => h.trim());
+    if (!header || header[0] !== 'tag_id' || header[1] !== 'name' || header[2] !== 'category' || header[3] !== 'count') {
+      throw new UsageError(`Expected header "tag_id,name,category,count" in ${where} but found ${JSON.stringify(header?.join(',') ?? '')}`);
+    }
+    const rows: TagRow[] = [];
+    const seen = new Set<string>();
+    for (let i = 1; i < records.length; i++) {
+      const [, name, category, count] = records[i]!;
+      const line = `${where} row ${i + 1}`;
+      if (!name || /\s/.test(name)) throw new UsageError(`Expected a tag name without spaces in ${line} but received ${JSON.stringify(name ?? '')}`);
+      if (seen.has(name)) throw new UsageError(`Expected unique tag names in ${where} but ${JSON.stringify(name)} repeats at row ${i + 1}`);
+      const cat = Number(category);
+      const cnt = Number(count);
+      if (!Number.isInteger(cat) || cat < 0) throw new UsageError(`Expected a category integer ≥ 0 in ${line} but received ${JSON.stringify(category)}`);
+      if (!Number.isInteger(cnt) || cnt < 0) throw new UsageError(`Expected a count integer ≥ 0 in ${line} but received ${JSON.stringify(count)}`);
+      seen.add(name);
+      rows.push({ name, category: cat, count: cnt });
+    }
+    if (rows.length === 0) throw new UsageError(`Expected at least one tag in ${where} but it has none`);
+    return new TagIndex(rows, createHash('sha256').update(bytes).digest('hex'));
+  }
+}

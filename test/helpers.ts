@@ -1,0 +1,47 @@
+// Test helpers: temp folders, a captured Io for runCli, and small generated images of known content.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after } from 'node:test';
+import sharp, { type Sharp } from 'sharp';
+import type { Io } from '../src/cli/io.js';
+import { runCli } from '../src/cli/index.js';
+
+/** A fresh temp folder, removed when the test file ends. */
+export async function tempDir(prefix = 'alt-i2v-'): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface Captured {
+  code: number;
+  out: string[];
+  err: string[];
+}
+
+/** Run the CLI in-process with captured output. */
+export async function cli(...argv: string[]): Promise<Captured> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = { out: (l) => out.push(l), err: (l) => err.push(l), tty: false };
+  const code = await runCli(argv, io);
+  return { code, out, err };
+}
+
+export type Rgb = [number, number, number];
+
+/** A solid-colour image of the given size, encoded by `encode`. */
+export function solid(width: number, height: number, rgb: Rgb): Sharp {
+  return sharp({ create: { width, height, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } });
+}
+
+/** The RGB pixel at (x, y) of an S×S×3 buffer. */
+export function pixel(buf: Uint8Array, size: number, x: number, y: number): Rgb {
+  const i = (y * size + x) * 3;
+  return [buf[i]!, buf[i + 1]!, buf[i + 2]!];
+}
+
+export function near(a: Rgb, b: Rgb, tol = 12): boolean {
+  return a.every((v, i) => Math.abs(v - b[i]!) <= tol);
+}

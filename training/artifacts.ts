@@ -1,0 +1,62 @@
+// Writes the training artifacts of a model config to a folder, in the spirit of onnxruntime-training's
+// (train, optimizer, eval graphs plus a manifest), and the self-contained inference model for export.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { writeFileAtomic } from '../src/util/fsx.js';
+import { OPSET } from './graph.js';
+import { buildEvalGraph, buildInferenceGraph, buildOptimizerGraph, buildTrainGraph, paramSpecs, type ModelConfig, type ParamSpec } from './model.js';
+
+export const ARTIFACTS_FORMAT = 'alt-i2v-ort/artifacts';
+
+export interface ArtifactsManifest {
+  format: typeof ARTIFACTS_FORMAT;
+  version: 1;
+  opset: number;
+  config: ModelConfig;
+  params: ParamSpec[];
+  /** File names within the artifacts folder. */
+  files: { train: string; optimizer: string; eval: string; step: string };
+}
+
+/** Build and write train.onnx, optimizer.onnx, step.onnx (train + Adam fused), eval.onnx and manifest.json. */
+export async function writeArtifacts(dir: string, config: ModelConfig): Promise<ArtifactsManifest> {
+  await mkdir(dir, { recursive: true });
+  const files = { train: 'train.onnx', optimizer: 'optimizer.onnx', eval: 'eval.onnx', step: 'step.onnx' };
+  await writeFileAtomic(path.join(dir, files.train), buildTrainGraph(config).encode());
+  await writeFileAtomic(path.join(dir, files.optimizer), buildOptimizerGraph(config).encode());
+  await writeFileAtomic(path.join(dir, files.step), buildTrainGraph(config, { fuseOptimizer: true }).encode());
+  await writeFileAtomic(path.join(dir, files.eval), buildEvalGraph(config).encode());
+  const manifest: ArtifactsManifest = { format: ARTIFACTS_FORMAT, version: 1, opset: OPSET, config, params: paramSpecs(config), files };
+  await writeFileAtomic(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 1)}\n`);
+  return manifest;
+}
+
+export interface InferenceMetadata {
+  tags: string[];
+  categories: number[];
+  pad: 'center' | 'topleft';
+  source: string;
+}
+
+export const INFERENCE_FORMAT = 'alt-i2v-ort/model';
+
+/**
+ * The exported model of DESIGN.md §3: input `image` uint8 (N,S,S,3) RGB letterboxed, normalization
+ * inside, outputs `probs` (N,K) and `features` (N,D); metadata_props carry what `pred` needs.
+ */
+export function encodeInferenceModel(config: ModelConfig, params: Map<string, Float32Array>, meta: InferenceMetadata): Uint8Array {
+  if (meta.tags.length !== config.tags || meta.categories.length !== config.tags) {
+    throw new RangeError(`inference model: expected ${config.tags} tags and categories but received ${meta.tags.length} and ${meta.categories.length}`);
+  }
+  return buildInferenceGraph(config, params).encode({
+    format: INFERENCE_FORMAT,
+    format_version: '1',
+    tags: JSON.stringify(meta.tags),
+    categories: JSON.stringify(meta.categories),
+    image_size: String(config.imageSize),
+    pad: meta.pad,
+    hidden: String(config.hidden),
+    source: meta.source,
+    config: JSON.stringify(config),
+  });
+}

@@ -1,0 +1,184 @@
+// Layers as pairs of graph builders, forward next to backward (llm.c style), in standard ONNX ops.
+// Letters: N batch, C/Ci/Co channels, H×W spatial, F flattened features, D hidden units, K tags.
+// Each backward takes what its forward saved and the gradient of its output, and returns gradients.
+import { A, type Graph } from './graph.js';
+
+// ---- input normalization (no backward: nothing below it is trainable) ----
+
+/** uint8 image (N, S, S, 3) RGB → float (N, 3, S, S), (x/255 − mean)/std per channel. */
+export function normalizeForward(g: Graph, image: string, mean: readonly number[], std: readonly number[]): string {
+  const nchw = g.op('Transpose', [image], { perm: A.ints([0, 3, 1, 2]) }, 'image_nchw');
+  const f = g.op('Cast', [nchw], { to: A.i(1) }, 'image_f');
+  const scale = g.const(std.map((s) => 1 / (255 * s)), 'float32', [1, 3, 1, 1]);
+  const shift = g.const(mean.map((m, i) => -m / std[i]!), 'float32', [1, 3, 1, 1]);
+  return g.op('Add', [g.op('Mul', [f, scale]), shift], {}, 'x0');
+}
+
+// ---- conv 3×3, stride 1, pad 1 ----
+
+/** (N, Ci, H, W) · W (Co, Ci, 3, 3) + b (Co) → (N, Co, H, W) */
+export function convForward(g: Graph, x: string, w: string, b: string, hint = 'conv'): string {
+  return g.op('Conv', [x, w, b], { kernel_shape: A.ints([3, 3]), pads: A.ints([1, 1, 1, 1]), strides: A.ints([1, 1]) }, hint);
+}
+
+export interface ConvGrads {
+  dx?: string;
+  dw: string;
+  db: string;
+}
+
+/**
+ * dY (N, Co, H, W) → dX (N, Ci, H, W) as a convolution with W transposed and flipped (same cost as
+ * the forward); dW (Co, Ci, 3, 3) as 9 GEMMs of dY against shifted windows of X (DESIGN.md §4); dB.
+ * dX is skipped when `needDx` is false (the first trainable layer).
+ */
+export function convBackward(g: Graph, x: string, w: string, dy: string, ci: number, co: number, needDx: boolean, hint = 'conv'): ConvGrads {
+  const db = g.op('ReduceSum', [dy, g.const([0, 2, 3])], { keepdims: A.i(0) }, `${hint}_db`);
+  // dY as (Co, N·H·W)
+  const dyT = g.op('Transpose', [dy], { perm: A.ints([1, 0, 2, 3]) });
+  const dyM = g.op('Reshape', [dyT, g.const([co, -1])]);
+  // X padded, as (Ci, N, H+2, W+2)
+  const xp = g.op('Pad', [x, g.const([0, 0, 1, 1, 0, 0, 1, 1])]);
+  const xT = g.op('Transpose', [xp], { perm: A.ints([1, 0, 2, 3]) });
+  const h = g.op('Sub', [g.op('Shape', [xT], { start: A.i(2), end: A.i(3) }), g.const([2])]);
+  const wd = g.op('Sub', [g.op('Shape', [xT], { start: A.i(3), end: A.i(4) }), g.const([2])]);
+  const parts: string[] = [];
+  for (let kh = 0; kh < 3; kh++) {
+    for (let kw = 0; kw < 3; kw++) {
+      const starts = g.const([kh, kw]);
+      const ends = g.op('Add', [g.op('Concat', [h, wd], { axis: A.i(0) }), starts]);
+      const win = g.op('Slice', [xT, starts, ends, g.const([2, 3])]);
+      const winM = g.op('Reshape', [win, g.const([ci, -1])]); // (Ci, N·H·W)
+      const part = g.op('Gemm', [dyM, winM], { transB: A.i(1) }); // (Co, Ci)
+      parts.push(g.op('Unsqueeze', [part, g.const([2])]));
+    }
+  }
+  const dw = g.op('Reshape', [g.op('Concat', parts, { axis: A.i(2) }), g.const([co, ci, 3, 3])], {}, `${hint}_dw`);
+  if (!needDx) return { dw, db };
+  // W (Co, Ci, 3, 3) → (Ci, Co, 3, 3) flipped in both spatial axes.
+  const wT = g.op('Transpose', [w], { perm: A.ints([1, 0, 2, 3]) });
+  const wF = g.op('Slice', [wT, g.const([-1, -1]), g.const([-4, -4]), g.const([2, 3]), g.const([-1, -1])]);
+  const dx = g.op('Conv', [dy, wF], { kernel_shape: A.ints([3, 3]), pads: A.ints([1, 1, 1, 1]) }, `${hint}_dx`);
+  return { dx, dw, db };
+}
+
+// ---- ReLU ----
+
+export function reluForward(g: Graph, x: string, hint = 'relu'): string {
+  return g.op('Relu', [x], {}, hint);
+}
+
+/** Gradient through ReLU, from its output y (y > 0 where the input was > 0). */
+export function reluBackward(g: Graph, y: string, dy: string): string {
+  const zero = g.const(0, 'float32');
+  return g.op('Where', [g.op('Greater', [y, zero]), dy, zero]);
+}
+
+// ---- max-pool 2×2, stride 2 ----
+
+/** (N, C, H, W) → (N, C, H/2, W/2), the fast MaxPool kernel (no Indices output). */
+export function maxpoolForward(g: Graph, x: string, hint = 'pool'): string {
+  return g.op('MaxPool', [x], { kernel_shape: A.ints([2, 2]), strides: A.ints([2, 2]) }, hint);
+}
+
+/**
+ * dY (N, C, H/2, W/2) → dX (N, C, H, W): SpaceToDepth lays each 2×2 window along a new axis, ArgMax
+ * picks the first maximum (as MaxPool's Indices would, so ties get the gradient once), and
+ * DepthToSpace puts the routed gradient back. Faster than MaxPool-with-Indices + ScatterElements.
+ */
+export function maxpoolBackward(g: Graph, x: string, dy: string, c: number): string {
+  const s2d = g.op('SpaceToDepth', [x], { blocksize: A.i(2) }); // (N, 4·C, H/2, W/2), block-major
+  const shape5 = g.op('Concat', [g.op('Shape', [s2d], { end: A.i(1) }), g.const([4, c]), g.op('Shape', [s2d], { start: A.i(2) })], { axis: A.i(0) });
+  const win = g.op('Reshape', [s2d, shape5]); // (N, 4, C, H/2, W/2)
+  const arg = g.op('ArgMax', [win], { axis: A.i(1), keepdims: A.i(1), select_last_index: A.i(0) }); // (N, 1, C, h, w)
+  const hit = g.op('Equal', [arg, g.const([0, 1, 2, 3], 'int64', [1, 4, 1, 1, 1])]); // (N, 4, C, h, w)
+  const dy5 = g.op('Unsqueeze', [dy, g.const([1])]);
+  const routed = g.op('Where', [hit, dy5, g.const(0, 'float32')]);
+  const flat = g.op('Reshape', [routed, g.op('Shape', [s2d])]);
+  return g.op('DepthToSpace', [flat], { blocksize: A.i(2), mode: A.s('DCR') }, 'pool_dx');
+}
+
+// ---- batch normalization over features (N, F), Keras semantics ----
+
+export interface BatchNormSaved {
+  y: string;
+  xhat: string;
+  inv: string;
+  mean: string;
+  var: string;
+}
+
+/** Training mode: batch mean and biased variance; y = γ·x̂ + β. */
+export function batchnormForward(g: Graph, x: string, gamma: string, beta: string, eps: number): BatchNormSaved {
+  const mean = g.op('ReduceMean', [x], { axes: A.ints([0]), keepdims: A.i(1) }, 'bn_mean'); // (1, F)
+  const xc = g.op('Sub', [x, mean]);
+  const v = g.op('ReduceMean', [g.op('Mul', [xc, xc])], { axes: A.ints([0]), keepdims: A.i(1) }, 'bn_var');
+  const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [v, g.const(eps, 'float32')])])], {}, 'bn_inv');
+  const xhat = g.op('Mul', [xc, inv], {}, 'bn_xhat');
+  const y = g.op('Add', [g.op('Mul', [xhat, gamma]), beta], {}, 'bn_y');
+  return { y, xhat, inv, mean, var: v };
+}
+
+/** Inference mode: running statistics. */
+export function batchnormInference(g: Graph, x: string, gamma: string, beta: string, runMean: string, runVar: string, eps: number): string {
+  const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [runVar, g.const(eps, 'float32')])])]);
+  return g.op('Add', [g.op('Mul', [g.op('Mul', [g.op('Sub', [x, runMean]), inv]), gamma]), beta], {}, 'bn_y');
+}
+
+/** New running stats: r·momentum + batch·(1 − momentum), as (F). */
+export function batchnormRunningUpdate(g: Graph, s: BatchNormSaved, runMean: string, runVar: string, momentum: number): { mean: string; var: string } {
+  const m = g.const(momentum, 'float32');
+  const k = g.const(1 - momentum, 'float32');
+  const upd = (run: string, batch: string): string => g.op('Add', [g.op('Mul', [run, m]), g.op('Mul', [g.op('Squeeze', [batch, g.const([0])]), k])]);
+  return { mean: upd(runMean, s.mean), var: upd(runVar, s.var) };
+}
+
+/** dY (N, F) → dX = inv·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) with dx̂ = dY·γ; dγ, dβ (F). */
+export function batchnormBackward(g: Graph, s: BatchNormSaved, gamma: string, dy: string, needDx: boolean): { dx?: string; dgamma: string; dbeta: string } {
+  const axes0 = g.const([0]);
+  const dgamma = g.op('ReduceSum', [g.op('Mul', [dy, s.xhat]), axes0], { keepdims: A.i(0) }, 'bn_dgamma');
+  const dbeta = g.op('ReduceSum', [dy, axes0], { keepdims: A.i(0) }, 'bn_dbeta');
+  if (!needDx) return { dgamma, dbeta };
+  const dxh = g.op('Mul', [dy, gamma]);
+  const m1 = g.op('ReduceMean', [dxh], { axes: A.ints([0]), keepdims: A.i(1) });
+  const m2 = g.op('ReduceMean', [g.op('Mul', [dxh, s.xhat])], { axes: A.ints([0]), keepdims: A.i(1) });
+  const dx = g.op('Mul', [g.op('Sub', [g.op('Sub', [dxh, m1]), g.op('Mul', [s.xhat, m2])]), s.inv], {}, 'bn_dx');
+  return { dx, dgamma, dbeta };
+}
+
+// ---- dense: (N, I) · W (I, O) + b (O) → (N, O), Keras kernel layout ----
+
+export function denseForward(g: Graph, x: string, w: string, b: string, hint = 'dense'): string {
+  return g.op('Gemm', [x, w, b], {}, hint);
+}
+
+export function denseBackward(g: Graph, x: string, w: string, dy: string, needDx: boolean, hint = 'dense'): { dx?: string; dw: string; db: string } {
+  const dw = g.op('Gemm', [x, dy], { transA: A.i(1) }, `${hint}_dw`);
+  const db = g.op('ReduceSum', [dy, g.const([0])], { keepdims: A.i(0) }, `${hint}_db`);
+  if (!needDx) return { dw, db };
+  return { dx: g.op('Gemm', [dy, w], { transB: A.i(1) }, `${hint}_dx`), dw, db };
+}
+
+// ---- dropout with a host-made keep mask (N, D) bool: exact replay on resume and across devices ----
+
+export function dropoutForward(g: Graph, x: string, keep: string, rate: number): string {
+  return g.op('Where', [keep, g.op('Mul', [x, g.const(1 / (1 - rate), 'float32')]), g.const(0, 'float32')], {}, 'dropout');
+}
+
+export function dropoutBackward(g: Graph, keep: string, dy: string, rate: number): string {
+  return dropoutForward(g, dy, keep, rate);
+}
+
+// ---- binary cross-entropy on logits z (N, K) against labels y (N, K) in {0, 1}: mean over N·K ----
+
+/** mean(Relu(z) − z·y + Softplus(−|z|)): stable for any |z|. */
+export function bceForward(g: Graph, z: string, y: string): string {
+  const terms = g.op('Add', [g.op('Sub', [g.op('Relu', [z]), g.op('Mul', [z, y])]), g.op('Softplus', [g.op('Neg', [g.op('Abs', [z])])])]);
+  return g.op('ReduceMean', [terms], { keepdims: A.i(0) }, 'loss');
+}
+
+/** dz = (σ(z) − y)/(N·K) */
+export function bceBackward(g: Graph, z: string, y: string): string {
+  const count = g.op('Cast', [g.op('Size', [z])], { to: A.i(1) });
+  return g.op('Div', [g.op('Sub', [g.op('Sigmoid', [z]), y]), count], {}, 'dlogits');
+}

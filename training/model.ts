@@ -1,0 +1,311 @@
+// The seed's VGG16 transfer model as a parameter list and four graphs: train (loss, gradients, new
+// BN running stats), optimizer (Adam), eval (loss, probabilities) and inference (uint8 image → probs,
+// features). Configurable widths, input size, hidden width, tag count and freeze depth.
+import { A, Graph } from './graph.js';
+import {
+  batchnormBackward, batchnormForward, batchnormInference, batchnormRunningUpdate, bceBackward, bceForward, convBackward, convForward,
+  denseBackward, denseForward, dropoutBackward, dropoutForward, maxpoolBackward, maxpoolForward, normalizeForward, reluBackward, reluForward,
+} from './layers.js';
+import { Rng } from '../src/util/rng.js';
+
+/** VGG16's 13 conv widths; a max-pool follows convs 2, 4, 7, 10 and 13. */
+export const VGG16_WIDTHS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512] as const;
+export const VGG16_TINY_WIDTHS = [8, 8, 16, 16, 24, 24, 24, 32, 32, 32, 32, 32, 32] as const;
+export const POOL_AFTER = new Set([1, 3, 6, 9, 12]);
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
+export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+
+export interface ModelConfig {
+  /** Output channels of the 13 convs. */
+  widths: number[];
+  /** Input side S, a multiple of 32. */
+  imageSize: number;
+  hidden: number;
+  /** Number of tags K (rows of tags.csv). */
+  tags: number;
+  /** Convs frozen from the bottom (Keras layers[:12] = 8). */
+  freeze: number;
+  dropout: number;
+  bnMomentum: number;
+  bnEpsilon: number;
+  mean: number[];
+  std: number[];
+}
+
+export function defaultConfig(over: Partial<ModelConfig> & Pick<ModelConfig, 'tags'>): ModelConfig {
+  return {
+    widths: [...VGG16_WIDTHS], imageSize: 224, hidden: 5000, freeze: 8, dropout: 0.3,
+    bnMomentum: 0.99, bnEpsilon: 0.001, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD], ...over,
+  };
+}
+
+/** Checks a config; the message names the field and what was expected. */
+export function checkConfig(c: ModelConfig): void {
+  const bad = (what: string): never => {
+    throw new RangeError(`model config: ${what}`);
+  };
+  if (c.widths.length !== 13 || !c.widths.every((w) => Number.isInteger(w) && w > 0)) bad(`expected 13 positive integer conv widths but received [${c.widths}]`);
+  if (!Number.isInteger(c.imageSize) || c.imageSize < 32 || c.imageSize % 32 !== 0) bad(`expected imageSize a multiple of 32 (≥ 32) but received ${c.imageSize}`);
+  if (!Number.isInteger(c.hidden) || c.hidden < 1) bad(`expected hidden ≥ 1 but received ${c.hidden}`);
+  if (!Number.isInteger(c.tags) || c.tags < 1) bad(`expected tags ≥ 1 but received ${c.tags}`);
+  if (!Number.isInteger(c.freeze) || c.freeze < 0 || c.freeze > 13) bad(`expected freeze between 0 and 13 but received ${c.freeze}`);
+  if (!(c.dropout >= 0 && c.dropout < 1)) bad(`expected dropout in [0, 1) but received ${c.dropout}`);
+}
+
+export type ParamRole = 'trainable' | 'frozen' | 'state';
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  role: ParamRole;
+  init: 'glorot' | 'zeros' | 'ones';
+  /** Glorot fans. */
+  fanIn?: number;
+  fanOut?: number;
+}
+
+export const featureCount = (c: ModelConfig): number => c.widths[12]! * (c.imageSize / 32) ** 2;
+
+/** Every tensor of model state in a fixed order: convs, BN (γ, β, running mean, var), fc1, fc2. */
+export function paramSpecs(c: ModelConfig): ParamSpec[] {
+  const specs: ParamSpec[] = [];
+  let cin = 3;
+  c.widths.forEach((co, i) => {
+    const role: ParamRole = i < c.freeze ? 'frozen' : 'trainable';
+    specs.push({ name: `conv${i + 1}.weight`, shape: [co, cin, 3, 3], role, init: 'glorot', fanIn: cin * 9, fanOut: co * 9 });
+    specs.push({ name: `conv${i + 1}.bias`, shape: [co], role, init: 'zeros' });
+    cin = co;
+  });
+  const f = featureCount(c);
+  specs.push({ name: 'bn.gamma', shape: [f], role: 'trainable', init: 'ones' });
+  specs.push({ name: 'bn.beta', shape: [f], role: 'trainable', init: 'zeros' });
+  specs.push({ name: 'bn.running_mean', shape: [f], role: 'state', init: 'zeros' });
+  specs.push({ name: 'bn.running_var', shape: [f], role: 'state', init: 'ones' });
+  specs.push({ name: 'fc1.weight', shape: [f, c.hidden], role: 'trainable', init: 'glorot', fanIn: f, fanOut: c.hidden });
+  specs.push({ name: 'fc1.bias', shape: [c.hidden], role: 'trainable', init: 'zeros' });
+  specs.push({ name: 'fc2.weight', shape: [c.hidden, c.tags], role: 'trainable', init: 'glorot', fanIn: c.hidden, fanOut: c.tags });
+  specs.push({ name: 'fc2.bias', shape: [c.tags], role: 'trainable', init: 'zeros' });
+  return specs;
+}
+
+export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** Keras-style initial values, seeded: Glorot uniform kernels, zero biases, BN γ = 1, β = 0. */
+export function initParams(c: ModelConfig, seed: number): Map<string, Float32Array> {
+  const rng = new Rng(seed);
+  const out = new Map<string, Float32Array>();
+  for (const s of paramSpecs(c)) {
+    const a = new Float32Array(numel(s.shape));
+    if (s.init === 'ones') a.fill(1);
+    else if (s.init === 'glorot') {
+      const limit = Math.sqrt(6 / (s.fanIn! + s.fanOut!));
+      for (let i = 0; i < a.length; i++) a[i] = (rng.next() * 2 - 1) * limit;
+    }
+    out.set(s.name, a);
+  }
+  return out;
+}
+
+/** Graph names of the tensors the trainer binds. */
+export const io = {
+  image: 'image',
+  labels: 'labels',
+  keep: 'dropout_keep',
+  loss: 'loss',
+  probs: 'probs',
+  features: 'features',
+  lr: 'adam_lr_t',
+  eps: 'adam_eps_t',
+  param: (n: string): string => n,
+  grad: (n: string): string => `grad:${n}`,
+  newParam: (n: string): string => `new:${n}`,
+  m: (n: string): string => `adam_m:${n}`,
+  v: (n: string): string => `adam_v:${n}`,
+  newM: (n: string): string => `new:adam_m:${n}`,
+  newV: (n: string): string => `new:adam_v:${n}`,
+};
+
+interface Forward {
+  logits: string;
+  features: string;
+  /** Saved values for backward. */
+  convOut: string[];
+  convIn: string[];
+  poolIn: Map<number, string>;
+  flat: string;
+  pool5: string;
+  bn?: ReturnType<typeof batchnormForward>;
+  bnY: string;
+  h: string;
+  hd: string;
+}
+
+function buildForward(g: Graph, c: ModelConfig, p: (name: string) => string, mode: 'train' | 'eval'): Forward {
+  const s = c.imageSize;
+  let x = normalizeForward(g, g.input(io.image, 'uint8', ['N', s, s, 3]), c.mean, c.std);
+  const convIn: string[] = [];
+  const convOut: string[] = [];
+  const poolIn = new Map<number, string>();
+  for (let i = 0; i < 13; i++) {
+    convIn.push(x);
+    const a = reluForward(g, convForward(g, x, p(`conv${i + 1}.weight`), p(`conv${i + 1}.bias`), `conv${i + 1}`), `relu${i + 1}`);
+    convOut.push(a);
+    x = a;
+    if (POOL_AFTER.has(i)) {
+      poolIn.set(i, a);
+      x = maxpoolForward(g, a, `pool_${i + 1}`);
+    }
+  }
+  const pool5 = x;
+  const flat = g.op('Flatten', [pool5], { axis: A.i(1) }, 'flat'); // (N, F)
+  let bn: Forward['bn'];
+  let bnY: string;
+  if (mode === 'train') {
+    bn = batchnormForward(g, flat, p('bn.gamma'), p('bn.beta'), c.bnEpsilon);
+    bnY = bn.y;
+  } else {
+    bnY = batchnormInference(g, flat, p('bn.gamma'), p('bn.beta'), p('bn.running_mean'), p('bn.running_var'), c.bnEpsilon);
+  }
+  const h = reluForward(g, denseForward(g, bnY, p('fc1.weight'), p('fc1.bias'), 'fc1'), 'features_relu'); // (N, D)
+  const hd = mode === 'train' && c.dropout > 0 ? dropoutForward(g, h, g.input(io.keep, 'bool', ['N', c.hidden]), c.dropout) : h;
+  const logits = denseForward(g, hd, p('fc2.weight'), p('fc2.bias'), 'logits'); // (N, K)
+  return { logits, features: h, convOut, convIn, poolIn, flat, pool5, bn, bnY, h, hd };
+}
+
+function labelsFloat(g: Graph, c: ModelConfig): string {
+  return g.op('Cast', [g.input(io.labels, 'uint8', ['N', c.tags])], { to: A.i(1) }, 'labels_f');
+}
+
+function paramInputs(g: Graph, c: ModelConfig, roles: ParamRole[]): (name: string) => string {
+  const names = new Map<string, string>();
+  for (const s of paramSpecs(c)) if (roles.includes(s.role)) names.set(s.name, g.input(io.param(s.name), 'float32', s.shape));
+  return (n) => {
+    const v = names.get(n);
+    if (!v) throw new Error(`no input for ${n}`);
+    return v;
+  };
+}
+
+/** Adds the backward pass of the train graph; returns gradient value names by parameter name. */
+function buildBackward(g: Graph, c: ModelConfig, p: (n: string) => string, f: Forward, dlogits: string): Map<string, string> {
+  const grads = new Map<string, string>();
+  const fc2 = denseBackward(g, f.hd, p('fc2.weight'), dlogits, true, 'fc2');
+  grads.set('fc2.weight', fc2.dw).set('fc2.bias', fc2.db);
+  const dh = c.dropout > 0 ? dropoutBackward(g, io.keep, fc2.dx!, c.dropout) : fc2.dx!;
+  const dpre1 = reluBackward(g, f.h, dh);
+  const fc1 = denseBackward(g, f.bnY, p('fc1.weight'), dpre1, true, 'fc1');
+  grads.set('fc1.weight', fc1.dw).set('fc1.bias', fc1.db);
+  const anyConv = c.freeze < 13;
+  const bn = batchnormBackward(g, f.bn!, p('bn.gamma'), fc1.dx!, anyConv);
+  grads.set('bn.gamma', bn.dgamma).set('bn.beta', bn.dbeta);
+  if (!anyConv) return grads;
+  let d = g.op('Reshape', [bn.dx!, g.op('Shape', [f.pool5])], {}, 'dpool5'); // (N, C, S/32, S/32)
+  for (let i = 12; i >= c.freeze; i--) {
+    if (f.poolIn.has(i)) d = maxpoolBackward(g, f.poolIn.get(i)!, d, c.widths[i]!);
+    const dpre = reluBackward(g, f.convOut[i]!, d);
+    const ci = i === 0 ? 3 : c.widths[i - 1]!;
+    const r = convBackward(g, f.convIn[i]!, p(`conv${i + 1}.weight`), dpre, ci, c.widths[i]!, i > c.freeze, `conv${i + 1}`);
+    grads.set(`conv${i + 1}.weight`, r.dw).set(`conv${i + 1}.bias`, r.db);
+    if (r.dx) d = r.dx;
+  }
+  return grads;
+}
+
+export interface TrainGraphOptions {
+  /** Fuse the Adam update into the train graph (one step graph). */
+  fuseOptimizer?: boolean;
+}
+
+/**
+ * Train graph. Inputs: image uint8 (N,S,S,3), labels uint8 (N,K), dropout_keep bool (N,D) when
+ * dropout > 0, every parameter and BN running stat. Outputs: loss, grad:P for each trainable P,
+ * new:bn.running_mean/var. With fuseOptimizer it also takes adam_m/v and the step scalars and
+ * outputs new:P, new:adam_m:P, new:adam_v:P instead of the gradients.
+ */
+export function buildTrainGraph(c: ModelConfig, opts: TrainGraphOptions = {}): Graph {
+  checkConfig(c);
+  const g = new Graph(opts.fuseOptimizer ? 'alt_i2v_step' : 'alt_i2v_train');
+  const p = paramInputs(g, c, ['trainable', 'frozen', 'state']);
+  const f = buildForward(g, c, p, 'train');
+  const y = labelsFloat(g, c);
+  g.output(bceForward(g, f.logits, y), io.loss, 'float32', []);
+  const grads = buildBackward(g, c, p, f, bceBackward(g, f.logits, y));
+  const run = batchnormRunningUpdate(g, f.bn!, p('bn.running_mean'), p('bn.running_var'), c.bnMomentum);
+  const fcount = featureCount(c);
+  g.output(run.mean, io.newParam('bn.running_mean'), 'float32', [fcount]);
+  g.output(run.var, io.newParam('bn.running_var'), 'float32', [fcount]);
+  const trainable = paramSpecs(c).filter((s) => s.role === 'trainable');
+  if (opts.fuseOptimizer) {
+    const scalars = adamScalars(g);
+    for (const s of trainable) adamUpdate(g, s, p(s.name), grads.get(s.name)!, scalars);
+  } else {
+    for (const s of trainable) g.output(grads.get(s.name)!, io.grad(s.name), 'float32', s.shape);
+  }
+  return g;
+}
+
+export const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 } as const;
+
+/**
+ * Host-side bias correction (float64): a_t = lr·√(1−β2^t)/(1−β1^t), ε_t = ε·√(1−β2^t), so the graph
+ * computes p − a_t·m/(√v + ε_t), which equals Keras' p − lr·m̂/(√v̂ + ε).
+ */
+export function adamStepScalars(lr: number, step: number): { lrT: number; epsT: number } {
+  const c2 = Math.sqrt(1 - ADAM.beta2 ** step);
+  return { lrT: (lr * c2) / (1 - ADAM.beta1 ** step), epsT: ADAM.epsilon * c2 };
+}
+
+function adamScalars(g: Graph): { lr: string; eps: string } {
+  return { lr: g.input(io.lr, 'float32', []), eps: g.input(io.eps, 'float32', []) };
+}
+
+function adamUpdate(g: Graph, s: ParamSpec, param: string, grad: string, sc: { lr: string; eps: string }): void {
+  const m = g.input(io.m(s.name), 'float32', s.shape);
+  const v = g.input(io.v(s.name), 'float32', s.shape);
+  const mNew = g.op('Add', [g.op('Mul', [m, g.const(ADAM.beta1, 'float32')]), g.op('Mul', [grad, g.const(1 - ADAM.beta1, 'float32')])]);
+  const vNew = g.op('Add', [g.op('Mul', [v, g.const(ADAM.beta2, 'float32')]), g.op('Mul', [g.op('Mul', [grad, grad]), g.const(1 - ADAM.beta2, 'float32')])]);
+  const step = g.op('Div', [g.op('Mul', [mNew, sc.lr]), g.op('Add', [g.op('Sqrt', [vNew]), sc.eps])]);
+  g.output(g.op('Sub', [param, step]), io.newParam(s.name), 'float32', s.shape);
+  g.output(mNew, io.newM(s.name), 'float32', s.shape);
+  g.output(vNew, io.newV(s.name), 'float32', s.shape);
+}
+
+/** Optimizer graph: for each trainable P, inputs P, grad:P, adam_m:P, adam_v:P and the step scalars. */
+export function buildOptimizerGraph(c: ModelConfig): Graph {
+  checkConfig(c);
+  const g = new Graph('alt_i2v_adam');
+  const sc = adamScalars(g);
+  for (const s of paramSpecs(c).filter((x) => x.role === 'trainable')) {
+    const param = g.input(io.param(s.name), 'float32', s.shape);
+    const grad = g.input(io.grad(s.name), 'float32', s.shape);
+    adamUpdate(g, s, param, grad, sc);
+  }
+  return g;
+}
+
+/** Eval graph: no dropout, running BN stats → loss and probabilities. */
+export function buildEvalGraph(c: ModelConfig): Graph {
+  checkConfig(c);
+  const g = new Graph('alt_i2v_eval');
+  const p = paramInputs(g, c, ['trainable', 'frozen', 'state']);
+  const f = buildForward(g, c, p, 'eval');
+  g.output(bceForward(g, f.logits, labelsFloat(g, c)), io.loss, 'float32', []);
+  g.output(g.op('Sigmoid', [f.logits]), io.probs, 'float32', ['N', c.tags]);
+  return g;
+}
+
+/** Inference graph with the parameters as initializers: image uint8 (N,S,S,3) → probs (N,K), features (N,D). */
+export function buildInferenceGraph(c: ModelConfig, params: Map<string, Float32Array>): Graph {
+  checkConfig(c);
+  const g = new Graph('alt_i2v');
+  const names = new Map<string, string>();
+  for (const s of paramSpecs(c)) {
+    const data = params.get(s.name);
+    if (!data || data.length !== numel(s.shape)) throw new RangeError(`parameter ${s.name}: expected ${numel(s.shape)} values for shape [${s.shape}]`);
+    names.set(s.name, g.initializer(s.name, 'float32', s.shape, data));
+  }
+  const f = buildForward(g, c, (n) => names.get(n)!, 'eval');
+  g.output(g.op('Sigmoid', [f.logits]), io.probs, 'float32', ['N', c.tags]);
+  g.output(f.features, io.features, 'float32', ['N', c.hidden]);
+  return g;
+}

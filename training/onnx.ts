@@ -150,7 +150,7 @@ export function encodeModel(model: ModelJson): Uint8Array {
 /** Decode a model; int64 fields come back as plain numbers. */
 export function decodeModel(bytes: Uint8Array): ModelJson {
   const msg = ModelProto.decode(bytes);
-  return ModelProto.toObject(msg, { longs: Number, bytes: Uint8Array as unknown as typeof String, defaults: false, arrays: true }) as unknown as ModelJson;
+  return ModelProto.toObject(msg, { longs: Number, defaults: false, arrays: true }) as unknown as ModelJson;
 }
 
 const BYTES: Record<number, number> = { 1: 4, 2: 1, 6: 4, 7: 8, 9: 1, 11: 8 };

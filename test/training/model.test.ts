@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'node:test';
+import ort from 'onnxruntime-node';
+import { encodeInferenceModel, writeArtifacts } from '../../training/artifacts.js';
+import { batchFeeds, gradcheck, gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
+import { HostTrainSession } from '../../training/host-session.js';
+import { ADAM, adamStepScalars, buildEvalGraph, buildOptimizerGraph, buildTrainGraph, checkConfig, defaultConfig, io, numel, paramSpecs } from '../../training/model.js';
+import { referenceForward } from '../../training/reference.js';
+import { tempDir } from '../helpers.js';
+
+for (const over of [{}, { freeze: 0, dropout: 0 }, { freeze: 13 }]) {
+  test(`whole tiny model: every gradient matches finite differences (${JSON.stringify(over)})`, async (t) => {
+    const r = await gradcheck(gradcheckConfig(over));
+    t.diagnostic(`loss: onnxruntime ${r.ortLoss} reference ${r.refLoss}`);
+    for (const row of r.rows) t.diagnostic(`${row.name.padEnd(15)} ${String(row.checked).padStart(3)} checked, max abs ${row.maxAbsErr.toExponential(2)}, max rel ${row.maxRelErr.toExponential(2)}`);
+    const worst = Math.max(...r.rows.map((x) => x.maxRelErr));
+    t.diagnostic(`worst relative error ${worst.toExponential(2)} (tolerance ${r.tolerance})`);
+    assert.ok(r.ok, `worst ${worst}`);
+    const trainable = paramSpecs(gradcheckConfig(over)).filter((s) => s.role === 'trainable').length;
+    assert.equal(r.rows.length, trainable);
+  });
+}
+
+test('the eval graph and the inference model agree with the float64 reference', async () => {
+  const c = gradcheckConfig();
+  const params = randomParams(c, 4);
+  const batch = randomBatch(c, 3, 5);
+  const evalSession = await ort.InferenceSession.create(buildEvalGraph(c).encode());
+  const out = await evalSession.run(batchFeeds(c, batch, params, false));
+  const ref = referenceForward(c, params, batch, 'eval');
+  const probs = out[io.probs]!.data as Float32Array;
+  ref.logits.forEach((z, i) => assert.ok(Math.abs(1 / (1 + Math.exp(-z)) - probs[i]!) < 1e-5, `prob ${i}`));
+  assert.ok(Math.abs((out[io.loss]!.data as Float32Array)[0]! - ref.loss) < 1e-5);
+  const meta = { tags: ['a', 'b', 'c', 'd', 'e'], categories: [0, 0, 0, 0, 9], pad: 'center' as const, source: 'test' };
+  const infer = await ort.InferenceSession.create(encodeInferenceModel(c, params, meta));
+  const s = c.imageSize;
+  const io2 = await infer.run({ image: new ort.Tensor('uint8', batch.images, [3, s, s, 3]) });
+  assert.deepEqual(infer.outputNames, ['probs', 'features']);
+  // Weights as initializers let ORT fold constants differently: equal to float32 rounding, not bit for bit.
+  (io2.probs!.data as Float32Array).forEach((v, i) => assert.ok(Math.abs(v - probs[i]!) < 1e-6, `probs ${i}`));
+  const feats = io2.features!.data as Float32Array;
+  ref.features.forEach((f, i) => assert.ok(Math.abs(f - feats[i]!) < 1e-4 * Math.max(1, Math.abs(f)), `feature ${i}`));
+  await evalSession.release();
+  await infer.release();
+});
+
+test('the optimizer graph is Keras Adam (bias-corrected) to float32 precision', async () => {
+  const c = gradcheckConfig({ freeze: 13 });
+  const spec = paramSpecs(c).find((s) => s.name === 'fc2.bias')!;
+  const session = await ort.InferenceSession.create(buildOptimizerGraph(c).encode());
+  const lr = 0.001;
+  const p = Float32Array.from([0.5, -0.25, 1, 0, 2]);
+  const g = Float32Array.from([0.1, -0.3, 0.02, 0, 5]);
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const s of paramSpecs(c).filter((x) => x.role === 'trainable')) {
+    const z = new Float32Array(numel(s.shape));
+    for (const k of [io.param(s.name), io.grad(s.name), io.m(s.name), io.v(s.name)]) feeds[k] = new ort.Tensor('float32', z, s.shape);
+  }
+  const m0 = Float32Array.from([0.01, 0, -0.02, 0, 0.1]);
+  const v0 = Float32Array.from([0.001, 0.002, 0, 0, 0.5]);
+  feeds[io.param(spec.name)] = new ort.Tensor('float32', p, spec.shape);
+  feeds[io.grad(spec.name)] = new ort.Tensor('float32', g, spec.shape);
+  feeds[io.m(spec.name)] = new ort.Tensor('float32', m0, spec.shape);
+  feeds[io.v(spec.name)] = new ort.Tensor('float32', v0, spec.shape);
+  const t = 7;
+  const { lrT, epsT } = adamStepScalars(lr, t);
+  feeds[io.lr] = new ort.Tensor('float32', [lrT], []);
+  feeds[io.eps] = new ort.Tensor('float32', [epsT], []);
+  const out = await session.run(feeds);
+  const got = out[io.newParam(spec.name)]!.data as Float32Array;
+  for (let i = 0; i < p.length; i++) {
+    const m = ADAM.beta1 * m0[i]! + (1 - ADAM.beta1) * g[i]!;
+    const v = ADAM.beta2 * v0[i]! + (1 - ADAM.beta2) * g[i]! ** 2;
+    const want = p[i]! - (lr * (m / (1 - ADAM.beta1 ** t))) / (Math.sqrt(v / (1 - ADAM.beta2 ** t)) + ADAM.epsilon);
+    assert.ok(Math.abs(got[i]! - want) < 2e-7 * Math.max(1, Math.abs(want)), `entry ${i}: ${got[i]} vs ${want}`);
+  }
+  await session.release();
+});
+
+test('the fused step graph gives the same training run as train + optimizer graphs', async () => {
+  const c = gradcheckConfig();
+  const params = randomParams(c, 6);
+  const a = await HostTrainSession.create(c, params);
+  const b = await HostTrainSession.create(c, params, { fused: true });
+  for (let s = 0; s < 3; s++) {
+    const batch = randomBatch(c, 4, 10 + s);
+    const la = await a.trainStep(batch, 0.001);
+    const lb = await b.trainStep(batch, 0.001);
+    assert.ok(Math.abs(la - lb) < 1e-6, `step ${s} loss ${la} vs ${lb}`);
+  }
+  for (const [name, v] of a.params) {
+    const w = b.params.get(name)!;
+    v.forEach((x, i) => assert.ok(Math.abs(x - w[i]!) < 1e-5, `${name}[${i}]`));
+  }
+  await a.release();
+  await b.release();
+});
+
+test('the full-size VGG16 model has 14,714,688 conv parameters and its graphs build', (t) => {
+  const c = defaultConfig({ tags: 5000 });
+  const specs = paramSpecs(c);
+  const conv = specs.filter((s) => s.name.startsWith('conv')).reduce((a, s) => a + numel(s.shape), 0);
+  const total = specs.filter((s) => s.role !== 'state').reduce((a, s) => a + numel(s.shape), 0);
+  const trainable = specs.filter((s) => s.role === 'trainable').reduce((a, s) => a + numel(s.shape), 0);
+  t.diagnostic(`conv parameters ${conv.toLocaleString('en')}, all parameters ${total.toLocaleString('en')}, trainable (freeze 8) ${trainable.toLocaleString('en')}`);
+  assert.equal(conv, 14_714_688);
+  // head: BN 2·25088, fc1 25088·5000 + 5000, fc2 5000·5000 + 5000
+  assert.equal(total - conv, 2 * 25088 + 25088 * 5000 + 5000 + 5000 * 5000 + 5000);
+  const train = buildTrainGraph(c);
+  t.diagnostic(`train graph: ${train.nodeCount} nodes`);
+  assert.ok(train.encode().length < 1_000_000, 'weights are inputs, not inside the graph');
+});
+
+test('rejects a bad model config naming the field', () => {
+  assert.throws(() => checkConfig(defaultConfig({ tags: 5, imageSize: 100 })), /expected imageSize a multiple of 32 \(≥ 32\) but received 100/);
+  assert.throws(() => checkConfig(defaultConfig({ tags: 5, freeze: 14 })), /expected freeze between 0 and 13 but received 14/);
+  assert.throws(() => checkConfig(defaultConfig({ tags: 0 })), /expected tags ≥ 1 but received 0/);
+});
+
+const hasOnnx = spawnSync('/usr/bin/python3', ['-c', 'import onnx'], { stdio: 'ignore' }).status === 0;
+
+test('every artifact passes onnx.checker with full shape inference', { skip: hasOnnx ? false : 'python3-onnx not installed' }, async (t) => {
+  const dir = await tempDir();
+  const tiny = gradcheckConfig();
+  await writeArtifacts(path.join(dir, 'tiny'), tiny);
+  await writeArtifacts(path.join(dir, 'vgg16'), defaultConfig({ tags: 50, hidden: 64 }));
+  const meta = { tags: ['a', 'b', 'c', 'd', 'e'], categories: [0, 0, 0, 0, 9], pad: 'center' as const, source: 'test' };
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(path.join(dir, 'tiny', 'model.onnx'), encodeInferenceModel(tiny, randomParams(tiny, 1), meta));
+  const script = [
+    'import glob, sys, onnx',
+    'files = sorted(glob.glob(sys.argv[1] + "/*/*.onnx"))',
+    'for f in files:',
+    '    onnx.checker.check_model(onnx.load(f), full_check=True)',
+    '    print("checked", f)',
+  ].join('\n');
+  const r = spawnSync('/usr/bin/python3', ['-c', script, dir], { encoding: 'utf8' });
+  t.diagnostic(r.stdout.trim().split('\n').map((l) => path.basename(path.dirname(l)) + '/' + path.basename(l)).join(', '));
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim().split('\n').length, 9);
+});

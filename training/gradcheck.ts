@@ -77,13 +77,13 @@ export interface GradcheckResult {
  * Checks every trainable tensor: all entries of small tensors, otherwise `samples` random entries plus
  * the largest gradient. Relative error |g − fd| / max(|g|, |fd|, 1% of the tensor's largest |fd|).
  */
-export async function gradcheck(c: ModelConfig, opts: { seed?: number; n?: number; samples?: number; h?: number } = {}): Promise<GradcheckResult> {
+export async function gradcheck(c: ModelConfig, opts: { seed?: number; n?: number; samples?: number; h?: number; executionProviders?: string[] } = {}): Promise<GradcheckResult> {
   const seed = opts.seed ?? 1;
   const n = opts.n ?? 3;
   const h = opts.h ?? 1e-6; // small enough not to cross ReLU/max-pool kinks (1e-4 does), large for float64 round-off
   const params = randomParams(c, seed);
   const batch = randomBatch(c, n, seed + 1);
-  const session = await ort.InferenceSession.create(buildTrainGraph(c).encode());
+  const session = await ort.InferenceSession.create(buildTrainGraph(c).encode(), { executionProviders: opts.executionProviders ?? ['cpu'] });
   let out: ort.InferenceSession.OnnxValueMapType;
   try {
     out = await session.run(batchFeeds(c, batch, params, true));

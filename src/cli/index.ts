@@ -5,11 +5,12 @@ import type { Command, Ctx } from './command.js';
 import { UsageError, messageOf } from '../util/errors.js';
 import { processIo, type Io } from './io.js';
 import { demoCommand } from './commands/demo.js';
+import { doctorCommand } from './commands/doctor.js';
 import { pairsCommand } from './commands/pairs.js';
 import { synthCommand } from './commands/synth.js';
 import { tagsCommand } from './commands/tags.js';
 
-const COMMANDS: Command[] = [synthCommand, tagsCommand, pairsCommand, demoCommand];
+const COMMANDS: Command[] = [synthCommand, tagsCommand, pairsCommand, demoCommand, doctorCommand];
 
 export async function runCli(argv: readonly string[], io: Io = processIo): Promise<number> {
   const ctx: Ctx = { io, run: (args) => runCli(args, io) };

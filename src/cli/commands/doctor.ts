@@ -1,0 +1,33 @@
+// `doctor [--device cpu|cuda] [--gradcheck]`: what the runtime can do here, and whether the training
+// graphs' gradients are right on this device. The first stop for a broken CUDA set-up.
+import { defineCommand, type Command } from '../command.js';
+import { checkChoice } from '../../util/errors.js';
+import { DEVICES, cudaMissingMessage, executionProviders, runtimeReport } from '../../runtime/providers.js';
+import { gradcheck, gradcheckConfig } from '../../../training/gradcheck.js';
+
+export const doctorCommand: Command = ({ io }) =>
+  defineCommand({
+    command: 'doctor',
+    describe: 'Report ONNX Runtime, execution providers and the native addon; --gradcheck verifies gradients',
+    builder: (y) =>
+      y
+        .option('device', { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Device to check' })
+        .option('gradcheck', { type: 'boolean', default: false, describe: 'Finite-difference check of the tiny model on the device' }),
+    handler: async (argv: { device: string; gradcheck: boolean }) => {
+      const device = checkChoice('--device', argv.device, DEVICES);
+      const r = runtimeReport();
+      io.out(`onnxruntime: ${r.ortVersion} (${r.libDir})`);
+      io.out(`backends: ${r.backends.map((b) => `${b.name}${b.bundled ? '' : ' (needs provider libraries)'}`).join(', ')}`);
+      io.out(`cuda provider libraries: ${r.cudaMissing.length === 0 ? 'present' : `missing ${r.cudaMissing.length}`}`);
+      io.out('native addon: not part of this build yet (training runs through onnxruntime-node)');
+      if (device === 'cuda' && r.cudaMissing.length > 0) throw new Error(cudaMissingMessage(r.cudaMissing));
+      if (!argv.gradcheck) return;
+      const c = gradcheckConfig();
+      const res = await gradcheck(c, { executionProviders: executionProviders(device) });
+      io.out(`gradcheck on ${device}: tiny model (${c.widths.join('/')} @ ${c.imageSize}px, freeze ${c.freeze}), loss ${res.ortLoss.toFixed(6)} vs float64 reference ${res.refLoss.toFixed(6)}`);
+      for (const row of res.rows) io.out(`  ${row.name.padEnd(15)} max rel error ${row.maxRelErr.toExponential(2)} (${row.checked} entries)`);
+      const worst = Math.max(...res.rows.map((x) => x.maxRelErr));
+      io.out(`gradcheck: worst ${worst.toExponential(2)}, tolerance ${res.tolerance}: ${res.ok ? 'ok' : 'FAILED'}`);
+      if (!res.ok) throw new Error(`gradcheck failed on ${device}: worst relative error ${worst.toExponential(2)} exceeds ${res.tolerance}`);
+    },
+  });

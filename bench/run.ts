@@ -1,14 +1,22 @@
-// `npm run bench -- [pairs|all] [--quick]`: our hot paths next to their references, one row each.
+// `npm run bench -- [pairs|train|native|all] [--quick] [--device cpu|cuda]`: our hot paths next to
+// their references, one table row each. Each bench is imported only when asked for (the GPU machine
+// has no sharp).
 import yargs from 'yargs';
-import { benchPairs } from './pairs.js';
 
-const BENCHES: Record<string, (o: { quick: boolean }) => Promise<unknown>> = { pairs: benchPairs };
+type BenchOptions = { quick: boolean; device?: 'cpu' | 'cuda'; batches?: number[] };
+const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown>>> = {
+  pairs: async () => (await import('./pairs.js')).benchPairs,
+  train: async () => (await import('./train.js')).benchTrain,
+  native: async () => (await import('./native.js')).benchNative,
+};
 
 const argv = await yargs(process.argv.slice(2))
   .scriptName('npm run bench --')
   .command('$0 [which]', 'Run benchmarks', (y) => y.positional('which', { choices: [...Object.keys(BENCHES), 'all'], default: 'all' }))
   .option('quick', { type: 'boolean', default: false, describe: 'Fewer images and runs' })
+  .option('device', { choices: ['cpu', 'cuda'] as const, default: 'cpu' as const, describe: 'Device for the native bench' })
+  .option('batches', { type: 'array', describe: 'Batch sizes for the CUDA bench' })
   .strict()
   .parseAsync();
 const which = argv.which === 'all' ? Object.keys(BENCHES) : [argv.which as string];
-for (const name of which) await BENCHES[name]!({ quick: argv.quick });
+for (const name of which) await (await BENCHES[name]!())({ quick: argv.quick, device: argv.device, batches: argv.batches?.map(Number) });

@@ -47,11 +47,10 @@ export function tensorProto(name: string, dtype: DType, dims: number[], data: Ty
   return { name, dims, data_type: DataType[dtype], raw_data: raw };
 }
 
-function valueInfo(name: string, dtype: DType, shape: Dim[]): ValueInfoJson {
-  return {
-    name,
-    type: { tensor_type: { elem_type: DataType[dtype], shape: { dim: shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } },
-  };
+/** A value's type; a null shape leaves the rank open (any tensor of that element type). */
+function valueInfo(name: string, dtype: DType, shape: Dim[] | null): ValueInfoJson {
+  const dims = shape?.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d }));
+  return { name, type: { tensor_type: { elem_type: DataType[dtype], ...(dims ? { shape: { dim: dims } } : {}) } } };
 }
 
 export class Graph {
@@ -73,7 +72,7 @@ export class Graph {
     return name;
   }
 
-  input(name: string, dtype: DType, shape: Dim[]): string {
+  input(name: string, dtype: DType, shape: Dim[] | null): string {
     if (this.used.has(name)) throw new Error(`graph ${this.name}: value ${name} already exists`);
     this.used.add(name);
     this.inputs.push(valueInfo(name, dtype, shape));
@@ -81,7 +80,7 @@ export class Graph {
   }
 
   /** Expose `value` as graph output `name` (through an Identity when the names differ). */
-  output(value: string, name: string, dtype: DType, shape: Dim[]): string {
+  output(value: string, name: string, dtype: DType, shape: Dim[] | null): string {
     if (value !== name) {
       if (this.used.has(name)) throw new Error(`graph ${this.name}: output name ${name} already exists`);
       this.used.add(name);

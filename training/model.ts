@@ -90,6 +90,13 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
 
 export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
+/** A dropout keep mask (N, D) as bytes 0/1, drawn from `rng`: made on the host so runs replay exactly. */
+export function dropoutKeepMask(rng: Rng, n: number, hidden: number, rate: number): Uint8Array {
+  const keep = new Uint8Array(n * hidden);
+  for (let i = 0; i < keep.length; i++) keep[i] = rng.next() < rate ? 0 : 1;
+  return keep;
+}
+
 /** Keras-style initial values, seeded: Glorot uniform kernels, zero biases, BN γ = 1, β = 0. */
 export function initParams(c: ModelConfig, seed: number): Map<string, Float32Array> {
   const rng = new Rng(seed);
@@ -291,6 +298,13 @@ export function buildEvalGraph(c: ModelConfig): Graph {
   const f = buildForward(g, c, p, 'eval');
   g.output(bceForward(g, f.logits, labelsFloat(g, c)), io.loss, 'float32', []);
   g.output(g.op('Sigmoid', [f.logits]), io.probs, 'float32', ['N', c.tags]);
+  return g;
+}
+
+/** Identity y = x for float tensors of any shape: the trainer's host ↔ device copies go through it. */
+export function buildCopyGraph(): Graph {
+  const g = new Graph('alt_i2v_copy');
+  g.output(g.op('Identity', [g.input('x', 'float32', null)]), 'y', 'float32', null);
   return g;
 }
 

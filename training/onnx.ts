@@ -123,7 +123,7 @@ export interface NodeJson {
 
 export interface ValueInfoJson {
   name: string;
-  type: { tensor_type: { elem_type: number; shape: { dim: ({ dim_value: number } | { dim_param: string })[] } } };
+  type: { tensor_type: { elem_type: number; shape?: { dim: ({ dim_value: number } | { dim_param: string })[] } } };
 }
 
 export interface GraphJson {

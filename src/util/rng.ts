@@ -23,6 +23,20 @@ export class Rng {
     for (let i = 0; i < 12; i++) this.uint32();
   }
 
+  /** The generator's state, to save in a checkpoint. */
+  state(): number[] {
+    return [this.a, this.b, this.c, this.d];
+  }
+
+  static fromState(state: readonly number[]): Rng {
+    if (state.length !== 4 || !state.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32)) {
+      throw new RangeError(`Expected 4 uint32 values for an RNG state but received [${state.join(', ')}]`);
+    }
+    const r = new Rng(0);
+    [r.a, r.b, r.c, r.d] = state as [number, number, number, number];
+    return r;
+  }
+
   uint32(): number {
     const t = (((this.a + this.b) >>> 0) + this.d) >>> 0;
     this.d = (this.d + 1) >>> 0;

@@ -4,6 +4,7 @@ import { defineCommand, type Command } from '../command.js';
 import { checkChoice } from '../../util/errors.js';
 import { DEVICES, cudaMissingMessage, executionProviders, runtimeReport } from '../../runtime/providers.js';
 import { gradcheck, gradcheckConfig } from '../../../training/gradcheck.js';
+import { addonStatus } from '../../native/addon.js';
 
 export const doctorCommand: Command = ({ io }) =>
   defineCommand({
@@ -19,7 +20,8 @@ export const doctorCommand: Command = ({ io }) =>
       io.out(`onnxruntime: ${r.ortVersion} (${r.libDir})`);
       io.out(`backends: ${r.backends.map((b) => `${b.name}${b.bundled ? '' : ' (needs provider libraries)'}`).join(', ')}`);
       io.out(`cuda provider libraries: ${r.cudaMissing.length === 0 ? 'present' : `missing ${r.cudaMissing.length}`}`);
-      io.out('native addon: not part of this build yet (training runs through onnxruntime-node)');
+      const addon = addonStatus();
+      io.out(`native addon: ${addon.ok ? `loads (${addon.file})` : `NOT loading: ${addon.reason}`}`);
       if (device === 'cuda' && r.cudaMissing.length > 0) throw new Error(cudaMissingMessage(r.cudaMissing));
       if (!argv.gradcheck) return;
       const c = gradcheckConfig();

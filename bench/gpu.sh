@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One prepared check for a machine with an NVIDIA GPU (CUDA 13 runtime, cuBLAS, cuDNN 9; no internet):
+# provider libraries, the CUDA gradient check, the native-vs-reference equality test on CUDA, and the
+# full-size training step on CUDA at batch 32 and 64. Never part of CI.
+#   On a machine with the npm registry:  npm ci && npm run setup:cuda && bash bench/gpu.sh
+#   On an offline GPU machine, with a bundle made by bench/gpu-bundle.sh:  bash bench/gpu.sh --bundle DIR
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-bench/results}
+mkdir -p "$out"
+log() { echo "== $*"; }
+
+if [ "${1:-}" = "--bundle" ]; then
+  b=$2
+  log "unpacking bundle $b"
+  mkdir -p .gpu-run && tar -xf "$b/runtime.tar" -C .gpu-run
+  if [ -f "$b/cuda.tar.xz.00" ]; then cat "$b"/cuda.tar.xz.* | xz -d -T0 | tar -x -C node_modules/onnxruntime-node/bin/napi-v6/linux/x64 2>/dev/null || cat "$b"/cuda.tar.xz.* | xz -d -T0 | tar -x -C .gpu-run/node_modules/onnxruntime-node/bin/napi-v6/linux/x64; fi
+  export PATH="$PWD/.gpu-run/bin:$PATH"
+fi
+# CUDA runtime libraries: the system's and those of pip's nvidia-* packages, where present.
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib $(ls -d /opt/*/.venv/lib/python3*/site-packages/nvidia/*/lib /usr/local/lib/python3*/dist-packages/nvidia/*/lib 2>/dev/null); do
+  [ -d "$d" ] && LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
+done
+export LD_LIBRARY_PATH
+
+log "machine"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; node --version
+lib=$(node -e "console.log(require('path').dirname(require.resolve('onnxruntime-node/package.json')))")/bin/napi-v6/linux/x64
+log "provider libraries in $lib"; ls -la "$lib"
+log "unresolved libraries of the CUDA provider"; ldd "$lib/libonnxruntime_providers_cuda.so" | grep "not found" || echo none
+log "doctor --device cuda --gradcheck"; node dist/src/cli/main.js doctor --device cuda --gradcheck 2>&1 | tail -6
+log "native TrainSession on CUDA vs the onnxruntime-node reference"
+ALT_I2V_TEST_DEVICE=cuda node --test --test-reporter=spec dist/test/native/train-session.test.js 2>&1 | tail -40
+log "full-size training step on CUDA"
+node dist/bench/run.js native --device cuda --batches 32 64 2>&1 | tail -8
+cp bench/results/native-cuda.json "$out/" 2>/dev/null || true

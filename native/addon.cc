@@ -1,0 +1,12 @@
+// Registers the addon's exports; the work lives in train_session.cc.
+#include <napi.h>
+
+#include "train_session.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  alt_i2v::TrainSession::Init(env, exports);
+  exports.Set("ortApiVersion", Napi::Number::New(env, ORT_API_VERSION));
+  return exports;
+}
+
+NODE_API_MODULE(alt_i2v_native, Init)

@@ -1,0 +1,89 @@
+// Loads the native trainer addon (native/, built by `npm run build:native`). Tries each place the
+// binary can be and, if none loads, throws one message listing what it tried and what to run.
+// The native surface is declared here, once.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeSpec {
+  name: string;
+  role: 'trainable' | 'frozen' | 'state';
+  shape: number[];
+}
+
+export interface NativeLoadOptions {
+  trainModel: Uint8Array;
+  optimizerModel?: Uint8Array;
+  evalModel: Uint8Array;
+  copyModel: Uint8Array;
+  fused: boolean;
+  device: 'cpu' | 'cuda';
+  deviceId: number;
+  intraOpThreads: number;
+  interOpThreads: number;
+  imageSize: number;
+  tags: number;
+  hidden: number;
+  hasKeep: boolean;
+  specs: NativeSpec[];
+}
+
+export interface NativeTrainSession {
+  readonly busy: boolean;
+  load(options: NativeLoadOptions, params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void>;
+  setState(params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void>;
+  step(images: Uint8Array, labels: Uint8Array, keep: Uint8Array | null, n: number, lrT: number, epsT: number): Promise<number>;
+  evaluate(images: Uint8Array, labels: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }>;
+  getState(): Promise<{ params: Float32Array[]; m: Float32Array[]; v: Float32Array[] }>;
+  dispose(): void;
+}
+
+export interface NativeAddon {
+  TrainSession: new () => NativeTrainSession;
+  ortApiVersion: number;
+}
+
+/** The package root (where package.json and build/ live), from this file in src/ or dist/src/. */
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json')) || !existsSync(path.join(dir, 'CMakeLists.txt'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('alt-i2v-ort: cannot find the package root (package.json next to CMakeLists.txt)');
+    dir = up;
+  }
+  return dir;
+}
+
+let cached: NativeAddon | undefined;
+
+export function loadAddon(): NativeAddon {
+  if (cached) return cached;
+  const root = packageRoot();
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const file of [process.env.ALT_I2V_NATIVE, path.join(root, 'build', 'Release', 'alt_i2v_native.node'), path.join(root, 'build', 'Debug', 'alt_i2v_native.node')]) {
+    if (!file) continue;
+    if (!existsSync(file)) {
+      tried.push(`${file}: not found`);
+      continue;
+    }
+    try {
+      cached = require(file) as NativeAddon;
+      return cached;
+    } catch (err) {
+      tried.push(`${file}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(`the native trainer addon could not be loaded (tried ${tried.join('; ')}); run \`npm run build:native\` in ${root}`);
+}
+
+/** Whether the addon loads, and why not: for `doctor`. */
+export function addonStatus(): { ok: true; file: string } | { ok: false; reason: string } {
+  try {
+    loadAddon();
+    return { ok: true, file: path.join(packageRoot(), 'build', 'Release', 'alt_i2v_native.node') };
+  } catch (err) {
+    return { ok: false, reason: (err as Error).message };
+  }
+}

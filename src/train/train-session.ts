@@ -1,0 +1,174 @@
+// TrainSession: the typed face of the native trainer. Validates in TypeScript, fills every default
+// into one options object, keeps the Adam step count and the dropout RNG (so a checkpoint replays
+// exactly), and computes Adam's bias correction in float64 on the host.
+import { loadAddon, type NativeTrainSession } from '../native/addon.js';
+import { cudaMissingMessage, runtimeReport, type Device } from '../runtime/providers.js';
+import { checkInteger, expected } from '../util/errors.js';
+import { Rng } from '../util/rng.js';
+import {
+  adamStepScalars, buildCopyGraph, buildEvalGraph, buildOptimizerGraph, buildTrainGraph, checkConfig, dropoutKeepMask, numel, paramSpecs,
+  type ModelConfig, type ParamSpec,
+} from '../../training/model.js';
+
+export interface TrainSessionOptions {
+  device?: Device;
+  deviceId?: number;
+  /** Threads inside one op (0 = ONNX Runtime's default: one per core). */
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  /** One fused train + Adam graph (default; measured faster) or two graphs. */
+  fused?: boolean;
+  /** Seed of the dropout masks. */
+  seed?: number;
+}
+
+/** Model state in host memory: what checkpoints hold. */
+export interface TrainState {
+  params: Map<string, Float32Array>;
+  /** Adam moments per trainable tensor; absent = zeros. */
+  m?: Map<string, Float32Array>;
+  v?: Map<string, Float32Array>;
+  /** Adam steps taken. */
+  step?: number;
+  /** Dropout RNG state. */
+  rng?: number[];
+}
+
+export class TrainSession {
+  private stepCount = 0;
+  private rng: Rng;
+  private readonly specs: ParamSpec[];
+  private readonly trainable: ParamSpec[];
+  private disposed = false;
+
+  private constructor(
+    readonly config: ModelConfig,
+    private readonly native: NativeTrainSession,
+    seed: number,
+  ) {
+    this.specs = paramSpecs(config);
+    this.trainable = this.specs.filter((s) => s.role === 'trainable');
+    this.rng = new Rng(seed);
+  }
+
+  static async create(config: ModelConfig, initial: TrainState, options: TrainSessionOptions = {}): Promise<TrainSession> {
+    checkConfig(config);
+    const device = options.device ?? 'cpu';
+    if (device === 'cuda') {
+      const missing = runtimeReport().cudaMissing;
+      if (missing.length > 0) throw new Error(cudaMissingMessage(missing));
+    }
+    const fused = options.fused ?? true;
+    const addon = loadAddon();
+    const native = new addon.TrainSession();
+    const session = new TrainSession(config, native, options.seed ?? 0);
+    const { params, m, v } = session.stateArrays(initial, 'initial state');
+    await native.load(
+      {
+        trainModel: buildTrainGraph(config, { fuseOptimizer: fused }).encode(),
+        optimizerModel: fused ? undefined : buildOptimizerGraph(config).encode(),
+        evalModel: buildEvalGraph(config).encode(),
+        copyModel: buildCopyGraph().encode(),
+        fused,
+        device,
+        deviceId: checkInteger('deviceId', options.deviceId ?? 0, 0, 64),
+        intraOpThreads: checkInteger('intraOpThreads', options.intraOpThreads ?? 0, 0, 1024),
+        interOpThreads: checkInteger('interOpThreads', options.interOpThreads ?? 0, 0, 1024),
+        imageSize: config.imageSize,
+        tags: config.tags,
+        hidden: config.hidden,
+        hasKeep: config.dropout > 0,
+        specs: session.specs.map((s) => ({ name: s.name, role: s.role, shape: s.shape })),
+      },
+      params,
+      m,
+      v,
+    );
+    session.stepCount = initial.step ?? 0;
+    if (initial.rng) session.rng = Rng.fromState(initial.rng);
+    return session;
+  }
+
+  /** Adam steps taken so far. */
+  get steps(): number {
+    return this.stepCount;
+  }
+
+  /** One training step (forward, backward, Adam) on n images; resolves to the loss before the update. */
+  async step(images: Uint8Array, labels: Uint8Array, n: number, lr: number): Promise<number> {
+    this.checkBatch(images, labels, n);
+    if (!(lr > 0 && Number.isFinite(lr))) throw expected('a positive learning rate', 'lr', lr);
+    const c = this.config;
+    const rngBefore = this.rng.state();
+    const keep = c.dropout > 0 ? dropoutKeepMask(this.rng, n, c.hidden, c.dropout) : null;
+    const { lrT, epsT } = adamStepScalars(lr, this.stepCount + 1);
+    try {
+      const loss = await this.native.step(images, labels, keep, n, lrT, epsT);
+      this.stepCount++;
+      return loss;
+    } catch (err) {
+      this.rng = Rng.fromState(rngBefore);
+      throw err;
+    }
+  }
+
+  /** Loss and probabilities (n, K) with dropout off and running BN statistics. */
+  async evaluate(images: Uint8Array, labels: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }> {
+    this.checkBatch(images, labels, n);
+    return this.native.evaluate(images, labels, n);
+  }
+
+  /** Host copies of the whole state (the only place parameters leave the device). */
+  async getState(): Promise<Required<TrainState>> {
+    const s = await this.native.getState();
+    return {
+      params: new Map(this.specs.map((spec, i) => [spec.name, s.params[i]!])),
+      m: new Map(this.trainable.map((spec, i) => [spec.name, s.m[i]!])),
+      v: new Map(this.trainable.map((spec, i) => [spec.name, s.v[i]!])),
+      step: this.stepCount,
+      rng: this.rng.state(),
+    };
+  }
+
+  async setState(state: TrainState): Promise<void> {
+    const { params, m, v } = this.stateArrays(state, 'state');
+    await this.native.setState(params, m, v);
+    this.stepCount = state.step ?? 0;
+    if (state.rng) this.rng = Rng.fromState(state.rng);
+  }
+
+  /** Free device memory; harmless twice. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.native.dispose();
+  }
+
+  private checkBatch(images: Uint8Array, labels: Uint8Array, n: number): void {
+    const c = this.config;
+    checkInteger('n', n, 1, 1 << 20);
+    if (!(images instanceof Uint8Array) || images.length !== n * c.imageSize * c.imageSize * 3) {
+      throw new RangeError(`Expected ${n * c.imageSize * c.imageSize * 3} bytes for images (n=${n} × ${c.imageSize}×${c.imageSize}×3) but received ${images?.length}`);
+    }
+    if (!(labels instanceof Uint8Array) || labels.length !== n * c.tags) {
+      throw new RangeError(`Expected ${n * c.tags} bytes for labels (n=${n} × ${c.tags} tags) but received ${labels?.length}`);
+    }
+  }
+
+  private stateArrays(state: TrainState, what: string): { params: Float32Array[]; m?: Float32Array[]; v?: Float32Array[] } {
+    const pick = (map: Map<string, Float32Array>, specs: ParamSpec[], label: string): Float32Array[] =>
+      specs.map((s) => {
+        const a = map.get(s.name);
+        if (!a) throw new RangeError(`Expected tensor ${s.name} in the ${what} (${label}) but it is missing: is it a checkpoint of another model?`);
+        if (a.length !== numel(s.shape)) throw new RangeError(`Expected ${numel(s.shape)} values for ${s.name} [${s.shape}] in the ${what} (${label}) but received ${a.length}: is it a checkpoint of another model?`);
+        return a;
+      });
+    const params = pick(state.params, this.specs, 'params');
+    if (!state.m !== !state.v) throw new RangeError(`Expected both Adam m and v in the ${what}, or neither`);
+    return {
+      params,
+      m: state.m ? pick(state.m, this.trainable, 'Adam m') : undefined,
+      v: state.v ? pick(state.v, this.trainable, 'Adam v') : undefined,
+    };
+  }
+}

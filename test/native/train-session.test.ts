@@ -1,0 +1,153 @@
+// The native TrainSession against the onnxruntime-node reference run of the same artifacts, and its
+// behaviour at the edges: concurrency, disposal, bad batches, foreign checkpoints, leaks.
+// ALT_I2V_TEST_DEVICE=cuda runs the equality checks on the CUDA EP (bench/gpu.sh does).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadAddon } from '../../src/native/addon.js';
+import { TrainSession } from '../../src/train/train-session.js';
+import { Rng } from '../../src/util/rng.js';
+import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
+import { HostTrainSession } from '../../training/host-session.js';
+import { defaultConfig, dropoutKeepMask, initParams, VGG16_TINY_WIDTHS } from '../../training/model.js';
+
+const device = process.env.ALT_I2V_TEST_DEVICE === 'cuda' ? 'cuda' : 'cpu';
+// CUDA kernels sum in other orders than the CPU reference: compare to float32 noise there.
+const TOL = device === 'cuda' ? 2e-4 : 1e-6;
+
+for (const fused of [true, false]) {
+  test(`20 ${device} steps equal the onnxruntime-node reference run (${fused ? 'fused step graph' : 'train + optimizer graphs'})`, async (t) => {
+    const c = gradcheckConfig();
+    const params = randomParams(c, 1);
+    const native = await TrainSession.create(c, { params }, { seed: 5, fused, device });
+    const host = await HostTrainSession.create(c, params, { fused });
+    const rng = new Rng(5);
+    let lossDiff = 0;
+    for (let s = 0; s < 20; s++) {
+      const b = randomBatch(c, 4, 100 + s);
+      const got = await native.step(b.images, b.labels, 4, 0.001);
+      const want = await host.trainStep({ ...b, keep: dropoutKeepMask(rng, 4, c.hidden, c.dropout) }, 0.001);
+      lossDiff = Math.max(lossDiff, Math.abs(got - want) / Math.max(1, Math.abs(want)));
+    }
+    const state = await native.getState();
+    let paramDiff = 0;
+    for (const [name, v] of state.params) {
+      const w = host.params.get(name)!;
+      for (let i = 0; i < v.length; i++) paramDiff = Math.max(paramDiff, Math.abs(v[i]! - w[i]!) / Math.max(1, Math.abs(w[i]!)));
+    }
+    t.diagnostic(`max loss difference ${lossDiff.toExponential(2)}, max parameter difference ${paramDiff.toExponential(2)} (tolerance ${TOL})`);
+    assert.ok(lossDiff <= TOL && paramDiff <= TOL * 10, `loss ${lossDiff} params ${paramDiff}`);
+    assert.equal(native.steps, 20);
+    native.dispose();
+    await host.release();
+  });
+}
+
+test('dropout masks replay from the seed; another seed gives another run', async () => {
+  const c = gradcheckConfig();
+  const params = randomParams(c, 2);
+  const losses = async (seed: number): Promise<number[]> => {
+    const s = await TrainSession.create(c, { params }, { seed, device });
+    const out: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const b = randomBatch(c, 4, 7 + i);
+      out.push(await s.step(b.images, b.labels, 4, 0.001));
+    }
+    s.dispose();
+    return out;
+  };
+  const [a, b, other] = [await losses(1), await losses(1), await losses(2)];
+  assert.deepEqual(a, b);
+  assert.notDeepEqual(a.slice(1), other.slice(1));
+});
+
+test('getState then setState on a fresh session continues the run exactly (params, Adam, step, RNG)', async () => {
+  const c = gradcheckConfig();
+  const params = randomParams(c, 3);
+  const batches = Array.from({ length: 6 }, (_, i) => randomBatch(c, 4, 50 + i));
+  const a = await TrainSession.create(c, { params }, { seed: 9, device });
+  const whole: number[] = [];
+  for (const b of batches) whole.push(await a.step(b.images, b.labels, 4, 0.001));
+  const b1 = await TrainSession.create(c, { params }, { seed: 9, device });
+  for (const b of batches.slice(0, 3)) await b1.step(b.images, b.labels, 4, 0.001);
+  const saved = await b1.getState();
+  b1.dispose();
+  const b2 = await TrainSession.create(c, { params: randomParams(c, 99) }, { seed: 1, device });
+  await b2.setState(saved);
+  assert.equal(b2.steps, 3);
+  const rest: number[] = [];
+  for (const b of batches.slice(3)) rest.push(await b2.step(b.images, b.labels, 4, 0.001));
+  assert.deepEqual(rest, whole.slice(3));
+  a.dispose();
+  b2.dispose();
+});
+
+test('the event loop keeps running during a step', async (t) => {
+  const c = defaultConfig({ tags: 20, widths: [...VGG16_TINY_WIDTHS], imageSize: 96, hidden: 64, freeze: 0 });
+  const s = await TrainSession.create(c, { params: initParams(c, 1) }, { device });
+  const b = randomBatch(c, 32, 1);
+  await s.step(b.images, b.labels, 32, 0.001); // warm-up
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 2);
+  const t0 = performance.now();
+  await s.step(b.images, b.labels, 32, 0.001);
+  const ms = performance.now() - t0;
+  clearInterval(timer);
+  t.diagnostic(`step took ${ms.toFixed(0)} ms; the 2 ms timer fired ${ticks} times meanwhile`);
+  assert.ok(ticks >= Math.min(3, Math.floor(ms / 10)), `${ticks} ticks in ${ms} ms`);
+  s.dispose();
+});
+
+test('a second call while a step runs is rejected; dispose twice is harmless; use after dispose throws', async () => {
+  const c = gradcheckConfig();
+  const s = await TrainSession.create(c, { params: randomParams(c, 4) }, { device });
+  const b = randomBatch(c, 4, 1);
+  const first = s.step(b.images, b.labels, 4, 0.001);
+  await assert.rejects(s.step(b.images, b.labels, 4, 0.001), /TrainSession\.step: another call on this session is still running; await it first/);
+  await assert.rejects(s.getState(), /another call on this session is still running/);
+  assert.ok(Number.isFinite(await first));
+  s.dispose();
+  s.dispose();
+  await assert.rejects(s.step(b.images, b.labels, 4, 0.001), /TrainSession\.step: the session is disposed/);
+});
+
+test('rejects a wrong-sized batch and a checkpoint of another model with clear errors', async () => {
+  const c = gradcheckConfig();
+  const s = await TrainSession.create(c, { params: randomParams(c, 5) }, { device });
+  const b = randomBatch(c, 4, 1);
+  await assert.rejects(s.step(b.images.subarray(1), b.labels, 4, 0.001), (e: unknown) => e instanceof RangeError && /Expected 12288 bytes for images \(n=4 × 32×32×3\) but received 12287/.test(e.message));
+  await assert.rejects(s.step(b.images, b.labels, 3, 0.001), /Expected 9216 bytes for images \(n=3/);
+  await assert.rejects(s.evaluate(b.images, b.labels.subarray(2), 4), /Expected 20 bytes for labels \(n=4 × 5 tags\) but received 18/);
+  const other = gradcheckConfig({ hidden: 16 });
+  await assert.rejects(s.setState({ params: randomParams(other, 1) }), (e: unknown) => e instanceof RangeError && /Expected 64 values for fc1\.weight \[8,8\] .* is it a checkpoint of another model\?/.test(e.message));
+  const fewer = new Map(randomParams(c, 1));
+  fewer.delete('conv3.bias');
+  await assert.rejects(s.setState({ params: fewer }), /Expected tensor conv3\.bias in the state \(params\) but it is missing/);
+  assert.ok(Number.isFinite(await s.step(b.images, b.labels, 4, 0.001)), 'still usable after rejected calls');
+  s.dispose();
+});
+
+test('an ONNX Runtime failure becomes a JS error with the ORT code and the caller in its stack', async () => {
+  const addon = loadAddon();
+  const native = new addon.TrainSession();
+  const junk = new Uint8Array([1, 2, 3, 4]);
+  const err = await native
+    .load({ trainModel: junk, evalModel: junk, copyModel: junk, fused: true, device: 'cpu', deviceId: 0, intraOpThreads: 1, interOpThreads: 1, imageSize: 32, tags: 1, hidden: 1, hasKeep: false, specs: [] }, [])
+    .then(() => null, (e: unknown) => e as Error & { code?: string });
+  assert.ok(err, 'load of a junk model must fail');
+  assert.equal(err.code, 'ORT_INVALID_PROTOBUF');
+  assert.match(err.stack ?? '', /train-session\.test\.js/);
+  native.dispose();
+});
+
+test('1,000 steps keep RSS flat (no leak)', async (t) => {
+  const c = gradcheckConfig();
+  const s = await TrainSession.create(c, { params: randomParams(c, 6) }, { device });
+  const b = randomBatch(c, 4, 1);
+  for (let i = 0; i < 100; i++) await s.step(b.images, b.labels, 4, 0.001);
+  const start = process.memoryUsage().rss;
+  for (let i = 0; i < 1000; i++) await s.step(b.images, b.labels, 4, 0.001);
+  const end = process.memoryUsage().rss;
+  t.diagnostic(`RSS after warm-up ${(start / 2 ** 20).toFixed(1)} MiB, after 1,000 more steps ${(end / 2 ** 20).toFixed(1)} MiB`);
+  assert.ok(end - start < 24 * 2 ** 20, `grew ${(end - start) / 2 ** 20} MiB`);
+  s.dispose();
+});

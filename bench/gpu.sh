@@ -12,13 +12,14 @@ log() { echo "== $*"; }
 
 if [ "${1:-}" = "--bundle" ]; then
   b=$2
-  log "unpacking bundle $b"
-  mkdir -p .gpu-run && tar -xf "$b/runtime.tar" -C .gpu-run
-  if [ -f "$b/cuda.tar.xz.00" ]; then cat "$b"/cuda.tar.xz.* | xz -d -T0 | tar -x -C node_modules/onnxruntime-node/bin/napi-v6/linux/x64 2>/dev/null || cat "$b"/cuda.tar.xz.* | xz -d -T0 | tar -x -C .gpu-run/node_modules/onnxruntime-node/bin/napi-v6/linux/x64; fi
-  export PATH="$PWD/.gpu-run/bin:$PATH"
+  if [ ! -x node_modules/.node/bin/node ]; then log "unpacking $b/runtime.tar.xz"; xz -d -T0 < "$b/runtime.tar.xz" | tar -x; fi
+  log "unpacking the CUDA provider libraries from $b/cuda.tar.xz.*"
+  cat "$b"/cuda.tar.xz.[0-9][0-9] | xz -d -T0 | tar -x -C node_modules/onnxruntime-node/bin/napi-v6/linux/x64
+  export PATH="$PWD/node_modules/.node/bin:$PATH"
 fi
 # CUDA runtime libraries: the system's and those of pip's nvidia-* packages, where present.
-for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib $(ls -d /opt/*/.venv/lib/python3*/site-packages/nvidia/*/lib /usr/local/lib/python3*/dist-packages/nvidia/*/lib 2>/dev/null); do
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib \
+  $(find /opt /usr/local/lib /usr/lib/python3 -path '*site-packages/nvidia*' -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u); do
   [ -d "$d" ] && LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
 done
 export LD_LIBRARY_PATH

@@ -99,19 +99,21 @@ Napi::Float32Array ToFloat32Array(Napi::Env env, const std::vector<float>& v) {
 // Engine
 
 Engine::Engine(Options options) : options_(std::move(options)), cpu_info_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
+  Ort::Env& env = GlobalEnv();  // first: loading the CUDA provider logs through the env's default logger
   Ort::SessionOptions so;
   so.SetIntraOpNumThreads(options_.intra_threads);
   so.SetInterOpNumThreads(options_.inter_threads);
   so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
   if (options_.cuda) {
-    OrtCUDAProviderOptions cuda;
-    cuda.device_id = options_.device_id;
-    so.AppendExecutionProvider_CUDA(cuda);
+    Ort::CUDAProviderOptions cuda;
+    // TF32 off unless asked: the equality tests compare CUDA against the float32 CPU reference.
+    cuda.Update({{"device_id", std::to_string(options_.device_id)}, {"use_tf32", options_.tf32 ? "1" : "0"}});
+    so.AppendExecutionProvider_CUDA_V2(*cuda);
     device_info_ = Ort::MemoryInfo("Cuda", OrtArenaAllocator, options_.device_id, OrtMemTypeDefault);
   } else {
     device_info_ = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   }
-  auto make = [&](const std::vector<uint8_t>& bytes) { return std::make_unique<Ort::Session>(GlobalEnv(), bytes.data(), bytes.size(), so); };
+  auto make = [&](const std::vector<uint8_t>& bytes) { return std::make_unique<Ort::Session>(env, bytes.data(), bytes.size(), so); };
   train_ = make(options_.train_model);
   if (!options_.fused) optimizer_ = make(options_.optimizer_model);
   eval_ = make(options_.eval_model);
@@ -451,6 +453,7 @@ Napi::Value TrainSession::Load(const Napi::CallbackInfo& info) {
   opt.copy_model = BytesOf(o.Get("copyModel"), "options.copyModel");
   opt.cuda = o.Get("device").ToString().Utf8Value() == "cuda";
   opt.device_id = static_cast<int>(IntOf(o, "deviceId"));
+  opt.tf32 = o.Get("tf32").ToBoolean();
   opt.intra_threads = static_cast<int>(IntOf(o, "intraOpThreads"));
   opt.inter_threads = static_cast<int>(IntOf(o, "interOpThreads"));
   opt.image_size = IntOf(o, "imageSize");

@@ -29,6 +29,7 @@ struct Options {
   bool fused = false;
   bool cuda = false;
   int device_id = 0;
+  bool tf32 = false;
   int intra_threads = 0;
   int inter_threads = 0;
   int64_t image_size = 0;

@@ -10,6 +10,8 @@ export interface HostSessionOptions {
   /** One fused step graph instead of train + optimizer graphs. */
   fused?: boolean;
   threads?: number;
+  /** onnxruntime-node execution providers (default cpu). */
+  executionProviders?: string[];
 }
 
 export class HostTrainSession {
@@ -33,7 +35,7 @@ export class HostTrainSession {
   }
 
   static async create(config: ModelConfig, params: Map<string, Float32Array>, opts: HostSessionOptions = {}): Promise<HostTrainSession> {
-    const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: opts.threads ?? 0, graphOptimizationLevel: 'all' };
+    const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: opts.threads ?? 0, graphOptimizationLevel: 'all', executionProviders: opts.executionProviders ?? ['cpu'] };
     const train = await ort.InferenceSession.create(buildTrainGraph(config, { fuseOptimizer: opts.fused }).encode(), so);
     const optimizer = opts.fused ? null : await ort.InferenceSession.create(buildOptimizerGraph(config).encode(), so);
     const evaluator = await ort.InferenceSession.create(buildEvalGraph(config).encode(), so);

@@ -20,6 +20,7 @@ export interface NativeLoadOptions {
   fused: boolean;
   device: 'cpu' | 'cuda';
   deviceId: number;
+  tf32: boolean;
   intraOpThreads: number;
   interOpThreads: number;
   imageSize: number;

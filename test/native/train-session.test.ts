@@ -131,7 +131,7 @@ test('an ONNX Runtime failure becomes a JS error with the ORT code and the calle
   const native = new addon.TrainSession();
   const junk = new Uint8Array([1, 2, 3, 4]);
   const err = await native
-    .load({ trainModel: junk, evalModel: junk, copyModel: junk, fused: true, device: 'cpu', deviceId: 0, intraOpThreads: 1, interOpThreads: 1, imageSize: 32, tags: 1, hidden: 1, hasKeep: false, specs: [] }, [])
+    .load({ trainModel: junk, evalModel: junk, copyModel: junk, fused: true, device: 'cpu', deviceId: 0, tf32: false, intraOpThreads: 1, interOpThreads: 1, imageSize: 32, tags: 1, hidden: 1, hasKeep: false, specs: [] }, [])
     .then(() => null, (e: unknown) => e as Error & { code?: string });
   assert.ok(err, 'load of a junk model must fail');
   assert.equal(err.code, 'ORT_INVALID_PROTOBUF');

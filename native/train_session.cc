@@ -13,9 +13,11 @@ namespace alt_i2v {
 namespace {
 
 Ort::Env& GlobalEnv() {
-  // One OrtEnv per process; onnxruntime-node's shares the same libonnxruntime.
-  static Ort::Env env(ORT_LOGGING_LEVEL_WARNING, "alt-i2v-ort");
-  return env;
+  // One OrtEnv per process, shared with onnxruntime-node through the same libonnxruntime. Never
+  // destroyed: releasing it from a static destructor at exit, after the CUDA provider library has
+  // been torn down, corrupted the heap ("corrupted double-linked list" on an H200).
+  static Ort::Env* env = new Ort::Env(ORT_LOGGING_LEVEL_WARNING, "alt-i2v-ort");
+  return *env;
 }
 
 const char* OrtCodeName(OrtErrorCode code) {

@@ -6,6 +6,11 @@ import { buildTrainGraph, io, numel, paramSpecs, type ModelConfig } from './mode
 import { referenceForward, type Batch } from './reference.js';
 
 export const GRADCHECK_TOLERANCE = 2e-3;
+/**
+ * onnxruntime-node's CUDA EP runs float32 matrix work in TF32 (10-bit mantissa) and offers no switch:
+ * measured worst 8e-3 on an H200. A broken set-up gives errors of order 1.
+ */
+export const GRADCHECK_TOLERANCE_CUDA = 2e-2;
 
 /** A tiny config whose ReLUs stay alive with random parameters, with frozen and trainable convs. */
 export function gradcheckConfig(over: Partial<ModelConfig> = {}): ModelConfig {
@@ -124,7 +129,7 @@ export async function gradcheck(c: ModelConfig, opts: { seed?: number; n?: numbe
     });
     rows.push({ name: spec.name, checked: idx.length, maxAbsErr, maxRelErr });
   }
-  const tolerance = GRADCHECK_TOLERANCE;
+  const tolerance = opts.executionProviders?.includes('cuda') ? GRADCHECK_TOLERANCE_CUDA : GRADCHECK_TOLERANCE;
   const ortLoss = (out[io.loss]!.data as Float32Array)[0]!;
   const lossOk = Math.abs(ortLoss - refLoss) <= 1e-5 * Math.max(1, Math.abs(refLoss));
   return { ortLoss, refLoss, rows, tolerance, ok: lossOk && rows.every((r) => r.maxRelErr <= tolerance) };

@@ -28,9 +28,9 @@ log "machine"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=
 lib=$(node -e "console.log(require('path').dirname(require.resolve('onnxruntime-node/package.json')))")/bin/napi-v6/linux/x64
 log "provider libraries in $lib"; ls -la "$lib"
 log "unresolved libraries of the CUDA provider"; ldd "$lib/libonnxruntime_providers_cuda.so" | grep "not found" || echo none
-log "doctor --device cuda --gradcheck"; node dist/src/cli/main.js doctor --device cuda --gradcheck 2>&1 | tail -6
+log "doctor --device cuda --gradcheck"; node dist/src/cli/main.js doctor --device cuda --gradcheck 2>&1 | grep -v 'max rel error'
 log "native TrainSession on CUDA vs the onnxruntime-node reference"
-ALT_I2V_TEST_DEVICE=cuda node --test --test-reporter=spec dist/test/native/train-session.test.js 2>&1 | tail -40
+ALT_I2V_TEST_DEVICE=cuda node --test --test-reporter=spec dist/test/native/train-session.test.js 2>&1 | grep -E '✔|✖|ℹ|Error'
 log "full-size training step on CUDA"
-node dist/bench/run.js native --device cuda --batches 32 64 2>&1 | tail -8
+node dist/bench/run.js native --device cuda --batches 32 64 2>&1 | grep -E '^\||results'
 cp bench/results/native-cuda.json "$out/" 2>/dev/null || true

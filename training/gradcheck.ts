@@ -131,6 +131,8 @@ export async function gradcheck(c: ModelConfig, opts: { seed?: number; n?: numbe
   }
   const tolerance = opts.executionProviders?.includes('cuda') ? GRADCHECK_TOLERANCE_CUDA : GRADCHECK_TOLERANCE;
   const ortLoss = (out[io.loss]!.data as Float32Array)[0]!;
-  const lossOk = Math.abs(ortLoss - refLoss) <= 1e-5 * Math.max(1, Math.abs(refLoss));
+  // The loss itself: float32 vs float64 on CPU; TF32 on CUDA moves it by ~1e-4 relative.
+  const lossTol = tolerance === GRADCHECK_TOLERANCE ? 1e-5 : 1e-3;
+  const lossOk = Math.abs(ortLoss - refLoss) <= lossTol * Math.max(1, Math.abs(refLoss));
   return { ortLoss, refLoss, rows, tolerance, ok: lossOk && rows.every((r) => r.maxRelErr <= tolerance) };
 }

@@ -2,15 +2,17 @@
 // each as one line on stderr. `runCli` returns the exit code, so tests call it without spawning.
 import yargs, { type Argv } from 'yargs';
 import type { Command, Ctx } from './command.js';
-import { UsageError, messageOf } from '../util/errors.js';
+import { InterruptedError, UsageError, messageOf } from '../util/errors.js';
 import { processIo, type Io } from './io.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
+import { exportCommand } from './commands/export.js';
+import { trainCommand } from './commands/train.js';
 import { pairsCommand } from './commands/pairs.js';
 import { synthCommand } from './commands/synth.js';
 import { tagsCommand } from './commands/tags.js';
 
-const COMMANDS: Command[] = [synthCommand, tagsCommand, pairsCommand, demoCommand, doctorCommand];
+const COMMANDS: Command[] = [synthCommand, tagsCommand, pairsCommand, trainCommand, exportCommand, demoCommand, doctorCommand];
 
 export async function runCli(argv: readonly string[], io: Io = processIo): Promise<number> {
   const ctx: Ctx = { io, run: (args) => runCli(args, io) };
@@ -40,6 +42,7 @@ export async function runCli(argv: readonly string[], io: Io = processIo): Promi
   } catch (err) {
     io.err(`alt-i2v-ort: ${messageOf(err)}`);
     if (err instanceof UsageError || (err as Error)?.name === 'YError') return 2;
+    if (err instanceof InterruptedError) return 130;
     if (process.env.ALT_I2V_DEBUG) io.err(String((err as Error)?.stack));
     return 1;
   }

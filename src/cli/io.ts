@@ -16,8 +16,8 @@ export const processIo: Io = {
 };
 
 export interface Progress {
-  /** Set the number done. */
-  update(done: number): void;
+  /** Set the number done, with an optional short note (e.g. the current loss). */
+  update(done: number, note?: string): void;
   /** Print a line without breaking the bar. */
   log(line: string): void;
   stop(): void;
@@ -35,7 +35,7 @@ export function startProgress(io: Io, label: string, total: number, unit = 'img'
   if (io.tty) {
     const multi = new cliProgress.MultiBar(
       {
-        format: `${label} [{bar}] {value}/{total} | {rate} ${unit}/s | ETA {eta_formatted}`,
+        format: `${label} [{bar}] {value}/{total} | {rate} ${unit}/s | ETA {eta_formatted}{note}`,
         stream: process.stderr,
         hideCursor: true,
         clearOnComplete: false,
@@ -43,23 +43,25 @@ export function startProgress(io: Io, label: string, total: number, unit = 'img'
       },
       cliProgress.Presets.shades_classic,
     );
-    const bar = multi.create(total, 0, { rate: '0.0' });
+    const bar = multi.create(total, 0, { rate: '0.0', note: '' });
     return {
-      update: (done) => bar.update(done, { rate: rate(done).toFixed(1) }),
+      update: (done, note) => bar.update(done, { rate: rate(done).toFixed(1), note: note ? ` | ${note}` : '' }),
       log: (line) => multi.log(`${line}\n`),
       stop: () => multi.stop(),
     };
   }
   let last = started;
   let lastDone = 0;
+  let lastNote = '';
   const line = (done: number): string => {
     const r = rate(done);
     const pct = total > 0 ? ` (${((100 * done) / total).toFixed(1)}%)` : '';
-    return `${label}: ${done}/${total}${pct}, ${r.toFixed(1)} ${unit}/s, ETA ${fmtTime((total - done) / r)}`;
+    return `${label}: ${done}/${total}${pct}, ${r.toFixed(1)} ${unit}/s, ETA ${fmtTime((total - done) / r)}${lastNote ? `, ${lastNote}` : ''}`;
   };
   return {
-    update: (done) => {
+    update: (done, note) => {
       lastDone = done;
+      if (note) lastNote = note;
       const now = performance.now();
       if (now - last >= intervalMs) {
         last = now;

@@ -32,7 +32,7 @@ export interface ShardIndexJson {
   maxPixels: number;
   shardSize: number;
   holdout: number;
-  tags: { sha256: string; count: number; names: string[] };
+  tags: { sha256: string; count: number; names: string[]; categories: number[] };
   dataset: string;
   shards: ShardEntry[];
   progress: { sourcesDone: number; lastSource: string | null; complete: boolean };
@@ -180,7 +180,7 @@ export async function makeShards(opts: MakeShardsOptions): Promise<ShardIndexJso
     maxPixels,
     shardSize,
     holdout,
-    tags: { sha256: tags.hash, count: tags.size, names: tags.names },
+    tags: { sha256: tags.hash, count: tags.size, names: tags.names, categories: tags.rows.map((r) => r.category) },
     dataset,
     shards: [],
     progress: { sourcesDone: 0, lastSource: null, complete: false },

@@ -6,6 +6,11 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** Work stopped on SIGINT/SIGTERM after saving its state: exit code 130. */
+export class InterruptedError extends Error {
+  override name = 'InterruptedError';
+}
+
 /** Describe a received value briefly for an error message. */
 export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);

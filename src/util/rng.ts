@@ -25,7 +25,7 @@ export class Rng {
 
   /** The generator's state, to save in a checkpoint. */
   state(): number[] {
-    return [this.a, this.b, this.c, this.d];
+    return [this.a >>> 0, this.b >>> 0, this.c >>> 0, this.d >>> 0];
   }
 
   static fromState(state: readonly number[]): Rng {

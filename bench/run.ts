@@ -1,4 +1,4 @@
-// `npm run bench -- [pairs|train|native|all] [--quick] [--device cpu|cuda]`: our hot paths next to
+// `npm run bench -- [pairs|train|native|trainloop|all] [--quick] [--device cpu|cuda]`: our hot paths next to
 // their references, one table row each. Each bench is imported only when asked for (the GPU machine
 // has no sharp).
 import yargs from 'yargs';
@@ -8,6 +8,7 @@ const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown
   pairs: async () => (await import('./pairs.js')).benchPairs,
   train: async () => (await import('./train.js')).benchTrain,
   native: async () => (await import('./native.js')).benchNative,
+  trainloop: async () => (await import('./trainloop.js')).benchTrainloop,
 };
 
 const argv = await yargs(process.argv.slice(2))

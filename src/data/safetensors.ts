@@ -107,7 +107,11 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
 }
 
 /** Read whole tensors by name from a safetensors file (validated header). */
-export async function readSafetensors(file: string, names?: readonly string[]): Promise<{ header: SafetensorsHeader; data: Map<string, Buffer> }> {
+/**
+ * Read whole tensors by name from a safetensors file (validated header). `into` supplies a buffer per
+ * tensor to read into (its first bytes; it must be large enough), so callers can reuse memory.
+ */
+export async function readSafetensors(file: string, names?: readonly string[], into?: (name: string, bytes: number) => Buffer): Promise<{ header: SafetensorsHeader; data: Map<string, Buffer> }> {
   const header = await readSafetensorsHeader(file);
   const data = new Map<string, Buffer>();
   const fh = await open(file, 'r');
@@ -115,7 +119,8 @@ export async function readSafetensors(file: string, names?: readonly string[]): 
     for (const name of names ?? [...header.tensors.keys()]) {
       const info = header.tensors.get(name);
       if (!info) throw new UsageError(`Expected a tensor named ${name} in ${JSON.stringify(file)} but it has ${[...header.tensors.keys()].join(', ') || 'none'}`);
-      const buf = Buffer.alloc(info.end - info.begin);
+      const bytes = info.end - info.begin;
+      const buf = into ? into(name, bytes).subarray(0, bytes) : Buffer.alloc(bytes);
       await fh.read(buf, 0, buf.length, header.dataStart + info.begin);
       data.set(name, buf);
     }

@@ -123,10 +123,27 @@ async function writeShardIndex(dir: string, index: ShardIndexJson): Promise<void
   await rename(`${file}.tmp`, file);
 }
 
-/** Load one shard whole, checking it against the index it belongs to. */
-export async function readShard(dir: string, entry: ShardEntry, index: ShardIndexJson): Promise<Shard> {
+/**
+ * Reusable memory for one shard: readShard() into a slot overwrites the shard read before, so a loop
+ * that alternates two slots never holds more than two shards however many it reads.
+ */
+export class ShardSlot {
+  private buffers = new Map<string, Buffer>();
+
+  take(name: string, bytes: number): Buffer {
+    let b = this.buffers.get(name);
+    if (!b || b.length < bytes) {
+      b = Buffer.allocUnsafe(bytes);
+      this.buffers.set(name, b);
+    }
+    return b;
+  }
+}
+
+/** Load one shard whole (into `slot` when given), checking it against the index it belongs to. */
+export async function readShard(dir: string, entry: ShardEntry, index: ShardIndexJson, slot?: ShardSlot): Promise<Shard> {
   const file = path.join(dir, entry.file);
-  const { header, data } = await readSafetensors(file, ['images', 'labels']);
+  const { header, data } = await readSafetensors(file, ['images', 'labels'], slot && ((name, bytes) => slot.take(name, bytes)));
   const s = index.imageSize;
   const k = index.tags.count;
   const img = header.tensors.get('images')!;

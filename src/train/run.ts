@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { readShard, readShardIndex, type Shard, type ShardEntry, type ShardIndexJson } from '../data/shards.js';
+import { readShard, readShardIndex, ShardSlot, type Shard, type ShardEntry, type ShardIndexJson } from '../data/shards.js';
 import type { Device } from '../runtime/providers.js';
 import { UsageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
@@ -99,8 +99,8 @@ async function readJson<T>(file: string): Promise<T> {
   return JSON.parse(await readFile(file, 'utf8')) as T;
 }
 
-/** Evaluate on every holdout shard, one shard in memory at a time. */
-export async function evaluateHoldout(session: TrainSession, dir: string, index: ShardIndexJson, evalBatch = 64): Promise<RoundMetrics | undefined> {
+/** Evaluate on every holdout shard, one shard in memory at a time (in `slot` when given). */
+export async function evaluateHoldout(session: TrainSession, dir: string, index: ShardIndexJson, slot?: ShardSlot, evalBatch = 64): Promise<RoundMetrics | undefined> {
   const holdouts = index.shards.filter((s) => s.split === 'holdout');
   const total = holdouts.reduce((a, s) => a + s.count, 0);
   if (total === 0) return undefined;
@@ -111,7 +111,7 @@ export async function evaluateHoldout(session: TrainSession, dir: string, index:
   let at = 0;
   let lossSum = 0;
   for (const entry of holdouts) {
-    const shard = await readShard(dir, entry, index);
+    const shard = await readShard(dir, entry, index, slot);
     for (let i = 0; i < shard.count; i += evalBatch) {
       const n = Math.min(evalBatch, shard.count - i);
       const lab = shard.labels.subarray(i * k, (i + n) * k);
@@ -195,8 +195,12 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
     const px = run.model.imageSize ** 2 * 3;
     const images = new Uint8Array(b * px);
     const labels = new Uint8Array(b * k);
+    // Two slots of shard memory, alternating by round: the shard being trained and the next one being
+    // read. Holdout shards are read into the current round's slot once its epoch is done.
+    const slots = [new ShardSlot(), new ShardSlot()];
+    const slotFor = (r: number): ShardSlot => slots[r % 2]!;
     let prefetch: { round: number; shard: Promise<Shard> } | null = null;
-    const load = (r: number): Promise<Shard> => readShard(shardsDir, shardForRound(run.seed, r, trainShards), index);
+    const load = (r: number): Promise<Shard> => readShard(shardsDir, shardForRound(run.seed, r, trainShards), index, slotFor(r));
     for (; round <= opts.rounds; round++, position = 0) {
       const entry = shardForRound(run.seed, round, trainShards);
       const shard = await (prefetch?.round === round ? prefetch.shard : load(round));
@@ -208,6 +212,7 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
       const t0 = performance.now();
       let lossSum = 0;
       let steps = 0;
+      let stepMs = 0;
       let done = position * b;
       for (let pos = position; pos * b < order.length; pos++) {
         const idx = order.slice(pos * b, (pos + 1) * b);
@@ -217,7 +222,9 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
           labels.set(shard.labels.subarray(j * k, (j + 1) * k), i * k);
         });
         const n = idx.length;
+        const s0 = performance.now();
         const loss = await session.step(images.subarray(0, n * px), labels.subarray(0, n * k), n, run.lr);
+        stepMs += performance.now() - s0;
         if (!Number.isFinite(loss)) {
           throw new Error(`loss became ${loss} at round ${round}, step ${session.steps}; stopped without saving the diverged state. The last good checkpoint is ${last.file}: resume from it with --resume after lowering the learning rate in ${configFile}`);
         }
@@ -234,12 +241,14 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
         }
       }
       const seconds = (performance.now() - t0) / 1000;
-      const metrics = await evaluateHoldout(session, shardsDir, index);
+      // Share of the round's training time spent inside the runtime's steps (the rest: batches, logging).
+      const runtimeShare = stepMs / 1000 / seconds;
+      const metrics = await evaluateHoldout(session, shardsDir, index, slotFor(round));
       last = await writeCheckpoint(ckptDir, run.model, await session.getState(), { round, position: -1, metrics, tagsSha256: run.tags.sha256 });
       await pruneCheckpoints(ckptDir, opts.keep);
       const trainLoss = steps ? lossSum / steps : NaN;
       const imgPerS = (done - position * b) / seconds;
-      await log({ type: 'round', round, shard: entry.file, step: session.steps, trainLoss, ...metrics, imgPerS, imagesSeen, lr: run.lr, seconds });
+      await log({ type: 'round', round, shard: entry.file, step: session.steps, trainLoss, ...metrics, imgPerS, imagesSeen, lr: run.lr, seconds, runtimeShare });
       curves.push({ images: imagesSeen, trainLoss, holdoutLoss: metrics?.holdoutLoss ?? NaN, map: metrics?.map ?? NaN });
       await writeFile(path.join(runDir, 'curves.svg'), curvesSvg(curves));
       hooks.roundEnd?.(

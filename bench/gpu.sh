@@ -31,6 +31,10 @@ log "unresolved libraries of the CUDA provider"; ldd "$lib/libonnxruntime_provid
 log "doctor --device cuda --gradcheck"; node dist/src/cli/main.js doctor --device cuda --gradcheck 2>&1 | grep -v 'max rel error'
 log "native TrainSession on CUDA vs the onnxruntime-node reference"
 ALT_I2V_TEST_DEVICE=cuda node --test --test-reporter=spec dist/test/native/train-session.test.js 2>&1 | grep -E '✔|✖|ℹ|Error'
+log "demo on CUDA (synth → tags → pairs → train → export → predictions)"
+rm -rf "${TMPDIR:-/tmp}/alt-i2v-demo-cuda"
+node dist/src/cli/main.js demo --device cuda --out "${TMPDIR:-/tmp}/alt-i2v-demo-cuda" 2>/dev/null | grep -E '^round (1|30|60)/|^done|^holdout mAP|^  0|^      \|'
+[ "${GPU_BENCH:-1}" = 1 ] || exit 0
 log "full-size training step on CUDA"
 node dist/bench/run.js native --device cuda --batches 32 64 2>&1 | grep -E '^\||results'
 cp bench/results/native-cuda.json "$out/" 2>/dev/null || true

@@ -17,7 +17,7 @@ const W = 850;
 const H = 1200;
 
 /** Illustration-like 850×1200 JPEGs: synth shapes at full size over textured noise, q90. */
-async function makeJpegs(dir: string, count: number): Promise<void> {
+export async function makeJpegs(dir: string, count: number): Promise<void> {
   if (existsSync(path.join(dir, `${count - 1}.txt`))) return;
   await mkdir(dir, { recursive: true });
   const rng = new Rng(42);

@@ -1,4 +1,4 @@
-// `npm run bench -- [pairs|train|native|trainloop|all] [--quick] [--device cpu|cuda]`: our hot paths next to
+// `npm run bench -- [pairs|pred|train|native|trainloop|all] [--quick] [--device cpu|cuda]`: our hot paths next to
 // their references, one table row each. Each bench is imported only when asked for (the GPU machine
 // has no sharp).
 import yargs from 'yargs';
@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown
   train: async () => (await import('./train.js')).benchTrain,
   native: async () => (await import('./native.js')).benchNative,
   trainloop: async () => (await import('./trainloop.js')).benchTrainloop,
+  pred: async () => (await import('./pred.js')).benchPred,
 };
 
 const argv = await yargs(process.argv.slice(2))

@@ -2,20 +2,27 @@
 // each as one line on stderr. `runCli` returns the exit code, so tests call it without spawning.
 import yargs, { type Argv } from 'yargs';
 import type { Command, Ctx } from './command.js';
+import { STDIN_ARG } from '../predict/inputs.js';
 import { InterruptedError, UsageError, messageOf } from '../util/errors.js';
 import { processIo, type Io } from './io.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
 import { exportCommand } from './commands/export.js';
+import { predCommand } from './commands/pred.js';
+import { evalCommand } from './commands/eval.js';
+import { vecCommand } from './commands/vec.js';
+import { similarCommand } from './commands/similar.js';
 import { trainCommand } from './commands/train.js';
 import { pairsCommand } from './commands/pairs.js';
 import { synthCommand } from './commands/synth.js';
 import { tagsCommand } from './commands/tags.js';
 
-const COMMANDS: Command[] = [synthCommand, tagsCommand, pairsCommand, trainCommand, exportCommand, demoCommand, doctorCommand];
+const COMMANDS: Command[] = [synthCommand, tagsCommand, pairsCommand, trainCommand, exportCommand, predCommand, evalCommand, vecCommand, similarCommand, demoCommand, doctorCommand];
 
 export async function runCli(argv: readonly string[], io: Io = processIo): Promise<number> {
   const ctx: Ctx = { io, run: (args) => runCli(args, io) };
+  // yargs drops a lone `-` from variadic positionals; pass it as /dev/stdin, which listImages reads as `-`.
+  argv = argv.map((a) => (a === '-' ? STDIN_ARG : a));
   let parser: Argv = yargs([...argv])
     .scriptName('alt-i2v-ort')
     .usage('$0 <command> [options]\n\nTrain and run an illustration tagger (VGG16 transfer learning, ONNX Runtime).')

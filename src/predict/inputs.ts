@@ -1,0 +1,85 @@
+// Image inputs of `pred` and `vec`: files, folders (recursive, sorted) and `-` for paths on stdin, then
+// decoded in batches with the preprocessing of `pairs`, ahead of the model so inference never waits.
+import { stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import sharp from 'sharp';
+import { ImageError, preprocessImage, type PadRule } from '../data/images.js';
+import { walkDataset } from '../data/scan.js';
+import { UsageError } from '../util/errors.js';
+
+/** How the CLI passes `-` (a list of image paths on stdin) through yargs. */
+export const STDIN_ARG = '/dev/stdin';
+
+/** Every image named by the arguments, in order: files as given, folders walked in sorted order. */
+export async function* listImages(args: readonly string[], stdin: NodeJS.ReadableStream = process.stdin): AsyncGenerator<string> {
+  for (const arg of args) {
+    if (arg === '-' || arg === STDIN_ARG) {
+      for await (const line of createInterface({ input: stdin, crlfDelay: Infinity })) if (line.trim()) yield line.trim();
+      continue;
+    }
+    const info = await stat(arg).catch(() => null);
+    if (!info) throw new UsageError(`Expected an image file or folder but ${JSON.stringify(arg)} does not exist`);
+    if (info.isDirectory()) {
+      for await (const e of walkDataset(path.resolve(arg))) if (e.kind === 'image') yield e.file;
+    } else yield arg;
+  }
+}
+
+export interface DecodedBatch {
+  files: string[];
+  /** uint8 (n, S, S, 3) */
+  images: Uint8Array;
+  failures: { file: string; reason: string }[];
+}
+
+/**
+ * Batches of decoded images. Decoding runs `concurrency` images at once and up to `ahead` batches in
+ * front of the consumer, so sharp works while the model runs.
+ */
+export async function* decodeBatches(files: AsyncIterable<string>, opts: { size: number; pad: PadRule; batch: number; ahead?: number; concurrency?: number; maxPixels?: number }): AsyncGenerator<DecodedBatch> {
+  const { size, pad, batch } = opts;
+  const px = size * size * 3;
+  const concurrency = opts.concurrency ?? os.availableParallelism();
+  const window = Math.max(batch * (opts.ahead ?? 2), concurrency);
+  type Item = { file: string; pixels?: Buffer; reason?: string };
+  const pending: Promise<Item>[] = [];
+  const it = files[Symbol.asyncIterator]();
+  let exhausted = false;
+  const fill = async (): Promise<void> => {
+    while (!exhausted && pending.length < window) {
+      const n = await it.next();
+      if (n.done) {
+        exhausted = true;
+        break;
+      }
+      const file = n.value;
+      pending.push(
+        preprocessImage(file, file, { size, pad, maxPixels: opts.maxPixels ?? 178_956_970 }).then(
+          (pixels) => ({ file, pixels }),
+          (err: unknown) => ({ file, reason: err instanceof ImageError ? err.message.slice(err.file.length + 2) : String(err) }),
+        ),
+      );
+    }
+  };
+  // One libvips thread per image, several images at once: less contention with the model's threads.
+  const prevSharp = sharp.concurrency();
+  sharp.concurrency(1);
+  try {
+    await fill();
+    while (pending.length > 0) {
+      const items: Item[] = [];
+      while (items.length < batch && pending.length > 0) {
+        items.push(await pending.shift()!);
+        await fill();
+      }
+      const ok = items.filter((i) => i.pixels);
+      const images = new Uint8Array(ok.length * px);
+      ok.forEach((i, k) => images.set(i.pixels!, k * px));
+      yield { files: ok.map((i) => i.file), images, failures: items.filter((i) => !i.pixels).map((i) => ({ file: i.file, reason: i.reason! })) };
+    }
+  } finally {
+    sharp.concurrency(prevSharp);
+  }
+}

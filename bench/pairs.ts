@@ -48,7 +48,11 @@ for f in files:
 print(len(files) / (time.perf_counter() - t0))
 `;
 
-export async function benchPairs(opts: { quick: boolean }): Promise<Record<string, unknown>> {
+export async function benchPairs(opts: { quick: boolean; withReference?: boolean }): Promise<Record<string, unknown>> {
+  if (opts.withReference && !hasPython(['PIL', 'numpy'])) {
+    console.error('pairs: installing python3-pil python3-numpy from Debian (--with-reference)');
+    spawnSync('bash', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pil python3-numpy'], { stdio: 'inherit' });
+  }
   const count = opts.quick ? 60 : 240;
   const runs = opts.quick ? 3 : 5;
   const root = path.resolve('bench', 'data');

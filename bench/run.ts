@@ -1,15 +1,16 @@
-// `npm run bench -- [pairs|pred|train|native|trainloop|all] [--quick] [--device cpu|cuda]`: our hot paths next to
+// `npm run bench -- [pairs|pred|torch|train|native|trainloop|all] [--with-reference] [--quick] [--device cpu|cuda]`: our hot paths next to
 // their references, one table row each. Each bench is imported only when asked for (the GPU machine
 // has no sharp).
 import yargs from 'yargs';
 
-type BenchOptions = { quick: boolean; device?: 'cpu' | 'cuda'; batches?: number[] };
+type BenchOptions = { quick: boolean; device?: 'cpu' | 'cuda'; batches?: number[]; withReference?: boolean };
 const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown>>> = {
   pairs: async () => (await import('./pairs.js')).benchPairs,
   train: async () => (await import('./train.js')).benchTrain,
   native: async () => (await import('./native.js')).benchNative,
   trainloop: async () => (await import('./trainloop.js')).benchTrainloop,
   pred: async () => (await import('./pred.js')).benchPred,
+  torch: async () => (await import('./torch.js')).benchTorch,
 };
 
 const argv = await yargs(process.argv.slice(2))
@@ -18,7 +19,8 @@ const argv = await yargs(process.argv.slice(2))
   .option('quick', { type: 'boolean', default: false, describe: 'Fewer images and runs' })
   .option('device', { choices: ['cpu', 'cuda'] as const, default: 'cpu' as const, describe: 'Device for the native bench' })
   .option('batches', { type: 'array', describe: 'Batch sizes for the CUDA bench' })
+  .option('with-reference', { type: 'boolean', default: false, describe: 'Install the Debian references (PyTorch, PIL) first' })
   .strict()
   .parseAsync();
 const which = argv.which === 'all' ? Object.keys(BENCHES) : [argv.which as string];
-for (const name of which) await (await BENCHES[name]!())({ quick: argv.quick, device: argv.device, batches: argv.batches?.map(Number) });
+for (const name of which) await (await BENCHES[name]!())({ quick: argv.quick, device: argv.device, batches: argv.batches?.map(Number), withReference: argv.withReference });

@@ -423,6 +423,35 @@ class GetStateWorker : public SessionWorker {
 // ---------------------------------------------------------------------------------------------
 // TrainSession (JS surface)
 
+namespace {
+
+// Marks the session busy, holds the JS buffers the worker reads, and queues it.
+Napi::Value Start(bool& busy, SessionWorker* worker, std::initializer_list<Napi::Value> keep) {
+  for (const Napi::Value& v : keep) worker->Keep(v);
+  busy = true;
+  worker->Queue();
+  return worker->Promise();
+}
+
+struct StateViews {
+  std::vector<const float*> params, m, v;
+};
+
+// params[], m?[], v?[] from info[first..first+2], checked against the specs' element counts.
+StateViews ParseState(const Napi::CallbackInfo& info, size_t first, const std::vector<TensorSpec>& specs) {
+  std::vector<size_t> counts, trainable_counts;
+  for (const auto& s : specs) {
+    counts.push_back(s.numel);
+    if (s.role == Role::kTrainable) trainable_counts.push_back(s.numel);
+  }
+  StateViews out{FloatViews(info[first], counts, "params", false), FloatViews(info[first + 1], trainable_counts, "m", true),
+                 FloatViews(info[first + 2], trainable_counts, "v", true)};
+  if (out.m.size() != out.v.size()) throw Napi::RangeError::New(info.Env(), "Expected both m and v, or neither");
+  return out;
+}
+
+}  // namespace
+
 void TrainSession::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, "TrainSession",
                                     {InstanceMethod<&TrainSession::Load>("load"), InstanceMethod<&TrainSession::Step>("step"),
@@ -465,7 +494,6 @@ Napi::Value TrainSession::Load(const Napi::CallbackInfo& info) {
   Napi::Value specs = o.Get("specs");
   if (!specs.IsArray()) throw Napi::TypeError::New(env, "Expected an array for options.specs");
   Napi::Array arr = specs.As<Napi::Array>();
-  std::vector<size_t> counts, trainable_counts;
   for (uint32_t i = 0; i < arr.Length(); i++) {
     Napi::Object s = arr.Get(i).As<Napi::Object>();
     TensorSpec t;
@@ -478,39 +506,20 @@ Napi::Value TrainSession::Load(const Napi::CallbackInfo& info) {
       t.shape.push_back(shape.Get(k).As<Napi::Number>().Int64Value());
       t.numel *= static_cast<size_t>(t.shape.back());
     }
-    counts.push_back(t.numel);
-    if (t.role == Role::kTrainable) trainable_counts.push_back(t.numel);
     opt.specs.push_back(std::move(t));
   }
-  auto params = FloatViews(info[1], counts, "params", false);
-  auto m = FloatViews(info[2], trainable_counts, "m", true);
-  auto v = FloatViews(info[3], trainable_counts, "v", true);
-  if (m.size() != v.size()) throw Napi::RangeError::New(env, "Expected both m and v, or neither");
-  auto* worker = new LoadWorker(env, this, Value(), std::move(opt), std::move(params), std::move(m), std::move(v), nullptr);
-  for (int i = 1; i <= 3; i++) worker->Keep(info[i]);
-  busy_ = true;
-  worker->Queue();
-  return worker->Promise();
+  StateViews st = ParseState(info, 1, opt.specs);
+  auto* worker = new LoadWorker(env, this, Value(), std::move(opt), std::move(st.params), std::move(st.m), std::move(st.v), nullptr);
+  return Start(busy_, worker, {info[1], info[2], info[3]});
 }
 
 // setState(params[], m?[], v?[]) → Promise<void>
 Napi::Value TrainSession::SetState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "setState", true);
-  std::vector<size_t> counts, trainable_counts;
-  for (const auto& s : engine_->options().specs) {
-    counts.push_back(s.numel);
-    if (s.role == Role::kTrainable) trainable_counts.push_back(s.numel);
-  }
-  auto params = FloatViews(info[0], counts, "params", false);
-  auto m = FloatViews(info[1], trainable_counts, "m", true);
-  auto v = FloatViews(info[2], trainable_counts, "v", true);
-  if (m.size() != v.size()) throw Napi::RangeError::New(env, "Expected both m and v, or neither");
-  auto* worker = new LoadWorker(env, this, Value(), Options{}, std::move(params), std::move(m), std::move(v), engine_);
-  for (int i = 0; i <= 2; i++) worker->Keep(info[i]);
-  busy_ = true;
-  worker->Queue();
-  return worker->Promise();
+  StateViews st = ParseState(info, 0, engine_->options().specs);
+  auto* worker = new LoadWorker(env, this, Value(), Options{}, std::move(st.params), std::move(st.m), std::move(st.v), engine_);
+  return Start(busy_, worker, {info[0], info[1], info[2]});
 }
 
 // step(images, labels, keep|null, n, lrT, epsT) → Promise<number>
@@ -525,11 +534,7 @@ Napi::Value TrainSession::Step(const Napi::CallbackInfo& info) {
   const uint8_t* keep = o.has_keep ? CheckedBytes(info[2], static_cast<size_t>(n * o.hidden), "keep") : nullptr;
   float lr_t = info[4].As<Napi::Number>().FloatValue();
   float eps_t = info[5].As<Napi::Number>().FloatValue();
-  auto* worker = new StepWorker(env, this, Value(), engine_, images, labels, keep, n, lr_t, eps_t);
-  for (int i = 0; i <= 2; i++) worker->Keep(info[i]);
-  busy_ = true;
-  worker->Queue();
-  return worker->Promise();
+  return Start(busy_, new StepWorker(env, this, Value(), engine_, images, labels, keep, n, lr_t, eps_t), {info[0], info[1], info[2]});
 }
 
 // evaluate(images, labels, n) → Promise<{loss, probs}>
@@ -541,21 +546,13 @@ Napi::Value TrainSession::Evaluate(const Napi::CallbackInfo& info) {
   if (n < 1) throw Napi::RangeError::New(env, "Expected n ≥ 1");
   const uint8_t* images = CheckedBytes(info[0], static_cast<size_t>(n * o.image_size * o.image_size * 3), "images");
   const uint8_t* labels = CheckedBytes(info[1], static_cast<size_t>(n * o.tags), "labels");
-  auto* worker = new EvaluateWorker(env, this, Value(), engine_, images, labels, n);
-  worker->Keep(info[0]);
-  worker->Keep(info[1]);
-  busy_ = true;
-  worker->Queue();
-  return worker->Promise();
+  return Start(busy_, new EvaluateWorker(env, this, Value(), engine_, images, labels, n), {info[0], info[1]});
 }
 
 Napi::Value TrainSession::GetState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "getState", true);
-  auto* worker = new GetStateWorker(env, this, Value(), engine_);
-  busy_ = true;
-  worker->Queue();
-  return worker->Promise();
+  return Start(busy_, new GetStateWorker(env, this, Value(), engine_), {});
 }
 
 // Frees the device state. Harmless twice; while a call runs, the engine goes when the worker lets go

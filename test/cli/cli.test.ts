@@ -41,4 +41,12 @@ test('demo runs the whole pipeline and ends with predictions and the holdout mAP
   for (const step of ['synth', 'tags', 'pairs', 'train', 'export']) assert.match(text, new RegExp(`\\$ alt-i2v-ort ${step} `));
   assert.match(text, /predictions on holdout images/);
   assert.match(text, /holdout mAP \d\.\d{3} \(\d+ images, \d+ tags\) vs \d\.\d{3} for a tagger that only knows tag frequencies/);
+  const again = await cli('demo', '--out', out, '--count', '150', '--rounds', '1');
+  assert.equal(again.code, 0, `a second demo into the same folder starts afresh: ${again.err.join('\n')}`);
+  const { writeFile } = await import('node:fs/promises');
+  const other = await tempDir();
+  await writeFile(`${other}/precious.txt`, 'keep me');
+  const refused = await cli('demo', '--out', other);
+  assert.equal(refused.code, 2);
+  assert.match(refused.err[0]!, /Expected an empty or earlier demo folder for --out but .* holds other files/);
 });

@@ -1,9 +1,11 @@
 // `demo [--out DIR]`: the whole pipeline on built-in demo data, each step printed as the command it
 // runs: synth → tags → pairs → train (vgg16-tiny, 64 px) → export → predictions on holdout images next
 // to their true tags, with the holdout mAP against the base rate.
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { defineCommand, type Command } from '../command.js';
-import { checkInteger } from '../../util/errors.js';
+import { checkInteger, UsageError } from '../../util/errors.js';
 import { preprocessImage } from '../../data/images.js';
 import { readShard, readShardIndex } from '../../data/shards.js';
 import { readTagFile } from '../../data/scan.js';
@@ -17,7 +19,7 @@ export const demoCommand: Command = ({ io, run }) =>
     describe: 'Run the whole pipeline on built-in demo data: synth → tags → pairs → train → export → predictions',
     builder: (y) =>
       y
-        .option('out', { type: 'string', default: 'demo-out', describe: 'Working folder (a new one each time, or delete it)' })
+        .option('out', { type: 'string', default: 'demo-out', describe: 'Working folder, replaced on each run (an empty or earlier demo folder)' })
         .option('count', { type: 'number', default: 1200, describe: 'Demo images to draw' })
         .option('rounds', { type: 'number', default: 60, describe: 'Training rounds' })
         .option('device', { type: 'string', default: 'cpu', describe: 'cpu or cuda' }),
@@ -25,6 +27,14 @@ export const demoCommand: Command = ({ io, run }) =>
       const count = checkInteger('--count', argv.count, 50, 1_000_000);
       const rounds = checkInteger('--rounds', argv.rounds, 1, 100_000);
       const out = path.resolve(argv.out);
+      // Start afresh each time, but only ever delete a folder that an earlier demo made.
+      const marker = path.join(out, '.alt-i2v-ort-demo');
+      if (existsSync(out) && (await readdir(out)).length > 0) {
+        if (!existsSync(marker)) throw new UsageError(`Expected an empty or earlier demo folder for --out but ${JSON.stringify(argv.out)} holds other files; choose another --out`);
+        await rm(out, { recursive: true, force: true });
+      }
+      await mkdir(out, { recursive: true });
+      await writeFile(marker, 'made by alt-i2v-ort demo; the next demo run replaces this folder\n');
       const data = path.join(out, 'data');
       const shards = path.join(out, 'shards');
       const model = path.join(out, 'model.onnx');

@@ -22,5 +22,8 @@ const argv = await yargs(process.argv.slice(2))
   .option('with-reference', { type: 'boolean', default: false, describe: 'Install the Debian references (PyTorch, PIL) first' })
   .strict()
   .parseAsync();
-const which = argv.which === 'all' ? Object.keys(BENCHES) : [argv.which as string];
+// `all --quick` runs the rows users compare us by (data preparation, prediction, training against
+// PyTorch); the full `all` adds the internal comparisons (graph variants, native vs onnxruntime-node, loop).
+const QUICK_ALL = ['pairs', 'pred', 'torch'];
+const which = argv.which === 'all' ? (argv.quick ? QUICK_ALL : Object.keys(BENCHES)) : [argv.which as string];
 for (const name of which) await (await BENCHES[name]!())({ quick: argv.quick, device: argv.device, batches: argv.batches?.map(Number), withReference: argv.withReference });

@@ -11,28 +11,10 @@ import { TrainSession } from '../src/train/train-session.js';
 import { encodeInferenceModel } from '../training/artifacts.js';
 import { randomBatch } from '../training/gradcheck.js';
 import { defaultConfig, initParams } from '../training/model.js';
-import { hasPython, median, saveResult } from './common.js';
+import { hasPython, median, saveResult, sgemmGflops } from './common.js';
 
 const INFER_GFLOP = 15.8;
 const TRAIN_GFLOP = 37;
-
-/** sgemm GFLOP/s of this machine through onnxruntime (MatMul 2048², all cores): the limit for the ratios. */
-async function sgemmGflops(): Promise<number> {
-  const { Graph } = await import('../training/graph.js');
-  const g = new Graph('sgemm');
-  g.output(g.op('MatMul', [g.input('a', 'float32', [2048, 2048]), g.input('b', 'float32', [2048, 2048])]), 'c', 'float32', [2048, 2048]);
-  const s = await ort.InferenceSession.create(g.encode());
-  const a = new ort.Tensor('float32', Float32Array.from({ length: 2048 * 2048 }, (_, i) => (i % 7) / 7), [2048, 2048]);
-  await s.run({ a, b: a });
-  const times: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    const t = performance.now();
-    await s.run({ a, b: a });
-    times.push((performance.now() - t) / 1000);
-  }
-  await s.release();
-  return (2 * 2048 ** 3) / median(times) / 1e9;
-}
 
 export async function benchTorch(opts: { quick: boolean; withReference?: boolean }): Promise<Record<string, unknown>> {
   if (opts.withReference && !hasPython(['torch', 'torchvision'])) {
@@ -53,8 +35,11 @@ export async function benchTorch(opts: { quick: boolean; withReference?: boolean
   const trainer = await TrainSession.create(config, { params });
   const data = randomBatch(config, batch, 1);
   const image = new ort.Tensor('uint8', data.images, [batch, 224, 224, 3]);
-  await infer.run({ image });
-  await trainer.step(data.images, data.labels, batch, 0.001);
+  // Two warm-up runs each: ONNX Runtime finishes its allocations over the first two.
+  for (let w = 0; w < 2; w++) {
+    await infer.run({ image });
+    await trainer.step(data.images, data.labels, batch, 0.001);
+  }
   const ours = { infer: [] as number[], train: [] as number[] };
   const ref = { infer: [] as number[], train: [] as number[] };
   let version = '';

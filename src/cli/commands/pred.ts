@@ -36,7 +36,9 @@ export const predCommand: Command = ({ io }) =>
       const format = checkChoice('--format', argv.format, FORMATS);
       const device = checkChoice('--device', argv.device, DEVICES) as Device;
       const exclude = new Set((argv.exclude ?? '').split(',').map((t) => t.trim()).filter(Boolean));
+      const t0 = performance.now();
       const tagger = await TaggerModel.load(argv.model, { executionProviders: executionProviders(device) });
+      const loaded = performance.now();
       const { tags, categories, imageSize, pad } = tagger.meta;
       const json: { file: string; tags: TagScore[] }[] = [];
       if (format === 'csv') io.out(stringify([['file', 'tag', 'prob', 'category']]).trimEnd());
@@ -73,6 +75,8 @@ export const predCommand: Command = ({ io }) =>
         await tagger.release();
       }
       if (format === 'json') io.out(JSON.stringify(json, null, 1));
+      const seconds = (performance.now() - loaded) / 1000;
+      io.err(`pred: ${done} images in ${seconds.toFixed(2)} s, ${(done / seconds).toFixed(2)} img/s (model loaded in ${((loaded - t0) / 1000).toFixed(2)} s)`);
       if (failed > 0) throw new Error(`${failed} of ${failed + done} images could not be read (warnings above); the others were tagged`);
     },
   });

@@ -22,7 +22,8 @@ export class ImageError extends Error {
   constructor(
     readonly file: string,
     readonly reason: SkipReason,
-    detail: string,
+    /** What the decoder said. */
+    readonly detail: string,
   ) {
     super(`${file}: ${reason} (${detail})`);
   }

@@ -329,7 +329,7 @@ async function processEntry(entry: DatasetEntry, tags: TagIndex, opts: { size: n
     return { entry, pixels, label };
   } catch (err) {
     // Every failure becomes an outcome: a rejected promise waiting in the window would crash Node.
-    if (err instanceof ImageError) return { entry, skip: err.reason, detail: err.message.slice(err.file.length + 2) };
+    if (err instanceof ImageError) return { entry, skip: err.reason, detail: err.detail };
     return { entry, skip: 'unreadable', detail: (err as Error).message };
   }
 }

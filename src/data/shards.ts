@@ -8,7 +8,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { UsageError } from '../util/errors.js';
 import { ImageError, preprocessImage, type PadRule, type SkipReason } from './images.js';
-import { readSafetensors, readSafetensorsHeader, writeSafetensors } from './safetensors.js';
+import { readSafetensors, writeSafetensors } from './safetensors.js';
 import { readTagFile, walkDataset, type DatasetEntry } from './scan.js';
 import type { TagIndex } from './tags.js';
 
@@ -334,11 +334,3 @@ async function processEntry(entry: DatasetEntry, tags: TagIndex, opts: { size: n
   }
 }
 
-/** Headers only: check every shard file of an index exists with the recorded count. */
-export async function verifyShards(dir: string, index: ShardIndexJson): Promise<void> {
-  for (const entry of index.shards) {
-    const header = await readSafetensorsHeader(path.join(dir, entry.file));
-    const n = header.tensors.get('images')?.shape[0];
-    if (n !== entry.count) throw new UsageError(`Expected ${entry.count} images in ${JSON.stringify(path.join(dir, entry.file))} but found ${n}`);
-  }
-}

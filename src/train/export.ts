@@ -1,24 +1,11 @@
 // `export`: the self-contained inference model of a run, from its best checkpoint (by holdout mAP) or
 // a named one, written atomically.
 import path from 'node:path';
-import { readFile } from 'node:fs/promises';
 import { UsageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { encodeInferenceModel } from '../../training/artifacts.js';
 import { bestCheckpoint, listCheckpoints, readCheckpoint, type CheckpointInfo } from './checkpoint.js';
-import { RUN_FORMAT, type RunConfig } from './run.js';
-
-export async function readRunConfig(runDir: string): Promise<RunConfig> {
-  const file = path.join(runDir, 'config.json');
-  let run: RunConfig;
-  try {
-    run = JSON.parse(await readFile(file, 'utf8'));
-  } catch {
-    throw new UsageError(`Expected a training run with config.json in ${JSON.stringify(runDir)} but ${JSON.stringify(file)} cannot be read`);
-  }
-  if (run.format !== RUN_FORMAT) throw new UsageError(`Expected ${RUN_FORMAT} in ${JSON.stringify(file)} but found ${JSON.stringify(run.format)}`);
-  return run;
-}
+import { readRunConfig } from './run.js';
 
 export async function exportModel(runDir: string, out: string, checkpoint?: string): Promise<{ checkpoint: CheckpointInfo; bytes: number }> {
   const run = await readRunConfig(runDir);

@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { categoryOf } from '../data/tags.js';
 import { readShard, readShardIndex, ShardSlot, type Shard, type ShardEntry, type ShardIndexJson } from '../data/shards.js';
 import type { Device } from '../runtime/providers.js';
 import { UsageError } from '../util/errors.js';
@@ -95,8 +96,17 @@ function batchOrder(seed: number, round: number, count: number): number[] {
   return new Rng((seed * 2654435761 + round * 40503 + 1) >>> 0).shuffle([...Array(count).keys()]);
 }
 
-async function readJson<T>(file: string): Promise<T> {
-  return JSON.parse(await readFile(file, 'utf8')) as T;
+/** RUN/config.json, checked to be a run's. */
+export async function readRunConfig(runDir: string): Promise<RunConfig> {
+  const file = path.join(runDir, 'config.json');
+  let run: RunConfig;
+  try {
+    run = JSON.parse(await readFile(file, 'utf8'));
+  } catch {
+    throw new UsageError(`Expected a training run with config.json in ${JSON.stringify(runDir)} but ${JSON.stringify(file)} cannot be read`);
+  }
+  if (run.format !== RUN_FORMAT) throw new UsageError(`Expected ${RUN_FORMAT} in ${JSON.stringify(file)} but found ${JSON.stringify(run.format)}`);
+  return run;
 }
 
 /** Evaluate on every holdout shard, one shard in memory at a time (in `slot` when given). */
@@ -141,8 +151,7 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
   let position = 0;
   if (existsSync(configFile)) {
     if (!opts.resume) throw new UsageError(`Expected a new run folder for --out but ${JSON.stringify(opts.out)} already holds a run; add --resume to continue it or choose another --out`);
-    run = await readJson<RunConfig>(configFile);
-    if (run.format !== RUN_FORMAT) throw new UsageError(`Expected ${RUN_FORMAT} in ${JSON.stringify(configFile)} but found ${JSON.stringify(run.format)}`);
+    run = await readRunConfig(runDir);
     const last = (await listCheckpoints(ckptDir)).at(-1);
     if (!last) throw new UsageError(`Expected a checkpoint to resume from in ${JSON.stringify(ckptDir)} but there is none`);
     const loaded = await readCheckpoint(last.file, run.model);
@@ -162,7 +171,7 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
     run = {
       format: RUN_FORMAT, version: 1, model, backbone: isFile ? path.resolve(opts.backbone) : opts.backbone, seed: opts.seed, batch: opts.batch, lr: opts.lr,
       shards: shardsDir, pad: index.pad,
-      tags: { sha256: index.tags.sha256, names: index.tags.names, categories: index.tags.categories ?? index.tags.names.map((t) => (t.startsWith('rating:') ? 9 : 0)) },
+      tags: { sha256: index.tags.sha256, names: index.tags.names, categories: index.tags.categories ?? index.tags.names.map(categoryOf) },
     };
     initial = { params };
     await mkdir(ckptDir, { recursive: true });

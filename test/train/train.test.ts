@@ -9,7 +9,7 @@ import { readShard, readShardIndex } from '../../src/data/shards.js';
 import { TaggerModel } from '../../src/predict/model.js';
 import { listCheckpoints, readCheckpoint, writeCheckpoint } from '../../src/train/checkpoint.js';
 import { baseRateMap, meanAveragePrecision } from '../../src/train/metrics.js';
-import { readRunConfig } from '../../src/train/export.js';
+import { readRunConfig } from '../../src/train/run.js';
 import { TrainSession } from '../../src/train/train-session.js';
 import { cli, tempDir } from '../helpers.js';
 

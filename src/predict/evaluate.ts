@@ -1,6 +1,6 @@
 // `eval` metrics over shards: the seed's MSE, mAP (macro over tags with positives), micro/macro F1 at a
 // threshold and at the threshold where precision = recall (how the WD taggers report), per-tag AP/F1.
-import { readShard, readShardIndex, ShardSlot } from '../data/shards.js';
+import { readShard, readShardIndex, ShardSlot, type ShardEntry, type ShardIndexJson } from '../data/shards.js';
 import { UsageError } from '../util/errors.js';
 import { averagePrecision, f1AtThreshold, meanSquaredError } from '../train/metrics.js';
 import type { TaggerModel } from './model.js';
@@ -81,7 +81,38 @@ export function evaluatePredictions(probs: ArrayLike<number>, labels: ArrayLike<
   };
 }
 
-/** Run the model over shards (holdout by default) and collect probabilities and labels. */
+/**
+ * Probabilities from `run` over the given shards in batches, with their labels, one shard in memory at
+ * a time (in `slot`). Shared by `eval` (the exported model) and `train`'s holdout pass (the session).
+ */
+export async function predictOverShards(
+  dir: string,
+  index: ShardIndexJson,
+  entries: readonly ShardEntry[],
+  batch: number,
+  run: (images: Uint8Array, labels: Uint8Array, n: number) => Promise<Float32Array>,
+  slot: ShardSlot = new ShardSlot(),
+): Promise<{ probs: Float32Array; labels: Uint8Array; n: number }> {
+  const n = entries.reduce((a, s) => a + s.count, 0);
+  const k = index.tags.count;
+  const px = index.imageSize ** 2 * 3;
+  const probs = new Float32Array(n * k);
+  const labels = new Uint8Array(n * k);
+  let at = 0;
+  for (const e of entries) {
+    const shard = await readShard(dir, e, index, slot);
+    for (let i = 0; i < shard.count; i += batch) {
+      const m = Math.min(batch, shard.count - i);
+      const lab = shard.labels.subarray(i * k, (i + m) * k);
+      probs.set(await run(shard.images.subarray(i * px, (i + m) * px), lab, m), at * k);
+      labels.set(lab, at * k);
+      at += m;
+    }
+  }
+  return { probs, labels, n };
+}
+
+/** Run the exported model over shards (holdout by default) and collect probabilities and labels. */
 export async function predictShards(model: TaggerModel, dir: string, split: 'holdout' | 'train' | 'all', batch: number): Promise<{ probs: Float32Array; labels: Uint8Array; n: number; names: string[] }> {
   const index = await readShardIndex(dir);
   if (JSON.stringify(index.tags.names) !== JSON.stringify(model.meta.tags)) {
@@ -89,23 +120,7 @@ export async function predictShards(model: TaggerModel, dir: string, split: 'hol
   }
   if (index.imageSize !== model.meta.imageSize) throw new UsageError(`Expected ${model.meta.imageSize}px shards for this model but ${JSON.stringify(dir)} has ${index.imageSize}px`);
   const entries = index.shards.filter((s) => split === 'all' || s.split === split);
-  const n = entries.reduce((a, s) => a + s.count, 0);
-  if (n === 0) throw new UsageError(`Expected ${split} images in ${JSON.stringify(dir)} but it has none`);
-  const k = index.tags.count;
-  const px = index.imageSize ** 2 * 3;
-  const probs = new Float32Array(n * k);
-  const labels = new Uint8Array(n * k);
-  const slot = new ShardSlot();
-  let at = 0;
-  for (const e of entries) {
-    const shard = await readShard(dir, e, index, slot);
-    for (let i = 0; i < shard.count; i += batch) {
-      const m = Math.min(batch, shard.count - i);
-      const out = await model.run(shard.images.subarray(i * px, (i + m) * px), m);
-      probs.set(out.probs, at * k);
-      labels.set(shard.labels.subarray(i * k, (i + m) * k), at * k);
-      at += m;
-    }
-  }
-  return { probs, labels, n, names: index.tags.names };
+  if (entries.reduce((a, s) => a + s.count, 0) === 0) throw new UsageError(`Expected ${split} images in ${JSON.stringify(dir)} but it has none`);
+  const r = await predictOverShards(dir, index, entries, batch, async (images, _labels, n) => (await model.run(images, n)).probs);
+  return { ...r, names: index.tags.names };
 }

@@ -16,7 +16,7 @@ import { writeArtifacts } from '../../training/artifacts.js';
 import { checkConfig, defaultConfig, initParams, VGG16_TINY_WIDTHS, VGG16_WIDTHS, type ModelConfig } from '../../training/model.js';
 import { bestCheckpoint, listCheckpoints, pruneCheckpoints, readCheckpoint, writeCheckpoint, type CheckpointInfo, type RoundMetrics } from './checkpoint.js';
 import { curvesSvg, type CurvePoint } from './curves.js';
-import { f1AtThreshold, meanAveragePrecision, meanSquaredError } from './metrics.js';
+import { evaluatePredictions, predictOverShards } from '../predict/evaluate.js';
 import { TrainSession, type TrainState } from './train-session.js';
 
 export const RUN_FORMAT = 'alt-i2v-ort/run';
@@ -112,28 +112,15 @@ export async function readRunConfig(runDir: string): Promise<RunConfig> {
 /** Evaluate on every holdout shard, one shard in memory at a time (in `slot` when given). */
 export async function evaluateHoldout(session: TrainSession, dir: string, index: ShardIndexJson, slot?: ShardSlot, evalBatch = 64): Promise<RoundMetrics | undefined> {
   const holdouts = index.shards.filter((s) => s.split === 'holdout');
-  const total = holdouts.reduce((a, s) => a + s.count, 0);
-  if (total === 0) return undefined;
-  const k = index.tags.count;
-  const px = index.imageSize * index.imageSize * 3;
-  const probs = new Float32Array(total * k);
-  const labels = new Uint8Array(total * k);
-  let at = 0;
   let lossSum = 0;
-  for (const entry of holdouts) {
-    const shard = await readShard(dir, entry, index, slot);
-    for (let i = 0; i < shard.count; i += evalBatch) {
-      const n = Math.min(evalBatch, shard.count - i);
-      const lab = shard.labels.subarray(i * k, (i + n) * k);
-      const r = await session.evaluate(shard.images.subarray(i * px, (i + n) * px), lab, n);
-      probs.set(r.probs, at * k);
-      labels.set(lab, at * k);
-      lossSum += r.loss * n;
-      at += n;
-    }
-  }
-  const f1 = f1AtThreshold(probs, labels, total, k, 0.5);
-  return { holdoutLoss: lossSum / total, map: meanAveragePrecision(probs, labels, total, k).map, microF1: f1.micro, macroF1: f1.macro, mse: meanSquaredError(probs, labels) };
+  const { probs, labels, n } = await predictOverShards(dir, index, holdouts, evalBatch, async (images, lab, m) => {
+    const r = await session.evaluate(images, lab, m);
+    lossSum += r.loss * m;
+    return r.probs;
+  }, slot);
+  if (n === 0) return undefined;
+  const r = evaluatePredictions(probs, labels, n, index.tags.names, 0.5);
+  return { holdoutLoss: lossSum / n, map: r.map, microF1: r.microF1, macroF1: r.macroF1, mse: r.mse };
 }
 
 export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {

@@ -433,6 +433,20 @@ Napi::Value Start(bool& busy, SessionWorker* worker, std::initializer_list<Napi:
   return worker->Promise();
 }
 
+struct Batch {
+  const uint8_t* images;
+  const uint8_t* labels;
+  int64_t n;
+};
+
+// images = info[0], labels = info[1], n = info[n_index], checked against the model's sizes.
+Batch CheckBatch(const Napi::CallbackInfo& info, size_t n_index, const Options& o) {
+  int64_t n = info[n_index].As<Napi::Number>().Int64Value();
+  if (n < 1) throw Napi::RangeError::New(info.Env(), "Expected n ≥ 1");
+  return {CheckedBytes(info[0], static_cast<size_t>(n * o.image_size * o.image_size * 3), "images"),
+          CheckedBytes(info[1], static_cast<size_t>(n * o.tags), "labels"), n};
+}
+
 struct StateViews {
   std::vector<const float*> params, m, v;
 };
@@ -527,26 +541,19 @@ Napi::Value TrainSession::Step(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "step", true);
   const Options& o = engine_->options();
-  int64_t n = info[3].As<Napi::Number>().Int64Value();
-  if (n < 1) throw Napi::RangeError::New(env, "Expected n ≥ 1");
-  const uint8_t* images = CheckedBytes(info[0], static_cast<size_t>(n * o.image_size * o.image_size * 3), "images");
-  const uint8_t* labels = CheckedBytes(info[1], static_cast<size_t>(n * o.tags), "labels");
-  const uint8_t* keep = o.has_keep ? CheckedBytes(info[2], static_cast<size_t>(n * o.hidden), "keep") : nullptr;
+  Batch b = CheckBatch(info, 3, o);
+  const uint8_t* keep = o.has_keep ? CheckedBytes(info[2], static_cast<size_t>(b.n * o.hidden), "keep") : nullptr;
   float lr_t = info[4].As<Napi::Number>().FloatValue();
   float eps_t = info[5].As<Napi::Number>().FloatValue();
-  return Start(busy_, new StepWorker(env, this, Value(), engine_, images, labels, keep, n, lr_t, eps_t), {info[0], info[1], info[2]});
+  return Start(busy_, new StepWorker(env, this, Value(), engine_, b.images, b.labels, keep, b.n, lr_t, eps_t), {info[0], info[1], info[2]});
 }
 
 // evaluate(images, labels, n) → Promise<{loss, probs}>
 Napi::Value TrainSession::Evaluate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "evaluate", true);
-  const Options& o = engine_->options();
-  int64_t n = info[2].As<Napi::Number>().Int64Value();
-  if (n < 1) throw Napi::RangeError::New(env, "Expected n ≥ 1");
-  const uint8_t* images = CheckedBytes(info[0], static_cast<size_t>(n * o.image_size * o.image_size * 3), "images");
-  const uint8_t* labels = CheckedBytes(info[1], static_cast<size_t>(n * o.tags), "labels");
-  return Start(busy_, new EvaluateWorker(env, this, Value(), engine_, images, labels, n), {info[0], info[1]});
+  Batch b = CheckBatch(info, 2, engine_->options());
+  return Start(busy_, new EvaluateWorker(env, this, Value(), engine_, b.images, b.labels, b.n), {info[0], info[1]});
 }
 
 Napi::Value TrainSession::GetState(const Napi::CallbackInfo& info) {

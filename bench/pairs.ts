@@ -7,9 +7,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
-import { makeShards } from '../src/data/shards.js';
+import { makeShards } from '../src/data/make-shards.js';
 import { TagIndex } from '../src/data/tags.js';
-import { Rng } from '../src/util/rng.js';
+import { Rng } from '../training/rng.js';
 import { synthItem } from '../src/data/synth.js';
 import { hasPython, median, runWithPeakRss, saveResult } from './common.js';
 

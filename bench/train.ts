@@ -1,6 +1,6 @@
 // `npm run bench -- train`: one full-size training step (VGG16 + the seed head, 8 convs frozen, random
 // init, batch 8) through onnxruntime-node, train + optimizer graphs vs the fused step graph, median
-// of alternating runs, against PyTorch CPU (1.32 img/s measured on this machine, DESIGN.md §6).
+// of alternating runs, against PyTorch CPU (1.32 img/s measured on this machine when the project started).
 import { HostTrainSession } from '../training/host-session.js';
 import { defaultConfig, initParams, paramSpecs, numel } from '../training/model.js';
 import { randomBatch } from '../training/gradcheck.js';
@@ -39,7 +39,7 @@ export async function benchTrain(opts: { quick: boolean }): Promise<Record<strin
     gflopPerS: { separate: imgS('separate') * TRAIN_GFLOP_PER_IMG, fused: imgS('fused') * TRAIN_GFLOP_PER_IMG },
   };
   const f = await saveResult('train', row);
-  console.log(`| train step, full VGG16, batch 8, CPU (onnxruntime-node, host copies) | separate ${row.imgPerS.separate.toFixed(2)} img/s | fused ${row.imgPerS.fused.toFixed(2)} img/s | PyTorch ${PYTORCH_TRAIN_IMG_S} img/s (DESIGN.md §6) | ratio ${row.ratioVsPytorch.separate.toFixed(2)}× / ${row.ratioVsPytorch.fused.toFixed(2)}× |`);
+  console.log(`| train step, full VGG16, batch 8, CPU (onnxruntime-node, host copies) | separate ${row.imgPerS.separate.toFixed(2)} img/s | fused ${row.imgPerS.fused.toFixed(2)} img/s | PyTorch ${PYTORCH_TRAIN_IMG_S} img/s | ratio ${row.ratioVsPytorch.separate.toFixed(2)}× / ${row.ratioVsPytorch.fused.toFixed(2)}× |`);
   console.log(`  ${row.gflopPerS.separate.toFixed(0)} / ${row.gflopPerS.fused.toFixed(0)} GFLOP/s at 37 GFLOP/img; results in ${f}`);
   return row;
 }

@@ -5,9 +5,10 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ShardWriter, SHARDS_FORMAT, SHARDS_VERSION, type ShardIndexJson } from '../src/data/shards.js';
-import { trainRun, modelConfigFor } from '../src/train/run.js';
+import { trainRun } from '../src/train/run.js';
+import { modelConfigFor } from '../src/train/run-config.js';
 import { TrainSession } from '../src/train/train-session.js';
-import { Rng } from '../src/util/rng.js';
+import { Rng } from '../training/rng.js';
 import { initParams } from '../training/model.js';
 import { median, runWithPeakRss, saveResult } from './common.js';
 

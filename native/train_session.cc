@@ -1,42 +1,14 @@
-// TrainSession: N-API surface (argument checks, promises, workers) and the Engine that owns the ONNX
-// Runtime sessions and device buffers. Workers convert inputs on the JS thread, run only ONNX Runtime
-// in Execute(), and build results in OnOK; errors carry the ORT error code and the caller's stack.
+// TrainSession: the N-API surface (argument checks, promises, workers) over the Engine (engine.cc).
+// Workers convert inputs on the JS thread, run only the engine in Execute(), and build results in
+// OnOK; errors carry the ORT error code and the caller's stack.
 #include "train_session.h"
 
-#include <algorithm>
 #include <cstring>
-#include <stdexcept>
 #include <utility>
 
 namespace alt_i2v {
 
 namespace {
-
-Ort::Env& GlobalEnv() {
-  // One OrtEnv per process, shared with onnxruntime-node through the same libonnxruntime. Never
-  // destroyed: releasing it from a static destructor at exit, after the CUDA provider library has
-  // been torn down, corrupted the heap ("corrupted double-linked list" on an H200).
-  static Ort::Env* env = new Ort::Env(ORT_LOGGING_LEVEL_WARNING, "alt-i2v-ort");
-  return *env;
-}
-
-const char* OrtCodeName(OrtErrorCode code) {
-  switch (code) {
-    case ORT_OK: return "ORT_OK";
-    case ORT_FAIL: return "ORT_FAIL";
-    case ORT_INVALID_ARGUMENT: return "ORT_INVALID_ARGUMENT";
-    case ORT_NO_SUCHFILE: return "ORT_NO_SUCHFILE";
-    case ORT_NO_MODEL: return "ORT_NO_MODEL";
-    case ORT_ENGINE_ERROR: return "ORT_ENGINE_ERROR";
-    case ORT_RUNTIME_EXCEPTION: return "ORT_RUNTIME_EXCEPTION";
-    case ORT_INVALID_PROTOBUF: return "ORT_INVALID_PROTOBUF";
-    case ORT_MODEL_LOADED: return "ORT_MODEL_LOADED";
-    case ORT_NOT_IMPLEMENTED: return "ORT_NOT_IMPLEMENTED";
-    case ORT_INVALID_GRAPH: return "ORT_INVALID_GRAPH";
-    case ORT_EP_FAIL: return "ORT_EP_FAIL";
-    default: return "ORT_ERROR";
-  }
-}
 
 std::vector<uint8_t> BytesOf(const Napi::Value& v, const char* what) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
@@ -98,190 +70,12 @@ Napi::Float32Array ToFloat32Array(Napi::Env env, const std::vector<float>& v) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// Engine
-
-Engine::Engine(Options options) : options_(std::move(options)), cpu_info_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
-  Ort::Env& env = GlobalEnv();  // first: loading the CUDA provider logs through the env's default logger
-  Ort::SessionOptions so;
-  so.SetIntraOpNumThreads(options_.intra_threads);
-  so.SetInterOpNumThreads(options_.inter_threads);
-  so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
-  if (options_.cuda) {
-    Ort::CUDAProviderOptions cuda;
-    // TF32 off unless asked: the equality tests compare CUDA against the float32 CPU reference.
-    cuda.Update({{"device_id", std::to_string(options_.device_id)}, {"use_tf32", options_.tf32 ? "1" : "0"}});
-    so.AppendExecutionProvider_CUDA_V2(*cuda);
-    device_info_ = Ort::MemoryInfo("Cuda", OrtArenaAllocator, options_.device_id, OrtMemTypeDefault);
-  } else {
-    device_info_ = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
-  }
-  auto make = [&](const std::vector<uint8_t>& bytes) { return std::make_unique<Ort::Session>(env, bytes.data(), bytes.size(), so); };
-  train_ = make(options_.train_model);
-  if (!options_.fused) optimizer_ = make(options_.optimizer_model);
-  eval_ = make(options_.eval_model);
-  copy_ = make(options_.copy_model);
-  allocator_ = std::make_unique<Ort::Allocator>(*train_, device_info_);
-
-  for (size_t i = 0; i < options_.specs.size(); i++) {
-    const TensorSpec& s = options_.specs[i];
-    cur_.push_back(NewDeviceTensor(s.shape));
-    if (s.role == Role::kFrozen) {
-      next_.emplace_back(nullptr);
-      continue;
-    }
-    next_.push_back(NewDeviceTensor(s.shape));
-    if (s.role == Role::kState) {
-      updated_state_.push_back(i);
-      continue;
-    }
-    trainable_.push_back(i);
-    m_.push_back(NewDeviceTensor(s.shape));
-    v_.push_back(NewDeviceTensor(s.shape));
-    m_next_.push_back(NewDeviceTensor(s.shape));
-    v_next_.push_back(NewDeviceTensor(s.shape));
-    if (!options_.fused) grad_.push_back(NewDeviceTensor(s.shape));
-  }
-}
-
-Ort::Value Engine::NewDeviceTensor(const std::vector<int64_t>& shape) {
-  return Ort::Value::CreateTensor<float>(*allocator_, shape.data(), shape.size());
-}
-
-void Engine::Copy(Ort::Value& src, Ort::Value& dst) {
-  Ort::IoBinding binding(*copy_);
-  binding.BindInput("x", src);
-  binding.BindOutput("y", dst);
-  copy_->Run(Ort::RunOptions{nullptr}, binding);
-  binding.SynchronizeOutputs();
-}
-
-void Engine::Upload(const std::vector<const float*>& params, const std::vector<const float*>& m, const std::vector<const float*>& v) {
-  size_t largest = 0;
-  for (const auto& s : options_.specs) largest = std::max(largest, s.numel);
-  std::vector<float> zeros;
-  auto upload = [&](const float* host, const TensorSpec& s, Ort::Value& dst) {
-    if (host == nullptr) {
-      if (zeros.empty()) zeros.assign(largest, 0.0f);
-      host = zeros.data();
-    }
-    Ort::Value src = Ort::Value::CreateTensor<float>(cpu_info_, const_cast<float*>(host), s.numel, s.shape.data(), s.shape.size());
-    Copy(src, dst);
-  };
-  for (size_t i = 0; i < options_.specs.size(); i++) upload(params[i], options_.specs[i], cur_[i]);
-  for (size_t j = 0; j < trainable_.size(); j++) {
-    const TensorSpec& s = options_.specs[trainable_[j]];
-    upload(m.empty() ? nullptr : m[j], s, m_[j]);
-    upload(v.empty() ? nullptr : v[j], s, v_[j]);
-  }
-}
-
-void Engine::BindBatch(Ort::IoBinding& binding, const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n,
-                       std::vector<Ort::Value>* keep_alive) {
-  const int64_t s = options_.image_size;
-  const int64_t image_shape[] = {n, s, s, 3};
-  const int64_t label_shape[] = {n, options_.tags};
-  const int64_t keep_shape[] = {n, options_.hidden};
-  auto u8 = [&](const uint8_t* data, const int64_t* shape, size_t bytes, ONNXTensorElementDataType type) {
-    return Ort::Value::CreateTensor(cpu_info_, const_cast<uint8_t*>(data), bytes, shape, 2 + (shape == image_shape ? 2 : 0), type);
-  };
-  keep_alive->push_back(u8(images, image_shape, static_cast<size_t>(n * s * s * 3), ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8));
-  binding.BindInput("image", keep_alive->back());
-  keep_alive->push_back(u8(labels, label_shape, static_cast<size_t>(n * options_.tags), ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8));
-  binding.BindInput("labels", keep_alive->back());
-  if (keep != nullptr) {
-    keep_alive->push_back(u8(keep, keep_shape, static_cast<size_t>(n * options_.hidden), ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL));
-    binding.BindInput("dropout_keep", keep_alive->back());
-  }
-}
-
-float Engine::Step(const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n, float lr_t, float eps_t) {
-  std::vector<Ort::Value> inputs;
-  inputs.reserve(8);
-  const int64_t scalar_shape[] = {0};
-  Ort::Value lr = Ort::Value::CreateTensor<float>(cpu_info_, &lr_t, 1, scalar_shape, 0);
-  Ort::Value eps = Ort::Value::CreateTensor<float>(cpu_info_, &eps_t, 1, scalar_shape, 0);
-  const auto& specs = options_.specs;
-
-  Ort::IoBinding tb(*train_);
-  BindBatch(tb, images, labels, options_.has_keep ? keep : nullptr, n, &inputs);
-  for (size_t i = 0; i < specs.size(); i++) tb.BindInput(specs[i].name.c_str(), cur_[i]);
-  tb.BindOutput("loss", cpu_info_);
-  for (size_t i : updated_state_) tb.BindOutput(("new:" + specs[i].name).c_str(), next_[i]);
-
-  // Adam inputs/outputs go to the step graph when fused, else to the optimizer graph after it.
-  auto bind_adam = [&](Ort::IoBinding& b, bool with_param_and_grad) {
-    b.BindInput("adam_lr_t", lr);
-    b.BindInput("adam_eps_t", eps);
-    for (size_t j = 0; j < trainable_.size(); j++) {
-      const std::string& name = specs[trainable_[j]].name;
-      if (with_param_and_grad) {
-        b.BindInput(name.c_str(), cur_[trainable_[j]]);
-        b.BindInput(("grad:" + name).c_str(), grad_[j]);
-      }
-      b.BindInput(("adam_m:" + name).c_str(), m_[j]);
-      b.BindInput(("adam_v:" + name).c_str(), v_[j]);
-      b.BindOutput(("new:" + name).c_str(), next_[trainable_[j]]);
-      b.BindOutput(("new:adam_m:" + name).c_str(), m_next_[j]);
-      b.BindOutput(("new:adam_v:" + name).c_str(), v_next_[j]);
-    }
-  };
-  if (options_.fused) {
-    bind_adam(tb, false);
-  } else {
-    for (size_t j = 0; j < trainable_.size(); j++) tb.BindOutput(("grad:" + specs[trainable_[j]].name).c_str(), grad_[j]);
-  }
-  train_->Run(Ort::RunOptions{nullptr}, tb);
-  std::vector<Ort::Value> outputs = tb.GetOutputValues();
-  float loss = outputs[0].GetTensorData<float>()[0];
-  if (!options_.fused) {
-    Ort::IoBinding ob(*optimizer_);
-    bind_adam(ob, true);
-    optimizer_->Run(Ort::RunOptions{nullptr}, ob);
-  }
-  for (size_t i : trainable_) std::swap(cur_[i], next_[i]);
-  for (size_t i : updated_state_) std::swap(cur_[i], next_[i]);
-  std::swap(m_, m_next_);
-  std::swap(v_, v_next_);
-  return loss;
-}
-
-float Engine::Evaluate(const uint8_t* images, const uint8_t* labels, int64_t n, std::vector<float>* probs) {
-  std::vector<Ort::Value> inputs;
-  Ort::IoBinding b(*eval_);
-  BindBatch(b, images, labels, nullptr, n, &inputs);
-  for (size_t i = 0; i < options_.specs.size(); i++) b.BindInput(options_.specs[i].name.c_str(), cur_[i]);
-  b.BindOutput("loss", cpu_info_);
-  b.BindOutput("probs", cpu_info_);
-  eval_->Run(Ort::RunOptions{nullptr}, b);
-  std::vector<Ort::Value> out = b.GetOutputValues();
-  const float* p = out[1].GetTensorData<float>();
-  probs->assign(p, p + n * options_.tags);
-  return out[0].GetTensorData<float>()[0];
-}
-
-void Engine::Download(std::vector<std::vector<float>>* params, std::vector<std::vector<float>>* m, std::vector<std::vector<float>>* v) {
-  auto download = [&](Ort::Value& src, const TensorSpec& s, std::vector<float>* host) {
-    host->assign(s.numel, 0.0f);
-    Ort::Value dst = Ort::Value::CreateTensor<float>(cpu_info_, host->data(), s.numel, s.shape.data(), s.shape.size());
-    Copy(src, dst);
-  };
-  params->resize(options_.specs.size());
-  for (size_t i = 0; i < options_.specs.size(); i++) download(cur_[i], options_.specs[i], &(*params)[i]);
-  m->resize(trainable_.size());
-  v->resize(trainable_.size());
-  for (size_t j = 0; j < trainable_.size(); j++) {
-    download(m_[j], options_.specs[trainable_[j]], &(*m)[j]);
-    download(v_[j], options_.specs[trainable_[j]], &(*v)[j]);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Workers
 
 class SessionWorker : public Napi::AsyncWorker {
  public:
   SessionWorker(Napi::Env env, TrainSession* session, Napi::Object self, const char* name)
-      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), session_(session) {
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), session_(session), name_(name) {
     self_ = Napi::Persistent(self);
     // An Error made now holds the caller's stack; failures reuse it so they point at the JS call.
     caller_ = Napi::Persistent(Napi::Error::New(env, name).Value());
@@ -315,7 +109,7 @@ class SessionWorker : public Napi::AsyncWorker {
   void OnError(const Napi::Error& e) override {
     session_->Release();
     Napi::Object err = caller_.Value().As<Napi::Object>();
-    std::string message = e.Message();
+    std::string message = name_ + ": " + e.Message();
     err.Set("message", message);
     if (!code_.empty()) err.Set("code", code_);
     std::string stack = err.Get("stack").ToString().Utf8Value();
@@ -329,14 +123,17 @@ class SessionWorker : public Napi::AsyncWorker {
   Napi::ObjectReference self_;
   Napi::ObjectReference caller_;
   std::vector<Napi::Reference<Napi::Value>> kept_;
+  std::string name_;  // "TrainSession.step": starts every error message
   std::string code_;
 };
 
+// load() makes a new engine and uploads the state; setState() (name "TrainSession.setState") uploads
+// into the existing one.
 class LoadWorker : public SessionWorker {
  public:
-  LoadWorker(Napi::Env env, TrainSession* s, Napi::Object self, Options options, std::vector<const float*> params,
+  LoadWorker(Napi::Env env, TrainSession* s, Napi::Object self, const char* name, Options options, std::vector<const float*> params,
              std::vector<const float*> m, std::vector<const float*> v, std::shared_ptr<Engine> existing)
-      : SessionWorker(env, s, self, "TrainSession.load"),
+      : SessionWorker(env, s, self, name),
         options_(std::move(options)), params_(std::move(params)), m_(std::move(m)), v_(std::move(v)), engine_(std::move(existing)) {}
 
  protected:
@@ -345,7 +142,7 @@ class LoadWorker : public SessionWorker {
     engine_->Upload(params_, m_, v_);
   }
   Napi::Value Result(Napi::Env env) override {
-    session_->SetEngine(engine_);
+    session_->Attach(engine_);
     return env.Undefined();
   }
 
@@ -447,6 +244,24 @@ Batch CheckBatch(const Napi::CallbackInfo& info, size_t n_index, const Options& 
           CheckedBytes(info[1], static_cast<size_t>(n * o.tags), "labels"), n};
 }
 
+std::string StringOf(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString() || v.As<Napi::String>().Utf8Value().empty()) {
+    throw Napi::TypeError::New(o.Env(), std::string("Expected a non-empty string for options.io.") + key);
+  }
+  return v.As<Napi::String>().Utf8Value();
+}
+
+// options.io: the graph names (training/model.ts `io`); the engine checks them against the graphs.
+IoNames ParseIoNames(const Napi::Value& v) {
+  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "Expected an object for options.io");
+  Napi::Object o = v.As<Napi::Object>();
+  return IoNames{StringOf(o, "image"),      StringOf(o, "labels"),    StringOf(o, "keep"),    StringOf(o, "loss"),
+                 StringOf(o, "probs"),      StringOf(o, "lr"),        StringOf(o, "eps"),     StringOf(o, "copyIn"),
+                 StringOf(o, "copyOut"),    StringOf(o, "gradPrefix"), StringOf(o, "newPrefix"), StringOf(o, "mPrefix"),
+                 StringOf(o, "vPrefix")};
+}
+
 struct StateViews {
   std::vector<const float*> params, m, v;
 };
@@ -471,7 +286,7 @@ void TrainSession::Init(Napi::Env env, Napi::Object exports) {
                                     {InstanceMethod<&TrainSession::Load>("load"), InstanceMethod<&TrainSession::Step>("step"),
                                      InstanceMethod<&TrainSession::Evaluate>("evaluate"), InstanceMethod<&TrainSession::GetState>("getState"),
                                      InstanceMethod<&TrainSession::SetState>("setState"), InstanceMethod<&TrainSession::Dispose>("dispose"),
-                                     InstanceAccessor<&TrainSession::IsBusy>("busy")});
+                                     InstanceAccessor<&TrainSession::IsBusy>("busy"), InstanceAccessor<&TrainSession::IsLoaded>("loaded")});
   exports.Set("TrainSession", ctor);
 }
 
@@ -505,6 +320,7 @@ Napi::Value TrainSession::Load(const Napi::CallbackInfo& info) {
   opt.tags = IntOf(o, "tags");
   opt.hidden = IntOf(o, "hidden");
   opt.has_keep = o.Get("hasKeep").ToBoolean();
+  opt.io = ParseIoNames(o.Get("io"));
   Napi::Value specs = o.Get("specs");
   if (!specs.IsArray()) throw Napi::TypeError::New(env, "Expected an array for options.specs");
   Napi::Array arr = specs.As<Napi::Array>();
@@ -523,7 +339,7 @@ Napi::Value TrainSession::Load(const Napi::CallbackInfo& info) {
     opt.specs.push_back(std::move(t));
   }
   StateViews st = ParseState(info, 1, opt.specs);
-  auto* worker = new LoadWorker(env, this, Value(), std::move(opt), std::move(st.params), std::move(st.m), std::move(st.v), nullptr);
+  auto* worker = new LoadWorker(env, this, Value(), "TrainSession.load", std::move(opt), std::move(st.params), std::move(st.m), std::move(st.v), nullptr);
   return Start(busy_, worker, {info[1], info[2], info[3]});
 }
 
@@ -532,7 +348,7 @@ Napi::Value TrainSession::SetState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "setState", true);
   StateViews st = ParseState(info, 0, engine_->options().specs);
-  auto* worker = new LoadWorker(env, this, Value(), Options{}, std::move(st.params), std::move(st.m), std::move(st.v), engine_);
+  auto* worker = new LoadWorker(env, this, Value(), "TrainSession.setState", Options{}, std::move(st.params), std::move(st.m), std::move(st.v), engine_);
   return Start(busy_, worker, {info[0], info[1], info[2]});
 }
 
@@ -563,7 +379,7 @@ Napi::Value TrainSession::GetState(const Napi::CallbackInfo& info) {
 }
 
 // Frees the device state. Harmless twice; while a call runs, the engine goes when the worker lets go
-// of its shared_ptr.
+// of its shared_ptr (a load/setState finishing after dispose does not re-attach it).
 Napi::Value TrainSession::Dispose(const Napi::CallbackInfo& info) {
   disposed_ = true;
   engine_.reset();
@@ -571,5 +387,7 @@ Napi::Value TrainSession::Dispose(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value TrainSession::IsBusy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }
+
+Napi::Value TrainSession::IsLoaded(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), engine_ != nullptr); }
 
 }  // namespace alt_i2v

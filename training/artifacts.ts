@@ -1,8 +1,6 @@
-// Writes the training artifacts of a model config to a folder, in the spirit of onnxruntime-training's
-// (train, optimizer, eval graphs plus a manifest), and the self-contained inference model for export.
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
-import { writeFileAtomic } from '../src/util/fsx.js';
+// The training artifacts of a model config, in the spirit of onnxruntime-training's (train, optimizer,
+// eval graphs plus a manifest), and the self-contained inference model for export. Returns bytes only:
+// the caller decides where and how files are written.
 import { OPSET } from './graph.js';
 import { buildEvalGraph, buildInferenceGraph, buildOptimizerGraph, buildTrainGraph, paramSpecs, type ModelConfig, type ParamSpec } from './model.js';
 
@@ -18,17 +16,20 @@ export interface ArtifactsManifest {
   files: { train: string; optimizer: string; eval: string; step: string };
 }
 
-/** Build and write train.onnx, optimizer.onnx, step.onnx (train + Adam fused), eval.onnx and manifest.json. */
-export async function writeArtifacts(dir: string, config: ModelConfig): Promise<ArtifactsManifest> {
-  await mkdir(dir, { recursive: true });
+/**
+ * train.onnx, optimizer.onnx, step.onnx (train + Adam fused), eval.onnx and manifest.json, as file
+ * name → bytes: the graphs the trainer runs, for inspection (Netron) or for other ONNX Runtime tools.
+ */
+export function artifactFiles(config: ModelConfig): Map<string, Uint8Array> {
   const files = { train: 'train.onnx', optimizer: 'optimizer.onnx', eval: 'eval.onnx', step: 'step.onnx' };
-  await writeFileAtomic(path.join(dir, files.train), buildTrainGraph(config).encode());
-  await writeFileAtomic(path.join(dir, files.optimizer), buildOptimizerGraph(config).encode());
-  await writeFileAtomic(path.join(dir, files.step), buildTrainGraph(config, { fuseOptimizer: true }).encode());
-  await writeFileAtomic(path.join(dir, files.eval), buildEvalGraph(config).encode());
   const manifest: ArtifactsManifest = { format: ARTIFACTS_FORMAT, version: 1, opset: OPSET, config, params: paramSpecs(config), files };
-  await writeFileAtomic(path.join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 1)}\n`);
-  return manifest;
+  return new Map<string, Uint8Array>([
+    [files.train, buildTrainGraph(config).encode()],
+    [files.optimizer, buildOptimizerGraph(config).encode()],
+    [files.step, buildTrainGraph(config, { fuseOptimizer: true }).encode()],
+    [files.eval, buildEvalGraph(config).encode()],
+    ['manifest.json', new TextEncoder().encode(`${JSON.stringify(manifest, null, 1)}\n`)],
+  ]);
 }
 
 export interface InferenceMetadata {
@@ -41,7 +42,7 @@ export interface InferenceMetadata {
 export const INFERENCE_FORMAT = 'alt-i2v-ort/model';
 
 /**
- * The exported model of DESIGN.md §3: input `image` uint8 (N,S,S,3) RGB letterboxed, normalization
+ * The exported model (docs/ARCHITECTURE.md, "Files"): input `image` uint8 (N,S,S,3) RGB letterboxed, normalization
  * inside, outputs `probs` (N,K) and `features` (N,D); metadata_props carry what `pred` needs.
  */
 export function encodeInferenceModel(config: ModelConfig, params: Map<string, Float32Array>, meta: InferenceMetadata): Uint8Array {

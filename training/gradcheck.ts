@@ -1,7 +1,7 @@
 // Finite-difference check of the train graph's gradients: ONNX Runtime (float32) against central
 // differences of the float64 reference forward, on a tiny model with random parameters.
 import ort from 'onnxruntime-node';
-import { Rng } from '../src/util/rng.js';
+import { Rng } from './rng.js';
 import { buildTrainGraph, io, numel, paramSpecs, type ModelConfig } from './model.js';
 import { referenceForward, type Batch } from './reference.js';
 

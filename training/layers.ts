@@ -29,7 +29,7 @@ export interface ConvGrads {
 
 /**
  * dY (N, Co, H, W) → dX (N, Ci, H, W) as a convolution with W transposed and flipped (same cost as
- * the forward); dW (Co, Ci, 3, 3) as 9 GEMMs of dY against shifted windows of X (DESIGN.md §4); dB.
+ * the forward); dW (Co, Ci, 3, 3) as 9 GEMMs of dY against shifted windows of X (docs/ARCHITECTURE.md, "Engine facts"); dB.
  * dX is skipped when `needDx` is false (the first trainable layer).
  */
 export function convBackward(g: Graph, x: string, w: string, dy: string, ci: number, co: number, needDx: boolean, hint = 'conv'): ConvGrads {

@@ -6,7 +6,7 @@ import {
   batchnormBackward, batchnormForward, batchnormInference, batchnormRunningUpdate, bceBackward, bceForward, convBackward, convForward,
   denseBackward, denseForward, dropoutBackward, dropoutForward, maxpoolBackward, maxpoolForward, normalizeForward, reluBackward, reluForward,
 } from './layers.js';
-import { Rng } from '../src/util/rng.js';
+import { Rng } from './rng.js';
 
 /** VGG16's 13 conv widths; a max-pool follows convs 2, 4, 7, 10 and 13. */
 export const VGG16_WIDTHS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512] as const;
@@ -113,7 +113,13 @@ export function initParams(c: ModelConfig, seed: number): Map<string, Float32Arr
   return out;
 }
 
-/** Graph names of the tensors the trainer binds. */
+/** Prefixes of per-tensor graph names: grad:P, new:P, adam_m:P, adam_v:P, new:adam_m:P, new:adam_v:P. */
+const PREFIX = { grad: 'grad:', new: 'new:', m: 'adam_m:', v: 'adam_v:' } as const;
+
+/**
+ * Graph names of the tensors the trainer binds: the one contract between these graphs and whoever runs
+ * them (the native engine receives these names in its options and checks them against the graphs).
+ */
 export const io = {
   image: 'image',
   labels: 'labels',
@@ -123,13 +129,16 @@ export const io = {
   features: 'features',
   lr: 'adam_lr_t',
   eps: 'adam_eps_t',
+  copyIn: 'x',
+  copyOut: 'y',
+  prefix: PREFIX,
   param: (n: string): string => n,
-  grad: (n: string): string => `grad:${n}`,
-  newParam: (n: string): string => `new:${n}`,
-  m: (n: string): string => `adam_m:${n}`,
-  v: (n: string): string => `adam_v:${n}`,
-  newM: (n: string): string => `new:adam_m:${n}`,
-  newV: (n: string): string => `new:adam_v:${n}`,
+  grad: (n: string): string => `${PREFIX.grad}${n}`,
+  newParam: (n: string): string => `${PREFIX.new}${n}`,
+  m: (n: string): string => `${PREFIX.m}${n}`,
+  v: (n: string): string => `${PREFIX.v}${n}`,
+  newM: (n: string): string => `${PREFIX.new}${PREFIX.m}${n}`,
+  newV: (n: string): string => `${PREFIX.new}${PREFIX.v}${n}`,
 };
 
 interface Forward {
@@ -304,7 +313,7 @@ export function buildEvalGraph(c: ModelConfig): Graph {
 /** Identity y = x for float tensors of any shape: the trainer's host ↔ device copies go through it. */
 export function buildCopyGraph(): Graph {
   const g = new Graph('alt_i2v_copy');
-  g.output(g.op('Identity', [g.input('x', 'float32', null)]), 'y', 'float32', null);
+  g.output(g.op('Identity', [g.input(io.copyIn, 'float32', null)]), io.copyOut, 'float32', null);
   return g;
 }
 

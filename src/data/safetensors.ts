@@ -1,7 +1,8 @@
 // safetensors read/write: 8-byte little-endian header length, JSON header, raw little-endian bytes.
-// Writes go to a temp file that is fsynced and renamed, so a file under its final name is complete.
-import { open, rename, rm } from 'node:fs/promises';
+// Writes are atomic (util/fsx.ts): a file under its final name is complete.
+import { open } from 'node:fs/promises';
 import { UsageError } from '../util/errors.js';
+import { fsReason, writeAll, writeAtomic } from '../util/fsx.js';
 
 export type Dtype = 'U8' | 'F32' | 'F64' | 'I64' | 'I32';
 const DTYPE_BYTES: Record<Dtype, number> = { U8: 1, F32: 4, F64: 8, I64: 8, I32: 4 };
@@ -45,26 +46,15 @@ export async function writeSafetensors(file: string, tensors: Record<string, Ten
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(json.length));
 
-  const tmp = `${file}.tmp`;
-  const fh = await open(tmp, 'w');
-  try {
-    const all: Uint8Array[] = [prefix, json];
-    for (const t of Object.values(tensors)) all.push(...t.chunks);
-    for (let i = 0; i < all.length; i += 512) await fh.writev(all.slice(i, i + 512));
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
-  await rename(tmp, file);
+  const all: Uint8Array[] = [prefix, json];
+  for (const t of Object.values(tensors)) all.push(...t.chunks);
+  await writeAtomic(file, (fh) => writeAll(fh, all));
 }
 
 /** Read and validate the header of a safetensors file; the error names the file and what is wrong. */
 export async function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
-  const fh = await open(file, 'r').catch(() => {
-    throw new UsageError(`Expected a safetensors file but ${JSON.stringify(file)} cannot be read`);
+  const fh = await open(file, 'r').catch((err: unknown) => {
+    throw new UsageError(`Expected a safetensors file but ${JSON.stringify(file)} cannot be read (${fsReason(err)})`);
   });
   try {
     const { size } = await fh.stat();
@@ -106,7 +96,6 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
   }
 }
 
-/** Read whole tensors by name from a safetensors file (validated header). */
 /**
  * Read whole tensors by name from a safetensors file (validated header). `into` supplies a buffer per
  * tensor to read into (its first bytes; it must be large enough), so callers can reuse memory.

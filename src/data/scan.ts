@@ -1,4 +1,4 @@
-// Walks a dataset folder: images with their sibling tag files (DESIGN.md §3). Directories are read one
+// Walks a dataset folder: images with their sibling tag files. Directories are read one
 // at a time and visited in sorted order, so memory follows the largest directory, not the dataset.
 import { opendir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';

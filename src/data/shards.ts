@@ -1,16 +1,12 @@
-// Training shards (DESIGN.md §3): SHARDS/index.json plus shard-NNNNN.safetensors holding `images`
-// uint8 [N, S, S, 3] and `labels` uint8 [N, K]. `makeShards` is the seed's `make_datapair.py
-// --make_pair`: resumable, deterministic, with only the shards being filled held in memory.
+// Training shards (docs/ARCHITECTURE.md, "Files"): SHARDS/index.json plus shard-NNNNN.safetensors
+// holding `images` uint8 [N, S, S, 3] and `labels` uint8 [N, K]: the format, its reader and writer, and batches over
+// shards. Making shards from a dataset is make-shards.ts.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
 import { UsageError } from '../util/errors.js';
-import { ImageError, preprocessImage, type PadRule, type SkipReason } from './images.js';
+import { readJsonInput, writeFileAtomic } from '../util/fsx.js';
+import type { PadRule, SkipReason } from './images.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
-import { readTagFile, walkDataset, type DatasetEntry } from './scan.js';
-import type { TagIndex } from './tags.js';
 
 export const SHARDS_FORMAT = 'alt-i2v-ort/shards';
 export const SHARDS_VERSION = 1;
@@ -95,32 +91,19 @@ export class ShardWriter {
   }
 }
 
-const INDEX = 'index.json';
+export const INDEX = 'index.json';
 
 export async function readShardIndex(dir: string): Promise<ShardIndexJson> {
   const file = path.join(dir, INDEX);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    throw new UsageError(`Expected a shards folder with index.json for SHARDS but ${JSON.stringify(file)} cannot be read`);
-  }
-  let json: ShardIndexJson;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new UsageError(`Expected JSON in ${JSON.stringify(file)} but it does not parse`);
-  }
+  const json = await readJsonInput<ShardIndexJson>(file, 'a shards folder with index.json for SHARDS');
   if (json.format !== SHARDS_FORMAT || json.version !== SHARDS_VERSION) {
     throw new UsageError(`Expected ${SHARDS_FORMAT} version ${SHARDS_VERSION} in ${JSON.stringify(file)} but found ${JSON.stringify(json.format)} version ${JSON.stringify(json.version)}`);
   }
   return json;
 }
 
-async function writeShardIndex(dir: string, index: ShardIndexJson): Promise<void> {
-  const file = path.join(dir, INDEX);
-  await writeFile(`${file}.tmp`, `${JSON.stringify(index, null, 1)}\n`);
-  await rename(`${file}.tmp`, file);
+export async function writeShardIndex(dir: string, index: ShardIndexJson): Promise<void> {
+  await writeFileAtomic(path.join(dir, INDEX), `${JSON.stringify(index, null, 1)}\n`);
 }
 
 /**
@@ -157,180 +140,33 @@ export async function readShard(dir: string, entry: ShardEntry, index: ShardInde
   return { names, count: entry.count, imageSize: s, tagCount: k, images: data.get('images')!, labels: data.get('labels')! };
 }
 
-export interface MakeShardsOptions {
-  dataset: string;
-  tags: TagIndex;
-  out: string;
-  shardSize: number;
-  imageSize: number;
-  holdout: number;
-  pad: PadRule;
-  maxPixels: number;
-  /** Images decoded at once; defaults to the number of cores. */
-  concurrency?: number;
-  onWarning?: (line: string) => void;
-  /** Called after each source entry with the count done (of `total` when known). */
-  onProgress?: (done: number) => void;
-  /** Called once before work starts with the number of entries left and whether this is a resume. */
-  onStart?: (info: { total: number; resumedFrom: number }) => void;
-}
-
-interface Outcome {
-  entry: DatasetEntry;
-  pixels?: Buffer;
-  label?: Buffer;
-  skip?: SkipKind;
-  detail?: string;
-}
-
-/** Make (or continue making) the shards of a dataset. Returns the final index. */
-export async function makeShards(opts: MakeShardsOptions): Promise<ShardIndexJson> {
-  const { dataset, tags, out, shardSize, imageSize, holdout, pad, maxPixels } = opts;
-  await mkdir(out, { recursive: true });
-  for (const f of await readdir(out)) if (f.endsWith('.tmp')) await rm(path.join(out, f), { force: true });
-
-  const fresh: ShardIndexJson = {
-    format: SHARDS_FORMAT,
-    version: SHARDS_VERSION,
-    imageSize,
-    pad,
-    maxPixels,
-    shardSize,
-    holdout,
-    tags: { sha256: tags.hash, count: tags.size, names: tags.names, categories: tags.rows.map((r) => r.category) },
-    dataset,
-    shards: [],
-    progress: { sourcesDone: 0, lastSource: null, complete: false },
-    stats: { kept: 0, skipped: {}, orphanTagFiles: 0 },
-  };
-  let index = fresh;
-  const existing = await readdir(out).then((f) => f.includes(INDEX));
-  if (existing) {
-    index = await readShardIndex(out);
-    checkResumable(index, fresh, out);
-    // Shard files past the last recorded checkpoint are from an interrupted run: drop them.
-    const known = new Set(index.shards.map((s) => s.file));
-    for (const f of await readdir(out)) if (/^shard-\d+\.safetensors$/.test(f) && !known.has(f)) await rm(path.join(out, f));
-    if (index.progress.complete) {
-      opts.onStart?.({ total: 0, resumedFrom: index.progress.sourcesDone });
-      return index;
+/**
+ * Probabilities from `run` over the given shards in batches, with their labels, one shard in memory at
+ * a time (in `slot`). Shared by `eval` (the exported model) and `train`'s holdout pass (the session).
+ */
+export async function predictOverShards(
+  dir: string,
+  index: ShardIndexJson,
+  entries: readonly ShardEntry[],
+  batch: number,
+  run: (images: Uint8Array, labels: Uint8Array, n: number) => Promise<Float32Array>,
+  slot: ShardSlot = new ShardSlot(),
+): Promise<{ probs: Float32Array; labels: Uint8Array; n: number }> {
+  const n = entries.reduce((a, s) => a + s.count, 0);
+  const k = index.tags.count;
+  const px = index.imageSize ** 2 * 3;
+  const probs = new Float32Array(n * k);
+  const labels = new Uint8Array(n * k);
+  let at = 0;
+  for (const e of entries) {
+    const shard = await readShard(dir, e, index, slot);
+    for (let i = 0; i < shard.count; i += batch) {
+      const m = Math.min(batch, shard.count - i);
+      const lab = shard.labels.subarray(i * k, (i + m) * k);
+      probs.set(await run(shard.images.subarray(i * px, (i + m) * px), lab, m), at * k);
+      labels.set(lab, at * k);
+      at += m;
     }
   }
-
-  let total = 0;
-  for await (const _ of walkDataset(dataset)) total++;
-  const resumedFrom = index.progress.sourcesDone;
-  if (resumedFrom > total) throw new UsageError(`Expected the dataset ${JSON.stringify(dataset)} to be unchanged since ${JSON.stringify(out)} was started, but it now has fewer files`);
-  opts.onStart?.({ total: total - resumedFrom, resumedFrom });
-
-  const writers: Record<Split, ShardWriter> = { train: new ShardWriter(imageSize, tags.size), holdout: new ShardWriter(imageSize, tags.size) };
-  const warn = (line: string): void => opts.onWarning?.(line);
-
-  let done = index.progress.sourcesDone;
-  let lastSource = index.progress.lastSource;
-  const checkpoint = async (complete: boolean): Promise<void> => {
-    for (const split of ['train', 'holdout'] as const) {
-      const w = writers[split];
-      if (w.count === 0) continue;
-      const file = `shard-${String(index.shards.length).padStart(5, '0')}.safetensors`;
-      const count = await w.flush(path.join(out, file), tags.hash);
-      index.shards.push({ file, split, count });
-    }
-    index.progress = { sourcesDone: done, lastSource, complete };
-    await writeShardIndex(out, index);
-  };
-
-  const prevSharp = sharp.concurrency();
-  sharp.concurrency(1); // one libvips thread per image, many images at once: best for small outputs
-  try {
-    const window = Math.max(1, opts.concurrency ?? os.availableParallelism());
-    const pending: Promise<Outcome>[] = [];
-    const source = skipDone(walkDataset(dataset), index.progress.sourcesDone, index.progress.lastSource, dataset, out);
-    let exhausted = false;
-    const fill = async (): Promise<void> => {
-      while (!exhausted && pending.length < window * 2) {
-        const next = await source.next();
-        if (next.done) exhausted = true;
-        else pending.push(processEntry(next.value, tags, { size: imageSize, pad, maxPixels }));
-      }
-    };
-    await fill();
-    while (pending.length > 0) {
-      const o = await pending.shift()!;
-      await fill();
-      done++;
-      lastSource = o.entry.name;
-      if (o.entry.kind === 'orphan-tags') {
-        index.stats.orphanTagFiles++;
-        warn(`warning: ${o.entry.file}: tag file without image, ignored`);
-      } else if (o.skip) {
-        index.stats.skipped[o.skip] = (index.stats.skipped[o.skip] ?? 0) + 1;
-        warn(`warning: ${o.entry.file}: skipped, ${o.skip} (${o.detail})`);
-      } else {
-        index.stats.kept++;
-        writers[isHoldout(o.entry.name, holdout) ? 'holdout' : 'train'].add(o.entry.name, o.pixels!, o.label!);
-      }
-      if (writers.train.count >= shardSize) await checkpoint(false);
-      opts.onProgress?.(done - resumedFrom);
-    }
-    await checkpoint(true);
-  } finally {
-    sharp.concurrency(prevSharp);
-  }
-  return index;
+  return { probs, labels, n };
 }
-
-function checkResumable(index: ShardIndexJson, want: ShardIndexJson, out: string): void {
-  const where = JSON.stringify(path.join(out, INDEX));
-  if (index.tags.sha256 !== want.tags.sha256) {
-    throw new UsageError(`Expected the tags.csv that ${where} was started with but --tags has changed since (sha256 ${index.tags.sha256.slice(0, 12)}… vs ${want.tags.sha256.slice(0, 12)}…); use a new --out`);
-  }
-  const fields = ['imageSize', 'pad', 'shardSize', 'holdout', 'maxPixels', 'dataset'] as const;
-  for (const f of fields) {
-    if (index[f] !== want[f]) throw new UsageError(`Expected ${f} ${JSON.stringify(index[f])} as recorded in ${where} but this run asks for ${JSON.stringify(want[f])}; use a new --out`);
-  }
-}
-
-async function* skipDone(walk: AsyncGenerator<DatasetEntry>, count: number, last: string | null, dataset: string, out: string): AsyncGenerator<DatasetEntry> {
-  let i = 0;
-  for await (const entry of walk) {
-    if (i < count) {
-      i++;
-      if (i === count && entry.name !== last) {
-        throw new UsageError(`Expected the dataset ${JSON.stringify(dataset)} to be unchanged since ${JSON.stringify(out)} was started, but file ${count} is now ${JSON.stringify(entry.name)} instead of ${JSON.stringify(last)}`);
-      }
-      continue;
-    }
-    yield entry;
-  }
-}
-
-async function processEntry(entry: DatasetEntry, tags: TagIndex, opts: { size: number; pad: PadRule; maxPixels: number }): Promise<Outcome> {
-  if (entry.kind === 'orphan-tags') return { entry };
-  if (!entry.tagFile) return { entry, skip: 'no-tag-file', detail: 'no sibling .txt' };
-  const label = Buffer.alloc(tags.size);
-  let known = 0;
-  let tagList: string[];
-  try {
-    tagList = await readTagFile(entry.tagFile);
-  } catch (err) {
-    return { entry, skip: 'unreadable', detail: `tag file ${entry.tagFile}: ${(err as Error).message}` };
-  }
-  for (const tag of tagList) {
-    const i = tags.indexOf(tag);
-    if (i !== undefined && label[i] === 0) {
-      label[i] = 1;
-      known++;
-    }
-  }
-  if (known === 0) return { entry, skip: 'no-known-tags', detail: 'none of its tags is in tags.csv' };
-  try {
-    const pixels = await preprocessImage(entry.file, entry.file, opts);
-    return { entry, pixels, label };
-  } catch (err) {
-    // Every failure becomes an outcome: a rejected promise waiting in the window would crash Node.
-    if (err instanceof ImageError) return { entry, skip: err.reason, detail: err.detail };
-    return { entry, skip: 'unreadable', detail: (err as Error).message };
-  }
-}
-

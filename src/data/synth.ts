@@ -5,7 +5,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { Rng } from '../util/rng.js';
+import { Rng } from '../../training/rng.js';
 
 const COLOURS: Record<string, string> = {
   red: '#e02020', blue: '#2050e0', green: '#20a040', yellow: '#f0d020', purple: '#8030c0',

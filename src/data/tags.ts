@@ -1,10 +1,10 @@
 // The tag index, tags.csv in the WD taggers' `selected_tags.csv` layout: tag_id,name,category,count.
 // Row order is the model's output index. Counting streams over the dataset; memory follows distinct tags.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import { UsageError } from '../util/errors.js';
+import { readInput } from '../util/fsx.js';
 import { readTagFile, walkDataset } from './scan.js';
 
 export const CATEGORY_GENERAL = 0;
@@ -86,13 +86,7 @@ export class TagIndex {
   }
 
   static async load(file: string): Promise<TagIndex> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(file);
-    } catch {
-      throw new UsageError(`Expected a tags.csv file for --tags but ${JSON.stringify(file)} cannot be read`);
-    }
-    return TagIndex.parse(bytes, file);
+    return TagIndex.parse(await readInput(file, 'a tags.csv file for --tags'), file);
   }
 
   static parse(bytes: Buffer, file: string): TagIndex {

@@ -12,6 +12,23 @@ export interface NativeSpec {
   shape: number[];
 }
 
+/** Graph names the engine binds (training/model.ts `io`), checked against the graphs at load. */
+export interface NativeIoNames {
+  image: string;
+  labels: string;
+  keep: string;
+  loss: string;
+  probs: string;
+  lr: string;
+  eps: string;
+  copyIn: string;
+  copyOut: string;
+  gradPrefix: string;
+  newPrefix: string;
+  mPrefix: string;
+  vPrefix: string;
+}
+
 export interface NativeLoadOptions {
   trainModel: Uint8Array;
   optimizerModel?: Uint8Array;
@@ -27,11 +44,14 @@ export interface NativeLoadOptions {
   tags: number;
   hidden: number;
   hasKeep: boolean;
+  io: NativeIoNames;
   specs: NativeSpec[];
 }
 
 export interface NativeTrainSession {
   readonly busy: boolean;
+  /** Whether device state is held (false before load and after dispose). */
+  readonly loaded: boolean;
   load(options: NativeLoadOptions, params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void>;
   setState(params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void>;
   step(images: Uint8Array, labels: Uint8Array, keep: Uint8Array | null, n: number, lrT: number, epsT: number): Promise<number>;

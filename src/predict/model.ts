@@ -1,9 +1,9 @@
-// The exported tagger (DESIGN.md §3) as used by prediction: one ONNX file, uint8 letterboxed images in,
+// The exported tagger (docs/ARCHITECTURE.md, "Files") as used by prediction: one ONNX file, uint8 letterboxed images in,
 // `probs` and `features` out, with the tag list and preprocessing read from its metadata_props.
-import { readFile } from 'node:fs/promises';
 import ort from 'onnxruntime-node';
 import protobuf from 'protobufjs';
 import { UsageError } from '../util/errors.js';
+import { readInput } from '../util/fsx.js';
 import { INFERENCE_FORMAT } from '../../training/artifacts.js';
 import type { PadRule } from '../data/images.js';
 
@@ -62,12 +62,7 @@ export class TaggerModel {
   ) {}
 
   static async load(file: string, opts: { executionProviders?: string[]; threads?: number } = {}): Promise<TaggerModel> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(file);
-    } catch {
-      throw new UsageError(`Expected a model file for --model but ${JSON.stringify(file)} cannot be read`);
-    }
+    const bytes = await readInput(file, 'a model file for --model');
     let props: Map<string, string>;
     try {
       props = readMetadataProps(bytes);

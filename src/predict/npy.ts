@@ -1,7 +1,6 @@
 // NumPy .npy files (format 1.0): little-endian float32 or uint8 matrices that `numpy.load` reads.
-import { readFile } from 'node:fs/promises';
 import { UsageError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fsx.js';
+import { readInput, writeFileAtomic } from '../util/fsx.js';
 
 export type NpyArray = { dtype: 'f4'; shape: [number, number]; data: Float32Array } | { dtype: 'u1'; shape: [number, number]; data: Uint8Array };
 
@@ -23,9 +22,7 @@ export async function writeNpy(file: string, a: NpyArray): Promise<void> {
 }
 
 export async function readNpy(file: string): Promise<NpyArray> {
-  const b = await readFile(file).catch(() => {
-    throw new UsageError(`Expected a .npy file but ${JSON.stringify(file)} cannot be read`);
-  });
+  const b = await readInput(file, 'a .npy file');
   const bad = (what: string): UsageError => new UsageError(`Expected a .npy matrix written by \`vec\` in ${JSON.stringify(file)} but ${what}`);
   if (b.length < 10 || b.toString('latin1', 0, 6) !== '\x93NUMPY') throw bad('it has no NumPy header');
   const len = b.readUInt16LE(8);
@@ -39,12 +36,4 @@ export async function readNpy(file: string): Promise<NpyArray> {
   if (body.length !== n * d * bytes) throw bad(`it holds ${body.length} bytes for shape (${n}, ${d})`);
   const copy = new Uint8Array(body); // aligned
   return descr === '<f4' ? { dtype: 'f4', shape: [n, d], data: new Float32Array(copy.buffer) } : { dtype: 'u1', shape: [n, d], data: copy };
-}
-
-/** illustration2vec's binary hash: features > 0, packed 8 per byte, most significant bit first (numpy.packbits). */
-export function packBits(features: ArrayLike<number>, n: number, d: number): Uint8Array {
-  const row = Math.ceil(d / 8);
-  const out = new Uint8Array(n * row);
-  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) if (features[i * d + j]! > 0) out[i * row + (j >> 3)]! |= 0x80 >> (j & 7);
-  return out;
 }

@@ -1,5 +1,5 @@
 // What ONNX Runtime can run on here: its version, the execution providers onnxruntime-node lists, and
-// for CUDA whether the provider libraries sit next to libonnxruntime (DESIGN.md §5).
+// for CUDA whether the provider libraries sit next to libonnxruntime (docs/ARCHITECTURE.md, "Packaging").
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';

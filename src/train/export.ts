@@ -5,7 +5,7 @@ import { UsageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { encodeInferenceModel } from '../../training/artifacts.js';
 import { bestCheckpoint, listCheckpoints, readCheckpoint, type CheckpointInfo } from './checkpoint.js';
-import { readRunConfig } from './run.js';
+import { readRunConfig } from './run-config.js';
 
 export async function exportModel(runDir: string, out: string, checkpoint?: string): Promise<{ checkpoint: CheckpointInfo; bytes: number }> {
   const run = await readRunConfig(runDir);

@@ -1,14 +1,20 @@
 // TrainSession: the typed face of the native trainer. Validates in TypeScript, fills every default
 // into one options object, keeps the Adam step count and the dropout RNG (so a checkpoint replays
 // exactly), and computes Adam's bias correction in float64 on the host.
-import { loadAddon, type NativeTrainSession } from '../native/addon.js';
+import { loadAddon, type NativeIoNames, type NativeTrainSession } from '../native/addon.js';
 import { cudaMissingMessage, runtimeReport, type Device } from '../runtime/providers.js';
 import { checkInteger, expected } from '../util/errors.js';
-import { Rng } from '../util/rng.js';
+import { Rng } from '../../training/rng.js';
 import {
-  adamStepScalars, buildCopyGraph, buildEvalGraph, buildOptimizerGraph, buildTrainGraph, checkConfig, dropoutKeepMask, numel, paramSpecs,
+  adamStepScalars, buildCopyGraph, buildEvalGraph, buildOptimizerGraph, buildTrainGraph, checkConfig, dropoutKeepMask, io, numel, paramSpecs,
   type ModelConfig, type ParamSpec,
 } from '../../training/model.js';
+
+/** The graph names the native engine binds, from the graphs' own `io` table. */
+export const NATIVE_IO: NativeIoNames = {
+  image: io.image, labels: io.labels, keep: io.keep, loss: io.loss, probs: io.probs, lr: io.lr, eps: io.eps, copyIn: io.copyIn, copyOut: io.copyOut,
+  gradPrefix: io.prefix.grad, newPrefix: io.prefix.new, mPrefix: io.prefix.m, vPrefix: io.prefix.v,
+};
 
 export interface TrainSessionOptions {
   device?: Device;
@@ -81,6 +87,7 @@ export class TrainSession {
         tags: config.tags,
         hidden: config.hidden,
         hasKeep: config.dropout > 0,
+        io: NATIVE_IO,
         specs: session.specs.map((s) => ({ name: s.name, role: s.role, shape: s.shape })),
       },
       params,

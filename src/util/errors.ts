@@ -1,4 +1,4 @@
-// Error kinds the CLI maps to exit codes (DESIGN.md §2): UsageError → 2, anything else → 1.
+// Error kinds the CLI maps to exit codes: UsageError → 2, anything else → 1.
 // One message builder so every check reads the same way: "Expected … for NAME but received …".
 
 /** A bad flag, a missing or malformed input file: the user can fix it by changing the command. */

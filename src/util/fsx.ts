@@ -1,13 +1,121 @@
-// Small file helpers: atomic writes (temp name, then rename) so no half-written file looks complete.
-import { rename, rm, writeFile } from 'node:fs/promises';
+// File helpers every command shares. Writes: a unique temp name in the target's folder (exclusive
+// create, never through a symlink), every byte written, fsynced, renamed, the folder fsynced, so a file
+// under its final name is always complete. Reads of input files: one usage error naming the file and
+// what is wrong in words, never errno text.
+import { constants, type PathLike } from 'node:fs';
+import { open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { messageOf, UsageError } from './errors.js';
+
+const REASONS: Record<string, string> = {
+  ENOENT: 'no such file or folder',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EISDIR: 'it is a folder',
+  ENOTDIR: 'a part of its path is not a folder',
+  ELOOP: 'it is a symbolic link, which is not followed',
+  EEXIST: 'it already exists',
+  EMFILE: 'too many open files',
+  EIO: 'input/output error',
+};
+
+/** An fs error in words (no errno text), for "FILE cannot be read (<reason>)" messages. */
+export function fsReason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return (code && REASONS[code]) ?? (code ? `error ${code}` : messageOf(err));
+}
+
+/** Whether an error came from the file system (it has an errno code). */
+export function isFsError(err: unknown): err is NodeJS.ErrnoException {
+  return typeof (err as NodeJS.ErrnoException)?.code === 'string' && typeof (err as NodeJS.ErrnoException)?.syscall === 'string';
+}
+
+/** A failed write of `file`: one line naming it (exit 1; the user fixes the disk, not the command). */
+export class WriteError extends Error {
+  override name = 'WriteError';
+  constructor(
+    readonly file: string,
+    cause: unknown,
+  ) {
+    super(`cannot write ${JSON.stringify(file)} (${fsReason(cause)})`);
+  }
+}
+
+let tmpCounter = 0;
+
+/** A unique temp name next to `file`, hidden, so no other writer and no glob of final names meets it. */
+export function tempNameFor(file: string): string {
+  const rand = Math.random().toString(36).slice(2, 8);
+  return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${++tmpCounter}${rand}.tmp`);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Write `file` atomically: `fill` writes the content to a handle on a fresh temp file, which is then
+ * fsynced and renamed over `file`, and the folder fsynced. Any failure removes the temp file and
+ * throws a WriteError naming `file`; a previous `file` stays as it was.
+ */
+export async function writeAtomic(file: string, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
+  const tmp = tempNameFor(file);
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    await fill(fh);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await rename(tmp, file);
+    await fsyncDir(path.dirname(file));
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err instanceof WriteError || !isFsError(err) ? err : new WriteError(file, err);
+  }
+}
+
+/** Write every byte of `chunks` in order (writev in groups; short writes are continued). */
+export async function writeAll(fh: FileHandle, chunks: readonly Uint8Array[]): Promise<void> {
+  for (const c of chunks) {
+    let off = 0;
+    while (off < c.byteLength) {
+      const { bytesWritten } = await fh.write(c, off, c.byteLength - off);
+      if (bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO', syscall: 'write' });
+      off += bytesWritten;
+    }
+  }
+}
 
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp`;
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  await writeAtomic(file, (fh) => writeAll(fh, [bytes]));
+}
+
+/** Read an input file, or fail with a usage error: `Expected WHAT but "FILE" cannot be read (no such file or folder)`. */
+export async function readInput(file: PathLike, what: string): Promise<Buffer> {
   try {
-    await writeFile(tmp, data);
-    await rename(tmp, file);
+    return await readFile(file);
   } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
+    throw new UsageError(`Expected ${what} but ${JSON.stringify(String(file))} cannot be read (${fsReason(err)})`);
+  }
+}
+
+/** Read and parse a JSON input file; a file that does not parse is a usage error naming it. */
+export async function readJsonInput<T>(file: string, what: string): Promise<T> {
+  const text = (await readInput(file, what)).toString('utf8');
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new UsageError(`Expected ${what} but ${JSON.stringify(file)} is not valid JSON`);
   }
 }

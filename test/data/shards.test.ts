@@ -4,7 +4,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { preprocessImage } from '../../src/data/images.js';
 import { readTagFile } from '../../src/data/scan.js';
-import { isHoldout, makeShards, readShard, readShardIndex, type MakeShardsOptions } from '../../src/data/shards.js';
+import { makeShards, type MakeShardsOptions } from '../../src/data/make-shards.js';
+import { isHoldout, readShard, readShardIndex } from '../../src/data/shards.js';
 import { writeSynthDataset } from '../../src/data/synth.js';
 import { TagIndex } from '../../src/data/tags.js';
 import { UsageError } from '../../src/util/errors.js';
@@ -100,13 +101,14 @@ test('an interrupted pairs run resumes to the same bytes as an uninterrupted one
   const partial = await readShardIndex(part);
   assert.equal(partial.progress.complete, false);
   assert.ok(partial.progress.sourcesDone > 0 && partial.progress.sourcesDone < 27);
-  await writeFile(path.join(part, 'shard-00009.safetensors.tmp'), 'half-written'); // as a kill -9 leaves it
+  await writeFile(path.join(part, '.shard-00009.safetensors.4242.7abc12.tmp'), 'half-written'); // as a kill -9 leaves it
+  await writeFile(path.join(part, 'notes.tmp'), 'the user\'s own file'); // not ours: never deleted
   let resumedFrom = -1;
   const done = await makeShards({ ...base(dir, tags, part), onStart: (i) => (resumedFrom = i.resumedFrom) });
   assert.equal(resumedFrom, partial.progress.sourcesDone);
   assert.equal(done.progress.complete, true);
   const files = (await readdir(whole)).filter((f) => f.endsWith('.safetensors')).sort();
-  assert.deepEqual((await readdir(part)).filter((f) => f.endsWith('.safetensors') || f.endsWith('.tmp')).sort(), files);
+  assert.deepEqual((await readdir(part)).filter((f) => f.endsWith('.safetensors') || f.endsWith('.tmp')).sort(), [...files, 'notes.tmp'].sort());
   for (const f of files) assert.ok((await readFile(path.join(whole, f))).equals(await readFile(path.join(part, f))), f);
   assert.deepEqual(done.shards, (await readShardIndex(whole)).shards);
 });

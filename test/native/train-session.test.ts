@@ -3,12 +3,12 @@
 // ALT_I2V_TEST_DEVICE=cuda runs the equality checks on the CUDA EP (bench/gpu.sh does).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadAddon } from '../../src/native/addon.js';
-import { TrainSession } from '../../src/train/train-session.js';
-import { Rng } from '../../src/util/rng.js';
+import { loadAddon, type NativeTrainSession } from '../../src/native/addon.js';
+import { NATIVE_IO, TrainSession } from '../../src/train/train-session.js';
+import { Rng } from '../../training/rng.js';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
 import { HostTrainSession } from '../../training/host-session.js';
-import { defaultConfig, dropoutKeepMask, initParams, VGG16_TINY_WIDTHS } from '../../training/model.js';
+import { buildCopyGraph, buildEvalGraph, buildTrainGraph, defaultConfig, dropoutKeepMask, initParams, paramSpecs, VGG16_TINY_WIDTHS } from '../../training/model.js';
 
 const device = process.env.ALT_I2V_TEST_DEVICE === 'cuda' ? 'cuda' : 'cpu';
 // CUDA kernels sum in other orders than the CPU reference: losses agree to float32 noise, and a
@@ -136,12 +136,47 @@ test('an ONNX Runtime failure becomes a JS error with the ORT code and the calle
   const native = new addon.TrainSession();
   const junk = new Uint8Array([1, 2, 3, 4]);
   const err = await native
-    .load({ trainModel: junk, evalModel: junk, copyModel: junk, fused: true, device: 'cpu', deviceId: 0, tf32: false, intraOpThreads: 1, interOpThreads: 1, imageSize: 32, tags: 1, hidden: 1, hasKeep: false, specs: [] }, [])
+    .load({ trainModel: junk, evalModel: junk, copyModel: junk, fused: true, device: 'cpu', deviceId: 0, tf32: false, intraOpThreads: 1, interOpThreads: 1, imageSize: 32, tags: 1, hidden: 1, hasKeep: false, io: NATIVE_IO, specs: [] }, [])
     .then(() => null, (e: unknown) => e as Error & { code?: string });
   assert.ok(err, 'load of a junk model must fail');
   assert.equal(err.code, 'ORT_INVALID_PROTOBUF');
+  assert.match(err.message, /^TrainSession\.load: /);
   assert.match(err.stack ?? '', /train-session\.test\.js/);
   native.dispose();
+});
+
+test('graph names are one contract: a name the graphs lack fails at load, naming graph and name', async () => {
+  const c = gradcheckConfig();
+  const options = {
+    trainModel: buildTrainGraph(c, { fuseOptimizer: true }).encode(), evalModel: buildEvalGraph(c).encode(), copyModel: buildCopyGraph().encode(),
+    fused: true, device, deviceId: 0, tf32: false, intraOpThreads: 1, interOpThreads: 1, imageSize: c.imageSize, tags: c.tags, hidden: c.hidden,
+    hasKeep: c.dropout > 0, specs: paramSpecs(c).map((s) => ({ name: s.name, role: s.role, shape: s.shape })),
+  } as const;
+  const params = paramSpecs(c).map((s) => randomParams(c, 1).get(s.name)!);
+  for (const [key, value, graph, kind] of [['image', 'pixels', 'train', 'input'], ['newPrefix', 'next:', 'train', 'output'], ['copyOut', 'z', 'copy', 'output']] as const) {
+    const native = new (loadAddon().TrainSession)();
+    await assert.rejects(native.load({ ...options, io: { ...NATIVE_IO, [key]: value } }, params), new RegExp(`TrainSession\\.load: ${graph} graph: expected an ${kind} named "${value.replace('.', '\\.')}`));
+    assert.equal(native.loaded, false);
+    native.dispose();
+  }
+  const ok = new (loadAddon().TrainSession)();
+  await ok.load({ ...options, io: NATIVE_IO }, params);
+  assert.equal(ok.loaded, true);
+  ok.dispose();
+});
+
+test('dispose during an in-flight setState frees the state: the finished worker does not re-attach it', async () => {
+  const c = gradcheckConfig();
+  const s = await TrainSession.create(c, { params: randomParams(c, 8) }, { device });
+  const native = (s as unknown as { native: NativeTrainSession }).native;
+  assert.equal(native.loaded, true);
+  const pending = s.setState({ params: randomParams(c, 9) });
+  s.dispose();
+  assert.equal(native.loaded, false);
+  await pending;
+  assert.equal(native.loaded, false, 'setState finishing after dispose re-attached the engine');
+  const b = randomBatch(c, 4, 1);
+  await assert.rejects(s.step(b.images, b.labels, 4, 0.001), /TrainSession\.step: the session is disposed/);
 });
 
 test('1,000 steps keep RSS flat (no leak)', async (t) => {

@@ -8,8 +8,8 @@ import { test } from 'node:test';
 import { readShard, readShardIndex } from '../../src/data/shards.js';
 import { TaggerModel } from '../../src/predict/model.js';
 import { listCheckpoints, readCheckpoint, writeCheckpoint } from '../../src/train/checkpoint.js';
-import { baseRateMap, meanAveragePrecision } from '../../src/train/metrics.js';
-import { readRunConfig } from '../../src/train/run.js';
+import { baseRateMap, meanAveragePrecision } from '../../src/metrics/metrics.js';
+import { readRunConfig } from '../../src/train/run-config.js';
 import { TrainSession } from '../../src/train/train-session.js';
 import { cli, tempDir } from '../helpers.js';
 

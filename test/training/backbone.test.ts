@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { importBackbone } from '../../training/backbone.js';
+import { importBackbone } from '../../src/train/backbone.js';
 import { defaultConfig, VGG16_TINY_WIDTHS } from '../../training/model.js';
 import { UsageError } from '../../src/util/errors.js';
 import { tempDir } from '../helpers.js';

@@ -6,7 +6,7 @@ import ort from 'onnxruntime-node';
 import { Graph } from '../../training/graph.js';
 import * as L from '../../training/layers.js';
 import * as R from '../../training/reference.js';
-import { Rng } from '../../src/util/rng.js';
+import { Rng } from '../../training/rng.js';
 
 const TOL = 1e-3;
 

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
 import ort from 'onnxruntime-node';
-import { encodeInferenceModel, writeArtifacts } from '../../training/artifacts.js';
+import { artifactFiles, encodeInferenceModel } from '../../training/artifacts.js';
 import { batchFeeds, gradcheck, gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
 import { HostTrainSession } from '../../training/host-session.js';
 import { ADAM, adamStepScalars, buildEvalGraph, buildOptimizerGraph, buildTrainGraph, checkConfig, defaultConfig, io, numel, paramSpecs } from '../../training/model.js';
@@ -124,10 +124,12 @@ const hasOnnx = spawnSync('/usr/bin/python3', ['-c', 'import onnx'], { stdio: 'i
 test('every artifact passes onnx.checker with full shape inference', { skip: hasOnnx ? false : 'python3-onnx not installed' }, async (t) => {
   const dir = await tempDir();
   const tiny = gradcheckConfig();
-  await writeArtifacts(path.join(dir, 'tiny'), tiny);
-  await writeArtifacts(path.join(dir, 'vgg16'), defaultConfig({ tags: 50, hidden: 64 }));
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  for (const [sub, config] of [['tiny', tiny], ['vgg16', defaultConfig({ tags: 50, hidden: 64 })]] as const) {
+    await mkdir(path.join(dir, sub));
+    for (const [name, bytes] of artifactFiles(config)) await writeFile(path.join(dir, sub, name), bytes);
+  }
   const meta = { tags: ['a', 'b', 'c', 'd', 'e'], categories: [0, 0, 0, 0, 9], pad: 'center' as const, source: 'test' };
-  const { writeFile } = await import('node:fs/promises');
   await writeFile(path.join(dir, 'tiny', 'model.onnx'), encodeInferenceModel(tiny, randomParams(tiny, 1), meta));
   const script = [
     'import glob, sys, onnx',

@@ -3,11 +3,12 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { makeShards, readShard } from '../../src/data/shards.js';
+import { makeShards } from '../../src/data/make-shards.js';
+import { readShard } from '../../src/data/shards.js';
 import { writeSynthDataset } from '../../src/data/synth.js';
 import { TagIndex, countTags, formatTagsCsv, selectTags } from '../../src/data/tags.js';
-import { baseRateMap, meanAveragePrecision } from '../../src/train/metrics.js';
-import { Rng } from '../../src/util/rng.js';
+import { baseRateMap, meanAveragePrecision } from '../../src/metrics/metrics.js';
+import { Rng } from '../../training/rng.js';
 import { HostTrainSession } from '../../training/host-session.js';
 import { defaultConfig, initParams, VGG16_TINY_WIDTHS } from '../../training/model.js';
 import { tempDir } from '../helpers.js';

@@ -2,7 +2,7 @@
 // with random weights, for the --backbone import tests. Never a real model.
 import { A, Graph } from '../../training/graph.js';
 import { POOL_AFTER } from '../../training/model.js';
-import { Rng } from '../../src/util/rng.js';
+import { Rng } from '../../training/rng.js';
 
 export interface ZooOptions {
   widths: number[];

@@ -9,7 +9,7 @@ import { checkInteger, UsageError } from '../../util/errors.js';
 import { preprocessImage } from '../../data/images.js';
 import { readShard, readShardIndex } from '../../data/shards.js';
 import { readTagFile } from '../../data/scan.js';
-import { baseRateMap } from '../../train/metrics.js';
+import { baseRateMap } from '../../metrics/metrics.js';
 import { bestCheckpoint, listCheckpoints } from '../../train/checkpoint.js';
 import { TaggerModel } from '../../predict/model.js';
 

@@ -3,7 +3,8 @@ import { stringify } from 'csv-stringify/sync';
 import { defineCommand, type Command } from '../command.js';
 import { checkChoice, checkInteger, checkNumber } from '../../util/errors.js';
 import { writeFileAtomic } from '../../util/fsx.js';
-import { evaluatePredictions, predictShards } from '../../predict/evaluate.js';
+import { evaluatePredictions } from '../../metrics/metrics.js';
+import { predictShards } from '../../predict/evaluate.js';
 import { TaggerModel } from '../../predict/model.js';
 import { DEVICES, executionProviders, type Device } from '../../runtime/providers.js';
 

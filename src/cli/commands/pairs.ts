@@ -4,7 +4,7 @@ import { defineCommand, type Command } from '../command.js';
 import { checkChoice, checkInteger, checkNumber } from '../../util/errors.js';
 import { checkDatasetDir } from '../../data/scan.js';
 import { DEFAULT_MAX_PIXELS, PAD_RULES } from '../../data/images.js';
-import { makeShards } from '../../data/shards.js';
+import { makeShards } from '../../data/make-shards.js';
 import { TagIndex } from '../../data/tags.js';
 import { startProgress, type Progress } from '../io.js';
 

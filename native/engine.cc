@@ -1,0 +1,264 @@
+// Engine: ONNX Runtime sessions over the training artifacts, with the model state held in device
+// buffers that are bound once per call (Ort::IoBinding) and swapped after each step.
+#include "engine.h"
+
+#include <algorithm>
+#include <set>
+#include <stdexcept>
+#include <utility>
+
+namespace alt_i2v {
+
+namespace {
+
+Ort::Env& GlobalEnv() {
+  // One OrtEnv per process, shared with onnxruntime-node through the same libonnxruntime. Never
+  // destroyed: releasing it from a static destructor at exit, after the CUDA provider library has
+  // been torn down, corrupted the heap ("corrupted double-linked list" on an H200).
+  static Ort::Env* env = new Ort::Env(ORT_LOGGING_LEVEL_WARNING, "alt-i2v-ort");
+  return *env;
+}
+
+// Every name in `want` must be one of the session's inputs (or outputs).
+void RequireNames(const Ort::Session& session, const char* graph, bool inputs, const std::vector<std::string>& want) {
+  std::vector<std::string> have_list = inputs ? session.GetInputNames() : session.GetOutputNames();
+  std::set<std::string> have(have_list.begin(), have_list.end());
+  for (const std::string& name : want) {
+    if (have.count(name) == 0) {
+      throw std::runtime_error(std::string(graph) + " graph: expected an " + (inputs ? "input" : "output") + " named \"" + name +
+                               "\" (options.io and the graph disagree: was the graph written by another version?)");
+    }
+  }
+}
+
+}  // namespace
+
+const char* OrtCodeName(OrtErrorCode code) {
+  switch (code) {
+    case ORT_OK: return "ORT_OK";
+    case ORT_FAIL: return "ORT_FAIL";
+    case ORT_INVALID_ARGUMENT: return "ORT_INVALID_ARGUMENT";
+    case ORT_NO_SUCHFILE: return "ORT_NO_SUCHFILE";
+    case ORT_NO_MODEL: return "ORT_NO_MODEL";
+    case ORT_ENGINE_ERROR: return "ORT_ENGINE_ERROR";
+    case ORT_RUNTIME_EXCEPTION: return "ORT_RUNTIME_EXCEPTION";
+    case ORT_INVALID_PROTOBUF: return "ORT_INVALID_PROTOBUF";
+    case ORT_MODEL_LOADED: return "ORT_MODEL_LOADED";
+    case ORT_NOT_IMPLEMENTED: return "ORT_NOT_IMPLEMENTED";
+    case ORT_INVALID_GRAPH: return "ORT_INVALID_GRAPH";
+    case ORT_EP_FAIL: return "ORT_EP_FAIL";
+    default: return "ORT_ERROR";
+  }
+}
+
+Engine::Engine(Options options) : options_(std::move(options)), cpu_info_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
+  Ort::Env& env = GlobalEnv();  // first: loading the CUDA provider logs through the env's default logger
+  Ort::SessionOptions so;
+  so.SetIntraOpNumThreads(options_.intra_threads);
+  so.SetInterOpNumThreads(options_.inter_threads);
+  so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
+  if (options_.cuda) {
+    Ort::CUDAProviderOptions cuda;
+    // TF32 off unless asked: the equality tests compare CUDA against the float32 CPU reference.
+    cuda.Update({{"device_id", std::to_string(options_.device_id)}, {"use_tf32", options_.tf32 ? "1" : "0"}});
+    so.AppendExecutionProvider_CUDA_V2(*cuda);
+    device_info_ = Ort::MemoryInfo("Cuda", OrtArenaAllocator, options_.device_id, OrtMemTypeDefault);
+  } else {
+    device_info_ = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  }
+  auto make = [&](const std::vector<uint8_t>& bytes) { return std::make_unique<Ort::Session>(env, bytes.data(), bytes.size(), so); };
+  train_ = make(options_.train_model);
+  if (!options_.fused) optimizer_ = make(options_.optimizer_model);
+  eval_ = make(options_.eval_model);
+  copy_ = make(options_.copy_model);
+  CheckGraphNames();
+  allocator_ = std::make_unique<Ort::Allocator>(*train_, device_info_);
+
+  for (size_t i = 0; i < options_.specs.size(); i++) {
+    const TensorSpec& s = options_.specs[i];
+    cur_.push_back(NewDeviceTensor(s.shape));
+    if (s.role == Role::kFrozen) {
+      next_.emplace_back(nullptr);
+      continue;
+    }
+    next_.push_back(NewDeviceTensor(s.shape));
+    if (s.role == Role::kState) {
+      updated_state_.push_back(i);
+      continue;
+    }
+    trainable_.push_back(i);
+    m_.push_back(NewDeviceTensor(s.shape));
+    v_.push_back(NewDeviceTensor(s.shape));
+    m_next_.push_back(NewDeviceTensor(s.shape));
+    v_next_.push_back(NewDeviceTensor(s.shape));
+    if (!options_.fused) grad_.push_back(NewDeviceTensor(s.shape));
+  }
+}
+
+// Every name Step/Evaluate/Copy will bind exists in its graph: a mismatch fails at load, by name.
+void Engine::CheckGraphNames() const {
+  const IoNames& io = options_.io;
+  std::vector<std::string> batch{io.image, io.labels}, all_specs, train_out{io.loss}, adam_in{io.lr, io.eps}, adam_out, grads, params_grads;
+  if (options_.has_keep) batch.push_back(io.keep);
+  for (const TensorSpec& s : options_.specs) {
+    all_specs.push_back(s.name);
+    if (s.role == Role::kState) train_out.push_back(io.new_prefix + s.name);
+    if (s.role != Role::kTrainable) continue;
+    adam_in.push_back(io.m_prefix + s.name);
+    adam_in.push_back(io.v_prefix + s.name);
+    for (const std::string& p : {std::string(), io.m_prefix, io.v_prefix}) adam_out.push_back(io.new_prefix + p + s.name);
+    grads.push_back(io.grad_prefix + s.name);
+    params_grads.push_back(s.name);
+    params_grads.push_back(io.grad_prefix + s.name);
+  }
+  RequireNames(*train_, "train", true, batch);
+  RequireNames(*train_, "train", true, all_specs);
+  RequireNames(*train_, "train", false, train_out);
+  if (options_.fused) {
+    RequireNames(*train_, "train", true, adam_in);
+    RequireNames(*train_, "train", false, adam_out);
+  } else {
+    RequireNames(*train_, "train", false, grads);
+    RequireNames(*optimizer_, "optimizer", true, adam_in);
+    RequireNames(*optimizer_, "optimizer", true, params_grads);
+    RequireNames(*optimizer_, "optimizer", false, adam_out);
+  }
+  RequireNames(*eval_, "eval", true, {io.image, io.labels});
+  RequireNames(*eval_, "eval", true, all_specs);
+  RequireNames(*eval_, "eval", false, {io.loss, io.probs});
+  RequireNames(*copy_, "copy", true, {io.copy_in});
+  RequireNames(*copy_, "copy", false, {io.copy_out});
+}
+
+Ort::Value Engine::NewDeviceTensor(const std::vector<int64_t>& shape) {
+  return Ort::Value::CreateTensor<float>(*allocator_, shape.data(), shape.size());
+}
+
+void Engine::Copy(Ort::Value& src, Ort::Value& dst) {
+  Ort::IoBinding binding(*copy_);
+  binding.BindInput(options_.io.copy_in.c_str(), src);
+  binding.BindOutput(options_.io.copy_out.c_str(), dst);
+  copy_->Run(Ort::RunOptions{nullptr}, binding);
+  binding.SynchronizeOutputs();
+}
+
+void Engine::Upload(const std::vector<const float*>& params, const std::vector<const float*>& m, const std::vector<const float*>& v) {
+  size_t largest = 0;
+  for (const auto& s : options_.specs) largest = std::max(largest, s.numel);
+  std::vector<float> zeros;
+  auto upload = [&](const float* host, const TensorSpec& s, Ort::Value& dst) {
+    if (host == nullptr) {
+      if (zeros.empty()) zeros.assign(largest, 0.0f);
+      host = zeros.data();
+    }
+    Ort::Value src = Ort::Value::CreateTensor<float>(cpu_info_, const_cast<float*>(host), s.numel, s.shape.data(), s.shape.size());
+    Copy(src, dst);
+  };
+  for (size_t i = 0; i < options_.specs.size(); i++) upload(params[i], options_.specs[i], cur_[i]);
+  for (size_t j = 0; j < trainable_.size(); j++) {
+    const TensorSpec& s = options_.specs[trainable_[j]];
+    upload(m.empty() ? nullptr : m[j], s, m_[j]);
+    upload(v.empty() ? nullptr : v[j], s, v_[j]);
+  }
+}
+
+// Binds the host batch: image (N, S, S, 3) uint8, labels (N, K) uint8, keep (N, D) bool when given.
+void Engine::BindBatch(Ort::IoBinding& binding, const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n,
+                       std::vector<Ort::Value>* keep_alive) {
+  auto bind = [&](const std::string& name, const uint8_t* data, std::vector<int64_t> shape, ONNXTensorElementDataType type) {
+    size_t bytes = 1;
+    for (int64_t d : shape) bytes *= static_cast<size_t>(d);
+    keep_alive->push_back(Ort::Value::CreateTensor(cpu_info_, const_cast<uint8_t*>(data), bytes, shape.data(), shape.size(), type));
+    binding.BindInput(name.c_str(), keep_alive->back());
+  };
+  const int64_t s = options_.image_size;
+  bind(options_.io.image, images, {n, s, s, 3}, ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8);
+  bind(options_.io.labels, labels, {n, options_.tags}, ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8);
+  if (keep != nullptr) bind(options_.io.keep, keep, {n, options_.hidden}, ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL);
+}
+
+// Adam inputs/outputs: to the step graph when fused (parameters and gradients are already inside),
+// else to the optimizer graph, which also takes each parameter and its gradient.
+void Engine::BindAdam(Ort::IoBinding& b, Ort::Value& lr, Ort::Value& eps, bool with_param_and_grad) {
+  const IoNames& io = options_.io;
+  b.BindInput(io.lr.c_str(), lr);
+  b.BindInput(io.eps.c_str(), eps);
+  for (size_t j = 0; j < trainable_.size(); j++) {
+    const std::string& name = options_.specs[trainable_[j]].name;
+    if (with_param_and_grad) {
+      b.BindInput(name.c_str(), cur_[trainable_[j]]);
+      b.BindInput((io.grad_prefix + name).c_str(), grad_[j]);
+    }
+    b.BindInput((io.m_prefix + name).c_str(), m_[j]);
+    b.BindInput((io.v_prefix + name).c_str(), v_[j]);
+    b.BindOutput((io.new_prefix + name).c_str(), next_[trainable_[j]]);
+    b.BindOutput((io.new_prefix + io.m_prefix + name).c_str(), m_next_[j]);
+    b.BindOutput((io.new_prefix + io.v_prefix + name).c_str(), v_next_[j]);
+  }
+}
+
+float Engine::Step(const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n, float lr_t, float eps_t) {
+  const IoNames& io = options_.io;
+  std::vector<Ort::Value> inputs;
+  inputs.reserve(8);
+  const int64_t scalar_dims[1] = {0};  // rank 0: the dims array is not read
+  Ort::Value lr = Ort::Value::CreateTensor<float>(cpu_info_, &lr_t, 1, scalar_dims, 0);
+  Ort::Value eps = Ort::Value::CreateTensor<float>(cpu_info_, &eps_t, 1, scalar_dims, 0);
+  const auto& specs = options_.specs;
+
+  Ort::IoBinding tb(*train_);
+  BindBatch(tb, images, labels, options_.has_keep ? keep : nullptr, n, &inputs);
+  for (size_t i = 0; i < specs.size(); i++) tb.BindInput(specs[i].name.c_str(), cur_[i]);
+  tb.BindOutput(io.loss.c_str(), cpu_info_);
+  for (size_t i : updated_state_) tb.BindOutput((io.new_prefix + specs[i].name).c_str(), next_[i]);
+  if (options_.fused) {
+    BindAdam(tb, lr, eps, false);
+  } else {
+    for (size_t j = 0; j < trainable_.size(); j++) tb.BindOutput((io.grad_prefix + specs[trainable_[j]].name).c_str(), grad_[j]);
+  }
+  train_->Run(Ort::RunOptions{nullptr}, tb);
+  std::vector<Ort::Value> outputs = tb.GetOutputValues();
+  float loss = outputs[0].GetTensorData<float>()[0];
+  if (!options_.fused) {
+    Ort::IoBinding ob(*optimizer_);
+    BindAdam(ob, lr, eps, true);
+    optimizer_->Run(Ort::RunOptions{nullptr}, ob);
+  }
+  for (size_t i : trainable_) std::swap(cur_[i], next_[i]);
+  for (size_t i : updated_state_) std::swap(cur_[i], next_[i]);
+  std::swap(m_, m_next_);
+  std::swap(v_, v_next_);
+  return loss;
+}
+
+float Engine::Evaluate(const uint8_t* images, const uint8_t* labels, int64_t n, std::vector<float>* probs) {
+  std::vector<Ort::Value> inputs;
+  Ort::IoBinding b(*eval_);
+  BindBatch(b, images, labels, nullptr, n, &inputs);
+  for (size_t i = 0; i < options_.specs.size(); i++) b.BindInput(options_.specs[i].name.c_str(), cur_[i]);
+  b.BindOutput(options_.io.loss.c_str(), cpu_info_);
+  b.BindOutput(options_.io.probs.c_str(), cpu_info_);
+  eval_->Run(Ort::RunOptions{nullptr}, b);
+  std::vector<Ort::Value> out = b.GetOutputValues();
+  const float* p = out[1].GetTensorData<float>();
+  probs->assign(p, p + n * options_.tags);
+  return out[0].GetTensorData<float>()[0];
+}
+
+void Engine::Download(std::vector<std::vector<float>>* params, std::vector<std::vector<float>>* m, std::vector<std::vector<float>>* v) {
+  auto download = [&](Ort::Value& src, const TensorSpec& s, std::vector<float>* host) {
+    host->assign(s.numel, 0.0f);
+    Ort::Value dst = Ort::Value::CreateTensor<float>(cpu_info_, host->data(), s.numel, s.shape.data(), s.shape.size());
+    Copy(src, dst);
+  };
+  params->resize(options_.specs.size());
+  for (size_t i = 0; i < options_.specs.size(); i++) download(cur_[i], options_.specs[i], &(*params)[i]);
+  m->resize(trainable_.size());
+  v->resize(trainable_.size());
+  for (size_t j = 0; j < trainable_.size(); j++) {
+    download(m_[j], options_.specs[trainable_[j]], &(*m)[j]);
+    download(v_[j], options_.specs[trainable_[j]], &(*v)[j]);
+  }
+}
+
+}  // namespace alt_i2v

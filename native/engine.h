@@ -1,0 +1,87 @@
+// Engine: the training artifacts run through the ONNX Runtime C++ API with parameters, Adam state and
+// gradients resident on the device (CPU or CUDA EP); only batches go in, losses come out. Plain C++ with
+// no Node-API: the N-API glue (train_session.cc) copies options in and results out.
+#pragma once
+
+#include <onnxruntime_cxx_api.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace alt_i2v {
+
+enum class Role { kTrainable, kFrozen, kState };
+
+struct TensorSpec {
+  std::string name;
+  Role role;
+  std::vector<int64_t> shape;  // (rank) dims
+  size_t numel;
+};
+
+// Graph input/output names, given by the TypeScript side that wrote the graphs (training/model.ts `io`)
+// and checked against each session at load, so the two languages cannot drift apart silently.
+struct IoNames {
+  std::string image, labels, keep, loss, probs, lr, eps, copy_in, copy_out;
+  // Per-tensor names are prefix + tensor name: grad:P, new:P, adam_m:P, adam_v:P (new:adam_m:P …).
+  std::string grad_prefix, new_prefix, m_prefix, v_prefix;
+};
+
+// Everything the TypeScript side decides, copied once into plain C++ (sharp's pattern).
+struct Options {
+  std::vector<uint8_t> train_model;      // train.onnx, or step.onnx when fused
+  std::vector<uint8_t> optimizer_model;  // empty when fused
+  std::vector<uint8_t> eval_model;
+  std::vector<uint8_t> copy_model;       // Identity copy_in → copy_out, for host ↔ device copies
+  bool fused = false;
+  bool cuda = false;
+  int device_id = 0;
+  bool tf32 = false;
+  int intra_threads = 0;
+  int inter_threads = 0;
+  int64_t image_size = 0;
+  int64_t tags = 0;
+  int64_t hidden = 0;
+  bool has_keep = false;
+  IoNames io;
+  std::vector<TensorSpec> specs;
+};
+
+// The ORT error code's name ("ORT_INVALID_ARGUMENT"), for error objects.
+const char* OrtCodeName(OrtErrorCode code);
+
+// The device-side state: sessions, allocators, and the buffers swapped between steps. Not thread-safe:
+// the glue runs one call at a time per engine.
+class Engine {
+ public:
+  explicit Engine(Options options);
+  // Upload state (params in spec order; m, v per trainable tensor, may be empty for zeros).
+  void Upload(const std::vector<const float*>& params, const std::vector<const float*>& m, const std::vector<const float*>& v);
+  float Step(const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n, float lr_t, float eps_t);
+  float Evaluate(const uint8_t* images, const uint8_t* labels, int64_t n, std::vector<float>* probs);
+  // Host copies of params (spec order), m and v (trainable order).
+  void Download(std::vector<std::vector<float>>* params, std::vector<std::vector<float>>* m, std::vector<std::vector<float>>* v);
+  const Options& options() const { return options_; }
+
+ private:
+  void CheckGraphNames() const;
+  Ort::Value NewDeviceTensor(const std::vector<int64_t>& shape);
+  void Copy(Ort::Value& src, Ort::Value& dst);
+  void BindBatch(Ort::IoBinding& binding, const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n,
+                 std::vector<Ort::Value>* keep_alive);
+  void BindAdam(Ort::IoBinding& b, Ort::Value& lr, Ort::Value& eps, bool with_param_and_grad);
+
+  Options options_;
+  Ort::MemoryInfo cpu_info_;
+  Ort::MemoryInfo device_info_{nullptr};
+  std::unique_ptr<Ort::Session> train_, optimizer_, eval_, copy_;
+  std::unique_ptr<Ort::Allocator> allocator_;
+  // Declared after the allocator: destroyed before it.
+  std::vector<Ort::Value> cur_, next_;                      // every state tensor, spec order (next_: updated ones only)
+  std::vector<Ort::Value> m_, v_, m_next_, v_next_, grad_;  // per trainable tensor
+  std::vector<size_t> trainable_;                           // spec indices of trainable tensors
+  std::vector<size_t> updated_state_;                       // spec indices of role kState (BN running stats)
+};
+
+}  // namespace alt_i2v

@@ -1,0 +1,46 @@
+// A run's RUN/config.json: what was trained (model config, backbone, tags) and how (seed, batch, lr).
+// Read by `train --resume` and `export`; the model config for a backbone name lives here too.
+import { UsageError } from '../util/errors.js';
+import { readJsonInput } from '../util/fsx.js';
+import path from 'node:path';
+import { checkConfig, defaultConfig, VGG16_TINY_WIDTHS, VGG16_WIDTHS, type ModelConfig } from '../../training/model.js';
+
+export const RUN_FORMAT = 'alt-i2v-ort/run';
+
+export interface RunConfig {
+  format: typeof RUN_FORMAT;
+  version: 1;
+  model: ModelConfig;
+  backbone: string;
+  seed: number;
+  batch: number;
+  lr: number;
+  shards: string;
+  pad: string;
+  tags: { sha256: string; names: string[]; categories: number[] };
+}
+
+/** Model config for a backbone name (or weights file) and the model flags. */
+export function modelConfigFor(backbone: string, tags: number, imageSize: number, hidden: number, freeze: number | undefined): ModelConfig {
+  const tiny = backbone === 'vgg16-tiny';
+  const config = defaultConfig({
+    tags, imageSize, hidden,
+    widths: [...(tiny ? VGG16_TINY_WIDTHS : VGG16_WIDTHS)],
+    // The seed froze 8 pretrained convs; a tiny backbone has nothing pretrained to keep.
+    freeze: freeze ?? (tiny ? 0 : 8),
+  });
+  try {
+    checkConfig(config);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return config;
+}
+
+/** RUN/config.json, checked to be a run's. */
+export async function readRunConfig(runDir: string): Promise<RunConfig> {
+  const file = path.join(runDir, 'config.json');
+  const run = await readJsonInput<RunConfig>(file, `a training run with config.json in ${JSON.stringify(runDir)}`);
+  if (run?.format !== RUN_FORMAT) throw new UsageError(`Expected ${RUN_FORMAT} in ${JSON.stringify(file)} but found ${JSON.stringify(run?.format)}`);
+  return run;
+}

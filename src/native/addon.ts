@@ -81,9 +81,11 @@ let cached: NativeAddon | undefined;
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
   const root = packageRoot();
+  // ALT_I2V_NATIVE=off behaves as if the addon were not built (to try or test the fallback engine).
+  if (process.env.ALT_I2V_NATIVE === 'off') throw new Error('the native trainer addon is turned off by ALT_I2V_NATIVE=off');
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
-  for (const file of [process.env.ALT_I2V_NATIVE, path.join(root, 'build', 'Release', 'alt_i2v_native.node'), path.join(root, 'build', 'Debug', 'alt_i2v_native.node')]) {
+  for (const file of [process.env.ALT_I2V_NATIVE || undefined, path.join(root, 'build', 'Release', 'alt_i2v_native.node'), path.join(root, 'build', 'Debug', 'alt_i2v_native.node')]) {
     if (!file) continue;
     if (!existsSync(file)) {
       tried.push(`${file}: not found`);
@@ -99,12 +101,16 @@ export function loadAddon(): NativeAddon {
   throw new Error(`the native trainer addon could not be loaded (tried ${tried.join('; ')}); run \`npm run build:native\` in ${root}`);
 }
 
-/** Whether the addon loads, and why not: for `doctor`. */
-export function addonStatus(): { ok: true; file: string } | { ok: false; reason: string } {
+/** Whether the addon loads, and why not (the full message, and a short form for one-line notes). */
+export function addonStatus(): { ok: true; file: string } | { ok: false; reason: string; missing: string } {
   try {
     loadAddon();
     return { ok: true, file: path.join(packageRoot(), 'build', 'Release', 'alt_i2v_native.node') };
   } catch (err) {
-    return { ok: false, reason: (err as Error).message };
+    const reason = (err as Error).message;
+    const built = path.join(packageRoot(), 'build', 'Release', 'alt_i2v_native.node');
+    const rel = path.relative(packageRoot(), built);
+    const missing = process.env.ALT_I2V_NATIVE === 'off' ? 'turned off by ALT_I2V_NATIVE=off' : existsSync(built) ? `${rel} does not load` : `no ${rel}`;
+    return { ok: false, reason, missing };
   }
 }

@@ -18,6 +18,7 @@ import { importBackbone } from './backbone.js';
 import { bestCheckpoint, listCheckpoints, pruneCheckpoints, readCheckpoint, writeCheckpoint, type CheckpointInfo, type RoundMetrics } from './checkpoint.js';
 import { curvesSvg, type CurvePoint } from './curves.js';
 import { modelConfigFor, readRunConfig, RUN_FORMAT, type RunConfig } from './run-config.js';
+import type { EngineChoice } from './engines.js';
 import { TrainSession, type TrainState } from './train-session.js';
 
 export interface TrainOptions {
@@ -35,6 +36,8 @@ export interface TrainOptions {
   keep: number;
   logEvery: number;
   threads: number;
+  /** Training engine: native, ort or auto (default). */
+  engine?: EngineChoice;
 }
 
 export interface TrainHooks {
@@ -85,6 +88,8 @@ interface Opened {
   initial: TrainState;
   round: number;
   position: number;
+  /** A new run, whose folder is written once training can start. */
+  isNew?: boolean;
 }
 
 async function resumeRun(runDir: string, hooks: TrainHooks): Promise<Opened> {
@@ -98,7 +103,8 @@ async function resumeRun(runDir: string, hooks: TrainHooks): Promise<Opened> {
   return { run, initial: state, round, position };
 }
 
-async function createRun(opts: TrainOptions, index: ShardIndexJson, runDir: string): Promise<Opened> {
+/** A new run's config and initial state; nothing is written until `writeNewRun` (after the engine started). */
+async function createRun(opts: TrainOptions, index: ShardIndexJson): Promise<Opened> {
   const isFile = opts.backbone !== 'vgg16' && opts.backbone !== 'vgg16-tiny';
   const model = modelConfigFor(opts.backbone, index.tags.count, index.imageSize, opts.hidden, opts.freeze);
   const params = initParams(model, opts.seed);
@@ -108,12 +114,15 @@ async function createRun(opts: TrainOptions, index: ShardIndexJson, runDir: stri
     shards: path.resolve(opts.shards), pad: index.pad,
     tags: { sha256: index.tags.sha256, names: index.tags.names, categories: index.tags.categories ?? index.tags.names.map(categoryOf) },
   };
+  return { run, initial: { params }, round: 1, position: 0, isNew: true };
+}
+
+async function writeNewRun(runDir: string, run: RunConfig): Promise<void> {
   await mkdir(path.join(runDir, 'checkpoints'), { recursive: true });
   const artifacts = path.join(runDir, 'artifacts');
   await mkdir(artifacts, { recursive: true });
-  for (const [name, bytes] of artifactFiles(model)) await writeFileAtomic(path.join(artifacts, name), bytes);
+  for (const [name, bytes] of artifactFiles(run.model)) await writeFileAtomic(path.join(artifacts, name), bytes);
   await writeFileAtomic(path.join(runDir, 'config.json'), `${JSON.stringify(run, null, 1)}\n`);
-  return { run, initial: { params }, round: 1, position: 0 };
 }
 
 /** A new run or, with --resume, the existing one; checked against the shards it trains on. */
@@ -121,7 +130,7 @@ async function openRun(opts: TrainOptions, index: ShardIndexJson, runDir: string
   const exists = existsSync(path.join(runDir, 'config.json'));
   if (exists && !opts.resume) throw new UsageError(`Expected a new run folder for --out but ${JSON.stringify(opts.out)} already holds a run; add --resume to continue it or choose another --out`);
   if (!exists && opts.resume) throw new UsageError(`Expected a run to resume in ${JSON.stringify(opts.out)} but it has no config.json`);
-  const opened = exists ? await resumeRun(runDir, hooks) : await createRun(opts, index, runDir);
+  const opened = exists ? await resumeRun(runDir, hooks) : await createRun(opts, index);
   const { run } = opened;
   if (run.tags.sha256 !== index.tags.sha256) {
     throw new UsageError(`Expected shards made with this run's tags.csv but ${JSON.stringify(opts.shards)} has tags sha256 ${index.tags.sha256.slice(0, 12)}…, the run ${run.tags.sha256.slice(0, 12)}…`);
@@ -271,10 +280,12 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
   const index = await readShardIndex(opts.shards);
   if (!index.shards.some((s) => s.split === 'train')) throw new UsageError(`Expected training shards in ${JSON.stringify(opts.shards)} but its index.json lists none`);
   const runDir = path.resolve(opts.out);
-  const { run, initial, round, position } = await openRun(opts, index, runDir, hooks);
-  const session = await TrainSession.create(run.model, initial, { device: opts.device, seed: run.seed, intraOpThreads: opts.threads });
+  const { run, initial, round, position, isNew } = await openRun(opts, index, runDir, hooks);
+  const session = await TrainSession.create(run.model, initial, { device: opts.device, seed: run.seed, intraOpThreads: opts.threads, engine: opts.engine });
+  hooks.info?.(session.engineNote);
   const ckptDir = path.join(runDir, 'checkpoints');
   try {
+    if (isNew) await writeNewRun(runDir, run);
     const log = await RunLog.open(runDir);
     const L: Loop = { opts, hooks, run, index, shardsDir: path.resolve(opts.shards), runDir, ckptDir, session, log, last: undefined!, imagesSeen: log.imagesSeen };
     const newest = (await listCheckpoints(ckptDir)).at(-1);

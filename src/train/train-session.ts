@@ -1,7 +1,9 @@
-// TrainSession: the typed face of the native trainer. Validates in TypeScript, fills every default
+// TrainSession: the typed face of the training engines (the native addon, or onnxruntime-node where
+// the addon is not built; engines.ts). Validates in TypeScript, fills every default
 // into one options object, keeps the Adam step count and the dropout RNG (so a checkpoint replays
 // exactly), and computes Adam's bias correction in float64 on the host.
-import { loadAddon, type NativeIoNames, type NativeTrainSession } from '../native/addon.js';
+import type { NativeIoNames, NativeTrainSession } from '../native/addon.js';
+import { openEngine, type EngineChoice, type EngineKind } from './engines.js';
 import { cudaMissingMessage, runtimeReport, type Device } from '../runtime/providers.js';
 import { checkInteger, expected } from '../util/errors.js';
 import { Rng } from '../../training/rng.js';
@@ -28,6 +30,8 @@ export interface TrainSessionOptions {
   fused?: boolean;
   /** Seed of the dropout masks. */
   seed?: number;
+  /** native (the addon), ort (onnxruntime-node, CPU) or auto (native when built). */
+  engine?: EngineChoice;
 }
 
 /** Model state in host memory: what checkpoints hold. */
@@ -53,6 +57,9 @@ export class TrainSession {
     readonly config: ModelConfig,
     private readonly native: NativeTrainSession,
     seed: number,
+    /** Which engine runs the graphs, and the one-line note saying so. */
+    readonly engine: EngineKind,
+    readonly engineNote: string,
   ) {
     this.specs = paramSpecs(config);
     this.trainable = this.specs.filter((s) => s.role === 'trainable');
@@ -62,14 +69,13 @@ export class TrainSession {
   static async create(config: ModelConfig, initial: TrainState, options: TrainSessionOptions = {}): Promise<TrainSession> {
     checkConfig(config);
     const device = options.device ?? 'cpu';
+    const { engine: native, kind, note } = openEngine(options.engine ?? 'auto', device);
     if (device === 'cuda') {
       const missing = runtimeReport().cudaMissing;
       if (missing.length > 0) throw new Error(cudaMissingMessage(missing));
     }
     const fused = options.fused ?? true;
-    const addon = loadAddon();
-    const native = new addon.TrainSession();
-    const session = new TrainSession(config, native, options.seed ?? 0);
+    const session = new TrainSession(config, native, options.seed ?? 0, kind, note);
     const { params, m, v } = session.stateArrays(initial, 'initial state');
     await native.load(
       {

@@ -5,7 +5,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { defineCommand, type Command } from '../command.js';
-import { checkInteger, UsageError } from '../../util/errors.js';
+import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
+import { ENGINES } from '../../train/engines.js';
 import { preprocessImage } from '../../data/images.js';
 import { readShard, readShardIndex } from '../../data/shards.js';
 import { readTagFile } from '../../data/scan.js';
@@ -22,8 +23,9 @@ export const demoCommand: Command = ({ io, run }) =>
         .option('out', { type: 'string', default: 'demo-out', describe: 'Working folder, replaced on each run (an empty or earlier demo folder)' })
         .option('count', { type: 'number', default: 1200, describe: 'Demo images to draw' })
         .option('rounds', { type: 'number', default: 60, describe: 'Training rounds' })
-        .option('device', { type: 'string', default: 'cpu', describe: 'cpu or cuda' }),
-    handler: async (argv: { out: string; count: number; rounds: number; device: string }) => {
+        .option('device', { type: 'string', default: 'cpu', describe: 'cpu or cuda' })
+        .option('engine', { type: 'string', choices: ENGINES, default: 'auto', describe: 'Training engine (see train --help)' }),
+    handler: async (argv: { out: string; count: number; rounds: number; device: string; engine: string }) => {
       const count = checkInteger('--count', argv.count, 50, 1_000_000);
       const rounds = checkInteger('--rounds', argv.rounds, 1, 100_000);
       const out = path.resolve(argv.out);
@@ -42,7 +44,7 @@ export const demoCommand: Command = ({ io, run }) =>
         ['synth', '--out', data, '--count', String(count), '--seed', '1'],
         ['tags', data, '--out', path.join(out, 'tags.csv'), '--min-count', '5'],
         ['pairs', data, '--tags', path.join(out, 'tags.csv'), '--out', shards, '--size', '64', '--shard-size', String(Math.ceil(count / 3)), '--holdout', '0.1'],
-        ['train', shards, '--out', path.join(out, 'run'), '--backbone', 'vgg16-tiny', '--hidden', '128', '--batch', '16', '--rounds', String(rounds), '--device', argv.device],
+        ['train', shards, '--out', path.join(out, 'run'), '--backbone', 'vgg16-tiny', '--hidden', '128', '--batch', '16', '--rounds', String(rounds), '--device', argv.device, '--engine', checkChoice('--engine', argv.engine, ENGINES)],
         ['export', path.join(out, 'run'), '--out', model],
       ];
       const t0 = performance.now();

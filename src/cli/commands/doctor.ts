@@ -5,6 +5,7 @@ import { checkChoice } from '../../util/errors.js';
 import { DEVICES, cudaMissingMessage, executionProviders, runtimeReport } from '../../runtime/providers.js';
 import { gradcheck, gradcheckConfig } from '../../../training/gradcheck.js';
 import { addonStatus } from '../../native/addon.js';
+import { BUILD_HINT } from '../../train/engines.js';
 
 export const doctorCommand: Command = ({ io }) =>
   defineCommand({
@@ -22,6 +23,11 @@ export const doctorCommand: Command = ({ io }) =>
       io.out(`cuda provider libraries: ${r.cudaMissing.length === 0 ? 'present' : `missing ${r.cudaMissing.length}`}`);
       const addon = addonStatus();
       io.out(`native addon: ${addon.ok ? `loads (${addon.file})` : `NOT loading: ${addon.reason}`}`);
+      io.out(
+        addon.ok
+          ? 'training engines: native (CPU and CUDA, state on the device) and ort (onnxruntime-node, CPU); train uses native'
+          : `training engines: ort only (onnxruntime-node, CPU; state copied each step); for the native engine (up to 2× faster, and CUDA): ${BUILD_HINT}`,
+      );
       if (device === 'cuda' && r.cudaMissing.length > 0) throw new Error(cudaMissingMessage(r.cudaMissing));
       if (!argv.gradcheck) return;
       const c = gradcheckConfig();

@@ -4,6 +4,7 @@ import { defineCommand, type Command } from '../command.js';
 import { checkChoice, checkInteger, checkNumber, InterruptedError } from '../../util/errors.js';
 import { DEVICES } from '../../runtime/providers.js';
 import { trainRun } from '../../train/run.js';
+import { ENGINES } from '../../train/engines.js';
 import { startProgress, type Progress } from '../io.js';
 
 export const trainCommand: Command = ({ io }) =>
@@ -25,10 +26,11 @@ export const trainCommand: Command = ({ io }) =>
         .option('freeze', { type: 'number', describe: 'Convs frozen from the bottom [default: 8, 0 for vgg16-tiny]' })
         .option('keep', { type: 'number', default: 3, describe: 'Finished-round checkpoints kept (the best is always kept)' })
         .option('log-every', { type: 'number', default: 10, describe: 'Steps between log.jsonl lines' })
-        .option('threads', { type: 'number', default: 0, describe: 'Threads per op (0 = one per core)' }),
+        .option('threads', { type: 'number', default: 0, describe: 'Threads per op (0 = one per core)' })
+        .option('engine', { type: 'string', choices: ENGINES, default: 'auto', describe: 'native (the C++ addon, CPU or CUDA), ort (onnxruntime-node, CPU), auto (native when built)' }),
     handler: async (argv: {
       shards: string; out: string; backbone: string; rounds: number; batch: number; lr: number; device: string; seed: number;
-      resume: boolean; hidden: number; freeze?: number; keep: number; logEvery: number; threads: number;
+      resume: boolean; hidden: number; freeze?: number; keep: number; logEvery: number; threads: number; engine: string;
     }) => {
       const opts = {
         shards: argv.shards,
@@ -45,6 +47,7 @@ export const trainCommand: Command = ({ io }) =>
         keep: checkInteger('--keep', argv.keep, 1, 1e6),
         logEvery: checkInteger('--log-every', argv.logEvery, 1, 1e9),
         threads: checkInteger('--threads', argv.threads, 0, 1024),
+        engine: checkChoice('--engine', argv.engine, ENGINES),
       };
       let stop = false;
       const onSignal = (): void => {

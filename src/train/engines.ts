@@ -1,0 +1,38 @@
+// Which training engine runs the graphs: the native addon (state kept on the device, CPU or CUDA) or,
+// where the addon is not built, the onnxruntime-node engine (state copied each step, CPU only).
+// `--engine auto` takes the native one when it loads.
+import { addonStatus, loadAddon, type NativeTrainSession } from '../native/addon.js';
+import type { Device } from '../runtime/providers.js';
+import { UsageError } from '../util/errors.js';
+import { OrtTrainEngine } from './ort-engine.js';
+
+export const ENGINES = ['auto', 'native', 'ort'] as const;
+export type EngineChoice = (typeof ENGINES)[number];
+export type EngineKind = Exclude<EngineChoice, 'auto'>;
+
+export const BUILD_HINT = 'install cmake and a C++ compiler (e.g. `apt-get install cmake g++`), then run `npm run build:native`';
+
+export interface OpenedEngine {
+  engine: NativeTrainSession;
+  kind: EngineKind;
+  /** One line for the user: which engine runs, and why when it is not the native one. */
+  note: string;
+}
+
+export function openEngine(choice: EngineChoice, device: Device): OpenedEngine {
+  if (choice === 'ort') {
+    if (device !== 'cpu') throw new UsageError(`Expected --engine native (or auto) for --device ${device}: the onnxruntime-node engine trains on the CPU only`);
+    return { engine: new OrtTrainEngine(), kind: 'ort', note: 'engine: onnxruntime-node (state copied each step), as asked by --engine ort' };
+  }
+  const status = addonStatus();
+  if (status.ok) return { engine: new (loadAddon().TrainSession)(), kind: 'native', note: `engine: native addon (${status.file})` };
+  if (choice === 'native' || device !== 'cpu') {
+    const why = choice === 'native' ? '--engine native' : `--device ${device}`;
+    throw new UsageError(`Expected the native trainer addon for ${why} but it is not built (${status.missing}); ${BUILD_HINT}`);
+  }
+  return {
+    engine: new OrtTrainEngine(),
+    kind: 'ort',
+    note: `engine: onnxruntime-node, since the native addon is not built (${status.missing}); it trains the same graphs to the same checkpoints, but the native one is up to 2× faster on the full model: ${BUILD_HINT}`,
+  };
+}

@@ -1,4 +1,4 @@
-// `npm run bench -- [pairs|pred|torch|train|native|trainloop|all] [--with-reference] [--quick] [--device cpu|cuda]`: our hot paths next to
+// `npm run bench -- [pairs|pred|wd|torch|train|native|trainloop|all] [--with-reference] [--quick] [--device cpu|cuda]`: our hot paths next to
 // their references, one table row each. Each bench is imported only when asked for (the GPU machine
 // has no sharp).
 import yargs from 'yargs';
@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown
   trainloop: async () => (await import('./trainloop.js')).benchTrainloop,
   pred: async () => (await import('./pred.js')).benchPred,
   torch: async () => (await import('./torch.js')).benchTorch,
+  wd: async () => (await import('./wd.js')).benchWd,
 };
 
 const argv = await yargs(process.argv.slice(2))

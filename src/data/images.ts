@@ -1,5 +1,6 @@
 // Image preprocessing shared by `pairs` and `pred`: decode (first frame), EXIF orientation, alpha
-// flattened onto black, letterbox to a square, resize to S×S, uint8 RGB. Failures are classified.
+// flattened onto the pad colour (black for our models, white for the WD taggers), letterbox to a
+// square, resize to S×S, uint8 RGB. Failures are classified.
 import sharp from 'sharp';
 
 export type PadRule = 'center' | 'topleft';
@@ -8,10 +9,18 @@ export const PAD_RULES: readonly PadRule[] = ['center', 'topleft'];
 /** PIL's decompression-bomb error threshold (2 × 89,478,485 pixels). */
 export const DEFAULT_MAX_PIXELS = 178_956_970;
 
+export type PadColor = 'black' | 'white';
+export const PAD_COLORS: readonly PadColor[] = ['black', 'white'];
+/** sharp's resize kernels we use: lanczos3 (sharp's default; our models) and cubic (Catmull-Rom; WD). */
+export type ResizeKernel = 'lanczos3' | 'cubic';
+
 export interface PreprocessOptions {
   size: number;
   pad: PadRule;
   maxPixels: number;
+  /** Alpha is composited onto this colour, and the letterbox is filled with it (default black). */
+  padColor?: PadColor;
+  kernel?: ResizeKernel;
 }
 
 export type SkipReason = 'not-an-image' | 'truncated' | 'too-large' | 'unreadable';
@@ -44,14 +53,16 @@ function classify(file: string, err: unknown): ImageError {
  */
 export async function preprocessImage(input: string | Buffer, file: string, opts: PreprocessOptions): Promise<Buffer> {
   const { size, pad, maxPixels } = opts;
+  const v = opts.padColor === 'white' ? 255 : 0;
   try {
     const { data, info } = await sharp(input, { limitInputPixels: maxPixels, failOn: 'error', animated: false })
       .rotate()
-      .flatten({ background: { r: 0, g: 0, b: 0 } })
+      .flatten({ background: { r: v, g: v, b: v } })
       .resize(size, size, {
         fit: 'contain',
         position: pad === 'center' ? 'centre' : 'left top',
-        background: { r: 0, g: 0, b: 0, alpha: 1 },
+        background: { r: v, g: v, b: v, alpha: 1 },
+        kernel: opts.kernel ?? 'lanczos3',
       })
       .toColourspace('srgb')
       .removeAlpha()

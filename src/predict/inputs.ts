@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import sharp from 'sharp';
-import { ImageError, preprocessImage, type PadRule } from '../data/images.js';
+import { DEFAULT_MAX_PIXELS, ImageError, preprocessImage, type PreprocessOptions } from '../data/images.js';
 import { walkDataset } from '../data/scan.js';
 import { UsageError } from '../util/errors.js';
 
@@ -34,15 +34,38 @@ export interface DecodedBatch {
   failures: { file: string; reason: string }[];
 }
 
+/** At most `n` of the functions given to it running at once; the rest wait their turn, in order. */
+function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const queue: (() => void)[] = [];
+  return (fn) =>
+    new Promise((resolve, reject) => {
+      const start = (): void => {
+        active++;
+        fn().then(resolve, reject).finally(() => {
+          active--;
+          queue.shift()?.();
+        });
+      };
+      if (active < n) start();
+      else queue.push(start);
+    });
+}
+
 /**
- * Batches of decoded images. Decoding runs `concurrency` images at once and up to `ahead` batches in
- * front of the consumer, so sharp works while the model runs.
+ * Batches of decoded images. Up to `ahead` batches are queued in front of the consumer, decoded
+ * `concurrency` images at a time (default 2, or a quarter of the cores: the model runs on every core,
+ * and a few decoding threads keep ahead of it while taking the least from it).
  */
-export async function* decodeBatches(files: AsyncIterable<string>, opts: { size: number; pad: PadRule; batch: number; ahead?: number; concurrency?: number; maxPixels?: number }): AsyncGenerator<DecodedBatch> {
-  const { size, pad, batch } = opts;
+export async function* decodeBatches(
+  files: AsyncIterable<string>,
+  opts: Omit<PreprocessOptions, 'maxPixels'> & { batch: number; ahead?: number; concurrency?: number; maxPixels?: number },
+): AsyncGenerator<DecodedBatch> {
+  const { size, batch } = opts;
+  const pre: PreprocessOptions = { size, pad: opts.pad, padColor: opts.padColor, kernel: opts.kernel, maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS };
   const px = size * size * 3;
-  const concurrency = opts.concurrency ?? os.availableParallelism();
-  const window = Math.max(batch * (opts.ahead ?? 2), concurrency);
+  const decode = limiter(opts.concurrency ?? Math.max(2, Math.floor(os.availableParallelism() / 4)));
+  const window = batch * (opts.ahead ?? 2);
   type Item = { file: string; pixels?: Buffer; reason?: string };
   const pending: Promise<Item>[] = [];
   const it = files[Symbol.asyncIterator]();
@@ -56,7 +79,7 @@ export async function* decodeBatches(files: AsyncIterable<string>, opts: { size:
       }
       const file = n.value;
       pending.push(
-        preprocessImage(file, file, { size, pad, maxPixels: opts.maxPixels ?? 178_956_970 }).then(
+        decode(() => preprocessImage(file, file, pre)).then(
           (pixels) => ({ file, pixels }),
           (err: unknown) => ({ file, reason: err instanceof ImageError ? err.message.slice(err.file.length + 2) : String(err) }),
         ),

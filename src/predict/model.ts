@@ -1,19 +1,34 @@
-// The exported tagger (docs/ARCHITECTURE.md, "Files") as used by prediction: one ONNX file, uint8 letterboxed images in,
-// `probs` and `features` out, with the tag list and preprocessing read from its metadata_props.
+// A tagger model as used by prediction: our export (one ONNX file, uint8 letterboxed images in,
+// `probs` and `features` out, tags and preprocessing in its metadata_props) or a foreign tagger (WD,
+// DeepDanbooru) with its tags from a separate file and its input contract from a preset (contract.ts).
 import ort from 'onnxruntime-node';
 import protobuf from 'protobufjs';
+import { categoryOf, TagIndex } from '../data/tags.js';
+import type { PadRule, PreprocessOptions } from '../data/images.js';
 import { UsageError } from '../util/errors.js';
 import { readInput } from '../util/fsx.js';
 import { INFERENCE_FORMAT } from '../../training/artifacts.js';
-import type { PadRule } from '../data/images.js';
+import { foreignContract, inputTensor, type ContractOverrides, type InputContract, type Preset } from './contract.js';
 
 export interface TaggerMetadata {
   tags: string[];
   categories: number[];
   imageSize: number;
   pad: PadRule;
+  /** Width of the `features` output; 0 for a model without one. */
   hidden: number;
   source: string;
+}
+
+export interface LoadOptions {
+  executionProviders?: string[];
+  threads?: number;
+  /** Tags of a foreign model: WD's selected_tags.csv, or a tags.txt (one per line). */
+  tags?: string;
+  preset?: Preset;
+  overrides?: ContractOverrides;
+  /** Told which preset `auto` chose, for a foreign model. */
+  onChoice?: (line: string) => void;
 }
 
 /** metadata_props of an ONNX model, reading only the top-level fields (the graph is skipped, not decoded). */
@@ -41,7 +56,7 @@ export function readMetadataProps(bytes: Uint8Array): Map<string, string> {
 export function parseTaggerMetadata(props: Map<string, string>, file: string): TaggerMetadata {
   const where = JSON.stringify(file);
   if (props.get('format') !== INFERENCE_FORMAT) {
-    throw new UsageError(`Expected an alt-i2v-ort model (metadata format=${INFERENCE_FORMAT}) in ${where} but its metadata has ${props.has('format') ? `format=${props.get('format')}` : 'no format'}; export one with \`alt-i2v-ort export\``);
+    throw new UsageError(`Expected an alt-i2v-ort model (metadata format=${INFERENCE_FORMAT}) in ${where} but its metadata has ${props.has('format') ? `format=${props.get('format')}` : 'no format'}; export one with \`alt-i2v-ort export\`, or give --tags for a WD or DeepDanbooru model`);
   }
   const missing = ['tags', 'categories', 'image_size', 'pad', 'hidden'].filter((k) => !props.has(k));
   if (missing.length) throw new UsageError(`Expected metadata ${missing.join(', ')} in ${where} but it is missing`);
@@ -55,13 +70,30 @@ export function parseTaggerMetadata(props: Map<string, string>, file: string): T
   };
 }
 
+/** A foreign model's tags: WD's selected_tags.csv (with categories), or one tag per line. */
+async function readForeignTags(file: string): Promise<{ tags: string[]; categories: number[] }> {
+  if (/\.csv$/i.test(file)) {
+    const index = await TagIndex.load(file);
+    return { tags: index.names, categories: index.rows.map((r) => r.category) };
+  }
+  const tags = (await readInput(file, 'a tags file for --tags (selected_tags.csv, or tags.txt with one tag per line)')).toString('utf8').replace(/^\uFEFF/, '').split(/\r?\n/).map((t) => t.trim()).filter(Boolean);
+  if (tags.length === 0) throw new UsageError(`Expected one tag per line in ${JSON.stringify(file)} but it has none`);
+  return { tags, categories: tags.map(categoryOf) };
+}
+
+const OURS = (size: number, pad: PadRule): InputContract => ({
+  kind: 'ours', inputName: 'image', probsName: 'probs', featuresName: 'features', size, dtype: 'uint8', channels: 'rgb', scale: 255,
+  padColor: 'black', pad, kernel: 'lanczos3', fixedBatch: null,
+});
+
 export class TaggerModel {
   private constructor(
     readonly meta: TaggerMetadata,
+    readonly contract: InputContract,
     private readonly session: ort.InferenceSession,
   ) {}
 
-  static async load(file: string, opts: { executionProviders?: string[]; threads?: number } = {}): Promise<TaggerModel> {
+  static async load(file: string, opts: LoadOptions = {}): Promise<TaggerModel> {
     const bytes = await readInput(file, 'a model file for --model');
     let props: Map<string, string>;
     try {
@@ -69,16 +101,54 @@ export class TaggerModel {
     } catch {
       throw new UsageError(`Expected an ONNX model in ${JSON.stringify(file)} but it does not parse`);
     }
-    const meta = parseTaggerMetadata(props, file);
-    const session = await ort.InferenceSession.create(bytes, { executionProviders: opts.executionProviders ?? ['cpu'], intraOpNumThreads: opts.threads ?? 0, graphOptimizationLevel: 'all' });
-    return new TaggerModel(meta, session);
+    const ours = props.get('format') === INFERENCE_FORMAT;
+    if (!ours && !opts.tags) parseTaggerMetadata(props, file); // throws the message that explains --tags
+    if (ours && opts.preset && opts.preset !== 'auto') throw new UsageError(`Expected --preset auto for ${JSON.stringify(file)}, an alt-i2v-ort model, but received ${opts.preset}`);
+    const meta = ours ? parseTaggerMetadata(props, file) : undefined;
+    const foreignTags = ours ? undefined : await readForeignTags(opts.tags!);
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, { executionProviders: opts.executionProviders ?? ['cpu'], intraOpNumThreads: opts.threads ?? 0, graphOptimizationLevel: 'all' });
+    } catch (err) {
+      throw new UsageError(`Expected an ONNX model that ONNX Runtime can load in ${JSON.stringify(file)} but it fails: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (meta) return new TaggerModel(meta, OURS(meta.imageSize, meta.pad), session);
+    const { contract, chosen } = foreignContract(session, file, opts.preset ?? 'auto', opts.tags!, opts.overrides ?? {});
+    opts.onChoice?.(`${file}: ${chosen}`);
+    const out = session.outputMetadata[0] as ort.InferenceSession.TensorValueMetadata;
+    const width = out.shape?.at(-1);
+    if (typeof width === 'number' && width !== foreignTags!.tags.length) {
+      await session.release();
+      throw new UsageError(`Expected ${width} tags in ${JSON.stringify(opts.tags)} for the model's ${width} outputs but it has ${foreignTags!.tags.length}`);
+    }
+    const fmeta: TaggerMetadata = { ...foreignTags!, imageSize: contract.size, pad: contract.pad, hidden: 0, source: `${contract.kind} model ${file}` };
+    return new TaggerModel(fmeta, contract, session);
   }
 
-  /** Probabilities (n, K) and features (n, D) of n preprocessed images (uint8 n×S×S×3). */
+  /** How images are decoded for this model (size, padding, pad colour, resize kernel). */
+  get preprocess(): Omit<PreprocessOptions, 'maxPixels'> {
+    const c = this.contract;
+    return { size: c.size, pad: c.pad, padColor: c.padColor, kernel: c.kernel };
+  }
+
+  /** Probabilities (n, K) and features (n, D; empty without a features output) of n decoded uint8 RGB images. */
   async run(images: Uint8Array, n: number): Promise<{ probs: Float32Array; features: Float32Array }> {
-    const s = this.meta.imageSize;
-    const out = await this.session.run({ image: new ort.Tensor('uint8', images, [n, s, s, 3]) });
-    return { probs: out.probs!.data as Float32Array, features: out.features!.data as Float32Array };
+    const c = this.contract;
+    const per = c.fixedBatch ?? n;
+    const px = c.size * c.size * 3;
+    const k = this.meta.tags.length;
+    const probs = new Float32Array(n * k);
+    const features = new Float32Array(c.featuresName ? n * this.meta.hidden : 0);
+    // A model whose batch dimension is fixed (at 1) runs one image per call.
+    for (let i = 0; i < n; i += per) {
+      const m = Math.min(per, n - i);
+      let batch = images.subarray(i * px, (i + m) * px);
+      if (m < per) (batch = new Uint8Array(per * px)).set(images.subarray(i * px, (i + m) * px)); // pad a fixed batch
+      const out = await this.session.run({ [c.inputName]: inputTensor(c, batch, per) });
+      probs.set((out[c.probsName]!.data as Float32Array).subarray(0, m * k), i * k);
+      if (c.featuresName) features.set((out[c.featuresName]!.data as Float32Array).subarray(0, m * this.meta.hidden), i * this.meta.hidden);
+    }
+    return { probs, features };
   }
 
   async release(): Promise<void> {

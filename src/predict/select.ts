@@ -1,5 +1,6 @@
-// Which tags to report for one image: sorted by probability, minus excluded tags, cut by a threshold,
-// by MCut (the largest gap between consecutive sorted probabilities) or not at all, then the top K.
+// Which tags to report for one image, as sd-scripts' WD tagger decides them: a threshold per category
+// (general, character, any other by id) or per tag, MCut per category (character floored at 0.15),
+// ratings apart (the most probable one, all, or none), excluded tags removed, then at most the top K.
 
 export interface TagScore {
   tag: string;
@@ -7,10 +8,26 @@ export interface TagScore {
   category: number;
 }
 
+export const CATEGORY = { general: 0, artist: 1, copyright: 3, character: 4, meta: 5, rating: 9 } as const;
+export const RATING_MODES = ['top', 'all', 'none'] as const;
+export type RatingMode = (typeof RATING_MODES)[number];
+
+/** MCut's floor for character tags (the WD taggers' web UI). */
+export const CHARACTER_MCUT_FLOOR = 0.15;
+
 export interface SelectOptions {
-  top: number;
+  /** At most this many tags (ratings included); undefined: no cap. */
+  top?: number;
+  /** The threshold of every category without its own; undefined: none. */
   threshold?: number;
-  mcut?: boolean;
+  /** Thresholds by category id. */
+  categoryThresholds?: ReadonlyMap<number, number>;
+  /** Thresholds by tag name (e.g. `eval --per-tag`'s P = R column), before any category's. */
+  tagThresholds?: ReadonlyMap<string, number>;
+  /** MCut over all non-rating tags together ('all') or within each listed category. */
+  mcut?: 'all' | ReadonlySet<number>;
+  /** Rating tags (category 9): only the most probable one (default), all that pass, or none. */
+  rating?: RatingMode;
   exclude?: ReadonlySet<string>;
 }
 
@@ -29,14 +46,67 @@ export function mcutThreshold(sorted: readonly number[]): number {
   return (sorted[at]! + sorted[at + 1]!) / 2;
 }
 
-export function selectTags(probs: ArrayLike<number>, tags: readonly string[], categories: readonly number[], opts: SelectOptions): TagScore[] {
-  let list: TagScore[] = [];
-  for (let j = 0; j < tags.length; j++) if (!opts.exclude?.has(tags[j]!)) list.push({ tag: tags[j]!, prob: probs[j]!, category: categories[j] ?? 0 });
-  list.sort((a, b) => b.prob - a.prob || (a.tag < b.tag ? -1 : 1));
-  if (opts.mcut) {
-    const t = mcutThreshold(list.map((s) => s.prob));
-    list = list.filter((s) => s.prob >= t);
+const byProb = (a: TagScore, b: TagScore): number => b.prob - a.prob || (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0);
+
+/** The k-th largest of `values` (k ≥ 1), by a typed-array sort: cheap even for 10,000 tags. */
+function kthLargest(values: Float64Array, k: number): number {
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.max(0, sorted.length - k)]!;
+}
+
+/** MCut per category (or over all non-rating tags), from each category's probabilities. */
+function mcutThresholds(probs: ArrayLike<number>, categories: readonly number[], keep: (j: number) => boolean, mcut: SelectOptions['mcut']): Map<number | 'all', number> {
+  const out = new Map<number | 'all', number>();
+  if (!mcut) return out;
+  const sortedOf = (want: (cat: number) => boolean): number[] => {
+    const xs: number[] = [];
+    for (let j = 0; j < probs.length; j++) if (keep(j) && want(categories[j] ?? 0)) xs.push(probs[j]!);
+    return Array.from(Float64Array.from(xs).sort().reverse());
+  };
+  if (mcut === 'all') out.set('all', mcutThreshold(sortedOf((c) => c !== CATEGORY.rating)));
+  else {
+    for (const cat of mcut) {
+      const t = mcutThreshold(sortedOf((c) => c === cat));
+      out.set(cat, cat === CATEGORY.character ? Math.max(CHARACTER_MCUT_FLOOR, t) : t);
+    }
   }
-  if (opts.threshold !== undefined) list = list.filter((s) => s.prob >= opts.threshold!);
-  return list.slice(0, opts.top);
+  return out;
+}
+
+export function selectTags(probs: ArrayLike<number>, tags: readonly string[], categories: readonly number[], opts: SelectOptions): TagScore[] {
+  const keep = (j: number): boolean => !opts.exclude?.has(tags[j]!);
+  const cuts = mcutThresholds(probs, categories, keep, opts.mcut);
+  const thresholdOf = (tag: string, category: number): number | undefined =>
+    opts.tagThresholds?.get(tag) ?? cuts.get(category) ?? (category === CATEGORY.rating ? undefined : cuts.get('all')) ?? opts.categoryThresholds?.get(category) ?? opts.threshold;
+  const mode = opts.rating ?? 'top';
+  // Without any threshold, only the top K can be reported: skip everything below the K-th probability.
+  let floor = -Infinity;
+  if (opts.top !== undefined && opts.threshold === undefined && !opts.categoryThresholds?.size && !opts.tagThresholds?.size && !opts.mcut) {
+    const xs: number[] = [];
+    for (let j = 0; j < probs.length; j++) if (keep(j) && categories[j] !== CATEGORY.rating) xs.push(probs[j]!);
+    if (xs.length > opts.top) floor = kthLargest(Float64Array.from(xs), opts.top);
+  }
+  const ratings: TagScore[] = [];
+  const chosen: TagScore[] = [];
+  for (let j = 0; j < tags.length; j++) {
+    if (!keep(j)) continue;
+    const tag = tags[j]!;
+    const category = categories[j] ?? 0;
+    const prob = probs[j]!;
+    if (category === CATEGORY.rating) {
+      if (mode === 'none') continue;
+      const t = mode === 'top' ? undefined : thresholdOf(tag, category);
+      if (t === undefined || prob >= t) ratings.push({ tag, prob, category });
+      continue;
+    }
+    if (prob < floor) continue;
+    const t = thresholdOf(tag, category);
+    if (t === undefined || prob >= t) chosen.push({ tag, prob, category });
+  }
+  ratings.sort(byProb);
+  chosen.sort(byProb);
+  const chosenRatings = mode === 'top' ? ratings.slice(0, 1) : ratings;
+  const others = opts.top !== undefined ? chosen.slice(0, Math.max(0, opts.top - chosenRatings.length)) : chosen;
+  const out = [...chosenRatings, ...others].sort(byProb);
+  return opts.top !== undefined ? out.slice(0, opts.top) : out;
 }

@@ -38,8 +38,9 @@ export function packBits(features: ArrayLike<number>, n: number, d: number): Uin
 export async function vectorize(model: TaggerModel, args: string[], kind: VecKind, batch: number, onFailure: (file: string, reason: string) => void): Promise<Vectors> {
   const files: string[] = [];
   const rows: (Float32Array | Uint8Array)[] = [];
+  if (kind !== 'probs' && model.meta.hidden === 0) throw new UsageError(`Expected --kind probs for ${model.meta.source}: it has no features output (features and binary need an alt-i2v-ort model)`);
   const dim = kind === 'probs' ? model.meta.tags.length : model.meta.hidden;
-  for await (const b of decodeBatches(listImages(args), { size: model.meta.imageSize, pad: model.meta.pad, batch })) {
+  for await (const b of decodeBatches(listImages(args), { ...model.preprocess, batch })) {
     for (const f of b.failures) onFailure(f.file, f.reason);
     if (b.files.length === 0) continue;
     const out = await model.run(b.images, b.files.length);

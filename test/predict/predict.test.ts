@@ -77,7 +77,7 @@ test('threshold, MCut and exclude select tags as documented', () => {
   const cats = [0, 0, 0, 0, 9, 0];
   assert.deepEqual(selectTags(probs, TAGS, cats, { top: 30, threshold: 0.5 }).map((s) => s.tag), ['rating:general', 'red_circle', 'blue_star']);
   assert.equal(mcutThreshold([0.95, 0.9, 0.85, 0.3, 0.2, 0.01]), (0.85 + 0.3) / 2);
-  assert.deepEqual(selectTags(probs, TAGS, cats, { top: 30, mcut: true }).map((s) => s.tag), ['rating:general', 'red_circle', 'blue_star']);
+  assert.deepEqual(selectTags(probs, TAGS, cats, { top: 30, mcut: 'all' }).map((s) => s.tag), ['rating:general', 'red_circle', 'blue_star']);
   assert.deepEqual(selectTags(probs, TAGS, cats, { top: 2, exclude: new Set(['rating:general']) }).map((s) => s.tag), ['red_circle', 'blue_star']);
 });
 

@@ -1,6 +1,7 @@
 // `eval SHARDS --model model.onnx`: metrics on the holdout (or other) shards, and per-tag AP/F1.
 import { stringify } from 'csv-stringify/sync';
 import { defineCommand, type Command } from '../command.js';
+import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
 import { checkChoice, checkInteger, checkNumber } from '../../util/errors.js';
 import { writeFileAtomic } from '../../util/fsx.js';
 import { evaluatePredictions } from '../../metrics/metrics.js';
@@ -15,20 +16,19 @@ export const evalCommand: Command = ({ io }) =>
     command: 'eval <shards>',
     describe: 'Evaluate a model on shards: MSE, mAP, micro/macro F1 at a threshold and at P = R',
     builder: (y) =>
-      y
-        .positional('shards', { type: 'string', demandOption: true, describe: 'Shards folder made by `pairs`' })
-        .option('model', { type: 'string', demandOption: true, describe: 'Model exported by `export`' })
+      withModelOptions(y.positional('shards', { type: 'string', demandOption: true, describe: 'Shards folder made by `pairs`' }))
         .option('split', { type: 'string', choices: SPLITS, default: 'holdout', describe: 'Which shards' })
         .option('threshold', { type: 'number', default: 0.5, describe: 'Threshold for F1' })
         .option('format', { type: 'string', choices: ['text', 'json'], default: 'text' })
         .option('per-tag', { type: 'string', describe: 'Write per-tag AP and F1 to this CSV file' })
         .option('batch', { type: 'number', default: 32 })
         .option('device', { type: 'string', choices: DEVICES, default: 'cpu' }),
-    handler: async (argv: { shards: string; model: string; split: string; threshold: number; format: string; perTag?: string; batch: number; device: string }) => {
+    handler: async (argv: ModelArgs & { shards: string; model: string; split: string; threshold: number; format: string; perTag?: string; batch: number; device: string }) => {
       const threshold = checkNumber('--threshold', argv.threshold, 0, 1);
       const split = checkChoice('--split', argv.split, SPLITS);
       const batch = checkInteger('--batch', argv.batch, 1, 4096);
-      const model = await TaggerModel.load(argv.model, { executionProviders: executionProviders(checkChoice('--device', argv.device, DEVICES) as Device) });
+      const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io, { executionProviders: executionProviders(checkChoice('--device', argv.device, DEVICES) as Device) }));
+      if (model.contract.padColor !== 'black') io.err(`warning: the model expects ${model.contract.padColor} padding but shards are letterboxed on black; its scores may be a little lower than on its own preprocessing`);
       try {
         const p = await predictShards(model, argv.shards, split, batch);
         const r = evaluatePredictions(p.probs, p.labels, p.n, p.names, threshold);

@@ -1,82 +1,91 @@
-// `pred IMAGE|DIR|- ... --model model.onnx`: tags for images, the seed's --pred done for collections:
-// folders, stdin lists, thresholds, MCut, several output formats, captions next to the images.
-import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+// `pred IMAGE|DIR|- ... --model model.onnx`: tags for images, the seed's --pred done for collections
+// and for the taggers users already have (WD, DeepDanbooru): thresholds per category, MCut, ratings,
+// several output formats, captions next to the images edited as sd-scripts does.
+import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { defineCommand, type Command } from '../command.js';
-import { checkChoice, checkInteger, checkNumber } from '../../util/errors.js';
+import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
+import { captionOptionsFrom, partFrom, selectOptionsFrom, withPredFlags, type PredArgs } from '../pred-options.js';
+import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
+import { writeFileAtomic } from '../../util/fsx.js';
 import { DEVICES, executionProviders, type Device } from '../../runtime/providers.js';
-import { decodeBatches, listImages } from '../../predict/inputs.js';
+import { captionText, orderCaption } from '../../predict/caption.js';
 import { TaggerModel } from '../../predict/model.js';
-import { selectTags, type TagScore } from '../../predict/select.js';
+import type { TagScore } from '../../predict/select.js';
+import { saveCaption, TagFrequency, tagImages, type CaptionOutcome } from '../../predict/tagging.js';
 
 const FORMATS = ['text', 'json', 'jsonl', 'csv', 'caption'] as const;
+
+type Argv = PredArgs & ModelArgs & {
+  images: string[]; model: string; batch: number; format: string; overwrite: boolean; append: boolean; prepend: boolean; allowEmpty: boolean;
+  captionExt: string; frequency?: string; device: string;
+};
 
 export const predCommand: Command = ({ io }) =>
   defineCommand({
     command: 'pred <images..>',
     describe: 'Predict tags for images, folders (recursive) or `-` (paths on stdin)',
     builder: (y) =>
-      y
-        .positional('images', { type: 'string', array: true, demandOption: true, describe: 'Image files, folders, or - for a list on stdin' })
-        .option('model', { type: 'string', demandOption: true, describe: 'Model exported by `export`' })
-        .option('top', { type: 'number', default: 30, describe: 'At most K tags per image' })
-        .option('threshold', { type: 'number', describe: 'Only tags with probability ≥ T' })
-        .option('mcut', { type: 'boolean', default: false, describe: 'MCut: keep tags above the largest gap in sorted probabilities' })
-        .option('exclude', { type: 'string', describe: 'Comma-separated tags never to report' })
+      withPredFlags(withModelOptions(y.positional('images', { type: 'string', array: true, demandOption: true, describe: 'Image files, folders, or - for a list on stdin' })))
         .option('batch', { type: 'number', default: 8, describe: 'Images per inference run' })
         .option('format', { type: 'string', choices: FORMATS, default: 'text', describe: 'Output format; caption writes NAME.txt next to each image' })
-        .option('underscores', { type: 'boolean', default: false, describe: 'caption: keep underscores in tags' })
-        .option('overwrite', { type: 'boolean', default: false, describe: 'caption: replace existing .txt files' })
         .option('device', { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Where the model runs' }),
-    handler: async (argv: { images: string[]; model: string; top: number; threshold?: number; mcut: boolean; exclude?: string; batch: number; format: string; underscores: boolean; overwrite: boolean; device: string }) => {
-      const top = checkInteger('--top', argv.top, 1, 1e6);
-      const threshold = argv.threshold === undefined ? undefined : checkNumber('--threshold', argv.threshold, 0, 1);
+    handler: async (argv: Argv) => {
       const batch = checkInteger('--batch', argv.batch, 1, 4096);
       const format = checkChoice('--format', argv.format, FORMATS);
       const device = checkChoice('--device', argv.device, DEVICES) as Device;
-      const exclude = new Set((argv.exclude ?? '').split(',').map((t) => t.trim()).filter(Boolean));
+      const part = partFrom(argv.part);
+      if (argv.append && argv.prepend) throw new UsageError('Expected one of --append and --prepend but received both');
+      if (!/^\.[\w.-]+$/.test(argv.captionExt)) throw new UsageError(`Expected an extension like .txt for --caption-ext but received ${JSON.stringify(argv.captionExt)}`);
       const t0 = performance.now();
-      const tagger = await TaggerModel.load(argv.model, { executionProviders: executionProviders(device) });
+      const tagger = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io, { executionProviders: executionProviders(device) }));
       const loaded = performance.now();
-      const { tags, categories, imageSize, pad } = tagger.meta;
+      const warn = (l: string): void => io.err(l);
       const json: { file: string; tags: TagScore[] }[] = [];
-      if (format === 'csv') io.out(stringify([['file', 'tag', 'prob', 'category']]).trimEnd());
+      const frequency = new TagFrequency();
+      const captions: Record<CaptionOutcome, number> = { written: 0, kept: 0, empty: 0, failed: 0 };
       let failed = 0;
       let done = 0;
       try {
-        for await (const b of decodeBatches(listImages(argv.images), { size: imageSize, pad, batch })) {
-          for (const f of b.failures) {
+        const select = await selectOptionsFrom(argv, tagger, warn);
+        const caption = captionOptionsFrom(argv, tagger, warn);
+        if (format === 'csv') io.out(stringify([['file', 'tag', 'prob', 'category']]).trimEnd());
+        for await (const t of tagImages(tagger, argv.images, { batch, select, part })) {
+          if (t.failure !== undefined) {
             failed++;
-            io.err(`warning: ${f.file}: skipped, ${f.reason}`);
+            warn(`warning: ${t.file}: skipped, ${t.failure}`);
+            continue;
           }
-          if (b.files.length === 0) continue;
-          const { probs } = await tagger.run(b.images, b.files.length);
-          for (let i = 0; i < b.files.length; i++) {
-            const file = b.files[i]!;
-            const chosen = selectTags(probs.subarray(i * tags.length, (i + 1) * tags.length), tags, categories, { top, threshold, mcut: argv.mcut, exclude });
-            done++;
-            if (format === 'text') for (const s of chosen) io.out(`${file} tag=${s.tag} prob=${s.prob.toFixed(4)}`);
-            else if (format === 'jsonl') io.out(JSON.stringify({ file, tags: chosen }));
-            else if (format === 'json') json.push({ file, tags: chosen });
-            else if (format === 'csv') io.out(stringify(chosen.map((s) => [file, s.tag, s.prob.toFixed(6), s.category])).trimEnd());
-            else {
-              const target = file.replace(/\.[^./\\]+$/, '') + '.txt';
-              if (existsSync(target) && !argv.overwrite) {
-                io.err(`warning: ${target} exists, not overwritten (use --overwrite)`);
-                continue;
-              }
-              const text = chosen.map((s) => (argv.underscores ? s.tag : s.tag.replace(/_/g, ' '))).join(', ');
-              await writeFile(target, `${text}\n`);
-            }
+          done++;
+          const { file, tags } = t;
+          const ordered = orderCaption(tags, caption);
+          frequency.add(ordered.map((o) => o.text));
+          if (format === 'text') for (const s of tags) io.out(`${file} tag=${s.tag} prob=${s.prob.toFixed(4)}`);
+          else if (format === 'jsonl') io.out(JSON.stringify({ file, tags }));
+          else if (format === 'json') json.push({ file, tags });
+          else if (format === 'csv') io.out(stringify(tags.map((s) => [file, s.tag, s.prob.toFixed(6), s.category])).trimEnd());
+          else {
+            const target = file.replace(/\.[^./\\]+$/, '') + argv.captionExt;
+            const mode = argv.append ? 'append' : argv.prepend ? 'prepend' : undefined;
+            const r = await saveCaption(target, (existing) => captionText(ordered, caption, existing === undefined || !mode ? undefined : { text: existing, mode }), {
+              overwrite: argv.overwrite, merge: mode !== undefined, allowEmpty: argv.allowEmpty,
+            });
+            captions[r.outcome]++;
+            if (r.note) warn(`warning: ${r.note}`);
           }
         }
       } finally {
         await tagger.release();
       }
       if (format === 'json') io.out(JSON.stringify(json, null, 1));
+      if (argv.frequency) {
+        await writeFileAtomic(path.resolve(argv.frequency), stringify(frequency.rows(), { header: true, columns: ['tag', 'count'] }));
+        io.err(`pred: tag frequencies of ${done} images in ${argv.frequency}`);
+      }
       const seconds = (performance.now() - loaded) / 1000;
+      if (format === 'caption') io.err(`pred: captions written ${captions.written}, kept ${captions.kept}, empty ${captions.empty}, failed ${captions.failed}`);
       io.err(`pred: ${done} images in ${seconds.toFixed(2)} s, ${(done / seconds).toFixed(2)} img/s (model loaded in ${((loaded - t0) / 1000).toFixed(2)} s)`);
       if (failed > 0) throw new Error(`${failed} of ${failed + done} images could not be read (warnings above); the others were tagged`);
+      if (captions.failed > 0) throw new Error(`${captions.failed} captions could not be written (warnings above)`);
     },
   });

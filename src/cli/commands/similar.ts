@@ -1,6 +1,7 @@
 // `similar QUERY --index FILE.npy [--k 10]`: nearest neighbours of an image among the rows of a `vec`
 // index (src/predict/vectors.ts).
 import { defineCommand, type Command } from '../command.js';
+import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
 import { checkInteger, UsageError } from '../../util/errors.js';
 import { TaggerModel } from '../../predict/model.js';
 import { nearest, readVecIndex, vectorize, type Vectors } from '../../predict/vectors.js';
@@ -10,15 +11,13 @@ export const similarCommand: Command = ({ io }) =>
     command: 'similar <query>',
     describe: 'Nearest neighbours of an image in a `vec` index (cosine, or Hamming for binary)',
     builder: (y) =>
-      y
-        .positional('query', { type: 'string', demandOption: true, describe: 'Query image' })
+      withModelOptions(y.positional('query', { type: 'string', demandOption: true, describe: 'Query image' }), false)
         .option('index', { type: 'string', demandOption: true, describe: '.npy written by `vec --out`' })
-        .option('k', { type: 'number', default: 10, describe: 'Neighbours to list' })
-        .option('model', { type: 'string', describe: 'Model [default: the one recorded with the index]' }),
-    handler: async (argv: { query: string; index: string; k: number; model?: string }) => {
+        .option('k', { type: 'number', default: 10, describe: 'Neighbours to list' }),
+    handler: async (argv: ModelArgs & { query: string; index: string; k: number; model?: string }) => {
       const k = checkInteger('--k', argv.k, 1, 1e6);
       const { meta, index } = await readVecIndex(argv.index);
-      const model = await TaggerModel.load(argv.model ?? meta.model);
+      const model = await TaggerModel.load(argv.model ?? meta.model, loadOptionsFrom(argv, io));
       let q: Vectors;
       try {
         q = await vectorize(model, [argv.query], meta.kind, 1, (file, reason) => {

@@ -1,6 +1,7 @@
 // `vec IMAGE|DIR|- ... --model model.onnx [--kind probs|features|binary] [--out FILE]`: the
 // "illustration to vector" (src/predict/vectors.ts) as .npy (with FILE.npy.json naming the rows) or JSONL.
 import { defineCommand, type Command } from '../command.js';
+import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
 import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
 import { writeFileAtomic } from '../../util/fsx.js';
 import { TaggerModel } from '../../predict/model.js';
@@ -11,17 +12,15 @@ export const vecCommand: Command = ({ io }) =>
     command: 'vec <images..>',
     describe: 'Illustration vectors: tag probabilities, hidden features or binary hashes, as .npy or JSONL',
     builder: (y) =>
-      y
-        .positional('images', { type: 'string', array: true, demandOption: true, describe: 'Image files, folders, or - for a list on stdin' })
-        .option('model', { type: 'string', demandOption: true, describe: 'Model exported by `export`' })
+      withModelOptions(y.positional('images', { type: 'string', array: true, demandOption: true, describe: 'Image files, folders, or - for a list on stdin' }))
         .option('kind', { type: 'string', choices: VEC_KINDS, default: 'features', describe: 'probs (K), features (hidden), binary (features > 0, packed bits)' })
         .option('out', { type: 'string', describe: 'FILE.npy (plus FILE.npy.json naming the rows) or FILE.jsonl [default: JSONL on stdout]' })
         .option('batch', { type: 'number', default: 8 }),
-    handler: async (argv: { images: string[]; model: string; kind: string; out?: string; batch: number }) => {
+    handler: async (argv: ModelArgs & { images: string[]; model: string; kind: string; out?: string; batch: number }) => {
       const kind = checkChoice('--kind', argv.kind, VEC_KINDS);
       const batch = checkInteger('--batch', argv.batch, 1, 4096);
       if (argv.out && !/\.(npy|jsonl)$/.test(argv.out)) throw new UsageError(`Expected --out ending in .npy or .jsonl but received ${JSON.stringify(argv.out)}`);
-      const model = await TaggerModel.load(argv.model);
+      const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io));
       let failed = 0;
       let v: Vectors;
       try {

@@ -1,0 +1,75 @@
+// Captions as sd-scripts and the WD14 web UI tagger write them: tags renamed (--replace), ordered
+// (confidence or alpha, characters first, always-first tags, rating first or last), underscores shown as
+// spaces except in kaomoji and tags of 3 characters or fewer, brackets escaped, weights shown, joined
+// by a separator, and merged with an existing caption (--append / --prepend) without duplicates.
+import type { TagScore } from './select.js';
+import { CATEGORY } from './select.js';
+
+/** Kaomoji whose underscores are part of the face (the web UI tagger's list). */
+export const KAOMOJI = new Set(['0_0', '(o)_(o)', '+_+', '+_-', '._.', '<o>_<o>', '<|>_<|>', '=_=', '>_<', '3_3', '6_9', '>_o', '@_@', '^_^', 'o_o', 'u_u', 'x_x', '|_|', '||_||', ';_;', '>_>', '<_<', '-_-', 'o_0', '0_o', 't_t', '^_-']);
+
+/** The one form tags are matched in: underscores for spaces, as in tags.csv. */
+export const tagKey = (tag: string): string => tag.trim().replace(/ +/g, '_');
+
+export const CAPTION_SORTS = ['confidence', 'alpha'] as const;
+
+export interface CaptionOptions {
+  /** Keep underscores (default: spaces, except kaomoji and short tags). */
+  underscores: boolean;
+  escapeBrackets: boolean;
+  /** `(tag:0.93)` */
+  weighted: boolean;
+  separator: string;
+  sort: 'confidence' | 'alpha';
+  characterFirst: boolean;
+  /** Tag keys put first, in this order, when predicted. */
+  alwaysFirst: readonly string[];
+  ratingPosition: 'first' | 'last';
+  /** Tag key → the tag written instead. */
+  replace: ReadonlyMap<string, string>;
+}
+
+export const DEFAULT_CAPTION: CaptionOptions = {
+  underscores: false, escapeBrackets: false, weighted: false, separator: ', ', sort: 'confidence', characterFirst: false,
+  alwaysFirst: [], ratingPosition: 'first', replace: new Map(),
+};
+
+/** How one tag is written: spaces for underscores (unless kaomoji, ≤ 3 characters or asked), escaped, weighted. */
+export function displayTag(tag: string, prob: number, o: CaptionOptions): string {
+  let t = o.underscores || KAOMOJI.has(tag) || tag.length <= 3 ? tag : tag.replace(/_/g, ' ');
+  if (o.escapeBrackets) t = t.replace(/([()[\]])/g, '\\$1');
+  return o.weighted ? `(${t}:${prob.toFixed(2)})` : t;
+}
+
+/** The selected tags in caption order, renamed, with their written form. */
+export function orderCaption(selected: readonly TagScore[], o: CaptionOptions): { key: string; text: string; prob: number }[] {
+  const renamed = selected.map((s) => ({ ...s, tag: o.replace.get(tagKey(s.tag)) ?? s.tag }));
+  const sorted = [...renamed].sort((a, b) => (o.sort === 'alpha' ? (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0) : b.prob - a.prob));
+  const rank = (s: TagScore): number => {
+    const first = o.alwaysFirst.indexOf(tagKey(s.tag));
+    if (s.category === CATEGORY.rating) return o.ratingPosition === 'first' ? -2e6 : 2e6;
+    if (first >= 0) return -1e6 + first;
+    return o.characterFirst && s.category === CATEGORY.character ? -1 : 0;
+  };
+  const ordered = sorted.map((s, i) => ({ s, i })).sort((a, b) => rank(a.s) - rank(b.s) || a.i - b.i).map((x) => x.s);
+  const seen = new Set<string>();
+  const out: { key: string; text: string; prob: number }[] = [];
+  for (const s of ordered) {
+    const key = tagKey(s.tag);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ key, text: displayTag(s.tag, s.prob, o), prob: s.prob });
+  }
+  return out;
+}
+
+/** The caption text; with `existing` (append/prepend), its tags are kept and duplicates dropped. */
+export function captionText(tags: readonly { key: string; text: string }[], o: CaptionOptions, existing?: { text: string; mode: 'append' | 'prepend' }): string {
+  let parts = tags.map((t) => ({ key: t.key, text: t.text }));
+  if (existing) {
+    const old = existing.text.split(/[,\n]/).map((t) => t.trim()).filter(Boolean).map((t) => ({ key: tagKey(t.replace(/\\([()[\]])/g, '$1').replace(/^\((.*):[\d.]+\)$/, '$1')), text: t }));
+    parts = existing.mode === 'append' ? [...old, ...parts] : [...parts, ...old];
+  }
+  const seen = new Set<string>();
+  return parts.filter((p) => !seen.has(p.key) && seen.add(p.key)).map((p) => p.text).join(o.separator);
+}

@@ -1,0 +1,29 @@
+// Per-tag thresholds for `pred --thresholds FILE.csv`: the CSV that `eval --per-tag` writes, using its
+// P = R column (each tag's threshold where its precision equals its recall).
+import { parse } from 'csv-parse/sync';
+import { UsageError } from '../util/errors.js';
+import { readInput } from '../util/fsx.js';
+
+export const PR_COLUMN = 'threshold_p_eq_r';
+
+export async function readTagThresholds(file: string): Promise<Map<string, number>> {
+  const where = JSON.stringify(file);
+  let rows: Record<string, string>[];
+  try {
+    rows = parse(await readInput(file, 'a per-tag CSV written by `eval --per-tag` for --thresholds'), { bom: true, columns: true, skip_empty_lines: true });
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`Expected CSV in ${where} but it does not parse: ${(err as Error).message}`);
+  }
+  if (rows.length > 0 && (!('tag' in rows[0]!) || !(PR_COLUMN in rows[0]!))) {
+    throw new UsageError(`Expected columns tag and ${PR_COLUMN} (as \`eval --per-tag\` writes) in ${where} but found ${Object.keys(rows[0]!).join(', ')}`);
+  }
+  const out = new Map<string, number>();
+  rows.forEach((r, i) => {
+    if (r[PR_COLUMN] === '' || r[PR_COLUMN] === undefined) return; // a tag without positives has none
+    const t = Number(r[PR_COLUMN]);
+    if (!(t >= 0 && t <= 1)) throw new UsageError(`Expected a threshold between 0 and 1 in ${where} row ${i + 2} but received ${JSON.stringify(r[PR_COLUMN])}`);
+    out.set(r.tag!, t);
+  });
+  return out;
+}

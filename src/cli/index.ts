@@ -4,6 +4,7 @@ import yargs, { type Argv } from 'yargs';
 import type { Command, Ctx } from './command.js';
 import { STDIN_ARG } from '../predict/inputs.js';
 import { InterruptedError, UsageError, messageOf } from '../util/errors.js';
+import { fsReason, isFsError } from '../util/fsx.js';
 import { processIo, type Io } from './io.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
@@ -47,10 +48,27 @@ export async function runCli(argv: readonly string[], io: Io = processIo): Promi
     if (helpText) io.out(helpText);
     return 0;
   } catch (err) {
-    io.err(`alt-i2v-ort: ${messageOf(err)}`);
-    if (err instanceof UsageError || (err as Error)?.name === 'YError') return 2;
-    if (err instanceof InterruptedError) return 130;
+    io.err(`alt-i2v-ort: ${userMessage(err)}`);
     if (process.env.ALT_I2V_DEBUG) io.err(String((err as Error)?.stack));
-    return 1;
+    return exitCode(err);
   }
+}
+
+/** Full disks and broken devices are failures (1); a path the user named wrongly is a usage error (2). */
+const FAILURE_CODES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO', 'EMFILE']);
+
+function exitCode(err: unknown): number {
+  if (err instanceof UsageError || (err as Error)?.name === 'YError') return 2;
+  if (err instanceof InterruptedError) return 130;
+  if (isFsError(err) && !FAILURE_CODES.has(err.code!)) return 2;
+  return 1;
+}
+
+/** One line for the user: file-system errors name the path in words; a bug in us says so. */
+function userMessage(err: unknown): string {
+  if (isFsError(err)) return `${err.path ? JSON.stringify(err.path) : 'a file'} cannot be accessed (${fsReason(err)})`;
+  if (err instanceof TypeError || err instanceof ReferenceError || err instanceof SyntaxError) {
+    return `internal error (${messageOf(err)}); please report it with the output of ALT_I2V_DEBUG=1`;
+  }
+  return messageOf(err);
 }

@@ -5,6 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { UsageError } from '../util/errors.js';
+import { fsReason } from '../util/fsx.js';
+import { lockFolder } from '../util/lock.js';
 import { ImageError, preprocessImage, type PadRule } from './images.js';
 import { readTagFile, walkDataset, type DatasetEntry } from './scan.js';
 import { INDEX, isHoldout, readShardIndex, SHARDS_FORMAT, SHARDS_VERSION, ShardWriter, writeShardIndex, type ShardIndexJson, type SkipKind, type Split } from './shards.js';
@@ -85,8 +87,22 @@ async function* decodeAhead(source: AsyncGenerator<DatasetEntry>, window: number
   }
 }
 
-/** Make (or continue making) the shards of a dataset. Returns the final index. */
+/** Make (or continue making) the shards of a dataset, holding the folder's lock. Returns the final index. */
 export async function makeShards(opts: MakeShardsOptions): Promise<ShardIndexJson> {
+  try {
+    await mkdir(opts.out, { recursive: true });
+  } catch (err) {
+    throw new UsageError(`Expected a folder that can be created for --out but ${JSON.stringify(opts.out)} cannot be (${fsReason(err)})`);
+  }
+  const lock = await lockFolder(opts.out, `alt-i2v-ort pairs (pid ${process.pid})`, (l) => opts.onWarning?.(l));
+  try {
+    return await makeShardsLocked(opts);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function makeShardsLocked(opts: MakeShardsOptions): Promise<ShardIndexJson> {
   const { dataset, tags, out, shardSize, imageSize, holdout, pad, maxPixels } = opts;
   const index = await openShardsFolder(out, freshIndex(opts));
   if (index.progress.complete) {
@@ -109,8 +125,8 @@ export async function makeShards(opts: MakeShardsOptions): Promise<ShardIndexJso
       const w = writers[split];
       if (w.count === 0) continue;
       const file = `shard-${String(index.shards.length).padStart(5, '0')}.safetensors`;
-      const count = await w.flush(path.join(out, file), tags.hash);
-      index.shards.push({ file, split, count });
+      const { count, sha256 } = await w.flush(path.join(out, file), tags.hash);
+      index.shards.push({ file, split, count, sha256 });
     }
     index.progress = { sourcesDone: done, lastSource, complete };
     await writeShardIndex(out, index);
@@ -178,7 +194,7 @@ async function processEntry(entry: DatasetEntry, tags: TagIndex, opts: { size: n
   try {
     tagList = await readTagFile(entry.tagFile);
   } catch (err) {
-    return { entry, skip: 'unreadable', detail: `tag file ${entry.tagFile}: ${(err as Error).message}` };
+    return { entry, skip: 'bad-tag-file', detail: `tag file ${entry.tagFile} ${(err as Error).message}` };
   }
   for (const tag of tagList) {
     const i = tags.indexOf(tag);

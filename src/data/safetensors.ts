@@ -1,5 +1,6 @@
 // safetensors read/write: 8-byte little-endian header length, JSON header, raw little-endian bytes.
 // Writes are atomic (util/fsx.ts): a file under its final name is complete.
+import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { UsageError } from '../util/errors.js';
 import { fsReason, writeAll, writeAtomic } from '../util/fsx.js';
@@ -51,6 +52,65 @@ export async function writeSafetensors(file: string, tensors: Record<string, Ten
   await writeAtomic(file, (fh) => writeAll(fh, all));
 }
 
+const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+
+/**
+ * The tensors and metadata of a parsed header, checked: known dtypes, shapes of non-negative integers,
+ * offsets non-negative, in bounds, matching the shape, not overlapping and covering the whole data
+ * section (so no byte is unaccounted for), metadata values strings.
+ */
+function parseEntries(parsed: unknown, dataBytes: number, bad: (what: string) => UsageError): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw bad('has a header that is not a JSON object');
+  const tensors = new Map<string, TensorInfo>();
+  let metadata: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parsed)) {
+    if (name === '__metadata__') {
+      if (typeof value !== 'object' || value === null || Object.values(value).some((v) => typeof v !== 'string')) throw bad('has __metadata__ that is not a map of strings');
+      metadata = value as Record<string, string>;
+      continue;
+    }
+    const v = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const bytes = DTYPE_BYTES[v?.dtype as Dtype];
+    if (!bytes) throw bad(`has tensor ${name} with dtype ${JSON.stringify(v?.dtype)} (expected one of ${Object.keys(DTYPE_BYTES).join(', ')})`);
+    if (!Array.isArray(v.shape) || !v.shape.every(isCount)) throw bad(`has tensor ${name} with shape ${JSON.stringify(v.shape)} (expected non-negative integers)`);
+    const offsets = v.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
+      throw bad(`has tensor ${name} with data_offsets ${JSON.stringify(offsets)} (expected [begin, end], 0 ≤ begin ≤ end)`);
+    }
+    const [begin, end] = offsets as [number, number];
+    if (end > dataBytes) throw bad(`has tensor ${name} ending at byte ${end} of a ${dataBytes}-byte data section (truncated?)`);
+    if (end - begin !== (v.shape as number[]).reduce((x, y) => x * y, 1) * bytes) throw bad(`has tensor ${name} whose ${end - begin} bytes do not fit shape [${v.shape}] ${v.dtype}`);
+    tensors.set(name, { dtype: v.dtype as Dtype, shape: v.shape as number[], begin, end });
+  }
+  const spans = [...tensors].sort((x, y) => x[1].begin - y[1].begin || x[1].end - y[1].end);
+  let at = 0;
+  for (const [name, t] of spans) {
+    if (t.begin < at) throw bad(`has tensor ${name} overlapping the one before it (bytes ${t.begin}–${t.end})`);
+    if (t.begin > at) throw bad(`has ${t.begin - at} bytes before tensor ${name} that no tensor covers`);
+    at = t.end;
+  }
+  if (at !== dataBytes) throw bad(`is ${dataBytes - at} bytes longer than its header describes (expected ${at} data bytes, found ${dataBytes})`);
+  return { tensors, metadata };
+}
+
+let integrity = true;
+
+/** Whether shard and checkpoint reads verify their SHA-256 (on by default; `--no-verify` turns it off). */
+export function setIntegrityCheck(on: boolean): void {
+  integrity = on;
+}
+
+export function integrityCheck(): boolean {
+  return integrity;
+}
+
+/** SHA-256 (hex) of byte chunks in order: the integrity hash of a shard's or checkpoint's data. */
+export function sha256Hex(chunks: readonly Uint8Array[]): string {
+  const h = createHash('sha256');
+  for (const c of chunks) h.update(c);
+  return h.digest('hex');
+}
+
 /** Read and validate the header of a safetensors file; the error names the file and what is wrong. */
 export async function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
   const fh = await open(file, 'r').catch((err: unknown) => {
@@ -72,24 +132,8 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
     } catch {
       throw bad('has a header that is not JSON');
     }
-    const tensors = new Map<string, TensorInfo>();
-    let metadata: Record<string, string> = {};
-    let dataEnd = 0;
-    for (const [name, value] of Object.entries(parsed)) {
-      if (name === '__metadata__') {
-        metadata = value as Record<string, string>;
-        continue;
-      }
-      const v = value as { dtype: Dtype; shape: number[]; data_offsets: [number, number] };
-      const [begin, end] = v.data_offsets ?? [];
-      const bytes = DTYPE_BYTES[v.dtype];
-      if (!bytes || !Array.isArray(v.shape) || typeof begin !== 'number' || typeof end !== 'number') throw bad(`has a malformed entry for ${name}`);
-      if (end - begin !== v.shape.reduce((a, b) => a * b, 1) * bytes) throw bad(`has a size mismatch for ${name}`);
-      tensors.set(name, { dtype: v.dtype, shape: v.shape, begin, end });
-      dataEnd = Math.max(dataEnd, end);
-    }
     const dataStart = 8 + len;
-    if (dataStart + dataEnd !== size) throw bad(`is ${size} bytes but its header describes ${dataStart + dataEnd} (truncated?)`);
+    const { tensors, metadata } = parseEntries(parsed, size - dataStart, bad);
     return { tensors, metadata, dataStart };
   } finally {
     await fh.close();

@@ -3,6 +3,7 @@
 import { opendir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../util/errors.js';
+import { fsReason } from '../util/fsx.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.avif', '.tif', '.tiff'];
 
@@ -98,6 +99,42 @@ export function parseTags(text: string): string[] {
   return [...seen];
 }
 
-export async function readTagFile(file: string): Promise<string[]> {
-  return parseTags(await readFile(file, 'utf8'));
+/** Tags longer than this are refused (a runaway line, binary data). */
+export const MAX_TAG_LENGTH = 200;
+
+/** A tag file that cannot be used; the message says why in words. */
+export class TagFileError extends Error {
+  override name = 'TagFileError';
+}
+
+/** The text of a tag file: UTF-8 (BOM allowed), or UTF-16 with its BOM; invalid bytes or control characters refuse it. */
+export function decodeTagText(bytes: Uint8Array): string {
+  let text: string;
+  try {
+    if (bytes[0] === 0xff && bytes[1] === 0xfe) text = new TextDecoder('utf-16le', { fatal: true }).decode(bytes.subarray(2));
+    else if (bytes[0] === 0xfe && bytes[1] === 0xff) text = new TextDecoder('utf-16be', { fatal: true }).decode(bytes.subarray(2));
+    else text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new TagFileError('is not valid UTF-8 (or UTF-16 with a byte-order mark)');
+  }
+  const control = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.exec(text);
+  if (control) throw new TagFileError(`holds a control character (U+${control[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}): binary data?`);
+  return text;
+}
+
+/**
+ * The tags of a tag file. Unreadable files, bad encodings and control characters throw TagFileError;
+ * tags over MAX_TAG_LENGTH characters are left out, each reported to `onLongTag`.
+ */
+export async function readTagFile(file: string, onLongTag?: (tag: string) => void): Promise<string[]> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    throw new TagFileError(`cannot be read (${fsReason(err)})`);
+  }
+  const tags = parseTags(decodeTagText(bytes));
+  const long = tags.filter((t) => t.length > MAX_TAG_LENGTH);
+  for (const t of long) onLongTag?.(t);
+  return long.length ? tags.filter((t) => t.length <= MAX_TAG_LENGTH) : tags;
 }

@@ -5,7 +5,7 @@ import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import { UsageError } from '../util/errors.js';
 import { readInput } from '../util/fsx.js';
-import { readTagFile, walkDataset } from './scan.js';
+import { MAX_TAG_LENGTH, readTagFile, TagFileError, walkDataset } from './scan.js';
 
 export const CATEGORY_GENERAL = 0;
 export const CATEGORY_RATING = 9;
@@ -25,14 +25,17 @@ export interface TagCounts {
   images: number;
   imagesWithoutTagFile: number;
   tagFilesWithoutImage: number;
+  /** Tag files left out: unreadable, not UTF-8/UTF-16, or holding control characters. */
+  skippedTagFiles: number;
 }
 
 /** Count tags over every image's tag file under `root`. */
-export async function countTags(root: string, onImage?: (done: number) => void): Promise<TagCounts> {
+export async function countTags(root: string, onImage?: (done: number) => void, onWarning?: (line: string) => void): Promise<TagCounts> {
   const counts = new Map<string, number>();
   let images = 0;
   let imagesWithoutTagFile = 0;
   let tagFilesWithoutImage = 0;
+  let skippedTagFiles = 0;
   for await (const entry of walkDataset(root)) {
     if (entry.kind === 'orphan-tags') {
       tagFilesWithoutImage++;
@@ -40,10 +43,21 @@ export async function countTags(root: string, onImage?: (done: number) => void):
     }
     images++;
     if (!entry.tagFile) imagesWithoutTagFile++;
-    else for (const tag of await readTagFile(entry.tagFile)) counts.set(tag, (counts.get(tag) ?? 0) + 1);
+    else {
+      const file = entry.tagFile;
+      let tags: string[] = [];
+      try {
+        tags = await readTagFile(file, (t) => onWarning?.(`warning: ${file}: tag of ${t.length} characters left out (over ${MAX_TAG_LENGTH}): ${JSON.stringify(t.slice(0, 40))}…`));
+      } catch (err) {
+        if (!(err instanceof TagFileError)) throw err;
+        skippedTagFiles++;
+        onWarning?.(`warning: ${file}: skipped, it ${err.message}`);
+      }
+      for (const tag of tags) counts.set(tag, (counts.get(tag) ?? 0) + 1);
+    }
     onImage?.(images);
   }
-  return { counts, images, imagesWithoutTagFile, tagFilesWithoutImage };
+  return { counts, images, imagesWithoutTagFile, tagFilesWithoutImage, skippedTagFiles };
 }
 
 /** The top `top` tags with at least `minCount` images, by count descending, ties by name. */

@@ -4,8 +4,8 @@
 // Written to a temp name and renamed; loadable by Python's `safetensors`.
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { readSafetensors, readSafetensorsHeader, writeSafetensors, type TensorSpec } from '../data/safetensors.js';
-import { UsageError } from '../util/errors.js';
+import { integrityCheck, readSafetensors, readSafetensorsHeader, sha256Hex, writeSafetensors, type TensorSpec } from '../data/safetensors.js';
+import { messageOf, UsageError } from '../util/errors.js';
 import type { ModelConfig } from '../../training/model.js';
 import { paramSpecs } from '../../training/model.js';
 import type { TrainState } from './train-session.js';
@@ -50,6 +50,7 @@ export async function writeCheckpoint(
   }
   const file = path.join(dir, checkpointName(at.round, at.position >= 0));
   await writeSafetensors(file, tensors, {
+    sha256: sha256Hex(Object.values(tensors).flatMap((t) => t.chunks)),
     format: CHECKPOINT_FORMAT,
     version: '1',
     step: String(state.step),
@@ -63,22 +64,63 @@ export async function writeCheckpoint(
   return { file, round: at.round, position: at.position, step: state.step, metrics: at.metrics };
 }
 
-/** Every checkpoint of a run, oldest first (by round, then position; finished rounds last within a round). */
-export async function listCheckpoints(dir: string): Promise<CheckpointInfo[]> {
+/** The typed metadata fields of a checkpoint; the error names the file and the field. */
+function parseInfo(file: string, m: Record<string, string>): CheckpointInfo & { rng: number[] } {
+  const where = JSON.stringify(file);
+  const int = (field: string, min: number): number => {
+    const v = Number(m[field]);
+    if (m[field] === undefined || !Number.isSafeInteger(v) || v < min) throw new UsageError(`Expected an integer ≥ ${min} as metadata ${field} of ${where} but it is ${JSON.stringify(m[field])}`);
+    return v;
+  };
+  const json = <T>(field: string, check: (v: unknown) => boolean, what: string): T => {
+    let v: unknown;
+    try {
+      v = JSON.parse(m[field] ?? 'null');
+    } catch {
+      v = undefined;
+    }
+    if (!check(v)) throw new UsageError(`Expected ${what} as metadata ${field} of ${where} but it is ${JSON.stringify(m[field])?.slice(0, 60)}`);
+    return v as T;
+  };
+  const rng = json<number[]>('rng', (v) => Array.isArray(v) && v.length === 4 && v.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32), 'an RNG state of 4 uint32 values');
+  const metrics = m.metrics === undefined ? undefined : json<RoundMetrics>('metrics', (v) => typeof (v as RoundMetrics)?.map === 'number', 'holdout metrics with a map');
+  return { file, round: int('round', 0), position: int('position', -1), step: int('step', 0), metrics, rng };
+}
+
+/** A checkpoint file that cannot be used, and why: resume passes over it, listing keeps it out. */
+export interface BadCheckpoint {
+  file: string;
+  reason: string;
+}
+
+/**
+ * Every usable checkpoint of a run, oldest first (by round, then position; finished rounds last within
+ * a round), and those whose header or metadata is unusable (a truncated or damaged file).
+ */
+export async function scanCheckpoints(dir: string): Promise<{ list: CheckpointInfo[]; bad: BadCheckpoint[] }> {
   let files: string[];
   try {
     files = (await readdir(dir)).filter((f) => /^round-\d{6}(-partial)?\.safetensors$/.test(f));
   } catch {
-    return [];
+    return { list: [], bad: [] };
   }
-  const out: CheckpointInfo[] = [];
+  const list: CheckpointInfo[] = [];
+  const bad: BadCheckpoint[] = [];
   for (const f of files) {
-    const h = await readSafetensorsHeader(path.join(dir, f));
-    const m = h.metadata;
-    out.push({ file: path.join(dir, f), round: Number(m.round), position: Number(m.position), step: Number(m.step), metrics: m.metrics ? JSON.parse(m.metrics) : undefined });
+    const file = path.join(dir, f);
+    try {
+      const { rng: _rng, ...info } = parseInfo(file, (await readSafetensorsHeader(file)).metadata);
+      list.push(info);
+    } catch (err) {
+      bad.push({ file, reason: messageOf(err) });
+    }
   }
   const order = (c: CheckpointInfo): number => c.round * 1e9 + (c.position < 0 ? 1e9 - 1 : c.position);
-  return out.sort((a, b) => order(a) - order(b));
+  return { list: list.sort((a, b) => order(a) - order(b)), bad };
+}
+
+export async function listCheckpoints(dir: string): Promise<CheckpointInfo[]> {
+  return (await scanCheckpoints(dir)).list;
 }
 
 export async function readCheckpoint(file: string, config: ModelConfig): Promise<{ state: Required<TrainState>; info: CheckpointInfo; tagsSha256: string }> {
@@ -86,7 +128,17 @@ export async function readCheckpoint(file: string, config: ModelConfig): Promise
   const m = header.metadata;
   const where = JSON.stringify(file);
   if (m.format !== CHECKPOINT_FORMAT) throw new UsageError(`Expected an alt-i2v-ort checkpoint in ${where} but its metadata says format ${JSON.stringify(m.format)}`);
-  const theirs = JSON.parse(m.config ?? '{}') as ModelConfig;
+  if (m.sha256 && integrityCheck()) {
+    const got = sha256Hex([...header.tensors].sort((a, b) => a[1].begin - b[1].begin).map(([name]) => data.get(name)!));
+    if (got !== m.sha256) throw new UsageError(`Expected ${where} to have the SHA-256 its metadata records (${m.sha256.slice(0, 12)}…) but its data hashes to ${got.slice(0, 12)}…: the file is damaged`);
+  }
+  const { rng, ...info } = parseInfo(file, m);
+  let theirs: ModelConfig;
+  try {
+    theirs = JSON.parse(m.config ?? '{}') as ModelConfig;
+  } catch {
+    throw new UsageError(`Expected a JSON model config as metadata config of ${where} but it does not parse`);
+  }
   for (const k of ['widths', 'imageSize', 'hidden', 'tags', 'freeze', 'dropout'] as const) {
     if (JSON.stringify(theirs[k]) !== JSON.stringify(config[k])) {
       throw new UsageError(`Expected a checkpoint of this run's model in ${where} but its ${k} is ${JSON.stringify(theirs[k])}, not ${JSON.stringify(config[k])}`);
@@ -102,11 +154,16 @@ export async function readCheckpoint(file: string, config: ModelConfig): Promise
     params: new Map(specs.map((s) => [s.name, take(`param/${s.name}`)])),
     m: new Map(specs.filter((s) => s.role === 'trainable').map((s) => [s.name, take(`adam_m/${s.name}`)])),
     v: new Map(specs.filter((s) => s.role === 'trainable').map((s) => [s.name, take(`adam_v/${s.name}`)])),
-    step: Number(m.step),
-    rng: JSON.parse(m.rng ?? '[]'),
+    step: info.step,
+    rng,
   };
-  const info: CheckpointInfo = { file, round: Number(m.round), position: Number(m.position), step: Number(m.step), metrics: m.metrics ? JSON.parse(m.metrics) : undefined };
   return { state, info, tagsSha256: m.tags_sha256 ?? '' };
+}
+
+/** The first parameter holding NaN or ±Infinity, or null when every value is finite. */
+export function nonFinite(params: ReadonlyMap<string, Float32Array>): string | null {
+  for (const [name, a] of params) for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return name;
+  return null;
 }
 
 /** The finished-round checkpoint with the best holdout mAP (ties: the later one). */

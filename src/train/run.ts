@@ -3,23 +3,21 @@
 // exact resume (shard order and batch order are functions of the seed and round; dropout RNG and Adam
 // state come from the checkpoint), graceful stop on request, and a NaN guard.
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { mkdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { categoryOf } from '../data/tags.js';
 import { predictOverShards, readShard, readShardIndex, ShardSlot, type Shard, type ShardEntry, type ShardIndexJson } from '../data/shards.js';
 import { evaluatePredictions } from '../metrics/metrics.js';
 import type { Device } from '../runtime/providers.js';
 import { UsageError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fsx.js';
+import { fsReason, writeFileAtomic } from '../util/fsx.js';
+import { lockFolder, type FolderLock } from '../util/lock.js';
 import { Rng } from '../../training/rng.js';
-import { artifactFiles } from '../../training/artifacts.js';
-import { initParams } from '../../training/model.js';
-import { importBackbone } from './backbone.js';
-import { bestCheckpoint, listCheckpoints, pruneCheckpoints, readCheckpoint, writeCheckpoint, type CheckpointInfo, type RoundMetrics } from './checkpoint.js';
-import { curvesSvg, type CurvePoint } from './curves.js';
-import { modelConfigFor, readRunConfig, RUN_FORMAT, type RunConfig } from './run-config.js';
+import { bestCheckpoint, listCheckpoints, pruneCheckpoints, writeCheckpoint, type CheckpointInfo, type RoundMetrics } from './checkpoint.js';
+import { curvesSvg } from './curves.js';
+import type { RunConfig } from './run-config.js';
 import type { EngineChoice } from './engines.js';
-import { TrainSession, type TrainState } from './train-session.js';
+import { openRun, RunLog, writeNewRun } from './run-open.js';
+import { TrainSession } from './train-session.js';
 
 export interface TrainOptions {
   shards: string;
@@ -46,6 +44,8 @@ export interface TrainHooks {
   step?(imagesDone: number, loss: number): void;
   roundEnd?(summary: string): void;
   info?(line: string): void;
+  /** A warning line (a damaged checkpoint passed over, a stale lock taken over); defaults to info. */
+  warn?(line: string): void;
   /** Polled after every step: true to stop with a checkpoint (SIGINT/SIGTERM). */
   stopRequested?(): boolean;
 }
@@ -80,88 +80,6 @@ export async function evaluateHoldout(session: TrainSession, dir: string, index:
   if (n === 0) return undefined;
   const r = evaluatePredictions(probs, labels, n, index.tags.names, 0.5);
   return { holdoutLoss: lossSum / n, map: r.map, microF1: r.microF1, macroF1: r.macroF1, mse: r.mse };
-}
-
-/** Where training starts: the run's config, its state, and the round and batch to continue from. */
-interface Opened {
-  run: RunConfig;
-  initial: TrainState;
-  round: number;
-  position: number;
-  /** A new run, whose folder is written once training can start. */
-  isNew?: boolean;
-}
-
-async function resumeRun(runDir: string, hooks: TrainHooks): Promise<Opened> {
-  const run = await readRunConfig(runDir);
-  const ckptDir = path.join(runDir, 'checkpoints');
-  const last = (await listCheckpoints(ckptDir)).at(-1);
-  if (!last) throw new UsageError(`Expected a checkpoint to resume from in ${JSON.stringify(ckptDir)} but there is none`);
-  const { state } = await readCheckpoint(last.file, run.model);
-  const [round, position] = last.position < 0 ? [last.round + 1, 0] : [last.round, last.position];
-  hooks.info?.(`resuming ${runDir} from ${path.basename(last.file)} (round ${round}, batch ${position}, step ${state.step}); model, seed, batch and lr from config.json`);
-  return { run, initial: state, round, position };
-}
-
-/** A new run's config and initial state; nothing is written until `writeNewRun` (after the engine started). */
-async function createRun(opts: TrainOptions, index: ShardIndexJson): Promise<Opened> {
-  const isFile = opts.backbone !== 'vgg16' && opts.backbone !== 'vgg16-tiny';
-  const model = modelConfigFor(opts.backbone, index.tags.count, index.imageSize, opts.hidden, opts.freeze);
-  const params = initParams(model, opts.seed);
-  if (isFile) for (const [name, w] of await importBackbone(opts.backbone, model)) params.set(name, w);
-  const run: RunConfig = {
-    format: RUN_FORMAT, version: 1, model, backbone: isFile ? path.resolve(opts.backbone) : opts.backbone, seed: opts.seed, batch: opts.batch, lr: opts.lr,
-    shards: path.resolve(opts.shards), pad: index.pad,
-    tags: { sha256: index.tags.sha256, names: index.tags.names, categories: index.tags.categories ?? index.tags.names.map(categoryOf) },
-  };
-  return { run, initial: { params }, round: 1, position: 0, isNew: true };
-}
-
-async function writeNewRun(runDir: string, run: RunConfig): Promise<void> {
-  await mkdir(path.join(runDir, 'checkpoints'), { recursive: true });
-  const artifacts = path.join(runDir, 'artifacts');
-  await mkdir(artifacts, { recursive: true });
-  for (const [name, bytes] of artifactFiles(run.model)) await writeFileAtomic(path.join(artifacts, name), bytes);
-  await writeFileAtomic(path.join(runDir, 'config.json'), `${JSON.stringify(run, null, 1)}\n`);
-}
-
-/** A new run or, with --resume, the existing one; checked against the shards it trains on. */
-async function openRun(opts: TrainOptions, index: ShardIndexJson, runDir: string, hooks: TrainHooks): Promise<Opened> {
-  const exists = existsSync(path.join(runDir, 'config.json'));
-  if (exists && !opts.resume) throw new UsageError(`Expected a new run folder for --out but ${JSON.stringify(opts.out)} already holds a run; add --resume to continue it or choose another --out`);
-  if (!exists && opts.resume) throw new UsageError(`Expected a run to resume in ${JSON.stringify(opts.out)} but it has no config.json`);
-  const opened = exists ? await resumeRun(runDir, hooks) : await createRun(opts, index);
-  const { run } = opened;
-  if (run.tags.sha256 !== index.tags.sha256) {
-    throw new UsageError(`Expected shards made with this run's tags.csv but ${JSON.stringify(opts.shards)} has tags sha256 ${index.tags.sha256.slice(0, 12)}…, the run ${run.tags.sha256.slice(0, 12)}…`);
-  }
-  if (run.model.imageSize !== index.imageSize) {
-    throw new UsageError(`Expected shards of ${run.model.imageSize}px images for this run but ${JSON.stringify(opts.shards)} has ${index.imageSize}px`);
-  }
-  return opened;
-}
-
-/** RUN/log.jsonl (a line per logged step and per round) and the curve points of the rounds in it. */
-class RunLog {
-  private constructor(
-    private readonly file: string,
-    readonly curves: CurvePoint[],
-  ) {}
-
-  static async open(runDir: string): Promise<RunLog> {
-    const file = path.join(runDir, 'log.jsonl');
-    const past = existsSync(file) ? (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, number | string>) : [];
-    const curves = past.filter((e) => e.type === 'round').map((e) => ({ images: Number(e.imagesSeen), trainLoss: Number(e.trainLoss), holdoutLoss: Number(e.holdoutLoss), map: Number(e.map) }));
-    return new RunLog(file, curves);
-  }
-
-  get imagesSeen(): number {
-    return this.curves.at(-1)?.images ?? 0;
-  }
-
-  write(entry: Record<string, unknown>): Promise<void> {
-    return appendFile(this.file, `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
-  }
 }
 
 /** Everything one round needs; `last` is the newest checkpoint written. */
@@ -214,7 +132,7 @@ async function trainEpoch(L: Loop, round: number, position: number, shard: Shard
     const loss = await session.step(images.subarray(0, n * px), labels.subarray(0, n * k), n, run.lr);
     e.stepSeconds += (performance.now() - s0) / 1000;
     if (!Number.isFinite(loss)) {
-      throw new Error(`loss became ${loss} at round ${round}, step ${session.steps}; stopped without saving the diverged state. The last good checkpoint is ${L.last.file}: resume from it with --resume after lowering the learning rate in ${path.join(L.runDir, 'config.json')}`);
+      throw new Error(`loss became ${loss} at round ${round}, step ${session.steps}; stopped without saving the diverged state. The newest checkpoint, ${L.last.file}, holds finite weights: lower the learning rate (lr in ${path.join(L.runDir, 'config.json')}) or check the data, then --resume from it`);
     }
     e.lossSum += loss;
     e.steps++;
@@ -276,24 +194,46 @@ async function trainRounds(L: Loop, round: number, position: number): Promise<Tr
   return 'done';
 }
 
+/** Create the run folder if needed (remembering whether we made it) and take its lock. */
+async function lockRunFolder(runDir: string, warn: (l: string) => void): Promise<{ lock: FolderLock; made: boolean }> {
+  const made = !existsSync(runDir);
+  try {
+    await mkdir(runDir, { recursive: true });
+  } catch (err) {
+    throw new UsageError(`Expected a folder that can be created for --out but ${JSON.stringify(runDir)} cannot be (${fsReason(err)})`);
+  }
+  try {
+    return { lock: await lockFolder(runDir, `alt-i2v-ort train (pid ${process.pid})`, warn), made };
+  } catch (err) {
+    if (made) await rmdir(runDir).catch(() => undefined);
+    throw err;
+  }
+}
+
 export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
   const index = await readShardIndex(opts.shards);
   if (!index.shards.some((s) => s.split === 'train')) throw new UsageError(`Expected training shards in ${JSON.stringify(opts.shards)} but its index.json lists none`);
   const runDir = path.resolve(opts.out);
-  const { run, initial, round, position, isNew } = await openRun(opts, index, runDir, hooks);
-  const session = await TrainSession.create(run.model, initial, { device: opts.device, seed: run.seed, intraOpThreads: opts.threads, engine: opts.engine });
-  hooks.info?.(session.engineNote);
-  const ckptDir = path.join(runDir, 'checkpoints');
+  const warn = (l: string): void => (hooks.warn ?? hooks.info)?.(l);
+  const { lock, made } = await lockRunFolder(runDir, warn);
+  let session: TrainSession | undefined;
+  let started = false;
   try {
-    if (isNew) await writeNewRun(runDir, run);
-    const log = await RunLog.open(runDir);
-    const L: Loop = { opts, hooks, run, index, shardsDir: path.resolve(opts.shards), runDir, ckptDir, session, log, last: undefined!, imagesSeen: log.imagesSeen };
-    const newest = (await listCheckpoints(ckptDir)).at(-1);
-    // A fresh run keeps its starting point, so a NaN in round 1 still leaves a good checkpoint.
-    L.last = newest ?? (await checkpointAt(L, 0, -1));
+    const { run, initial, round, position, from } = await openRun(opts, index, runDir, warn, (l) => hooks.info?.(l));
+    session = await TrainSession.create(run.model, initial, { device: opts.device, seed: run.seed, intraOpThreads: opts.threads, engine: opts.engine });
+    hooks.info?.(session.engineNote);
+    const ckptDir = path.join(runDir, 'checkpoints');
+    const log = await RunLog.open(runDir, from?.step, warn);
+    const L: Loop = { opts, hooks, run, index, shardsDir: path.resolve(opts.shards), runDir, ckptDir, session, log, last: from!, imagesSeen: log.imagesSeen };
+    // A new run keeps its starting point, so a NaN in round 1 still leaves a good checkpoint.
+    if (!from) await writeNewRun(runDir, run, () => checkpointAt(L, 0, -1));
+    started = true;
     const status = await trainRounds(L, round, position);
     return { status, last: L.last, best: bestCheckpoint(await listCheckpoints(ckptDir)) };
   } finally {
-    session.dispose();
+    session?.dispose();
+    await lock.release();
+    // A run that never started leaves no folder behind (rmdir only removes it when empty).
+    if (made && !started) await rmdir(runDir).catch(() => undefined);
   }
 }

@@ -44,6 +44,16 @@ export class WriteError extends Error {
   }
 }
 
+/**
+ * Fault injection for the fault suite where no small disk can be mounted: ALT_I2V_FAULT_ENOSPC=TEXT
+ * makes every write of a file whose name contains TEXT fail as a full disk would, after its bytes
+ * went to the temp file.
+ */
+function injectedFault(file: string): void {
+  const match = process.env.ALT_I2V_FAULT_ENOSPC;
+  if (match && path.basename(file).includes(match)) throw Object.assign(new Error('injected: no space left on device'), { code: 'ENOSPC', syscall: 'write', path: file });
+}
+
 let tmpCounter = 0;
 
 /** A unique temp name next to `file`, hidden, so no other writer and no glob of final names meets it. */
@@ -72,6 +82,7 @@ export async function writeAtomic(file: string, fill: (fh: FileHandle) => Promis
   try {
     fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
     await fill(fh);
+    injectedFault(file);
     await fh.sync();
     await fh.close();
     fh = undefined;

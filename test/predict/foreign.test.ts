@@ -10,7 +10,7 @@ import { Graph } from '../../training/graph.js';
 import { Rng } from '../../training/rng.js';
 import { cli, tempDir } from '../helpers.js';
 
-const S = 16;
+const S = 32;
 const dir = await tempDir();
 
 /** probs = sigmoid(x·W + b) over the flattened float32 NHWC input; batch dim symbolic or fixed. */
@@ -63,7 +63,7 @@ function reference(raw: Uint8Array, w: number, h: number, W: Float64Array, b: Fl
 
 const K = 5;
 const rng = new Rng(11);
-const W = Float64Array.from({ length: S * S * 3 * K }, () => (rng.next() - 0.5) * 0.004);
+const W = Float64Array.from({ length: S * S * 3 * K }, () => (rng.next() - 0.5) * 0.0008);
 const B = Float64Array.from({ length: K }, () => rng.next() - 0.5);
 const WD_TAGS = ['general', 'sensitive', '1girl', 'long_hair', 'hatsune_miku'];
 const wdTags = path.join(dir, 'selected_tags.csv');
@@ -77,7 +77,7 @@ await writeFile(wdModel, standIn(W, B, K, { inputName: 'input', outputName: 'out
 await writeFile(wdFixed, standIn(W, B, K, { inputName: 'input_1:0', outputName: 'predictions_sigmoid', fixedBatch: 1 }));
 await writeFile(ddModel, standIn(W, B, K, { inputName: 'input_1', outputName: 'activation_172' }));
 await writeFile(ddTags, ['1girl', 'long_hair', 'solo', 'rating:safe', 'rating:explicit'].join('\n') + '\n');
-const shapes: [number, number][] = [[16, 9], [11, 16], [16, 16]];
+const shapes: [number, number][] = [[32, 17], [21, 32], [32, 32]];
 const images: { file: string; raw: Uint8Array; w: number; h: number }[] = [];
 for (const [i, [w, h]] of shapes.entries()) {
   const file = path.join(dir, 'img', `a${i}.png`);
@@ -106,7 +106,7 @@ for (const [name, model, tags, bgr, scale, extra] of [
   test(`${name}: probabilities equal a float64 computation of white padding, alpha on white, channel order and scale`, async () => {
     const r = await cli('pred', ...images.map((i) => i.file), '--model', model, '--tags', tags, '--format', 'json', '--threshold', '0', '--rating', 'all', ...extra);
     assert.equal(r.code, 0, r.err.join('\n'));
-    assert.match(r.err.join('\n'), bgr ? /preset wd.*: BGR, 0–255, white padding, cubic resize/ : /preset deepdanbooru \(auto: float32 NHWC 16×16 input, tags from a tags\.txt\): RGB, 0–1, white padding/);
+    assert.match(r.err.join('\n'), bgr ? /preset wd.*: BGR, 0–255, white padding, cubic resize/ : /preset deepdanbooru \(auto: float32 NHWC 32×32 input, tags from a tags\.txt\): RGB, 0–1, white padding/);
     const rows = JSON.parse(r.out.join('\n')) as { file: string; tags: { tag: string; prob: number }[] }[];
     const names = bgr ? WD_TAGS : ['1girl', 'long_hair', 'solo', 'rating:safe', 'rating:explicit'];
     for (const img of images) {

@@ -2,12 +2,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { readShard, readShardIndex } from '../../src/data/shards.js';
 import { TaggerModel } from '../../src/predict/model.js';
-import { listCheckpoints, readCheckpoint, writeCheckpoint } from '../../src/train/checkpoint.js';
+import { listCheckpoints, nonFinite, readCheckpoint } from '../../src/train/checkpoint.js';
 import { baseRateMap, meanAveragePrecision } from '../../src/metrics/metrics.js';
 import { readRunConfig } from '../../src/train/run-config.js';
 import { TrainSession } from '../../src/train/train-session.js';
@@ -138,19 +138,23 @@ test('guard rails: an existing run without --resume, --resume without a run, sha
   assert.match(mixed.err.at(-1)!, /Expected shards made with this run's tags\.csv but .* has tags sha256/);
 });
 
-test('a NaN loss stops training with a message naming the last checkpoint, and saves nothing diverged', async () => {
+test('divergence (a huge learning rate) stops on NaN or Inf, naming the newest checkpoint, which stays untouched and finite', async () => {
   const run = path.join(root, 'run-nan');
   assert.equal((await cli(...trainArgs(run, 1))).code, 0);
-  const config = await readRunConfig(run);
+  const configFile = path.join(run, 'config.json');
+  const config = JSON.parse(await readFile(configFile, 'utf8'));
+  await writeFile(configFile, JSON.stringify({ ...config, lr: 1e30 }));
   const before = await listCheckpoints(path.join(run, 'checkpoints'));
-  const { state } = await readCheckpoint(before.at(-1)!.file, config.model);
-  state.params.get('fc2.weight')!.fill(Number.NaN);
-  await writeCheckpoint(path.join(run, 'checkpoints'), config.model, state, { round: 1, position: -1, tagsSha256: config.tags.sha256 });
+  const last = before.at(-1)!;
+  const bytes = await readFile(last.file);
   const r = await cli(...trainArgs(run, 3), '--resume');
   assert.equal(r.code, 1);
-  assert.match(r.err.at(-1)!, /loss became NaN at round 2, step \d+; stopped without saving the diverged state\. The last good checkpoint is .*round-000001\.safetensors/);
+  assert.match(r.err.at(-1)!, /loss became (NaN|Infinity|-Infinity) at round 2, step \d+; stopped without saving the diverged state\. The newest checkpoint, .*round-000001\.safetensors, holds finite weights: lower the learning rate/);
   const after = await listCheckpoints(path.join(run, 'checkpoints'));
   assert.deepEqual(after.map((c) => c.file), before.map((c) => c.file));
+  assert.ok((await readFile(last.file)).equals(bytes), 'the last checkpoint is untouched');
+  const { state } = await readCheckpoint(last.file, config.model);
+  assert.equal(nonFinite(state.params), null);
 });
 
 test('export refuses a folder that is not a run and a run without checkpoints', async () => {

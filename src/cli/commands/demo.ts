@@ -2,9 +2,11 @@
 // runs: synth → tags → pairs → train (vgg16-tiny, 64 px) → export → predictions on holdout images next
 // to their true tags, with the holdout mAP against the base rate.
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { defineCommand, type Command } from '../command.js';
+import { defineCommand, type Command, type Ctx } from '../command.js';
+import { writeFileAtomic } from '../../util/fsx.js';
+import { lockFolder, LOCK_NAME } from '../../util/lock.js';
 import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
 import { ENGINES } from '../../train/engines.js';
 import { preprocessImage } from '../../data/images.js';
@@ -29,57 +31,65 @@ export const demoCommand: Command = ({ io, run }) =>
       const count = checkInteger('--count', argv.count, 50, 1_000_000);
       const rounds = checkInteger('--rounds', argv.rounds, 1, 100_000);
       const out = path.resolve(argv.out);
-      // Start afresh each time, but only ever delete a folder that an earlier demo made.
+      // Start afresh each time, but only ever delete what an earlier demo made, and never under another demo.
       const marker = path.join(out, '.alt-i2v-ort-demo');
-      if (existsSync(out) && (await readdir(out)).length > 0) {
-        if (!existsSync(marker)) throw new UsageError(`Expected an empty or earlier demo folder for --out but ${JSON.stringify(argv.out)} holds other files; choose another --out`);
-        await rm(out, { recursive: true, force: true });
-      }
       await mkdir(out, { recursive: true });
-      await writeFile(marker, 'made by alt-i2v-ort demo; the next demo run replaces this folder\n');
-      const data = path.join(out, 'data');
-      const shards = path.join(out, 'shards');
-      const model = path.join(out, 'model.onnx');
-      const steps: string[][] = [
-        ['synth', '--out', data, '--count', String(count), '--seed', '1'],
-        ['tags', data, '--out', path.join(out, 'tags.csv'), '--min-count', '5'],
-        ['pairs', data, '--tags', path.join(out, 'tags.csv'), '--out', shards, '--size', '64', '--shard-size', String(Math.ceil(count / 3)), '--holdout', '0.1'],
-        ['train', shards, '--out', path.join(out, 'run'), '--backbone', 'vgg16-tiny', '--hidden', '128', '--batch', '16', '--rounds', String(rounds), '--device', argv.device, '--engine', checkChoice('--engine', argv.engine, ENGINES)],
-        ['export', path.join(out, 'run'), '--out', model],
-      ];
-      const t0 = performance.now();
-      for (const step of steps) {
-        io.out(`\n$ alt-i2v-ort ${step.join(' ')}`);
-        const code = await run(step);
-        if (code !== 0) throw new Error(`demo step "${step[0]}" failed with exit code ${code}`);
+      const lock = await lockFolder(out, `alt-i2v-ort demo (pid ${process.pid})`, (l) => io.err(l));
+      try {
+        const entries = (await readdir(out)).filter((e) => e !== LOCK_NAME);
+        if (entries.length > 0 && !existsSync(marker)) throw new UsageError(`Expected an empty or earlier demo folder for --out but ${JSON.stringify(argv.out)} holds other files; choose another --out`);
+        for (const e of entries) await rm(path.join(out, e), { recursive: true, force: true });
+        await writeFileAtomic(marker, 'made by alt-i2v-ort demo; the next demo run replaces this folder\n');
+        await runDemo(out, count, rounds, argv.device, checkChoice('--engine', argv.engine, ENGINES), { io, run });
+      } finally {
+        await lock.release();
       }
-      // Predictions on a few holdout images, read back from their files like `pred` does.
-      const index = await readShardIndex(shards);
-      const holdouts = index.shards.filter((s) => s.split === 'holdout');
-      const first = await readShard(shards, holdouts[0]!, index);
-      const tagger = await TaggerModel.load(model);
-      const { imageSize: size, pad } = tagger.meta;
-      io.out('\npredictions on holdout images (probability ≥ 0.5), true tags after "|":');
-      for (const name of first.names.slice(0, 5)) {
-        const file = path.join(data, name);
-        const pixels = await preprocessImage(file, file, { size, pad, maxPixels: 1e8 });
-        const { probs } = await tagger.run(pixels, 1);
-        const predicted = [...probs].map((p, j) => [p, j] as const).filter(([p]) => p >= 0.5).sort((a, b) => b[0] - a[0]);
-        const truth = (await readTagFile(file.replace(/\.\w+$/, '.txt'))).filter((t) => tagger.meta.tags.includes(t));
-        io.out(`  ${name}: ${predicted.map(([p, j]) => `${tagger.meta.tags[j]} ${p.toFixed(2)}`).join(', ') || '(none)'}\n      | ${truth.join(', ')}`);
-      }
-      await tagger.release();
-      let labels: Uint8Array[] = [];
-      let n = 0;
-      for (const h of holdouts) {
-        const s = await readShard(shards, h, index);
-        labels.push(s.labels);
-        n += s.count;
-      }
-      const base = baseRateMap(Buffer.concat(labels), n, index.tags.count);
-      labels = [];
-      const best = bestCheckpoint(await listCheckpoints(path.join(out, 'run', 'checkpoints')));
-      io.out(`\nholdout mAP ${best?.metrics?.map.toFixed(3) ?? '?'} (${n} images, ${index.tags.count} tags) vs ${base.toFixed(3)} for a tagger that only knows tag frequencies; ${((performance.now() - t0) / 1000).toFixed(0)} s in all`);
-      io.out(`curves: ${path.join(out, 'run', 'curves.svg')}; model: ${model}`);
     },
   });
+
+async function runDemo(out: string, count: number, rounds: number, device: string, engine: string, { io, run }: Ctx): Promise<void> {
+  const data = path.join(out, 'data');
+  const shards = path.join(out, 'shards');
+  const model = path.join(out, 'model.onnx');
+  const steps: string[][] = [
+    ['synth', '--out', data, '--count', String(count), '--seed', '1'],
+    ['tags', data, '--out', path.join(out, 'tags.csv'), '--min-count', '5'],
+    ['pairs', data, '--tags', path.join(out, 'tags.csv'), '--out', shards, '--size', '64', '--shard-size', String(Math.ceil(count / 3)), '--holdout', '0.1'],
+    ['train', shards, '--out', path.join(out, 'run'), '--backbone', 'vgg16-tiny', '--hidden', '128', '--batch', '16', '--rounds', String(rounds), '--device', device, '--engine', engine],
+    ['export', path.join(out, 'run'), '--out', model],
+  ];
+  const t0 = performance.now();
+  for (const step of steps) {
+    io.out(`\n$ alt-i2v-ort ${step.join(' ')}`);
+    const code = await run(step);
+    if (code !== 0) throw new Error(`demo step "${step[0]}" failed with exit code ${code}`);
+  }
+  // Predictions on a few holdout images, read back from their files like `pred` does.
+  const index = await readShardIndex(shards);
+  const holdouts = index.shards.filter((s) => s.split === 'holdout');
+  const first = await readShard(shards, holdouts[0]!, index);
+  const tagger = await TaggerModel.load(model);
+  const { imageSize: size, pad } = tagger.meta;
+  io.out('\npredictions on holdout images (probability ≥ 0.5), true tags after "|":');
+  for (const name of first.names.slice(0, 5)) {
+    const file = path.join(data, name);
+    const pixels = await preprocessImage(file, file, { size, pad, maxPixels: 1e8 });
+    const { probs } = await tagger.run(pixels, 1);
+    const predicted = [...probs].map((p, j) => [p, j] as const).filter(([p]) => p >= 0.5).sort((a, b) => b[0] - a[0]);
+    const truth = (await readTagFile(file.replace(/\.\w+$/, '.txt'))).filter((t) => tagger.meta.tags.includes(t));
+    io.out(`  ${name}: ${predicted.map(([p, j]) => `${tagger.meta.tags[j]} ${p.toFixed(2)}`).join(', ') || '(none)'}\n      | ${truth.join(', ')}`);
+  }
+  await tagger.release();
+  let labels: Uint8Array[] = [];
+  let n = 0;
+  for (const h of holdouts) {
+    const s = await readShard(shards, h, index);
+    labels.push(s.labels);
+    n += s.count;
+  }
+  const base = baseRateMap(Buffer.concat(labels), n, index.tags.count);
+  labels = [];
+  const best = bestCheckpoint(await listCheckpoints(path.join(out, 'run', 'checkpoints')));
+  io.out(`\nholdout mAP ${best?.metrics?.map.toFixed(3) ?? '?'} (${n} images, ${index.tags.count} tags) vs ${base.toFixed(3)} for a tagger that only knows tag frequencies; ${((performance.now() - t0) / 1000).toFixed(0)} s in all`);
+  io.out(`curves: ${path.join(out, 'run', 'curves.svg')}; model: ${model}`);
+}

@@ -1,6 +1,7 @@
 // `eval SHARDS --model model.onnx`: metrics on the holdout (or other) shards, and per-tag AP/F1.
 import { stringify } from 'csv-stringify/sync';
 import { defineCommand, type Command } from '../command.js';
+import { setIntegrityCheck } from '../../data/safetensors.js';
 import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
 import { checkChoice, checkInteger, checkNumber } from '../../util/errors.js';
 import { writeFileAtomic } from '../../util/fsx.js';
@@ -22,8 +23,10 @@ export const evalCommand: Command = ({ io }) =>
         .option('format', { type: 'string', choices: ['text', 'json'], default: 'text' })
         .option('per-tag', { type: 'string', describe: 'Write per-tag AP and F1 to this CSV file' })
         .option('batch', { type: 'number', default: 32 })
+        .option('verify', { type: 'boolean', default: true, describe: 'Check each shard against its SHA-256 (--no-verify skips it)' })
         .option('device', { type: 'string', choices: DEVICES, default: 'cpu' }),
-    handler: async (argv: ModelArgs & { shards: string; model: string; split: string; threshold: number; format: string; perTag?: string; batch: number; device: string }) => {
+    handler: async (argv: ModelArgs & { shards: string; model: string; split: string; threshold: number; format: string; perTag?: string; batch: number; device: string; verify: boolean }) => {
+      setIntegrityCheck(argv.verify);
       const threshold = checkNumber('--threshold', argv.threshold, 0, 1);
       const split = checkChoice('--split', argv.split, SPLITS);
       const batch = checkInteger('--batch', argv.batch, 1, 4096);

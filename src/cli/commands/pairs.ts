@@ -1,7 +1,7 @@
 // `pairs DATASET --tags tags.csv --out SHARDS`: the seed's make_pair, as resumable safetensors shards.
 import path from 'node:path';
 import { defineCommand, type Command } from '../command.js';
-import { checkChoice, checkInteger, checkNumber } from '../../util/errors.js';
+import { checkChoice, checkInteger, checkNumber, UsageError } from '../../util/errors.js';
 import { checkDatasetDir } from '../../data/scan.js';
 import { DEFAULT_MAX_PIXELS, PAD_RULES } from '../../data/images.js';
 import { makeShards } from '../../data/make-shards.js';
@@ -25,7 +25,9 @@ export const pairsCommand: Command = ({ io }) =>
       .option('concurrency', { type: 'number', describe: 'Images decoded at once [default: cores]' }),
   handler: async (argv: { dataset: string; tags: string; out: string; shardSize: number; size: number; holdout: number; pad: string; maxPixels: number; concurrency?: number }) => {
     const shardSize = checkInteger('--shard-size', argv.shardSize, 1, 28_000);
-    const size = checkInteger('--size', argv.size, 8, 2048);
+    const size = checkInteger('--size', argv.size, 32, 2048);
+    // train's VGG16 halves the image five times: refuse now what it would refuse later.
+    if (size % 32 !== 0) throw new UsageError(`Expected a multiple of 32 for --size (VGG16 halves the image 5 times) but received ${size}`);
     const holdout = checkNumber('--holdout', argv.holdout, 0, 0.5);
     const pad = checkChoice('--pad', argv.pad, PAD_RULES);
     const maxPixels = checkInteger('--max-pixels', argv.maxPixels, 1, 2 ** 40);

@@ -1,6 +1,8 @@
 // `similar QUERY --index FILE.npy [--k 10]`: nearest neighbours of an image among the rows of a `vec`
 // index (src/predict/vectors.ts).
+import { stat } from 'node:fs/promises';
 import { defineCommand, type Command } from '../command.js';
+import { fsReason } from '../../util/fsx.js';
 import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
 import { checkInteger, UsageError } from '../../util/errors.js';
 import { TaggerModel } from '../../predict/model.js';
@@ -16,6 +18,10 @@ export const similarCommand: Command = ({ io }) =>
         .option('k', { type: 'number', default: 10, describe: 'Neighbours to list' }),
     handler: async (argv: ModelArgs & { query: string; index: string; k: number; model?: string }) => {
       const k = checkInteger('--k', argv.k, 1, 1e6);
+      const info = await stat(argv.query).catch((err: unknown) => {
+        throw new UsageError(`Expected an image file for QUERY but ${JSON.stringify(argv.query)} cannot be read (${fsReason(err)})`);
+      });
+      if (!info.isFile()) throw new UsageError(`Expected one image file for QUERY but ${JSON.stringify(argv.query)} is a folder or not a regular file`);
       const { meta, index } = await readVecIndex(argv.index);
       const model = await TaggerModel.load(argv.model ?? meta.model, loadOptionsFrom(argv, io));
       let q: Vectors;

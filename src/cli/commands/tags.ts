@@ -21,12 +21,16 @@ export const tagsCommand: Command = ({ io }) =>
     const minCount = checkInteger('--min-count', argv.minCount, 1, 1e12);
     const root = await checkDatasetDir(argv.dataset);
     let lastReport = performance.now();
-    const counted = await countTags(root, (n) => {
-      if (performance.now() - lastReport > 5000) {
-        lastReport = performance.now();
-        io.err(`tags: ${n} images read`);
-      }
-    });
+    const counted = await countTags(
+      root,
+      (n) => {
+        if (performance.now() - lastReport > 5000) {
+          lastReport = performance.now();
+          io.err(`tags: ${n} images read`);
+        }
+      },
+      (line) => io.err(line),
+    );
     const rows = selectTags(counted.counts, top, minCount);
     if (rows.length === 0) {
       throw new UsageError(`Expected images with tags in ${JSON.stringify(argv.dataset)} but found ${counted.images} images and no tag with ≥ ${minCount} images`);
@@ -34,6 +38,7 @@ export const tagsCommand: Command = ({ io }) =>
     await writeFileAtomic(path.resolve(argv.out), formatTagsCsv(rows));
     if (counted.imagesWithoutTagFile > 0) io.err(`warning: ${counted.imagesWithoutTagFile} images have no .txt tag file`);
     if (counted.tagFilesWithoutImage > 0) io.err(`warning: ${counted.tagFilesWithoutImage} .txt files have no image`);
+    if (counted.skippedTagFiles > 0) io.err(`warning: ${counted.skippedTagFiles} tag files were skipped (warnings above)`);
     io.out(`${counted.images} images, ${counted.counts.size} distinct tags; wrote ${rows.length} to ${argv.out}`);
   },
   });

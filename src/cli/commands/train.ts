@@ -5,6 +5,7 @@ import { checkChoice, checkInteger, checkNumber, InterruptedError } from '../../
 import { DEVICES } from '../../runtime/providers.js';
 import { trainRun } from '../../train/run.js';
 import { ENGINES } from '../../train/engines.js';
+import { setIntegrityCheck } from '../../data/safetensors.js';
 import { startProgress, type Progress } from '../io.js';
 
 export const trainCommand: Command = ({ io }) =>
@@ -27,11 +28,13 @@ export const trainCommand: Command = ({ io }) =>
         .option('keep', { type: 'number', default: 3, describe: 'Finished-round checkpoints kept (the best is always kept)' })
         .option('log-every', { type: 'number', default: 10, describe: 'Steps between log.jsonl lines' })
         .option('threads', { type: 'number', default: 0, describe: 'Threads per op (0 = one per core)' })
+        .option('verify', { type: 'boolean', default: true, describe: 'Check each shard and checkpoint against its SHA-256 when read (--no-verify skips it)' })
         .option('engine', { type: 'string', choices: ENGINES, default: 'auto', describe: 'native (the C++ addon, CPU or CUDA), ort (onnxruntime-node, CPU), auto (native when built)' }),
     handler: async (argv: {
       shards: string; out: string; backbone: string; rounds: number; batch: number; lr: number; device: string; seed: number;
-      resume: boolean; hidden: number; freeze?: number; keep: number; logEvery: number; threads: number; engine: string;
+      resume: boolean; hidden: number; freeze?: number; keep: number; logEvery: number; threads: number; engine: string; verify: boolean;
     }) => {
+      setIntegrityCheck(argv.verify);
       const opts = {
         shards: argv.shards,
         out: argv.out,
@@ -60,7 +63,8 @@ export const trainCommand: Command = ({ io }) =>
       let bar: Progress | undefined;
       try {
         const result = await trainRun(opts, {
-          info: (line) => io.err(line),
+          info: (line) => (bar ? bar.log(line) : io.err(line)),
+          warn: (line) => (bar ? bar.log(line) : io.err(line)),
           roundStart: (round, shard, images) => {
             bar = startProgress(io, `round ${round}/${opts.rounds}`, images);
           },

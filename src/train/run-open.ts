@@ -1,0 +1,176 @@
+// Opening a run folder for `train`: a new run (its files written only once training can start, and
+// config.json last, so a run exists whole or not at all), or an existing one resumed from its newest
+// usable checkpoint (damaged or non-finite ones are passed over with a warning), and RUN/log.jsonl
+// repaired (a torn last line dropped) and cut back to the checkpoint resumed from.
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import path from 'node:path';
+import { categoryOf } from '../data/tags.js';
+import type { ShardIndexJson } from '../data/shards.js';
+import { messageOf, UsageError } from '../util/errors.js';
+import { WriteError, writeFileAtomic } from '../util/fsx.js';
+import { artifactFiles } from '../../training/artifacts.js';
+import { initParams } from '../../training/model.js';
+import { importBackbone } from './backbone.js';
+import { nonFinite, readCheckpoint, scanCheckpoints, type CheckpointInfo } from './checkpoint.js';
+import type { CurvePoint } from './curves.js';
+import { modelConfigFor, readRunConfig, RUN_FORMAT, type RunConfig } from './run-config.js';
+import type { TrainState } from './train-session.js';
+
+/** Where training starts: the run's config, its state, and the round and batch to continue from. */
+export interface Opened {
+  run: RunConfig;
+  initial: TrainState;
+  round: number;
+  position: number;
+  /** The checkpoint resumed from; absent for a new run. */
+  from?: CheckpointInfo;
+}
+
+export interface OpenOptions {
+  shards: string;
+  out: string;
+  backbone: string;
+  seed: number;
+  batch: number;
+  lr: number;
+  resume: boolean;
+  hidden: number;
+  freeze?: number;
+}
+
+/** The newest checkpoint that reads, verifies and holds finite weights; each one passed over is a warning. */
+async function newestGood(run: RunConfig, ckptDir: string, warn: (l: string) => void): Promise<{ info: CheckpointInfo; state: Required<TrainState> }> {
+  const { list, bad } = await scanCheckpoints(ckptDir);
+  for (const b of bad) warn(`warning: ${b.file}: passed over, ${b.reason}`);
+  for (const c of [...list].reverse()) {
+    try {
+      const { state, info } = await readCheckpoint(c.file, run.model);
+      const broken = nonFinite(state.params);
+      if (!broken) return { info, state };
+      warn(`warning: ${c.file}: passed over, ${broken} holds NaN or infinite values`);
+    } catch (err) {
+      warn(`warning: ${c.file}: passed over, ${messageOf(err)}`);
+    }
+  }
+  throw new UsageError(`Expected a usable checkpoint to resume from in ${JSON.stringify(ckptDir)} but ${list.length + bad.length === 0 ? 'there is none' : 'none reads with finite weights (warnings above)'}`);
+}
+
+/** Temp files our own checkpoint writes leave when killed mid-write. */
+const OWN_TEMP = /^\.round-\d{6}(-partial)?\.safetensors\.\d+\.\w+\.tmp$/;
+
+async function resumeRun(runDir: string, warn: (l: string) => void, info: (l: string) => void): Promise<Opened> {
+  const run = await readRunConfig(runDir);
+  const ckptDir = path.join(runDir, 'checkpoints');
+  for (const f of await readdir(ckptDir).catch(() => [])) if (OWN_TEMP.test(f)) await rm(path.join(ckptDir, f), { force: true });
+  const { info: from, state } = await newestGood(run, path.join(runDir, 'checkpoints'), warn);
+  const [round, position] = from.position < 0 ? [from.round + 1, 0] : [from.round, from.position];
+  info(`resuming ${runDir} from ${path.basename(from.file)} (round ${round}, batch ${position}, step ${state.step}); model, seed, batch and lr from config.json`);
+  return { run, initial: state, round, position, from };
+}
+
+/** A new run's config and initial state; nothing is written yet. */
+async function createRun(opts: OpenOptions, index: ShardIndexJson): Promise<Opened> {
+  const isFile = opts.backbone !== 'vgg16' && opts.backbone !== 'vgg16-tiny';
+  const model = modelConfigFor(opts.backbone, index.tags.count, index.imageSize, opts.hidden, opts.freeze);
+  const params = initParams(model, opts.seed);
+  if (isFile) for (const [name, w] of await importBackbone(opts.backbone, model)) params.set(name, w);
+  const run: RunConfig = {
+    format: RUN_FORMAT, version: 1, model, backbone: isFile ? path.resolve(opts.backbone) : opts.backbone, seed: opts.seed, batch: opts.batch, lr: opts.lr,
+    shards: path.resolve(opts.shards), pad: index.pad,
+    tags: { sha256: index.tags.sha256, names: index.tags.names, categories: index.tags.categories ?? index.tags.names.map(categoryOf) },
+  };
+  return { run, initial: { params }, round: 1, position: 0 };
+}
+
+/**
+ * Write a new run's files: artifacts, the round-0 checkpoint (by `writeStart`), then config.json, the
+ * file that makes the folder a run. A failure removes what was written, so a failed start leaves
+ * nothing behind; a kill before config.json leaves a folder that a new `train` simply starts again.
+ */
+export async function writeNewRun(runDir: string, run: RunConfig, writeStart: () => Promise<CheckpointInfo>): Promise<CheckpointInfo> {
+  const made: string[] = [];
+  try {
+    for (const sub of ['artifacts', 'checkpoints']) {
+      const dir = path.join(runDir, sub);
+      if (!existsSync(dir)) made.push(dir);
+      await mkdir(dir, { recursive: true });
+    }
+    for (const [name, bytes] of artifactFiles(run.model)) {
+      await writeFileAtomic(path.join(runDir, 'artifacts', name), bytes);
+      made.push(path.join(runDir, 'artifacts', name));
+    }
+    const start = await writeStart();
+    made.push(start.file);
+    await writeFileAtomic(path.join(runDir, 'config.json'), `${JSON.stringify(run, null, 1)}\n`);
+    return start;
+  } catch (err) {
+    for (const f of made.reverse()) await (f.endsWith('artifacts') || f.endsWith('checkpoints') ? rmdir(f) : rm(f, { force: true })).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** A new run or, with --resume, the existing one; checked against the shards it trains on. */
+export async function openRun(opts: OpenOptions, index: ShardIndexJson, runDir: string, warn: (l: string) => void, info: (l: string) => void): Promise<Opened> {
+  const exists = existsSync(path.join(runDir, 'config.json'));
+  if (exists && !opts.resume) throw new UsageError(`Expected a new run folder for --out but ${JSON.stringify(opts.out)} already holds a run; add --resume to continue it or choose another --out`);
+  if (!exists && opts.resume) {
+    const started = existsSync(path.join(runDir, 'checkpoints'));
+    throw new UsageError(`Expected a run to resume in ${JSON.stringify(opts.out)} but it has no config.json${started ? ' (its start was interrupted before it was complete: run the same command without --resume to start it again)' : ''}`);
+  }
+  const opened = exists ? await resumeRun(runDir, warn, info) : await createRun(opts, index);
+  const { run } = opened;
+  if (run.tags.sha256 !== index.tags.sha256) {
+    throw new UsageError(`Expected shards made with this run's tags.csv but ${JSON.stringify(opts.shards)} has tags sha256 ${index.tags.sha256.slice(0, 12)}…, the run ${run.tags.sha256.slice(0, 12)}…`);
+  }
+  if (run.model.imageSize !== index.imageSize) {
+    throw new UsageError(`Expected shards of ${run.model.imageSize}px images for this run but ${JSON.stringify(opts.shards)} has ${index.imageSize}px`);
+  }
+  return opened;
+}
+
+/** RUN/log.jsonl (a line per logged step and per round) and the curve points of the rounds in it. */
+export class RunLog {
+  private constructor(
+    private readonly file: string,
+    readonly curves: CurvePoint[],
+  ) {}
+
+  /**
+   * Open the log: a torn last line (a kill mid-write) is dropped with a warning, and on resume every
+   * line after the checkpoint's step is dropped, so the continued run does not log those steps twice.
+   */
+  static async open(runDir: string, fromStep: number | undefined, warn: (l: string) => void): Promise<RunLog> {
+    const file = path.join(runDir, 'log.jsonl');
+    const text = existsSync(file) ? await readFile(file, 'utf8') : '';
+    const lines = text.split('\n').filter(Boolean);
+    const entries: Record<string, number | string>[] = [];
+    let dropped = 0;
+    for (const [i, line] of lines.entries()) {
+      try {
+        entries.push(JSON.parse(line));
+      } catch {
+        if (i < lines.length - 1) throw new UsageError(`Expected one JSON object per line in ${JSON.stringify(file)} but line ${i + 1} is not one`);
+        warn(`warning: ${file}: dropped a torn last line (a write was cut off)`);
+        dropped++;
+      }
+    }
+    const kept = fromStep === undefined ? entries : entries.filter((e) => !(Number(e.step) > fromStep));
+    dropped += entries.length - kept.length;
+    if (dropped > 0) await writeFileAtomic(file, kept.map((e) => `${JSON.stringify(e)}\n`).join(''));
+    const curves = kept.filter((e) => e.type === 'round').map((e) => ({ images: Number(e.imagesSeen), trainLoss: Number(e.trainLoss), holdoutLoss: Number(e.holdoutLoss), map: Number(e.map) }));
+    return new RunLog(file, curves);
+  }
+
+  get imagesSeen(): number {
+    return this.curves.at(-1)?.images ?? 0;
+  }
+
+  async write(entry: Record<string, unknown>): Promise<void> {
+    try {
+      await appendFile(this.file, `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
+    } catch (err) {
+      throw new WriteError(this.file, err);
+    }
+  }
+}

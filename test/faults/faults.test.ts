@@ -1,0 +1,12 @@
+// The fault suite (a new user's worst day): full disks, kills at random moments, two writers, crafted
+// and damaged files, symlinks, odd encodings. It ends with `faults: N cases, N hold`.
+import { registerCrafted } from './crafted-cases.js';
+import { registerDisk } from './disk-cases.js';
+import { summary } from './harness.js';
+import { registerKills } from './kill-cases.js';
+
+// The kill cases time reference runs first, so every case is registered after them.
+await registerKills({ pairs: 10, train: 10 });
+registerDisk();
+registerCrafted();
+summary();

@@ -17,8 +17,10 @@ import { trainCommand } from './commands/train.js';
 import { pairsCommand } from './commands/pairs.js';
 import { synthCommand } from './commands/synth.js';
 import { tagsCommand } from './commands/tags.js';
+import { kpiCommand } from './commands/kpi.js';
+import { galleryCommand } from './commands/gallery.js';
 
-const COMMANDS: Command[] = [synthCommand, tagsCommand, pairsCommand, trainCommand, exportCommand, predCommand, evalCommand, vecCommand, similarCommand, demoCommand, doctorCommand];
+const COMMANDS: Command[] = [synthCommand, tagsCommand, pairsCommand, trainCommand, exportCommand, predCommand, evalCommand, vecCommand, similarCommand, kpiCommand, galleryCommand, demoCommand, doctorCommand];
 
 export async function runCli(argv: readonly string[], io: Io = processIo): Promise<number> {
   const ctx: Ctx = { io, run: (args) => runCli(args, io) };

@@ -133,3 +133,22 @@ export function evaluatePredictions(probs: ArrayLike<number>, labels: ArrayLike<
     perTag,
   };
 }
+
+/** Area under the ROC curve of scores against 0/1 labels (Mann–Whitney, ties counted half); 0.5 when one class is absent. */
+export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
+  const order = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
+  let rankSumPos = 0;
+  let pos = 0;
+  for (let i = 0; i < order.length; ) {
+    let j = i;
+    while (j + 1 < order.length && scores[order[j + 1]!] === scores[order[i]!]) j++;
+    const rank = (i + j) / 2 + 1; // average rank of the tie group
+    for (let k = i; k <= j; k++) if (labels[order[k]!]) {
+      rankSumPos += rank;
+      pos++;
+    }
+    i = j + 1;
+  }
+  const neg = scores.length - pos;
+  return pos === 0 || neg === 0 ? 0.5 : (rankSumPos - (pos * (pos + 1)) / 2) / (pos * neg);
+}

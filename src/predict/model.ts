@@ -1,6 +1,7 @@
 // A tagger model as used by prediction: our export (one ONNX file, uint8 letterboxed images in,
 // `probs` and `features` out, tags and preprocessing in its metadata_props) or a foreign tagger (WD,
 // DeepDanbooru) with its tags from a separate file and its input contract from a preset (contract.ts).
+import { createHash } from 'node:crypto';
 import ort from 'onnxruntime-node';
 import protobuf from 'protobufjs';
 import { categoryOf, TagIndex } from '../data/tags.js';
@@ -91,6 +92,8 @@ export class TaggerModel {
     readonly meta: TaggerMetadata,
     readonly contract: InputContract,
     private readonly session: ort.InferenceSession,
+    /** Identifies the model (its metadata, size and tags), for files made with it such as kpi.json. */
+    readonly fingerprint: string,
   ) {}
 
   static async load(file: string, opts: LoadOptions = {}): Promise<TaggerModel> {
@@ -112,7 +115,8 @@ export class TaggerModel {
     } catch (err) {
       throw new UsageError(`Expected an ONNX model that ONNX Runtime can load in ${JSON.stringify(file)} but it fails: ${(err as Error).message.split('\n')[0]}`);
     }
-    if (meta) return new TaggerModel(meta, OURS(meta.imageSize, meta.pad), session);
+    const fingerprint = (tags: string[]): string => createHash('sha256').update(JSON.stringify([[...props], bytes.length, tags])).digest('hex');
+    if (meta) return new TaggerModel(meta, OURS(meta.imageSize, meta.pad), session, fingerprint(meta.tags));
     const { contract, chosen } = foreignContract(session, file, opts.preset ?? 'auto', opts.tags!, opts.overrides ?? {});
     opts.onChoice?.(`${file}: ${chosen}`);
     const out = session.outputMetadata[0] as ort.InferenceSession.TensorValueMetadata;
@@ -122,7 +126,7 @@ export class TaggerModel {
       throw new UsageError(`Expected ${width} tags in ${JSON.stringify(opts.tags)} for the model's ${width} outputs but it has ${foreignTags!.tags.length}`);
     }
     const fmeta: TaggerMetadata = { ...foreignTags!, imageSize: contract.size, pad: contract.pad, hidden: 0, source: `${contract.kind} model ${file}` };
-    return new TaggerModel(fmeta, contract, session);
+    return new TaggerModel(fmeta, contract, session, fingerprint(fmeta.tags));
   }
 
   /** How images are decoded for this model (size, padding, pad colour, resize kernel). */

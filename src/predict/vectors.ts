@@ -17,6 +17,10 @@ export interface VecIndexMeta {
   kind: VecKind;
   dim: number;
   files: string[];
+  /** The model's fingerprint (TaggerModel.fingerprint), so files fitted on these vectors can name it. */
+  fingerprint?: string;
+  /** Names of the dimensions: the tags for probs. */
+  names?: string[];
 }
 
 export interface Vectors {
@@ -62,13 +66,16 @@ export function vectorLines(v: Vectors, kind: VecKind): string[] {
 }
 
 /** FILE.npy (float32 rows, or uint8 packed bits) and FILE.npy.json naming the rows, the model and the kind. */
-export async function writeVecIndex(file: string, v: Vectors, kind: VecKind, model: string): Promise<void> {
+export async function writeVecIndex(file: string, v: Vectors, kind: VecKind, model: string, tagger?: TaggerModel): Promise<void> {
   const width = kind === 'binary' ? Math.ceil(v.dim / 8) : v.dim;
   const shape: [number, number] = [v.rows.length, width];
   const array: NpyArray = kind === 'binary' ? { dtype: 'u1', shape, data: new Uint8Array(v.rows.length * width) } : { dtype: 'f4', shape, data: new Float32Array(v.rows.length * width) };
   v.rows.forEach((row, i) => array.data.set(row, i * width));
   await writeNpy(file, array);
-  const meta: VecIndexMeta = { format: 'alt-i2v-ort/vec', model: path.resolve(model), kind, dim: v.dim, files: v.files.map((f) => path.resolve(f)) };
+  const meta: VecIndexMeta = {
+    format: 'alt-i2v-ort/vec', model: path.resolve(model), kind, dim: v.dim, files: v.files.map((f) => path.resolve(f)),
+    ...(tagger ? { fingerprint: tagger.fingerprint, ...(kind === 'probs' ? { names: tagger.meta.tags } : {}) } : {}),
+  };
   await writeFileAtomic(`${file}.json`, JSON.stringify(meta));
 }
 

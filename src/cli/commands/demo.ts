@@ -57,6 +57,7 @@ async function runDemo(out: string, count: number, rounds: number, device: strin
     ['pairs', data, '--tags', path.join(out, 'tags.csv'), '--out', shards, '--size', '64', '--shard-size', String(Math.ceil(count / 3)), '--holdout', '0.1'],
     ['train', shards, '--out', path.join(out, 'run'), '--backbone', 'vgg16-tiny', '--hidden', '128', '--batch', '16', '--rounds', String(rounds), '--device', device, '--engine', engine],
     ['export', path.join(out, 'run'), '--out', model],
+    ['gallery', shards, '--model', model, '--out', path.join(out, 'gallery.html'), '--limit', '48'],
   ];
   const t0 = performance.now();
   for (const step of steps) {
@@ -91,5 +92,5 @@ async function runDemo(out: string, count: number, rounds: number, device: strin
   labels = [];
   const best = bestCheckpoint(await listCheckpoints(path.join(out, 'run', 'checkpoints')));
   io.out(`\nholdout mAP ${best?.metrics?.map.toFixed(3) ?? '?'} (${n} images, ${index.tags.count} tags) vs ${base.toFixed(3)} for a tagger that only knows tag frequencies; ${((performance.now() - t0) / 1000).toFixed(0)} s in all`);
-  io.out(`curves: ${path.join(out, 'run', 'curves.svg')}; model: ${model}`);
+  io.out(`curves: ${path.join(out, 'run', 'curves.svg')}; model: ${model}; gallery of holdout images: ${path.join(out, 'gallery.html')}`);
 }

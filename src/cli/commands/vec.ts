@@ -32,7 +32,7 @@ export const vecCommand: Command = ({ io }) =>
         await model.release();
       }
       if (argv.out?.endsWith('.npy')) {
-        await writeVecIndex(argv.out, v, kind, argv.model);
+        await writeVecIndex(argv.out, v, kind, argv.model, model);
         io.out(`wrote ${v.rows.length} ${kind} vectors (${v.dim}${kind === 'binary' ? ' bits' : ''}) to ${argv.out} and their names to ${argv.out}.json`);
       } else if (argv.out) {
         await writeFileAtomic(argv.out, vectorLines(v, kind).map((l) => `${l}\n`).join(''));

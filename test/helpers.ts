@@ -29,6 +29,14 @@ export async function cli(...argv: string[]): Promise<Captured> {
   return { code, out, err };
 }
 
+/** Run CLI command lines in order, failing on the first that does not exit 0 (test fixtures). */
+export async function cliSteps(...steps: string[][]): Promise<void> {
+  for (const argv of steps) {
+    const r = await cli(...argv);
+    if (r.code !== 0) throw new Error(`alt-i2v-ort ${argv.join(' ')} exited ${r.code}: ${r.err.join('\n')}`);
+  }
+}
+
 export type Rgb = [number, number, number];
 
 /** A solid-colour image of the given size, encoded by `encode`. */

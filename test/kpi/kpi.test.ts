@@ -9,23 +9,20 @@ import { parseTags } from '../../src/data/scan.js';
 import { fitRows, predictKpi } from '../../src/kpi/fit.js';
 import { rocAuc } from '../../src/metrics/metrics.js';
 import { Rng } from '../../training/rng.js';
-import { cli, tempDir } from '../helpers.js';
+import { cli, cliSteps, tempDir } from '../helpers.js';
 
 // The data for the CLI runs, made before any test is defined.
 const root = await tempDir();
 const data = path.join(root, 'data');
 const model = path.join(root, 'model.onnx');
-for (const argv of [
+await cliSteps(
   ['synth', '--out', data, '--count', '600', '--seed', '5'],
   ['tags', data, '--out', path.join(root, 'tags.csv'), '--min-count', '3'],
   ['pairs', data, '--tags', path.join(root, 'tags.csv'), '--out', path.join(root, 'shards'), '--size', '64', '--shard-size', '200', '--holdout', '0.1'],
   ['train', path.join(root, 'shards'), '--out', path.join(root, 'run'), '--backbone', 'vgg16-tiny', '--hidden', '128', '--batch', '16', '--rounds', '45'],
   ['export', path.join(root, 'run'), '--out', model],
   ['vec', data, '--model', model, '--kind', 'probs', '--out', path.join(root, 'vec.npy')],
-]) {
-  const r = await cli(...argv);
-  assert.equal(r.code, 0, r.err.join('\n'));
-}
+);
 
 /** Minimise the ridge (or L2-logistic) objective on standardised rows by plain gradient descent, float64. */
 function gradientDescent(kind: 'linear' | 'logistic', x: number[][], y: number[], lambda: number): { w: number[]; b: number } {

@@ -11,17 +11,17 @@ import { readRunConfig } from '../../src/train/run-config.js';
 import { NATIVE_IO, TrainSession } from '../../src/train/train-session.js';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
 import { buildEvalGraph, buildTrainGraph, paramSpecs } from '../../training/model.js';
-import { cli, tempDir } from '../helpers.js';
+import { cli, cliSteps, tempDir } from '../helpers.js';
 
 // A tiny dataset for the CLI runs, made before any test is defined (a temp dir's after() hook must not
 // run while it is still being written).
 const root = await tempDir();
 const shards = path.join(root, 'shards');
-for (const argv of [
+await cliSteps(
   ['synth', '--out', path.join(root, 'data'), '--count', '240', '--seed', '6'],
   ['tags', path.join(root, 'data'), '--out', path.join(root, 'tags.csv'), '--min-count', '5'],
   ['pairs', path.join(root, 'data'), '--tags', path.join(root, 'tags.csv'), '--out', shards, '--size', '32', '--shard-size', '100', '--holdout', '0.15'],
-]) assert.equal((await cli(...argv)).code, 0);
+);
 
 for (const fused of [true, false]) {
   test(`native and ort engines: 12 steps from one seed give bit-identical losses, parameters and Adam state (${fused ? 'fused' : 'two graphs'})`, async () => {

@@ -11,21 +11,18 @@ import { listCheckpoints, nonFinite, readCheckpoint } from '../../src/train/chec
 import { baseRateMap, meanAveragePrecision } from '../../src/metrics/metrics.js';
 import { readRunConfig } from '../../src/train/run-config.js';
 import { TrainSession } from '../../src/train/train-session.js';
-import { cli, tempDir } from '../helpers.js';
+import { cli, cliSteps, tempDir } from '../helpers.js';
 
 // Built once at the top level (a temp dir made in a before() hook is removed when the hook ends).
 const root = await tempDir();
 const shards = path.join(root, 'shards');
 {
   const data = path.join(root, 'data');
-  for (const argv of [
+  await cliSteps(
     ['synth', '--out', data, '--count', '600', '--seed', '4'],
     ['tags', data, '--out', path.join(root, 'tags.csv'), '--min-count', '5'],
     ['pairs', data, '--tags', path.join(root, 'tags.csv'), '--out', shards, '--size', '32', '--shard-size', '180', '--holdout', '0.15'],
-  ]) {
-    const r = await cli(...argv);
-    assert.equal(r.code, 0, r.err.join('\n'));
-  }
+  );
 }
 
 const trainArgs = (out: string, rounds: number, batch = 16): string[] =>

@@ -1,4 +1,4 @@
-// `npm run bench -- [pairs|pred|wd|torch|train|native|trainloop|all] [--with-reference] [--quick] [--device cpu|cuda]`: our hot paths next to
+// `npm run bench -- [pairs|pred|wd|serve|torch|train|native|trainloop|all] [--with-reference] [--quick] [--device cpu|cuda]`: our hot paths next to
 // their references, one table row each. Each bench is imported only when asked for (the GPU machine
 // has no sharp).
 import yargs from 'yargs';
@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown
   pred: async () => (await import('./pred.js')).benchPred,
   torch: async () => (await import('./torch.js')).benchTorch,
   wd: async () => (await import('./wd.js')).benchWd,
+  serve: async () => (await import('./serve.js')).benchServe,
 };
 
 const argv = await yargs(process.argv.slice(2))

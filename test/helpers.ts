@@ -1,11 +1,13 @@
 // Test helpers: temp folders, a captured Io for runCli, and small generated images of known content.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
 import sharp, { type Sharp } from 'sharp';
 import type { Io } from '../src/cli/io.js';
 import { runCli } from '../src/cli/index.js';
+import { encodeInferenceModel } from '../training/artifacts.js';
+import { gradcheckConfig, randomParams } from '../training/gradcheck.js';
 
 /** A fresh temp folder, removed when the test file ends. */
 export async function tempDir(prefix = 'alt-i2v-'): Promise<string> {
@@ -35,6 +37,13 @@ export async function cliSteps(...steps: string[][]): Promise<void> {
     const r = await cli(...argv);
     if (r.code !== 0) throw new Error(`alt-i2v-ort ${argv.join(' ')} exited ${r.code}: ${r.err.join('\n')}`);
   }
+}
+
+/** A tiny exported model with random weights (32 px, hidden 12) for the given tags, written to `file`. */
+export async function tinyModel(file: string, tags: string[], categories: number[], seed = 3): Promise<string> {
+  const config = gradcheckConfig({ tags: tags.length, hidden: 12 });
+  await writeFile(file, encodeInferenceModel(config, randomParams(config, seed), { tags, categories, pad: 'center', source: 'test' }));
+  return file;
 }
 
 export type Rgb = [number, number, number];

@@ -19,8 +19,9 @@ import { synthCommand } from './commands/synth.js';
 import { tagsCommand } from './commands/tags.js';
 import { kpiCommand } from './commands/kpi.js';
 import { galleryCommand } from './commands/gallery.js';
+import { serveCommand } from './commands/serve.js';
 
-const COMMANDS: Command[] = [synthCommand, tagsCommand, pairsCommand, trainCommand, exportCommand, predCommand, evalCommand, vecCommand, similarCommand, kpiCommand, galleryCommand, demoCommand, doctorCommand];
+const COMMANDS: Command[] = [synthCommand, tagsCommand, pairsCommand, trainCommand, exportCommand, predCommand, evalCommand, vecCommand, similarCommand, kpiCommand, galleryCommand, serveCommand, demoCommand, doctorCommand];
 
 export async function runCli(argv: readonly string[], io: Io = processIo): Promise<number> {
   const ctx: Ctx = { io, run: (args) => runCli(args, io) };

@@ -1,13 +1,7 @@
-// `pred`'s selection and caption flags, parsed into the domain's options: thresholds by category and
-// tag, MCut, ratings, exclude/replace (both underscore and space forms, repeated flags accumulate),
-// caption order and format, --part I/N. Tags the model does not have get a warning each.
+// `pred`'s selection, caption and output flags as yargs options; their parsing is src/predict/options.ts.
 import type { Argv } from 'yargs';
-import { CAPTION_SORTS, DEFAULT_CAPTION, tagKey, type CaptionOptions } from '../predict/caption.js';
-import type { TaggerModel } from '../predict/model.js';
-import { CATEGORY, RATING_MODES, type SelectOptions } from '../predict/select.js';
-import type { Part } from '../predict/tagging.js';
-import { readTagThresholds } from '../predict/thresholds.js';
-import { checkChoice, checkInteger, checkNumber, UsageError } from '../util/errors.js';
+import { CAPTION_SORTS } from '../predict/caption.js';
+import { RATING_MODES } from '../predict/select.js';
 
 /** pred's selection, caption and output flags (the model's are model-options.ts). */
 export function withPredFlags(y: Argv): Argv {
@@ -39,98 +33,3 @@ export function withPredFlags(y: Argv): Argv {
         .option('part', { type: 'string', describe: 'I/N: tag only part I of N of the inputs (a stable split, for N machines or a job array)' });
 }
 
-export interface PredArgs {
-  top?: number;
-  threshold?: number;
-  generalThreshold?: number;
-  characterThreshold?: number;
-  categoryThreshold?: string | string[];
-  thresholds?: string;
-  mcut?: string;
-  rating: string;
-  ratingPosition: string;
-  exclude?: string | string[];
-  replace?: string | string[];
-  alwaysFirst?: string | string[];
-  characterFirst: boolean;
-  underscores: boolean;
-  escapeBrackets: boolean;
-  weighted: boolean;
-  separator: string;
-  sort: string;
-  part?: string;
-}
-
-/** Repeated or comma-separated list flags as one list. */
-export const listFlag = (v: string | string[] | undefined): string[] =>
-  (Array.isArray(v) ? v : v === undefined ? [] : [v]).flatMap((x) => String(x).split(',')).map((t) => t.trim()).filter(Boolean);
-
-function categoryId(name: string, flag: string): number {
-  if (/^\d+$/.test(name)) return Number(name);
-  const id = (CATEGORY as Record<string, number>)[name.toLowerCase()];
-  if (id === undefined) throw new UsageError(`Expected a category name (${Object.keys(CATEGORY).join(', ')}) or id for ${flag} but received ${JSON.stringify(name)}`);
-  return id;
-}
-
-/** Tag keys from a list flag, with a warning for each tag the model does not have. */
-function modelTags(values: string[], flag: string, known: ReadonlySet<string>, warn: (l: string) => void): string[] {
-  const keys = values.map(tagKey);
-  for (const k of keys) if (!known.has(k)) warn(`warning: ${flag}: the model has no tag ${JSON.stringify(k)}`);
-  return keys;
-}
-
-/** The thresholds a foreign preset uses when none is given (the WD web UI's, DeepDanbooru's). */
-const PRESET_THRESHOLDS: Record<string, { threshold: number; character?: number }> = { wd: { threshold: 0.35, character: 0.85 }, deepdanbooru: { threshold: 0.5 } };
-
-export async function selectOptionsFrom(a: PredArgs, model: TaggerModel, warn: (l: string) => void): Promise<SelectOptions> {
-  const known = new Set(model.meta.tags);
-  const categoryThresholds = new Map<number, number>();
-  for (const item of listFlag(a.categoryThreshold)) {
-    const m = /^([^=]+)=([\d.]+)$/.exec(item);
-    if (!m) throw new UsageError(`Expected NAME_OR_ID=T for --category-threshold but received ${JSON.stringify(item)}`);
-    categoryThresholds.set(categoryId(m[1]!.trim(), '--category-threshold'), checkNumber('--category-threshold', Number(m[2]), 0, 1));
-  }
-  if (a.generalThreshold !== undefined) categoryThresholds.set(CATEGORY.general, checkNumber('--general-threshold', a.generalThreshold, 0, 1));
-  if (a.characterThreshold !== undefined) categoryThresholds.set(CATEGORY.character, checkNumber('--character-threshold', a.characterThreshold, 0, 1));
-  let threshold = a.threshold === undefined ? undefined : checkNumber('--threshold', a.threshold, 0, 1);
-  const mcut = a.mcut === undefined ? undefined : a.mcut.trim() === '' ? ('all' as const) : new Set(listFlag(a.mcut).map((n) => categoryId(n, '--mcut')));
-  const tagThresholds = a.thresholds ? await readTagThresholds(a.thresholds) : undefined;
-  const given = threshold !== undefined || categoryThresholds.size > 0 || mcut !== undefined || tagThresholds !== undefined;
-  const preset = PRESET_THRESHOLDS[model.contract.kind];
-  if (preset && !given) {
-    threshold = preset.threshold;
-    if (preset.character !== undefined) categoryThresholds.set(CATEGORY.character, preset.character);
-  }
-  // Once a threshold decides, --top caps only when given; without one, the seed's top 30.
-  const top = a.top !== undefined ? checkInteger('--top', a.top, 1, 1e6) : given || preset ? undefined : 30;
-  return {
-    top, threshold, categoryThresholds, tagThresholds, mcut,
-    rating: checkChoice('--rating', a.rating, RATING_MODES),
-    exclude: new Set(modelTags(listFlag(a.exclude), '--exclude', known, warn)),
-  };
-}
-
-export function captionOptionsFrom(a: PredArgs, model: TaggerModel, warn: (l: string) => void): CaptionOptions {
-  const known = new Set(model.meta.tags);
-  const replace = new Map<string, string>();
-  for (const item of listFlag(a.replace)) {
-    const m = /^([^=]+)=(.+)$/.exec(item);
-    if (!m) throw new UsageError(`Expected OLD=NEW for --replace but received ${JSON.stringify(item)}`);
-    replace.set(modelTags([m[1]!], '--replace', known, warn)[0]!, m[2]!.trim());
-  }
-  return {
-    ...DEFAULT_CAPTION,
-    underscores: a.underscores, escapeBrackets: a.escapeBrackets, weighted: a.weighted, separator: a.separator, characterFirst: a.characterFirst,
-    sort: checkChoice('--sort', a.sort, CAPTION_SORTS),
-    ratingPosition: checkChoice('--rating-position', a.ratingPosition, ['first', 'last'] as const),
-    alwaysFirst: listFlag(a.alwaysFirst).map(tagKey),
-    replace,
-  };
-}
-
-export function partFrom(text: string | undefined): Part | undefined {
-  if (text === undefined) return undefined;
-  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
-  if (!m || Number(m[2]) < 1 || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) throw new UsageError(`Expected I/N with 1 ≤ I ≤ N for --part but received ${JSON.stringify(text)}`);
-  return { index: Number(m[1]), count: Number(m[2]) };
-}

@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { DEFAULT_MAX_PIXELS, ImageError, preprocessImage, type PreprocessOptions } from '../data/images.js';
 import { walkDataset } from '../data/scan.js';
 import { UsageError } from '../util/errors.js';
+import { limiter } from '../util/limit.js';
 
 /** How the CLI passes `-` (a list of image paths on stdin) through yargs. */
 export const STDIN_ARG = '/dev/stdin';
@@ -32,24 +33,6 @@ export interface DecodedBatch {
   /** uint8 (n, S, S, 3) */
   images: Uint8Array;
   failures: { file: string; reason: string }[];
-}
-
-/** At most `n` of the functions given to it running at once; the rest wait their turn, in order. */
-function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const queue: (() => void)[] = [];
-  return (fn) =>
-    new Promise((resolve, reject) => {
-      const start = (): void => {
-        active++;
-        fn().then(resolve, reject).finally(() => {
-          active--;
-          queue.shift()?.();
-        });
-      };
-      if (active < n) start();
-      else queue.push(start);
-    });
 }
 
 /**

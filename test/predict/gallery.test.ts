@@ -5,16 +5,12 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { encodeInferenceModel } from '../../training/artifacts.js';
-import { gradcheckConfig, randomParams } from '../../training/gradcheck.js';
-import { cli, solid, tempDir } from '../helpers.js';
+import { cli, solid, tempDir, tinyModel } from '../helpers.js';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((f) => existsSync(f));
 const dir = await tempDir();
-const config = gradcheckConfig({ tags: 6, hidden: 12 });
 const TAGS = ['red_circle', 'blue_star', 'white_background', 'two_shapes', 'rating:general', 'a<b&"c"'];
-const model = path.join(dir, 'model.onnx');
-await writeFile(model, encodeInferenceModel(config, randomParams(config, 3), { tags: TAGS, categories: [0, 0, 0, 0, 9, 0], pad: 'center', source: 'test' }));
+const model = await tinyModel(path.join(dir, 'model.onnx'), TAGS, [0, 0, 0, 0, 9, 0]);
 const images = path.join(dir, 'images');
 await mkdir(images);
 for (let i = 0; i < 5; i++) {

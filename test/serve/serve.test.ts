@@ -119,11 +119,12 @@ test('a full queue answers 503 with Retry-After and recovers; a token is require
 });
 
 test('SIGTERM: no new requests, the one in flight finishes, exit 0', async () => {
-  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'serve', '--model', modelFile, '--port', '0', '--max-wait-ms', '800'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'serve', '--model', modelFile, '--port', '0', '--max-wait-ms', '1500'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   const url = await new Promise<string>((resolve) => child.stderr.on('data', (d) => ((err += d), /on (http:\/\/\S+);/.test(err) && resolve(/on (http:\/\/\S+);/.exec(err)![1]!))));
   const inflight = fetch(`${url}/v1/tag`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png });
-  await new Promise((r) => setTimeout(r, 200)); // the request waits in the batcher (max-wait 800 ms)
+  // Stop only once the request is inside the server (it waits in the batcher: max-wait 800 ms).
+  for (let i = 0; i < 200 && (await (await fetch(`${url}/healthz`)).json()).queued === 0; i++) await new Promise((r) => setTimeout(r, 10));
   child.kill('SIGTERM');
   const res = await inflight;
   assert.equal(res.status, 200);

@@ -11,13 +11,14 @@ import { HostTrainSession } from '../../training/host-session.js';
 import { buildCopyGraph, buildEvalGraph, buildTrainGraph, defaultConfig, dropoutKeepMask, initParams, paramSpecs, VGG16_TINY_WIDTHS } from '../../training/model.js';
 
 const device = process.env.ALT_I2V_TEST_DEVICE === 'cuda' ? 'cuda' : 'cpu';
-// CUDA kernels sum in other orders than the CPU reference: losses agree to float32 noise, and a
+// On CPU the addon and the reference run the same graphs on the same runtime: bit-identical, so the
+// comparison is exact. CUDA kernels sum in other orders: losses agree to float32 noise, and a
 // parameter whose gradient is at noise level may take Adam's ±lr step the other way (at most
-// 2·lr per step apart). On CPU the runs are bit-identical.
+// 2·lr per step apart), so there this check is loose (bench/gpu.sh runs it).
 const LR = 0.001;
 const STEPS = 20;
-const LOSS_TOL = device === 'cuda' ? 1e-4 : 1e-6;
-const PARAM_TOL = device === 'cuda' ? 2 * LR * STEPS : 1e-6;
+const LOSS_TOL = device === 'cuda' ? 1e-4 : 0;
+const PARAM_TOL = device === 'cuda' ? 2 * LR * STEPS : 0;
 
 for (const fused of [true, false]) {
   test(`20 ${device} steps equal the onnxruntime-node reference run (${fused ? 'fused step graph' : 'train + optimizer graphs'})`, async (t) => {

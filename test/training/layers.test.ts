@@ -174,3 +174,22 @@ test('bceBackward matches finite differences and the loss is stable at |z| = 100
   assert.ok(Number.isFinite(out.loss![0]!));
   fdCheck(t, 'bce dz', z, out.dz!, (v) => R.bce(v, y));
 });
+
+test('BCE with extreme logits that disagree with their labels (z = 100, y = 0; z = −100, y = 1) is finite and right', async () => {
+  // A naive log(1 + e^z) overflows here (e^100 > float32 max); the stable form must give 100 per element.
+  const z = Float32Array.from([100, -100, 100, -100, 0, 3]);
+  const y = Float32Array.from([0, 1, 1, 0, 1, 0]);
+  const g = new Graph('bce_extreme');
+  const gz = g.input('z', 'float32', [2, 3]);
+  const gy = g.input('y', 'float32', [2, 3]);
+  g.output(L.bceForward(g, gz, gy), 'loss', 'float32', []);
+  g.output(L.bceBackward(g, gz, gy), 'dz', 'float32', [2, 3]);
+  const out = await run(g, { z: { data: z, dims: [2, 3] }, y: { data: y, dims: [2, 3] } });
+  // float64, written out: −[y log σ(z) + (1 − y) log(1 − σ(z))] per element, mean over 6.
+  const each = [100, 100, Math.log1p(Math.exp(-100)), Math.log1p(Math.exp(-100)), Math.log(2), 3 + Math.log1p(Math.exp(-3))];
+  const want = each.reduce((a, b) => a + b, 0) / 6;
+  assert.ok(Number.isFinite(out.loss![0]!));
+  assert.ok(Math.abs(out.loss![0]! - want) < 1e-4 * want, `loss ${out.loss![0]} vs ${want}`);
+  const sig = (v: number): number => 1 / (1 + Math.exp(-v));
+  Array.from(z).forEach((v, i) => assert.ok(Math.abs(out.dz![i]! - (sig(v) - y[i]!) / 6) < 1e-7, `dz[${i}] ${out.dz![i]}`));
+});

@@ -82,7 +82,11 @@ export interface GradcheckResult {
  * Checks every trainable tensor: all entries of small tensors, otherwise `samples` random entries plus
  * the largest gradient. Relative error |g − fd| / max(|g|, |fd|, 1% of the tensor's largest |fd|).
  */
-export async function gradcheck(c: ModelConfig, opts: { seed?: number; n?: number; samples?: number; h?: number; executionProviders?: string[] } = {}): Promise<GradcheckResult> {
+/**
+ * `perturb` names a parameter whose runtime gradient is scaled by 1.5 before the comparison: a wrong
+ * gradient on purpose, to show the check fails (doctor reads it from ALT_I2V_GRADCHECK_PERTURB).
+ */
+export async function gradcheck(c: ModelConfig, opts: { seed?: number; n?: number; samples?: number; h?: number; executionProviders?: string[]; perturb?: string } = {}): Promise<GradcheckResult> {
   const seed = opts.seed ?? 1;
   const n = opts.n ?? 3;
   const h = opts.h ?? 1e-6; // small enough not to cross ReLU/max-pool kinks (1e-4 does), large for float64 round-off
@@ -101,7 +105,8 @@ export async function gradcheck(c: ModelConfig, opts: { seed?: number; n?: numbe
   const rng = new Rng(seed + 2);
   const rows: GradcheckRow[] = [];
   for (const spec of paramSpecs(c).filter((s) => s.role === 'trainable')) {
-    const g = out[io.grad(spec.name)]!.data as Float32Array;
+    let g = out[io.grad(spec.name)]!.data as Float32Array;
+    if (opts.perturb === spec.name) g = g.map((v) => v * 1.5);
     const p = p64.get(spec.name)!;
     let idx: number[];
     if (g.length <= (opts.samples ?? 12)) idx = [...g.keys()];

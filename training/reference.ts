@@ -118,8 +118,8 @@ export interface ReferenceOutput {
   features: Float64Array;
 }
 
-/** The model's forward pass in float64; `train` uses batch statistics and the dropout mask. */
-export function referenceForward(c: ModelConfig, p: Params, batch: Batch, mode: 'train' | 'eval'): ReferenceOutput {
+/** The flattened conv-stack output (N, F) in float64: what batch norm normalizes. */
+export function referenceConvFeatures(c: ModelConfig, p: Params, batch: Pick<Batch, 'n' | 'images'>): Float64Array {
   const { n } = batch;
   const s = c.imageSize;
   let h = s;
@@ -139,6 +139,13 @@ export function referenceForward(c: ModelConfig, p: Params, batch: Batch, mode: 
       h >>= 1;
     }
   }
+  return x;
+}
+
+/** The model's forward pass in float64; `train` uses batch statistics and the dropout mask. */
+export function referenceForward(c: ModelConfig, p: Params, batch: Batch, mode: 'train' | 'eval'): ReferenceOutput {
+  const { n } = batch;
+  const x = referenceConvFeatures(c, p, batch);
   const f = featureCount(c);
   const running = mode === 'eval' ? { mean: get(p, 'bn.running_mean'), var: get(p, 'bn.running_var') } : undefined;
   const y = batchnorm(x, n, f, get(p, 'bn.gamma'), get(p, 'bn.beta'), c.bnEpsilon, running);

@@ -23,3 +23,12 @@ test('doctor --device cuda names the missing provider libraries and the fix', { 
   assert.equal(r.err.length, 1);
   assert.match(r.err[0]!, /CUDA execution provider unavailable: missing .*libonnxruntime_providers_shared\.so.*npm run setup:cuda/);
 });
+
+test('doctor --gradcheck exits 1 naming the worst error when a gradient is wrong (one scaled by 1.5 on purpose)', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const r = spawnSync(process.execPath, ['dist/src/cli/main.js', 'doctor', '--gradcheck'], { encoding: 'utf8', env: { ...process.env, ALT_I2V_GRADCHECK_PERTURB: 'fc1.weight' } });
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /fc1\.weight +max rel error (\d\.\d+e-1|[1-9]\.\d+e\+0)/);
+  assert.match(r.stdout, /gradcheck: worst \S+, tolerance 0\.002: FAILED/);
+  assert.match(r.stderr.trim(), /^alt-i2v-ort: gradcheck failed on cpu: worst relative error \S+ exceeds 0\.002$/);
+});

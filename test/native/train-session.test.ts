@@ -3,11 +3,14 @@
 // ALT_I2V_TEST_DEVICE=cuda runs the equality checks on the CUDA EP (bench/gpu.sh does).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { loadAddon, type NativeTrainSession } from '../../src/native/addon.js';
 import { NATIVE_IO, TrainSession } from '../../src/train/train-session.js';
 import { Rng } from '../../training/rng.js';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
 import { HostTrainSession } from '../../training/host-session.js';
+import { referenceConvFeatures } from '../../training/reference.js';
 import { buildCopyGraph, buildEvalGraph, buildTrainGraph, defaultConfig, dropoutKeepMask, initParams, paramSpecs, VGG16_TINY_WIDTHS } from '../../training/model.js';
 
 const device = process.env.ALT_I2V_TEST_DEVICE === 'cuda' ? 'cuda' : 'cpu';
@@ -180,15 +183,64 @@ test('dispose during an in-flight setState frees the state: the finished worker 
   await assert.rejects(s.step(b.images, b.labels, 4, 0.001), /TrainSession\.step: the session is disposed/);
 });
 
-test('1,000 steps keep RSS flat (no leak)', async (t) => {
-  const c = gradcheckConfig();
+test('no leak: two windows of 1,000 steps (with evaluate, getState and setState) grow RSS by ≤ 1 KB per step, with a 200 KB batch', async (t) => {
+  // 50,000 tags make each batch's labels 200 KB while the model stays cheap: a batch kept alive per
+  // step (or a parameter copy) would add ≥ 200 KB a step, far over the bound.
+  const c = gradcheckConfig({ tags: 50_000 });
   const s = await TrainSession.create(c, { params: randomParams(c, 6) }, { device });
   const b = randomBatch(c, 4, 1);
-  for (let i = 0; i < 100; i++) await s.step(b.images, b.labels, 4, 0.001);
-  const start = process.memoryUsage().rss;
-  for (let i = 0; i < 1000; i++) await s.step(b.images, b.labels, 4, 0.001);
-  const end = process.memoryUsage().rss;
-  t.diagnostic(`RSS after warm-up ${(start / 2 ** 20).toFixed(1)} MiB, after 1,000 more steps ${(end / 2 ** 20).toFixed(1)} MiB`);
-  assert.ok(end - start < 24 * 2 ** 20, `grew ${(end - start) / 2 ** 20} MiB`);
+  assert.ok(b.images.length + b.labels.length >= 200_000);
+  const loop = async (steps: number): Promise<void> => {
+    for (let i = 0; i < steps; i++) {
+      await s.step(b.images, b.labels, 4, 0.001);
+      if (i % 10 === 0) await s.evaluate(b.images, b.labels, 4);
+      if (i % 100 === 99) await s.setState(await s.getState());
+    }
+  };
+  // A full garbage collection before each reading, so JS heap swings do not hide or fake growth.
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const measure = (): number => (gc(), process.memoryUsage().rss);
+  await loop(300); // warm-up: arenas and caches reach their size
+  const rss = [measure()];
+  for (let w = 0; w < 2; w++) {
+    await loop(1000);
+    rss.push(measure());
+  }
+  const perStep = [(rss[1]! - rss[0]!) / 1000, (rss[2]! - rss[1]!) / 1000];
+  t.diagnostic(`RSS ${rss.map((r) => (r / 2 ** 20).toFixed(1)).join(' → ')} MiB; growth per step ${perStep.map((g) => (g / 1024).toFixed(2)).join(', ')} KiB`);
+  assert.ok(Math.min(...perStep) <= 1024 && perStep[1]! <= 1024, `growth per step ${perStep} bytes`);
+  s.dispose();
+});
+
+test('frozen convs stay bit-identical through steps; BN running statistics follow the float64 momentum update of the batch statistics', async () => {
+  const c = gradcheckConfig({ freeze: 2, dropout: 0 });
+  const params = randomParams(c, 11);
+  const s = await TrainSession.create(c, { params }, { seed: 2, device });
+  const b = randomBatch(c, 6, 21);
+  await s.step(b.images, b.labels, 6, 0.01);
+  const one = await s.getState();
+  // After one step from `params`: running = m·running + (1 − m)·batch statistic (biased variance), of
+  // the conv-stack output computed in float64 from the parameters the step started from.
+  const x = referenceConvFeatures(c, params, b);
+  const f = x.length / 6;
+  let worst = 0;
+  for (let j = 0; j < f; j++) {
+    let mean = 0;
+    for (let i = 0; i < 6; i++) mean += x[i * f + j]!;
+    mean /= 6;
+    let v = 0;
+    for (let i = 0; i < 6; i++) v += (x[i * f + j]! - mean) ** 2;
+    v /= 6;
+    const m = c.bnMomentum;
+    const wantMean = m * params.get('bn.running_mean')![j]! + (1 - m) * mean;
+    const wantVar = m * params.get('bn.running_var')![j]! + (1 - m) * v;
+    worst = Math.max(worst, Math.abs(one.params.get('bn.running_mean')![j]! - wantMean), Math.abs(one.params.get('bn.running_var')![j]! - wantVar) / Math.max(1, wantVar));
+  }
+  assert.ok(worst < 1e-5, `running statistics off by ${worst}`);
+  for (let k = 0; k < 4; k++) await s.step(b.images, b.labels, 6, 0.01);
+  const after = await s.getState();
+  for (const name of ['conv1.weight', 'conv1.bias', 'conv2.weight', 'conv2.bias']) assert.deepEqual(after.params.get(name), params.get(name), `${name} frozen`);
+  assert.notDeepEqual(after.params.get('conv3.weight'), params.get('conv3.weight'), 'conv3 trains');
   s.dispose();
 });

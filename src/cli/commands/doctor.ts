@@ -31,7 +31,7 @@ export const doctorCommand: Command = ({ io }) =>
       if (device === 'cuda' && r.cudaMissing.length > 0) throw new Error(cudaMissingMessage(r.cudaMissing));
       if (!argv.gradcheck) return;
       const c = gradcheckConfig();
-      const res = await gradcheck(c, { executionProviders: executionProviders(device) });
+      const res = await gradcheck(c, { executionProviders: executionProviders(device), perturb: process.env.ALT_I2V_GRADCHECK_PERTURB });
       io.out(`gradcheck on ${device}: tiny model (${c.widths.join('/')} @ ${c.imageSize}px, freeze ${c.freeze}), loss ${res.ortLoss.toFixed(6)} vs float64 reference ${res.refLoss.toFixed(6)}`);
       for (const row of res.rows) io.out(`  ${row.name.padEnd(15)} max rel error ${row.maxRelErr.toExponential(2)} (${row.checked} entries)`);
       const worst = Math.max(...res.rows.map((x) => x.maxRelErr));

@@ -113,13 +113,16 @@ test('an interrupted pairs run resumes to the same bytes as an uninterrupted one
   assert.deepEqual(done.shards, (await readShardIndex(whole)).shards);
 });
 
-test('refuses to continue shards with a changed tags.csv or image size', async () => {
+test('refuses to continue shards with a changed tags.csv, image size, padding or shard size', async () => {
   const { dir, tags, tagsFile } = await synthWithTags(12);
   const out = path.join(dir, '..', 'shards-changed');
   await makeShards(base(dir, tags, out));
   const other = TagIndex.parse(Buffer.from((await readFile(tagsFile, 'utf8')).replace(/\n[^\n]*\n$/, '\n')), 'other.csv');
   await assert.rejects(makeShards(base(dir, other, out)), (e: unknown) => e instanceof UsageError && /--tags has changed since/.test(e.message));
   await assert.rejects(makeShards({ ...base(dir, tags, out), imageSize: 64 }), (e: unknown) => e instanceof UsageError && /Expected imageSize 32 as recorded/.test(e.message));
+  await assert.rejects(makeShards({ ...base(dir, tags, out), pad: 'topleft' }), (e: unknown) => e instanceof UsageError && /Expected pad "center" as recorded .* but this run asks for "topleft"; use a new --out/.test(e.message));
+  const b = base(dir, tags, out);
+  await assert.rejects(makeShards({ ...b, shardSize: b.shardSize + 1 }), (e: unknown) => e instanceof UsageError && /Expected shardSize \d+ as recorded .* but this run asks for \d+; use a new --out/.test(e.message));
 });
 
 test('rejects a truncated shard', async () => {

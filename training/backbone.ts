@@ -63,3 +63,35 @@ function toFloats(t: TensorProtoJson, label: string): Float32Array {
     throw new BackboneError(`Expected float32 weights inside the file for ${label} but ${(err as Error).message}`);
   }
 }
+
+/** One conv of a weights file, already in ONNX's OIHW layout. */
+export interface ConvWeights {
+  /** Where it came from, for messages (`block1_conv1 of "vgg16.h5"`). */
+  label: string;
+  weight: Float32Array;
+  shape: number[];
+  bias?: Float32Array;
+}
+
+/** The 13 convs of any weights file, checked by count, order and shape against the config. */
+export function convParams(convs: readonly ConvWeights[], c: ModelConfig, where: string): Map<string, Float32Array> {
+  if (convs.length !== 13) throw new BackboneError(`Expected 13 conv layers (VGG16) in ${where} but found ${convs.length}`);
+  const out = new Map<string, Float32Array>();
+  let cin = 3;
+  convs.forEach((conv, i) => {
+    const want = [c.widths[i]!, cin, 3, 3];
+    if (`${conv.shape}` !== `${want}`) throw new BackboneError(`Expected weight shape [${want}] (OIHW) for conv ${i + 1}, ${conv.label}, but found [${conv.shape}]`);
+    if (conv.bias && conv.bias.length !== want[0]) throw new BackboneError(`Expected a bias of ${want[0]} values for conv ${i + 1}, ${conv.label}, but found ${conv.bias.length}`);
+    out.set(`conv${i + 1}.weight`, conv.weight);
+    out.set(`conv${i + 1}.bias`, conv.bias ?? new Float32Array(want[0]!));
+    cin = want[0]!;
+  });
+  return out;
+}
+
+/** Keras kernels are HWIO (3, 3, Ci, Co); ONNX's are OIHW. */
+export function hwioToOihw(k: Float32Array, ci: number, co: number): Float32Array {
+  const out = new Float32Array(co * ci * 9);
+  for (let h = 0; h < 3; h++) for (let w = 0; w < 3; w++) for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) out[((o * ci + i) * 3 + h) * 3 + w] = k[((h * 3 + w) * ci + i) * co + o]!;
+  return out;
+}

@@ -2,6 +2,8 @@
 // `probs` and `features` out, tags and preprocessing in its metadata_props) or a foreign tagger (WD,
 // DeepDanbooru) with its tags from a separate file and its input contract from a preset (contract.ts).
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import ort from 'onnxruntime-node';
 import protobuf from 'protobufjs';
 import { categoryOf, TagIndex } from '../data/tags.js';
@@ -97,6 +99,9 @@ export class TaggerModel {
   ) {}
 
   static async load(file: string, opts: LoadOptions = {}): Promise<TaggerModel> {
+    if (existsSync(path.join(file, 'config.json'))) {
+      throw new UsageError(`Expected a model file for --model but ${JSON.stringify(file)} is a training run folder; export its best checkpoint first: alt-i2v-ort export ${file} --out model.onnx`);
+    }
     const bytes = await readInput(file, 'a model file for --model');
     let props: Map<string, string>;
     try {

@@ -70,10 +70,13 @@ async function resumeRun(runDir: string, warn: (l: string) => void, info: (l: st
 }
 
 /** A new run's config and initial state; nothing is written yet. */
-async function createRun(opts: OpenOptions, index: ShardIndexJson): Promise<Opened> {
+async function createRun(opts: OpenOptions, index: ShardIndexJson, info: (l: string) => void): Promise<Opened> {
   const isFile = opts.backbone !== 'vgg16' && opts.backbone !== 'vgg16-tiny';
   const model = modelConfigFor(opts.backbone, index.tags.count, index.imageSize, opts.hidden, opts.freeze);
   const params = initParams(model, opts.seed);
+  if (opts.backbone === 'vgg16') {
+    info('train: --backbone vgg16 starts from random weights (training from scratch); to start from ImageNet weights as the seed did, pass --backbone with vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 (Keras), a torchvision VGG16 state dict as .safetensors, or an ONNX VGG16');
+  }
   if (isFile) for (const [name, w] of await importBackbone(opts.backbone, model)) params.set(name, w);
   const run: RunConfig = {
     format: RUN_FORMAT, version: 1, model, backbone: isFile ? path.resolve(opts.backbone) : opts.backbone, seed: opts.seed, batch: opts.batch, lr: opts.lr,
@@ -118,7 +121,7 @@ export async function openRun(opts: OpenOptions, index: ShardIndexJson, runDir: 
     const started = existsSync(path.join(runDir, 'checkpoints'));
     throw new UsageError(`Expected a run to resume in ${JSON.stringify(opts.out)} but it has no config.json${started ? ' (its start was interrupted before it was complete: run the same command without --resume to start it again)' : ''}`);
   }
-  const opened = exists ? await resumeRun(runDir, warn, info) : await createRun(opts, index);
+  const opened = exists ? await resumeRun(runDir, warn, info) : await createRun(opts, index, info);
   const { run } = opened;
   if (run.tags.sha256 !== index.tags.sha256) {
     throw new UsageError(`Expected shards made with this run's tags.csv but ${JSON.stringify(opts.shards)} has tags sha256 ${index.tags.sha256.slice(0, 12)}…, the run ${run.tags.sha256.slice(0, 12)}…`);
@@ -158,7 +161,7 @@ export class RunLog {
     const kept = fromStep === undefined ? entries : entries.filter((e) => !(Number(e.step) > fromStep));
     dropped += entries.length - kept.length;
     if (dropped > 0) await writeFileAtomic(file, kept.map((e) => `${JSON.stringify(e)}\n`).join(''));
-    const curves = kept.filter((e) => e.type === 'round').map((e) => ({ images: Number(e.imagesSeen), trainLoss: Number(e.trainLoss), holdoutLoss: Number(e.holdoutLoss), map: Number(e.map) }));
+    const curves = kept.filter((e) => e.type === 'round').map((e) => ({ round: Number(e.round), images: Number(e.imagesSeen), trainLoss: Number(e.trainLoss), holdoutLoss: Number(e.holdoutLoss), map: Number(e.map) }));
     return new RunLog(file, curves);
   }
 

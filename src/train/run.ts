@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { predictOverShards, readShard, readShardIndex, ShardSlot, type Shard, type ShardEntry, type ShardIndexJson } from '../data/shards.js';
-import { evaluatePredictions } from '../metrics/metrics.js';
+import { baseRateMap, evaluatePredictions } from '../metrics/metrics.js';
 import type { Device } from '../runtime/providers.js';
 import { UsageError } from '../util/errors.js';
 import { fsReason, writeFileAtomic } from '../util/fsx.js';
@@ -69,7 +69,7 @@ function batchOrder(seed: number, round: number, count: number): number[] {
 }
 
 /** Evaluate on every holdout shard, one shard in memory at a time (in `slot` when given). */
-export async function evaluateHoldout(session: TrainSession, dir: string, index: ShardIndexJson, slot?: ShardSlot, evalBatch = 64): Promise<RoundMetrics | undefined> {
+export async function evaluateHoldout(session: TrainSession, dir: string, index: ShardIndexJson, slot?: ShardSlot, evalBatch = 64): Promise<(RoundMetrics & { images: number; baseMap: number }) | undefined> {
   const holdouts = index.shards.filter((s) => s.split === 'holdout');
   let lossSum = 0;
   const { probs, labels, n } = await predictOverShards(dir, index, holdouts, evalBatch, async (images, lab, m) => {
@@ -79,7 +79,7 @@ export async function evaluateHoldout(session: TrainSession, dir: string, index:
   }, slot);
   if (n === 0) return undefined;
   const r = evaluatePredictions(probs, labels, n, index.tags.names, 0.5);
-  return { holdoutLoss: lossSum / n, map: r.map, microF1: r.microF1, macroF1: r.macroF1, mse: r.mse };
+  return { holdoutLoss: lossSum / n, map: r.map, microF1: r.microF1, macroF1: r.macroF1, mse: r.mse, images: n, baseMap: baseRateMap(labels, n, index.tags.count) };
 }
 
 /** Everything one round needs; `last` is the newest checkpoint written. */
@@ -148,13 +148,17 @@ async function trainEpoch(L: Loop, round: number, position: number, shard: Shard
       break;
     }
   }
+  // The partial batch left at the end (fewer than the batch size) is dropped, as Keras's fit does not:
+  // count it as done so the round's progress reaches 100%.
+  if (!e.interrupted) L.hooks.step?.(shard.count, e.steps ? e.lossSum / e.steps : NaN);
   e.seconds = (performance.now() - t0) / 1000;
   return e;
 }
 
 /** After an epoch: holdout metrics, the round's checkpoint, retention, log line, curves, summary. */
 async function finishRound(L: Loop, round: number, entry: ShardEntry, e: Epoch, slot: ShardSlot): Promise<void> {
-  const metrics = await evaluateHoldout(L.session, L.shardsDir, L.index, slot);
+  const held = await evaluateHoldout(L.session, L.shardsDir, L.index, slot);
+  const metrics: RoundMetrics | undefined = held && { holdoutLoss: held.holdoutLoss, map: held.map, microF1: held.microF1, macroF1: held.macroF1, mse: held.mse };
   await checkpointAt(L, round, -1, metrics);
   await pruneCheckpoints(L.ckptDir, L.opts.keep);
   const trainLoss = e.steps ? e.lossSum / e.steps : NaN;
@@ -162,8 +166,8 @@ async function finishRound(L: Loop, round: number, entry: ShardEntry, e: Epoch, 
   // Share of the round's training time spent inside the runtime's steps (the rest: batches, logging).
   const runtimeShare = e.stepSeconds / e.seconds;
   await L.log.write({ type: 'round', round, shard: entry.file, step: L.session.steps, trainLoss, ...metrics, imgPerS, imagesSeen: L.imagesSeen, lr: L.run.lr, seconds: e.seconds, runtimeShare });
-  L.log.curves.push({ images: L.imagesSeen, trainLoss, holdoutLoss: metrics?.holdoutLoss ?? NaN, map: metrics?.map ?? NaN });
-  await writeFileAtomic(path.join(L.runDir, 'curves.svg'), curvesSvg(L.log.curves));
+  L.log.curves.push({ round, images: L.imagesSeen, trainLoss, holdoutLoss: metrics?.holdoutLoss ?? NaN, map: metrics?.map ?? NaN });
+  await writeFileAtomic(path.join(L.runDir, 'curves.svg'), curvesSvg(L.log.curves, { holdout: held?.images ?? 0, baseMap: held?.baseMap }));
   L.hooks.roundEnd?.(
     `round ${round}/${L.opts.rounds} (${entry.file}): train loss ${trainLoss.toFixed(4)}` +
       (metrics ? `, holdout loss ${metrics.holdoutLoss.toFixed(4)}, mAP ${metrics.map.toFixed(3)}, micro-F1 ${metrics.microF1.toFixed(3)}` : ', no holdout') +

@@ -49,7 +49,7 @@ test('pairs writes shards whose pixels and labels match the sources, split by na
     }
   }
   assert.ok(holdoutSeen > 0 && holdoutSeen < 20, `holdout ${holdoutSeen}`);
-  assert.match(r.out.at(-1)!, /^kept 40 \(train \d+, holdout \d+\) in \d+ shards; skipped: none; tag files without image: 0$/);
+  assert.match(r.out.find((l) => l.startsWith('kept'))!, /^kept 40 \(train \d+, holdout \d+\) in \d+ shards; skipped: none; tag files without image: 0$/);
 });
 
 test('pairs skips bad inputs with one warning each and a summary by reason', async () => {
@@ -85,8 +85,8 @@ test('pairs skips bad inputs with one warning each and a summary by reason', asy
   expectWarning('unknown-tags.jpg', 'skipped, no-known-tags');
   expectWarning('no-txt.jpg', 'skipped, no-tag-file');
   expectWarning('orphan.txt', 'tag file without image');
-  assert.equal(warnings.length, 7);
-  assert.match(r.out.at(-1)!, /^kept 6 .* skipped: (?=.*not-an-image 2)(?=.*truncated 1)(?=.*too-large 1)(?=.*no-known-tags 1)(?=.*no-tag-file 1).*; tag files without image: 1$/);
+  assert.equal(warnings.filter((w) => !w.includes('the holdout has')).length, 7);
+  assert.match(r.out.find((l) => l.startsWith('kept'))!, /^kept 6 .* skipped: (?=.*not-an-image 2)(?=.*truncated 1)(?=.*too-large 1)(?=.*no-known-tags 1)(?=.*no-tag-file 1).*; tag files without image: 1$/);
 });
 
 test('an interrupted pairs run resumes to the same bytes as an uninterrupted one', async () => {

@@ -31,7 +31,7 @@ test('tags command counts each image once per tag, across folders and tag-file s
     'y/orphan.txt': 'never_counted',
   });
   const out = path.join(dir, 'tags.csv');
-  const r = await cli('tags', dir, '--out', out);
+  const r = await cli('tags', dir, '--out', out, '--min-count', '1');
   assert.equal(r.code, 0, r.err.join('\n'));
   const csv = await readFile(out, 'utf8');
   assert.equal(csv, 'tag_id,name,category,count\n0,1girl,0,3\n1,long_hair,0,1\n2,rating:general,9,1\n3,smile,0,1\n4,☆,0,1\n');

@@ -183,7 +183,7 @@ test('dispose during an in-flight setState frees the state: the finished worker 
   await assert.rejects(s.step(b.images, b.labels, 4, 0.001), /TrainSession\.step: the session is disposed/);
 });
 
-test('no leak: two windows of 1,000 steps (with evaluate, getState and setState) grow RSS by ≤ 1 KB per step, with a 200 KB batch', async (t) => {
+test('no leak: three windows of 1,000 steps (with evaluate, getState and setState) grow RSS by ≤ 1 KB per step (none by 8 KB), with a 200 KB batch', async (t) => {
   // 50,000 tags make each batch's labels 200 KB while the model stays cheap: a batch kept alive per
   // step (or a parameter copy) would add ≥ 200 KB a step, far over the bound.
   const c = gradcheckConfig({ tags: 50_000 });
@@ -203,13 +203,15 @@ test('no leak: two windows of 1,000 steps (with evaluate, getState and setState)
   const measure = (): number => (gc(), process.memoryUsage().rss);
   await loop(300); // warm-up: arenas and caches reach their size
   const rss = [measure()];
-  for (let w = 0; w < 2; w++) {
+  for (let w = 0; w < 3; w++) {
     await loop(1000);
     rss.push(measure());
   }
-  const perStep = [(rss[1]! - rss[0]!) / 1000, (rss[2]! - rss[1]!) / 1000];
+  const perStep = rss.slice(1).map((r, w) => (r - rss[w]!) / 1000);
   t.diagnostic(`RSS ${rss.map((r) => (r / 2 ** 20).toFixed(1)).join(' → ')} MiB; growth per step ${perStep.map((g) => (g / 1024).toFixed(2)).join(', ')} KiB`);
-  assert.ok(Math.min(...perStep) <= 1024 && perStep[1]! <= 1024, `growth per step ${perStep} bytes`);
+  // A leak grows every window by the same amount; allocator and GC noise does not. So: some window
+  // stays within 1 KB a step, and none grows by 8 KB a step (a leaked batch or parameter copy is ≥ 12 KB).
+  assert.ok(Math.min(...perStep) <= 1024 && Math.max(...perStep) <= 8192, `growth per step ${perStep} bytes`);
   s.dispose();
 });
 

@@ -53,9 +53,11 @@ async function runDemo(out: string, count: number, rounds: number, device: strin
   const model = path.join(out, 'model.onnx');
   const steps: string[][] = [
     ['synth', '--out', data, '--count', String(count), '--seed', '1'],
-    ['tags', data, '--out', path.join(out, 'tags.csv'), '--min-count', '5'],
-    ['pairs', data, '--tags', path.join(out, 'tags.csv'), '--out', shards, '--size', '64', '--shard-size', String(Math.ceil(count / 3)), '--holdout', '0.1'],
-    ['train', shards, '--out', path.join(out, 'run'), '--backbone', 'vgg16-tiny', '--hidden', '128', '--batch', '16', '--rounds', String(rounds), '--device', device, '--engine', engine],
+    // The demo's recipe: the 30 most frequent tags (rare colour–shape pairs left out, so the holdout has
+    // positives for every tag), 64 px, the tiny VGG16 with a 128-wide head at lr 7e-4 for 60 rounds.
+    ['tags', data, '--out', path.join(out, 'tags.csv'), '--top', '30', '--min-count', '5'],
+    ['pairs', data, '--tags', path.join(out, 'tags.csv'), '--out', shards, '--size', '64', '--shard-size', String(Math.ceil(count / 3)), '--holdout', '0.18'],
+    ['train', shards, '--out', path.join(out, 'run'), '--backbone', 'vgg16-tiny', '--hidden', '128', '--batch', '16', '--lr', '0.0007', '--rounds', String(rounds), '--device', device, '--engine', engine],
     ['export', path.join(out, 'run'), '--out', model],
     ['gallery', shards, '--model', model, '--out', path.join(out, 'gallery.html'), '--limit', '48'],
   ];

@@ -15,5 +15,6 @@ export const exportCommand: Command = ({ io }) =>
       const r = await exportModel(argv.run, argv.out, argv.checkpoint);
       const map = r.checkpoint.metrics ? `, holdout mAP ${r.checkpoint.metrics.map.toFixed(4)}` : '';
       io.out(`wrote ${argv.out} (${(r.bytes / 2 ** 20).toFixed(1)} MiB) from ${r.checkpoint.file} (round ${r.checkpoint.round}${map})`);
+      io.out(`next: alt-i2v-ort pred IMAGES_OR_FOLDER --model ${argv.out}`);
     },
   });

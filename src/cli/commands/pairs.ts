@@ -51,5 +51,7 @@ export const pairsCommand: Command = ({ io }) =>
     const skipText = Object.entries(skipped).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
     const train = index.shards.filter((s) => s.split === 'train').reduce((a, s) => a + s.count, 0);
     io.out(`kept ${kept} (train ${train}, holdout ${kept - train}) in ${index.shards.length} shards; skipped: ${skipText}; tag files without image: ${orphanTagFiles}`);
+    if (kept - train < 200) io.err(`warning: the holdout has ${kept - train} images: its mAP will be noisy; hold out more with --holdout (200 or more images is a good start)`);
+    io.out(`next: alt-i2v-ort train ${argv.out} --out run`);
   },
   });

@@ -15,7 +15,7 @@ export const tagsCommand: Command = ({ io }) =>
       .positional('dataset', { type: 'string', demandOption: true, describe: 'Folder of images with sibling .txt tag files' })
       .option('out', { type: 'string', demandOption: true, describe: 'tags.csv to write' })
       .option('top', { type: 'number', default: 5000, describe: 'Keep the K most frequent tags' })
-      .option('min-count', { type: 'number', default: 1, describe: 'Drop tags on fewer images than this' }),
+      .option('min-count', { type: 'number', default: 2, describe: 'Drop tags on fewer images than this (a tag on one image cannot be learned or evaluated)' }),
   handler: async (argv: { dataset: string; out: string; top: number; minCount: number }) => {
     const top = checkInteger('--top', argv.top, 1, 1_000_000);
     const minCount = checkInteger('--min-count', argv.minCount, 1, 1e12);
@@ -39,6 +39,8 @@ export const tagsCommand: Command = ({ io }) =>
     if (counted.imagesWithoutTagFile > 0) io.err(`warning: ${counted.imagesWithoutTagFile} images have no .txt tag file`);
     if (counted.tagFilesWithoutImage > 0) io.err(`warning: ${counted.tagFilesWithoutImage} .txt files have no image`);
     if (counted.skippedTagFiles > 0) io.err(`warning: ${counted.skippedTagFiles} tag files were skipped (warnings above)`);
-    io.out(`${counted.images} images, ${counted.counts.size} distinct tags; wrote ${rows.length} to ${argv.out}`);
+    const dropped = [...counted.counts.values()].filter((n) => n < minCount).length;
+    io.out(`${counted.images} images, ${counted.counts.size} distinct tags${dropped ? ` (${dropped} on fewer than ${minCount} images dropped)` : ''}; wrote ${rows.length} to ${argv.out}`);
+    io.out(`next: alt-i2v-ort pairs ${argv.dataset} --tags ${argv.out} --out shards`);
   },
   });

@@ -3,10 +3,10 @@
 import { defineCommand, type Command } from '../command.js';
 import { checkChoice, checkInteger, checkNumber, InterruptedError } from '../../util/errors.js';
 import { DEVICES } from '../../runtime/providers.js';
-import { trainRun } from '../../train/run.js';
+import { trainRun, type TrainHooks } from '../../train/run.js';
 import { ENGINES } from '../../train/engines.js';
 import { setIntegrityCheck } from '../../data/safetensors.js';
-import { startProgress, type Progress } from '../io.js';
+import { startProgress, type Io, type Progress } from '../io.js';
 
 export const trainCommand: Command = ({ io }) =>
   defineCommand({
@@ -60,30 +60,51 @@ export const trainCommand: Command = ({ io }) =>
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
-      let bar: Progress | undefined;
+      const progress = roundProgress(io, opts.rounds);
       try {
         const result = await trainRun(opts, {
-          info: (line) => (bar ? bar.log(line) : io.err(line)),
-          warn: (line) => (bar ? bar.log(line) : io.err(line)),
-          roundStart: (round, shard, images) => {
-            bar = startProgress(io, `round ${round}/${opts.rounds}`, images);
-          },
-          step: (done, loss) => bar?.update(done, `loss ${loss.toFixed(4)}`),
-          roundEnd: (line) => {
-            bar?.stop();
-            bar = undefined;
-            io.out(line);
-          },
+          info: progress.log,
+          warn: progress.log,
+          ...progress.hooks,
           stopRequested: () => stop,
         });
-        bar?.stop();
+        progress.stop();
         if (result.status === 'interrupted') {
           throw new InterruptedError(`interrupted: state saved in ${result.last.file}; continue with \`alt-i2v-ort train ${argv.shards} --out ${argv.out} --resume --rounds ${opts.rounds}\``);
         }
         io.out(`done: ${opts.rounds} rounds; last checkpoint ${result.last.file}${result.best ? `; best ${result.best.file} (holdout mAP ${result.best.metrics!.map.toFixed(4)})` : ''}`);
+        io.out(`next: alt-i2v-ort export ${argv.out} --out model.onnx`);
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }
     },
   });
+
+/** A progress bar per round, with the whole run's ETA from the mean duration of the rounds done so far. */
+function roundProgress(io: Io, rounds: number): { hooks: Pick<TrainHooks, 'roundStart' | 'step' | 'roundEnd'>; log: (line: string) => void; stop: () => void } {
+  let bar: Progress | undefined;
+  const roundTimes: number[] = [];
+  let roundStarted = 0;
+  let runEta = '';
+  const fmt = (s: number): string => (s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`);
+  return {
+    hooks: {
+      roundStart: (round, _shard, images) => {
+        if (roundStarted) roundTimes.push((performance.now() - roundStarted) / 1000);
+        roundStarted = performance.now();
+        const mean = roundTimes.length ? roundTimes.reduce((a, b) => a + b, 0) / roundTimes.length : 0;
+        runEta = mean ? ` | run ETA ${fmt(mean * (rounds - round + 1))}` : '';
+        bar = startProgress(io, `round ${round}/${rounds}`, images);
+      },
+      step: (done, loss) => bar?.update(done, `loss ${loss.toFixed(4)}${runEta}`),
+      roundEnd: (line) => {
+        bar?.stop();
+        bar = undefined;
+        io.out(line);
+      },
+    },
+    log: (line) => (bar ? bar.log(line) : io.err(line)),
+    stop: () => bar?.stop(),
+  };
+}

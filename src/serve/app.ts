@@ -57,7 +57,8 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 export async function buildServer(model: TaggerModel, o: ServeOptions): Promise<FastifyInstance> {
-  const app = fastify({ bodyLimit: o.bodyLimit, logger: false, forceCloseConnections: false, return503OnClosing: true });
+  // On close: idle keep-alive connections are closed at once, requests in flight are finished.
+  const app = fastify({ bodyLimit: o.bodyLimit, logger: false, forceCloseConnections: 'idle', return503OnClosing: true });
   const batcher = new Batcher(model, { batch: o.batch, maxWaitMs: o.maxWaitMs, queue: o.queue });
   const decode = limiter(Math.max(2, Math.floor((await import('node:os')).availableParallelism() / 2)));
   // Images accepted and not yet answered (decoding or waiting for the model): the bounded queue.

@@ -14,7 +14,7 @@ import { median, saveResult } from './common.js';
 import { makeJpegs } from './pairs.js';
 
 const S = 448;
-export const TAGS = 10861;
+const TAGS = 10861;
 // (out channels, stride) of the stand-in's convs, 3×3 each.
 const CONVS: [number, number][] = [[64, 2], [128, 2], [256, 2], [512, 2], [512, 1]];
 
@@ -31,7 +31,7 @@ function standInGflop(): number {
   return (2 * (macs + cin * TAGS)) / 1e9;
 }
 
-export function standInModel(): Uint8Array {
+function standInModel(): Uint8Array {
   const rng = new Rng(3);
   const g = new Graph('wd_stand_in');
   let x = g.op('Transpose', [g.input('input', 'float32', ['N', S, S, 3])], { perm: A.ints([0, 3, 1, 2]) });

@@ -25,10 +25,14 @@ export interface GalleryOptions {
 
 const THUMB = 192;
 
-async function thumbnail(input: string | { raw: Buffer; size: number }): Promise<string> {
+/** A small JPEG of an image file or of raw S×S×3 pixels (gallery cards, serve's /v1/image). */
+export async function thumbnailJpeg(input: string | { raw: Buffer; size: number }): Promise<Buffer> {
   const img = typeof input === 'string' ? sharp(input, { failOn: 'error', animated: false }).rotate() : sharp(input.raw, { raw: { width: input.size, height: input.size, channels: 3 } });
-  const jpeg = await img.resize(THUMB, THUMB, { fit: 'inside' }).flatten({ background: '#ffffff' }).jpeg({ quality: 80 }).toBuffer();
-  return `data:image/jpeg;base64,${jpeg.toString('base64')}`;
+  return img.resize(THUMB, THUMB, { fit: 'inside' }).flatten({ background: '#ffffff' }).jpeg({ quality: 80 }).toBuffer();
+}
+
+async function thumbnail(input: string | { raw: Buffer; size: number }): Promise<string> {
+  return `data:image/jpeg;base64,${(await thumbnailJpeg(input)).toString('base64')}`;
 }
 
 /** Gallery items from a folder of images (true tags from sibling .txt files) or a shards folder (holdout first). */

@@ -2,9 +2,9 @@
 // WD14 web UI tagger's API (/tagger/v1/interrogators, /tagger/v1/interrogate) so its clients work
 // unchanged, and the web page at /.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import sharp from 'sharp';
 import ort from 'onnxruntime-node';
 import { captionText, orderCaption } from '../predict/caption.js';
+import { thumbnailJpeg } from '../predict/gallery.js';
 import { captionOptionsFrom, selectOptionsFrom, type PredArgs } from '../predict/options.js';
 import { CATEGORY, selectTags, type TagScore } from '../predict/select.js';
 import { nearest, packBits } from '../predict/vectors.js';
@@ -112,10 +112,9 @@ export function registerRoutes(app: FastifyInstance, ctx: ServeContext): void {
     const i = Number((req.params as { i: string }).i);
     const file = o.index?.meta.files[i];
     if (!Number.isInteger(i) || !file) throw new HttpError(404, `No image ${JSON.stringify((req.params as { i: string }).i)} in the index`);
-    const jpeg = await sharp(file, { failOn: 'error' }).rotate().resize(192, 192, { fit: 'inside' }).flatten({ background: '#ffffff' }).jpeg({ quality: 80 }).toBuffer()
-      .catch(() => {
-        throw new HttpError(404, `The index's image ${i} cannot be read`);
-      });
+    const jpeg = await thumbnailJpeg(file).catch(() => {
+      throw new HttpError(404, `The index's image ${i} cannot be read`);
+    });
     return reply.type('image/jpeg').send(jpeg);
   });
   registerWd14Routes(app, ctx);

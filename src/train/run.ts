@@ -69,7 +69,7 @@ function batchOrder(seed: number, round: number, count: number): number[] {
 }
 
 /** Evaluate on every holdout shard, one shard in memory at a time (in `slot` when given). */
-export async function evaluateHoldout(session: TrainSession, dir: string, index: ShardIndexJson, slot?: ShardSlot, evalBatch = 64): Promise<(RoundMetrics & { images: number; baseMap: number }) | undefined> {
+export async function evaluateHoldout(session: TrainSession, dir: string, index: ShardIndexJson, slot?: ShardSlot, evalBatch = 64): Promise<{ metrics: RoundMetrics; images: number; baseMap: number } | undefined> {
   const holdouts = index.shards.filter((s) => s.split === 'holdout');
   let lossSum = 0;
   const { probs, labels, n } = await predictOverShards(dir, index, holdouts, evalBatch, async (images, lab, m) => {
@@ -79,7 +79,8 @@ export async function evaluateHoldout(session: TrainSession, dir: string, index:
   }, slot);
   if (n === 0) return undefined;
   const r = evaluatePredictions(probs, labels, n, index.tags.names, 0.5);
-  return { holdoutLoss: lossSum / n, map: r.map, microF1: r.microF1, macroF1: r.macroF1, mse: r.mse, images: n, baseMap: baseRateMap(labels, n, index.tags.count) };
+  const metrics = { holdoutLoss: lossSum / n, map: r.map, microF1: r.microF1, macroF1: r.macroF1, mse: r.mse };
+  return { metrics, images: n, baseMap: baseRateMap(labels, n, index.tags.count) };
 }
 
 /** Everything one round needs; `last` is the newest checkpoint written. */
@@ -158,7 +159,7 @@ async function trainEpoch(L: Loop, round: number, position: number, shard: Shard
 /** After an epoch: holdout metrics, the round's checkpoint, retention, log line, curves, summary. */
 async function finishRound(L: Loop, round: number, entry: ShardEntry, e: Epoch, slot: ShardSlot): Promise<void> {
   const held = await evaluateHoldout(L.session, L.shardsDir, L.index, slot);
-  const metrics: RoundMetrics | undefined = held && { holdoutLoss: held.holdoutLoss, map: held.map, microF1: held.microF1, macroF1: held.macroF1, mse: held.mse };
+  const metrics = held?.metrics;
   await checkpointAt(L, round, -1, metrics);
   await pruneCheckpoints(L.ckptDir, L.opts.keep);
   const trainLoss = e.steps ? e.lossSum / e.steps : NaN;

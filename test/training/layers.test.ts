@@ -158,18 +158,23 @@ test('denseBackward: dX, dW and dB match finite differences', async (t) => {
   fdCheck(t, 'dense dB', b, out.db!, (v) => dot(R.dense(Float64Array.from(x), n, i, w, v, o), r));
 });
 
+/** The loss and dz of bceForward/bceBackward on logits z and labels y of shape `dims`. */
+async function runBce(z: Float32Array, y: Float32Array, dims: number[]): Promise<Record<string, Float32Array>> {
+  const g = new Graph('bce');
+  const gz = g.input('z', 'float32', dims);
+  const gy = g.input('y', 'float32', dims);
+  g.output(L.bceForward(g, gz, gy), 'loss', 'float32', []);
+  g.output(L.bceBackward(g, gz, gy), 'dz', 'float32', dims);
+  return run(g, { z: { data: z, dims }, y: { data: y, dims } });
+}
+
 test('bceBackward matches finite differences and the loss is stable at |z| = 100', async (t) => {
   const rng = new Rng(6);
   const z = randoms(12, rng, -4, 4);
   z[0] = 100;
   z[1] = -100;
   const y = Float32Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? 1 : 0));
-  const g = new Graph('bce');
-  const gz = g.input('z', 'float32', [3, 4]);
-  const gy = g.input('y', 'float32', [3, 4]);
-  g.output(L.bceForward(g, gz, gy), 'loss', 'float32', []);
-  g.output(L.bceBackward(g, gz, gy), 'dz', 'float32', [3, 4]);
-  const out = await run(g, { z: { data: z, dims: [3, 4] }, y: { data: y, dims: [3, 4] } });
+  const out = await runBce(z, y, [3, 4]);
   assert.ok(Math.abs(out.loss![0]! - R.bce(Float64Array.from(z), y)) < 1e-5, `loss ${out.loss![0]}`);
   assert.ok(Number.isFinite(out.loss![0]!));
   fdCheck(t, 'bce dz', z, out.dz!, (v) => R.bce(v, y));
@@ -179,12 +184,7 @@ test('BCE with extreme logits that disagree with their labels (z = 100, y = 0; z
   // A naive log(1 + e^z) overflows here (e^100 > float32 max); the stable form must give 100 per element.
   const z = Float32Array.from([100, -100, 100, -100, 0, 3]);
   const y = Float32Array.from([0, 1, 1, 0, 1, 0]);
-  const g = new Graph('bce_extreme');
-  const gz = g.input('z', 'float32', [2, 3]);
-  const gy = g.input('y', 'float32', [2, 3]);
-  g.output(L.bceForward(g, gz, gy), 'loss', 'float32', []);
-  g.output(L.bceBackward(g, gz, gy), 'dz', 'float32', [2, 3]);
-  const out = await run(g, { z: { data: z, dims: [2, 3] }, y: { data: y, dims: [2, 3] } });
+  const out = await runBce(z, y, [2, 3]);
   // float64, written out: −[y log σ(z) + (1 − y) log(1 − σ(z))] per element, mean over 6.
   const each = [100, 100, Math.log1p(Math.exp(-100)), Math.log1p(Math.exp(-100)), Math.log(2), 3 + Math.log1p(Math.exp(-3))];
   const want = each.reduce((a, b) => a + b, 0) / 6;

@@ -3,6 +3,7 @@
 // the caller decides where and how files are written.
 import { OPSET } from './graph.js';
 import { buildEvalGraph, buildInferenceGraph, buildOptimizerGraph, buildTrainGraph, paramSpecs, type ModelConfig, type ParamSpec } from './model.js';
+import { buildInt8InferenceGraph, type ActivationRanges } from './quantize.js';
 
 export const ARTIFACTS_FORMAT = 'alt-i2v-ort/artifacts';
 
@@ -37,6 +38,8 @@ export interface InferenceMetadata {
   categories: number[];
   pad: 'center' | 'topleft';
   source: string;
+  /** An int8 model: activation ranges and what they were calibrated on (images, where from). */
+  int8?: { ranges: ActivationRanges; images: number; from: string };
 }
 
 export const INFERENCE_FORMAT = 'alt-i2v-ort/model';
@@ -49,7 +52,11 @@ export function encodeInferenceModel(config: ModelConfig, params: Map<string, Fl
   if (meta.tags.length !== config.tags || meta.categories.length !== config.tags) {
     throw new RangeError(`inference model: expected ${config.tags} tags and categories but received ${meta.tags.length} and ${meta.categories.length}`);
   }
-  return buildInferenceGraph(config, params).encode({
+  const graph = meta.int8 ? buildInt8InferenceGraph(config, params, meta.int8.ranges) : buildInferenceGraph(config, params);
+  const precision: Record<string, string> = meta.int8
+    ? { precision: 'int8', calibration: JSON.stringify({ method: 'minmax', images: meta.int8.images, from: meta.int8.from, ranges: meta.int8.ranges }) }
+    : { precision: 'fp32' };
+  return graph.encode({
     format: INFERENCE_FORMAT,
     format_version: '1',
     tags: JSON.stringify(meta.tags),
@@ -59,5 +66,6 @@ export function encodeInferenceModel(config: ModelConfig, params: Map<string, Fl
     hidden: String(config.hidden),
     source: meta.source,
     config: JSON.stringify(config),
+    ...precision,
   });
 }

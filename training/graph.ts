@@ -40,7 +40,7 @@ function toAttribute(name: string, a: Attr): AttributeJson {
   }
 }
 
-export type TypedData = Float32Array | Float64Array | Uint8Array | BigInt64Array | Int32Array;
+export type TypedData = Float32Array | Float64Array | Uint8Array | Int8Array | BigInt64Array | Int32Array;
 
 export function tensorProto(name: string, dtype: DType, dims: number[], data: TypedData): TensorProtoJson {
   const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);

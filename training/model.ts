@@ -317,8 +317,7 @@ export function buildCopyGraph(): Graph {
   return g;
 }
 
-/** Inference graph with the parameters as initializers: image uint8 (N,S,S,3) → probs (N,K), features (N,D). */
-export function buildInferenceGraph(c: ModelConfig, params: Map<string, Float32Array>): Graph {
+function inferenceGraph(c: ModelConfig, params: Map<string, Float32Array>): { g: Graph; f: Forward } {
   checkConfig(c);
   const g = new Graph('alt_i2v');
   const names = new Map<string, string>();
@@ -330,5 +329,26 @@ export function buildInferenceGraph(c: ModelConfig, params: Map<string, Float32A
   const f = buildForward(g, c, (n) => names.get(n)!, 'eval');
   g.output(g.op('Sigmoid', [f.logits]), io.probs, 'float32', ['N', c.tags]);
   g.output(f.features, io.features, 'float32', ['N', c.hidden]);
+  return { g, f };
+}
+
+/** Inference graph with the parameters as initializers: image uint8 (N,S,S,3) → probs (N,K), features (N,D). */
+export function buildInferenceGraph(c: ModelConfig, params: Map<string, Float32Array>): Graph {
+  return inferenceGraph(c, params).g;
+}
+
+/** Output names of the calibration graph: the batch's max of each conv's ReLU, min/max of the BN output, max of the hidden ReLU. */
+export const RANGE = { relu: (i: number): string => `range:relu${i + 1}`, bnMin: 'range:bn_min', bnMax: 'range:bn_max', hidden: 'range:hidden' } as const;
+
+/** The inference graph plus scalar RANGE outputs: what int8 export calibrates its activation scales from. */
+export function buildCalibrationGraph(c: ModelConfig, params: Map<string, Float32Array>): Graph {
+  const { g, f } = inferenceGraph(c, params);
+  const reduce = (op: string, x: string, name: string): void => {
+    g.output(g.op(op, [x], { keepdims: A.i(0) }), name, 'float32', []);
+  };
+  f.convOut.forEach((x, i) => reduce('ReduceMax', x, RANGE.relu(i)));
+  reduce('ReduceMin', f.bnY, RANGE.bnMin);
+  reduce('ReduceMax', f.bnY, RANGE.bnMax);
+  reduce('ReduceMax', f.h, RANGE.hidden);
   return g;
 }

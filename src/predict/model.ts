@@ -21,6 +21,8 @@ export interface TaggerMetadata {
   /** Width of the `features` output; 0 for a model without one. */
   hidden: number;
   source: string;
+  /** `int8` for a model from `export --int8`; `fp32` otherwise (foreign models included). */
+  precision: 'fp32' | 'int8';
 }
 
 export interface LoadOptions {
@@ -70,6 +72,7 @@ export function parseTaggerMetadata(props: Map<string, string>, file: string): T
     pad: props.get('pad') as PadRule,
     hidden: Number(props.get('hidden')),
     source: props.get('source') ?? '',
+    precision: props.get('precision') === 'int8' ? 'int8' : 'fp32',
   };
 }
 
@@ -130,7 +133,7 @@ export class TaggerModel {
       await session.release();
       throw new UsageError(`Expected ${width} tags in ${JSON.stringify(opts.tags)} for the model's ${width} outputs but it has ${foreignTags!.tags.length}`);
     }
-    const fmeta: TaggerMetadata = { ...foreignTags!, imageSize: contract.size, pad: contract.pad, hidden: 0, source: `${contract.kind} model ${file}` };
+    const fmeta: TaggerMetadata = { ...foreignTags!, imageSize: contract.size, pad: contract.pad, hidden: 0, source: `${contract.kind} model ${file}`, precision: 'fp32' };
     return new TaggerModel(fmeta, contract, session, fingerprint(fmeta.tags));
   }
 

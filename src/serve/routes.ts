@@ -65,7 +65,7 @@ export function registerRoutes(app: FastifyInstance, ctx: ServeContext): void {
   app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(PAGE));
   app.get('/healthz', async () => ({ ok: true, queued: ctx.queued, ...ctx.batcher.stats }));
   app.get('/v1/model', async () => ({
-    name: o.name, source: model.meta.source, input: model.contract, tags: tags.map((t, j) => ({ tag: t, category: categoryName(categories[j] ?? 0) })),
+    name: o.name, source: model.meta.source, precision: model.meta.precision, input: model.contract, tags: tags.map((t, j) => ({ tag: t, category: categoryName(categories[j] ?? 0) })),
     hidden: model.meta.hidden, index: o.index ? { kind: o.index.meta.kind, images: o.index.meta.files.length } : null, versions: { onnxruntime: ort.env.versions.common, node: process.version },
   }));
 

@@ -1,16 +1,28 @@
 // `export`: the self-contained inference model of a run, from its best checkpoint (by holdout mAP) or
-// a named one, written atomically.
+// a named one, written atomically; with `int8`, quantized and calibrated on the run's training shards.
 import path from 'node:path';
 import { UsageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
-import { encodeInferenceModel } from '../../training/artifacts.js';
+import { encodeInferenceModel, type InferenceMetadata } from '../../training/artifacts.js';
+import { calibrate } from './calibrate.js';
 import { bestCheckpoint, listCheckpoints, nonFinite, readCheckpoint, type CheckpointInfo } from './checkpoint.js';
 import { readRunConfig } from './run-config.js';
 
-export async function exportModel(runDir: string, out: string, checkpoint?: string): Promise<{ checkpoint: CheckpointInfo; bytes: number }> {
+export interface ExportOptions {
+  checkpoint?: string;
+  /** Write the int8 model, calibrated on `calibrate` images of `shards` (default: the run's). */
+  int8?: boolean;
+  calibrate?: number;
+  shards?: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export const DEFAULT_CALIBRATION_IMAGES = 256;
+
+export async function exportModel(runDir: string, out: string, opts: ExportOptions = {}): Promise<{ checkpoint: CheckpointInfo; bytes: number; calibrated?: number }> {
   const run = await readRunConfig(runDir);
   let chosen: CheckpointInfo | undefined;
-  if (checkpoint) chosen = { file: checkpoint, round: -1, position: -1, step: -1 };
+  if (opts.checkpoint) chosen = { file: opts.checkpoint, round: -1, position: -1, step: -1 };
   else {
     const list = await listCheckpoints(path.join(runDir, 'checkpoints'));
     chosen = bestCheckpoint(list) ?? list.at(-1);
@@ -23,12 +35,20 @@ export async function exportModel(runDir: string, out: string, checkpoint?: stri
   const broken = nonFinite(state.params);
   if (broken) throw new UsageError(`Expected finite weights in ${JSON.stringify(chosen.file)} but ${broken} holds NaN or infinite values (a diverged run); export another checkpoint with --checkpoint`);
   const mapText = info.metrics ? `, holdout mAP ${info.metrics.map.toFixed(4)}` : '';
-  const bytes = encodeInferenceModel(run.model, state.params, {
+  const meta: InferenceMetadata = {
     tags: run.tags.names,
     categories: run.tags.categories,
     pad: run.pad as 'center' | 'topleft',
     source: `${path.resolve(runDir)} ${path.basename(info.file)} (round ${info.round}, step ${info.step}${mapText}), backbone ${run.backbone}`,
-  });
+  };
+  if (opts.int8) {
+    const images = opts.calibrate ?? DEFAULT_CALIBRATION_IMAGES;
+    if (!Number.isInteger(images) || images < 1) throw new UsageError(`Expected --calibrate to be a whole number of images ≥ 1 but received ${opts.calibrate}`);
+    const shards = path.resolve(opts.shards ?? run.shards);
+    const cal = await calibrate(run.model, state.params, shards, images, opts.onProgress);
+    meta.int8 = { ranges: cal.ranges, images: cal.images, from: shards };
+  }
+  const bytes = encodeInferenceModel(run.model, state.params, meta);
   await writeFileAtomic(out, bytes);
-  return { checkpoint: info, bytes: bytes.length };
+  return { checkpoint: info, bytes: bytes.length, calibrated: meta.int8?.images };
 }

@@ -54,6 +54,68 @@ export function hasPython(modules: string[]): boolean {
   return r.status === 0;
 }
 
+/** numpy's float32 2048² matmul GFLOP/s (the reference Python's BLAS), or undefined without numpy. */
+export function numpySgemmGflops(): number | undefined {
+  const code = 'import numpy as np,time\na=np.random.rand(2048,2048).astype(np.float32)\na@a\nt=[]\nfor i in range(5):\n s=time.perf_counter();a@a;t.append(time.perf_counter()-s)\nprint(2*2048**3/sorted(t)[2]/1e9)';
+  const r = spawnSync('/usr/bin/python3', ['-c', code], { encoding: 'utf8' });
+  return r.status === 0 ? Number(r.stdout.trim()) : undefined;
+}
+
+/**
+ * The CPU's fp32 FMA peak at its nominal clock: cores × GHz × FLOP/cycle, FLOP/cycle from the vector
+ * width and FMA units (2 × 16 lanes × 2 with AVX-512 on Zen 5 and server Intel, 32 with AVX2 or on
+ * Zen 4's double-pumped AVX-512). Undefined where /proc/cpuinfo does not tell.
+ */
+export function fmaPeak(): { gflops: number; ghz: number; perCycle: number; note: string } | undefined {
+  if (!existsSync('/proc/cpuinfo')) return undefined;
+  const info = readFileSync('/proc/cpuinfo', 'utf8');
+  const mhz = Number(/^cpu MHz\s*:\s*([\d.]+)/m.exec(info)?.[1]);
+  const flags = /^flags\s*:(.*)$/m.exec(info)?.[1]?.split(/\s+/) ?? [];
+  const family = Number(/^cpu family\s*:\s*(\d+)/m.exec(info)?.[1]);
+  const amd = /AuthenticAMD/.test(info);
+  if (!(mhz > 0) || !flags.includes('fma')) return undefined;
+  const avx512 = flags.includes('avx512f') && !(amd && family < 26);
+  const perCycle = avx512 ? 64 : flags.includes('avx2') || flags.includes('avx512f') ? 32 : 16;
+  const ghz = mhz / 1000;
+  const note = `${os.availableParallelism()} cores × ${ghz.toFixed(2)} GHz × ${perCycle} FLOP/cycle (${avx512 ? 'AVX-512' : 'AVX2'} FMA, 2 units)`;
+  return { gflops: os.availableParallelism() * ghz * perCycle, ghz, perCycle, note };
+}
+
+export interface Limit {
+  gflops: number;
+  what: string;
+  ortSgemm: number;
+  numpySgemm?: number;
+  fma?: number;
+  fmaNote?: string;
+}
+
+let limit: Limit | undefined;
+
+/** The machine's fp32 limit: the best of ORT's sgemm, numpy's sgemm (when installed) and the FMA peak. */
+export async function machineLimit(): Promise<Limit> {
+  if (limit) return limit;
+  const ortSgemm = await sgemmGflops();
+  const numpySgemm = numpySgemmGflops();
+  const fma = fmaPeak();
+  const options: [number | undefined, string][] = [[ortSgemm, 'ORT sgemm'], [numpySgemm, 'numpy sgemm'], [fma?.gflops, 'FMA peak']];
+  const [gflops, what] = options.filter((o): o is [number, string] => o[0] !== undefined).sort((a, b) => b[0] - a[0])[0]!;
+  limit = { gflops, what, ortSgemm, numpySgemm, fma: fma?.gflops, fmaNote: fma?.note };
+  console.error(`limit: ${gflops.toFixed(0)} GFLOP/s (${what}); ORT sgemm ${ortSgemm.toFixed(0)}, numpy sgemm ${numpySgemm?.toFixed(0) ?? 'not installed'}, FMA peak ${fma ? `${fma.gflops.toFixed(0)} = ${fma.note}` : 'unknown'}`);
+  return limit;
+}
+
+/** "NN% of L GFLOP/s (what)" for a rate in img/s at `flopPerImage`. */
+export const ofLimit = (imgPerS: number, flopPerImage: number, l: Limit): string =>
+  `${((100 * imgPerS * flopPerImage) / 1e9 / l.gflops).toFixed(0)}% of ${l.gflops.toFixed(0)} GFLOP/s (${l.what}); ${((imgPerS * flopPerImage) / 1e9).toFixed(0)} GFLOP/s`;
+
+/** The CPU's integer dot-product features, for int8 rows. */
+export function intFeatures(): string {
+  const flags = existsSync('/proc/cpuinfo') ? (/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.split(/\s+/) ?? []) : [];
+  const has = ['avx512_vnni', 'avx_vnni', 'amx_int8', 'avx512bw', 'avx2'].filter((f) => flags.includes(f));
+  return has.length ? has.join(' ') : 'unknown';
+}
+
 export async function saveResult(name: string, result: Record<string, unknown>): Promise<string> {
   const dir = path.resolve('bench', 'results');
   await mkdir(dir, { recursive: true });

@@ -1,4 +1,4 @@
-// `npm run bench -- [pairs|pred|wd|serve|torch|train|native|trainloop|all] [--with-reference] [--quick] [--device cpu|cuda]`: our hot paths next to
+// `npm run bench -- [pairs|pred|wd|serve|torch|tiny|train|native|trainloop|all] [--with-reference] [--quick] [--device cpu|cuda]`: our hot paths next to
 // their references, one table row each. Each bench is imported only when asked for (the GPU machine
 // has no sharp).
 import yargs from 'yargs';
@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown
   trainloop: async () => (await import('./trainloop.js')).benchTrainloop,
   pred: async () => (await import('./pred.js')).benchPred,
   torch: async () => (await import('./torch.js')).benchTorch,
+  tiny: async () => (await import('./tiny.js')).benchTiny,
   wd: async () => (await import('./wd.js')).benchWd,
   serve: async () => (await import('./serve.js')).benchServe,
 };
@@ -24,8 +25,8 @@ const argv = await yargs(process.argv.slice(2))
   .option('with-reference', { type: 'boolean', default: false, describe: 'Install the Debian references (PyTorch, PIL) first' })
   .strict()
   .parseAsync();
-// `all --quick` runs the rows users compare us by (data preparation, prediction, training against
-// PyTorch); the full `all` adds the internal comparisons (graph variants, native vs onnxruntime-node, loop).
-const QUICK_ALL = ['pairs', 'pred', 'torch'];
+// `all --quick` runs the rows users compare us by (data preparation, prediction fp32 and int8, training
+// against PyTorch, full and tiny); the full `all` adds the internal comparisons (graph variants, native vs onnxruntime-node, loop).
+const QUICK_ALL = ['pairs', 'pred', 'torch', 'tiny'];
 const which = argv.which === 'all' ? (argv.quick ? QUICK_ALL : Object.keys(BENCHES)) : [argv.which as string];
 for (const name of which) await (await BENCHES[name]!())({ quick: argv.quick, device: argv.device, batches: argv.batches?.map(Number), withReference: argv.withReference });

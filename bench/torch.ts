@@ -6,15 +6,29 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import os from 'node:os';
-import { writeFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, writeFile, rm } from 'node:fs/promises';
+import { opShares, readProfile, type OpShare } from '../src/runtime/profile.js';
+import { inferenceFlops, trainStepFlops } from '../training/flops.js';
+import { HostTrainSession } from '../training/host-session.js';
 import { TrainSession } from '../src/train/train-session.js';
 import { encodeInferenceModel } from '../training/artifacts.js';
 import { randomBatch } from '../training/gradcheck.js';
-import { defaultConfig, initParams } from '../training/model.js';
-import { hasPython, median, saveResult, sgemmGflops } from './common.js';
+import { defaultConfig, initParams, type ModelConfig } from '../training/model.js';
+import { hasPython, machineLimit, median, ofLimit, saveResult } from './common.js';
 
-const INFER_GFLOP = 15.8;
-const TRAIN_GFLOP = 37;
+/** The fused step graph's ops by time, from ONNX Runtime's profiler (the same kernels the native engine runs), last of 3 steps. */
+async function profileTrainStep(c: ModelConfig, params: Map<string, Float32Array>, batch: number): Promise<OpShare[]> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'alt-i2v-profile-'));
+  const s = await HostTrainSession.create(c, params, { fused: true, profilePrefix: path.join(dir, 'step') });
+  const data = randomBatch(c, batch, 2);
+  for (let i = 0; i < 3; i++) await s.trainStep(data, 0.001);
+  s.endProfiling();
+  await s.release();
+  const file = (await readdir(dir)).find((f) => f.endsWith('.json'))!;
+  const shares = opShares(await readProfile(path.join(dir, file), { lastRun: true }));
+  await rm(dir, { recursive: true, force: true });
+  return shares;
+}
 
 export async function benchTorch(opts: { quick: boolean; withReference?: boolean }): Promise<Record<string, unknown>> {
   if (opts.withReference && !hasPython(['torch', 'torchvision'])) {
@@ -62,19 +76,23 @@ export async function benchTorch(opts: { quick: boolean; withReference?: boolean
   trainer.dispose();
   await infer.release();
   await rm(modelFile, { force: true });
-  const gflops = await sgemmGflops();
+  const limit = await machineLimit();
   const rate = (xs: number[]): number => batch / median(xs);
+  const flop = { infer: inferenceFlops(config), train: trainStepFlops(config) };
+  console.error('torch: profiling the fused step graph (3 steps through onnxruntime-node)');
+  const profile = await profileTrainStep(config, params, batch);
   const row = {
-    batch, threads, sgemmGflops: gflops, torch: version || null,
+    batch, threads, limit, gflopPerImage: { infer: flop.infer / 1e9, train: flop.train / 1e9 }, torch: version || null,
     inferImgPerS: rate(ours.infer), trainImgPerS: rate(ours.train),
     torchInferImgPerS: torch ? rate(ref.infer) : null, torchTrainImgPerS: torch ? rate(ref.train) : null,
-    inferOfLimit: (rate(ours.infer) * INFER_GFLOP) / gflops, trainOfLimit: (rate(ours.train) * TRAIN_GFLOP) / gflops,
-    runs: { ours, ref },
+    profile, runs: { ours, ref },
   };
   const f = await saveResult('torch', row);
   const vs = (a: number, b: number | null): string => (b ? `${(a / b).toFixed(2)}×` : 'skipped');
-  console.log(`| inference, full VGG16 + head, batch 8, CPU | ours ${row.inferImgPerS.toFixed(2)} img/s | PyTorch ${version || '-'} ${row.torchInferImgPerS?.toFixed(2) ?? 'skipped'} img/s | ${vs(row.inferImgPerS, row.torchInferImgPerS)} | ${(100 * row.inferOfLimit).toFixed(0)}% of ${gflops.toFixed(0)} GFLOP/s sgemm |`);
-  console.log(`| train step, full VGG16 + head, 8 convs frozen, batch 8, CPU | ours ${row.trainImgPerS.toFixed(2)} img/s | PyTorch ${version || '-'} ${row.torchTrainImgPerS?.toFixed(2) ?? 'skipped'} img/s | ${vs(row.trainImgPerS, row.torchTrainImgPerS)} | ${(100 * row.trainOfLimit).toFixed(0)}% of ${gflops.toFixed(0)} GFLOP/s sgemm |`);
+  console.log(`| inference, full VGG16 + head, batch 8, CPU (${(flop.infer / 1e9).toFixed(1)} GFLOP/img) | ours ${row.inferImgPerS.toFixed(2)} img/s | PyTorch ${version || '-'} ${row.torchInferImgPerS?.toFixed(2) ?? 'skipped'} img/s | ${vs(row.inferImgPerS, row.torchInferImgPerS)} | ${ofLimit(row.inferImgPerS, flop.infer, limit)} |`);
+  console.log(`| train step, full VGG16 + head, 8 convs frozen, batch 8, CPU (${(flop.train / 1e9).toFixed(1)} GFLOP/img) | ours ${row.trainImgPerS.toFixed(2)} img/s | PyTorch ${version || '-'} ${row.torchTrainImgPerS?.toFixed(2) ?? 'skipped'} img/s | ${vs(row.trainImgPerS, row.torchTrainImgPerS)} | ${ofLimit(row.trainImgPerS, flop.train, limit)} |`);
+  const total = profile.reduce((a, p) => a + p.ms, 0);
+  console.log(`  train step profile (${total.toFixed(0)} ms in ops): ${profile.slice(0, 8).map((p) => `${p.op} ${(100 * p.share).toFixed(0)}%${p.gflop > 0 ? ` (${(p.gflop / (p.ms / 1000)).toFixed(0)} GFLOP/s)` : ''}`).join(', ')}`);
   console.log(`  results in ${f}`);
   return row;
 }

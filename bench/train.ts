@@ -1,13 +1,11 @@
 // `npm run bench -- train`: one full-size training step (VGG16 + the seed head, 8 convs frozen, random
 // init, batch 8) through onnxruntime-node, train + optimizer graphs vs the fused step graph, median
-// of alternating runs, against PyTorch CPU (1.32 img/s measured on this machine when the project started).
+// of alternating runs (PyTorch's step is the `torch` bench's row, measured side by side there).
 import { HostTrainSession } from '../training/host-session.js';
 import { defaultConfig, initParams, paramSpecs, numel } from '../training/model.js';
 import { randomBatch } from '../training/gradcheck.js';
-import { median, saveResult } from './common.js';
-
-const PYTORCH_TRAIN_IMG_S = 1.32;
-const TRAIN_GFLOP_PER_IMG = 37;
+import { trainStepFlops } from '../training/flops.js';
+import { machineLimit, median, ofLimit, saveResult } from './common.js';
 
 export async function benchTrain(opts: { quick: boolean }): Promise<Record<string, unknown>> {
   const batch = 8;
@@ -29,17 +27,16 @@ export async function benchTrain(opts: { quick: boolean }): Promise<Record<strin
   }
   for (const s of Object.values(variants)) await s.release();
   const imgS = (name: string): number => batch / median(times[name]!);
+  const limit = await machineLimit();
+  const flop = trainStepFlops(c);
   const row = {
-    batch,
+    batch, gflopPerImage: flop / 1e9, limit,
     secondsPerStep: { separate: median(times.separate!), fused: median(times.fused!) },
     imgPerS: { separate: imgS('separate'), fused: imgS('fused') },
     runs: times,
-    pytorchImgPerS: PYTORCH_TRAIN_IMG_S,
-    ratioVsPytorch: { separate: imgS('separate') / PYTORCH_TRAIN_IMG_S, fused: imgS('fused') / PYTORCH_TRAIN_IMG_S },
-    gflopPerS: { separate: imgS('separate') * TRAIN_GFLOP_PER_IMG, fused: imgS('fused') * TRAIN_GFLOP_PER_IMG },
   };
   const f = await saveResult('train', row);
-  console.log(`| train step, full VGG16, batch 8, CPU (onnxruntime-node, host copies) | separate ${row.imgPerS.separate.toFixed(2)} img/s | fused ${row.imgPerS.fused.toFixed(2)} img/s | PyTorch ${PYTORCH_TRAIN_IMG_S} img/s | ratio ${row.ratioVsPytorch.separate.toFixed(2)}× / ${row.ratioVsPytorch.fused.toFixed(2)}× |`);
-  console.log(`  ${row.gflopPerS.separate.toFixed(0)} / ${row.gflopPerS.fused.toFixed(0)} GFLOP/s at 37 GFLOP/img; results in ${f}`);
+  console.log(`| train graphs through onnxruntime-node: fused step vs train + Adam graphs, full model, batch 8 (\`train\`) | ${row.imgPerS.fused.toFixed(2)} img/s | ${row.imgPerS.separate.toFixed(2)} img/s | ${(row.imgPerS.fused / row.imgPerS.separate).toFixed(2)}× | ${ofLimit(row.imgPerS.fused, flop, limit)} |`);
+  console.log(`  results in ${f}`);
   return row;
 }

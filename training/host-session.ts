@@ -12,6 +12,8 @@ export interface HostSessionOptions {
   threads?: number;
   /** onnxruntime-node execution providers (default cpu). */
   executionProviders?: string[];
+  /** Profile the train graph with ONNX Runtime's profiler, writing PREFIX_<time>.json on endProfiling(). */
+  profilePrefix?: string;
 }
 
 export class HostTrainSession {
@@ -36,10 +38,16 @@ export class HostTrainSession {
 
   static async create(config: ModelConfig, params: Map<string, Float32Array>, opts: HostSessionOptions = {}): Promise<HostTrainSession> {
     const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: opts.threads ?? 0, graphOptimizationLevel: 'all', executionProviders: opts.executionProviders ?? ['cpu'] };
-    const train = await ort.InferenceSession.create(buildTrainGraph(config, { fuseOptimizer: opts.fused }).encode(), so);
+    const profiling: ort.InferenceSession.SessionOptions = opts.profilePrefix ? { enableProfiling: true, profileFilePrefix: opts.profilePrefix } : {};
+    const train = await ort.InferenceSession.create(buildTrainGraph(config, { fuseOptimizer: opts.fused }).encode(), { ...so, ...profiling });
     const optimizer = opts.fused ? null : await ort.InferenceSession.create(buildOptimizerGraph(config).encode(), so);
     const evaluator = await ort.InferenceSession.create(buildEvalGraph(config).encode(), so);
     return new HostTrainSession(config, new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])), train, optimizer, evaluator);
+  }
+
+  /** Write the train graph's profile (with `profilePrefix`). */
+  endProfiling(): void {
+    this.train.endProfiling();
   }
 
   /** One Adam step on a batch; returns the loss before the update. */

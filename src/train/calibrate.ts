@@ -28,6 +28,17 @@ export function calibrationPlan(counts: number[], images: number): { shard: numb
   return take.flatMap((t, shard) => (t > 0 ? [{ shard, take: t }] : []));
 }
 
+/** A fresh range set (everything at 0), for widenRanges. */
+export const emptyRanges = (): ActivationRanges => ({ relu: new Array<number>(13).fill(0), bn: [0, 0], hidden: 0 });
+
+/** Widen `ranges` to cover one calibration-graph run's outputs. */
+export function widenRanges(ranges: ActivationRanges, out: Record<string, { data: unknown }>): void {
+  const v = (name: string): number => Number((out[name]!.data as Float32Array)[0]);
+  ranges.relu = ranges.relu.map((r, j) => Math.max(r, v(RANGE.relu(j))));
+  ranges.bn = [Math.min(ranges.bn[0], v(RANGE.bnMin)), Math.max(ranges.bn[1], v(RANGE.bnMax))];
+  ranges.hidden = Math.max(ranges.hidden, v(RANGE.hidden));
+}
+
 export async function calibrate(
   config: ModelConfig,
   params: Map<string, Float32Array>,
@@ -44,7 +55,7 @@ export async function calibrate(
   const plan = calibrationPlan(train.map((s) => s.count), images);
   const total = plan.reduce((a, p) => a + p.take, 0);
   const session = await ort.InferenceSession.create(buildCalibrationGraph(config, params).encode(), { graphOptimizationLevel: 'all' });
-  const ranges: ActivationRanges = { relu: new Array<number>(13).fill(0), bn: [0, 0], hidden: 0 };
+  const ranges = emptyRanges();
   const slot = new ShardSlot();
   const px = config.imageSize ** 2 * 3;
   let done = 0;
@@ -54,11 +65,7 @@ export async function calibrate(
       for (let i = 0; i < step.take; i += CALIBRATION_BATCH) {
         const m = Math.min(CALIBRATION_BATCH, step.take - i);
         const image = new ort.Tensor('uint8', shard.images.subarray(i * px, (i + m) * px), [m, config.imageSize, config.imageSize, 3]);
-        const out = await session.run({ image });
-        const v = (name: string): number => Number(out[name]!.data[0]);
-        ranges.relu = ranges.relu.map((r, j) => Math.max(r, v(RANGE.relu(j))));
-        ranges.bn = [Math.min(ranges.bn[0], v(RANGE.bnMin)), Math.max(ranges.bn[1], v(RANGE.bnMax))];
-        ranges.hidden = Math.max(ranges.hidden, v(RANGE.hidden));
+        widenRanges(ranges, await session.run({ image }));
         done += m;
         onProgress?.(done, total);
       }

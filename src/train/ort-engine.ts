@@ -36,7 +36,7 @@ export class OrtTrainEngine implements NativeTrainSession {
     return this.call('load', false, async () => {
       if (this.train) throw new Error('TrainSession.load: already loaded; use setState');
       if (options.device !== 'cpu') throw new Error(`TrainSession.load: the onnxruntime-node engine trains on the CPU only, not ${options.device}; build the native addon (npm run build:native) for CUDA`);
-      const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: options.intraOpThreads, interOpNumThreads: options.interOpThreads, graphOptimizationLevel: 'all' };
+      const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: options.intraOpThreads, interOpNumThreads: options.interOpThreads, graphOptimizationLevel: 'all', enableMemPattern: false };
       this.trainable = options.specs.flatMap((s, i) => (s.role === 'trainable' ? [i] : []));
       this.updated = options.specs.flatMap((s, i) => (s.role === 'state' ? [i] : []));
       this.checkState(options.specs, params, m, v);

@@ -47,12 +47,15 @@ export const serveCommand: Command = ({ io }) =>
       };
       const device = checkChoice('--device', argv.device, DEVICES) as Device;
       const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io, { executionProviders: executionProviders(device) }));
+      // The first requests should not pay the runtime's first-run work: warm up on a dummy batch while fastify starts.
+      const warm = model.warmUp(opts.batch);
       const app = await buildServer(model, opts);
+      await warm;
       const address = await app.listen({ host: argv.host, port }).catch(async (err: Error) => {
         await model.release();
         throw new UsageError(`Expected to listen on ${argv.host}:${port} but it fails: ${err.message}`);
       });
-      io.err(`serve: ${opts.name} (${model.meta.tags.length} tags) on ${address}; API under /v1 and /tagger/v1, page at /`);
+      io.err(`serve: ${opts.name} (${model.meta.tags.length} tags, ${model.meta.precision}) on ${address}; API under /v1 and /tagger/v1, page at /`);
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           process.off('SIGINT', stop);

@@ -44,7 +44,7 @@ const PRESET_CONTRACT: Record<'wd' | 'deepdanbooru', Pick<InputContract, 'channe
 };
 
 /** The tensor input of a foreign tagger: float32 [N|1, S, S, 3], checked, with the file named in errors. */
-function foreignInput(session: ort.InferenceSession, file: string): { name: string; size: number; fixedBatch: number | null } {
+function foreignInput(session: Pick<ort.InferenceSession, 'inputMetadata'>, file: string): { name: string; size: number; fixedBatch: number | null } {
   const where = JSON.stringify(file);
   const inputs = session.inputMetadata;
   if (inputs.length !== 1 || !inputs[0]!.isTensor) throw new UsageError(`Expected a tagger model with one image input in ${where} but it has ${inputs.length} inputs`);
@@ -57,7 +57,7 @@ function foreignInput(session: ort.InferenceSession, file: string): { name: stri
 }
 
 /** The contract of a model without our metadata, from the preset (auto: from its tags file). */
-export function foreignContract(session: ort.InferenceSession, file: string, preset: Preset, tagsFile: string, over: ContractOverrides): { contract: InputContract; chosen: string } {
+export function foreignContract(session: Pick<ort.InferenceSession, 'inputMetadata' | 'outputNames'>, file: string, preset: Preset, tagsFile: string, over: ContractOverrides): { contract: InputContract; chosen: string } {
   const input = foreignInput(session, file);
   const outputs = session.outputNames;
   if (outputs.length < 1) throw new UsageError(`Expected a tagger model with a probabilities output in ${JSON.stringify(file)} but it has no outputs`);

@@ -11,6 +11,7 @@ import type { PadRule, PreprocessOptions } from '../data/images.js';
 import { UsageError } from '../util/errors.js';
 import { readInput } from '../util/fsx.js';
 import { INFERENCE_FORMAT } from '../../training/artifacts.js';
+import { WorkerSession } from './worker-session.js';
 import { foreignContract, inputTensor, type ContractOverrides, type InputContract, type Preset } from './contract.js';
 
 export interface TaggerMetadata {
@@ -96,7 +97,7 @@ export class TaggerModel {
   private constructor(
     readonly meta: TaggerMetadata,
     readonly contract: InputContract,
-    private readonly session: ort.InferenceSession,
+    private readonly session: WorkerSession,
     /** Identifies the model (its metadata, size and tags), for files made with it such as kpi.json. */
     readonly fingerprint: string,
   ) {}
@@ -117,13 +118,14 @@ export class TaggerModel {
     if (ours && opts.preset && opts.preset !== 'auto') throw new UsageError(`Expected --preset auto for ${JSON.stringify(file)}, an alt-i2v-ort model, but received ${opts.preset}`);
     const meta = ours ? parseTaggerMetadata(props, file) : undefined;
     const foreignTags = ours ? undefined : await readForeignTags(opts.tags!);
-    let session: ort.InferenceSession;
+    const size = bytes.length; // the bytes go to the session's worker thread below
+    const fingerprint = (tags: string[]): string => createHash('sha256').update(JSON.stringify([[...props], size, tags])).digest('hex');
+    let session: WorkerSession;
     try {
-      session = await ort.InferenceSession.create(bytes, { executionProviders: opts.executionProviders ?? ['cpu'], intraOpNumThreads: opts.threads ?? 0, graphOptimizationLevel: 'all', enableMemPattern: false });
+      session = await WorkerSession.create(bytes, { executionProviders: opts.executionProviders ?? ['cpu'], intraOpNumThreads: opts.threads ?? 0, graphOptimizationLevel: 'all', enableMemPattern: false });
     } catch (err) {
       throw new UsageError(`Expected an ONNX model that ONNX Runtime can load in ${JSON.stringify(file)} but it fails: ${(err as Error).message.split('\n')[0]}`);
     }
-    const fingerprint = (tags: string[]): string => createHash('sha256').update(JSON.stringify([[...props], bytes.length, tags])).digest('hex');
     if (meta) return new TaggerModel(meta, OURS(meta.imageSize, meta.pad), session, fingerprint(meta.tags));
     const { contract, chosen } = foreignContract(session, file, opts.preset ?? 'auto', opts.tags!, opts.overrides ?? {});
     opts.onChoice?.(`${file}: ${chosen}`);

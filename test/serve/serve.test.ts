@@ -13,6 +13,11 @@ import { readVecIndex } from '../../src/predict/vectors.js';
 import type { InjectOptions } from 'fastify';
 import { buildServer, type ServeOptions } from '../../src/serve/app.js';
 import { cli, solid, tempDir, tinyModel } from '../helpers.js';
+import ort from 'onnxruntime-node';
+import { emptyRanges, widenRanges } from '../../src/train/calibrate.js';
+import { encodeInferenceModel } from '../../training/artifacts.js';
+import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
+import { buildCalibrationGraph } from '../../training/model.js';
 
 const dir = await tempDir();
 const TAGS = ['red_circle', 'blue_star', 'white_background', 'two_shapes', 'rating:general', 'rating:explicit'];
@@ -156,5 +161,30 @@ test('the page: upload an image, its tags equal `pred`\'s at the page\'s thresho
   } finally {
     await browser.close();
     await live.close();
+  }
+});
+
+test('an int8 export serves like any model: /v1/model says int8, /v1/tag equals `pred` with it', async () => {
+  const config = gradcheckConfig({ tags: TAGS.length, hidden: 12 });
+  const params = randomParams(config, 3);
+  const ranges = emptyRanges();
+  const cal = await ort.InferenceSession.create(buildCalibrationGraph(config, params).encode());
+  widenRanges(ranges, await cal.run({ image: new ort.Tensor('uint8', randomBatch(config, 4, 1).images, [4, 32, 32, 3]) }));
+  await cal.release();
+  const file = path.join(dir, 'int8.onnx');
+  await writeFile(file, encodeInferenceModel(config, params, { tags: TAGS, categories: [0, 0, 0, 4, 9, 9], pad: 'center', source: 'test', int8: { ranges, images: 4, from: 'test' } }));
+  const q8 = await buildServer(await TaggerModel.load(file), OPTS);
+  try {
+    assert.equal((await q8.inject({ method: 'GET', url: '/v1/model' })).json().precision, 'int8');
+    assert.equal((await app.inject({ method: 'GET', url: '/v1/model' })).json().precision, 'fp32');
+    const r = await q8.inject({ method: 'POST', url: '/v1/tag?threshold=0.2&rating=all', headers: { 'content-type': 'image/png' }, payload: png });
+    assert.equal(r.statusCode, 200, r.body);
+    const pred = await cli('pred', files[0]!, '--model', file, '--format', 'json', '--threshold', '0.2', '--rating', 'all');
+    const want = JSON.parse(pred.out.join('\n'))[0].tags as { tag: string; prob: number }[];
+    const got = Object.values(r.json().images[0].tags as Record<string, { tag: string; prob: number }[]>).flat();
+    assert.ok(want.length > 0);
+    assert.deepEqual(new Map(got.map((t) => [t.tag, t.prob])), new Map(want.map((t) => [t.tag, t.prob])));
+  } finally {
+    await q8.close();
   }
 });

@@ -145,30 +145,26 @@ export class TaggerModel {
     return { size: c.size, pad: c.pad, padColor: c.padColor, kernel: c.kernel };
   }
 
-  private warming: Promise<unknown> | undefined;
-
   /**
    * Run one dummy batch of `batch` images now, so the runtime's first-run work (memory arenas, page
    * faults, kernel choice: a first batch takes ~1.7× a later one on CPU) overlaps the first decodes
-   * instead of delaying the first real batch. `run` waits for it. Resolves to the seconds it took.
+   * instead of delaying the first real batch. The worker takes requests in order, so a `run` after
+   * it waits for it. Resolves to the seconds it took.
    */
   warmUp(batch: number): Promise<number> {
     const t0 = performance.now();
     const n = this.contract.fixedBatch ?? batch;
     const px = this.contract.size * this.contract.size * 3;
-    const done = this.session.run({ [this.contract.inputName]: inputTensor(this.contract, new Uint8Array(n * px), n) }).then(
+    return this.session.run({ [this.contract.inputName]: inputTensor(this.contract, new Uint8Array(n * px), n) }).then(
       () => (performance.now() - t0) / 1000,
       (err: Error) => {
         throw new UsageError(`Expected ${this.meta.source || 'the model'} to run on a batch of ${n} images but it fails: ${err.message.split('\n')[0]}`);
       },
     );
-    this.warming = done.catch(() => undefined); // a real failure shows again on the first real batch
-    return done;
   }
 
   /** Probabilities (n, K) and features (n, D; empty without a features output) of n decoded uint8 RGB images. */
   async run(images: Uint8Array, n: number): Promise<{ probs: Float32Array; features: Float32Array }> {
-    if (this.warming) await this.warming;
     const c = this.contract;
     const per = c.fixedBatch ?? n;
     const px = c.size * c.size * 3;

@@ -183,7 +183,7 @@ test('dispose during an in-flight setState frees the state: the finished worker 
   await assert.rejects(s.step(b.images, b.labels, 4, 0.001), /TrainSession\.step: the session is disposed/);
 });
 
-test('no leak: three windows of 1,000 steps (with evaluate, getState and setState) grow RSS by ≤ 1 KB per step (none by 8 KB), with a 200 KB batch', async (t) => {
+test('no leak: over 2,000 steps (with evaluate, getState and setState) the RSS floor grows by ≤ 2 KB per step, with a 200 KB batch', async (t) => {
   // 50,000 tags make each batch's labels 200 KB while the model stays cheap: a batch kept alive per
   // step (or a parameter copy) would add ≥ 200 KB a step, far over the bound.
   const c = gradcheckConfig({ tags: 50_000 });
@@ -202,16 +202,21 @@ test('no leak: three windows of 1,000 steps (with evaluate, getState and setStat
   const gc = vm.runInNewContext('gc') as () => void;
   const measure = (): number => (gc(), process.memoryUsage().rss);
   await loop(300); // warm-up: arenas and caches reach their size
-  const rss = [measure()];
+  // RSS swings by a freed-or-not state buffer (±12 MiB, seen locally and on CI) whatever a leak does,
+  // so each window of 1,000 steps is read every 100 steps and judged by its floor (its lowest
+  // reading). A leak raises every reading, the floor included; a swing does not raise the floor.
+  const floors: number[] = [];
   for (let w = 0; w < 3; w++) {
-    await loop(1000);
-    rss.push(measure());
+    const readings: number[] = [];
+    for (let k = 0; k < 10; k++) {
+      await loop(100);
+      readings.push(measure());
+    }
+    floors.push(Math.min(...readings));
   }
-  const perStep = rss.slice(1).map((r, w) => (r - rss[w]!) / 1000);
-  t.diagnostic(`RSS ${rss.map((r) => (r / 2 ** 20).toFixed(1)).join(' → ')} MiB; growth per step ${perStep.map((g) => (g / 1024).toFixed(2)).join(', ')} KiB`);
-  // A leak grows every window by the same amount; allocator and GC noise does not. So: some window
-  // stays within 1 KB a step, and none grows by 8 KB a step (a leaked batch or parameter copy is ≥ 12 KB).
-  assert.ok(Math.min(...perStep) <= 1024 && Math.max(...perStep) <= 8192, `growth per step ${perStep} bytes`);
+  const perStep = (floors[2]! - floors[0]!) / 2000;
+  t.diagnostic(`RSS floor by window ${floors.map((r) => (r / 2 ** 20).toFixed(1)).join(' → ')} MiB; ${(perStep / 1024).toFixed(2)} KiB a step`);
+  assert.ok(perStep <= 2048, `the RSS floor grew ${perStep.toFixed(0)} bytes a step (floors ${floors})`);
   s.dispose();
 });
 

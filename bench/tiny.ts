@@ -59,7 +59,7 @@ export async function benchTiny(opts: { quick: boolean }): Promise<Record<string
   console.log(`| train step, tiny model 64 px, batch 32, 30 tags, native TrainSession (\`tiny\`) | ${row.imgPerS.toFixed(0)} img/s | PyTorch ${version || '-'} ${row.torchImgPerS?.toFixed(0) ?? 'skipped'} img/s | ${vs} | ${ofLimit(row.imgPerS, flop, limit)} |`);
   console.log(`| tiny: a fresh session's steps 1, 2, 3 against its steady step (\`tiny\`) | ${row.firstStepsVsSteady.map((x) => `${x.toFixed(2)}×`).join(', ')} | | | |`);
   const total = profile.reduce((a, p) => a + p.ms, 0);
-  console.log(`  tiny step profile (${total.toFixed(1)} ms in ops of a ${(step * 1000).toFixed(1)} ms step): ${profile.slice(0, 8).map((p) => `${p.op} ${(100 * p.share).toFixed(0)}%`).join(', ')}`);
+  console.log(`  tiny train graph profile (${total.toFixed(1)} ms in ops of a ${(step * 1000).toFixed(1)} ms step): ${profile.slice(0, 8).map((p) => `${p.op} ${(100 * p.share).toFixed(0)}%`).join(', ')}`);
   console.log(`  results in ${f}`);
   return row;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 namespace alt_i2v {
@@ -73,20 +74,20 @@ Engine::Engine(Options options) : options_(std::move(options)), cpu_info_(Ort::M
   }
   auto make = [&](const std::vector<uint8_t>& bytes) { return std::make_unique<Ort::Session>(env, bytes.data(), bytes.size(), so); };
   train_ = make(options_.train_model);
-  if (!options_.fused) optimizer_ = make(options_.optimizer_model);
+  if (options_.adam == AdamMode::kGraph) optimizer_ = make(options_.optimizer_model);
   eval_ = make(options_.eval_model);
   copy_ = make(options_.copy_model);
   CheckGraphNames();
   allocator_ = std::make_unique<Ort::Allocator>(*train_, device_info_);
 
+  const bool in_place = options_.adam == AdamMode::kInPlace;
+  if (in_place && options_.cuda) throw std::runtime_error("the in-place Adam runs on the CPU only; use the fused or graph Adam with CUDA");
   for (size_t i = 0; i < options_.specs.size(); i++) {
     const TensorSpec& s = options_.specs[i];
     cur_.push_back(NewDeviceTensor(s.shape));
-    if (s.role == Role::kFrozen) {
-      next_.emplace_back(nullptr);
-      continue;
-    }
-    next_.push_back(NewDeviceTensor(s.shape));
+    const bool swapped = s.role == Role::kState || (s.role == Role::kTrainable && !in_place);
+    next_.push_back(swapped ? NewDeviceTensor(s.shape) : Ort::Value(nullptr));
+    if (s.role == Role::kFrozen) continue;
     if (s.role == Role::kState) {
       updated_state_.push_back(i);
       continue;
@@ -94,9 +95,15 @@ Engine::Engine(Options options) : options_(std::move(options)), cpu_info_(Ort::M
     trainable_.push_back(i);
     m_.push_back(NewDeviceTensor(s.shape));
     v_.push_back(NewDeviceTensor(s.shape));
+    if (options_.adam != AdamMode::kFused) grad_.push_back(NewDeviceTensor(s.shape));
+    if (in_place) continue;
     m_next_.push_back(NewDeviceTensor(s.shape));
     v_next_.push_back(NewDeviceTensor(s.shape));
-    if (!options_.fused) grad_.push_back(NewDeviceTensor(s.shape));
+  }
+  // In place, the buffers never move (nothing is swapped), so the views are taken once.
+  for (size_t j = 0; in_place && j < trainable_.size(); j++) {
+    in_place_.push_back({cur_[trainable_[j]].GetTensorMutableData<float>(), grad_[j].GetTensorData<float>(), m_[j].GetTensorMutableData<float>(),
+                         v_[j].GetTensorMutableData<float>(), options_.specs[trainable_[j]].numel});
   }
 }
 
@@ -119,11 +126,13 @@ void Engine::CheckGraphNames() const {
   RequireNames(*train_, "train", true, batch);
   RequireNames(*train_, "train", true, all_specs);
   RequireNames(*train_, "train", false, train_out);
-  if (options_.fused) {
+  if (options_.adam == AdamMode::kFused) {
     RequireNames(*train_, "train", true, adam_in);
     RequireNames(*train_, "train", false, adam_out);
   } else {
     RequireNames(*train_, "train", false, grads);
+  }
+  if (options_.adam == AdamMode::kGraph) {
     RequireNames(*optimizer_, "optimizer", true, adam_in);
     RequireNames(*optimizer_, "optimizer", true, params_grads);
     RequireNames(*optimizer_, "optimizer", false, adam_out);
@@ -216,7 +225,7 @@ float Engine::Step(const uint8_t* images, const uint8_t* labels, const uint8_t* 
   for (size_t i = 0; i < specs.size(); i++) tb.BindInput(specs[i].name.c_str(), cur_[i]);
   tb.BindOutput(io.loss.c_str(), cpu_info_);
   for (size_t i : updated_state_) tb.BindOutput((io.new_prefix + specs[i].name).c_str(), next_[i]);
-  if (options_.fused) {
+  if (options_.adam == AdamMode::kFused) {
     BindAdam(tb, lr, eps, false);
   } else {
     for (size_t j = 0; j < trainable_.size(); j++) tb.BindOutput((io.grad_prefix + specs[trainable_[j]].name).c_str(), grad_[j]);
@@ -224,13 +233,18 @@ float Engine::Step(const uint8_t* images, const uint8_t* labels, const uint8_t* 
   train_->Run(Ort::RunOptions{nullptr}, tb);
   std::vector<Ort::Value> outputs = tb.GetOutputValues();
   float loss = outputs[0].GetTensorData<float>()[0];
-  if (!options_.fused) {
+  for (size_t i : updated_state_) std::swap(cur_[i], next_[i]);
+  if (options_.adam == AdamMode::kInPlace) {
+    const int threads = options_.intra_threads > 0 ? options_.intra_threads : static_cast<int>(std::thread::hardware_concurrency());
+    AdamInPlace(in_place_, options_.adam_constants, lr_t, eps_t, threads);
+    return loss;
+  }
+  if (options_.adam == AdamMode::kGraph) {
     Ort::IoBinding ob(*optimizer_);
     BindAdam(ob, lr, eps, true);
     optimizer_->Run(Ort::RunOptions{nullptr}, ob);
   }
   for (size_t i : trainable_) std::swap(cur_[i], next_[i]);
-  for (size_t i : updated_state_) std::swap(cur_[i], next_[i]);
   std::swap(m_, m_next_);
   std::swap(v_, v_next_);
   return loss;

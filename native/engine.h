@@ -5,6 +5,8 @@
 
 #include <onnxruntime_cxx_api.h>
 
+#include "adam.h"
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +14,10 @@
 namespace alt_i2v {
 
 enum class Role { kTrainable, kFrozen, kState };
+
+// Where Adam runs: inside the step graph (kFused), in a separate optimizer graph (kGraph), or as one
+// in-place pass over host memory after the train graph (kInPlace, CPU only; adam.h).
+enum class AdamMode { kFused, kGraph, kInPlace };
 
 struct TensorSpec {
   std::string name;
@@ -31,10 +37,11 @@ struct IoNames {
 // Everything the TypeScript side decides, copied once into plain C++ (sharp's pattern).
 struct Options {
   std::vector<uint8_t> train_model;      // train.onnx, or step.onnx when fused
-  std::vector<uint8_t> optimizer_model;  // empty when fused
+  std::vector<uint8_t> optimizer_model;  // only for kGraph
   std::vector<uint8_t> eval_model;
   std::vector<uint8_t> copy_model;       // Identity copy_in → copy_out, for host ↔ device copies
-  bool fused = false;
+  AdamMode adam = AdamMode::kFused;
+  AdamConstants adam_constants;          // for kInPlace
   bool cuda = false;
   int device_id = 0;
   bool tf32 = false;
@@ -78,8 +85,9 @@ class Engine {
   std::unique_ptr<Ort::Session> train_, optimizer_, eval_, copy_;
   std::unique_ptr<Ort::Allocator> allocator_;
   // Declared after the allocator: destroyed before it.
-  std::vector<Ort::Value> cur_, next_;                      // every state tensor, spec order (next_: updated ones only)
-  std::vector<Ort::Value> m_, v_, m_next_, v_next_, grad_;  // per trainable tensor
+  std::vector<Ort::Value> cur_, next_;                      // every state tensor, spec order (next_: swapped ones only)
+  std::vector<Ort::Value> m_, v_, m_next_, v_next_, grad_;  // per trainable tensor (no m_next_, v_next_ in place)
+  std::vector<AdamTensor> in_place_;                        // kInPlace: views of cur_, grad_, m_, v_
   std::vector<size_t> trainable_;                           // spec indices of trainable tensors
   std::vector<size_t> updated_state_;                       // spec indices of role kState (BN running stats)
 };

@@ -3,26 +3,14 @@
 // OnOK; errors carry the ORT error code and the caller's stack.
 #include "train_session.h"
 
+#include "load_options.h"
+
 #include <cstring>
 #include <utility>
 
 namespace alt_i2v {
 
 namespace {
-
-std::vector<uint8_t> BytesOf(const Napi::Value& v, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(v.Env(), std::string("Expected Uint8Array for ") + what);
-  }
-  auto a = v.As<Napi::Uint8Array>();
-  return std::vector<uint8_t>(a.Data(), a.Data() + a.ByteLength());
-}
-
-int64_t IntOf(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("Expected number for options.") + key);
-  return v.As<Napi::Number>().Int64Value();
-}
 
 // Float32Array views of a JS array of typed arrays, checked against the expected element counts.
 std::vector<const float*> FloatViews(const Napi::Value& v, const std::vector<size_t>& counts, const char* what, bool allow_empty) {
@@ -244,24 +232,6 @@ Batch CheckBatch(const Napi::CallbackInfo& info, size_t n_index, const Options& 
           CheckedBytes(info[1], static_cast<size_t>(n * o.tags), "labels"), n};
 }
 
-std::string StringOf(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsString() || v.As<Napi::String>().Utf8Value().empty()) {
-    throw Napi::TypeError::New(o.Env(), std::string("Expected a non-empty string for options.io.") + key);
-  }
-  return v.As<Napi::String>().Utf8Value();
-}
-
-// options.io: the graph names (training/model.ts `io`); the engine checks them against the graphs.
-IoNames ParseIoNames(const Napi::Value& v) {
-  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "Expected an object for options.io");
-  Napi::Object o = v.As<Napi::Object>();
-  return IoNames{StringOf(o, "image"),      StringOf(o, "labels"),    StringOf(o, "keep"),    StringOf(o, "loss"),
-                 StringOf(o, "probs"),      StringOf(o, "lr"),        StringOf(o, "eps"),     StringOf(o, "copyIn"),
-                 StringOf(o, "copyOut"),    StringOf(o, "gradPrefix"), StringOf(o, "newPrefix"), StringOf(o, "mPrefix"),
-                 StringOf(o, "vPrefix")};
-}
-
 struct StateViews {
   std::vector<const float*> params, m, v;
 };
@@ -304,40 +274,7 @@ Napi::Value TrainSession::Load(const Napi::CallbackInfo& info) {
   CheckUsable(env, "load", false);
   if (engine_) throw Napi::Error::New(env, "TrainSession.load: already loaded; use setState");
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Expected an options object");
-  Napi::Object o = info[0].As<Napi::Object>();
-  Options opt;
-  opt.train_model = BytesOf(o.Get("trainModel"), "options.trainModel");
-  opt.fused = o.Get("fused").ToBoolean();
-  if (!opt.fused) opt.optimizer_model = BytesOf(o.Get("optimizerModel"), "options.optimizerModel");
-  opt.eval_model = BytesOf(o.Get("evalModel"), "options.evalModel");
-  opt.copy_model = BytesOf(o.Get("copyModel"), "options.copyModel");
-  opt.cuda = o.Get("device").ToString().Utf8Value() == "cuda";
-  opt.device_id = static_cast<int>(IntOf(o, "deviceId"));
-  opt.tf32 = o.Get("tf32").ToBoolean();
-  opt.intra_threads = static_cast<int>(IntOf(o, "intraOpThreads"));
-  opt.inter_threads = static_cast<int>(IntOf(o, "interOpThreads"));
-  opt.image_size = IntOf(o, "imageSize");
-  opt.tags = IntOf(o, "tags");
-  opt.hidden = IntOf(o, "hidden");
-  opt.has_keep = o.Get("hasKeep").ToBoolean();
-  opt.io = ParseIoNames(o.Get("io"));
-  Napi::Value specs = o.Get("specs");
-  if (!specs.IsArray()) throw Napi::TypeError::New(env, "Expected an array for options.specs");
-  Napi::Array arr = specs.As<Napi::Array>();
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    Napi::Object s = arr.Get(i).As<Napi::Object>();
-    TensorSpec t;
-    t.name = s.Get("name").ToString().Utf8Value();
-    std::string role = s.Get("role").ToString().Utf8Value();
-    t.role = role == "trainable" ? Role::kTrainable : role == "frozen" ? Role::kFrozen : Role::kState;
-    Napi::Array shape = s.Get("shape").As<Napi::Array>();
-    t.numel = 1;
-    for (uint32_t k = 0; k < shape.Length(); k++) {
-      t.shape.push_back(shape.Get(k).As<Napi::Number>().Int64Value());
-      t.numel *= static_cast<size_t>(t.shape.back());
-    }
-    opt.specs.push_back(std::move(t));
-  }
+  Options opt = ParseLoadOptions(info[0].As<Napi::Object>());
   StateViews st = ParseState(info, 1, opt.specs);
   auto* worker = new LoadWorker(env, this, Value(), "TrainSession.load", std::move(opt), std::move(st.params), std::move(st.m), std::move(st.v), nullptr);
   return Start(busy_, worker, {info[1], info[2], info[3]});

@@ -262,6 +262,11 @@ export function buildTrainGraph(c: ModelConfig, opts: TrainGraphOptions = {}): G
 
 export const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 } as const;
 
+/** [β1, 1−β1, β2, 1−β2] rounded to float32 exactly as adamUpdate's graph constants are. */
+export function adamConstants(): number[] {
+  return [ADAM.beta1, 1 - ADAM.beta1, ADAM.beta2, 1 - ADAM.beta2].map(Math.fround);
+}
+
 /**
  * Host-side bias correction (float64): a_t = lr·√(1−β2^t)/(1−β1^t), ε_t = ε·√(1−β2^t), so the graph
  * computes p − a_t·m/(√v + ε_t), which equals Keras' p − lr·m̂/(√v̂ + ε).
@@ -278,8 +283,9 @@ function adamScalars(g: Graph): { lr: string; eps: string } {
 function adamUpdate(g: Graph, s: ParamSpec, param: string, grad: string, sc: { lr: string; eps: string }): void {
   const m = g.input(io.m(s.name), 'float32', s.shape);
   const v = g.input(io.v(s.name), 'float32', s.shape);
-  const mNew = g.op('Add', [g.op('Mul', [m, g.const(ADAM.beta1, 'float32')]), g.op('Mul', [grad, g.const(1 - ADAM.beta1, 'float32')])]);
-  const vNew = g.op('Add', [g.op('Mul', [v, g.const(ADAM.beta2, 'float32')]), g.op('Mul', [g.op('Mul', [grad, grad]), g.const(1 - ADAM.beta2, 'float32')])]);
+  const [b1, c1, b2, c2] = adamConstants().map((k) => g.const(k, 'float32'));
+  const mNew = g.op('Add', [g.op('Mul', [m, b1!]), g.op('Mul', [grad, c1!])]);
+  const vNew = g.op('Add', [g.op('Mul', [v, b2!]), g.op('Mul', [g.op('Mul', [grad, grad]), c2!])]);
   const step = g.op('Div', [g.op('Mul', [mNew, sc.lr]), g.op('Add', [g.op('Sqrt', [vNew]), sc.eps])]);
   g.output(g.op('Sub', [param, step]), io.newParam(s.name), 'float32', s.shape);
   g.output(mNew, io.newM(s.name), 'float32', s.shape);

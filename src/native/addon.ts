@@ -29,12 +29,18 @@ export interface NativeIoNames {
   vPrefix: string;
 }
 
+/** fused: Adam inside the step graph; graph: a separate optimizer graph; in-place: one C++ pass over the state (native engine, CPU). */
+export type AdamPlacement = 'fused' | 'graph' | 'in-place';
+
 export interface NativeLoadOptions {
   trainModel: Uint8Array;
   optimizerModel?: Uint8Array;
   evalModel: Uint8Array;
   copyModel: Uint8Array;
-  fused: boolean;
+  /** Where Adam runs: in the step graph, in its own graph (optimizerModel), or in place (native, CPU). */
+  adam: AdamPlacement;
+  /** [β1, 1−β1, β2, 1−β2] as the graphs' float32 constants hold them (for the in-place Adam). */
+  adamConstants: number[];
   device: 'cpu' | 'cuda';
   deviceId: number;
   tf32: boolean;

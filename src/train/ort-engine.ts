@@ -35,6 +35,7 @@ export class OrtTrainEngine implements NativeTrainSession {
   load(options: NativeLoadOptions, params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void> {
     return this.call('load', false, async () => {
       if (this.train) throw new Error('TrainSession.load: already loaded; use setState');
+      if (options.adam === 'in-place') throw new Error('TrainSession.load: the onnxruntime-node engine runs Adam in a graph (fused or graph), not in place');
       if (options.device !== 'cpu') throw new Error(`TrainSession.load: the onnxruntime-node engine trains on the CPU only, not ${options.device}; build the native addon (npm run build:native) for CUDA`);
       const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: options.intraOpThreads, interOpNumThreads: options.interOpThreads, graphOptimizationLevel: 'all', enableMemPattern: false };
       this.trainable = options.specs.flatMap((s, i) => (s.role === 'trainable' ? [i] : []));
@@ -42,7 +43,7 @@ export class OrtTrainEngine implements NativeTrainSession {
       this.checkState(options.specs, params, m, v);
       const sessions = await Promise.all([
         ort.InferenceSession.create(options.trainModel, so),
-        options.fused ? undefined : ort.InferenceSession.create(options.optimizerModel!, so),
+        options.adam === 'graph' ? ort.InferenceSession.create(options.optimizerModel!, so) : undefined,
         ort.InferenceSession.create(options.evalModel, so),
       ]);
       [this.train, this.optimizer, this.evaluator] = sessions;
@@ -71,7 +72,7 @@ export class OrtTrainEngine implements NativeTrainSession {
         adam[io.mPrefix + specs[i]!.name] = new ort.Tensor('float32', this.m[j]!, specs[i]!.shape);
         adam[io.vPrefix + specs[i]!.name] = new ort.Tensor('float32', this.v[j]!, specs[i]!.shape);
       }
-      const out = await train.run(o.fused ? { ...feeds, ...adam } : feeds);
+      const out = await train.run(o.adam === 'fused' ? { ...feeds, ...adam } : feeds);
       let update = out;
       if (optimizer) {
         for (const i of this.trainable) {

@@ -2,13 +2,13 @@
 // the addon is not built; engines.ts). Validates in TypeScript, fills every default
 // into one options object, keeps the Adam step count and the dropout RNG (so a checkpoint replays
 // exactly), and computes Adam's bias correction in float64 on the host.
-import type { NativeIoNames, NativeTrainSession } from '../native/addon.js';
+import type { AdamPlacement, NativeIoNames, NativeTrainSession } from '../native/addon.js';
 import { openEngine, type EngineChoice, type EngineKind } from './engines.js';
 import { cudaMissingMessage, runtimeReport, type Device } from '../runtime/providers.js';
 import { checkInteger, expected } from '../util/errors.js';
 import { Rng } from '../../training/rng.js';
 import {
-  adamStepScalars, buildCopyGraph, buildEvalGraph, buildOptimizerGraph, buildTrainGraph, checkConfig, dropoutKeepMask, io, numel, paramSpecs,
+  adamConstants, adamStepScalars, buildCopyGraph, buildEvalGraph, buildOptimizerGraph, buildTrainGraph, checkConfig, dropoutKeepMask, io, numel, paramSpecs,
   type ModelConfig, type ParamSpec,
 } from '../../training/model.js';
 
@@ -26,8 +26,12 @@ export interface TrainSessionOptions {
   /** Threads inside one op (0 = ONNX Runtime's default: one per core). */
   intraOpThreads?: number;
   interOpThreads?: number;
-  /** One fused train + Adam graph (default; measured faster) or two graphs. */
-  fused?: boolean;
+  /**
+   * Where Adam runs: in place (default on the native engine's CPU: one C++ pass, no new buffers),
+   * fused into the step graph (default elsewhere) or in a separate optimizer graph. All three give
+   * bit-identical results.
+   */
+  adam?: AdamPlacement;
   /** Seed of the dropout masks. */
   seed?: number;
   /** native (the addon), ort (onnxruntime-node, CPU) or auto (native when built). */
@@ -74,16 +78,17 @@ export class TrainSession {
       const missing = runtimeReport().cudaMissing;
       if (missing.length > 0) throw new Error(cudaMissingMessage(missing));
     }
-    const fused = options.fused ?? true;
+    const adam = options.adam ?? (kind === 'native' && device === 'cpu' ? 'in-place' : 'fused');
     const session = new TrainSession(config, native, options.seed ?? 0, kind, note);
     const { params, m, v } = session.stateArrays(initial, 'initial state');
     await native.load(
       {
-        trainModel: buildTrainGraph(config, { fuseOptimizer: fused }).encode(),
-        optimizerModel: fused ? undefined : buildOptimizerGraph(config).encode(),
+        trainModel: buildTrainGraph(config, { fuseOptimizer: adam === 'fused' }).encode(),
+        optimizerModel: adam === 'graph' ? buildOptimizerGraph(config).encode() : undefined,
         evalModel: buildEvalGraph(config).encode(),
         copyModel: buildCopyGraph().encode(),
-        fused,
+        adam,
+        adamConstants: adamConstants(),
         device,
         deviceId: checkInteger('deviceId', options.deviceId ?? 0, 0, 64),
         tf32: options.tf32 ?? false,

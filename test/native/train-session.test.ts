@@ -11,7 +11,7 @@ import { Rng } from '../../training/rng.js';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
 import { HostTrainSession } from '../../training/host-session.js';
 import { referenceConvFeatures } from '../../training/reference.js';
-import { buildCopyGraph, buildEvalGraph, buildTrainGraph, defaultConfig, dropoutKeepMask, initParams, paramSpecs, VGG16_TINY_WIDTHS } from '../../training/model.js';
+import { adamConstants, buildCopyGraph, buildEvalGraph, buildTrainGraph, defaultConfig, dropoutKeepMask, initParams, paramSpecs, VGG16_TINY_WIDTHS } from '../../training/model.js';
 
 const device = process.env.ALT_I2V_TEST_DEVICE === 'cuda' ? 'cuda' : 'cpu';
 // On CPU the addon and the reference run the same graphs on the same runtime: bit-identical, so the
@@ -23,12 +23,13 @@ const STEPS = 20;
 const LOSS_TOL = device === 'cuda' ? 1e-4 : 0;
 const PARAM_TOL = device === 'cuda' ? 2 * LR * STEPS : 0;
 
-for (const fused of [true, false]) {
-  test(`20 ${device} steps equal the onnxruntime-node reference run (${fused ? 'fused step graph' : 'train + optimizer graphs'})`, async (t) => {
+// Every Adam placement the device has (in place: CPU only) against the reference's graph Adam.
+for (const adam of device === 'cuda' ? (['fused', 'graph'] as const) : (['in-place', 'fused', 'graph'] as const)) {
+  test(`20 ${device} steps equal the onnxruntime-node reference run (${adam} Adam)`, async (t) => {
     const c = gradcheckConfig();
     const params = randomParams(c, 1);
-    const native = await TrainSession.create(c, { params }, { seed: 5, fused, device });
-    const host = await HostTrainSession.create(c, params, { fused });
+    const native = await TrainSession.create(c, { params }, { seed: 5, adam, device });
+    const host = await HostTrainSession.create(c, params, { fused: adam !== 'graph' });
     const rng = new Rng(5);
     let lossDiff = 0;
     for (let s = 0; s < STEPS; s++) {
@@ -140,7 +141,7 @@ test('an ONNX Runtime failure becomes a JS error with the ORT code and the calle
   const native = new addon.TrainSession();
   const junk = new Uint8Array([1, 2, 3, 4]);
   const err = await native
-    .load({ trainModel: junk, evalModel: junk, copyModel: junk, fused: true, device: 'cpu', deviceId: 0, tf32: false, intraOpThreads: 1, interOpThreads: 1, imageSize: 32, tags: 1, hidden: 1, hasKeep: false, io: NATIVE_IO, specs: [] }, [])
+    .load({ trainModel: junk, evalModel: junk, copyModel: junk, adam: 'fused', adamConstants: adamConstants(), device: 'cpu', deviceId: 0, tf32: false, intraOpThreads: 1, interOpThreads: 1, imageSize: 32, tags: 1, hidden: 1, hasKeep: false, io: NATIVE_IO, specs: [] }, [])
     .then(() => null, (e: unknown) => e as Error & { code?: string });
   assert.ok(err, 'load of a junk model must fail');
   assert.equal(err.code, 'ORT_INVALID_PROTOBUF');
@@ -153,7 +154,7 @@ test('graph names are one contract: a name the graphs lack fails at load, naming
   const c = gradcheckConfig();
   const options = {
     trainModel: buildTrainGraph(c, { fuseOptimizer: true }).encode(), evalModel: buildEvalGraph(c).encode(), copyModel: buildCopyGraph().encode(),
-    fused: true, device, deviceId: 0, tf32: false, intraOpThreads: 1, interOpThreads: 1, imageSize: c.imageSize, tags: c.tags, hidden: c.hidden,
+    adam: 'fused', adamConstants: adamConstants(), device, deviceId: 0, tf32: false, intraOpThreads: 1, interOpThreads: 1, imageSize: c.imageSize, tags: c.tags, hidden: c.hidden,
     hasKeep: c.dropout > 0, specs: paramSpecs(c).map((s) => ({ name: s.name, role: s.role, shape: s.shape })),
   } as const;
   const params = paramSpecs(c).map((s) => randomParams(c, 1).get(s.name)!);

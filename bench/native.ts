@@ -1,79 +1,101 @@
 // `npm run bench -- native`: per-step time of the native TrainSession (state resident in the runtime)
-// against the same fused step graph through onnxruntime-node (state copied in and out every step),
-// and on the CPU its in-place Adam against Adam in the step graph, for the tiny and the full-size
+// against the same fused step graph through onnxruntime-node (state copied in and out every step), and
+// on the CPU its two CPU defaults against the graphs they replace: Adam in place against Adam in the
+// step graph, frozen convs baked into the graphs against frozen convs as inputs. Tiny and full-size
 // model on one device, alternating turns, medians.
-import { TrainSession } from '../src/train/train-session.js';
+import { TrainSession, type TrainSessionOptions } from '../src/train/train-session.js';
 import type { Device } from '../src/runtime/providers.js';
 import { randomBatch } from '../training/gradcheck.js';
 import { HostTrainSession } from '../training/host-session.js';
 import { defaultConfig, initParams, VGG16_TINY_WIDTHS, type ModelConfig } from '../training/model.js';
 import { median, saveResult } from './common.js';
 
-type Side = 'native' | 'fused' | 'host';
+type Side = { name: string; native?: TrainSessionOptions; host?: boolean };
 
 /**
- * Seconds per step of the native session (its default Adam: in place on the CPU), the native session
- * with Adam fused into the step graph (CPU: the in-place pass's baseline), and onnxruntime-node's
- * fused step. Turns of 3 steps per side, the median of each turn: memory left idle while another side
- * runs comes back slowly on this project's VM, so each side gets back to its steady state in its turn.
+ * Seconds per step of each side, alternating turns of 3 steps per side, the median of each turn:
+ * memory left idle while another side runs comes back slowly on this project's VM, so each side gets
+ * back to its steady state in its turn. Sessions are made one side after another and all freed at the end.
  */
-async function timeSteps(c: ModelConfig, batch: number, runs: number, device: Device, withHost: boolean, tf32 = false): Promise<Record<Side, number[]>> {
+async function timeSteps(c: ModelConfig, batch: number, runs: number, device: Device, sides: Side[]): Promise<Record<string, number[]>> {
   const params = initParams(c, 1);
   const data = randomBatch(c, batch, 1);
-  const sides = new Map<Side, () => Promise<unknown>>();
-  const native = await TrainSession.create(c, { params }, { device, tf32 });
-  sides.set('native', () => native.step(data.images, data.labels, batch, 0.001));
-  const fused = device === 'cpu' ? await TrainSession.create(c, { params }, { device, adam: 'fused' }) : null;
-  if (fused) sides.set('fused', () => fused.step(data.images, data.labels, batch, 0.001));
-  const host = withHost ? await HostTrainSession.create(c, params, { fused: true, executionProviders: [device] }) : null;
-  if (host) sides.set('host', () => host.trainStep(data, 0.001));
-  const out: Record<Side, number[]> = { native: [], fused: [], host: [] };
-  for (const f of sides.values()) await f();
+  const steps = new Map<string, () => Promise<unknown>>();
+  const frees: (() => Promise<void> | void)[] = [];
+  for (const side of sides) {
+    if (side.host) {
+      const host = await HostTrainSession.create(c, params, { fused: true, executionProviders: [device] });
+      steps.set(side.name, () => host.trainStep(data, 0.001));
+      frees.push(() => host.release());
+    } else {
+      const s = await TrainSession.create(c, { params }, { device, ...side.native });
+      steps.set(side.name, () => s.step(data.images, data.labels, batch, 0.001));
+      frees.push(() => s.dispose());
+    }
+  }
+  const out: Record<string, number[]> = Object.fromEntries(sides.map((s) => [s.name, []]));
+  for (const f of steps.values()) await f();
   for (let r = 0; r < runs; r++) {
-    for (const [side, f] of sides) {
+    for (const [name, f] of steps) {
       const turn: number[] = [];
       for (let i = 0; i < 3; i++) {
         const t0 = performance.now();
         await f();
         turn.push((performance.now() - t0) / 1000);
       }
-      out[side].push(median(turn));
+      out[name]!.push(median(turn));
     }
   }
-  native.dispose();
-  fused?.dispose();
-  await host?.release();
+  for (const free of frees) await free();
   return out;
+}
+
+interface Case {
+  name: string;
+  config: ModelConfig;
+  batch: number;
+  runs: number;
+  /** Each comparison: [ours, reference] sides and the row's words. */
+  rows: { label: string; ours: Side; ref: Side }[];
 }
 
 export async function benchNative(opts: { quick: boolean; device?: Device; batches?: number[] }): Promise<Record<string, unknown>> {
   const device = opts.device ?? 'cpu';
-  const rows: Record<string, unknown> = {};
-  const cases: { name: string; config: ModelConfig; batch: number; runs: number; host: boolean; tf32?: boolean }[] = [];
+  const results: Record<string, unknown> = {};
+  const cases: Case[] = [];
+  const native: Side = { name: 'native' };
+  const host: Side = { name: 'onnxruntime-node', host: true };
+  const engines = { label: 'native vs onnxruntime-node', ours: native, ref: host };
   if (device === 'cpu') {
-    cases.push({ name: 'tiny', config: defaultConfig({ tags: 69, widths: [...VGG16_TINY_WIDTHS], imageSize: 64, hidden: 64, freeze: 0 }), batch: 32, runs: opts.quick ? 10 : 40, host: true });
-    cases.push({ name: 'vgg16', config: defaultConfig({ tags: 5000 }), batch: 8, runs: opts.quick ? 2 : 5, host: true });
+    const inPlace = { label: 'in-place Adam vs Adam in the step graph (both native)', ours: native, ref: { name: 'Adam in the graph', native: { adam: 'fused' } } } as const;
+    const baked = { label: 'frozen convs baked into the graphs vs as inputs (both native)', ours: native, ref: { name: 'frozen as inputs', native: { bakeFrozen: false } } } as const;
+    const tiny = defaultConfig({ tags: 69, widths: [...VGG16_TINY_WIDTHS], imageSize: 64, hidden: 64, freeze: 0 });
+    cases.push({ name: 'tiny', config: tiny, batch: 32, runs: opts.quick ? 10 : 40, rows: [engines, inPlace] });
+    const full = defaultConfig({ tags: 5000 });
+    // Two cases for the full model: three full-size sessions at once would need ~15 GB.
+    cases.push({ name: 'vgg16', config: full, batch: 8, runs: opts.quick ? 2 : 5, rows: [engines, inPlace] });
+    cases.push({ name: 'vgg16-baked', config: full, batch: 8, runs: opts.quick ? 2 : 5, rows: [baked] });
   } else {
     for (const batch of opts.batches ?? [32, 64]) {
-      cases.push({ name: `vgg16-b${batch}`, config: defaultConfig({ tags: 5000 }), batch, runs: 10, host: batch === 32 });
-      cases.push({ name: `vgg16-b${batch}-tf32`, config: defaultConfig({ tags: 5000 }), batch, runs: 10, host: false, tf32: true });
+      cases.push({ name: `vgg16-b${batch}`, config: defaultConfig({ tags: 5000 }), batch, runs: 10, rows: [batch === 32 ? engines : { label: 'float32', ours: native, ref: native }] });
+      const tf32: Side = { name: 'tf32', native: { tf32: true } };
+      cases.push({ name: `vgg16-b${batch}-tf32`, config: defaultConfig({ tags: 5000 }), batch, runs: 10, rows: [{ label: 'TF32', ours: tf32, ref: tf32 }] });
     }
   }
   for (const k of cases) {
-    console.error(`native: ${k.name} on ${device}, batch ${k.batch}, ${k.runs} runs`);
-    const t = await timeSteps(k.config, k.batch, k.runs, device, k.host, k.tf32);
-    const nat = median(t.native);
-    const host = t.host.length ? median(t.host) : null;
-    const fused = t.fused.length ? median(t.fused) : null;
-    rows[k.name] = {
-      batch: k.batch, nativeSecondsPerStep: nat, fusedSecondsPerStep: fused, hostSecondsPerStep: host, nativeImgPerS: k.batch / nat,
-      fusedImgPerS: fused ? k.batch / fused : null, hostImgPerS: host ? k.batch / host : null, speedup: host ? host / nat : null, inPlaceSpeedup: fused ? fused / nat : null, runs: t,
-    };
-    const img = (sec: number): string => `${(k.batch / sec).toFixed(2)} img/s (${(sec * 1000).toFixed(1)} ms)`;
-    console.log(`| train step ${k.name}, batch ${k.batch}, ${device} | native ${img(nat)} | onnxruntime-node ${host ? img(host) : '-'} | ${host ? `native ${(host / nat).toFixed(2)}× faster` : ''} |`);
-    if (fused) console.log(`| train step ${k.name}, batch ${k.batch}, ${device}: in-place Adam vs Adam in the step graph (both native) | ${img(nat)} | ${img(fused)} | in place ${(fused / nat).toFixed(2)}× faster |`);
+    const sides = [...new Map(k.rows.flatMap((r) => [r.ours, r.ref]).map((s) => [s.name, s])).values()];
+    console.error(`native: ${k.name} on ${device}, batch ${k.batch}, ${k.runs} turns of ${sides.map((s) => s.name).join(', ')}`);
+    const t = await timeSteps(k.config, k.batch, k.runs, device, sides);
+    const sec = Object.fromEntries(Object.entries(t).map(([name, xs]) => [name, median(xs)]));
+    results[k.name] = { batch: k.batch, secondsPerStep: sec, imgPerS: Object.fromEntries(Object.entries(sec).map(([n, s]) => [n, k.batch / s])), runs: t };
+    const img = (s: number): string => `${(k.batch / s).toFixed(2)} img/s (${(s * 1000).toFixed(1)} ms)`;
+    for (const r of k.rows) {
+      const [a, b] = [sec[r.ours.name]!, sec[r.ref.name]!];
+      const vs = r.ours === r.ref ? '' : `${(b / a).toFixed(2)}×`;
+      console.log(`| train step ${k.name}, batch ${k.batch}, ${device}: ${r.label} (\`native\`) | ${img(a)} | ${r.ours === r.ref ? '' : `${r.ref.name}: ${img(b)}`} | ${vs} | |`);
+    }
   }
-  const f = await saveResult(`native-${device}`, { device, rows });
+  const f = await saveResult(`native-${device}`, { device, rows: results });
   console.log(`  results in ${f}`);
-  return rows;
+  return results;
 }

@@ -23,7 +23,7 @@ import { hasPython, KEEP_MEMORY, machineLimit, median, ofLimit, saveResult } fro
  */
 export async function profileTrainStep(c: ModelConfig, params: Map<string, Float32Array>, batch: number): Promise<OpShare[]> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'alt-i2v-profile-'));
-  const s = await HostTrainSession.create(c, params, { fused: false, profilePrefix: path.join(dir, 'step') });
+  const s = await HostTrainSession.create(c, params, { fused: false, bakeFrozen: true, profilePrefix: path.join(dir, 'step') });
   const data = randomBatch(c, batch, 2);
   for (let i = 0; i < 3; i++) await s.trainStep(data, 0.001);
   s.endProfiling();

@@ -112,8 +112,9 @@ void Engine::CheckGraphNames() const {
   const IoNames& io = options_.io;
   std::vector<std::string> batch{io.image, io.labels}, all_specs, train_out{io.loss}, adam_in{io.lr, io.eps}, adam_out, grads, params_grads;
   if (options_.has_keep) batch.push_back(io.keep);
-  for (const TensorSpec& s : options_.specs) {
-    all_specs.push_back(s.name);
+  for (size_t i = 0; i < options_.specs.size(); i++) {
+    const TensorSpec& s = options_.specs[i];
+    if (IsInput(i)) all_specs.push_back(s.name);
     if (s.role == Role::kState) train_out.push_back(io.new_prefix + s.name);
     if (s.role != Role::kTrainable) continue;
     adam_in.push_back(io.m_prefix + s.name);
@@ -222,7 +223,9 @@ float Engine::Step(const uint8_t* images, const uint8_t* labels, const uint8_t* 
 
   Ort::IoBinding tb(*train_);
   BindBatch(tb, images, labels, options_.has_keep ? keep : nullptr, n, &inputs);
-  for (size_t i = 0; i < specs.size(); i++) tb.BindInput(specs[i].name.c_str(), cur_[i]);
+  for (size_t i = 0; i < specs.size(); i++) {
+    if (IsInput(i)) tb.BindInput(specs[i].name.c_str(), cur_[i]);
+  }
   tb.BindOutput(io.loss.c_str(), cpu_info_);
   for (size_t i : updated_state_) tb.BindOutput((io.new_prefix + specs[i].name).c_str(), next_[i]);
   if (options_.adam == AdamMode::kFused) {
@@ -254,7 +257,9 @@ float Engine::Evaluate(const uint8_t* images, const uint8_t* labels, int64_t n, 
   std::vector<Ort::Value> inputs;
   Ort::IoBinding b(*eval_);
   BindBatch(b, images, labels, nullptr, n, &inputs);
-  for (size_t i = 0; i < options_.specs.size(); i++) b.BindInput(options_.specs[i].name.c_str(), cur_[i]);
+  for (size_t i = 0; i < options_.specs.size(); i++) {
+    if (IsInput(i)) b.BindInput(options_.specs[i].name.c_str(), cur_[i]);
+  }
   b.BindOutput(options_.io.loss.c_str(), cpu_info_);
   b.BindOutput(options_.io.probs.c_str(), cpu_info_);
   eval_->Run(Ort::RunOptions{nullptr}, b);

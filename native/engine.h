@@ -51,6 +51,9 @@ struct Options {
   int64_t tags = 0;
   int64_t hidden = 0;
   bool has_keep = false;
+  // Frozen tensors are initializers of the train and eval graphs (bound by no one; still uploaded, so
+  // Download returns them).
+  bool baked_frozen = false;
   IoNames io;
   std::vector<TensorSpec> specs;
 };
@@ -73,6 +76,8 @@ class Engine {
 
  private:
   void CheckGraphNames() const;
+  // Whether spec i is a graph input (every one but the baked frozen tensors).
+  bool IsInput(size_t i) const { return !(options_.baked_frozen && options_.specs[i].role == Role::kFrozen); }
   Ort::Value NewDeviceTensor(const std::vector<int64_t>& shape);
   void Copy(Ort::Value& src, Ort::Value& dst);
   void BindBatch(Ort::IoBinding& binding, const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n,

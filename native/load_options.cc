@@ -72,6 +72,7 @@ Options ParseLoadOptions(const Napi::Object& o) {
   opt.tags = IntOf(o, "tags");
   opt.hidden = IntOf(o, "hidden");
   opt.has_keep = o.Get("hasKeep").ToBoolean();
+  opt.baked_frozen = o.Get("bakedFrozen").ToBoolean();
   opt.io = ParseIoNames(o.Get("io"));
   Napi::Value specs = o.Get("specs");
   if (!specs.IsArray()) throw Napi::TypeError::New(o.Env(), "Expected an array for options.specs");

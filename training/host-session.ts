@@ -14,6 +14,8 @@ export interface HostSessionOptions {
   executionProviders?: string[];
   /** Profile the train graph with ONNX Runtime's profiler, writing PREFIX_<time>.json on endProfiling(). */
   profilePrefix?: string;
+  /** Frozen tensors as graph initializers, as the TrainSession bakes them on the CPU. */
+  bakeFrozen?: boolean;
 }
 
 export class HostTrainSession {
@@ -39,9 +41,10 @@ export class HostTrainSession {
   static async create(config: ModelConfig, params: Map<string, Float32Array>, opts: HostSessionOptions = {}): Promise<HostTrainSession> {
     const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: opts.threads ?? 0, graphOptimizationLevel: 'all', executionProviders: opts.executionProviders ?? ['cpu'] };
     const profiling: ort.InferenceSession.SessionOptions = opts.profilePrefix ? { enableProfiling: true, profileFilePrefix: opts.profilePrefix } : {};
-    const train = await ort.InferenceSession.create(buildTrainGraph(config, { fuseOptimizer: opts.fused }).encode(), { ...so, ...profiling });
+    const frozen = opts.bakeFrozen ? new Map(paramSpecs(config).filter((s) => s.role === 'frozen').map((s) => [s.name, params.get(s.name)!])) : undefined;
+    const train = await ort.InferenceSession.create(buildTrainGraph(config, { fuseOptimizer: opts.fused, frozen }).encode(), { ...so, ...profiling });
     const optimizer = opts.fused ? null : await ort.InferenceSession.create(buildOptimizerGraph(config).encode(), so);
-    const evaluator = await ort.InferenceSession.create(buildEvalGraph(config).encode(), so);
+    const evaluator = await ort.InferenceSession.create(buildEvalGraph(config, { frozen }).encode(), so);
     return new HostTrainSession(config, new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])), train, optimizer, evaluator);
   }
 
@@ -64,7 +67,7 @@ export class HostTrainSession {
       }
       return f;
     };
-    const feeds = batchFeeds(c, batch, this.params, true);
+    const feeds = this.feeds(batch, true);
     let update: ort.InferenceSession.OnnxValueMapType;
     const out = await this.train.run(this.optimizer ? feeds : { ...feeds, ...adamFeeds() });
     if (this.optimizer) {
@@ -85,8 +88,15 @@ export class HostTrainSession {
   }
 
   async evaluate(batch: Batch): Promise<{ loss: number; probs: Float32Array }> {
-    const out = await this.evaluator.run(batchFeeds(this.config, batch, this.params, false));
+    const out = await this.evaluator.run(this.feeds(batch, false));
     return { loss: (out[io.loss]!.data as Float32Array)[0]!, probs: out[io.probs]!.data as Float32Array };
+  }
+
+  /** The graph's feeds: batch and parameters, less the frozen tensors the graphs hold themselves. */
+  private feeds(batch: Batch, train: boolean): Record<string, ort.Tensor> {
+    const f = batchFeeds(this.config, batch, this.params, train);
+    for (const name of Object.keys(f)) if (!this.train.inputNames.includes(name) && !this.evaluator.inputNames.includes(name)) delete f[name];
+    return f;
   }
 
   async release(): Promise<void> {

@@ -192,9 +192,13 @@ function labelsFloat(g: Graph, c: ModelConfig): string {
   return g.op('Cast', [g.input(io.labels, 'uint8', ['N', c.tags])], { to: A.i(1) }, 'labels_f');
 }
 
-function paramInputs(g: Graph, c: ModelConfig, roles: ParamRole[]): (name: string) => string {
+function paramInputs(g: Graph, c: ModelConfig, roles: ParamRole[], baked?: ReadonlyMap<string, Float32Array>): (name: string) => string {
   const names = new Map<string, string>();
-  for (const s of paramSpecs(c)) if (roles.includes(s.role)) names.set(s.name, g.input(io.param(s.name), 'float32', s.shape));
+  for (const s of paramSpecs(c)) {
+    if (!roles.includes(s.role)) continue;
+    const value = s.role === 'frozen' ? baked?.get(s.name) : undefined;
+    names.set(s.name, value ? g.initializer(`frozen_${s.name}`, 'float32', s.shape, value) : g.input(io.param(s.name), 'float32', s.shape));
+  }
   return (n) => {
     const v = names.get(n);
     if (!v) throw new Error(`no input for ${n}`);
@@ -230,6 +234,11 @@ function buildBackward(g: Graph, c: ModelConfig, p: (n: string) => string, f: Fo
 export interface TrainGraphOptions {
   /** Fuse the Adam update into the train graph (one step graph). */
   fuseOptimizer?: boolean;
+  /**
+   * Frozen conv weights baked in as initializers instead of graph inputs: ONNX Runtime then reorders
+   * those convs to its blocked NCHWc kernels (212 against 173 GFLOP/s measured on VGG16's convs).
+   */
+  frozen?: ReadonlyMap<string, Float32Array>;
 }
 
 /**
@@ -241,7 +250,7 @@ export interface TrainGraphOptions {
 export function buildTrainGraph(c: ModelConfig, opts: TrainGraphOptions = {}): Graph {
   checkConfig(c);
   const g = new Graph(opts.fuseOptimizer ? 'alt_i2v_step' : 'alt_i2v_train');
-  const p = paramInputs(g, c, ['trainable', 'frozen', 'state']);
+  const p = paramInputs(g, c, ['trainable', 'frozen', 'state'], opts.frozen);
   const f = buildForward(g, c, p, 'train');
   const y = labelsFloat(g, c);
   g.output(bceForward(g, f.logits, y), io.loss, 'float32', []);
@@ -306,10 +315,10 @@ export function buildOptimizerGraph(c: ModelConfig): Graph {
 }
 
 /** Eval graph: no dropout, running BN stats → loss and probabilities. */
-export function buildEvalGraph(c: ModelConfig): Graph {
+export function buildEvalGraph(c: ModelConfig, opts: Pick<TrainGraphOptions, 'frozen'> = {}): Graph {
   checkConfig(c);
   const g = new Graph('alt_i2v_eval');
-  const p = paramInputs(g, c, ['trainable', 'frozen', 'state']);
+  const p = paramInputs(g, c, ['trainable', 'frozen', 'state'], opts.frozen);
   const f = buildForward(g, c, p, 'eval');
   g.output(bceForward(g, f.logits, labelsFloat(g, c)), io.loss, 'float32', []);
   g.output(g.op('Sigmoid', [f.logits]), io.probs, 'float32', ['N', c.tags]);

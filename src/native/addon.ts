@@ -50,6 +50,8 @@ export interface NativeLoadOptions {
   tags: number;
   hidden: number;
   hasKeep: boolean;
+  /** Frozen tensors are initializers of the train and eval graphs, not inputs (still part of the state). */
+  bakedFrozen?: boolean;
   io: NativeIoNames;
   specs: NativeSpec[];
 }

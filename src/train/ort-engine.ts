@@ -137,7 +137,9 @@ export class OrtTrainEngine implements NativeTrainSession {
     const o = this.o!;
     const s = o.imageSize;
     const feeds: Feeds = { [o.io.image]: new ort.Tensor('uint8', images, [n, s, s, 3]), [o.io.labels]: new ort.Tensor('uint8', labels, [n, o.tags]) };
-    o.specs.forEach((spec, i) => (feeds[spec.name] = new ort.Tensor('float32', this.params[i]!, spec.shape)));
+    o.specs.forEach((spec, i) => {
+      if (!(o.bakedFrozen && spec.role === 'frozen')) feeds[spec.name] = new ort.Tensor('float32', this.params[i]!, spec.shape);
+    });
     return feeds;
   }
 

@@ -32,6 +32,12 @@ export interface TrainSessionOptions {
    * bit-identical results.
    */
   adam?: AdamPlacement;
+  /**
+   * Bake the frozen convs' weights into the train and eval graphs as initializers (default on the
+   * CPU): ONNX Runtime then runs those convs on its blocked NCHWc kernels, which it does only for
+   * constant weights. They still belong to the state (getState returns them); setState must keep them.
+   */
+  bakeFrozen?: boolean;
   /** Seed of the dropout masks. */
   seed?: number;
   /** native (the addon), ort (onnxruntime-node, CPU) or auto (native when built). */
@@ -56,18 +62,20 @@ export class TrainSession {
   private readonly specs: ParamSpec[];
   private readonly trainable: ParamSpec[];
   private disposed = false;
+  /** The frozen tensors baked into the graphs, when they are. */
+  private baked?: Map<string, Float32Array>;
 
   private constructor(
     readonly config: ModelConfig,
-    private readonly native: NativeTrainSession,
-    seed: number,
+    private native: NativeTrainSession,
+    private readonly options: TrainSessionOptions & { device: Device; adam: AdamPlacement },
     /** Which engine runs the graphs, and the one-line note saying so. */
     readonly engine: EngineKind,
     readonly engineNote: string,
   ) {
     this.specs = paramSpecs(config);
     this.trainable = this.specs.filter((s) => s.role === 'trainable');
-    this.rng = new Rng(seed);
+    this.rng = new Rng(options.seed ?? 0);
   }
 
   static async create(config: ModelConfig, initial: TrainState, options: TrainSessionOptions = {}): Promise<TrainSession> {
@@ -79,35 +87,52 @@ export class TrainSession {
       if (missing.length > 0) throw new Error(cudaMissingMessage(missing));
     }
     const adam = options.adam ?? (kind === 'native' && device === 'cpu' ? 'in-place' : 'fused');
-    const session = new TrainSession(config, native, options.seed ?? 0, kind, note);
-    const { params, m, v } = session.stateArrays(initial, 'initial state');
-    await native.load(
+    checkInteger('deviceId', options.deviceId ?? 0, 0, 64);
+    checkInteger('intraOpThreads', options.intraOpThreads ?? 0, 0, 1024);
+    checkInteger('interOpThreads', options.interOpThreads ?? 0, 0, 1024);
+    const session = new TrainSession(config, native, { ...options, device, adam }, kind, note);
+    const state = session.stateArrays(initial, 'initial state');
+    if (options.bakeFrozen ?? device === 'cpu') session.baked = session.frozenOf(state.params);
+    await session.load(state);
+    session.stepCount = initial.step ?? 0;
+    if (initial.rng) session.rng = Rng.fromState(initial.rng);
+    return session;
+  }
+
+  /** Builds the graphs (with the baked frozen tensors, if any) and loads them and `state` into the engine. */
+  private async load(state: { params: Float32Array[]; m?: Float32Array[]; v?: Float32Array[] }): Promise<void> {
+    const { config, options: o } = this;
+    const frozen = this.baked;
+    await this.native.load(
       {
-        trainModel: buildTrainGraph(config, { fuseOptimizer: adam === 'fused' }).encode(),
-        optimizerModel: adam === 'graph' ? buildOptimizerGraph(config).encode() : undefined,
-        evalModel: buildEvalGraph(config).encode(),
+        trainModel: buildTrainGraph(config, { fuseOptimizer: o.adam === 'fused', frozen }).encode(),
+        optimizerModel: o.adam === 'graph' ? buildOptimizerGraph(config).encode() : undefined,
+        evalModel: buildEvalGraph(config, { frozen }).encode(),
         copyModel: buildCopyGraph().encode(),
-        adam,
+        adam: o.adam,
         adamConstants: adamConstants(),
-        device,
-        deviceId: checkInteger('deviceId', options.deviceId ?? 0, 0, 64),
-        tf32: options.tf32 ?? false,
-        intraOpThreads: checkInteger('intraOpThreads', options.intraOpThreads ?? 0, 0, 1024),
-        interOpThreads: checkInteger('interOpThreads', options.interOpThreads ?? 0, 0, 1024),
+        device: o.device,
+        deviceId: o.deviceId ?? 0,
+        tf32: o.tf32 ?? false,
+        intraOpThreads: o.intraOpThreads ?? 0,
+        interOpThreads: o.interOpThreads ?? 0,
         imageSize: config.imageSize,
         tags: config.tags,
         hidden: config.hidden,
         hasKeep: config.dropout > 0,
+        bakedFrozen: frozen !== undefined,
         io: NATIVE_IO,
-        specs: session.specs.map((s) => ({ name: s.name, role: s.role, shape: s.shape })),
+        specs: this.specs.map((s) => ({ name: s.name, role: s.role, shape: s.shape })),
       },
-      params,
-      m,
-      v,
+      state.params,
+      state.m,
+      state.v,
     );
-    session.stepCount = initial.step ?? 0;
-    if (initial.rng) session.rng = Rng.fromState(initial.rng);
-    return session;
+  }
+
+  /** Copies of the frozen tensors among `params` (spec order). */
+  private frozenOf(params: Float32Array[]): Map<string, Float32Array> {
+    return new Map(this.specs.flatMap((s, i) => (s.role === 'frozen' ? [[s.name, params[i]!.slice()] as const] : [])));
   }
 
   /** Adam steps taken so far. */
@@ -152,8 +177,19 @@ export class TrainSession {
   }
 
   async setState(state: TrainState): Promise<void> {
-    const { params, m, v } = this.stateArrays(state, 'state');
-    await this.native.setState(params, m, v);
+    const arrays = this.stateArrays(state, 'state');
+    const same = (a: Float32Array, b: Float32Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+    if (this.baked && [...this.baked].some(([name, value]) => !same(state.params.get(name)!, value))) {
+      // Other frozen weights: the graphs that hold them are rebuilt on a new engine of the same kind.
+      if (this.disposed) throw new Error('TrainSession.setState: the session is disposed');
+      if (this.native.busy) throw new Error('TrainSession.setState: another call on this session is still running; await it first');
+      this.native.dispose();
+      this.native = openEngine(this.engine, this.options.device).engine;
+      this.baked = this.frozenOf(arrays.params);
+      await this.load(arrays);
+    } else {
+      await this.native.setState(arrays.params, arrays.m, arrays.v);
+    }
     this.stepCount = state.step ?? 0;
     if (state.rng) this.rng = Rng.fromState(state.rng);
   }

@@ -93,7 +93,7 @@ export async function benchTorch(opts: { quick: boolean; withReference?: boolean
   const rate = (xs: number[]): number => batch / median(xs);
   const flop = { infer: inferenceFlops(config), train: trainStepFlops(config) };
   // The profile takes a minute more (a fresh session's first steps): the full run only.
-  if (!opts.quick) console.error('torch: profiling the fused step graph (3 steps through onnxruntime-node)');
+  if (!opts.quick) console.error('torch: profiling the train graph (3 steps through onnxruntime-node)');
   const profile = opts.quick ? [] : await profileTrainStep(config, params, batch);
   const row = {
     batch, threads, limit, gflopPerImage: { infer: flop.infer / 1e9, train: flop.train / 1e9 }, torch: version || null,

@@ -101,6 +101,7 @@ Engine::Engine(Options options) : options_(std::move(options)), cpu_info_(Ort::M
     v_next_.push_back(NewDeviceTensor(s.shape));
   }
   // In place, the buffers never move (nothing is swapped), so the views are taken once.
+  adam_threads_ = options_.intra_threads > 0 ? options_.intra_threads : static_cast<int>(std::thread::hardware_concurrency());
   for (size_t j = 0; in_place && j < trainable_.size(); j++) {
     in_place_.push_back({cur_[trainable_[j]].GetTensorMutableData<float>(), grad_[j].GetTensorData<float>(), m_[j].GetTensorMutableData<float>(),
                          v_[j].GetTensorMutableData<float>(), options_.specs[trainable_[j]].numel});
@@ -238,8 +239,7 @@ float Engine::Step(const uint8_t* images, const uint8_t* labels, const uint8_t* 
   float loss = outputs[0].GetTensorData<float>()[0];
   for (size_t i : updated_state_) std::swap(cur_[i], next_[i]);
   if (options_.adam == AdamMode::kInPlace) {
-    const int threads = options_.intra_threads > 0 ? options_.intra_threads : static_cast<int>(std::thread::hardware_concurrency());
-    AdamInPlace(in_place_, options_.adam_constants, lr_t, eps_t, threads);
+    AdamInPlace(in_place_, options_.adam_constants, lr_t, eps_t, adam_threads_);
     return loss;
   }
   if (options_.adam == AdamMode::kGraph) {

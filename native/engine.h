@@ -93,6 +93,7 @@ class Engine {
   std::vector<Ort::Value> cur_, next_;                      // every state tensor, spec order (next_: swapped ones only)
   std::vector<Ort::Value> m_, v_, m_next_, v_next_, grad_;  // per trainable tensor (no m_next_, v_next_ in place)
   std::vector<AdamTensor> in_place_;                        // kInPlace: views of cur_, grad_, m_, v_
+  int adam_threads_ = 1;                                    // kInPlace: threads of the Adam pass
   std::vector<size_t> trainable_;                           // spec indices of trainable tensors
   std::vector<size_t> updated_state_;                       // spec indices of role kState (BN running stats)
 };

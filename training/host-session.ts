@@ -67,7 +67,7 @@ export class HostTrainSession {
       }
       return f;
     };
-    const feeds = this.feeds(batch, true);
+    const feeds = this.feeds(this.train, batch, true);
     let update: ort.InferenceSession.OnnxValueMapType;
     const out = await this.train.run(this.optimizer ? feeds : { ...feeds, ...adamFeeds() });
     if (this.optimizer) {
@@ -88,14 +88,14 @@ export class HostTrainSession {
   }
 
   async evaluate(batch: Batch): Promise<{ loss: number; probs: Float32Array }> {
-    const out = await this.evaluator.run(this.feeds(batch, false));
+    const out = await this.evaluator.run(this.feeds(this.evaluator, batch, false));
     return { loss: (out[io.loss]!.data as Float32Array)[0]!, probs: out[io.probs]!.data as Float32Array };
   }
 
-  /** The graph's feeds: batch and parameters, less the frozen tensors the graphs hold themselves. */
-  private feeds(batch: Batch, train: boolean): Record<string, ort.Tensor> {
+  /** The feeds of `session`: batch and parameters, less the frozen tensors baked into its graph. */
+  private feeds(session: ort.InferenceSession, batch: Batch, train: boolean): Record<string, ort.Tensor> {
     const f = batchFeeds(this.config, batch, this.params, train);
-    for (const name of Object.keys(f)) if (!this.train.inputNames.includes(name) && !this.evaluator.inputNames.includes(name)) delete f[name];
+    for (const name of Object.keys(f)) if (!session.inputNames.includes(name)) delete f[name];
     return f;
   }
 

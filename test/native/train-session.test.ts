@@ -164,6 +164,11 @@ test('graph names are one contract: a name the graphs lack fails at load, naming
     assert.equal(native.loaded, false);
     native.dispose();
   }
+  const bad = new (loadAddon().TrainSession)();
+  assert.throws(() => bad.load({ ...options, io: NATIVE_IO, adam: 'sideways' as 'fused' }, params), /^TypeError: Expected "fused", "graph" or "in-place" for options\.adam but received "sideways"$/);
+  assert.throws(() => bad.load({ ...options, io: NATIVE_IO, adamConstants: [0.9] }, params), /^TypeError: Expected 4 numbers for options\.adamConstants$/);
+  assert.equal(bad.loaded, false);
+  bad.dispose();
   const ok = new (loadAddon().TrainSession)();
   await ok.load({ ...options, io: NATIVE_IO }, params);
   assert.equal(ok.loaded, true);

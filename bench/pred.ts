@@ -12,6 +12,7 @@ import { emptyRanges, widenRanges } from '../src/train/calibrate.js';
 import { encodeInferenceModel } from '../training/artifacts.js';
 import { inferenceFlops } from '../training/flops.js';
 import { buildCalibrationGraph, defaultConfig, initParams } from '../training/model.js';
+import { sessionThreads } from '../training/threads.js';
 import { intFeatures, machineLimit, median, ofLimit, saveResult } from './common.js';
 import { makeJpegs } from './pairs.js';
 
@@ -55,14 +56,16 @@ export async function benchPred(opts: { quick: boolean }): Promise<Record<string
     tensors.push(batch);
   }
   // Calibrate as `export --int8` does (min-max over the fp32 graph's ranges), on these images.
-  const cal = await ort.InferenceSession.create(buildCalibrationGraph(config, params).encode());
+  const cal = await ort.InferenceSession.create(buildCalibrationGraph(config, params).encode(), { intraOpNumThreads: sessionThreads() });
   const ranges = emptyRanges();
   for (const b of tensors) widenRanges(ranges, await cal.run({ image: new ort.Tensor('uint8', b, [8, 224, 224, 3]) }));
   await cal.release();
   await writeFile(files.int8, encodeInferenceModel(config, params, { ...meta, int8: { ranges, images: count, from: data } }));
   const sizes = { fp32: (await stat(files.fp32)).size, int8: (await stat(files.int8)).size };
 
-  const sessions = { fp32: await ort.InferenceSession.create(files.fp32, { graphOptimizationLevel: 'all' }), int8: await ort.InferenceSession.create(files.int8, { graphOptimizationLevel: 'all' }) };
+  // Bare sessions get the thread count `pred` gives its own (one per core).
+  const bare: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: sessionThreads() };
+  const sessions = { fp32: await ort.InferenceSession.create(files.fp32, bare), int8: await ort.InferenceSession.create(files.int8, bare) };
   for (const s of Object.values(sessions)) for (let w = 0; w < 2; w++) await s.run({ image: new ort.Tensor('uint8', tensors[0]!, [8, 224, 224, 3]) });
   const r = { bare: [] as number[], pred: [] as number[], bare8: [] as number[], pred8: [] as number[], load: [] as number[], warm: [] as number[] };
   for (let i = 0; i < runs; i++) {

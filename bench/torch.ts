@@ -15,6 +15,7 @@ import { encodeInferenceModel } from '../training/artifacts.js';
 import { randomBatch } from '../training/gradcheck.js';
 import { defaultConfig, initParams, type ModelConfig } from '../training/model.js';
 import { hasPython, KEEP_MEMORY, machineLimit, median, ofLimit, saveResult } from './common.js';
+import { sessionThreads } from '../training/threads.js';
 
 /**
  * The train graph's ops by time (shared with `tiny`), from ONNX Runtime's profiler: the graph and
@@ -49,7 +50,7 @@ export async function benchTorch(opts: { quick: boolean; withReference?: boolean
   const tags = Array.from({ length: 5000 }, (_, i) => `t${i}`);
   const modelFile = path.join(os.tmpdir(), 'alt-i2v-bench-torch.onnx');
   await writeFile(modelFile, encodeInferenceModel(config, params, { tags, categories: tags.map(() => 0), pad: 'center', source: 'bench' }));
-  const infer = await ort.InferenceSession.create(modelFile, { graphOptimizationLevel: 'all' });
+  const infer = await ort.InferenceSession.create(modelFile, { graphOptimizationLevel: 'all', intraOpNumThreads: sessionThreads() });
   const trainer = await TrainSession.create(config, { params });
   const data = randomBatch(config, batch, 1);
   const image = new ort.Tensor('uint8', data.images, [batch, 224, 224, 3]);

@@ -12,6 +12,7 @@ import { A, Graph } from '../training/graph.js';
 import { Rng } from '../training/rng.js';
 import { median, saveResult } from './common.js';
 import { makeJpegs } from './pairs.js';
+import { sessionThreads } from '../training/threads.js';
 
 const S = 448;
 const TAGS = 10861;
@@ -62,7 +63,7 @@ export async function benchWd(opts: { quick: boolean }): Promise<Record<string, 
   await writeFile(tagsFile, `tag_id,name,category,count\n${Array.from({ length: TAGS }, (_, i) => `${i},tag_${i},${i < 4 ? 9 : i % 10 === 0 ? 4 : 0},1`).join('\n')}\n`);
 
   const contract: InputContract = { kind: 'wd', inputName: 'input', probsName: 'output', size: S, dtype: 'float32', channels: 'bgr', scale: 255, padColor: 'white', pad: 'center', kernel: 'cubic', fixedBatch: null };
-  const session = await ort.InferenceSession.create(modelFile, { graphOptimizationLevel: 'all' });
+  const session = await ort.InferenceSession.create(modelFile, { graphOptimizationLevel: 'all', intraOpNumThreads: sessionThreads() });
   const px = S * S * 3;
   const tensors: ort.Tensor[] = [];
   for (let i = 0; i < count; i += 8) {

@@ -5,6 +5,7 @@ import ort from 'onnxruntime-node';
 import { adamStepScalars, buildEvalGraph, buildOptimizerGraph, buildTrainGraph, io, numel, paramSpecs, type ModelConfig } from './model.js';
 import { batchFeeds } from './gradcheck.js';
 import type { Batch } from './reference.js';
+import { sessionThreads } from './threads.js';
 
 export interface HostSessionOptions {
   /** One fused step graph instead of train + optimizer graphs. */
@@ -39,7 +40,7 @@ export class HostTrainSession {
   }
 
   static async create(config: ModelConfig, params: Map<string, Float32Array>, opts: HostSessionOptions = {}): Promise<HostTrainSession> {
-    const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: opts.threads ?? 0, graphOptimizationLevel: 'all', executionProviders: opts.executionProviders ?? ['cpu'] };
+    const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: sessionThreads(opts.threads), graphOptimizationLevel: 'all', executionProviders: opts.executionProviders ?? ['cpu'] };
     const profiling: ort.InferenceSession.SessionOptions = opts.profilePrefix ? { enableProfiling: true, profileFilePrefix: opts.profilePrefix } : {};
     const frozen = opts.bakeFrozen ? new Map(paramSpecs(config).filter((s) => s.role === 'frozen').map((s) => [s.name, params.get(s.name)!])) : undefined;
     const train = await ort.InferenceSession.create(buildTrainGraph(config, { fuseOptimizer: opts.fused, frozen }).encode(), { ...so, ...profiling });

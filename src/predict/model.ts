@@ -13,6 +13,7 @@ import { readInput } from '../util/fsx.js';
 import { INFERENCE_FORMAT } from '../../training/artifacts.js';
 import { WorkerSession } from './worker-session.js';
 import { foreignContract, inputTensor, type ContractOverrides, type InputContract, type Preset } from './contract.js';
+import { sessionThreads } from '../../training/threads.js';
 
 export interface TaggerMetadata {
   tags: string[];
@@ -122,7 +123,7 @@ export class TaggerModel {
     const fingerprint = (tags: string[]): string => createHash('sha256').update(JSON.stringify([[...props], size, tags])).digest('hex');
     let session: WorkerSession;
     try {
-      session = await WorkerSession.create(bytes, { executionProviders: opts.executionProviders ?? ['cpu'], intraOpNumThreads: opts.threads ?? 0, graphOptimizationLevel: 'all', enableMemPattern: false });
+      session = await WorkerSession.create(bytes, { executionProviders: opts.executionProviders ?? ['cpu'], intraOpNumThreads: sessionThreads(opts.threads), graphOptimizationLevel: 'all', enableMemPattern: false });
     } catch (err) {
       throw new UsageError(`Expected an ONNX model that ONNX Runtime can load in ${JSON.stringify(file)} but it fails: ${(err as Error).message.split('\n')[0]}`);
     }

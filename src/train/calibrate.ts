@@ -6,6 +6,7 @@ import { ShardSlot, readShard, readShardIndex } from '../data/shards.js';
 import { UsageError } from '../util/errors.js';
 import { buildCalibrationGraph, RANGE, type ModelConfig } from '../../training/model.js';
 import type { ActivationRanges } from '../../training/quantize.js';
+import { sessionThreads } from '../../training/threads.js';
 
 export const CALIBRATION_BATCH = 8;
 
@@ -54,7 +55,7 @@ export async function calibrate(
   if (train.length === 0) throw new UsageError(`Expected training shards in ${JSON.stringify(shardsDir)} to calibrate the int8 model on but it has none`);
   const plan = calibrationPlan(train.map((s) => s.count), images);
   const total = plan.reduce((a, p) => a + p.take, 0);
-  const session = await ort.InferenceSession.create(buildCalibrationGraph(config, params).encode(), { graphOptimizationLevel: 'all' });
+  const session = await ort.InferenceSession.create(buildCalibrationGraph(config, params).encode(), { graphOptimizationLevel: 'all', intraOpNumThreads: sessionThreads() });
   const ranges = emptyRanges();
   const slot = new ShardSlot();
   const px = config.imageSize ** 2 * 3;

@@ -7,6 +7,7 @@ import { openEngine, type EngineChoice, type EngineKind } from './engines.js';
 import { cudaMissingMessage, runtimeReport, type Device } from '../runtime/providers.js';
 import { checkInteger, expected } from '../util/errors.js';
 import { Rng } from '../../training/rng.js';
+import { sessionThreads } from '../../training/threads.js';
 import {
   adamConstants, adamStepScalars, buildCopyGraph, buildEvalGraph, buildOptimizerGraph, buildTrainGraph, checkConfig, dropoutKeepMask, io, numel, paramSpecs,
   type ModelConfig, type ParamSpec,
@@ -114,7 +115,7 @@ export class TrainSession {
         device: o.device,
         deviceId: o.deviceId ?? 0,
         tf32: o.tf32 ?? false,
-        intraOpThreads: o.intraOpThreads ?? 0,
+        intraOpThreads: sessionThreads(o.intraOpThreads),
         interOpThreads: o.interOpThreads ?? 0,
         imageSize: config.imageSize,
         tags: config.tags,

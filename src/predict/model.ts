@@ -123,7 +123,12 @@ export class TaggerModel {
     const fingerprint = (tags: string[]): string => createHash('sha256').update(JSON.stringify([[...props], size, tags])).digest('hex');
     let session: WorkerSession;
     try {
-      session = await WorkerSession.create(bytes, { executionProviders: opts.executionProviders ?? ['cpu'], intraOpNumThreads: sessionThreads(opts.threads), graphOptimizationLevel: 'all', enableMemPattern: false });
+      // One thread per core, not spinning between runs: images decode on the same cores meanwhile
+      // (docs/ARCHITECTURE.md, "Threads").
+      session = await WorkerSession.create(bytes, {
+        executionProviders: opts.executionProviders ?? ['cpu'], intraOpNumThreads: sessionThreads(opts.threads), graphOptimizationLevel: 'all', enableMemPattern: false,
+        extra: { session: { intra_op: { allow_spinning: '0' } } },
+      });
     } catch (err) {
       throw new UsageError(`Expected an ONNX model that ONNX Runtime can load in ${JSON.stringify(file)} but it fails: ${(err as Error).message.split('\n')[0]}`);
     }

@@ -4,7 +4,7 @@ import type { Argv } from 'yargs';
 import { PAD_COLORS } from '../data/images.js';
 import { CHANNEL_ORDERS, PRESETS } from '../predict/contract.js';
 import type { LoadOptions } from '../predict/model.js';
-import { checkChoice } from '../util/errors.js';
+import { checkChoice, checkInteger } from '../util/errors.js';
 import type { Io } from './io.js';
 
 export function withModelOptions(y: Argv, modelRequired = true): Argv {
@@ -14,7 +14,8 @@ export function withModelOptions(y: Argv, modelRequired = true): Argv {
     .option('preset', { type: 'string', choices: PRESETS, default: 'auto', describe: 'Input contract of a foreign model: wd (BGR 0–255, white padding), deepdanbooru (RGB 0–1), auto' })
     .option('channels', { type: 'string', choices: CHANNEL_ORDERS, describe: 'Override: channel order of a foreign model' })
     .option('scale', { type: 'number', choices: [255, 1], describe: 'Override: a foreign model takes 0–255 (255) or 0–1 (1)' })
-    .option('pad-color', { type: 'string', choices: PAD_COLORS, describe: 'Override: letterbox and alpha colour of a foreign model' });
+    .option('pad-color', { type: 'string', choices: PAD_COLORS, describe: 'Override: letterbox and alpha colour of a foreign model' })
+    .option('threads', { type: 'number', default: 0, describe: 'Threads the model runs on (0 = one per core; 1 leaves the other cores to decoding, which suits small models)' });
 }
 
 export interface ModelArgs {
@@ -23,11 +24,13 @@ export interface ModelArgs {
   channels?: string;
   scale?: number;
   padColor?: string;
+  threads?: number;
 }
 
 export function loadOptionsFrom(argv: ModelArgs, io: Io, extra: Partial<LoadOptions> = {}): LoadOptions {
   return {
     ...extra,
+    threads: checkInteger('--threads', argv.threads ?? 0, 0, 1024),
     tags: argv.tags,
     preset: checkChoice('--preset', argv.preset, PRESETS),
     overrides: {

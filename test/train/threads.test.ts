@@ -9,7 +9,7 @@ import { TaggerModel } from '../../src/predict/model.js';
 import { TrainSession } from '../../src/train/train-session.js';
 import { gradcheckConfig, randomParams } from '../../training/gradcheck.js';
 import { coreCount, readCpuFacts, sessionThreads } from '../../training/threads.js';
-import { tempDir, tinyModel } from '../helpers.js';
+import { cli, solid, tempDir, tinyModel } from '../helpers.js';
 
 test('coreCount: affinity scaled by cores per logical CPU, capped by a cgroup quota, at least 1', () => {
   assert.equal(coreCount({ usable: 2, logical: 2, physical: 2 }), 2);
@@ -70,4 +70,18 @@ test('a tagger model loaded with no thread count runs on every core', { skip: !s
   const one = await threadsStarted(open(1));
   const auto = await threadsStarted(open());
   assert.equal(auto - one, coreCount() - 1, `default threads started ${auto} threads, 1 thread ${one}`);
+});
+
+test('--threads of the model commands: a bad count is one line naming it; --threads 1 tags as the default does', async () => {
+  const dir = await tempDir();
+  const file = await tinyModel(path.join(dir, 'm.onnx'), ['a', 'b'], [0, 0]);
+  const image = path.join(dir, 'x.png');
+  await solid(40, 30, [200, 40, 40]).png().toFile(image);
+  const bad = await cli('pred', image, '--model', file, '--threads', '-1');
+  assert.equal(bad.code, 2);
+  assert.deepEqual(bad.err, ['alt-i2v-ort: Expected integer between 0 and 1024 for --threads but received -1']);
+  const one = await cli('pred', image, '--model', file, '--format', 'json', '--threads', '1');
+  const auto = await cli('pred', image, '--model', file, '--format', 'json');
+  assert.equal(one.code, 0, one.err.join('\n'));
+  assert.deepEqual(one.out, auto.out);
 });

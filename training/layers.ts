@@ -34,21 +34,23 @@ export interface ConvGrads {
  */
 export function convBackward(g: Graph, x: string, w: string, dy: string, ci: number, co: number, needDx: boolean, hint = 'conv'): ConvGrads {
   const db = g.op('ReduceSum', [dy, g.const([0, 2, 3])], { keepdims: A.i(0) }, `${hint}_db`);
-  // dY as (Co, N·H·W)
-  const dyT = g.op('Transpose', [dy], { perm: A.ints([1, 0, 2, 3]) });
+  // Both operands with the batch innermost, (C, H, W, N): a window of X for one channel and row is then
+  // W·N contiguous floats, so each Slice copies long runs instead of rows of W (docs/ARCHITECTURE.md).
+  // dY as (Co, H·W·N)
+  const dyT = g.op('Transpose', [dy], { perm: A.ints([1, 2, 3, 0]) });
   const dyM = g.op('Reshape', [dyT, g.const([co, -1])]);
-  // X padded, as (Ci, N, H+2, W+2)
-  const xp = g.op('Pad', [x, g.const([0, 0, 1, 1, 0, 0, 1, 1])]);
-  const xT = g.op('Transpose', [xp], { perm: A.ints([1, 0, 2, 3]) });
-  const h = g.op('Sub', [g.op('Shape', [xT], { start: A.i(2), end: A.i(3) }), g.const([2])]);
-  const wd = g.op('Sub', [g.op('Shape', [xT], { start: A.i(3), end: A.i(4) }), g.const([2])]);
+  // X as (Ci, H+2, W+2, N), zero-padded in H and W
+  const xT = g.op('Transpose', [x], { perm: A.ints([1, 2, 3, 0]) });
+  const xp = g.op('Pad', [xT, g.const([0, 1, 1, 0, 0, 1, 1, 0])]);
+  const h = g.op('Shape', [xT], { start: A.i(1), end: A.i(2) });
+  const wd = g.op('Shape', [xT], { start: A.i(2), end: A.i(3) });
   const parts: string[] = [];
   for (let kh = 0; kh < 3; kh++) {
     for (let kw = 0; kw < 3; kw++) {
       const starts = g.const([kh, kw]);
       const ends = g.op('Add', [g.op('Concat', [h, wd], { axis: A.i(0) }), starts]);
-      const win = g.op('Slice', [xT, starts, ends, g.const([2, 3])]);
-      const winM = g.op('Reshape', [win, g.const([ci, -1])]); // (Ci, N·H·W)
+      const win = g.op('Slice', [xp, starts, ends, g.const([1, 2])]);
+      const winM = g.op('Reshape', [win, g.const([ci, -1])]); // (Ci, H·W·N)
       const part = g.op('Gemm', [dyM, winM], { transB: A.i(1) }); // (Co, Ci)
       parts.push(g.op('Unsqueeze', [part, g.const([2])]));
     }

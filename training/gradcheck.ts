@@ -92,7 +92,9 @@ export async function gradcheck(c: ModelConfig, opts: { seed?: number; n?: numbe
   const h = opts.h ?? 1e-6; // small enough not to cross ReLU/max-pool kinks (1e-4 does), large for float64 round-off
   const params = randomParams(c, seed);
   const batch = randomBatch(c, n, seed + 1);
-  const session = await ort.InferenceSession.create(buildTrainGraph(c).encode(), { executionProviders: opts.executionProviders ?? ['cpu'] });
+  const providers = opts.executionProviders ?? ['cpu'];
+  const graph = buildTrainGraph(c, { pool: providers.includes('cuda') ? 'argmax' : 'unpool' });
+  const session = await ort.InferenceSession.create(graph.encode(), { executionProviders: providers });
   let out: ort.InferenceSession.OnnxValueMapType;
   try {
     out = await session.run(batchFeeds(c, batch, params, true));

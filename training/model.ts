@@ -4,7 +4,7 @@
 import { A, Graph } from './graph.js';
 import {
   batchnormBackward, batchnormForward, batchnormInference, batchnormRunningUpdate, bceBackward, bceForward, convBackward, convForward,
-  denseBackward, denseForward, dropoutBackward, dropoutForward, maxpoolBackward, maxpoolForward, normalizeForward, reluBackward, reluForward,
+  denseBackward, denseForward, dropoutBackward, dropoutForward, maxpoolBackward, maxpoolForward, maxpoolForwardWithIndices, maxpoolUnpoolBackward, normalizeForward, reluBackward, reluForward,
 } from './layers.js';
 import { Rng } from './rng.js';
 
@@ -148,6 +148,8 @@ interface Forward {
   convOut: string[];
   convIn: string[];
   poolIn: Map<number, string>;
+  /** MaxPool Indices of the pools whose backward is a MaxUnpool. */
+  poolIndices: Map<number, string>;
   flat: string;
   pool5: string;
   bn?: ReturnType<typeof batchnormForward>;
@@ -156,12 +158,13 @@ interface Forward {
   hd: string;
 }
 
-function buildForward(g: Graph, c: ModelConfig, p: (name: string) => string, mode: 'train' | 'eval'): Forward {
+function buildForward(g: Graph, c: ModelConfig, p: (name: string) => string, mode: 'train' | 'eval', pool: PoolBackward = 'unpool'): Forward {
   const s = c.imageSize;
   let x = normalizeForward(g, g.input(io.image, 'uint8', ['N', s, s, 3]), c.mean, c.std);
   const convIn: string[] = [];
   const convOut: string[] = [];
   const poolIn = new Map<number, string>();
+  const poolIndices = new Map<number, string>();
   for (let i = 0; i < 13; i++) {
     convIn.push(x);
     const a = reluForward(g, convForward(g, x, p(`conv${i + 1}.weight`), p(`conv${i + 1}.bias`), `conv${i + 1}`), `relu${i + 1}`);
@@ -169,7 +172,13 @@ function buildForward(g: Graph, c: ModelConfig, p: (name: string) => string, mod
     x = a;
     if (POOL_AFTER.has(i)) {
       poolIn.set(i, a);
-      x = maxpoolForward(g, a, `pool_${i + 1}`);
+      if (mode === 'train' && pool === 'unpool' && i >= c.freeze) {
+        const m = maxpoolForwardWithIndices(g, a, `pool_${i + 1}`);
+        poolIndices.set(i, m.indices);
+        x = m.y;
+      } else {
+        x = maxpoolForward(g, a, `pool_${i + 1}`);
+      }
     }
   }
   const pool5 = x;
@@ -185,7 +194,7 @@ function buildForward(g: Graph, c: ModelConfig, p: (name: string) => string, mod
   const h = reluForward(g, denseForward(g, bnY, p('fc1.weight'), p('fc1.bias'), 'fc1'), 'features_relu'); // (N, D)
   const hd = mode === 'train' && c.dropout > 0 ? dropoutForward(g, h, g.input(io.keep, 'bool', ['N', c.hidden]), c.dropout) : h;
   const logits = denseForward(g, hd, p('fc2.weight'), p('fc2.bias'), 'logits'); // (N, K)
-  return { logits, features: h, convOut, convIn, poolIn, flat, pool5, bn, bnY, h, hd };
+  return { logits, features: h, convOut, convIn, poolIn, poolIndices, flat, pool5, bn, bnY, h, hd };
 }
 
 function labelsFloat(g: Graph, c: ModelConfig): string {
@@ -221,7 +230,9 @@ function buildBackward(g: Graph, c: ModelConfig, p: (n: string) => string, f: Fo
   if (!anyConv) return grads;
   let d = g.op('Reshape', [bn.dx!, g.op('Shape', [f.pool5])], {}, 'dpool5'); // (N, C, S/32, S/32)
   for (let i = 12; i >= c.freeze; i--) {
-    if (f.poolIn.has(i)) d = maxpoolBackward(g, f.poolIn.get(i)!, d, c.widths[i]!);
+    const indices = f.poolIndices.get(i);
+    if (indices) d = maxpoolUnpoolBackward(g, f.poolIn.get(i)!, d, indices);
+    else if (f.poolIn.has(i)) d = maxpoolBackward(g, f.poolIn.get(i)!, d, c.widths[i]!);
     const dpre = reluBackward(g, f.convOut[i]!, d);
     const ci = i === 0 ? 3 : c.widths[i - 1]!;
     const r = convBackward(g, f.convIn[i]!, p(`conv${i + 1}.weight`), dpre, ci, c.widths[i]!, i > c.freeze, `conv${i + 1}`);
@@ -231,6 +242,13 @@ function buildBackward(g: Graph, c: ModelConfig, p: (n: string) => string, f: Fo
   return grads;
 }
 
+/**
+ * How the train graph takes max-pool gradients: `unpool` (MaxPool's Indices and MaxUnpool: the CPU
+ * default, faster) or `argmax` (SpaceToDepth/ArgMax/DepthToSpace: for CUDA, which has no MaxUnpool
+ * kernel). Both route each gradient to its window's first maximum, bit for bit the same.
+ */
+export type PoolBackward = 'unpool' | 'argmax';
+
 export interface TrainGraphOptions {
   /** Fuse the Adam update into the train graph (one step graph). */
   fuseOptimizer?: boolean;
@@ -239,6 +257,8 @@ export interface TrainGraphOptions {
    * those convs to its blocked NCHWc kernels (212 against 173 GFLOP/s measured on VGG16's convs).
    */
   frozen?: ReadonlyMap<string, Float32Array>;
+  /** Max-pool backward (default `unpool`; `argmax` on CUDA). */
+  pool?: PoolBackward;
 }
 
 /**
@@ -251,7 +271,7 @@ export function buildTrainGraph(c: ModelConfig, opts: TrainGraphOptions = {}): G
   checkConfig(c);
   const g = new Graph(opts.fuseOptimizer ? 'alt_i2v_step' : 'alt_i2v_train');
   const p = paramInputs(g, c, ['trainable', 'frozen', 'state'], opts.frozen);
-  const f = buildForward(g, c, p, 'train');
+  const f = buildForward(g, c, p, 'train', opts.pool);
   const y = labelsFloat(g, c);
   g.output(bceForward(g, f.logits, y), io.loss, 'float32', []);
   const grads = buildBackward(g, c, p, f, bceBackward(g, f.logits, y));

@@ -75,27 +75,49 @@ test('convBackward: dX, dW and dB of a 3×3 conv match finite differences', asyn
   fdCheck(t, 'conv dB', b, out.db!, (v) => dot(R.conv3x3(Float64Array.from(x), n, ci, h, w, wt, v, co), r));
 });
 
-test('maxpoolBackward routes the gradient to each window maximum', async (t) => {
-  const rng = new Rng(2);
-  const [n, c, h, w] = [2, 3, 4, 6];
-  const x = Float32Array.from(rng.shuffle(Array.from({ length: n * c * h * w }, (_, i) => i / 10 - 3))); // distinct values
+// Both max-pool backward forms: SpaceToDepth/ArgMax/DepthToSpace (CUDA) and MaxPool Indices + MaxUnpool (CPU).
+const POOL_BACKWARDS: [string, (g: Graph, x: string, dy: string, c: number) => string][] = [
+  ['maxpoolBackward', (g, x, dy, c) => L.maxpoolBackward(g, x, dy, c)],
+  ['maxpoolUnpoolBackward', (g, x, dy) => L.maxpoolUnpoolBackward(g, x, dy, L.maxpoolForwardWithIndices(g, x).indices)],
+];
+
+for (const [name, backward] of POOL_BACKWARDS) {
+  test(`${name} routes the gradient to each window maximum`, async (t) => {
+    const rng = new Rng(2);
+    const [n, c, h, w] = [2, 3, 4, 6];
+    const x = Float32Array.from(rng.shuffle(Array.from({ length: n * c * h * w }, (_, i) => i / 10 - 3))); // distinct values
+    const r = randoms(n * c * (h / 2) * (w / 2), rng);
+    const g = new Graph('pool');
+    const gx = g.input('x', 'float32', [n, c, h, w]);
+    const gr = g.input('r', 'float32', [n, c, h / 2, w / 2]);
+    g.output(backward(g, gx, gr, c), 'dx', 'float32', [n, c, h, w]);
+    const out = await run(g, { x: { data: x, dims: [n, c, h, w] }, r: { data: r, dims: [n, c, h / 2, w / 2] } });
+    fdCheck(t, `${name} dX`, x, out.dx!, (v) => dot(R.maxpool2(v, n, c, h, w), r));
+  });
+
+  test(`${name} gives a tied window its gradient once, at the first maximum`, async () => {
+    const g = new Graph('pool_ties');
+    const gx = g.input('x', 'float32', [1, 1, 2, 4]);
+    const gr = g.input('r', 'float32', [1, 1, 1, 2]);
+    g.output(backward(g, gx, gr, 1), 'dx', 'float32', [1, 1, 2, 4]);
+    // window 1: all four equal; window 2: max 5 twice (positions (0,3) and (1,2))
+    const out = await run(g, { x: { data: Float32Array.from([1, 1, 0, 5, 1, 1, 5, 2]), dims: [1, 1, 2, 4] }, r: { data: Float32Array.from([3, 7]), dims: [1, 1, 1, 2] } });
+    assert.deepEqual([...out.dx!], [3, 0, 0, 7, 0, 0, 0, 0]);
+  });
+}
+
+test('the two max-pool backward forms agree bit for bit on a tensor full of ties', async () => {
+  const rng = new Rng(5);
+  const [n, c, h, w] = [2, 4, 8, 6];
+  const x = Float32Array.from({ length: n * c * h * w }, () => Math.floor(rng.next() * 3)); // values 0, 1, 2: most windows tie
   const r = randoms(n * c * (h / 2) * (w / 2), rng);
-  const g = new Graph('pool');
+  const g = new Graph('pool_forms');
   const gx = g.input('x', 'float32', [n, c, h, w]);
   const gr = g.input('r', 'float32', [n, c, h / 2, w / 2]);
-  g.output(L.maxpoolBackward(g, gx, gr, c), 'dx', 'float32', [n, c, h, w]);
+  POOL_BACKWARDS.forEach(([name, backward]) => g.output(backward(g, gx, gr, c), name, 'float32', [n, c, h, w]));
   const out = await run(g, { x: { data: x, dims: [n, c, h, w] }, r: { data: r, dims: [n, c, h / 2, w / 2] } });
-  fdCheck(t, 'maxpool dX', x, out.dx!, (v) => dot(R.maxpool2(v, n, c, h, w), r));
-});
-
-test('maxpoolBackward gives a tied window its gradient once, at the first maximum', async () => {
-  const g = new Graph('pool_ties');
-  const gx = g.input('x', 'float32', [1, 1, 2, 4]);
-  const gr = g.input('r', 'float32', [1, 1, 1, 2]);
-  g.output(L.maxpoolBackward(g, gx, gr, 1), 'dx', 'float32', [1, 1, 2, 4]);
-  // window 1: all four equal; window 2: max 5 twice (positions (0,3) and (1,2))
-  const out = await run(g, { x: { data: Float32Array.from([1, 1, 0, 5, 1, 1, 5, 2]), dims: [1, 1, 2, 4] }, r: { data: Float32Array.from([3, 7]), dims: [1, 1, 1, 2] } });
-  assert.deepEqual([...out.dx!], [3, 0, 0, 7, 0, 0, 0, 0]);
+  assert.deepEqual([...out.maxpoolUnpoolBackward!], [...out.maxpoolBackward!]);
+  assert.equal(out.maxpoolBackward!.filter((v) => v !== 0).length, n * c * (h / 2) * (w / 2), 'one gradient per window');
 });
 
 test('reluBackward and dropoutBackward match finite differences', async (t) => {

@@ -70,10 +70,14 @@ export function reluForward(g: Graph, x: string, hint = 'relu'): string {
   return g.op('Relu', [x], {}, hint);
 }
 
-/** Gradient through ReLU, from its output y (y > 0 where the input was > 0). */
+/**
+ * Gradient through ReLU, from its output y (y > 0 where the input was > 0): dY · float(y > 0). The
+ * same values as Where(y > 0, dY, 0) (a masked entry is −0 where dY < 0, which adds as 0), and 2–3×
+ * faster in ONNX Runtime, whose Where is a generic broadcasting loop (docs/ARCHITECTURE.md).
+ */
 export function reluBackward(g: Graph, y: string, dy: string): string {
-  const zero = g.const(0, 'float32');
-  return g.op('Where', [g.op('Greater', [y, zero]), dy, zero]);
+  const mask = g.op('Cast', [g.op('Greater', [y, g.const(0, 'float32')])], { to: A.i(1) });
+  return g.op('Mul', [dy, mask]);
 }
 
 // ---- max-pool 2×2, stride 2 ----

@@ -27,35 +27,54 @@ export interface ConvGrads {
   db: string;
 }
 
+/** A conv layer's sizes: input and output channels, and the (input = output) height and width. */
+export interface ConvDims {
+  ci: number;
+  co: number;
+  h: number;
+  w: number;
+}
+
+/** Per graph, the im2col index of each spatial size (one initializer per H×W). */
+const im2colIndex = new WeakMap<Graph, Map<string, string>>();
+
+/**
+ * For each of the 9 kernel offsets (kh, kw) and each output position (y, x), the flat position
+ * (y + kh)·(W + 2) + x + kw in the zero-padded (H+2)×(W+2) grid: Gather with it lays X out as im2col.
+ */
+function im2colIndices(g: Graph, h: number, w: number): string {
+  let byGraph = im2colIndex.get(g);
+  if (!byGraph) im2colIndex.set(g, (byGraph = new Map()));
+  const key = `${h}x${w}`;
+  const hit = byGraph.get(key);
+  if (hit) return hit;
+  const idx = new Int32Array(9 * h * w);
+  let k = 0;
+  for (let kh = 0; kh < 3; kh++) for (let kw = 0; kw < 3; kw++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) idx[k++] = (y + kh) * (w + 2) + x + kw;
+  const name = g.initializer(`im2col_${key}`, 'int32', [idx.length], idx);
+  byGraph.set(key, name);
+  return name;
+}
+
 /**
  * dY (N, Co, H, W) → dX (N, Ci, H, W) as a convolution with W transposed and flipped (same cost as
- * the forward); dW (Co, Ci, 3, 3) as 9 GEMMs of dY against shifted windows of X (docs/ARCHITECTURE.md, "Engine facts"); dB.
- * dX is skipped when `needDx` is false (the first trainable layer).
+ * the forward); dW (Co, Ci, 3, 3) as one GEMM of dY against X laid out as im2col by one Gather
+ * (docs/ARCHITECTURE.md, "Engine facts"); dB. dX is skipped when `needDx` is false (the first
+ * trainable layer).
  */
-export function convBackward(g: Graph, x: string, w: string, dy: string, ci: number, co: number, needDx: boolean, hint = 'conv'): ConvGrads {
+export function convBackward(g: Graph, x: string, w: string, dy: string, dims: ConvDims, needDx: boolean, hint = 'conv'): ConvGrads {
+  const { ci, co, h, w: wd } = dims;
   const db = g.op('ReduceSum', [dy, g.const([0, 2, 3])], { keepdims: A.i(0) }, `${hint}_db`);
-  // Both operands with the batch innermost, (C, H, W, N): a window of X for one channel and row is then
-  // W·N contiguous floats, so each Slice copies long runs instead of rows of W (docs/ARCHITECTURE.md).
-  // dY as (Co, H·W·N)
+  // Both operands with the batch innermost, (C, H, W, N): Gather then copies runs of N floats.
   const dyT = g.op('Transpose', [dy], { perm: A.ints([1, 2, 3, 0]) });
-  const dyM = g.op('Reshape', [dyT, g.const([co, -1])]);
-  // X as (Ci, H+2, W+2, N), zero-padded in H and W
+  const dyM = g.op('Reshape', [dyT, g.const([co, -1])]); // (Co, H·W·N)
   const xT = g.op('Transpose', [x], { perm: A.ints([1, 2, 3, 0]) });
-  const xp = g.op('Pad', [xT, g.const([0, 1, 1, 0, 0, 1, 1, 0])]);
-  const h = g.op('Shape', [xT], { start: A.i(1), end: A.i(2) });
-  const wd = g.op('Shape', [xT], { start: A.i(2), end: A.i(3) });
-  const parts: string[] = [];
-  for (let kh = 0; kh < 3; kh++) {
-    for (let kw = 0; kw < 3; kw++) {
-      const starts = g.const([kh, kw]);
-      const ends = g.op('Add', [g.op('Concat', [h, wd], { axis: A.i(0) }), starts]);
-      const win = g.op('Slice', [xp, starts, ends, g.const([1, 2])]);
-      const winM = g.op('Reshape', [win, g.const([ci, -1])]); // (Ci, H·W·N)
-      const part = g.op('Gemm', [dyM, winM], { transB: A.i(1) }); // (Co, Ci)
-      parts.push(g.op('Unsqueeze', [part, g.const([2])]));
-    }
-  }
-  const dw = g.op('Reshape', [g.op('Concat', parts, { axis: A.i(2) }), g.const([co, ci, 3, 3])], {}, `${hint}_dw`);
+  const xp = g.op('Pad', [xT, g.const([0, 1, 1, 0, 0, 1, 1, 0])]); // (Ci, H+2, W+2, N)
+  const xf = g.op('Reshape', [xp, g.const([ci, (h + 2) * (wd + 2), -1])]);
+  const col = g.op('Gather', [xf, im2colIndices(g, h, wd)], { axis: A.i(1) }); // (Ci, 9·H·W, N)
+  const colM = g.op('Reshape', [col, g.const([ci * 9, -1])]); // (Ci·9, H·W·N): row i·9 + kh·3 + kw
+  const dwM = g.op('Gemm', [dyM, colM], { transB: A.i(1) }); // (Co, Ci·9)
+  const dw = g.op('Reshape', [dwM, g.const([co, ci, 3, 3])], {}, `${hint}_dw`);
   if (!needDx) return { dw, db };
   // W (Co, Ci, 3, 3) → (Ci, Co, 3, 3) flipped in both spatial axes.
   const wT = g.op('Transpose', [w], { perm: A.ints([1, 0, 2, 3]) });

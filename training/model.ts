@@ -235,7 +235,9 @@ function buildBackward(g: Graph, c: ModelConfig, p: (n: string) => string, f: Fo
     else if (f.poolIn.has(i)) d = maxpoolBackward(g, f.poolIn.get(i)!, d, c.widths[i]!);
     const dpre = reluBackward(g, f.convOut[i]!, d);
     const ci = i === 0 ? 3 : c.widths[i - 1]!;
-    const r = convBackward(g, f.convIn[i]!, p(`conv${i + 1}.weight`), dpre, ci, c.widths[i]!, i > c.freeze, `conv${i + 1}`);
+    const size = c.imageSize / 2 ** [...POOL_AFTER].filter((j) => j < i).length;
+    const dims = { ci, co: c.widths[i]!, h: size, w: size };
+    const r = convBackward(g, f.convIn[i]!, p(`conv${i + 1}.weight`), dpre, dims, i > c.freeze, `conv${i + 1}`);
     grads.set(`conv${i + 1}.weight`, r.dw).set(`conv${i + 1}.bias`, r.db);
     if (r.dx) d = r.dx;
   }

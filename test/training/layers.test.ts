@@ -65,7 +65,7 @@ test('convBackward: dX, dW and dB of a 3×3 conv match finite differences', asyn
   const gb = g.input('b', 'float32', [co]);
   const gr = g.input('r', 'float32', [n, co, h, w]);
   L.convForward(g, gx, gw, gb);
-  const grads = L.convBackward(g, gx, gw, gr, ci, co, true);
+  const grads = L.convBackward(g, gx, gw, gr, { ci, co, h, w }, true);
   g.output(grads.dx!, 'dx', 'float32', [n, ci, h, w]);
   g.output(grads.dw, 'dw', 'float32', [co, ci, 3, 3]);
   g.output(grads.db, 'db', 'float32', [co]);

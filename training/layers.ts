@@ -5,13 +5,19 @@ import { A, type Graph } from './graph.js';
 
 // ---- input normalization (no backward: nothing below it is trainable) ----
 
-/** uint8 image (N, S, S, 3) RGB → float (N, 3, S, S), (x/255 − mean)/std per channel. */
+/**
+ * uint8 image (N, S, S, 3) RGB → float (N, 3, S, S), x·(1/(255·std)) − mean/std per channel. The
+ * affine step is a BatchNormalization with mean 0, variance 1 and ε 0 (the same values as Mul then
+ * Add): with Mul and Add, ONNX Runtime's transpose optimizer moved the Transpose below them onto the
+ * floats, and the three ran on a 3-wide innermost axis (5 ms of a 60 ms tiny step, now 0.1 ms).
+ */
 export function normalizeForward(g: Graph, image: string, mean: readonly number[], std: readonly number[]): string {
   const nchw = g.op('Transpose', [image], { perm: A.ints([0, 3, 1, 2]) }, 'image_nchw');
   const f = g.op('Cast', [nchw], { to: A.i(1) }, 'image_f');
-  const scale = g.const(std.map((s) => 1 / (255 * s)), 'float32', [1, 3, 1, 1]);
-  const shift = g.const(mean.map((m, i) => -m / std[i]!), 'float32', [1, 3, 1, 1]);
-  return g.op('Add', [g.op('Mul', [f, scale]), shift], {}, 'x0');
+  const scale = g.const(std.map((s) => 1 / (255 * s)), 'float32', [3]);
+  const shift = g.const(mean.map((m, i) => -m / std[i]!), 'float32', [3]);
+  const [zero, one] = [g.const([0, 0, 0], 'float32', [3]), g.const([1, 1, 1], 'float32', [3])];
+  return g.op('BatchNormalization', [f, scale, shift, zero, one], { epsilon: A.f(0) }, 'x0');
 }
 
 // ---- conv 3×3, stride 1, pad 1 ----

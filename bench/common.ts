@@ -103,7 +103,8 @@ export function fmaPeak(): { gflops: number; ghz: number; perCycle: number; note
   const avx512 = flags.includes('avx512f') && !(amd && family < 26);
   const perCycle = avx512 ? 64 : flags.includes('avx2') || flags.includes('avx512f') ? 32 : 16;
   const ghz = mhz / 1000;
-  const note = `${os.availableParallelism()} cores × ${ghz.toFixed(2)} GHz × ${perCycle} FLOP/cycle (${avx512 ? 'AVX-512' : 'AVX2'} FMA, 2 units)`;
+  const unit = avx512 ? 'AVX-512 FMA, 2 units' : flags.includes('avx512f') ? 'AVX-512 on 256-bit FMA units, 2' : 'AVX2 FMA, 2 units';
+  const note = `${os.availableParallelism()} cores × ${ghz.toFixed(2)} GHz × ${perCycle} FLOP/cycle (${unit})`;
   return { gflops: os.availableParallelism() * ghz * perCycle, ghz, perCycle, note };
 }
 

@@ -93,7 +93,7 @@ export async function gradcheck(c: ModelConfig, opts: { seed?: number; n?: numbe
   const params = randomParams(c, seed);
   const batch = randomBatch(c, n, seed + 1);
   const providers = opts.executionProviders ?? ['cpu'];
-  const graph = buildTrainGraph(c, { pool: providers.includes('cuda') ? 'argmax' : 'unpool' });
+  const graph = buildTrainGraph(c, { device: providers.includes('cuda') ? 'cuda' : 'cpu' });
   const session = await ort.InferenceSession.create(graph.encode(), { executionProviders: providers });
   let out: ort.InferenceSession.OnnxValueMapType;
   try {

@@ -6,18 +6,21 @@ import { A, type Graph } from './graph.js';
 // ---- input normalization (no backward: nothing below it is trainable) ----
 
 /**
- * uint8 image (N, S, S, 3) RGB → float (N, 3, S, S), x·(1/(255·std)) − mean/std per channel. The
- * affine step is a BatchNormalization with mean 0, variance 1 and ε 0 (the same values as Mul then
- * Add): with Mul and Add, ONNX Runtime's transpose optimizer moved the Transpose below them onto the
- * floats, and the three ran on a 3-wide innermost axis (5 ms of a 60 ms tiny step, now 0.1 ms).
+ * uint8 image (N, S, S, 3) RGB → float (N, 3, S, S), x·(1/(255·std)) − mean/std per channel, by Mul
+ * and Add or (`batchnorm`) by a BatchNormalization with mean 0, variance 1 and ε 0, equal to the last
+ * bit on every value measured. The train graph on the CPU takes the second: there ONNX Runtime's
+ * transpose optimizer moved the Transpose below Mul and Add, to merge it with the one conv1's dW
+ * takes, so both ran on floats with a 3-wide innermost axis (5 ms of a 60 ms tiny step; now 0.1 ms).
+ * CUDA clamps a BatchNormalization's ε to 1e-5, so it keeps Mul and Add.
  */
-export function normalizeForward(g: Graph, image: string, mean: readonly number[], std: readonly number[]): string {
+export function normalizeForward(g: Graph, image: string, mean: readonly number[], std: readonly number[], affine: 'muladd' | 'batchnorm' = 'muladd'): string {
   const nchw = g.op('Transpose', [image], { perm: A.ints([0, 3, 1, 2]) }, 'image_nchw');
   const f = g.op('Cast', [nchw], { to: A.i(1) }, 'image_f');
-  const scale = g.const(std.map((s) => 1 / (255 * s)), 'float32', [3]);
-  const shift = g.const(mean.map((m, i) => -m / std[i]!), 'float32', [3]);
+  const scale = std.map((s) => 1 / (255 * s));
+  const shift = mean.map((m, i) => -m / std[i]!);
+  if (affine === 'muladd') return g.op('Add', [g.op('Mul', [f, g.const(scale, 'float32', [1, 3, 1, 1])]), g.const(shift, 'float32', [1, 3, 1, 1])], {}, 'x0');
   const [zero, one] = [g.const([0, 0, 0], 'float32', [3]), g.const([1, 1, 1], 'float32', [3])];
-  return g.op('BatchNormalization', [f, scale, shift, zero, one], { epsilon: A.f(0) }, 'x0');
+  return g.op('BatchNormalization', [f, g.const(scale, 'float32', [3]), g.const(shift, 'float32', [3]), zero, one], { epsilon: A.f(0) }, 'x0');
 }
 
 // ---- conv 3×3, stride 1, pad 1 ----
@@ -39,7 +42,16 @@ export interface ConvDims {
   co: number;
   h: number;
   w: number;
+  /** dW through one im2col (true) or 9 windows (false); by default by IM2COL_MAX_BYTES. */
+  im2col?: boolean;
 }
+
+/**
+ * The largest im2col per image (9·Ci·H·W floats) that dW builds whole: 4 MiB. Above it, dW takes 9
+ * windows one at a time instead, each a ninth of the memory (a 64-channel 224² layer's im2col would
+ * be 116 MB per image).
+ */
+export const IM2COL_MAX_BYTES = 4 * 2 ** 20;
 
 /** Per graph, the im2col index of each spatial size (one initializer per H×W). */
 const im2colIndex = new WeakMap<Graph, Map<string, string>>();
@@ -64,23 +76,37 @@ function im2colIndices(g: Graph, h: number, w: number): string {
 
 /**
  * dY (N, Co, H, W) → dX (N, Ci, H, W) as a convolution with W transposed and flipped (same cost as
- * the forward); dW (Co, Ci, 3, 3) as one GEMM of dY against X laid out as im2col by one Gather
- * (docs/ARCHITECTURE.md, "Engine facts"); dB. dX is skipped when `needDx` is false (the first
- * trainable layer).
+ * the forward); dW (Co, Ci, 3, 3) as GEMMs of dY against X laid out as im2col, whole (one Gather)
+ * or a window at a time (docs/ARCHITECTURE.md, "Engine facts"); dB. dX is skipped when `needDx` is
+ * false (the first trainable layer).
  */
 export function convBackward(g: Graph, x: string, w: string, dy: string, dims: ConvDims, needDx: boolean, hint = 'conv'): ConvGrads {
   const { ci, co, h, w: wd } = dims;
   const db = g.op('ReduceSum', [dy, g.const([0, 2, 3])], { keepdims: A.i(0) }, `${hint}_db`);
-  // Both operands with the batch innermost, (C, H, W, N): Gather then copies runs of N floats.
+  // Both operands with the batch innermost, (C, H, W, N): a window's copy then moves runs of N floats
+  // (Gather) or W·N floats (Slice), not rows of W.
   const dyT = g.op('Transpose', [dy], { perm: A.ints([1, 2, 3, 0]) });
   const dyM = g.op('Reshape', [dyT, g.const([co, -1])]); // (Co, H·W·N)
   const xT = g.op('Transpose', [x], { perm: A.ints([1, 2, 3, 0]) });
   const xp = g.op('Pad', [xT, g.const([0, 1, 1, 0, 0, 1, 1, 0])]); // (Ci, H+2, W+2, N)
-  const xf = g.op('Reshape', [xp, g.const([ci, (h + 2) * (wd + 2), -1])]);
-  const col = g.op('Gather', [xf, im2colIndices(g, h, wd)], { axis: A.i(1) }); // (Ci, 9·H·W, N)
-  const colM = g.op('Reshape', [col, g.const([ci * 9, -1])]); // (Ci·9, H·W·N): row i·9 + kh·3 + kw
-  const dwM = g.op('Gemm', [dyM, colM], { transB: A.i(1) }); // (Co, Ci·9)
-  const dw = g.op('Reshape', [dwM, g.const([co, ci, 3, 3])], {}, `${hint}_dw`);
+  let dw: string;
+  if (dims.im2col ?? 9 * ci * h * wd * 4 <= IM2COL_MAX_BYTES) {
+    const xf = g.op('Reshape', [xp, g.const([ci, (h + 2) * (wd + 2), -1])]);
+    const col = g.op('Gather', [xf, im2colIndices(g, h, wd)], { axis: A.i(1) }); // (Ci, 9·H·W, N)
+    const colM = g.op('Reshape', [col, g.const([ci * 9, -1])]); // (Ci·9, H·W·N): row i·9 + kh·3 + kw
+    const dwM = g.op('Gemm', [dyM, colM], { transB: A.i(1) }); // (Co, Ci·9)
+    dw = g.op('Reshape', [dwM, g.const([co, ci, 3, 3])], {}, `${hint}_dw`);
+  } else {
+    const parts: string[] = [];
+    for (let kh = 0; kh < 3; kh++) {
+      for (let kw = 0; kw < 3; kw++) {
+        const win = g.op('Slice', [xp, g.const([kh, kw]), g.const([kh + h, kw + wd]), g.const([1, 2])]);
+        const winM = g.op('Reshape', [win, g.const([ci, -1])]); // (Ci, H·W·N)
+        parts.push(g.op('Unsqueeze', [g.op('Gemm', [dyM, winM], { transB: A.i(1) }), g.const([2])])); // (Co, Ci, 1)
+      }
+    }
+    dw = g.op('Reshape', [g.op('Concat', parts, { axis: A.i(2) }), g.const([co, ci, 3, 3])], {}, `${hint}_dw`);
+  }
   if (!needDx) return { dw, db };
   // W (Co, Ci, 3, 3) → (Ci, Co, 3, 3) flipped in both spatial axes.
   const wT = g.op('Transpose', [w], { perm: A.ints([1, 0, 2, 3]) });

@@ -158,9 +158,11 @@ interface Forward {
   hd: string;
 }
 
-function buildForward(g: Graph, c: ModelConfig, p: (name: string) => string, mode: 'train' | 'eval', pool: PoolBackward = 'unpool'): Forward {
+function buildForward(g: Graph, c: ModelConfig, p: (name: string) => string, mode: 'train' | 'eval', device: GraphDevice = 'cpu'): Forward {
   const s = c.imageSize;
-  let x = normalizeForward(g, g.input(io.image, 'uint8', ['N', s, s, 3]), c.mean, c.std);
+  // The train graph on the CPU: a BatchNormalization affine (see normalizeForward), MaxUnpool pools.
+  const cpuTrain = mode === 'train' && device === 'cpu';
+  let x = normalizeForward(g, g.input(io.image, 'uint8', ['N', s, s, 3]), c.mean, c.std, cpuTrain ? 'batchnorm' : 'muladd');
   const convIn: string[] = [];
   const convOut: string[] = [];
   const poolIn = new Map<number, string>();
@@ -172,7 +174,7 @@ function buildForward(g: Graph, c: ModelConfig, p: (name: string) => string, mod
     x = a;
     if (POOL_AFTER.has(i)) {
       poolIn.set(i, a);
-      if (mode === 'train' && pool === 'unpool' && i >= c.freeze) {
+      if (cpuTrain && i >= c.freeze) {
         const m = maxpoolForwardWithIndices(g, a, `pool_${i + 1}`);
         poolIndices.set(i, m.indices);
         x = m.y;
@@ -245,11 +247,12 @@ function buildBackward(g: Graph, c: ModelConfig, p: (n: string) => string, f: Fo
 }
 
 /**
- * How the train graph takes max-pool gradients: `unpool` (MaxPool's Indices and MaxUnpool: the CPU
- * default, faster) or `argmax` (SpaceToDepth/ArgMax/DepthToSpace: for CUDA, which has no MaxUnpool
- * kernel). Both route each gradient to its window's first maximum, bit for bit the same.
+ * The device a train graph is built for. On the CPU (default) its max-pool gradients go through
+ * MaxPool's Indices and MaxUnpool, and its input affine is a BatchNormalization; CUDA has no MaxUnpool
+ * kernel and clamps a BatchNormalization's ε to 1e-5, so there they are SpaceToDepth/ArgMax/DepthToSpace
+ * and Mul/Add. Either way the same values (tests).
  */
-export type PoolBackward = 'unpool' | 'argmax';
+export type GraphDevice = 'cpu' | 'cuda';
 
 export interface TrainGraphOptions {
   /** Fuse the Adam update into the train graph (one step graph). */
@@ -259,8 +262,8 @@ export interface TrainGraphOptions {
    * those convs to its blocked NCHWc kernels (212 against 173 GFLOP/s measured on VGG16's convs).
    */
   frozen?: ReadonlyMap<string, Float32Array>;
-  /** Max-pool backward (default `unpool`; `argmax` on CUDA). */
-  pool?: PoolBackward;
+  /** The device the graph is for (default cpu). */
+  device?: GraphDevice;
 }
 
 /**
@@ -273,7 +276,7 @@ export function buildTrainGraph(c: ModelConfig, opts: TrainGraphOptions = {}): G
   checkConfig(c);
   const g = new Graph(opts.fuseOptimizer ? 'alt_i2v_step' : 'alt_i2v_train');
   const p = paramInputs(g, c, ['trainable', 'frozen', 'state'], opts.frozen);
-  const f = buildForward(g, c, p, 'train', opts.pool);
+  const f = buildForward(g, c, p, 'train', opts.device);
   const y = labelsFloat(g, c);
   g.output(bceForward(g, f.logits, y), io.loss, 'float32', []);
   const grads = buildBackward(g, c, p, f, bceBackward(g, f.logits, y));

@@ -106,7 +106,7 @@ export class TrainSession {
     const frozen = this.baked;
     await this.native.load(
       {
-        trainModel: buildTrainGraph(config, { fuseOptimizer: o.adam === 'fused', frozen, pool: o.device === 'cuda' ? 'argmax' : 'unpool' }).encode(),
+        trainModel: buildTrainGraph(config, { fuseOptimizer: o.adam === 'fused', frozen, device: o.device }).encode(),
         optimizerModel: o.adam === 'graph' ? buildOptimizerGraph(config).encode() : undefined,
         evalModel: buildEvalGraph(config, { frozen }).encode(),
         copyModel: buildCopyGraph().encode(),

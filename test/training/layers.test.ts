@@ -14,7 +14,7 @@ function randoms(n: number, rng: Rng, lo = -1, hi = 1): Float32Array {
   return Float32Array.from({ length: n }, () => lo + (hi - lo) * rng.next());
 }
 
-async function run(g: Graph, feeds: Record<string, { data: Float32Array | Uint8Array; dims: number[]; type?: 'bool' }>): Promise<Record<string, Float32Array>> {
+async function run(g: Graph, feeds: Record<string, { data: Float32Array | Uint8Array; dims: number[]; type?: 'bool' | 'uint8' }>): Promise<Record<string, Float32Array>> {
   const session = await ort.InferenceSession.create(g.encode());
   const tensors: Record<string, ort.Tensor> = {};
   for (const [k, v] of Object.entries(feeds)) tensors[k] = new ort.Tensor(v.type ?? 'float32', v.data, v.dims);
@@ -52,28 +52,30 @@ const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
   return s;
 };
 
-test('convBackward: dX, dW and dB of a 3×3 conv match finite differences', async (t) => {
-  const rng = new Rng(1);
-  const [n, ci, co, h, w] = [2, 3, 4, 6, 5];
-  const x = randoms(n * ci * h * w, rng);
-  const wt = randoms(co * ci * 9, rng);
-  const b = randoms(co, rng);
-  const r = randoms(n * co * h * w, rng);
-  const g = new Graph('conv');
-  const gx = g.input('x', 'float32', [n, ci, h, w]);
-  const gw = g.input('w', 'float32', [co, ci, 3, 3]);
-  const gb = g.input('b', 'float32', [co]);
-  const gr = g.input('r', 'float32', [n, co, h, w]);
-  L.convForward(g, gx, gw, gb);
-  const grads = L.convBackward(g, gx, gw, gr, { ci, co, h, w }, true);
-  g.output(grads.dx!, 'dx', 'float32', [n, ci, h, w]);
-  g.output(grads.dw, 'dw', 'float32', [co, ci, 3, 3]);
-  g.output(grads.db, 'db', 'float32', [co]);
-  const out = await run(g, { x: { data: x, dims: [n, ci, h, w] }, w: { data: wt, dims: [co, ci, 3, 3] }, b: { data: b, dims: [co] }, r: { data: r, dims: [n, co, h, w] } });
-  fdCheck(t, 'conv dX', x, out.dx!, (v) => dot(R.conv3x3(v, n, ci, h, w, wt, b, co), r));
-  fdCheck(t, 'conv dW', wt, out.dw!, (v) => dot(R.conv3x3(Float64Array.from(x), n, ci, h, w, v, b, co), r));
-  fdCheck(t, 'conv dB', b, out.db!, (v) => dot(R.conv3x3(Float64Array.from(x), n, ci, h, w, wt, v, co), r));
-});
+for (const im2col of [true, false]) {
+  test(`convBackward (dW by ${im2col ? 'one im2col' : '9 windows'}): dX, dW and dB of a 3×3 conv match finite differences`, async (t) => {
+    const rng = new Rng(1);
+    const [n, ci, co, h, w] = [2, 3, 4, 6, 5];
+    const x = randoms(n * ci * h * w, rng);
+    const wt = randoms(co * ci * 9, rng);
+    const b = randoms(co, rng);
+    const r = randoms(n * co * h * w, rng);
+    const g = new Graph('conv');
+    const gx = g.input('x', 'float32', [n, ci, h, w]);
+    const gw = g.input('w', 'float32', [co, ci, 3, 3]);
+    const gb = g.input('b', 'float32', [co]);
+    const gr = g.input('r', 'float32', [n, co, h, w]);
+    L.convForward(g, gx, gw, gb);
+    const grads = L.convBackward(g, gx, gw, gr, { ci, co, h, w, im2col }, true);
+    g.output(grads.dx!, 'dx', 'float32', [n, ci, h, w]);
+    g.output(grads.dw, 'dw', 'float32', [co, ci, 3, 3]);
+    g.output(grads.db, 'db', 'float32', [co]);
+    const out = await run(g, { x: { data: x, dims: [n, ci, h, w] }, w: { data: wt, dims: [co, ci, 3, 3] }, b: { data: b, dims: [co] }, r: { data: r, dims: [n, co, h, w] } });
+    fdCheck(t, 'conv dX', x, out.dx!, (v) => dot(R.conv3x3(v, n, ci, h, w, wt, b, co), r));
+    fdCheck(t, 'conv dW', wt, out.dw!, (v) => dot(R.conv3x3(Float64Array.from(x), n, ci, h, w, v, b, co), r));
+    fdCheck(t, 'conv dB', b, out.db!, (v) => dot(R.conv3x3(Float64Array.from(x), n, ci, h, w, wt, v, co), r));
+  });
+}
 
 // Both max-pool backward forms: SpaceToDepth/ArgMax/DepthToSpace (CUDA) and MaxPool Indices + MaxUnpool (CPU).
 const POOL_BACKWARDS: [string, (g: Graph, x: string, dy: string, c: number) => string][] = [
@@ -118,6 +120,25 @@ test('the two max-pool backward forms agree bit for bit on a tensor full of ties
   const out = await run(g, { x: { data: x, dims: [n, c, h, w] }, r: { data: r, dims: [n, c, h / 2, w / 2] } });
   assert.deepEqual([...out.maxpoolUnpoolBackward!], [...out.maxpoolBackward!]);
   assert.equal(out.maxpoolBackward!.filter((v) => v !== 0).length, n * c * (h / 2) * (w / 2), 'one gradient per window');
+});
+
+test('normalizeForward: the BatchNormalization affine equals Mul then Add to the last bit', async () => {
+  const rng = new Rng(6);
+  const [n, s] = [4, 16];
+  const image = Uint8Array.from({ length: n * s * s * 3 }, () => Math.floor(rng.next() * 256));
+  const g = new Graph('normalize');
+  const gi = g.input('image', 'uint8', [n, s, s, 3]);
+  const [mean, std] = [[0.485, 0.456, 0.406], [0.229, 0.224, 0.225]];
+  for (const affine of ['muladd', 'batchnorm'] as const) g.output(L.normalizeForward(g, gi, mean, std, affine), affine, 'float32', [n, 3, s, s]);
+  const out = await run(g, { image: { data: image, dims: [n, s, s, 3], type: 'uint8' } });
+  assert.deepEqual([...out.batchnorm!], [...out.muladd!]);
+  // and both are (x/255 − mean)/std in float64, within float32 rounding
+  const px = s * s;
+  out.muladd!.forEach((v, i) => {
+    const [b, c, p] = [Math.floor(i / (3 * px)), Math.floor(i / px) % 3, i % px];
+    const want = (image[(b * px + p) * 3 + c]! / 255 - mean[c]!) / std[c]!;
+    assert.ok(Math.abs(v - want) <= 1e-6 * Math.max(1, Math.abs(want)), `${i}: ${v} vs ${want}`);
+  });
 });
 
 test('reluBackward and dropoutBackward match finite differences', async (t) => {

@@ -4,7 +4,8 @@
 import { A, Graph } from './graph.js';
 import {
   batchnormBackward, batchnormForward, batchnormInference, batchnormRunningUpdate, bceBackward, bceForward, convBackward, convForward,
-  denseBackward, denseForward, dropoutBackward, dropoutForward, maxpoolBackward, maxpoolForward, maxpoolForwardWithIndices, maxpoolUnpoolBackward, normalizeForward, reluBackward, reluForward,
+  denseBackward, denseForward, dropoutBackward, dropoutForward, maxpoolBackward, maxpoolForward, maxpoolForwardWithIndices, maxpoolUnpoolBackward,
+  normalizeForward, reluBackward, reluForward,
 } from './layers.js';
 import { Rng } from './rng.js';
 

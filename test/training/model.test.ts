@@ -23,6 +23,25 @@ for (const over of [{}, { freeze: 0, dropout: 0 }, { freeze: 13 }]) {
   });
 }
 
+test('the CUDA form of the train graph (ArgMax pools, Mul/Add input) gives the CPU form\'s loss and gradients, run on the CPU', async () => {
+  // CI has no GPU: the graph CUDA runs is checked here against the CPU graph that the gradient checks cover.
+  const c = gradcheckConfig({ freeze: 0, dropout: 0 });
+  const feeds = batchFeeds(c, randomBatch(c, 3, 7), randomParams(c, 6), false);
+  const outs: ort.InferenceSession.OnnxValueMapType[] = [];
+  for (const device of ['cpu', 'cuda'] as const) {
+    const graph = buildTrainGraph(c, { device });
+    const ops = graph.toJson().graph.node.map((n) => n.op_type);
+    assert.equal(ops.includes('MaxUnpool'), device === 'cpu', `${device}: MaxUnpool`);
+    assert.equal(ops.includes('ArgMax'), device === 'cuda', `${device}: ArgMax`);
+    const session = await ort.InferenceSession.create(graph.encode());
+    outs.push(await session.run(feeds));
+    await session.release();
+  }
+  const [cpu, cuda] = outs as [ort.InferenceSession.OnnxValueMapType, ort.InferenceSession.OnnxValueMapType];
+  assert.deepEqual(Object.keys(cuda).sort(), Object.keys(cpu).sort());
+  for (const name of Object.keys(cpu)) assert.deepEqual([...(cuda[name]!.data as Float32Array)], [...(cpu[name]!.data as Float32Array)], name);
+});
+
 test('the eval graph and the inference model agree with the float64 reference', async () => {
   const c = gradcheckConfig();
   const params = randomParams(c, 4);

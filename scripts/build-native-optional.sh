@@ -11,7 +11,7 @@ fi
 if ! command -v make >/dev/null 2>&1 && ! command -v ninja >/dev/null 2>&1; then
   missing="${missing:+$missing, }make or ninja"
 fi
-works="pred, eval, vec, similar, synth, tags, pairs, export and doctor work without it, and train and demo run on the onnxruntime-node engine (the native one trains the full model about 5x faster and is needed for CUDA)"
+works="pred, eval, vec, similar, synth, tags, pairs, export and doctor work without it, and train and demo run on the onnxruntime-node engine (the native one trains the full model 2-6x faster and is needed for CUDA)"
 later="to build it later, install cmake and g++ (e.g. apt-get install cmake g++) and run \`npm run build:native\`"
 if [ -n "$missing" ]; then
   echo "alt-i2v-ort: native trainer addon not built: $missing not found; $works; $later" >&2

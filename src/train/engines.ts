@@ -33,6 +33,6 @@ export function openEngine(choice: EngineChoice, device: Device): OpenedEngine {
   return {
     engine: new OrtTrainEngine(),
     kind: 'ort',
-    note: `engine: onnxruntime-node, since the native addon is not built (${status.missing}); it trains the same graphs to the same checkpoints, but the native one is up to 2× faster on the full model: ${BUILD_HINT}`,
+    note: `engine: onnxruntime-node, since the native addon is not built (${status.missing}); it trains the same graphs to the same checkpoints, but the native one trains the full model 2–6× faster (measured on two VMs): ${BUILD_HINT}`,
   };
 }

@@ -26,7 +26,7 @@ export const doctorCommand: Command = ({ io }) =>
       io.out(
         addon.ok
           ? 'training engines: native (CPU and CUDA, state on the device) and ort (onnxruntime-node, CPU); train uses native'
-          : `training engines: ort only (onnxruntime-node, CPU; state copied each step); for the native engine (up to 2× faster, and CUDA): ${BUILD_HINT}`,
+          : `training engines: ort only (onnxruntime-node, CPU; state copied each step); for the native engine (2–6× faster on the full model, and CUDA): ${BUILD_HINT}`,
       );
       if (device === 'cuda' && r.cudaMissing.length > 0) throw new Error(cudaMissingMessage(r.cudaMissing));
       if (!argv.gradcheck) return;

@@ -18,11 +18,18 @@ export function machine(): Record<string, unknown> {
   // Read each package's package.json from its resolved entry (sharp's exports hide ./package.json).
   const version = (pkg: string): string => {
     let dir = path.dirname(require.resolve(pkg));
-    while (!existsSync(path.join(dir, 'package.json')) || JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')).name !== pkg) dir = path.dirname(dir);
+    while (
+      !existsSync(path.join(dir, 'package.json')) ||
+      JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')).name !== pkg
+    )
+      dir = path.dirname(dir);
     return JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')).version;
   };
   return {
-    cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), memGiB: Math.round(os.totalmem() / 2 ** 30), platform: `${process.platform}-${process.arch}`,
+    cpu: os.cpus()[0]?.model,
+    cores: os.availableParallelism(),
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    platform: `${process.platform}-${process.arch}`,
     versions: { node: process.version, onnxruntime: version('onnxruntime-node'), sharp: version('sharp') },
   };
 }
@@ -44,18 +51,29 @@ export async function ortGflops(kernel: 'sgemm' | 'conv'): Promise<number> {
   let feeds: Record<string, InstanceType<typeof ort.Tensor>>;
   let flop: number;
   if (kernel === 'sgemm') {
-    g.output(g.op('MatMul', [g.input('a', 'float32', [2048, 2048]), g.input('b', 'float32', [2048, 2048])]), 'c', 'float32', [2048, 2048]);
+    g.output(
+      g.op('MatMul', [g.input('a', 'float32', [2048, 2048]), g.input('b', 'float32', [2048, 2048])]),
+      'c',
+      'float32',
+      [2048, 2048],
+    );
     const a = new ort.Tensor('float32', fill(2048 * 2048), [2048, 2048]);
     feeds = { a, b: a };
     flop = 2 * 2048 ** 3;
   } else {
     const w = g.initializer('w', 'float32', [256, 256, 3, 3], fill(256 * 256 * 9));
-    const y = g.op('Conv', [g.input('x', 'float32', [8, 256, 56, 56]), w], { kernel_shape: A.ints([3, 3]), pads: A.ints([1, 1, 1, 1]) });
+    const y = g.op('Conv', [g.input('x', 'float32', [8, 256, 56, 56]), w], {
+      kernel_shape: A.ints([3, 3]),
+      pads: A.ints([1, 1, 1, 1]),
+    });
     g.output(y, 'y', 'float32', [8, 256, 56, 56]);
     feeds = { x: new ort.Tensor('float32', fill(8 * 256 * 56 * 56), [8, 256, 56, 56]) };
     flop = 2 * 8 * 56 * 56 * 256 * 256 * 9;
   }
-  const s = await ort.InferenceSession.create(g.encode(), { intraOpNumThreads: sessionThreads(), graphOptimizationLevel: 'all' });
+  const s = await ort.InferenceSession.create(g.encode(), {
+    intraOpNumThreads: sessionThreads(),
+    graphOptimizationLevel: 'all',
+  });
   await s.run(feeds);
   const times: number[] = [];
   for (let i = 0; i < 5; i++) {
@@ -82,7 +100,8 @@ export function hasPython(modules: string[]): boolean {
 
 /** numpy's float32 2048² matmul GFLOP/s (the reference Python's BLAS), or undefined without numpy. */
 export function numpySgemmGflops(): number | undefined {
-  const code = 'import numpy as np,time\na=np.random.rand(2048,2048).astype(np.float32)\na@a\nt=[]\nfor i in range(5):\n s=time.perf_counter();a@a;t.append(time.perf_counter()-s)\nprint(2*2048**3/sorted(t)[2]/1e9)';
+  const code =
+    'import numpy as np,time\na=np.random.rand(2048,2048).astype(np.float32)\na@a\nt=[]\nfor i in range(5):\n s=time.perf_counter();a@a;t.append(time.perf_counter()-s)\nprint(2*2048**3/sorted(t)[2]/1e9)';
   const r = spawnSync('/usr/bin/python3', ['-c', code], { encoding: 'utf8' });
   return r.status === 0 ? Number(r.stdout.trim()) : undefined;
 }
@@ -103,7 +122,11 @@ export function fmaPeak(): { gflops: number; ghz: number; perCycle: number; note
   const avx512 = flags.includes('avx512f') && !(amd && family < 26);
   const perCycle = avx512 ? 64 : flags.includes('avx2') || flags.includes('avx512f') ? 32 : 16;
   const ghz = mhz / 1000;
-  const unit = avx512 ? 'AVX-512 FMA, 2 units' : flags.includes('avx512f') ? 'AVX-512 on 256-bit FMA units, 2' : 'AVX2 FMA, 2 units';
+  const unit = avx512
+    ? 'AVX-512 FMA, 2 units'
+    : flags.includes('avx512f')
+      ? 'AVX-512 on 256-bit FMA units, 2'
+      : 'AVX2 FMA, 2 units';
   const note = `${os.availableParallelism()} cores × ${ghz.toFixed(2)} GHz × ${perCycle} FLOP/cycle (${unit})`;
   return { gflops: os.availableParallelism() * ghz * perCycle, ghz, perCycle, note };
 }
@@ -130,10 +153,19 @@ export async function machineLimit(): Promise<Limit> {
   const ortConv = await ortGflops('conv');
   const numpySgemm = numpySgemmGflops();
   const fma = fmaPeak();
-  const options: [number | undefined, string][] = [[ortSgemm, 'ORT sgemm'], [ortConv, 'ORT conv'], [numpySgemm, 'numpy sgemm'], [fma?.gflops, 'FMA peak']];
-  const [gflops, what] = options.filter((o): o is [number, string] => o[0] !== undefined).sort((a, b) => b[0] - a[0])[0]!;
+  const options: [number | undefined, string][] = [
+    [ortSgemm, 'ORT sgemm'],
+    [ortConv, 'ORT conv'],
+    [numpySgemm, 'numpy sgemm'],
+    [fma?.gflops, 'FMA peak'],
+  ];
+  const [gflops, what] = options
+    .filter((o): o is [number, string] => o[0] !== undefined)
+    .sort((a, b) => b[0] - a[0])[0]!;
   limit = { gflops, what, ortSgemm, ortConv, numpySgemm, fma: fma?.gflops, fmaNote: fma?.note };
-  console.error(`limit: ${gflops.toFixed(0)} GFLOP/s (${what}); ORT sgemm ${ortSgemm.toFixed(0)}, ORT conv ${ortConv.toFixed(0)}, numpy sgemm ${numpySgemm?.toFixed(0) ?? 'not installed'}, FMA peak ${fma ? `${fma.gflops.toFixed(0)} = ${fma.note}` : 'unknown'}`);
+  console.error(
+    `limit: ${gflops.toFixed(0)} GFLOP/s (${what}); ORT sgemm ${ortSgemm.toFixed(0)}, ORT conv ${ortConv.toFixed(0)}, numpy sgemm ${numpySgemm?.toFixed(0) ?? 'not installed'}, FMA peak ${fma ? `${fma.gflops.toFixed(0)} = ${fma.note}` : 'unknown'}`,
+  );
   return limit;
 }
 
@@ -143,7 +175,9 @@ export const ofLimit = (imgPerS: number, flopPerImage: number, l: Limit): string
 
 /** The CPU's integer dot-product features, for int8 rows. */
 export function intFeatures(): string {
-  const flags = existsSync('/proc/cpuinfo') ? (/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.split(/\s+/) ?? []) : [];
+  const flags = existsSync('/proc/cpuinfo')
+    ? (/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.split(/\s+/) ?? [])
+    : [];
   const has = ['avx512_vnni', 'avx_vnni', 'amx_int8', 'avx512bw', 'avx2'].filter((f) => flags.includes(f));
   return has.length ? has.join(' ') : 'unknown';
 }
@@ -152,7 +186,10 @@ export async function saveResult(name: string, result: Record<string, unknown>):
   const dir = path.resolve('bench', 'results');
   await mkdir(dir, { recursive: true });
   const file = path.join(dir, `${name}.json`);
-  await writeFile(file, `${JSON.stringify({ name, date: new Date().toISOString(), machine: machine(), ...result }, null, 1)}\n`);
+  await writeFile(
+    file,
+    `${JSON.stringify({ name, date: new Date().toISOString(), machine: machine(), ...result }, null, 1)}\n`,
+  );
   return file;
 }
 

@@ -17,7 +17,13 @@ type Side = { name: string; native?: TrainSessionOptions; host?: boolean };
  * memory left idle while another side runs comes back slowly on this project's VM, so each side gets
  * back to its steady state in its turn. Sessions are made one side after another and all freed at the end.
  */
-async function timeSteps(c: ModelConfig, batch: number, runs: number, device: Device, sides: Side[]): Promise<Record<string, number[]>> {
+async function timeSteps(
+  c: ModelConfig,
+  batch: number,
+  runs: number,
+  device: Device,
+  sides: Side[],
+): Promise<Record<string, number[]>> {
   const params = initParams(c, 1);
   const data = randomBatch(c, batch, 1);
   const steps = new Map<string, () => Promise<unknown>>();
@@ -59,7 +65,11 @@ interface Case {
   rows: { label: string; ours: Side; ref: Side }[];
 }
 
-export async function benchNative(opts: { quick: boolean; device?: Device; batches?: number[] }): Promise<Record<string, unknown>> {
+export async function benchNative(opts: {
+  quick: boolean;
+  device?: Device;
+  batches?: number[];
+}): Promise<Record<string, unknown>> {
   const device = opts.device ?? 'cpu';
   const results: Record<string, unknown> = {};
   const cases: Case[] = [];
@@ -67,8 +77,16 @@ export async function benchNative(opts: { quick: boolean; device?: Device; batch
   const host: Side = { name: 'onnxruntime-node', host: true };
   const engines = { label: 'native vs onnxruntime-node', ours: native, ref: host };
   if (device === 'cpu') {
-    const inPlace = { label: 'in-place Adam vs Adam in the step graph (both native)', ours: native, ref: { name: 'Adam in the graph', native: { adam: 'fused' } } } as const;
-    const baked = { label: 'frozen convs baked into the graphs vs as inputs (both native)', ours: native, ref: { name: 'frozen as inputs', native: { bakeFrozen: false } } } as const;
+    const inPlace = {
+      label: 'in-place Adam vs Adam in the step graph (both native)',
+      ours: native,
+      ref: { name: 'Adam in the graph', native: { adam: 'fused' } },
+    } as const;
+    const baked = {
+      label: 'frozen convs baked into the graphs vs as inputs (both native)',
+      ours: native,
+      ref: { name: 'frozen as inputs', native: { bakeFrozen: false } },
+    } as const;
     const tiny = defaultConfig({ tags: 69, widths: [...VGG16_TINY_WIDTHS], imageSize: 64, hidden: 64, freeze: 0 });
     cases.push({ name: 'tiny', config: tiny, batch: 32, runs: opts.quick ? 10 : 40, rows: [engines, inPlace] });
     const full = defaultConfig({ tags: 5000 });
@@ -77,22 +95,43 @@ export async function benchNative(opts: { quick: boolean; device?: Device; batch
     cases.push({ name: 'vgg16-baked', config: full, batch: 8, runs: opts.quick ? 2 : 5, rows: [baked] });
   } else {
     for (const batch of opts.batches ?? [32, 64]) {
-      cases.push({ name: `vgg16-b${batch}`, config: defaultConfig({ tags: 5000 }), batch, runs: 10, rows: [batch === 32 ? engines : { label: 'float32', ours: native, ref: native }] });
+      cases.push({
+        name: `vgg16-b${batch}`,
+        config: defaultConfig({ tags: 5000 }),
+        batch,
+        runs: 10,
+        rows: [batch === 32 ? engines : { label: 'float32', ours: native, ref: native }],
+      });
       const tf32: Side = { name: 'tf32', native: { tf32: true } };
-      cases.push({ name: `vgg16-b${batch}-tf32`, config: defaultConfig({ tags: 5000 }), batch, runs: 10, rows: [{ label: 'TF32', ours: tf32, ref: tf32 }] });
+      cases.push({
+        name: `vgg16-b${batch}-tf32`,
+        config: defaultConfig({ tags: 5000 }),
+        batch,
+        runs: 10,
+        rows: [{ label: 'TF32', ours: tf32, ref: tf32 }],
+      });
     }
   }
   for (const k of cases) {
     const sides = [...new Map(k.rows.flatMap((r) => [r.ours, r.ref]).map((s) => [s.name, s])).values()];
-    console.error(`native: ${k.name} on ${device}, batch ${k.batch}, ${k.runs} turns of ${sides.map((s) => s.name).join(', ')}`);
+    console.error(
+      `native: ${k.name} on ${device}, batch ${k.batch}, ${k.runs} turns of ${sides.map((s) => s.name).join(', ')}`,
+    );
     const t = await timeSteps(k.config, k.batch, k.runs, device, sides);
     const sec = Object.fromEntries(Object.entries(t).map(([name, xs]) => [name, median(xs)]));
-    results[k.name] = { batch: k.batch, secondsPerStep: sec, imgPerS: Object.fromEntries(Object.entries(sec).map(([n, s]) => [n, k.batch / s])), runs: t };
+    results[k.name] = {
+      batch: k.batch,
+      secondsPerStep: sec,
+      imgPerS: Object.fromEntries(Object.entries(sec).map(([n, s]) => [n, k.batch / s])),
+      runs: t,
+    };
     const img = (s: number): string => `${(k.batch / s).toFixed(2)} img/s (${(s * 1000).toFixed(1)} ms)`;
     for (const r of k.rows) {
       const [a, b] = [sec[r.ours.name]!, sec[r.ref.name]!];
       const vs = r.ours === r.ref ? '' : `${(b / a).toFixed(2)}×`;
-      console.log(`| train step ${k.name}, batch ${k.batch}, ${device}: ${r.label} (\`native\`) | ${img(a)} | ${r.ours === r.ref ? '' : `${r.ref.name}: ${img(b)}`} | ${vs} | |`);
+      console.log(
+        `| train step ${k.name}, batch ${k.batch}, ${device}: ${r.label} (\`native\`) | ${img(a)} | ${r.ours === r.ref ? '' : `${r.ref.name}: ${img(b)}`} | ${vs} | |`,
+      );
     }
   }
   const f = await saveResult(`native-${device}`, { device, rows: results });

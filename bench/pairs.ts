@@ -25,10 +25,19 @@ export async function makeJpegs(dir: string, count: number): Promise<void> {
   for (let i = 0; i < noise.length; i++) noise[i] = rng.uint32() & 0x3f;
   for (let i = 0; i < count; i++) {
     const item = synthItem(rng);
-    const svg = item.svg.replace(/<svg([^>]*)width="\d+" height="\d+"/, `<svg$1width="${W}" height="${H}" viewBox="0 0 ${item.width} ${item.height}" preserveAspectRatio="none"`);
+    const svg = item.svg.replace(
+      /<svg([^>]*)width="\d+" height="\d+"/,
+      `<svg$1width="${W}" height="${H}" viewBox="0 0 ${item.width} ${item.height}" preserveAspectRatio="none"`,
+    );
     const base = await sharp(Buffer.from(svg)).flatten().raw().toBuffer();
-    for (let k = 0; k < base.length; k++) base[k] = Math.min(255, base[k]! * 0.8 + noise[(k + i * 3001) % noise.length]!);
-    await writeFile(path.join(dir, `${i}.jpg`), await sharp(base, { raw: { width: W, height: H, channels: 3 } }).jpeg({ quality: 90 }).toBuffer());
+    for (let k = 0; k < base.length; k++)
+      base[k] = Math.min(255, base[k]! * 0.8 + noise[(k + i * 3001) % noise.length]!);
+    await writeFile(
+      path.join(dir, `${i}.jpg`),
+      await sharp(base, { raw: { width: W, height: H, channels: 3 } })
+        .jpeg({ quality: 90 })
+        .toBuffer(),
+    );
     await writeFile(path.join(dir, `${i}.txt`), item.tags.join(' '));
   }
 }
@@ -51,7 +60,11 @@ print(len(files) / (time.perf_counter() - t0))
 export async function benchPairs(opts: { quick: boolean; withReference?: boolean }): Promise<Record<string, unknown>> {
   if (opts.withReference && !hasPython(['PIL', 'numpy'])) {
     console.error('pairs: installing python3-pil python3-numpy from Debian (--with-reference)');
-    spawnSync('bash', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pil python3-numpy'], { stdio: 'inherit' });
+    spawnSync(
+      'bash',
+      ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pil python3-numpy'],
+      { stdio: 'inherit' },
+    );
   }
   const count = opts.quick ? 60 : 240;
   const runs = opts.quick ? 3 : 5;
@@ -60,11 +73,14 @@ export async function benchPairs(opts: { quick: boolean; withReference?: boolean
   console.error(`pairs: preparing ${count} ${W}×${H} JPEGs in ${data}`);
   await makeJpegs(data, count);
   const tagsFile = path.join(root, `tags-${count}.csv`);
-  const tagsRun = spawnSync(process.execPath, ['dist/src/cli/main.js', 'tags', data, '--out', tagsFile], { encoding: 'utf8' });
+  const tagsRun = spawnSync(process.execPath, ['dist/src/cli/main.js', 'tags', data, '--out', tagsFile], {
+    encoding: 'utf8',
+  });
   if (tagsRun.status !== 0) throw new Error(tagsRun.stderr);
   const tags = await TagIndex.load(tagsFile);
   const pil = hasPython(['PIL', 'numpy']);
-  if (!pil) console.error('pairs: PIL reference skipped (install python3-pil python3-numpy, or run with --with-reference)');
+  if (!pil)
+    console.error('pairs: PIL reference skipped (install python3-pil python3-numpy, or run with --with-reference)');
 
   const ours: number[] = [];
   const ref: number[] = [];
@@ -72,7 +88,16 @@ export async function benchPairs(opts: { quick: boolean; withReference?: boolean
   const once = async (): Promise<number> => {
     await rm(out, { recursive: true, force: true });
     const t0 = performance.now();
-    await makeShards({ dataset: data, tags, out, shardSize: 15000, imageSize: 224, holdout: 0.01, pad: 'center', maxPixels: 178_956_970 });
+    await makeShards({
+      dataset: data,
+      tags,
+      out,
+      shardSize: 15000,
+      imageSize: 224,
+      holdout: 0.01,
+      pad: 'center',
+      maxPixels: 178_956_970,
+    });
     return count / ((performance.now() - t0) / 1000);
   };
   await once(); // warm-up
@@ -94,7 +119,9 @@ export async function benchPairs(opts: { quick: boolean; withReference?: boolean
   };
   sharp.concurrency(1);
   const fullDecodeMs = await time(() => sharp(file).raw().toBuffer());
-  const pipelineMs = await time(() => sharp(file).rotate().flatten().resize(224, 224, { fit: 'contain' }).raw().toBuffer());
+  const pipelineMs = await time(() =>
+    sharp(file).rotate().flatten().resize(224, 224, { fit: 'contain' }).raw().toBuffer(),
+  );
   sharp.concurrency(0);
 
   // Peak memory: shard size 40 over 1 shard's worth of images and over 4.
@@ -104,10 +131,23 @@ export async function benchPairs(opts: { quick: boolean; withReference?: boolean
     await rm(sub, { recursive: true, force: true });
     await mkdir(sub, { recursive: true });
     for (let i = 0; i < 40 * n; i++) {
-      for (const ext of ['jpg', 'txt']) await copyFile(path.join(data, `${i % count}.${ext}`), path.join(sub, `${i}.${ext}`));
+      for (const ext of ['jpg', 'txt'])
+        await copyFile(path.join(data, `${i % count}.${ext}`), path.join(sub, `${i}.${ext}`));
     }
     await rm(out, { recursive: true, force: true });
-    memory[`${n}shard`] = runWithPeakRss(process.execPath, ['dist/src/cli/main.js', 'pairs', sub, '--tags', tagsFile, '--out', out, '--shard-size', '40', '--holdout', '0']).peakMiB;
+    memory[`${n}shard`] = runWithPeakRss(process.execPath, [
+      'dist/src/cli/main.js',
+      'pairs',
+      sub,
+      '--tags',
+      tagsFile,
+      '--out',
+      out,
+      '--shard-size',
+      '40',
+      '--holdout',
+      '0',
+    ]).peakMiB;
   }
   await rm(out, { recursive: true, force: true });
 
@@ -123,7 +163,11 @@ export async function benchPairs(opts: { quick: boolean; withReference?: boolean
     cores: os.availableParallelism(),
   };
   const f = await saveResult('pairs', row);
-  console.log(`| pairs 850×1200 JPEG → 224 | ours ${row.oursImgPerS.toFixed(1)} img/s | PIL ${row.pilImgPerS?.toFixed(1) ?? 'skipped'} img/s | ratio ${row.ratio?.toFixed(2) ?? '-'}× | peak RSS 1 shard ${memory['1shard']!.toFixed(0)} MiB, 4 shards ${memory['4shard']!.toFixed(0)} MiB |`);
-  console.log(`  per image, one thread: full decode ${fullDecodeMs.toFixed(1)} ms, our pipeline ${pipelineMs.toFixed(1)} ms (JPEG shrink-on-load); results in ${f}`);
+  console.log(
+    `| pairs 850×1200 JPEG → 224 | ours ${row.oursImgPerS.toFixed(1)} img/s | PIL ${row.pilImgPerS?.toFixed(1) ?? 'skipped'} img/s | ratio ${row.ratio?.toFixed(2) ?? '-'}× | peak RSS 1 shard ${memory['1shard']!.toFixed(0)} MiB, 4 shards ${memory['4shard']!.toFixed(0)} MiB |`,
+  );
+  console.log(
+    `  per image, one thread: full decode ${fullDecodeMs.toFixed(1)} ms, our pipeline ${pipelineMs.toFixed(1)} ms (JPEG shrink-on-load); results in ${f}`,
+  );
   return row;
 }

@@ -19,11 +19,21 @@ import { makeJpegs } from './pairs.js';
 const quiet = (sink: (l: string) => void) => ({ out: () => undefined, err: sink, tty: false });
 
 /** One `pred` run over `data`: its rate after warm-up, model load and warm-up seconds. */
-async function predOnce(data: string, model: string, count: number): Promise<{ rate: number; load: number; warm: number }> {
+async function predOnce(
+  data: string,
+  model: string,
+  count: number,
+): Promise<{ rate: number; load: number; warm: number }> {
   let summary = '';
-  const code = await runCli(['pred', data, '--model', model, '--batch', '8', '--format', 'jsonl'], quiet((l) => void (summary = l)));
+  const code = await runCli(
+    ['pred', data, '--model', model, '--batch', '8', '--format', 'jsonl'],
+    quiet((l) => void (summary = l)),
+  );
   if (code !== 0) throw new Error(`pred exited ${code}`);
-  const m = /^pred: (\d+) images in [\d.]+ s, ([\d.]+) img\/s after warm-up \(model loaded in ([\d.]+) s, warmed up in ([\d.]+) s/.exec(summary);
+  const m =
+    /^pred: (\d+) images in [\d.]+ s, ([\d.]+) img\/s after warm-up \(model loaded in ([\d.]+) s, warmed up in ([\d.]+) s/.exec(
+      summary,
+    );
   if (!m || Number(m[1]) !== count) throw new Error(`unexpected pred summary: ${summary}`);
   return { rate: Number(m[2]), load: Number(m[3]), warm: Number(m[4]) };
 }
@@ -52,22 +62,45 @@ export async function benchPred(opts: { quick: boolean }): Promise<Record<string
   const tensors: Uint8Array[] = [];
   for (let i = 0; i < count; i += 8) {
     const batch = new Uint8Array(8 * px);
-    for (let j = 0; j < 8; j++) batch.set(await preprocessImage(path.join(data, `${i + j}.jpg`), 'x', { size: 224, pad: 'center', maxPixels: 1e8 }), j * px);
+    for (let j = 0; j < 8; j++)
+      batch.set(
+        await preprocessImage(path.join(data, `${i + j}.jpg`), 'x', { size: 224, pad: 'center', maxPixels: 1e8 }),
+        j * px,
+      );
     tensors.push(batch);
   }
   // Calibrate as `export --int8` does (min-max over the fp32 graph's ranges), on these images.
-  const cal = await ort.InferenceSession.create(buildCalibrationGraph(config, params).encode(), { intraOpNumThreads: sessionThreads() });
+  const cal = await ort.InferenceSession.create(buildCalibrationGraph(config, params).encode(), {
+    intraOpNumThreads: sessionThreads(),
+  });
   const ranges = emptyRanges();
   for (const b of tensors) widenRanges(ranges, await cal.run({ image: new ort.Tensor('uint8', b, [8, 224, 224, 3]) }));
   await cal.release();
-  await writeFile(files.int8, encodeInferenceModel(config, params, { ...meta, int8: { ranges, images: count, from: data } }));
+  await writeFile(
+    files.int8,
+    encodeInferenceModel(config, params, { ...meta, int8: { ranges, images: count, from: data } }),
+  );
   const sizes = { fp32: (await stat(files.fp32)).size, int8: (await stat(files.int8)).size };
 
   // Bare sessions get the thread count `pred` gives its own (one per core).
-  const bare: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: sessionThreads() };
-  const sessions = { fp32: await ort.InferenceSession.create(files.fp32, bare), int8: await ort.InferenceSession.create(files.int8, bare) };
-  for (const s of Object.values(sessions)) for (let w = 0; w < 2; w++) await s.run({ image: new ort.Tensor('uint8', tensors[0]!, [8, 224, 224, 3]) });
-  const r = { bare: [] as number[], pred: [] as number[], bare8: [] as number[], pred8: [] as number[], load: [] as number[], warm: [] as number[] };
+  const bare: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: sessionThreads(),
+  };
+  const sessions = {
+    fp32: await ort.InferenceSession.create(files.fp32, bare),
+    int8: await ort.InferenceSession.create(files.int8, bare),
+  };
+  for (const s of Object.values(sessions))
+    for (let w = 0; w < 2; w++) await s.run({ image: new ort.Tensor('uint8', tensors[0]!, [8, 224, 224, 3]) });
+  const r = {
+    bare: [] as number[],
+    pred: [] as number[],
+    bare8: [] as number[],
+    pred8: [] as number[],
+    load: [] as number[],
+    warm: [] as number[],
+  };
   for (let i = 0; i < runs; i++) {
     r.bare.push(await bareOnce(sessions.fp32, tensors, count));
     const p = await predOnce(data, files.fp32, count);
@@ -83,16 +116,40 @@ export async function benchPred(opts: { quick: boolean }): Promise<Record<string
   const limit = await machineLimit();
   const flop = inferenceFlops(config);
   const row = {
-    images: count, batch: 8, gflopPerImage: flop / 1e9, limit, intFeatures: intFeatures(), sizes,
-    predImgPerS: m.pred, bareImgPerS: m.bare, ratio: m.pred / m.bare, modelLoadSeconds: m.load, warmUpSeconds: m.warm,
-    int8: { predImgPerS: m.pred8, bareImgPerS: m.bare8, bareVsFp32: m.bare8 / m.bare, predVsFp32: m.pred8 / m.pred, predVsBare: m.pred8 / m.bare8, smaller: sizes.fp32 / sizes.int8 },
+    images: count,
+    batch: 8,
+    gflopPerImage: flop / 1e9,
+    limit,
+    intFeatures: intFeatures(),
+    sizes,
+    predImgPerS: m.pred,
+    bareImgPerS: m.bare,
+    ratio: m.pred / m.bare,
+    modelLoadSeconds: m.load,
+    warmUpSeconds: m.warm,
+    int8: {
+      predImgPerS: m.pred8,
+      bareImgPerS: m.bare8,
+      bareVsFp32: m.bare8 / m.bare,
+      predVsFp32: m.pred8 / m.pred,
+      predVsBare: m.pred8 / m.bare8,
+      smaller: sizes.fp32 / sizes.int8,
+    },
     runs: r,
   };
   const f = await saveResult('pred', row);
-  console.log(`| pred, full VGG16, 850×1200 JPEG folder, batch 8, CPU (rate after load and warm-up) | ${m.pred.toFixed(2)} img/s (+${m.load.toFixed(1)} s model load, ${m.warm.toFixed(1)} s warm-up while decoding) | bare InferenceSession on ready tensors ${m.bare.toFixed(2)} img/s | ${row.ratio.toFixed(2)}× | ${ofLimit(m.pred, flop, limit)} |`);
-  console.log(`| int8 model on ready tensors, full VGG16, batch 8 (CPU: ${row.intFeatures}) | ${m.bare8.toFixed(2)} img/s | fp32 model on ready tensors ${m.bare.toFixed(2)} img/s | ${row.int8.bareVsFp32.toFixed(2)}× | ${((m.bare8 * flop) / 1e9).toFixed(0)} G int8-op/s |`);
-  console.log(`| int8 pred end to end, 850×1200 JPEG folder, batch 8 | ${m.pred8.toFixed(2)} img/s | fp32 pred ${m.pred.toFixed(2)} img/s | ${row.int8.predVsFp32.toFixed(2)}× (${row.int8.predVsBare.toFixed(2)}× of its bare session) | |`);
-  console.log(`| int8 model file, full VGG16 + 5000-tag head | ${(sizes.int8 / 2 ** 20).toFixed(0)} MiB | fp32 ${(sizes.fp32 / 2 ** 20).toFixed(0)} MiB | ${row.int8.smaller.toFixed(2)}× smaller | |`);
+  console.log(
+    `| pred, full VGG16, 850×1200 JPEG folder, batch 8, CPU (rate after load and warm-up) | ${m.pred.toFixed(2)} img/s (+${m.load.toFixed(1)} s model load, ${m.warm.toFixed(1)} s warm-up while decoding) | bare InferenceSession on ready tensors ${m.bare.toFixed(2)} img/s | ${row.ratio.toFixed(2)}× | ${ofLimit(m.pred, flop, limit)} |`,
+  );
+  console.log(
+    `| int8 model on ready tensors, full VGG16, batch 8 (CPU: ${row.intFeatures}) | ${m.bare8.toFixed(2)} img/s | fp32 model on ready tensors ${m.bare.toFixed(2)} img/s | ${row.int8.bareVsFp32.toFixed(2)}× | ${((m.bare8 * flop) / 1e9).toFixed(0)} G int8-op/s |`,
+  );
+  console.log(
+    `| int8 pred end to end, 850×1200 JPEG folder, batch 8 | ${m.pred8.toFixed(2)} img/s | fp32 pred ${m.pred.toFixed(2)} img/s | ${row.int8.predVsFp32.toFixed(2)}× (${row.int8.predVsBare.toFixed(2)}× of its bare session) | |`,
+  );
+  console.log(
+    `| int8 model file, full VGG16 + 5000-tag head | ${(sizes.int8 / 2 ** 20).toFixed(0)} MiB | fp32 ${(sizes.fp32 / 2 ** 20).toFixed(0)} MiB | ${row.int8.smaller.toFixed(2)}× smaller | |`,
+  );
   console.log(`  results in ${f}`);
   return row;
 }

@@ -18,15 +18,28 @@ const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown
 
 const argv = await yargs(process.argv.slice(2))
   .scriptName('npm run bench --')
-  .command('$0 [which]', 'Run benchmarks', (y) => y.positional('which', { choices: [...Object.keys(BENCHES), 'all'], default: 'all' }))
+  .command('$0 [which]', 'Run benchmarks', (y) =>
+    y.positional('which', { choices: [...Object.keys(BENCHES), 'all'], default: 'all' }),
+  )
   .option('quick', { type: 'boolean', default: false, describe: 'Fewer images and runs' })
-  .option('device', { choices: ['cpu', 'cuda'] as const, default: 'cpu' as const, describe: 'Device for the native bench' })
+  .option('device', {
+    choices: ['cpu', 'cuda'] as const,
+    default: 'cpu' as const,
+    describe: 'Device for the native bench',
+  })
   .option('batches', { type: 'array', describe: 'Batch sizes for the CUDA bench' })
-  .option('with-reference', { type: 'boolean', default: false, describe: 'Install the Debian references (PyTorch, PIL) first' })
+  .option('with-reference', {
+    type: 'boolean',
+    default: false,
+    describe: 'Install the Debian references (PyTorch, PIL) first',
+  })
   .strict()
   .parseAsync();
 // `all --quick` runs the rows users compare us by (data preparation, prediction fp32 and int8, training
 // against PyTorch, full and tiny); the full `all` adds the internal comparisons (graph variants, native vs onnxruntime-node, loop).
 const QUICK_ALL = ['pairs', 'pred', 'torch', 'tiny'];
 const which = argv.which === 'all' ? (argv.quick ? QUICK_ALL : Object.keys(BENCHES)) : [argv.which as string];
-for (const name of which) await (await BENCHES[name]!())({ quick: argv.quick, device: argv.device, batches: argv.batches?.map(Number), withReference: argv.withReference });
+for (const name of which)
+  await (
+    await BENCHES[name]!()
+  )({ quick: argv.quick, device: argv.device, batches: argv.batches?.map(Number), withReference: argv.withReference });

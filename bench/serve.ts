@@ -17,8 +17,13 @@ function rssMiB(pid: number): Promise<number> {
   return readFile(`/proc/${pid}/status`, 'utf8').then((s) => Number(/VmRSS:\s+(\d+)/.exec(s)![1]) / 1024);
 }
 
-async function startServer(model: string, extra: string[]): Promise<{ url: string; pid: number; stop: () => Promise<number | null> }> {
-  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'serve', '--model', model, '--port', '0', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+async function startServer(
+  model: string,
+  extra: string[],
+): Promise<{ url: string; pid: number; stop: () => Promise<number | null> }> {
+  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'serve', '--model', model, '--port', '0', ...extra], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stderr.on('data', (d) => {
@@ -33,8 +38,16 @@ async function startServer(model: string, extra: string[]): Promise<{ url: strin
 
 function load(url: string, bodies: Buffer[], connections: number, amount: number): Promise<autocannon.Result> {
   return autocannon({
-    url: `${url}/v1/tag`, connections, amount, timeout: 60,
-    requests: bodies.map((body) => ({ method: 'POST', path: '/v1/tag', headers: { 'content-type': 'image/jpeg' }, body })),
+    url: `${url}/v1/tag`,
+    connections,
+    amount,
+    timeout: 60,
+    requests: bodies.map((body) => ({
+      method: 'POST',
+      path: '/v1/tag',
+      headers: { 'content-type': 'image/jpeg' },
+      body,
+    })),
   });
 }
 
@@ -48,14 +61,28 @@ export async function benchServe(opts: { quick: boolean }): Promise<Record<strin
   const modelFile = path.join(tmp, 'model.onnx');
   const config = defaultConfig({ tags: 1000, widths: [...VGG16_TINY_WIDTHS], imageSize: 64, hidden: 128 });
   const tags = Array.from({ length: 1000 }, (_, i) => `tag_${i}`);
-  await writeFile(modelFile, encodeInferenceModel(config, initParams(config, 1), { tags, categories: tags.map((_, i) => (i < 2 ? 9 : 0)), pad: 'center', source: 'bench' }));
-  const bodies = await Promise.all((await readdir(data)).filter((f) => f.endsWith('.jpg')).map((f) => readFile(path.join(data, f))));
+  await writeFile(
+    modelFile,
+    encodeInferenceModel(config, initParams(config, 1), {
+      tags,
+      categories: tags.map((_, i) => (i < 2 ? 9 : 0)),
+      pad: 'center',
+      source: 'bench',
+    }),
+  );
+  const bodies = await Promise.all(
+    (await readdir(data)).filter((f) => f.endsWith('.jpg')).map((f) => readFile(path.join(data, f))),
+  );
 
   // pred on the same images and model, its own reported rate (after model load), median of 3.
   const predRates: number[] = [];
   let summary = '';
   for (let r = 0; r < 3; r++) {
-    await runCli(['pred', data, '--model', modelFile, '--format', 'jsonl', '--batch', '8'], { out: () => undefined, err: (l) => void (summary = l), tty: false });
+    await runCli(['pred', data, '--model', modelFile, '--format', 'jsonl', '--batch', '8'], {
+      out: () => undefined,
+      err: (l) => void (summary = l),
+      tty: false,
+    });
     predRates.push(Number(/, ([\d.]+) img\/s/.exec(summary)![1]));
   }
 
@@ -80,13 +107,33 @@ export async function benchServe(opts: { quick: boolean }): Promise<Record<strin
   await rm(tmp, { recursive: true, force: true });
 
   const row = {
-    images: count, requests: amount, connections: 16, serveImgPerS: median(rates), predImgPerS: median(predRates), ratio: median(rates) / median(predRates),
-    p50Ms: median(runs.map((r) => r.latency.p50)), p99Ms: median(runs.map((r) => r.latency.p99)), fivexx, non2xx, rssMiB: rss,
-    overload: { connections: 256, ok: flood['2xx'], shed503: flood.statusCodeStats?.['503']?.count ?? 0, other5xx: flood['5xx'] - (flood.statusCodeStats?.['503']?.count ?? 0), afterOk: after['2xx'], afterNon2xx: after.non2xx },
+    images: count,
+    requests: amount,
+    connections: 16,
+    serveImgPerS: median(rates),
+    predImgPerS: median(predRates),
+    ratio: median(rates) / median(predRates),
+    p50Ms: median(runs.map((r) => r.latency.p50)),
+    p99Ms: median(runs.map((r) => r.latency.p99)),
+    fivexx,
+    non2xx,
+    rssMiB: rss,
+    overload: {
+      connections: 256,
+      ok: flood['2xx'],
+      shed503: flood.statusCodeStats?.['503']?.count ?? 0,
+      other5xx: flood['5xx'] - (flood.statusCodeStats?.['503']?.count ?? 0),
+      afterOk: after['2xx'],
+      afterNon2xx: after.non2xx,
+    },
   };
   const f = await saveResult('serve', row);
-  console.log(`| serve /v1/tag, tiny model 64 px, 850×1200 JPEGs, 16 connections, ${amount} requests (autocannon) | ${row.serveImgPerS.toFixed(1)} img/s, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, ${fivexx} 5xx, RSS ${rss.map((x) => x.toFixed(0)).join('→')} MiB | pred on the same images and model ${row.predImgPerS.toFixed(1)} img/s | ${row.ratio.toFixed(2)}× |`);
-  console.log(`| serve under 256 connections, queue 32 | ${row.overload.ok} answered, ${row.overload.shed503} shed with 503, ${row.overload.other5xx} other 5xx; afterwards ${row.overload.afterOk}/100 answered | | |`);
+  console.log(
+    `| serve /v1/tag, tiny model 64 px, 850×1200 JPEGs, 16 connections, ${amount} requests (autocannon) | ${row.serveImgPerS.toFixed(1)} img/s, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms, ${fivexx} 5xx, RSS ${rss.map((x) => x.toFixed(0)).join('→')} MiB | pred on the same images and model ${row.predImgPerS.toFixed(1)} img/s | ${row.ratio.toFixed(2)}× |`,
+  );
+  console.log(
+    `| serve under 256 connections, queue 32 | ${row.overload.ok} answered, ${row.overload.shed503} shed with 503, ${row.overload.other5xx} other 5xx; afterwards ${row.overload.afterOk}/100 answered | | |`,
+  );
   console.log(`  results in ${f}`);
   return row;
 }

@@ -37,8 +37,20 @@ export async function benchTiny(opts: { quick: boolean }): Promise<Record<string
     firsts.push(times.slice(0, 3));
     ours.push(median(times.slice(3)));
     if (torch) {
-      const args = [String(os.availableParallelism()), String(batch), String(c.tags), String(c.hidden), c.widths.join(','), String(c.imageSize), String(c.freeze), String(steps)];
-      const p = spawnSync('/usr/bin/python3', [path.resolve('bench', 'torch_ref.py'), ...args], { encoding: 'utf8', env: { ...process.env, ...KEEP_MEMORY } });
+      const args = [
+        String(os.availableParallelism()),
+        String(batch),
+        String(c.tags),
+        String(c.hidden),
+        c.widths.join(','),
+        String(c.imageSize),
+        String(c.freeze),
+        String(steps),
+      ];
+      const p = spawnSync('/usr/bin/python3', [path.resolve('bench', 'torch_ref.py'), ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, ...KEEP_MEMORY },
+      });
       if (p.status !== 0) throw new Error(`PyTorch reference failed: ${p.stderr}`);
       const j = JSON.parse(p.stdout.trim().split('\n').at(-1)!);
       ref.push(j.train_s);
@@ -51,15 +63,31 @@ export async function benchTiny(opts: { quick: boolean }): Promise<Record<string
   const flop = trainStepFlops(c);
   const profile = await profileTrainStep(c, initParams(c, 1), batch);
   const row = {
-    batch, config: c, imgPerS: batch / step, torch: version || null, torchImgPerS: torch ? batch / median(ref) : null,
-    firstStepsVsSteady: first.map((f) => f / step), limit, profile, runs: { ours, ref, firsts },
+    batch,
+    config: c,
+    imgPerS: batch / step,
+    torch: version || null,
+    torchImgPerS: torch ? batch / median(ref) : null,
+    firstStepsVsSteady: first.map((f) => f / step),
+    limit,
+    profile,
+    runs: { ours, ref, firsts },
   };
   const f = await saveResult('tiny', row);
   const vs = row.torchImgPerS ? `${(row.imgPerS / row.torchImgPerS).toFixed(2)}×` : 'skipped';
-  console.log(`| train step, tiny model 64 px, batch 32, 30 tags, native TrainSession (\`tiny\`) | ${row.imgPerS.toFixed(0)} img/s | PyTorch ${version || '-'} ${row.torchImgPerS?.toFixed(0) ?? 'skipped'} img/s | ${vs} | ${ofLimit(row.imgPerS, flop, limit)} |`);
-  console.log(`| tiny: a fresh session's steps 1, 2, 3 against its steady step (\`tiny\`) | ${row.firstStepsVsSteady.map((x) => `${x.toFixed(2)}×`).join(', ')} | | | |`);
+  console.log(
+    `| train step, tiny model 64 px, batch 32, 30 tags, native TrainSession (\`tiny\`) | ${row.imgPerS.toFixed(0)} img/s | PyTorch ${version || '-'} ${row.torchImgPerS?.toFixed(0) ?? 'skipped'} img/s | ${vs} | ${ofLimit(row.imgPerS, flop, limit)} |`,
+  );
+  console.log(
+    `| tiny: a fresh session's steps 1, 2, 3 against its steady step (\`tiny\`) | ${row.firstStepsVsSteady.map((x) => `${x.toFixed(2)}×`).join(', ')} | | | |`,
+  );
   const total = profile.reduce((a, p) => a + p.ms, 0);
-  console.log(`  tiny train graph profile (${total.toFixed(1)} ms in ops of a ${(step * 1000).toFixed(1)} ms step): ${profile.slice(0, 8).map((p) => `${p.op} ${(100 * p.share).toFixed(0)}%`).join(', ')}`);
+  console.log(
+    `  tiny train graph profile (${total.toFixed(1)} ms in ops of a ${(step * 1000).toFixed(1)} ms step): ${profile
+      .slice(0, 8)
+      .map((p) => `${p.op} ${(100 * p.share).toFixed(0)}%`)
+      .join(', ')}`,
+  );
   console.log(`  results in ${f}`);
   return row;
 }

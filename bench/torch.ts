@@ -22,9 +22,17 @@ import { sessionThreads } from '../training/threads.js';
  * kernels the native engine runs on the CPU, where Adam follows as its in-place pass (not profiled
  * here); last of 3 steps.
  */
-export async function profileTrainStep(c: ModelConfig, params: Map<string, Float32Array>, batch: number): Promise<OpShare[]> {
+export async function profileTrainStep(
+  c: ModelConfig,
+  params: Map<string, Float32Array>,
+  batch: number,
+): Promise<OpShare[]> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'alt-i2v-profile-'));
-  const s = await HostTrainSession.create(c, params, { fused: false, bakeFrozen: true, profilePrefix: path.join(dir, 'step') });
+  const s = await HostTrainSession.create(c, params, {
+    fused: false,
+    bakeFrozen: true,
+    profilePrefix: path.join(dir, 'step'),
+  });
   const data = randomBatch(c, batch, 2);
   for (let i = 0; i < 3; i++) await s.trainStep(data, 0.001);
   s.endProfiling();
@@ -38,10 +46,18 @@ export async function profileTrainStep(c: ModelConfig, params: Map<string, Float
 export async function benchTorch(opts: { quick: boolean; withReference?: boolean }): Promise<Record<string, unknown>> {
   if (opts.withReference && !hasPython(['torch'])) {
     console.error('torch: installing python3-torch from Debian (--with-reference)');
-    spawnSync('bash', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas0-pthread'], { stdio: 'inherit' });
+    spawnSync(
+      'bash',
+      [
+        '-c',
+        'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas0-pthread',
+      ],
+      { stdio: 'inherit' },
+    );
   }
   const torch = hasPython(['torch']);
-  if (!torch) console.error('torch: PyTorch reference skipped (python3-torch not installed; run with --with-reference)');
+  if (!torch)
+    console.error('torch: PyTorch reference skipped (python3-torch not installed; run with --with-reference)');
   const runs = opts.quick ? 1 : 3;
   const batch = 8;
   const threads = os.availableParallelism();
@@ -49,8 +65,14 @@ export async function benchTorch(opts: { quick: boolean; withReference?: boolean
   const params = initParams(config, 1);
   const tags = Array.from({ length: 5000 }, (_, i) => `t${i}`);
   const modelFile = path.join(os.tmpdir(), 'alt-i2v-bench-torch.onnx');
-  await writeFile(modelFile, encodeInferenceModel(config, params, { tags, categories: tags.map(() => 0), pad: 'center', source: 'bench' }));
-  const infer = await ort.InferenceSession.create(modelFile, { graphOptimizationLevel: 'all', intraOpNumThreads: sessionThreads() });
+  await writeFile(
+    modelFile,
+    encodeInferenceModel(config, params, { tags, categories: tags.map(() => 0), pad: 'center', source: 'bench' }),
+  );
+  const infer = await ort.InferenceSession.create(modelFile, {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: sessionThreads(),
+  });
   const trainer = await TrainSession.create(config, { params });
   const data = randomBatch(config, batch, 1);
   const image = new ort.Tensor('uint8', data.images, [batch, 224, 224, 3]);
@@ -78,8 +100,20 @@ export async function benchTorch(opts: { quick: boolean; withReference?: boolean
     ours.infer.push(await timed(() => infer.run({ image })));
     ours.train.push(await timed(() => trainer.step(data.images, data.labels, batch, 0.001)));
     if (torch) {
-      const args = [String(threads), String(batch), '5000', '5000', config.widths.join(','), '224', String(config.freeze), String(steps)];
-      const p = spawnSync('/usr/bin/python3', [path.resolve('bench', 'torch_ref.py'), ...args], { encoding: 'utf8', env: { ...process.env, ...KEEP_MEMORY } });
+      const args = [
+        String(threads),
+        String(batch),
+        '5000',
+        '5000',
+        config.widths.join(','),
+        '224',
+        String(config.freeze),
+        String(steps),
+      ];
+      const p = spawnSync('/usr/bin/python3', [path.resolve('bench', 'torch_ref.py'), ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, ...KEEP_MEMORY },
+      });
       if (p.status !== 0) throw new Error(`PyTorch reference failed: ${p.stderr}`);
       const j = JSON.parse(p.stdout.trim().split('\n').at(-1)!);
       ref.infer.push(j.infer_s);
@@ -97,17 +131,37 @@ export async function benchTorch(opts: { quick: boolean; withReference?: boolean
   if (!opts.quick) console.error('torch: profiling the train graph (3 steps through onnxruntime-node)');
   const profile = opts.quick ? [] : await profileTrainStep(config, params, batch);
   const row = {
-    batch, threads, limit, gflopPerImage: { infer: flop.infer / 1e9, train: flop.train / 1e9 }, torch: version || null,
-    inferImgPerS: rate(ours.infer), trainImgPerS: rate(ours.train),
-    torchInferImgPerS: torch ? rate(ref.infer) : null, torchTrainImgPerS: torch ? rate(ref.train) : null,
-    profile, runs: { ours, ref },
+    batch,
+    threads,
+    limit,
+    gflopPerImage: { infer: flop.infer / 1e9, train: flop.train / 1e9 },
+    torch: version || null,
+    inferImgPerS: rate(ours.infer),
+    trainImgPerS: rate(ours.train),
+    torchInferImgPerS: torch ? rate(ref.infer) : null,
+    torchTrainImgPerS: torch ? rate(ref.train) : null,
+    profile,
+    runs: { ours, ref },
   };
   const f = await saveResult('torch', row);
   const vs = (a: number, b: number | null): string => (b ? `${(a / b).toFixed(2)}×` : 'skipped');
-  console.log(`| inference, full VGG16 + head, batch 8, CPU (${(flop.infer / 1e9).toFixed(1)} GFLOP/img) | ours ${row.inferImgPerS.toFixed(2)} img/s | PyTorch ${version || '-'} ${row.torchInferImgPerS?.toFixed(2) ?? 'skipped'} img/s | ${vs(row.inferImgPerS, row.torchInferImgPerS)} | ${ofLimit(row.inferImgPerS, flop.infer, limit)} |`);
-  console.log(`| train step, full VGG16 + head, 8 convs frozen, batch 8, CPU (${(flop.train / 1e9).toFixed(1)} GFLOP/img) | ours ${row.trainImgPerS.toFixed(2)} img/s | PyTorch ${version || '-'} ${row.torchTrainImgPerS?.toFixed(2) ?? 'skipped'} img/s | ${vs(row.trainImgPerS, row.torchTrainImgPerS)} | ${ofLimit(row.trainImgPerS, flop.train, limit)} |`);
+  console.log(
+    `| inference, full VGG16 + head, batch 8, CPU (${(flop.infer / 1e9).toFixed(1)} GFLOP/img) | ours ${row.inferImgPerS.toFixed(2)} img/s | PyTorch ${version || '-'} ${row.torchInferImgPerS?.toFixed(2) ?? 'skipped'} img/s | ${vs(row.inferImgPerS, row.torchInferImgPerS)} | ${ofLimit(row.inferImgPerS, flop.infer, limit)} |`,
+  );
+  console.log(
+    `| train step, full VGG16 + head, 8 convs frozen, batch 8, CPU (${(flop.train / 1e9).toFixed(1)} GFLOP/img) | ours ${row.trainImgPerS.toFixed(2)} img/s | PyTorch ${version || '-'} ${row.torchTrainImgPerS?.toFixed(2) ?? 'skipped'} img/s | ${vs(row.trainImgPerS, row.torchTrainImgPerS)} | ${ofLimit(row.trainImgPerS, flop.train, limit)} |`,
+  );
   const total = profile.reduce((a, p) => a + p.ms, 0);
-  if (profile.length) console.log(`  train graph profile (${total.toFixed(0)} ms in ops; Adam runs after it, in place): ${profile.slice(0, 8).map((p) => `${p.op} ${(100 * p.share).toFixed(0)}%${p.gflop > 0 ? ` (${(p.gflop / (p.ms / 1000)).toFixed(0)} GFLOP/s)` : ''}`).join(', ')}`);
+  if (profile.length)
+    console.log(
+      `  train graph profile (${total.toFixed(0)} ms in ops; Adam runs after it, in place): ${profile
+        .slice(0, 8)
+        .map(
+          (p) =>
+            `${p.op} ${(100 * p.share).toFixed(0)}%${p.gflop > 0 ? ` (${(p.gflop / (p.ms / 1000)).toFixed(0)} GFLOP/s)` : ''}`,
+        )
+        .join(', ')}`,
+    );
   console.log(`  results in ${f}`);
   return row;
 }

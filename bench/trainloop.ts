@@ -13,15 +13,31 @@ import { initParams } from '../training/model.js';
 import { median, runWithPeakRss, saveResult } from './common.js';
 
 /** Shards of random pixels and labels: `shards` training shards of `perShard` images and one holdout shard. */
-async function randomShards(dir: string, shards: number, perShard: number, size: number, tags: number, holdout: number): Promise<void> {
+async function randomShards(
+  dir: string,
+  shards: number,
+  perShard: number,
+  size: number,
+  tags: number,
+  holdout: number,
+): Promise<void> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const rng = new Rng(5);
   const names = Array.from({ length: tags }, (_, i) => `tag_${i}`);
   const index: ShardIndexJson = {
-    format: SHARDS_FORMAT, version: SHARDS_VERSION, imageSize: size, pad: 'center', maxPixels: 1e8, shardSize: perShard, holdout: 0,
-    tags: { sha256: 'bench', count: tags, names, categories: names.map(() => 0) }, dataset: 'random', shards: [],
-    progress: { sourcesDone: 0, lastSource: null, complete: true }, stats: { kept: 0, skipped: {}, orphanTagFiles: 0 },
+    format: SHARDS_FORMAT,
+    version: SHARDS_VERSION,
+    imageSize: size,
+    pad: 'center',
+    maxPixels: 1e8,
+    shardSize: perShard,
+    holdout: 0,
+    tags: { sha256: 'bench', count: tags, names, categories: names.map(() => 0) },
+    dataset: 'random',
+    shards: [],
+    progress: { sourcesDone: 0, lastSource: null, complete: true },
+    stats: { kept: 0, skipped: {}, orphanTagFiles: 0 },
   };
   for (let s = 0; s <= shards; s++) {
     const n = s < shards ? perShard : holdout;
@@ -72,7 +88,21 @@ export async function benchTrainloop(opts: { quick: boolean }): Promise<Record<s
   let lastDone = 0;
   const t0 = performance.now();
   await trainRun(
-    { shards: shardsDir, out: run, backbone: 'vgg16', rounds: 2, batch, lr: 0.001, device: 'cpu', seed: 1, resume: false, hidden: 5000, keep: 1, logEvery: 1, threads: 0 },
+    {
+      shards: shardsDir,
+      out: run,
+      backbone: 'vgg16',
+      rounds: 2,
+      batch,
+      lr: 0.001,
+      device: 'cpu',
+      seed: 1,
+      resume: false,
+      hidden: 5000,
+      keep: 1,
+      logEvery: 1,
+      threads: 0,
+    },
     {
       roundStart: () => (lastStep = 0),
       step: (done) => {
@@ -85,7 +115,11 @@ export async function benchTrainloop(opts: { quick: boolean }): Promise<Record<s
   );
   const wholeSeconds = (performance.now() - t0) / 1000;
   const { readFile } = await import('node:fs/promises');
-  const roundsLog = (await readFile(path.join(run, 'log.jsonl'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((e) => e.type === 'round');
+  const roundsLog = (await readFile(path.join(run, 'log.jsonl'), 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.type === 'round');
   const runtimeShare = roundsLog.map((e) => e.runtimeShare as number);
 
   // Peak RSS: tiny model at 224 px over 1, 2, 4 and 8 shards of 120 images (17 MiB each). From 2 on
@@ -95,19 +129,45 @@ export async function benchTrainloop(opts: { quick: boolean }): Promise<Record<s
   const rss: Record<string, number> = {};
   for (const rounds of [1, 2, 4, 8]) {
     await rm(path.join(tmp, `run-mem-${rounds}`), { recursive: true, force: true });
-    rss[`${rounds}shard`] = runWithPeakRss(process.execPath, ['dist/src/cli/main.js', 'train', memDir, '--out', path.join(tmp, `run-mem-${rounds}`), '--backbone', 'vgg16-tiny', '--hidden', '64', '--batch', '16', '--rounds', String(rounds)]).peakMiB;
+    rss[`${rounds}shard`] = runWithPeakRss(process.execPath, [
+      'dist/src/cli/main.js',
+      'train',
+      memDir,
+      '--out',
+      path.join(tmp, `run-mem-${rounds}`),
+      '--backbone',
+      'vgg16-tiny',
+      '--hidden',
+      '64',
+      '--batch',
+      '16',
+      '--rounds',
+      String(rounds),
+    ]).peakMiB;
   }
   await rm(tmp, { recursive: true, force: true });
 
   const row = {
-    batch, bareImgPerS: median(bare), trainInRoundImgPerS: median(inRound), overhead: 1 - median(inRound) / median(bare),
-    wholeRunSeconds: wholeSeconds, runs: { bare, inRound }, peakRssMiB: rss,
-    runtimeShare, loopOverhead: 1 - Math.min(...runtimeShare),
+    batch,
+    bareImgPerS: median(bare),
+    trainInRoundImgPerS: median(inRound),
+    overhead: 1 - median(inRound) / median(bare),
+    wholeRunSeconds: wholeSeconds,
+    runs: { bare, inRound },
+    peakRssMiB: rss,
+    runtimeShare,
+    loopOverhead: 1 - Math.min(...runtimeShare),
   };
   const f = await saveResult('trainloop', row);
-  console.log(`| train loop, full VGG16, batch 8, CPU | train ${row.trainInRoundImgPerS.toFixed(2)} img/s step to step (log every step) | bare TrainSession ${row.bareImgPerS.toFixed(2)} img/s | overhead ${(100 * row.overhead).toFixed(1)}% |`);
-  console.log(`| train loop time outside the runtime's steps (batches, shuffling, logging every step) | ${(100 * row.loopOverhead).toFixed(2)}% of the round | | |`);
-  console.log(`| train peak RSS, tiny model 224 px, 120-image (17 MiB) shards | ${[1, 2, 4, 8].map((r) => `${r} shard${r > 1 ? 's' : ''} ${rss[`${r}shard`]!.toFixed(0)} MiB`).join(', ')} | | |`);
+  console.log(
+    `| train loop, full VGG16, batch 8, CPU | train ${row.trainInRoundImgPerS.toFixed(2)} img/s step to step (log every step) | bare TrainSession ${row.bareImgPerS.toFixed(2)} img/s | overhead ${(100 * row.overhead).toFixed(1)}% |`,
+  );
+  console.log(
+    `| train loop time outside the runtime's steps (batches, shuffling, logging every step) | ${(100 * row.loopOverhead).toFixed(2)}% of the round | | |`,
+  );
+  console.log(
+    `| train peak RSS, tiny model 224 px, 120-image (17 MiB) shards | ${[1, 2, 4, 8].map((r) => `${r} shard${r > 1 ? 's' : ''} ${rss[`${r}shard`]!.toFixed(0)} MiB`).join(', ')} | | |`,
+  );
   console.log(`  results in ${f}`);
   return row;
 }

@@ -17,7 +17,13 @@ import { sessionThreads } from '../training/threads.js';
 const S = 448;
 const TAGS = 10861;
 // (out channels, stride) of the stand-in's convs, 3×3 each.
-const CONVS: [number, number][] = [[64, 2], [128, 2], [256, 2], [512, 2], [512, 1]];
+const CONVS: [number, number][] = [
+  [64, 2],
+  [128, 2],
+  [256, 2],
+  [512, 2],
+  [512, 1],
+];
 
 /** 2 × multiply-adds per image of the stand-in. */
 function standInGflop(): number {
@@ -38,14 +44,29 @@ function standInModel(): Uint8Array {
   let x = g.op('Transpose', [g.input('input', 'float32', ['N', S, S, 3])], { perm: A.ints([0, 3, 1, 2]) });
   let cin = 3;
   for (const [co, stride] of CONVS) {
-    const w = g.initializer('w', 'float32', [co, cin, 3, 3], Float32Array.from({ length: co * cin * 9 }, () => (rng.next() - 0.5) * Math.sqrt(6 / (cin * 9)) * 0.05));
+    const w = g.initializer(
+      'w',
+      'float32',
+      [co, cin, 3, 3],
+      Float32Array.from({ length: co * cin * 9 }, () => (rng.next() - 0.5) * Math.sqrt(6 / (cin * 9)) * 0.05),
+    );
     x = g.op('Relu', [g.op('Conv', [x, w], { pads: A.ints([1, 1, 1, 1]), strides: A.ints([stride, stride]) })]);
     cin = co;
   }
   const pooled = g.op('Flatten', [g.op('GlobalAveragePool', [x])], { axis: A.i(1) });
-  const fc = g.initializer('fc', 'float32', [cin, TAGS], Float32Array.from({ length: cin * TAGS }, () => (rng.next() - 0.5) * 0.1));
+  const fc = g.initializer(
+    'fc',
+    'float32',
+    [cin, TAGS],
+    Float32Array.from({ length: cin * TAGS }, () => (rng.next() - 0.5) * 0.1),
+  );
   // Biases that leave most tags improbable and a few dozen likely, as a real tagger's output is.
-  const bias = g.initializer('bias', 'float32', [TAGS], Float32Array.from({ length: TAGS }, (_, j) => (j % 300 === 0 ? 1 : -6)));
+  const bias = g.initializer(
+    'bias',
+    'float32',
+    [TAGS],
+    Float32Array.from({ length: TAGS }, (_, j) => (j % 300 === 0 ? 1 : -6)),
+  );
   g.output(g.op('Sigmoid', [g.op('Add', [g.op('MatMul', [pooled, fc]), bias])]), 'output', 'float32', ['N', TAGS]);
   return g.encode();
 }
@@ -60,15 +81,43 @@ export async function benchWd(opts: { quick: boolean }): Promise<Record<string, 
   const modelFile = path.join(tmp, 'model.onnx');
   const tagsFile = path.join(tmp, 'selected_tags.csv');
   await writeFile(modelFile, standInModel());
-  await writeFile(tagsFile, `tag_id,name,category,count\n${Array.from({ length: TAGS }, (_, i) => `${i},tag_${i},${i < 4 ? 9 : i % 10 === 0 ? 4 : 0},1`).join('\n')}\n`);
+  await writeFile(
+    tagsFile,
+    `tag_id,name,category,count\n${Array.from({ length: TAGS }, (_, i) => `${i},tag_${i},${i < 4 ? 9 : i % 10 === 0 ? 4 : 0},1`).join('\n')}\n`,
+  );
 
-  const contract: InputContract = { kind: 'wd', inputName: 'input', probsName: 'output', size: S, dtype: 'float32', channels: 'bgr', scale: 255, padColor: 'white', pad: 'center', kernel: 'cubic', fixedBatch: null };
-  const session = await ort.InferenceSession.create(modelFile, { graphOptimizationLevel: 'all', intraOpNumThreads: sessionThreads() });
+  const contract: InputContract = {
+    kind: 'wd',
+    inputName: 'input',
+    probsName: 'output',
+    size: S,
+    dtype: 'float32',
+    channels: 'bgr',
+    scale: 255,
+    padColor: 'white',
+    pad: 'center',
+    kernel: 'cubic',
+    fixedBatch: null,
+  };
+  const session = await ort.InferenceSession.create(modelFile, {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: sessionThreads(),
+  });
   const px = S * S * 3;
   const tensors: ort.Tensor[] = [];
   for (let i = 0; i < count; i += 8) {
     const batch = new Uint8Array(8 * px);
-    for (let j = 0; j < 8; j++) batch.set(await preprocessImage(path.join(data, `${i + j}.jpg`), 'x', { size: S, pad: 'center', padColor: 'white', kernel: 'cubic', maxPixels: 1e8 }), j * px);
+    for (let j = 0; j < 8; j++)
+      batch.set(
+        await preprocessImage(path.join(data, `${i + j}.jpg`), 'x', {
+          size: S,
+          pad: 'center',
+          padColor: 'white',
+          kernel: 'cubic',
+          maxPixels: 1e8,
+        }),
+        j * px,
+      );
     tensors.push(inputTensor(contract, batch, 8));
   }
   for (let w = 0; w < 2; w++) await session.run({ input: tensors[0]! });
@@ -81,7 +130,10 @@ export async function benchWd(opts: { quick: boolean }): Promise<Record<string, 
     const t = performance.now();
     for (const b of tensors) await session.run({ input: b });
     bare.push(count / ((performance.now() - t) / 1000));
-    const code = await runCli(['pred', data, '--model', modelFile, '--tags', tagsFile, '--batch', '8', '--format', 'jsonl'], quiet);
+    const code = await runCli(
+      ['pred', data, '--model', modelFile, '--tags', tagsFile, '--batch', '8', '--format', 'jsonl'],
+      quiet,
+    );
     if (code !== 0) throw new Error(`pred exited ${code}`);
     const m = /^pred: (\d+) images in [\d.]+ s, ([\d.]+) img\/s/.exec(summary);
     if (!m || Number(m[1]) !== count) throw new Error(`unexpected pred summary: ${summary}`);
@@ -90,9 +142,21 @@ export async function benchWd(opts: { quick: boolean }): Promise<Record<string, 
   await session.release();
   await rm(tmp, { recursive: true, force: true });
   const gflop = standInGflop();
-  const row = { images: count, batch: 8, size: S, tags: TAGS, gflopPerImage: gflop, predImgPerS: median(ours), bareImgPerS: median(bare), ratio: median(ours) / median(bare), runs: { ours, bare } };
+  const row = {
+    images: count,
+    batch: 8,
+    size: S,
+    tags: TAGS,
+    gflopPerImage: gflop,
+    predImgPerS: median(ours),
+    bareImgPerS: median(bare),
+    ratio: median(ours) / median(bare),
+    runs: { ours, bare },
+  };
   const f = await saveResult('wd', row);
-  console.log(`| pred with a stand-in WD tagger (448², BGR float32, ${gflop.toFixed(1)} GFLOP/img), 850×1200 JPEG folder, batch 8 | ${row.predImgPerS.toFixed(2)} img/s | bare InferenceSession on ready tensors ${row.bareImgPerS.toFixed(2)} img/s | ${row.ratio.toFixed(2)}× |`);
+  console.log(
+    `| pred with a stand-in WD tagger (448², BGR float32, ${gflop.toFixed(1)} GFLOP/img), 850×1200 JPEG folder, batch 8 | ${row.predImgPerS.toFixed(2)} img/s | bare InferenceSession on ready tensors ${row.bareImgPerS.toFixed(2)} img/s | ${row.ratio.toFixed(2)}× |`,
+  );
   console.log(`  results in ${f}`);
   return row;
 }

@@ -36,7 +36,8 @@ void AdamInPlace(const std::vector<AdamTensor>& tensors, const AdamConstants& c,
   };
   std::vector<Item> items;
   for (size_t k = 0; k < tensors.size(); k++) {
-    for (size_t b = 0; b < tensors[k].numel; b += kChunk) items.push_back({k, b, std::min(tensors[k].numel, b + kChunk)});
+    for (size_t b = 0; b < tensors[k].numel; b += kChunk)
+      items.push_back({k, b, std::min(tensors[k].numel, b + kChunk)});
   }
   if (items.empty()) return;
   std::atomic<size_t> next{0};

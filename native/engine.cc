@@ -26,7 +26,8 @@ void RequireNames(const Ort::Session& session, const char* graph, bool inputs, c
   std::set<std::string> have(have_list.begin(), have_list.end());
   for (const std::string& name : want) {
     if (have.count(name) == 0) {
-      throw std::runtime_error(std::string(graph) + " graph: expected an " + (inputs ? "input" : "output") + " named \"" + name +
+      throw std::runtime_error(std::string(graph) + " graph: expected an " + (inputs ? "input" : "output") +
+                               " named \"" + name +
                                "\" (options.io and the graph disagree: was the graph written by another version?)");
     }
   }
@@ -36,23 +37,37 @@ void RequireNames(const Ort::Session& session, const char* graph, bool inputs, c
 
 const char* OrtCodeName(OrtErrorCode code) {
   switch (code) {
-    case ORT_OK: return "ORT_OK";
-    case ORT_FAIL: return "ORT_FAIL";
-    case ORT_INVALID_ARGUMENT: return "ORT_INVALID_ARGUMENT";
-    case ORT_NO_SUCHFILE: return "ORT_NO_SUCHFILE";
-    case ORT_NO_MODEL: return "ORT_NO_MODEL";
-    case ORT_ENGINE_ERROR: return "ORT_ENGINE_ERROR";
-    case ORT_RUNTIME_EXCEPTION: return "ORT_RUNTIME_EXCEPTION";
-    case ORT_INVALID_PROTOBUF: return "ORT_INVALID_PROTOBUF";
-    case ORT_MODEL_LOADED: return "ORT_MODEL_LOADED";
-    case ORT_NOT_IMPLEMENTED: return "ORT_NOT_IMPLEMENTED";
-    case ORT_INVALID_GRAPH: return "ORT_INVALID_GRAPH";
-    case ORT_EP_FAIL: return "ORT_EP_FAIL";
-    default: return "ORT_ERROR";
+    case ORT_OK:
+      return "ORT_OK";
+    case ORT_FAIL:
+      return "ORT_FAIL";
+    case ORT_INVALID_ARGUMENT:
+      return "ORT_INVALID_ARGUMENT";
+    case ORT_NO_SUCHFILE:
+      return "ORT_NO_SUCHFILE";
+    case ORT_NO_MODEL:
+      return "ORT_NO_MODEL";
+    case ORT_ENGINE_ERROR:
+      return "ORT_ENGINE_ERROR";
+    case ORT_RUNTIME_EXCEPTION:
+      return "ORT_RUNTIME_EXCEPTION";
+    case ORT_INVALID_PROTOBUF:
+      return "ORT_INVALID_PROTOBUF";
+    case ORT_MODEL_LOADED:
+      return "ORT_MODEL_LOADED";
+    case ORT_NOT_IMPLEMENTED:
+      return "ORT_NOT_IMPLEMENTED";
+    case ORT_INVALID_GRAPH:
+      return "ORT_INVALID_GRAPH";
+    case ORT_EP_FAIL:
+      return "ORT_EP_FAIL";
+    default:
+      return "ORT_ERROR";
   }
 }
 
-Engine::Engine(Options options) : options_(std::move(options)), cpu_info_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
+Engine::Engine(Options options)
+    : options_(std::move(options)), cpu_info_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
   Ort::Env& env = GlobalEnv();  // first: loading the CUDA provider logs through the env's default logger
   Ort::SessionOptions so;
   so.SetIntraOpNumThreads(options_.intra_threads);
@@ -72,7 +87,9 @@ Engine::Engine(Options options) : options_(std::move(options)), cpu_info_(Ort::M
   } else {
     device_info_ = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   }
-  auto make = [&](const std::vector<uint8_t>& bytes) { return std::make_unique<Ort::Session>(env, bytes.data(), bytes.size(), so); };
+  auto make = [&](const std::vector<uint8_t>& bytes) {
+    return std::make_unique<Ort::Session>(env, bytes.data(), bytes.size(), so);
+  };
   train_ = make(options_.train_model);
   if (options_.adam == AdamMode::kGraph) optimizer_ = make(options_.optimizer_model);
   eval_ = make(options_.eval_model);
@@ -81,7 +98,8 @@ Engine::Engine(Options options) : options_(std::move(options)), cpu_info_(Ort::M
   allocator_ = std::make_unique<Ort::Allocator>(*train_, device_info_);
 
   const bool in_place = options_.adam == AdamMode::kInPlace;
-  if (in_place && options_.cuda) throw std::runtime_error("the in-place Adam runs on the CPU only; use the fused or graph Adam with CUDA");
+  if (in_place && options_.cuda)
+    throw std::runtime_error("the in-place Adam runs on the CPU only; use the fused or graph Adam with CUDA");
   for (size_t i = 0; i < options_.specs.size(); i++) {
     const TensorSpec& s = options_.specs[i];
     cur_.push_back(NewDeviceTensor(s.shape));
@@ -101,17 +119,20 @@ Engine::Engine(Options options) : options_(std::move(options)), cpu_info_(Ort::M
     v_next_.push_back(NewDeviceTensor(s.shape));
   }
   // In place, the buffers never move (nothing is swapped), so the views are taken once.
-  adam_threads_ = options_.intra_threads > 0 ? options_.intra_threads : static_cast<int>(std::thread::hardware_concurrency());
+  adam_threads_ =
+      options_.intra_threads > 0 ? options_.intra_threads : static_cast<int>(std::thread::hardware_concurrency());
   for (size_t j = 0; in_place && j < trainable_.size(); j++) {
-    in_place_.push_back({cur_[trainable_[j]].GetTensorMutableData<float>(), grad_[j].GetTensorData<float>(), m_[j].GetTensorMutableData<float>(),
-                         v_[j].GetTensorMutableData<float>(), options_.specs[trainable_[j]].numel});
+    in_place_.push_back({cur_[trainable_[j]].GetTensorMutableData<float>(), grad_[j].GetTensorData<float>(),
+                         m_[j].GetTensorMutableData<float>(), v_[j].GetTensorMutableData<float>(),
+                         options_.specs[trainable_[j]].numel});
   }
 }
 
 // Every name Step/Evaluate/Copy will bind exists in its graph: a mismatch fails at load, by name.
 void Engine::CheckGraphNames() const {
   const IoNames& io = options_.io;
-  std::vector<std::string> batch{io.image, io.labels}, all_specs, train_out{io.loss}, adam_in{io.lr, io.eps}, adam_out, grads, params_grads;
+  std::vector<std::string> batch{io.image, io.labels}, all_specs, train_out{io.loss}, adam_in{io.lr, io.eps}, adam_out,
+      grads, params_grads;
   if (options_.has_keep) batch.push_back(io.keep);
   for (size_t i = 0; i < options_.specs.size(); i++) {
     const TensorSpec& s = options_.specs[i];
@@ -120,7 +141,8 @@ void Engine::CheckGraphNames() const {
     if (s.role != Role::kTrainable) continue;
     adam_in.push_back(io.m_prefix + s.name);
     adam_in.push_back(io.v_prefix + s.name);
-    for (const std::string& p : {std::string(), io.m_prefix, io.v_prefix}) adam_out.push_back(io.new_prefix + p + s.name);
+    for (const std::string& p : {std::string(), io.m_prefix, io.v_prefix})
+      adam_out.push_back(io.new_prefix + p + s.name);
     grads.push_back(io.grad_prefix + s.name);
     params_grads.push_back(s.name);
     params_grads.push_back(io.grad_prefix + s.name);
@@ -158,7 +180,8 @@ void Engine::Copy(Ort::Value& src, Ort::Value& dst) {
   binding.SynchronizeOutputs();
 }
 
-void Engine::Upload(const std::vector<const float*>& params, const std::vector<const float*>& m, const std::vector<const float*>& v) {
+void Engine::Upload(const std::vector<const float*>& params, const std::vector<const float*>& m,
+                    const std::vector<const float*>& v) {
   size_t largest = 0;
   for (const auto& s : options_.specs) largest = std::max(largest, s.numel);
   std::vector<float> zeros;
@@ -167,7 +190,8 @@ void Engine::Upload(const std::vector<const float*>& params, const std::vector<c
       if (zeros.empty()) zeros.assign(largest, 0.0f);
       host = zeros.data();
     }
-    Ort::Value src = Ort::Value::CreateTensor<float>(cpu_info_, const_cast<float*>(host), s.numel, s.shape.data(), s.shape.size());
+    Ort::Value src =
+        Ort::Value::CreateTensor<float>(cpu_info_, const_cast<float*>(host), s.numel, s.shape.data(), s.shape.size());
     Copy(src, dst);
   };
   for (size_t i = 0; i < options_.specs.size(); i++) upload(params[i], options_.specs[i], cur_[i]);
@@ -179,12 +203,14 @@ void Engine::Upload(const std::vector<const float*>& params, const std::vector<c
 }
 
 // Binds the host batch: image (N, S, S, 3) uint8, labels (N, K) uint8, keep (N, D) bool when given.
-void Engine::BindBatch(Ort::IoBinding& binding, const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n,
-                       std::vector<Ort::Value>* keep_alive) {
-  auto bind = [&](const std::string& name, const uint8_t* data, std::vector<int64_t> shape, ONNXTensorElementDataType type) {
+void Engine::BindBatch(Ort::IoBinding& binding, const uint8_t* images, const uint8_t* labels, const uint8_t* keep,
+                       int64_t n, std::vector<Ort::Value>* keep_alive) {
+  auto bind = [&](const std::string& name, const uint8_t* data, std::vector<int64_t> shape,
+                  ONNXTensorElementDataType type) {
     size_t bytes = 1;
     for (int64_t d : shape) bytes *= static_cast<size_t>(d);
-    keep_alive->push_back(Ort::Value::CreateTensor(cpu_info_, const_cast<uint8_t*>(data), bytes, shape.data(), shape.size(), type));
+    keep_alive->push_back(
+        Ort::Value::CreateTensor(cpu_info_, const_cast<uint8_t*>(data), bytes, shape.data(), shape.size(), type));
     binding.BindInput(name.c_str(), keep_alive->back());
   };
   const int64_t s = options_.image_size;
@@ -213,7 +239,8 @@ void Engine::BindAdam(Ort::IoBinding& b, Ort::Value& lr, Ort::Value& eps, bool w
   }
 }
 
-float Engine::Step(const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n, float lr_t, float eps_t) {
+float Engine::Step(const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n, float lr_t,
+                   float eps_t) {
   const IoNames& io = options_.io;
   std::vector<Ort::Value> inputs;
   inputs.reserve(8);
@@ -232,7 +259,8 @@ float Engine::Step(const uint8_t* images, const uint8_t* labels, const uint8_t* 
   if (options_.adam == AdamMode::kFused) {
     BindAdam(tb, lr, eps, false);
   } else {
-    for (size_t j = 0; j < trainable_.size(); j++) tb.BindOutput((io.grad_prefix + specs[trainable_[j]].name).c_str(), grad_[j]);
+    for (size_t j = 0; j < trainable_.size(); j++)
+      tb.BindOutput((io.grad_prefix + specs[trainable_[j]].name).c_str(), grad_[j]);
   }
   train_->Run(Ort::RunOptions{nullptr}, tb);
   std::vector<Ort::Value> outputs = tb.GetOutputValues();
@@ -269,7 +297,8 @@ float Engine::Evaluate(const uint8_t* images, const uint8_t* labels, int64_t n, 
   return out[0].GetTensorData<float>()[0];
 }
 
-void Engine::Download(std::vector<std::vector<float>>* params, std::vector<std::vector<float>>* m, std::vector<std::vector<float>>* v) {
+void Engine::Download(std::vector<std::vector<float>>* params, std::vector<std::vector<float>>* m,
+                      std::vector<std::vector<float>>* v) {
   auto download = [&](Ort::Value& src, const TensorSpec& s, std::vector<float>* host) {
     host->assign(s.numel, 0.0f);
     Ort::Value dst = Ort::Value::CreateTensor<float>(cpu_info_, host->data(), s.numel, s.shape.data(), s.shape.size());

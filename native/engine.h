@@ -5,11 +5,11 @@
 
 #include <onnxruntime_cxx_api.h>
 
-#include "adam.h"
-
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "adam.h"
 
 namespace alt_i2v {
 
@@ -39,9 +39,9 @@ struct Options {
   std::vector<uint8_t> train_model;      // train.onnx, or step.onnx when fused
   std::vector<uint8_t> optimizer_model;  // only for kGraph
   std::vector<uint8_t> eval_model;
-  std::vector<uint8_t> copy_model;       // Identity copy_in → copy_out, for host ↔ device copies
+  std::vector<uint8_t> copy_model;  // Identity copy_in → copy_out, for host ↔ device copies
   AdamMode adam = AdamMode::kFused;
-  AdamConstants adam_constants;          // for kInPlace
+  AdamConstants adam_constants;  // for kInPlace
   bool cuda = false;
   int device_id = 0;
   bool tf32 = false;
@@ -67,11 +67,13 @@ class Engine {
  public:
   explicit Engine(Options options);
   // Upload state (params in spec order; m, v per trainable tensor, may be empty for zeros).
-  void Upload(const std::vector<const float*>& params, const std::vector<const float*>& m, const std::vector<const float*>& v);
+  void Upload(const std::vector<const float*>& params, const std::vector<const float*>& m,
+              const std::vector<const float*>& v);
   float Step(const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n, float lr_t, float eps_t);
   float Evaluate(const uint8_t* images, const uint8_t* labels, int64_t n, std::vector<float>* probs);
   // Host copies of params (spec order), m and v (trainable order).
-  void Download(std::vector<std::vector<float>>* params, std::vector<std::vector<float>>* m, std::vector<std::vector<float>>* v);
+  void Download(std::vector<std::vector<float>>* params, std::vector<std::vector<float>>* m,
+                std::vector<std::vector<float>>* v);
   const Options& options() const { return options_; }
 
  private:

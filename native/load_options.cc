@@ -35,22 +35,24 @@ std::string StringOf(const Napi::Object& o, const char* key) {
 AdamMode ParseAdam(const Napi::Object& o, AdamConstants* c) {
   std::string mode = o.Get("adam").ToString().Utf8Value();
   Napi::Value k = o.Get("adamConstants");
-  if (!k.IsArray() || k.As<Napi::Array>().Length() != 4) throw Napi::TypeError::New(o.Env(), "Expected 4 numbers for options.adamConstants");
+  if (!k.IsArray() || k.As<Napi::Array>().Length() != 4)
+    throw Napi::TypeError::New(o.Env(), "Expected 4 numbers for options.adamConstants");
   float* slots[4] = {&c->beta1, &c->one_minus_beta1, &c->beta2, &c->one_minus_beta2};
   for (uint32_t i = 0; i < 4; i++) *slots[i] = k.As<Napi::Array>().Get(i).ToNumber().FloatValue();
   if (mode == "fused") return AdamMode::kFused;
   if (mode == "graph") return AdamMode::kGraph;
   if (mode == "in-place") return AdamMode::kInPlace;
-  throw Napi::TypeError::New(o.Env(), "Expected \"fused\", \"graph\" or \"in-place\" for options.adam but received \"" + mode + "\"");
+  throw Napi::TypeError::New(
+      o.Env(), "Expected \"fused\", \"graph\" or \"in-place\" for options.adam but received \"" + mode + "\"");
 }
 
 // options.io: the graph names (training/model.ts `io`); the engine checks them against the graphs.
 IoNames ParseIoNames(const Napi::Value& v) {
   if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "Expected an object for options.io");
   Napi::Object o = v.As<Napi::Object>();
-  return IoNames{StringOf(o, "image"),      StringOf(o, "labels"),    StringOf(o, "keep"),    StringOf(o, "loss"),
-                 StringOf(o, "probs"),      StringOf(o, "lr"),        StringOf(o, "eps"),     StringOf(o, "copyIn"),
-                 StringOf(o, "copyOut"),    StringOf(o, "gradPrefix"), StringOf(o, "newPrefix"), StringOf(o, "mPrefix"),
+  return IoNames{StringOf(o, "image"),   StringOf(o, "labels"),     StringOf(o, "keep"),      StringOf(o, "loss"),
+                 StringOf(o, "probs"),   StringOf(o, "lr"),         StringOf(o, "eps"),       StringOf(o, "copyIn"),
+                 StringOf(o, "copyOut"), StringOf(o, "gradPrefix"), StringOf(o, "newPrefix"), StringOf(o, "mPrefix"),
                  StringOf(o, "vPrefix")};
 }
 

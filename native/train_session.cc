@@ -3,34 +3,37 @@
 // OnOK; errors carry the ORT error code and the caller's stack.
 #include "train_session.h"
 
-#include "load_options.h"
-
 #include <cstring>
 #include <utility>
+
+#include "load_options.h"
 
 namespace alt_i2v {
 
 namespace {
 
 // Float32Array views of a JS array of typed arrays, checked against the expected element counts.
-std::vector<const float*> FloatViews(const Napi::Value& v, const std::vector<size_t>& counts, const char* what, bool allow_empty) {
+std::vector<const float*> FloatViews(const Napi::Value& v, const std::vector<size_t>& counts, const char* what,
+                                     bool allow_empty) {
   std::vector<const float*> out;
   if (allow_empty && (v.IsUndefined() || v.IsNull())) return out;
   if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), std::string("Expected an array of Float32Array for ") + what);
   auto arr = v.As<Napi::Array>();
   if (arr.Length() != counts.size()) {
-    throw Napi::RangeError::New(v.Env(), std::string("Expected ") + std::to_string(counts.size()) + " tensors for " + what +
-                                             " but received " + std::to_string(arr.Length()));
+    throw Napi::RangeError::New(v.Env(), std::string("Expected ") + std::to_string(counts.size()) + " tensors for " +
+                                             what + " but received " + std::to_string(arr.Length()));
   }
   for (uint32_t i = 0; i < arr.Length(); i++) {
     Napi::Value e = arr.Get(i);
     if (!e.IsTypedArray() || e.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-      throw Napi::TypeError::New(v.Env(), std::string("Expected Float32Array for ") + what + "[" + std::to_string(i) + "]");
+      throw Napi::TypeError::New(v.Env(),
+                                 std::string("Expected Float32Array for ") + what + "[" + std::to_string(i) + "]");
     }
     auto f = e.As<Napi::Float32Array>();
     if (f.ElementLength() != counts[i]) {
-      throw Napi::RangeError::New(v.Env(), std::string("Expected ") + std::to_string(counts[i]) + " values for " + what + "[" +
-                                               std::to_string(i) + "] but received " + std::to_string(f.ElementLength()));
+      throw Napi::RangeError::New(v.Env(), std::string("Expected ") + std::to_string(counts[i]) + " values for " +
+                                               what + "[" + std::to_string(i) + "] but received " +
+                                               std::to_string(f.ElementLength()));
     }
     out.push_back(f.Data());
   }
@@ -43,8 +46,8 @@ const uint8_t* CheckedBytes(const Napi::Value& v, size_t want, const char* what)
   }
   auto a = v.As<Napi::Uint8Array>();
   if (a.ByteLength() != want) {
-    throw Napi::RangeError::New(v.Env(), std::string("Expected ") + std::to_string(want) + " bytes for " + what + " but received " +
-                                             std::to_string(a.ByteLength()));
+    throw Napi::RangeError::New(v.Env(), std::string("Expected ") + std::to_string(want) + " bytes for " + what +
+                                             " but received " + std::to_string(a.ByteLength()));
   }
   return a.Data();
 }
@@ -119,10 +122,15 @@ class SessionWorker : public Napi::AsyncWorker {
 // into the existing one.
 class LoadWorker : public SessionWorker {
  public:
-  LoadWorker(Napi::Env env, TrainSession* s, Napi::Object self, const char* name, Options options, std::vector<const float*> params,
-             std::vector<const float*> m, std::vector<const float*> v, std::shared_ptr<Engine> existing)
+  LoadWorker(Napi::Env env, TrainSession* s, Napi::Object self, const char* name, Options options,
+             std::vector<const float*> params, std::vector<const float*> m, std::vector<const float*> v,
+             std::shared_ptr<Engine> existing)
       : SessionWorker(env, s, self, name),
-        options_(std::move(options)), params_(std::move(params)), m_(std::move(m)), v_(std::move(v)), engine_(std::move(existing)) {}
+        options_(std::move(options)),
+        params_(std::move(params)),
+        m_(std::move(m)),
+        v_(std::move(v)),
+        engine_(std::move(existing)) {}
 
  protected:
   void Run() override {
@@ -142,9 +150,16 @@ class LoadWorker : public SessionWorker {
 
 class StepWorker : public SessionWorker {
  public:
-  StepWorker(Napi::Env env, TrainSession* s, Napi::Object self, std::shared_ptr<Engine> e, const uint8_t* images, const uint8_t* labels,
-             const uint8_t* keep, int64_t n, float lr_t, float eps_t)
-      : SessionWorker(env, s, self, "TrainSession.step"), engine_(std::move(e)), images_(images), labels_(labels), keep_(keep), n_(n), lr_t_(lr_t), eps_t_(eps_t) {}
+  StepWorker(Napi::Env env, TrainSession* s, Napi::Object self, std::shared_ptr<Engine> e, const uint8_t* images,
+             const uint8_t* labels, const uint8_t* keep, int64_t n, float lr_t, float eps_t)
+      : SessionWorker(env, s, self, "TrainSession.step"),
+        engine_(std::move(e)),
+        images_(images),
+        labels_(labels),
+        keep_(keep),
+        n_(n),
+        lr_t_(lr_t),
+        eps_t_(eps_t) {}
 
  protected:
   void Run() override { loss_ = engine_->Step(images_, labels_, keep_, n_, lr_t_, eps_t_); }
@@ -160,8 +175,13 @@ class StepWorker : public SessionWorker {
 
 class EvaluateWorker : public SessionWorker {
  public:
-  EvaluateWorker(Napi::Env env, TrainSession* s, Napi::Object self, std::shared_ptr<Engine> e, const uint8_t* images, const uint8_t* labels, int64_t n)
-      : SessionWorker(env, s, self, "TrainSession.evaluate"), engine_(std::move(e)), images_(images), labels_(labels), n_(n) {}
+  EvaluateWorker(Napi::Env env, TrainSession* s, Napi::Object self, std::shared_ptr<Engine> e, const uint8_t* images,
+                 const uint8_t* labels, int64_t n)
+      : SessionWorker(env, s, self, "TrainSession.evaluate"),
+        engine_(std::move(e)),
+        images_(images),
+        labels_(labels),
+        n_(n) {}
 
  protected:
   void Run() override { loss_ = engine_->Evaluate(images_, labels_, n_, &probs_); }
@@ -243,7 +263,8 @@ StateViews ParseState(const Napi::CallbackInfo& info, size_t first, const std::v
     counts.push_back(s.numel);
     if (s.role == Role::kTrainable) trainable_counts.push_back(s.numel);
   }
-  StateViews out{FloatViews(info[first], counts, "params", false), FloatViews(info[first + 1], trainable_counts, "m", true),
+  StateViews out{FloatViews(info[first], counts, "params", false),
+                 FloatViews(info[first + 1], trainable_counts, "m", true),
                  FloatViews(info[first + 2], trainable_counts, "v", true)};
   if (out.m.size() != out.v.size()) throw Napi::RangeError::New(info.Env(), "Expected both m and v, or neither");
   return out;
@@ -252,11 +273,12 @@ StateViews ParseState(const Napi::CallbackInfo& info, size_t first, const std::v
 }  // namespace
 
 void TrainSession::Init(Napi::Env env, Napi::Object exports) {
-  Napi::Function ctor = DefineClass(env, "TrainSession",
-                                    {InstanceMethod<&TrainSession::Load>("load"), InstanceMethod<&TrainSession::Step>("step"),
-                                     InstanceMethod<&TrainSession::Evaluate>("evaluate"), InstanceMethod<&TrainSession::GetState>("getState"),
-                                     InstanceMethod<&TrainSession::SetState>("setState"), InstanceMethod<&TrainSession::Dispose>("dispose"),
-                                     InstanceAccessor<&TrainSession::IsBusy>("busy"), InstanceAccessor<&TrainSession::IsLoaded>("loaded")});
+  Napi::Function ctor = DefineClass(
+      env, "TrainSession",
+      {InstanceMethod<&TrainSession::Load>("load"), InstanceMethod<&TrainSession::Step>("step"),
+       InstanceMethod<&TrainSession::Evaluate>("evaluate"), InstanceMethod<&TrainSession::GetState>("getState"),
+       InstanceMethod<&TrainSession::SetState>("setState"), InstanceMethod<&TrainSession::Dispose>("dispose"),
+       InstanceAccessor<&TrainSession::IsBusy>("busy"), InstanceAccessor<&TrainSession::IsLoaded>("loaded")});
   exports.Set("TrainSession", ctor);
 }
 
@@ -264,8 +286,11 @@ TrainSession::TrainSession(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tr
 
 void TrainSession::CheckUsable(Napi::Env env, const char* method, bool need_engine) {
   if (disposed_) throw Napi::Error::New(env, std::string("TrainSession.") + method + ": the session is disposed");
-  if (busy_) throw Napi::Error::New(env, std::string("TrainSession.") + method + ": another call on this session is still running; await it first");
-  if (need_engine && !engine_) throw Napi::Error::New(env, std::string("TrainSession.") + method + ": the session is not loaded");
+  if (busy_)
+    throw Napi::Error::New(
+        env, std::string("TrainSession.") + method + ": another call on this session is still running; await it first");
+  if (need_engine && !engine_)
+    throw Napi::Error::New(env, std::string("TrainSession.") + method + ": the session is not loaded");
 }
 
 // load(options, params[], m?[], v?[]) → Promise<void>
@@ -276,7 +301,8 @@ Napi::Value TrainSession::Load(const Napi::CallbackInfo& info) {
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Expected an options object");
   Options opt = ParseLoadOptions(info[0].As<Napi::Object>());
   StateViews st = ParseState(info, 1, opt.specs);
-  auto* worker = new LoadWorker(env, this, Value(), "TrainSession.load", std::move(opt), std::move(st.params), std::move(st.m), std::move(st.v), nullptr);
+  auto* worker = new LoadWorker(env, this, Value(), "TrainSession.load", std::move(opt), std::move(st.params),
+                                std::move(st.m), std::move(st.v), nullptr);
   return Start(busy_, worker, {info[1], info[2], info[3]});
 }
 
@@ -285,7 +311,8 @@ Napi::Value TrainSession::SetState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "setState", true);
   StateViews st = ParseState(info, 0, engine_->options().specs);
-  auto* worker = new LoadWorker(env, this, Value(), "TrainSession.setState", Options{}, std::move(st.params), std::move(st.m), std::move(st.v), engine_);
+  auto* worker = new LoadWorker(env, this, Value(), "TrainSession.setState", Options{}, std::move(st.params),
+                                std::move(st.m), std::move(st.v), engine_);
   return Start(busy_, worker, {info[0], info[1], info[2]});
 }
 
@@ -298,7 +325,8 @@ Napi::Value TrainSession::Step(const Napi::CallbackInfo& info) {
   const uint8_t* keep = o.has_keep ? CheckedBytes(info[2], static_cast<size_t>(b.n * o.hidden), "keep") : nullptr;
   float lr_t = info[4].As<Napi::Number>().FloatValue();
   float eps_t = info[5].As<Napi::Number>().FloatValue();
-  return Start(busy_, new StepWorker(env, this, Value(), engine_, b.images, b.labels, keep, b.n, lr_t, eps_t), {info[0], info[1], info[2]});
+  return Start(busy_, new StepWorker(env, this, Value(), engine_, b.images, b.labels, keep, b.n, lr_t, eps_t),
+               {info[0], info[1], info[2]});
 }
 
 // evaluate(images, labels, n) → Promise<{loss, probs}>
@@ -325,6 +353,8 @@ Napi::Value TrainSession::Dispose(const Napi::CallbackInfo& info) {
 
 Napi::Value TrainSession::IsBusy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }
 
-Napi::Value TrainSession::IsLoaded(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), engine_ != nullptr); }
+Napi::Value TrainSession::IsLoaded(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), engine_ != nullptr);
+}
 
 }  // namespace alt_i2v

@@ -42,7 +42,10 @@ export async function cliSteps(...steps: string[][]): Promise<void> {
 /** A tiny exported model with random weights (32 px, hidden 12) for the given tags, written to `file`. */
 export async function tinyModel(file: string, tags: string[], categories: number[], seed = 3): Promise<string> {
   const config = gradcheckConfig({ tags: tags.length, hidden: 12 });
-  await writeFile(file, encodeInferenceModel(config, randomParams(config, seed), { tags, categories, pad: 'center', source: 'test' }));
+  await writeFile(
+    file,
+    encodeInferenceModel(config, randomParams(config, seed), { tags, categories, pad: 'center', source: 'test' }),
+  );
   return file;
 }
 

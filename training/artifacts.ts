@@ -2,7 +2,15 @@
 // eval graphs plus a manifest), and the self-contained inference model for export. Returns bytes only:
 // the caller decides where and how files are written.
 import { OPSET } from './graph.js';
-import { buildEvalGraph, buildInferenceGraph, buildOptimizerGraph, buildTrainGraph, paramSpecs, type ModelConfig, type ParamSpec } from './model.js';
+import {
+  buildEvalGraph,
+  buildInferenceGraph,
+  buildOptimizerGraph,
+  buildTrainGraph,
+  paramSpecs,
+  type ModelConfig,
+  type ParamSpec,
+} from './model.js';
 import { buildInt8InferenceGraph, type ActivationRanges } from './quantize.js';
 
 export const ARTIFACTS_FORMAT = 'alt-i2v-ort/artifacts';
@@ -23,7 +31,14 @@ export interface ArtifactsManifest {
  */
 export function artifactFiles(config: ModelConfig): Map<string, Uint8Array> {
   const files = { train: 'train.onnx', optimizer: 'optimizer.onnx', eval: 'eval.onnx', step: 'step.onnx' };
-  const manifest: ArtifactsManifest = { format: ARTIFACTS_FORMAT, version: 1, opset: OPSET, config, params: paramSpecs(config), files };
+  const manifest: ArtifactsManifest = {
+    format: ARTIFACTS_FORMAT,
+    version: 1,
+    opset: OPSET,
+    config,
+    params: paramSpecs(config),
+    files,
+  };
   return new Map<string, Uint8Array>([
     [files.train, buildTrainGraph(config).encode()],
     [files.optimizer, buildOptimizerGraph(config).encode()],
@@ -48,13 +63,29 @@ export const INFERENCE_FORMAT = 'alt-i2v-ort/model';
  * The exported model (docs/ARCHITECTURE.md, "Files"): input `image` uint8 (N,S,S,3) RGB letterboxed, normalization
  * inside, outputs `probs` (N,K) and `features` (N,D); metadata_props carry what `pred` needs.
  */
-export function encodeInferenceModel(config: ModelConfig, params: Map<string, Float32Array>, meta: InferenceMetadata): Uint8Array {
+export function encodeInferenceModel(
+  config: ModelConfig,
+  params: Map<string, Float32Array>,
+  meta: InferenceMetadata,
+): Uint8Array {
   if (meta.tags.length !== config.tags || meta.categories.length !== config.tags) {
-    throw new RangeError(`inference model: expected ${config.tags} tags and categories but received ${meta.tags.length} and ${meta.categories.length}`);
+    throw new RangeError(
+      `inference model: expected ${config.tags} tags and categories but received ${meta.tags.length} and ${meta.categories.length}`,
+    );
   }
-  const graph = meta.int8 ? buildInt8InferenceGraph(config, params, meta.int8.ranges) : buildInferenceGraph(config, params);
+  const graph = meta.int8
+    ? buildInt8InferenceGraph(config, params, meta.int8.ranges)
+    : buildInferenceGraph(config, params);
   const precision: Record<string, string> = meta.int8
-    ? { precision: 'int8', calibration: JSON.stringify({ method: 'minmax', images: meta.int8.images, from: meta.int8.from, ranges: meta.int8.ranges }) }
+    ? {
+        precision: 'int8',
+        calibration: JSON.stringify({
+          method: 'minmax',
+          images: meta.int8.images,
+          from: meta.int8.from,
+          ranges: meta.int8.ranges,
+        }),
+      }
     : { precision: 'fp32' };
   return graph.encode({
     format: INFERENCE_FORMAT,

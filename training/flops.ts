@@ -37,4 +37,5 @@ export function layerFlops(c: ModelConfig): LayerFlops[] {
 export const inferenceFlops = (c: ModelConfig): number => layerFlops(c).reduce((a, l) => a + l.forward, 0);
 
 /** FLOPs per image of one training step: the forward pass, then dW and dX where the graph computes them. */
-export const trainStepFlops = (c: ModelConfig): number => layerFlops(c).reduce((a, l) => a + l.forward + l.dw + l.dx, 0);
+export const trainStepFlops = (c: ModelConfig): number =>
+  layerFlops(c).reduce((a, l) => a + l.forward + l.dw + l.dx, 0);

@@ -15,8 +15,17 @@ export const GRADCHECK_TOLERANCE_CUDA = 2e-2;
 /** A tiny config whose ReLUs stay alive with random parameters, with frozen and trainable convs. */
 export function gradcheckConfig(over: Partial<ModelConfig> = {}): ModelConfig {
   return {
-    widths: [4, 4, 6, 6, 6, 6, 6, 8, 8, 8, 8, 8, 8], imageSize: 32, hidden: 8, tags: 5, freeze: 2, dropout: 0.3,
-    bnMomentum: 0.99, bnEpsilon: 0.001, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], ...over,
+    widths: [4, 4, 6, 6, 6, 6, 6, 8, 8, 8, 8, 8, 8],
+    imageSize: 32,
+    hidden: 8,
+    tags: 5,
+    freeze: 2,
+    dropout: 0.3,
+    bnMomentum: 0.99,
+    bnEpsilon: 0.001,
+    mean: [0.485, 0.456, 0.406],
+    std: [0.229, 0.224, 0.225],
+    ...over,
   };
 }
 
@@ -52,14 +61,20 @@ export function randomBatch(c: ModelConfig, n: number, seed: number): Batch {
 }
 
 /** Feeds for the train/eval graphs from a batch and parameters. */
-export function batchFeeds(c: ModelConfig, batch: Batch, params: Map<string, Float32Array>, withKeep: boolean): Record<string, ort.Tensor> {
+export function batchFeeds(
+  c: ModelConfig,
+  batch: Batch,
+  params: Map<string, Float32Array>,
+  withKeep: boolean,
+): Record<string, ort.Tensor> {
   const s = c.imageSize;
   const feeds: Record<string, ort.Tensor> = {
     [io.image]: new ort.Tensor('uint8', batch.images, [batch.n, s, s, 3]),
     [io.labels]: new ort.Tensor('uint8', batch.labels, [batch.n, c.tags]),
   };
   if (withKeep && c.dropout > 0) feeds[io.keep] = new ort.Tensor('bool', batch.keep!, [batch.n, c.hidden]);
-  for (const spec of paramSpecs(c)) feeds[io.param(spec.name)] = new ort.Tensor('float32', params.get(spec.name)!, spec.shape);
+  for (const spec of paramSpecs(c))
+    feeds[io.param(spec.name)] = new ort.Tensor('float32', params.get(spec.name)!, spec.shape);
   return feeds;
 }
 
@@ -86,7 +101,17 @@ export interface GradcheckResult {
  * `perturb` names a parameter whose runtime gradient is scaled by 1.5 before the comparison: a wrong
  * gradient on purpose, to show the check fails (doctor reads it from ALT_I2V_GRADCHECK_PERTURB).
  */
-export async function gradcheck(c: ModelConfig, opts: { seed?: number; n?: number; samples?: number; h?: number; executionProviders?: string[]; perturb?: string } = {}): Promise<GradcheckResult> {
+export async function gradcheck(
+  c: ModelConfig,
+  opts: {
+    seed?: number;
+    n?: number;
+    samples?: number;
+    h?: number;
+    executionProviders?: string[];
+    perturb?: string;
+  } = {},
+): Promise<GradcheckResult> {
   const seed = opts.seed ?? 1;
   const n = opts.n ?? 3;
   const h = opts.h ?? 1e-6; // small enough not to cross ReLU/max-pool kinks (1e-4 does), large for float64 round-off

@@ -1,6 +1,16 @@
 // A small ONNX graph builder: named values, initializers, graph inputs/outputs with shapes (symbolic
 // dims as strings), and `op()` that adds a node and returns its output names. Opset 17.
-import { AttrType, DataType, encodeModel, type AttributeJson, type DType, type ModelJson, type NodeJson, type TensorProtoJson, type ValueInfoJson } from './onnx.js';
+import {
+  AttrType,
+  DataType,
+  encodeModel,
+  type AttributeJson,
+  type DType,
+  type ModelJson,
+  type NodeJson,
+  type TensorProtoJson,
+  type ValueInfoJson,
+} from './onnx.js';
 
 export const OPSET = 17;
 export const IR_VERSION = 8;
@@ -104,16 +114,39 @@ export class Graph {
     const hit = this.constCache.get(key);
     if (hit) return hit;
     const data = dtype === 'int64' ? BigInt64Array.from(list.map((v) => BigInt(v))) : Float32Array.from(list);
-    const name = this.initializer(`c_${dtype === 'int64' ? 'i' : 'f'}_${list.slice(0, 4).join('_').replace(/[^0-9_]/g, 'm')}`, dtype, shape, data);
+    const name = this.initializer(
+      `c_${dtype === 'int64' ? 'i' : 'f'}_${list
+        .slice(0, 4)
+        .join('_')
+        .replace(/[^0-9_]/g, 'm')}`,
+      dtype,
+      shape,
+      data,
+    );
     this.constCache.set(key, name);
     return name;
   }
 
   /** Add a node; returns its output names. */
-  node(op: string, inputs: string[], attrs: Record<string, Attr> = {}, outputs: number | string[] = 1, hint = op.toLowerCase()): string[] {
-    const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.fresh(hint)) : outputs.map((o) => this.fresh(o));
+  node(
+    op: string,
+    inputs: string[],
+    attrs: Record<string, Attr> = {},
+    outputs: number | string[] = 1,
+    hint = op.toLowerCase(),
+  ): string[] {
+    const outs =
+      typeof outputs === 'number'
+        ? Array.from({ length: outputs }, () => this.fresh(hint))
+        : outputs.map((o) => this.fresh(o));
     const attribute = Object.entries(attrs).map(([k, v]) => toAttribute(k, v));
-    this.nodes.push({ op_type: op, input: inputs, output: outs, name: `${op}_${this.nodes.length}`, ...(attribute.length ? { attribute } : {}) });
+    this.nodes.push({
+      op_type: op,
+      input: inputs,
+      output: outs,
+      name: `${op}_${this.nodes.length}`,
+      ...(attribute.length ? { attribute } : {}),
+    });
     return outs;
   }
 

@@ -2,7 +2,16 @@
 // in and out of the runtime. The reference the native TrainSession is checked against, and what
 // trains until it exists.
 import ort from 'onnxruntime-node';
-import { adamStepScalars, buildEvalGraph, buildOptimizerGraph, buildTrainGraph, io, numel, paramSpecs, type ModelConfig } from './model.js';
+import {
+  adamStepScalars,
+  buildEvalGraph,
+  buildOptimizerGraph,
+  buildTrainGraph,
+  io,
+  numel,
+  paramSpecs,
+  type ModelConfig,
+} from './model.js';
 import { batchFeeds } from './gradcheck.js';
 import type { Batch } from './reference.js';
 import { sessionThreads } from './threads.js';
@@ -39,14 +48,39 @@ export class HostTrainSession {
     }
   }
 
-  static async create(config: ModelConfig, params: Map<string, Float32Array>, opts: HostSessionOptions = {}): Promise<HostTrainSession> {
-    const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: sessionThreads(opts.threads), graphOptimizationLevel: 'all', executionProviders: opts.executionProviders ?? ['cpu'] };
-    const profiling: ort.InferenceSession.SessionOptions = opts.profilePrefix ? { enableProfiling: true, profileFilePrefix: opts.profilePrefix } : {};
-    const frozen = opts.bakeFrozen ? new Map(paramSpecs(config).filter((s) => s.role === 'frozen').map((s) => [s.name, params.get(s.name)!])) : undefined;
-    const train = await ort.InferenceSession.create(buildTrainGraph(config, { fuseOptimizer: opts.fused, frozen }).encode(), { ...so, ...profiling });
+  static async create(
+    config: ModelConfig,
+    params: Map<string, Float32Array>,
+    opts: HostSessionOptions = {},
+  ): Promise<HostTrainSession> {
+    const so: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: sessionThreads(opts.threads),
+      graphOptimizationLevel: 'all',
+      executionProviders: opts.executionProviders ?? ['cpu'],
+    };
+    const profiling: ort.InferenceSession.SessionOptions = opts.profilePrefix
+      ? { enableProfiling: true, profileFilePrefix: opts.profilePrefix }
+      : {};
+    const frozen = opts.bakeFrozen
+      ? new Map(
+          paramSpecs(config)
+            .filter((s) => s.role === 'frozen')
+            .map((s) => [s.name, params.get(s.name)!]),
+        )
+      : undefined;
+    const train = await ort.InferenceSession.create(
+      buildTrainGraph(config, { fuseOptimizer: opts.fused, frozen }).encode(),
+      { ...so, ...profiling },
+    );
     const optimizer = opts.fused ? null : await ort.InferenceSession.create(buildOptimizerGraph(config).encode(), so);
     const evaluator = await ort.InferenceSession.create(buildEvalGraph(config, { frozen }).encode(), so);
-    return new HostTrainSession(config, new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])), train, optimizer, evaluator);
+    return new HostTrainSession(
+      config,
+      new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])),
+      train,
+      optimizer,
+      evaluator,
+    );
   }
 
   /** Write the train graph's profile (with `profilePrefix`). */
@@ -61,7 +95,10 @@ export class HostTrainSession {
     const { lrT, epsT } = adamStepScalars(lr, this.step);
     const trainable = paramSpecs(c).filter((s) => s.role === 'trainable');
     const adamFeeds = (): Record<string, ort.Tensor> => {
-      const f: Record<string, ort.Tensor> = { [io.lr]: new ort.Tensor('float32', [lrT], []), [io.eps]: new ort.Tensor('float32', [epsT], []) };
+      const f: Record<string, ort.Tensor> = {
+        [io.lr]: new ort.Tensor('float32', [lrT], []),
+        [io.eps]: new ort.Tensor('float32', [epsT], []),
+      };
       for (const s of trainable) {
         f[io.m(s.name)] = new ort.Tensor('float32', this.m.get(s.name)!, s.shape);
         f[io.v(s.name)] = new ort.Tensor('float32', this.v.get(s.name)!, s.shape);
@@ -84,7 +121,8 @@ export class HostTrainSession {
       this.m.set(s.name, update[io.newM(s.name)]!.data as Float32Array);
       this.v.set(s.name, update[io.newV(s.name)]!.data as Float32Array);
     }
-    for (const n of ['bn.running_mean', 'bn.running_var']) this.params.set(n, out[io.newParam(n)]!.data as Float32Array);
+    for (const n of ['bn.running_mean', 'bn.running_var'])
+      this.params.set(n, out[io.newParam(n)]!.data as Float32Array);
     return (out[io.loss]!.data as Float32Array)[0]!;
   }
 

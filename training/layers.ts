@@ -13,21 +13,43 @@ import { A, type Graph } from './graph.js';
  * takes, so both ran on floats with a 3-wide innermost axis (5 ms of a 60 ms tiny step; now 0.1 ms).
  * CUDA clamps a BatchNormalization's ε to 1e-5, so it keeps Mul and Add.
  */
-export function normalizeForward(g: Graph, image: string, mean: readonly number[], std: readonly number[], affine: 'muladd' | 'batchnorm' = 'muladd'): string {
+export function normalizeForward(
+  g: Graph,
+  image: string,
+  mean: readonly number[],
+  std: readonly number[],
+  affine: 'muladd' | 'batchnorm' = 'muladd',
+): string {
   const nchw = g.op('Transpose', [image], { perm: A.ints([0, 3, 1, 2]) }, 'image_nchw');
   const f = g.op('Cast', [nchw], { to: A.i(1) }, 'image_f');
   const scale = std.map((s) => 1 / (255 * s));
   const shift = mean.map((m, i) => -m / std[i]!);
-  if (affine === 'muladd') return g.op('Add', [g.op('Mul', [f, g.const(scale, 'float32', [1, 3, 1, 1])]), g.const(shift, 'float32', [1, 3, 1, 1])], {}, 'x0');
+  if (affine === 'muladd')
+    return g.op(
+      'Add',
+      [g.op('Mul', [f, g.const(scale, 'float32', [1, 3, 1, 1])]), g.const(shift, 'float32', [1, 3, 1, 1])],
+      {},
+      'x0',
+    );
   const [zero, one] = [g.const([0, 0, 0], 'float32', [3]), g.const([1, 1, 1], 'float32', [3])];
-  return g.op('BatchNormalization', [f, g.const(scale, 'float32', [3]), g.const(shift, 'float32', [3]), zero, one], { epsilon: A.f(0) }, 'x0');
+  return g.op(
+    'BatchNormalization',
+    [f, g.const(scale, 'float32', [3]), g.const(shift, 'float32', [3]), zero, one],
+    { epsilon: A.f(0) },
+    'x0',
+  );
 }
 
 // ---- conv 3×3, stride 1, pad 1 ----
 
 /** (N, Ci, H, W) · W (Co, Ci, 3, 3) + b (Co) → (N, Co, H, W) */
 export function convForward(g: Graph, x: string, w: string, b: string, hint = 'conv'): string {
-  return g.op('Conv', [x, w, b], { kernel_shape: A.ints([3, 3]), pads: A.ints([1, 1, 1, 1]), strides: A.ints([1, 1]) }, hint);
+  return g.op(
+    'Conv',
+    [x, w, b],
+    { kernel_shape: A.ints([3, 3]), pads: A.ints([1, 1, 1, 1]), strides: A.ints([1, 1]) },
+    hint,
+  );
 }
 
 export interface ConvGrads {
@@ -68,7 +90,9 @@ function im2colIndices(g: Graph, h: number, w: number): string {
   if (hit) return hit;
   const idx = new Int32Array(9 * h * w);
   let k = 0;
-  for (let kh = 0; kh < 3; kh++) for (let kw = 0; kw < 3; kw++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) idx[k++] = (y + kh) * (w + 2) + x + kw;
+  for (let kh = 0; kh < 3; kh++)
+    for (let kw = 0; kw < 3; kw++)
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) idx[k++] = (y + kh) * (w + 2) + x + kw;
   const name = g.initializer(`im2col_${key}`, 'int32', [idx.length], idx);
   byGraph.set(key, name);
   return name;
@@ -80,7 +104,15 @@ function im2colIndices(g: Graph, h: number, w: number): string {
  * or a window at a time (docs/ARCHITECTURE.md, "Engine facts"); dB. dX is skipped when `needDx` is
  * false (the first trainable layer).
  */
-export function convBackward(g: Graph, x: string, w: string, dy: string, dims: ConvDims, needDx: boolean, hint = 'conv'): ConvGrads {
+export function convBackward(
+  g: Graph,
+  x: string,
+  w: string,
+  dy: string,
+  dims: ConvDims,
+  needDx: boolean,
+  hint = 'conv',
+): ConvGrads {
   const { ci, co, h, w: wd } = dims;
   const db = g.op('ReduceSum', [dy, g.const([0, 2, 3])], { keepdims: A.i(0) }, `${hint}_db`);
   // Both operands with the batch innermost, (C, H, W, N): a window's copy then moves runs of N floats
@@ -143,7 +175,10 @@ export function maxpoolForward(g: Graph, x: string, hint = 'pool'): string {
  * output (the flat position of each window's first maximum, as ONNX Runtime's CPU kernel scans it).
  */
 export function maxpoolForwardWithIndices(g: Graph, x: string, hint = 'pool'): { y: string; indices: string } {
-  const [y, indices] = g.node('MaxPool', [x], { kernel_shape: A.ints([2, 2]), strides: A.ints([2, 2]) }, [hint, `${hint}_indices`]);
+  const [y, indices] = g.node('MaxPool', [x], { kernel_shape: A.ints([2, 2]), strides: A.ints([2, 2]) }, [
+    hint,
+    `${hint}_indices`,
+  ]);
   return { y: y!, indices: indices! };
 }
 
@@ -153,7 +188,12 @@ export function maxpoolForwardWithIndices(g: Graph, x: string, hint = 'pool'): {
  * instead of seven (1.3–2× faster with the forward, docs/ARCHITECTURE.md); CPU only (no CUDA kernel).
  */
 export function maxpoolUnpoolBackward(g: Graph, x: string, dy: string, indices: string): string {
-  return g.op('MaxUnpool', [dy, indices, g.op('Shape', [x])], { kernel_shape: A.ints([2, 2]), strides: A.ints([2, 2]) }, 'pool_dx');
+  return g.op(
+    'MaxUnpool',
+    [dy, indices, g.op('Shape', [x])],
+    { kernel_shape: A.ints([2, 2]), strides: A.ints([2, 2]) },
+    'pool_dx',
+  );
 }
 
 /**
@@ -163,7 +203,11 @@ export function maxpoolUnpoolBackward(g: Graph, x: string, dy: string, indices: 
  */
 export function maxpoolBackward(g: Graph, x: string, dy: string, c: number): string {
   const s2d = g.op('SpaceToDepth', [x], { blocksize: A.i(2) }); // (N, 4·C, H/2, W/2), block-major
-  const shape5 = g.op('Concat', [g.op('Shape', [s2d], { end: A.i(1) }), g.const([4, c]), g.op('Shape', [s2d], { start: A.i(2) })], { axis: A.i(0) });
+  const shape5 = g.op(
+    'Concat',
+    [g.op('Shape', [s2d], { end: A.i(1) }), g.const([4, c]), g.op('Shape', [s2d], { start: A.i(2) })],
+    { axis: A.i(0) },
+  );
   const win = g.op('Reshape', [s2d, shape5]); // (N, 4, C, H/2, W/2)
   const arg = g.op('ArgMax', [win], { axis: A.i(1), keepdims: A.i(1), select_last_index: A.i(0) }); // (N, 1, C, h, w)
   const hit = g.op('Equal', [arg, g.const([0, 1, 2, 3], 'int64', [1, 4, 1, 1, 1])]); // (N, 4, C, h, w)
@@ -195,21 +239,42 @@ export function batchnormForward(g: Graph, x: string, gamma: string, beta: strin
 }
 
 /** Inference mode: running statistics. */
-export function batchnormInference(g: Graph, x: string, gamma: string, beta: string, runMean: string, runVar: string, eps: number): string {
+export function batchnormInference(
+  g: Graph,
+  x: string,
+  gamma: string,
+  beta: string,
+  runMean: string,
+  runVar: string,
+  eps: number,
+): string {
   const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [runVar, g.const(eps, 'float32')])])]);
   return g.op('Add', [g.op('Mul', [g.op('Mul', [g.op('Sub', [x, runMean]), inv]), gamma]), beta], {}, 'bn_y');
 }
 
 /** New running stats: r·momentum + batch·(1 − momentum), as (F). */
-export function batchnormRunningUpdate(g: Graph, s: BatchNormSaved, runMean: string, runVar: string, momentum: number): { mean: string; var: string } {
+export function batchnormRunningUpdate(
+  g: Graph,
+  s: BatchNormSaved,
+  runMean: string,
+  runVar: string,
+  momentum: number,
+): { mean: string; var: string } {
   const m = g.const(momentum, 'float32');
   const k = g.const(1 - momentum, 'float32');
-  const upd = (run: string, batch: string): string => g.op('Add', [g.op('Mul', [run, m]), g.op('Mul', [g.op('Squeeze', [batch, g.const([0])]), k])]);
+  const upd = (run: string, batch: string): string =>
+    g.op('Add', [g.op('Mul', [run, m]), g.op('Mul', [g.op('Squeeze', [batch, g.const([0])]), k])]);
   return { mean: upd(runMean, s.mean), var: upd(runVar, s.var) };
 }
 
 /** dY (N, F) → dX = inv·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) with dx̂ = dY·γ; dγ, dβ (F). */
-export function batchnormBackward(g: Graph, s: BatchNormSaved, gamma: string, dy: string, needDx: boolean): { dx?: string; dgamma: string; dbeta: string } {
+export function batchnormBackward(
+  g: Graph,
+  s: BatchNormSaved,
+  gamma: string,
+  dy: string,
+  needDx: boolean,
+): { dx?: string; dgamma: string; dbeta: string } {
   const axes0 = g.const([0]);
   const dgamma = g.op('ReduceSum', [g.op('Mul', [dy, s.xhat]), axes0], { keepdims: A.i(0) }, 'bn_dgamma');
   const dbeta = g.op('ReduceSum', [dy, axes0], { keepdims: A.i(0) }, 'bn_dbeta');
@@ -227,7 +292,14 @@ export function denseForward(g: Graph, x: string, w: string, b: string, hint = '
   return g.op('Gemm', [x, w, b], {}, hint);
 }
 
-export function denseBackward(g: Graph, x: string, w: string, dy: string, needDx: boolean, hint = 'dense'): { dx?: string; dw: string; db: string } {
+export function denseBackward(
+  g: Graph,
+  x: string,
+  w: string,
+  dy: string,
+  needDx: boolean,
+  hint = 'dense',
+): { dx?: string; dw: string; db: string } {
   const dw = g.op('Gemm', [x, dy], { transA: A.i(1) }, `${hint}_dw`);
   const db = g.op('ReduceSum', [dy, g.const([0])], { keepdims: A.i(0) }, `${hint}_db`);
   if (!needDx) return { dw, db };
@@ -237,7 +309,12 @@ export function denseBackward(g: Graph, x: string, w: string, dy: string, needDx
 // ---- dropout with a host-made keep mask (N, D) bool: exact replay on resume and across devices ----
 
 export function dropoutForward(g: Graph, x: string, keep: string, rate: number): string {
-  return g.op('Where', [keep, g.op('Mul', [x, g.const(1 / (1 - rate), 'float32')]), g.const(0, 'float32')], {}, 'dropout');
+  return g.op(
+    'Where',
+    [keep, g.op('Mul', [x, g.const(1 / (1 - rate), 'float32')]), g.const(0, 'float32')],
+    {},
+    'dropout',
+  );
 }
 
 export function dropoutBackward(g: Graph, keep: string, dy: string, rate: number): string {
@@ -248,7 +325,10 @@ export function dropoutBackward(g: Graph, keep: string, dy: string, rate: number
 
 /** mean(Relu(z) − z·y + Softplus(−|z|)): stable for any |z|. */
 export function bceForward(g: Graph, z: string, y: string): string {
-  const terms = g.op('Add', [g.op('Sub', [g.op('Relu', [z]), g.op('Mul', [z, y])]), g.op('Softplus', [g.op('Neg', [g.op('Abs', [z])])])]);
+  const terms = g.op('Add', [
+    g.op('Sub', [g.op('Relu', [z]), g.op('Mul', [z, y])]),
+    g.op('Softplus', [g.op('Neg', [g.op('Abs', [z])])]),
+  ]);
   return g.op('ReduceMean', [terms], { keepdims: A.i(0) }, 'loss');
 }
 

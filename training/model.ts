@@ -3,9 +3,25 @@
 // features). Configurable widths, input size, hidden width, tag count and freeze depth.
 import { A, Graph } from './graph.js';
 import {
-  batchnormBackward, batchnormForward, batchnormInference, batchnormRunningUpdate, bceBackward, bceForward, convBackward, convForward,
-  denseBackward, denseForward, dropoutBackward, dropoutForward, maxpoolBackward, maxpoolForward, maxpoolForwardWithIndices, maxpoolUnpoolBackward,
-  normalizeForward, reluBackward, reluForward,
+  batchnormBackward,
+  batchnormForward,
+  batchnormInference,
+  batchnormRunningUpdate,
+  bceBackward,
+  bceForward,
+  convBackward,
+  convForward,
+  denseBackward,
+  denseForward,
+  dropoutBackward,
+  dropoutForward,
+  maxpoolBackward,
+  maxpoolForward,
+  maxpoolForwardWithIndices,
+  maxpoolUnpoolBackward,
+  normalizeForward,
+  reluBackward,
+  reluForward,
 } from './layers.js';
 import { Rng } from './rng.js';
 
@@ -35,8 +51,16 @@ export interface ModelConfig {
 
 export function defaultConfig(over: Partial<ModelConfig> & Pick<ModelConfig, 'tags'>): ModelConfig {
   return {
-    widths: [...VGG16_WIDTHS], imageSize: 224, hidden: 5000, freeze: 8, dropout: 0.3,
-    bnMomentum: 0.99, bnEpsilon: 0.001, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD], ...over,
+    widths: [...VGG16_WIDTHS],
+    imageSize: 224,
+    hidden: 5000,
+    freeze: 8,
+    dropout: 0.3,
+    bnMomentum: 0.99,
+    bnEpsilon: 0.001,
+    mean: [...IMAGENET_MEAN],
+    std: [...IMAGENET_STD],
+    ...over,
   };
 }
 
@@ -45,11 +69,14 @@ export function checkConfig(c: ModelConfig): void {
   const bad = (what: string): never => {
     throw new RangeError(`model config: ${what}`);
   };
-  if (c.widths.length !== 13 || !c.widths.every((w) => Number.isInteger(w) && w > 0)) bad(`expected 13 positive integer conv widths but received [${c.widths}]`);
-  if (!Number.isInteger(c.imageSize) || c.imageSize < 32 || c.imageSize % 32 !== 0) bad(`expected imageSize a multiple of 32 (≥ 32) but received ${c.imageSize}`);
+  if (c.widths.length !== 13 || !c.widths.every((w) => Number.isInteger(w) && w > 0))
+    bad(`expected 13 positive integer conv widths but received [${c.widths}]`);
+  if (!Number.isInteger(c.imageSize) || c.imageSize < 32 || c.imageSize % 32 !== 0)
+    bad(`expected imageSize a multiple of 32 (≥ 32) but received ${c.imageSize}`);
   if (!Number.isInteger(c.hidden) || c.hidden < 1) bad(`expected hidden ≥ 1 but received ${c.hidden}`);
   if (!Number.isInteger(c.tags) || c.tags < 1) bad(`expected tags ≥ 1 but received ${c.tags}`);
-  if (!Number.isInteger(c.freeze) || c.freeze < 0 || c.freeze > 13) bad(`expected freeze between 0 and 13 but received ${c.freeze}`);
+  if (!Number.isInteger(c.freeze) || c.freeze < 0 || c.freeze > 13)
+    bad(`expected freeze between 0 and 13 but received ${c.freeze}`);
   if (!(c.dropout >= 0 && c.dropout < 1)) bad(`expected dropout in [0, 1) but received ${c.dropout}`);
 }
 
@@ -73,7 +100,14 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
   let cin = 3;
   c.widths.forEach((co, i) => {
     const role: ParamRole = i < c.freeze ? 'frozen' : 'trainable';
-    specs.push({ name: `conv${i + 1}.weight`, shape: [co, cin, 3, 3], role, init: 'glorot', fanIn: cin * 9, fanOut: co * 9 });
+    specs.push({
+      name: `conv${i + 1}.weight`,
+      shape: [co, cin, 3, 3],
+      role,
+      init: 'glorot',
+      fanIn: cin * 9,
+      fanOut: co * 9,
+    });
     specs.push({ name: `conv${i + 1}.bias`, shape: [co], role, init: 'zeros' });
     cin = co;
   });
@@ -82,9 +116,23 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
   specs.push({ name: 'bn.beta', shape: [f], role: 'trainable', init: 'zeros' });
   specs.push({ name: 'bn.running_mean', shape: [f], role: 'state', init: 'zeros' });
   specs.push({ name: 'bn.running_var', shape: [f], role: 'state', init: 'ones' });
-  specs.push({ name: 'fc1.weight', shape: [f, c.hidden], role: 'trainable', init: 'glorot', fanIn: f, fanOut: c.hidden });
+  specs.push({
+    name: 'fc1.weight',
+    shape: [f, c.hidden],
+    role: 'trainable',
+    init: 'glorot',
+    fanIn: f,
+    fanOut: c.hidden,
+  });
   specs.push({ name: 'fc1.bias', shape: [c.hidden], role: 'trainable', init: 'zeros' });
-  specs.push({ name: 'fc2.weight', shape: [c.hidden, c.tags], role: 'trainable', init: 'glorot', fanIn: c.hidden, fanOut: c.tags });
+  specs.push({
+    name: 'fc2.weight',
+    shape: [c.hidden, c.tags],
+    role: 'trainable',
+    init: 'glorot',
+    fanIn: c.hidden,
+    fanOut: c.tags,
+  });
   specs.push({ name: 'fc2.bias', shape: [c.tags], role: 'trainable', init: 'zeros' });
   return specs;
 }
@@ -159,18 +207,34 @@ interface Forward {
   hd: string;
 }
 
-function buildForward(g: Graph, c: ModelConfig, p: (name: string) => string, mode: 'train' | 'eval', device: GraphDevice = 'cpu'): Forward {
+function buildForward(
+  g: Graph,
+  c: ModelConfig,
+  p: (name: string) => string,
+  mode: 'train' | 'eval',
+  device: GraphDevice = 'cpu',
+): Forward {
   const s = c.imageSize;
   // The train graph on the CPU: a BatchNormalization affine (see normalizeForward), MaxUnpool pools.
   const cpuTrain = mode === 'train' && device === 'cpu';
-  let x = normalizeForward(g, g.input(io.image, 'uint8', ['N', s, s, 3]), c.mean, c.std, cpuTrain ? 'batchnorm' : 'muladd');
+  let x = normalizeForward(
+    g,
+    g.input(io.image, 'uint8', ['N', s, s, 3]),
+    c.mean,
+    c.std,
+    cpuTrain ? 'batchnorm' : 'muladd',
+  );
   const convIn: string[] = [];
   const convOut: string[] = [];
   const poolIn = new Map<number, string>();
   const poolIndices = new Map<number, string>();
   for (let i = 0; i < 13; i++) {
     convIn.push(x);
-    const a = reluForward(g, convForward(g, x, p(`conv${i + 1}.weight`), p(`conv${i + 1}.bias`), `conv${i + 1}`), `relu${i + 1}`);
+    const a = reluForward(
+      g,
+      convForward(g, x, p(`conv${i + 1}.weight`), p(`conv${i + 1}.bias`), `conv${i + 1}`),
+      `relu${i + 1}`,
+    );
     convOut.push(a);
     x = a;
     if (POOL_AFTER.has(i)) {
@@ -192,10 +256,19 @@ function buildForward(g: Graph, c: ModelConfig, p: (name: string) => string, mod
     bn = batchnormForward(g, flat, p('bn.gamma'), p('bn.beta'), c.bnEpsilon);
     bnY = bn.y;
   } else {
-    bnY = batchnormInference(g, flat, p('bn.gamma'), p('bn.beta'), p('bn.running_mean'), p('bn.running_var'), c.bnEpsilon);
+    bnY = batchnormInference(
+      g,
+      flat,
+      p('bn.gamma'),
+      p('bn.beta'),
+      p('bn.running_mean'),
+      p('bn.running_var'),
+      c.bnEpsilon,
+    );
   }
   const h = reluForward(g, denseForward(g, bnY, p('fc1.weight'), p('fc1.bias'), 'fc1'), 'features_relu'); // (N, D)
-  const hd = mode === 'train' && c.dropout > 0 ? dropoutForward(g, h, g.input(io.keep, 'bool', ['N', c.hidden]), c.dropout) : h;
+  const hd =
+    mode === 'train' && c.dropout > 0 ? dropoutForward(g, h, g.input(io.keep, 'bool', ['N', c.hidden]), c.dropout) : h;
   const logits = denseForward(g, hd, p('fc2.weight'), p('fc2.bias'), 'logits'); // (N, K)
   return { logits, features: h, convOut, convIn, poolIn, poolIndices, flat, pool5, bn, bnY, h, hd };
 }
@@ -204,12 +277,22 @@ function labelsFloat(g: Graph, c: ModelConfig): string {
   return g.op('Cast', [g.input(io.labels, 'uint8', ['N', c.tags])], { to: A.i(1) }, 'labels_f');
 }
 
-function paramInputs(g: Graph, c: ModelConfig, roles: ParamRole[], baked?: ReadonlyMap<string, Float32Array>): (name: string) => string {
+function paramInputs(
+  g: Graph,
+  c: ModelConfig,
+  roles: ParamRole[],
+  baked?: ReadonlyMap<string, Float32Array>,
+): (name: string) => string {
   const names = new Map<string, string>();
   for (const s of paramSpecs(c)) {
     if (!roles.includes(s.role)) continue;
     const value = s.role === 'frozen' ? baked?.get(s.name) : undefined;
-    names.set(s.name, value ? g.initializer(`frozen_${s.name}`, 'float32', s.shape, value) : g.input(io.param(s.name), 'float32', s.shape));
+    names.set(
+      s.name,
+      value
+        ? g.initializer(`frozen_${s.name}`, 'float32', s.shape, value)
+        : g.input(io.param(s.name), 'float32', s.shape),
+    );
   }
   return (n) => {
     const v = names.get(n);
@@ -219,7 +302,13 @@ function paramInputs(g: Graph, c: ModelConfig, roles: ParamRole[], baked?: Reado
 }
 
 /** Adds the backward pass of the train graph; returns gradient value names by parameter name. */
-function buildBackward(g: Graph, c: ModelConfig, p: (n: string) => string, f: Forward, dlogits: string): Map<string, string> {
+function buildBackward(
+  g: Graph,
+  c: ModelConfig,
+  p: (n: string) => string,
+  f: Forward,
+  dlogits: string,
+): Map<string, string> {
   const grads = new Map<string, string>();
   const fc2 = denseBackward(g, f.hd, p('fc2.weight'), dlogits, true, 'fc2');
   grads.set('fc2.weight', fc2.dw).set('fc2.bias', fc2.db);
@@ -364,7 +453,8 @@ function inferenceGraph(c: ModelConfig, params: Map<string, Float32Array>): { g:
   const names = new Map<string, string>();
   for (const s of paramSpecs(c)) {
     const data = params.get(s.name);
-    if (!data || data.length !== numel(s.shape)) throw new RangeError(`parameter ${s.name}: expected ${numel(s.shape)} values for shape [${s.shape}]`);
+    if (!data || data.length !== numel(s.shape))
+      throw new RangeError(`parameter ${s.name}: expected ${numel(s.shape)} values for shape [${s.shape}]`);
     names.set(s.name, g.initializer(s.name, 'float32', s.shape, data));
   }
   const f = buildForward(g, c, (n) => names.get(n)!, 'eval');
@@ -379,7 +469,12 @@ export function buildInferenceGraph(c: ModelConfig, params: Map<string, Float32A
 }
 
 /** Output names of the calibration graph: the batch's max of each conv's ReLU, min/max of the BN output, max of the hidden ReLU. */
-export const RANGE = { relu: (i: number): string => `range:relu${i + 1}`, bnMin: 'range:bn_min', bnMax: 'range:bn_max', hidden: 'range:hidden' } as const;
+export const RANGE = {
+  relu: (i: number): string => `range:relu${i + 1}`,
+  bnMin: 'range:bn_min',
+  bnMax: 'range:bn_max',
+  hidden: 'range:hidden',
+} as const;
 
 /** The inference graph plus scalar RANGE outputs: what int8 export calibrates its activation scales from. */
 export function buildCalibrationGraph(c: ModelConfig, params: Map<string, Float32Array>): Graph {

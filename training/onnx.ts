@@ -161,9 +161,11 @@ export function tensorToFloat32(t: TensorProtoJson): Float32Array {
   if (t.data_location === 1 || (t.external_data && t.external_data.length > 0)) {
     throw new Error(`tensor ${t.name} keeps its data in an external file; save the model with its weights inside`);
   }
-  if (t.data_type !== DataType.float32) throw new Error(`tensor ${t.name} has data type ${t.data_type}, expected float32 (1)`);
+  if (t.data_type !== DataType.float32)
+    throw new Error(`tensor ${t.name} has data type ${t.data_type}, expected float32 (1)`);
   if (t.raw_data && t.raw_data.length > 0) {
-    if (t.raw_data.length !== n * BYTES[1]!) throw new Error(`tensor ${t.name} has ${t.raw_data.length} bytes for ${n} floats`);
+    if (t.raw_data.length !== n * BYTES[1]!)
+      throw new Error(`tensor ${t.name} has ${t.raw_data.length} bytes for ${n} floats`);
     const copy = new Uint8Array(t.raw_data); // aligned copy
     return new Float32Array(copy.buffer, 0, n);
   }

@@ -15,7 +15,12 @@ export interface ActivationRanges {
 }
 
 /** Symmetric int8 per output channel: `w` laid out with `channels` along `axis` 0 (rows) or 1 (columns). */
-export function quantizeWeights(w: Float32Array, rows: number, cols: number, axis: 0 | 1): { q: Int8Array; scale: Float32Array } {
+export function quantizeWeights(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  axis: 0 | 1,
+): { q: Int8Array; scale: Float32Array } {
   const channels = axis === 0 ? rows : cols;
   const amax = new Float64Array(channels);
   for (let r = 0; r < rows; r++) {
@@ -87,10 +92,15 @@ class QdqBuilder {
  * The int8 twin of buildInferenceGraph: same input `image` and outputs `probs` and `features`, with
  * weights stored as int8 (a quarter of the bytes) and activations quantized at `ranges`.
  */
-export function buildInt8InferenceGraph(c: ModelConfig, params: Map<string, Float32Array>, ranges: ActivationRanges): Graph {
+export function buildInt8InferenceGraph(
+  c: ModelConfig,
+  params: Map<string, Float32Array>,
+  ranges: ActivationRanges,
+): Graph {
   checkConfig(c);
   for (const s of paramSpecs(c)) {
-    if (params.get(s.name)?.length !== numel(s.shape)) throw new RangeError(`parameter ${s.name}: expected ${numel(s.shape)} values for shape [${s.shape}]`);
+    if (params.get(s.name)?.length !== numel(s.shape))
+      throw new RangeError(`parameter ${s.name}: expected ${numel(s.shape)} values for shape [${s.shape}]`);
   }
   const g = new Graph('alt_i2v_int8');
   const b = new QdqBuilder(g);
@@ -99,14 +109,23 @@ export function buildInt8InferenceGraph(c: ModelConfig, params: Map<string, Floa
   const lo = Math.min(...c.mean.map((m, i) => -m / c.std[i]!));
   const hi = Math.max(...c.mean.map((m, i) => (1 - m) / c.std[i]!));
   let inQ = activationQuant(lo, hi);
-  let x = b.fakeQuant(normalizeForward(g, g.input(io.image, 'uint8', ['N', c.imageSize, c.imageSize, 3]), c.mean, c.std), inQ, 'x0');
+  let x = b.fakeQuant(
+    normalizeForward(g, g.input(io.image, 'uint8', ['N', c.imageSize, c.imageSize, 3]), c.mean, c.std),
+    inQ,
+    'x0',
+  );
   let ci = 3;
   for (let i = 0; i < 13; i++) {
     const co = c.widths[i]!;
     const wq = quantizeWeights(p(`conv${i + 1}.weight`), co, ci * 9, 0);
     const w = b.weight(`conv${i + 1}.weight`, [co, ci, 3, 3], wq, 0);
     const bias = b.bias(`conv${i + 1}.bias`, p(`conv${i + 1}.bias`), inQ.scale, wq.scale);
-    const conv = g.op('Conv', [x, w, bias], { kernel_shape: A.ints([3, 3]), pads: A.ints([1, 1, 1, 1]), strides: A.ints([1, 1]) }, `conv${i + 1}`);
+    const conv = g.op(
+      'Conv',
+      [x, w, bias],
+      { kernel_shape: A.ints([3, 3]), pads: A.ints([1, 1, 1, 1]), strides: A.ints([1, 1]) },
+      `conv${i + 1}`,
+    );
     inQ = activationQuant(0, ranges.relu[i]!);
     x = b.fakeQuant(g.op('Relu', [conv], {}, `relu${i + 1}`), inQ, `relu${i + 1}`);
     if (POOL_AFTER.has(i)) x = b.fakeQuant(maxpoolForward(g, x, `pool_${i + 1}`), inQ, `pool_${i + 1}`);
@@ -114,7 +133,12 @@ export function buildInt8InferenceGraph(c: ModelConfig, params: Map<string, Floa
   }
   const flat = g.op('Flatten', [x], { axis: A.i(1) }, 'flat');
   const bnY = batchnormAffine(g, c, p);
-  const h = g.op('Relu', [dense(b, bnY, activationQuant(ranges.bn[0], ranges.bn[1]), 'fc1', featureCount(c), c.hidden, p)], {}, 'features_relu');
+  const h = g.op(
+    'Relu',
+    [dense(b, bnY, activationQuant(ranges.bn[0], ranges.bn[1]), 'fc1', featureCount(c), c.hidden, p)],
+    {},
+    'features_relu',
+  );
   const logits = dense(b, h, activationQuant(0, ranges.hidden), 'fc2', c.hidden, c.tags, p);
   g.output(g.op('Sigmoid', [logits]), io.probs, 'float32', ['N', c.tags]);
   g.output(h, io.features, 'float32', ['N', c.hidden]);
@@ -126,7 +150,15 @@ export function buildInt8InferenceGraph(c: ModelConfig, params: Map<string, Floa
     const mul = Float32Array.from(gamma, (gm, j) => gm / Math.sqrt(pp('bn.running_var')[j]! + cfg.bnEpsilon));
     const add = Float32Array.from(mul, (m, j) => pp('bn.beta')[j]! - pp('bn.running_mean')[j]! * m);
     const f = featureCount(cfg);
-    return gr.op('Add', [gr.op('Mul', [flat, gr.initializer('bn_mul', 'float32', [f], mul)]), gr.initializer('bn_add', 'float32', [f], add)], {}, 'bn_y');
+    return gr.op(
+      'Add',
+      [
+        gr.op('Mul', [flat, gr.initializer('bn_mul', 'float32', [f], mul)]),
+        gr.initializer('bn_add', 'float32', [f], add),
+      ],
+      {},
+      'bn_y',
+    );
   }
 }
 
@@ -135,7 +167,15 @@ export function buildInt8InferenceGraph(c: ModelConfig, params: Map<string, Floa
  * (uint8, int8) then one float multiply per column, which ONNX Runtime fuses into MatMulIntegerToFloat
  * (its QDQ MatMul fusion needs per-tensor weight scales, and the head's columns differ too much for one).
  */
-function dense(b: QdqBuilder, x: string, inQ: { scale: number; zero: number }, name: string, rows: number, cols: number, p: (n: string) => Float32Array): string {
+function dense(
+  b: QdqBuilder,
+  x: string,
+  inQ: { scale: number; zero: number },
+  name: string,
+  rows: number,
+  cols: number,
+  p: (n: string) => Float32Array,
+): string {
   const g = b.g;
   const w = quantizeWeights(p(`${name}.weight`), rows, cols, 1);
   const xq = b.quant(x, inQ, `${name}_in`);
@@ -143,7 +183,12 @@ function dense(b: QdqBuilder, x: string, inQ: { scale: number; zero: number }, n
   const wq = g.initializer(`${name}.weight_int8`, 'int8', [rows, cols], w.q);
   const wz = g.initializer(`${name}.weight_zero`, 'int8', [], Int8Array.of(0));
   const acc = g.op('MatMulInteger', [xq, wq, xz, wz], {}, `${name}_mmi`);
-  const scale = g.initializer(`${name}_scale`, 'float32', [cols], Float32Array.from(w.scale, (s) => s * inQ.scale));
+  const scale = g.initializer(
+    `${name}_scale`,
+    'float32',
+    [cols],
+    Float32Array.from(w.scale, (s) => s * inQ.scale),
+  );
   const y = g.op('Mul', [g.op('Cast', [acc], { to: A.i(1) }, `${name}_acc`), scale], {}, `${name}_mm`);
   return g.op('Add', [y, g.initializer(`${name}.bias`, 'float32', [cols], p(`${name}.bias`))], {}, name);
 }

@@ -21,7 +21,16 @@ function get(p: Params, name: string): Float64Array | Float32Array {
 }
 
 /** (N, Ci, H, W) conv 3×3 pad 1 → (N, Co, H, W) */
-export function conv3x3(x: Float64Array, n: number, ci: number, h: number, w: number, wt: ArrayLike<number>, b: ArrayLike<number>, co: number): Float64Array {
+export function conv3x3(
+  x: Float64Array,
+  n: number,
+  ci: number,
+  h: number,
+  w: number,
+  wt: ArrayLike<number>,
+  b: ArrayLike<number>,
+  co: number,
+): Float64Array {
   const y = new Float64Array(n * co * h * w);
   for (let b0 = 0; b0 < n; b0++) {
     for (let o = 0; o < co; o++) {
@@ -70,7 +79,15 @@ export function maxpool2(x: Float64Array, n: number, c: number, h: number, w: nu
 }
 
 /** Training-mode batch norm over (N, F): batch mean and biased variance. */
-export function batchnorm(x: Float64Array, n: number, f: number, gamma: ArrayLike<number>, beta: ArrayLike<number>, eps: number, running?: { mean: ArrayLike<number>; var: ArrayLike<number> }): Float64Array {
+export function batchnorm(
+  x: Float64Array,
+  n: number,
+  f: number,
+  gamma: ArrayLike<number>,
+  beta: ArrayLike<number>,
+  eps: number,
+  running?: { mean: ArrayLike<number>; var: ArrayLike<number> },
+): Float64Array {
   const y = new Float64Array(n * f);
   for (let j = 0; j < f; j++) {
     let mean = 0;
@@ -91,7 +108,14 @@ export function batchnorm(x: Float64Array, n: number, f: number, gamma: ArrayLik
 }
 
 /** (N, I) · (I, O) + (O) */
-export function dense(x: Float64Array, n: number, i: number, w: ArrayLike<number>, b: ArrayLike<number>, o: number): Float64Array {
+export function dense(
+  x: Float64Array,
+  n: number,
+  i: number,
+  w: ArrayLike<number>,
+  b: ArrayLike<number>,
+  o: number,
+): Float64Array {
   const y = new Float64Array(n * o);
   for (let r = 0; r < n; r++) {
     for (let k = 0; k < o; k++) {
@@ -127,7 +151,8 @@ export function referenceConvFeatures(c: ModelConfig, p: Params, batch: Pick<Bat
   let x: Float64Array = new Float64Array(n * 3 * s * s);
   for (let b = 0; b < n; b++) {
     for (let k = 0; k < 3; k++) {
-      for (let i = 0; i < s * s; i++) x[(b * 3 + k) * s * s + i] = (batch.images[(b * s * s + i) * 3 + k]! / 255 - c.mean[k]!) / c.std[k]!;
+      for (let i = 0; i < s * s; i++)
+        x[(b * 3 + k) * s * s + i] = (batch.images[(b * s * s + i) * 3 + k]! / 255 - c.mean[k]!) / c.std[k]!;
     }
   }
   for (let i = 0; i < 13; i++) {

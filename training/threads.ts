@@ -20,7 +20,8 @@ export interface CpuFacts {
 export function coreCount(facts: CpuFacts = readCpuFacts()): number {
   let n = facts.usable;
   // Affinity counts logical CPUs: scale by the machine's cores per logical CPU (2-way SMT → half).
-  if (facts.logical && facts.physical && facts.physical < facts.logical) n = Math.round((n * facts.physical) / facts.logical);
+  if (facts.logical && facts.physical && facts.physical < facts.logical)
+    n = Math.round((n * facts.physical) / facts.logical);
   if (facts.quota !== undefined) n = Math.min(n, Math.ceil(facts.quota));
   return Math.max(1, n);
 }
@@ -41,7 +42,8 @@ export function readCpuFacts(): CpuFacts {
   }
   if (logical > 0) Object.assign(facts, { logical, physical: cores.size });
   const max = readText('/sys/fs/cgroup/cpu.max')?.split(/\s+/);
-  if (max && max[0] !== 'max' && Number(max[0]) > 0 && Number(max[1]) > 0) facts.quota = Number(max[0]) / Number(max[1]);
+  if (max && max[0] !== 'max' && Number(max[0]) > 0 && Number(max[1]) > 0)
+    facts.quota = Number(max[0]) / Number(max[1]);
   return facts;
 }
 

@@ -11,6 +11,9 @@ export interface Ctx {
 
 // Handlers declare the parsed arguments they use; the builder above them is what guarantees them.
 export type Command = (ctx: Ctx) => CommandModule<object, any>;
-export const defineCommand = <T>(m: { command: string; describe: string; builder: (y: Argv) => Argv<any>; handler: (argv: T) => Promise<void> }): CommandModule<object, any> =>
-  m as unknown as CommandModule<object, any>;
-
+export const defineCommand = <T>(m: {
+  command: string;
+  describe: string;
+  builder: (y: Argv) => Argv<any>;
+  handler: (argv: T) => Promise<void>;
+}): CommandModule<object, any> => m as unknown as CommandModule<object, any>;

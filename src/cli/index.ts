@@ -21,7 +21,22 @@ import { kpiCommand } from './commands/kpi.js';
 import { galleryCommand } from './commands/gallery.js';
 import { serveCommand } from './commands/serve.js';
 
-const COMMANDS: Command[] = [synthCommand, tagsCommand, pairsCommand, trainCommand, exportCommand, predCommand, evalCommand, vecCommand, similarCommand, kpiCommand, galleryCommand, serveCommand, demoCommand, doctorCommand];
+const COMMANDS: Command[] = [
+  synthCommand,
+  tagsCommand,
+  pairsCommand,
+  trainCommand,
+  exportCommand,
+  predCommand,
+  evalCommand,
+  vecCommand,
+  similarCommand,
+  kpiCommand,
+  galleryCommand,
+  serveCommand,
+  demoCommand,
+  doctorCommand,
+];
 
 export async function runCli(argv: readonly string[], io: Io = processIo): Promise<number> {
   const ctx: Ctx = { io, run: (args) => runCli(args, io) };

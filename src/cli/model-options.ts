@@ -9,13 +9,42 @@ import type { Io } from './io.js';
 
 export function withModelOptions(y: Argv, modelRequired = true): Argv {
   return y
-    .option('model', { type: 'string', demandOption: modelRequired, describe: 'Model: exported by `export`, or a WD / DeepDanbooru ONNX tagger (with --tags)' })
-    .option('tags', { type: 'string', describe: 'Tags of a WD or DeepDanbooru model: selected_tags.csv, or tags.txt with one tag per line' })
-    .option('preset', { type: 'string', choices: PRESETS, default: 'auto', describe: 'Input contract of a foreign model: wd (BGR 0–255, white padding), deepdanbooru (RGB 0–1), auto' })
-    .option('channels', { type: 'string', choices: CHANNEL_ORDERS, describe: 'Override: channel order of a foreign model' })
-    .option('scale', { type: 'number', choices: [255, 1], describe: 'Override: a foreign model takes 0–255 (255) or 0–1 (1)' })
-    .option('pad-color', { type: 'string', choices: PAD_COLORS, describe: 'Override: letterbox and alpha colour of a foreign model' })
-    .option('threads', { type: 'number', default: 0, describe: 'Threads the model runs on (0 = one per core; 1 leaves the other cores to decoding, which suits small models)' });
+    .option('model', {
+      type: 'string',
+      demandOption: modelRequired,
+      describe: 'Model: exported by `export`, or a WD / DeepDanbooru ONNX tagger (with --tags)',
+    })
+    .option('tags', {
+      type: 'string',
+      describe: 'Tags of a WD or DeepDanbooru model: selected_tags.csv, or tags.txt with one tag per line',
+    })
+    .option('preset', {
+      type: 'string',
+      choices: PRESETS,
+      default: 'auto',
+      describe: 'Input contract of a foreign model: wd (BGR 0–255, white padding), deepdanbooru (RGB 0–1), auto',
+    })
+    .option('channels', {
+      type: 'string',
+      choices: CHANNEL_ORDERS,
+      describe: 'Override: channel order of a foreign model',
+    })
+    .option('scale', {
+      type: 'number',
+      choices: [255, 1],
+      describe: 'Override: a foreign model takes 0–255 (255) or 0–1 (1)',
+    })
+    .option('pad-color', {
+      type: 'string',
+      choices: PAD_COLORS,
+      describe: 'Override: letterbox and alpha colour of a foreign model',
+    })
+    .option('threads', {
+      type: 'number',
+      default: 0,
+      describe:
+        'Threads the model runs on (0 = one per core; 1 leaves the other cores to decoding, which suits small models)',
+    });
 }
 
 export interface ModelArgs {

@@ -42,8 +42,10 @@ function classify(file: string, err: unknown): ImageError {
   const text = (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
   let reason: SkipReason = 'unreadable';
   if (/pixel limit/i.test(text)) reason = 'too-large';
-  else if (/unsupported image format|empty|not a known file format|bad seek|improper image header/i.test(text)) reason = 'not-an-image';
-  else if (/premature end|truncated|end of file|not enough data|read error|out of order/i.test(text)) reason = 'truncated';
+  else if (/unsupported image format|empty|not a known file format|bad seek|improper image header/i.test(text))
+    reason = 'not-an-image';
+  else if (/premature end|truncated|end of file|not enough data|read error|out of order/i.test(text))
+    reason = 'truncated';
   return new ImageError(file, reason, text);
 }
 

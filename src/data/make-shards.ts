@@ -9,7 +9,18 @@ import { fsReason } from '../util/fsx.js';
 import { lockFolder } from '../util/lock.js';
 import { ImageError, preprocessImage, type PadRule } from './images.js';
 import { readTagFile, walkDataset, type DatasetEntry } from './scan.js';
-import { INDEX, isHoldout, readShardIndex, SHARDS_FORMAT, SHARDS_VERSION, ShardWriter, writeShardIndex, type ShardIndexJson, type SkipKind, type Split } from './shards.js';
+import {
+  INDEX,
+  isHoldout,
+  readShardIndex,
+  SHARDS_FORMAT,
+  SHARDS_VERSION,
+  ShardWriter,
+  writeShardIndex,
+  type ShardIndexJson,
+  type SkipKind,
+  type Split,
+} from './shards.js';
 import type { TagIndex } from './tags.js';
 
 export interface MakeShardsOptions {
@@ -58,8 +69,13 @@ async function openShardsFolder(out: string, fresh: ShardIndexJson): Promise<Sha
 function freshIndex(opts: MakeShardsOptions): ShardIndexJson {
   const { tags } = opts;
   return {
-    format: SHARDS_FORMAT, version: SHARDS_VERSION,
-    imageSize: opts.imageSize, pad: opts.pad, maxPixels: opts.maxPixels, shardSize: opts.shardSize, holdout: opts.holdout,
+    format: SHARDS_FORMAT,
+    version: SHARDS_VERSION,
+    imageSize: opts.imageSize,
+    pad: opts.pad,
+    maxPixels: opts.maxPixels,
+    shardSize: opts.shardSize,
+    holdout: opts.holdout,
     tags: { sha256: tags.hash, count: tags.size, names: tags.names, categories: tags.rows.map((r) => r.category) },
     dataset: opts.dataset,
     shards: [],
@@ -69,7 +85,11 @@ function freshIndex(opts: MakeShardsOptions): ShardIndexJson {
 }
 
 /** Decoded entries in dataset order, up to 2 × `window` decoding at once. */
-async function* decodeAhead(source: AsyncGenerator<DatasetEntry>, window: number, decode: (e: DatasetEntry) => Promise<Outcome>): AsyncGenerator<Outcome> {
+async function* decodeAhead(
+  source: AsyncGenerator<DatasetEntry>,
+  window: number,
+  decode: (e: DatasetEntry) => Promise<Outcome>,
+): AsyncGenerator<Outcome> {
   const pending: Promise<Outcome>[] = [];
   let exhausted = false;
   const fill = async (): Promise<void> => {
@@ -92,7 +112,9 @@ export async function makeShards(opts: MakeShardsOptions): Promise<ShardIndexJso
   try {
     await mkdir(opts.out, { recursive: true });
   } catch (err) {
-    throw new UsageError(`Expected a folder that can be created for --out but ${JSON.stringify(opts.out)} cannot be (${fsReason(err)})`);
+    throw new UsageError(
+      `Expected a folder that can be created for --out but ${JSON.stringify(opts.out)} cannot be (${fsReason(err)})`,
+    );
   }
   const lock = await lockFolder(opts.out, `alt-i2v-ort pairs (pid ${process.pid})`, (l) => opts.onWarning?.(l));
   try {
@@ -112,10 +134,16 @@ async function makeShardsLocked(opts: MakeShardsOptions): Promise<ShardIndexJson
   let total = 0;
   for await (const _ of walkDataset(dataset)) total++;
   const resumedFrom = index.progress.sourcesDone;
-  if (resumedFrom > total) throw new UsageError(`Expected the dataset ${JSON.stringify(dataset)} to be unchanged since ${JSON.stringify(out)} was started, but it now has fewer files`);
+  if (resumedFrom > total)
+    throw new UsageError(
+      `Expected the dataset ${JSON.stringify(dataset)} to be unchanged since ${JSON.stringify(out)} was started, but it now has fewer files`,
+    );
   opts.onStart?.({ total: total - resumedFrom, resumedFrom });
 
-  const writers: Record<Split, ShardWriter> = { train: new ShardWriter(imageSize, tags.size), holdout: new ShardWriter(imageSize, tags.size) };
+  const writers: Record<Split, ShardWriter> = {
+    train: new ShardWriter(imageSize, tags.size),
+    holdout: new ShardWriter(imageSize, tags.size),
+  };
   const warn = (line: string): void => opts.onWarning?.(line);
   let done = index.progress.sourcesDone;
   let lastSource = index.progress.lastSource;
@@ -137,7 +165,9 @@ async function makeShardsLocked(opts: MakeShardsOptions): Promise<ShardIndexJson
   try {
     const window = Math.max(1, opts.concurrency ?? os.availableParallelism());
     const source = skipDone(walkDataset(dataset), index.progress.sourcesDone, index.progress.lastSource, dataset, out);
-    for await (const o of decodeAhead(source, window, (e) => processEntry(e, tags, { size: imageSize, pad, maxPixels }))) {
+    for await (const o of decodeAhead(source, window, (e) =>
+      processEntry(e, tags, { size: imageSize, pad, maxPixels }),
+    )) {
       done++;
       lastSource = o.entry.name;
       if (o.entry.kind === 'orphan-tags') {
@@ -163,21 +193,34 @@ async function makeShardsLocked(opts: MakeShardsOptions): Promise<ShardIndexJson
 function checkResumable(index: ShardIndexJson, want: ShardIndexJson, out: string): void {
   const where = JSON.stringify(path.join(out, INDEX));
   if (index.tags.sha256 !== want.tags.sha256) {
-    throw new UsageError(`Expected the tags.csv that ${where} was started with but --tags has changed since (sha256 ${index.tags.sha256.slice(0, 12)}… vs ${want.tags.sha256.slice(0, 12)}…); use a new --out`);
+    throw new UsageError(
+      `Expected the tags.csv that ${where} was started with but --tags has changed since (sha256 ${index.tags.sha256.slice(0, 12)}… vs ${want.tags.sha256.slice(0, 12)}…); use a new --out`,
+    );
   }
   const fields = ['imageSize', 'pad', 'shardSize', 'holdout', 'maxPixels', 'dataset'] as const;
   for (const f of fields) {
-    if (index[f] !== want[f]) throw new UsageError(`Expected ${f} ${JSON.stringify(index[f])} as recorded in ${where} but this run asks for ${JSON.stringify(want[f])}; use a new --out`);
+    if (index[f] !== want[f])
+      throw new UsageError(
+        `Expected ${f} ${JSON.stringify(index[f])} as recorded in ${where} but this run asks for ${JSON.stringify(want[f])}; use a new --out`,
+      );
   }
 }
 
-async function* skipDone(walk: AsyncGenerator<DatasetEntry>, count: number, last: string | null, dataset: string, out: string): AsyncGenerator<DatasetEntry> {
+async function* skipDone(
+  walk: AsyncGenerator<DatasetEntry>,
+  count: number,
+  last: string | null,
+  dataset: string,
+  out: string,
+): AsyncGenerator<DatasetEntry> {
   let i = 0;
   for await (const entry of walk) {
     if (i < count) {
       i++;
       if (i === count && entry.name !== last) {
-        throw new UsageError(`Expected the dataset ${JSON.stringify(dataset)} to be unchanged since ${JSON.stringify(out)} was started, but file ${count} is now ${JSON.stringify(entry.name)} instead of ${JSON.stringify(last)}`);
+        throw new UsageError(
+          `Expected the dataset ${JSON.stringify(dataset)} to be unchanged since ${JSON.stringify(out)} was started, but file ${count} is now ${JSON.stringify(entry.name)} instead of ${JSON.stringify(last)}`,
+        );
       }
       continue;
     }
@@ -185,7 +228,11 @@ async function* skipDone(walk: AsyncGenerator<DatasetEntry>, count: number, last
   }
 }
 
-async function processEntry(entry: DatasetEntry, tags: TagIndex, opts: { size: number; pad: PadRule; maxPixels: number }): Promise<Outcome> {
+async function processEntry(
+  entry: DatasetEntry,
+  tags: TagIndex,
+  opts: { size: number; pad: PadRule; maxPixels: number },
+): Promise<Outcome> {
   if (entry.kind === 'orphan-tags') return { entry };
   if (!entry.tagFile) return { entry, skip: 'no-tag-file', detail: 'no sibling .txt' };
   const label = Buffer.alloc(tags.size);
@@ -213,4 +260,3 @@ async function processEntry(entry: DatasetEntry, tags: TagIndex, opts: { size: n
     return { entry, skip: 'unreadable', detail: (err as Error).message };
   }
 }
-

@@ -32,7 +32,8 @@ export async function checkDatasetDir(dir: string, argName = 'DATASET'): Promise
   } catch {
     throw new UsageError(`Expected an existing folder for ${argName} but ${JSON.stringify(dir)} does not exist`);
   }
-  if (!info.isDirectory()) throw new UsageError(`Expected a folder for ${argName} but ${JSON.stringify(dir)} is not a directory`);
+  if (!info.isDirectory())
+    throw new UsageError(`Expected a folder for ${argName} but ${JSON.stringify(dir)} is not a directory`);
   return abs;
 }
 
@@ -91,9 +92,7 @@ function relName(root: string, abs: string): string {
  */
 export function parseTags(text: string): string[] {
   const clean = text.replace(/^\uFEFF/, '').normalize('NFC');
-  const items = clean.includes(',')
-    ? clean.split(',').map((t) => t.trim().replace(/\s+/g, '_'))
-    : clean.split(/\s+/);
+  const items = clean.includes(',') ? clean.split(',').map((t) => t.trim().replace(/\s+/g, '_')) : clean.split(/\s+/);
   const seen = new Set<string>();
   for (const item of items) if (item.length > 0) seen.add(item);
   return [...seen];
@@ -111,14 +110,19 @@ export class TagFileError extends Error {
 export function decodeTagText(bytes: Uint8Array): string {
   let text: string;
   try {
-    if (bytes[0] === 0xff && bytes[1] === 0xfe) text = new TextDecoder('utf-16le', { fatal: true }).decode(bytes.subarray(2));
-    else if (bytes[0] === 0xfe && bytes[1] === 0xff) text = new TextDecoder('utf-16be', { fatal: true }).decode(bytes.subarray(2));
+    if (bytes[0] === 0xff && bytes[1] === 0xfe)
+      text = new TextDecoder('utf-16le', { fatal: true }).decode(bytes.subarray(2));
+    else if (bytes[0] === 0xfe && bytes[1] === 0xff)
+      text = new TextDecoder('utf-16be', { fatal: true }).decode(bytes.subarray(2));
     else text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     throw new TagFileError('is not valid UTF-8 (or UTF-16 with a byte-order mark)');
   }
   const control = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.exec(text);
-  if (control) throw new TagFileError(`holds a control character (U+${control[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}): binary data?`);
+  if (control)
+    throw new TagFileError(
+      `holds a control character (U+${control[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}): binary data?`,
+    );
   return text;
 }
 

@@ -100,7 +100,9 @@ export async function readShardIndex(dir: string): Promise<ShardIndexJson> {
   const file = path.join(dir, INDEX);
   const json = await readJsonInput<ShardIndexJson>(file, 'a shards folder with index.json for SHARDS');
   if (json?.format !== SHARDS_FORMAT || json.version !== SHARDS_VERSION) {
-    throw new UsageError(`Expected ${SHARDS_FORMAT} version ${SHARDS_VERSION} in ${JSON.stringify(file)} but found ${JSON.stringify(json?.format)} version ${JSON.stringify(json?.version)}`);
+    throw new UsageError(
+      `Expected ${SHARDS_FORMAT} version ${SHARDS_VERSION} in ${JSON.stringify(file)} but found ${JSON.stringify(json?.format)} version ${JSON.stringify(json?.version)}`,
+    );
   }
   checkIndexFields(json, file);
   return json;
@@ -109,21 +111,30 @@ export async function readShardIndex(dir: string): Promise<ShardIndexJson> {
 /** The fields readers rely on, typed; a shard name is a plain file name in the folder (no path). */
 function checkIndexFields(j: ShardIndexJson, file: string): void {
   const fail = (field: string, what: string): never => {
-    throw new UsageError(`Expected ${what} for ${field} in ${JSON.stringify(file)} but it is ${JSON.stringify(field.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)?.[k], j))?.slice(0, 60)}`);
+    throw new UsageError(
+      `Expected ${what} for ${field} in ${JSON.stringify(file)} but it is ${JSON.stringify(field.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)?.[k], j))?.slice(0, 60)}`,
+    );
   };
   const int = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
   if (!int(j.imageSize) || j.imageSize < 1) fail('imageSize', 'a positive integer');
   if (j.pad !== 'center' && j.pad !== 'topleft') fail('pad', 'center or topleft');
   if (typeof j.tags?.sha256 !== 'string') fail('tags.sha256', 'a hash string');
-  if (!Array.isArray(j.tags?.names) || !j.tags.names.every((n) => typeof n === 'string') || j.tags.names.length !== j.tags.count) fail('tags.names', `a list of tags.count strings`);
+  if (
+    !Array.isArray(j.tags?.names) ||
+    !j.tags.names.every((n) => typeof n === 'string') ||
+    j.tags.names.length !== j.tags.count
+  )
+    fail('tags.names', `a list of tags.count strings`);
   if (!Array.isArray(j.shards)) fail('shards', 'a list');
   j.shards.forEach((e, i) => {
-    if (typeof e?.file !== 'string' || !/^shard-\d{5,}\.safetensors$/.test(e.file)) fail(`shards.${i}.file`, 'a name like shard-00000.safetensors');
+    if (typeof e?.file !== 'string' || !/^shard-\d{5,}\.safetensors$/.test(e.file))
+      fail(`shards.${i}.file`, 'a name like shard-00000.safetensors');
     if (e.split !== 'train' && e.split !== 'holdout') fail(`shards.${i}.split`, 'train or holdout');
     if (!int(e.count)) fail(`shards.${i}.count`, 'a non-negative integer');
     if (e.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(e.sha256)) fail(`shards.${i}.sha256`, 'a SHA-256 hex string');
   });
-  if (!int(j.progress?.sourcesDone) || typeof j.progress.complete !== 'boolean') fail('progress', 'the progress record {sourcesDone, lastSource, complete}');
+  if (!int(j.progress?.sourcesDone) || typeof j.progress.complete !== 'boolean')
+    fail('progress', 'the progress record {sourcesDone, lastSource, complete}');
 }
 
 export async function writeShardIndex(dir: string, index: ShardIndexJson): Promise<void> {
@@ -148,31 +159,57 @@ export class ShardSlot {
 }
 
 /** Load one shard whole (into `slot` when given), checking it against the index it belongs to. */
-export async function readShard(dir: string, entry: ShardEntry, index: ShardIndexJson, slot?: ShardSlot): Promise<Shard> {
+export async function readShard(
+  dir: string,
+  entry: ShardEntry,
+  index: ShardIndexJson,
+  slot?: ShardSlot,
+): Promise<Shard> {
   const file = path.join(dir, entry.file);
-  const { header, data } = await readSafetensors(file, ['images', 'labels'], slot && ((name, bytes) => slot.take(name, bytes)));
+  const { header, data } = await readSafetensors(
+    file,
+    ['images', 'labels'],
+    slot && ((name, bytes) => slot.take(name, bytes)),
+  );
   const s = index.imageSize;
   const k = index.tags.count;
   const img = header.tensors.get('images')!;
   const lab = header.tensors.get('labels')!;
-  const shapeOk = img.dtype === 'U8' && lab.dtype === 'U8' && `${img.shape}` === `${entry.count},${s},${s},3` && `${lab.shape}` === `${entry.count},${k}`;
+  const shapeOk =
+    img.dtype === 'U8' &&
+    lab.dtype === 'U8' &&
+    `${img.shape}` === `${entry.count},${s},${s},3` &&
+    `${lab.shape}` === `${entry.count},${k}`;
   if (!shapeOk) {
-    throw new UsageError(`Expected images [${entry.count},${s},${s},3] and labels [${entry.count},${k}] in ${JSON.stringify(file)} but found [${img.shape}] and [${lab.shape}]`);
+    throw new UsageError(
+      `Expected images [${entry.count},${s},${s},3] and labels [${entry.count},${k}] in ${JSON.stringify(file)} but found [${img.shape}] and [${lab.shape}]`,
+    );
   }
-  if (header.metadata.tags_sha256 !== index.tags.sha256) throw new UsageError(`Expected ${JSON.stringify(file)} to be made with the tags.csv of its index.json but its tags hash differs`);
+  if (header.metadata.tags_sha256 !== index.tags.sha256)
+    throw new UsageError(
+      `Expected ${JSON.stringify(file)} to be made with the tags.csv of its index.json but its tags hash differs`,
+    );
   const images = data.get('images')!;
   const labels = data.get('labels')!;
   if (entry.sha256 && integrityCheck()) {
     const got = sha256Hex([images, labels]);
-    if (got !== entry.sha256) throw new UsageError(`Expected ${JSON.stringify(file)} to have the SHA-256 that index.json records (${entry.sha256.slice(0, 12)}…) but its data hashes to ${got.slice(0, 12)}…: the file is damaged; make the shards again (or pass --no-verify to use it anyway)`);
+    if (got !== entry.sha256)
+      throw new UsageError(
+        `Expected ${JSON.stringify(file)} to have the SHA-256 that index.json records (${entry.sha256.slice(0, 12)}…) but its data hashes to ${got.slice(0, 12)}…: the file is damaged; make the shards again (or pass --no-verify to use it anyway)`,
+      );
   }
   const bad = labels.findIndex((v) => v > 1);
-  if (bad >= 0) throw new UsageError(`Expected labels of 0 or 1 in ${JSON.stringify(file)} but image ${Math.floor(bad / k)}, tag ${bad % k} has ${labels[bad]}`);
+  if (bad >= 0)
+    throw new UsageError(
+      `Expected labels of 0 or 1 in ${JSON.stringify(file)} but image ${Math.floor(bad / k)}, tag ${bad % k} has ${labels[bad]}`,
+    );
   let names: string[];
   try {
     names = JSON.parse(header.metadata.files ?? '[]');
   } catch {
-    throw new UsageError(`Expected metadata "files" in ${JSON.stringify(file)} to be a JSON list of names but it does not parse`);
+    throw new UsageError(
+      `Expected metadata "files" in ${JSON.stringify(file)} to be a JSON list of names but it does not parse`,
+    );
   }
   return { names, count: entry.count, imageSize: s, tagCount: k, images, labels };
 }

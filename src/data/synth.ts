@@ -8,8 +8,16 @@ import sharp from 'sharp';
 import { Rng } from '../../training/rng.js';
 
 const COLOURS: Record<string, string> = {
-  red: '#e02020', blue: '#2050e0', green: '#20a040', yellow: '#f0d020', purple: '#8030c0',
-  orange: '#f08020', pink: '#f070b0', cyan: '#20c0d0', brown: '#805020', grey: '#8a8a8a',
+  red: '#e02020',
+  blue: '#2050e0',
+  green: '#20a040',
+  yellow: '#f0d020',
+  purple: '#8030c0',
+  orange: '#f08020',
+  pink: '#f070b0',
+  cyan: '#20c0d0',
+  brown: '#805020',
+  grey: '#8a8a8a',
 };
 const SHAPES = ['circle', 'square', 'triangle', 'star', 'heart', 'cross'] as const;
 type Shape = (typeof SHAPES)[number];
@@ -32,14 +40,19 @@ export interface SynthItem {
 
 function shapeSvg(shape: Shape, cx: number, cy: number, r: number, fill: string, stroke: string): string {
   const paint = `fill="${fill}" ${stroke}`;
-  const pts = (list: [number, number][]): string => list.map(([x, y]) => `${(cx + x * r).toFixed(1)},${(cy + y * r).toFixed(1)}`).join(' ');
+  const pts = (list: [number, number][]): string =>
+    list.map(([x, y]) => `${(cx + x * r).toFixed(1)},${(cy + y * r).toFixed(1)}`).join(' ');
   switch (shape) {
     case 'circle':
       return `<circle cx="${cx}" cy="${cy}" r="${r}" ${paint}/>`;
     case 'square':
       return `<rect x="${cx - r * 0.85}" y="${cy - r * 0.85}" width="${r * 1.7}" height="${r * 1.7}" ${paint}/>`;
     case 'triangle':
-      return `<polygon points="${pts([[0, -1], [0.95, 0.8], [-0.95, 0.8]])}" ${paint}/>`;
+      return `<polygon points="${pts([
+        [0, -1],
+        [0.95, 0.8],
+        [-0.95, 0.8],
+      ])}" ${paint}/>`;
     case 'star': {
       const p: [number, number][] = [];
       for (let i = 0; i < 10; i++) {
@@ -52,7 +65,20 @@ function shapeSvg(shape: Shape, cx: number, cy: number, r: number, fill: string,
     case 'heart':
       return `<path d="M ${cx} ${cy + r * 0.9} C ${cx - r * 1.6} ${cy - r * 0.2} ${cx - r * 0.6} ${cy - r * 1.3} ${cx} ${cy - r * 0.4} C ${cx + r * 0.6} ${cy - r * 1.3} ${cx + r * 1.6} ${cy - r * 0.2} ${cx} ${cy + r * 0.9} Z" ${paint}/>`;
     case 'cross':
-      return `<polygon points="${pts([[-0.3, -1], [0.3, -1], [0.3, -0.3], [1, -0.3], [1, 0.3], [0.3, 0.3], [0.3, 1], [-0.3, 1], [-0.3, 0.3], [-1, 0.3], [-1, -0.3], [-0.3, -0.3]])}" ${paint}/>`;
+      return `<polygon points="${pts([
+        [-0.3, -1],
+        [0.3, -1],
+        [0.3, -0.3],
+        [1, -0.3],
+        [1, 0.3],
+        [0.3, 0.3],
+        [0.3, 1],
+        [-0.3, 1],
+        [-0.3, 0.3],
+        [-1, 0.3],
+        [-1, -0.3],
+        [-0.3, -0.3],
+      ])}" ${paint}/>`;
   }
 }
 
@@ -80,8 +106,14 @@ export function synthItem(rng: Rng): SynthItem {
     const cw = width / 2;
     const ch = height / 2;
     const r = Math.min(cw, ch) * (count === 1 ? 0.75 : 0.36) * (0.8 + rng.next() * 0.3);
-    const cx = count === 1 ? width / 2 + (rng.next() - 0.5) * width * 0.1 : (cell % 2) * cw + cw / 2 + (rng.next() - 0.5) * cw * 0.2;
-    const cy = count === 1 ? height / 2 + (rng.next() - 0.5) * height * 0.1 : Math.floor(cell / 2) * ch + ch / 2 + (rng.next() - 0.5) * ch * 0.2;
+    const cx =
+      count === 1
+        ? width / 2 + (rng.next() - 0.5) * width * 0.1
+        : (cell % 2) * cw + cw / 2 + (rng.next() - 0.5) * cw * 0.2;
+    const cy =
+      count === 1
+        ? height / 2 + (rng.next() - 0.5) * height * 0.1
+        : Math.floor(cell / 2) * ch + ch / 2 + (rng.next() - 0.5) * ch * 0.2;
     const stroke = outlined ? 'stroke="#000000" stroke-width="7"' : '';
     body += shapeSvg(shape, Math.round(cx), Math.round(cy), Math.round(r), COLOURS[colour]!, stroke);
     tags.add(`${colour}_${shape}`);
@@ -109,7 +141,12 @@ export function tagText(item: SynthItem): string {
 }
 
 /** Write `count` items as DIR/NNN/NNNNN.{jpg,png} + .txt, 250 per folder. */
-export async function writeSynthDataset(out: string, count: number, seed: number, onItem?: (done: number) => void): Promise<void> {
+export async function writeSynthDataset(
+  out: string,
+  count: number,
+  seed: number,
+  onItem?: (done: number) => void,
+): Promise<void> {
   const rng = new Rng(seed);
   const items = Array.from({ length: count }, () => synthItem(rng));
   let next = 0;

@@ -30,7 +30,11 @@ export interface TagCounts {
 }
 
 /** Count tags over every image's tag file under `root`. */
-export async function countTags(root: string, onImage?: (done: number) => void, onWarning?: (line: string) => void): Promise<TagCounts> {
+export async function countTags(
+  root: string,
+  onImage?: (done: number) => void,
+  onWarning?: (line: string) => void,
+): Promise<TagCounts> {
   const counts = new Map<string, number>();
   let images = 0;
   let imagesWithoutTagFile = 0;
@@ -47,7 +51,11 @@ export async function countTags(root: string, onImage?: (done: number) => void, 
       const file = entry.tagFile;
       let tags: string[] = [];
       try {
-        tags = await readTagFile(file, (t) => onWarning?.(`warning: ${file}: tag of ${t.length} characters left out (over ${MAX_TAG_LENGTH}): ${JSON.stringify(t.slice(0, 40))}…`));
+        tags = await readTagFile(file, (t) =>
+          onWarning?.(
+            `warning: ${file}: tag of ${t.length} characters left out (over ${MAX_TAG_LENGTH}): ${JSON.stringify(t.slice(0, 40))}…`,
+          ),
+        );
       } catch (err) {
         if (!(err instanceof TagFileError)) throw err;
         skippedTagFiles++;
@@ -112,20 +120,36 @@ export class TagIndex {
       throw new UsageError(`Expected CSV in ${where} but it does not parse: ${(err as Error).message}`);
     }
     const header = records[0]?.map((h) => h.trim());
-    if (!header || header[0] !== 'tag_id' || header[1] !== 'name' || header[2] !== 'category' || header[3] !== 'count') {
-      throw new UsageError(`Expected header "tag_id,name,category,count" in ${where} but found ${JSON.stringify(header?.join(',') ?? '')}`);
+    if (
+      !header ||
+      header[0] !== 'tag_id' ||
+      header[1] !== 'name' ||
+      header[2] !== 'category' ||
+      header[3] !== 'count'
+    ) {
+      throw new UsageError(
+        `Expected header "tag_id,name,category,count" in ${where} but found ${JSON.stringify(header?.join(',') ?? '')}`,
+      );
     }
     const rows: TagRow[] = [];
     const seen = new Set<string>();
     for (let i = 1; i < records.length; i++) {
       const [, name, category, count] = records[i]!;
       const line = `${where} row ${i + 1}`;
-      if (!name || /\s/.test(name)) throw new UsageError(`Expected a tag name without spaces in ${line} but received ${JSON.stringify(name ?? '')}`);
-      if (seen.has(name)) throw new UsageError(`Expected unique tag names in ${where} but ${JSON.stringify(name)} repeats at row ${i + 1}`);
+      if (!name || /\s/.test(name))
+        throw new UsageError(
+          `Expected a tag name without spaces in ${line} but received ${JSON.stringify(name ?? '')}`,
+        );
+      if (seen.has(name))
+        throw new UsageError(
+          `Expected unique tag names in ${where} but ${JSON.stringify(name)} repeats at row ${i + 1}`,
+        );
       const cat = Number(category);
       const cnt = Number(count);
-      if (!Number.isInteger(cat) || cat < 0) throw new UsageError(`Expected a category integer ≥ 0 in ${line} but received ${JSON.stringify(category)}`);
-      if (!Number.isInteger(cnt) || cnt < 0) throw new UsageError(`Expected a count integer ≥ 0 in ${line} but received ${JSON.stringify(count)}`);
+      if (!Number.isInteger(cat) || cat < 0)
+        throw new UsageError(`Expected a category integer ≥ 0 in ${line} but received ${JSON.stringify(category)}`);
+      if (!Number.isInteger(cnt) || cnt < 0)
+        throw new UsageError(`Expected a count integer ≥ 0 in ${line} but received ${JSON.stringify(count)}`);
       seen.add(name);
       rows.push({ name, category: cat, count: cnt });
     }

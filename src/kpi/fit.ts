@@ -49,7 +49,11 @@ function standardise(rows: readonly ArrayLike<number>[], idx: readonly number[])
   return { mean, std };
 }
 
-function design(rows: readonly ArrayLike<number>[], idx: readonly number[], s: { mean: number[]; std: number[] }): Matrix {
+function design(
+  rows: readonly ArrayLike<number>[],
+  idx: readonly number[],
+  s: { mean: number[]; std: number[] },
+): Matrix {
   return new Matrix(idx.map((i) => Array.from(rows[i]!, (v, j) => (v - s.mean[j]!) / s.std[j]!)));
 }
 
@@ -95,8 +99,15 @@ function fitZ(kind: KpiKind, z: Matrix, y: number[], lambda: number): { w: numbe
   for (let iter = 0; iter < 50; iter++) {
     const p = a.mmul(Matrix.columnVector(beta)).to1DArray().map(sigmoid);
     const weightsW = p.map((v) => Math.max(v * (1 - v), 1e-10));
-    const grad = a.transpose().mmul(Matrix.columnVector(p.map((v, i) => v - y[i]!))).to1DArray().map((g, k) => g + (k === 0 ? 0 : lambda * beta[k]!));
-    const hess = a.transpose().mmul(a.clone().mulColumnVector(weightsW)).add(Matrix.diag([0, ...new Array<number>(r).fill(lambda)]).add(Matrix.eye(r + 1).mul(1e-9)));
+    const grad = a
+      .transpose()
+      .mmul(Matrix.columnVector(p.map((v, i) => v - y[i]!)))
+      .to1DArray()
+      .map((g, k) => g + (k === 0 ? 0 : lambda * beta[k]!));
+    const hess = a
+      .transpose()
+      .mmul(a.clone().mulColumnVector(weightsW))
+      .add(Matrix.diag([0, ...new Array<number>(r).fill(lambda)]).add(Matrix.eye(r + 1).mul(1e-9)));
     const step = solve(hess, Matrix.columnVector(grad)).to1DArray();
     beta = beta.map((v, k) => v - step[k]!);
     if (Math.max(...step.map(Math.abs)) < 1e-8) break;
@@ -105,10 +116,21 @@ function fitZ(kind: KpiKind, z: Matrix, y: number[], lambda: number): { w: numbe
 }
 
 /** Fit on the rows `idx` with λ = c × their count; returns a model in the original feature space. */
-export function fitRows(kind: KpiKind, rows: readonly ArrayLike<number>[], y: readonly number[], idx: readonly number[], c: number): LinearModel {
+export function fitRows(
+  kind: KpiKind,
+  rows: readonly ArrayLike<number>[],
+  y: readonly number[],
+  idx: readonly number[],
+  c: number,
+): LinearModel {
   const s = standardise(rows, idx);
   const { z, b } = basis(design(rows, idx, s));
-  const { w, b0 } = fitZ(kind, z, idx.map((i) => y[i]!), c * idx.length);
+  const { w, b0 } = fitZ(
+    kind,
+    z,
+    idx.map((i) => y[i]!),
+    c * idx.length,
+  );
   return { kind, mean: s.mean, std: s.std, weights: b.mmul(Matrix.columnVector(w)).to1DArray(), intercept: b0 };
 }
 
@@ -129,7 +151,13 @@ function r2(pred: number[], y: readonly number[]): number {
 }
 
 /** Out-of-fold predictions for each λ, and those of the trivial predictor (the training folds' mean). */
-function crossValidate(kind: KpiKind, rows: readonly ArrayLike<number>[], y: readonly number[], folds: number, seed: number): { byLambda: number[][]; trivial: number[] } {
+function crossValidate(
+  kind: KpiKind,
+  rows: readonly ArrayLike<number>[],
+  y: readonly number[],
+  folds: number,
+  seed: number,
+): { byLambda: number[][]; trivial: number[] } {
   const order = new Rng(seed).shuffle([...rows.keys()]);
   const byLambda = LAMBDAS.map(() => new Array<number>(rows.length).fill(0));
   const trivial = new Array<number>(rows.length).fill(0);
@@ -147,7 +175,13 @@ function crossValidate(kind: KpiKind, rows: readonly ArrayLike<number>[], y: rea
 }
 
 /** Choose λ by k-fold CV, report its CV score against the trivial predictor, and fit on every row. */
-export function fitKpi(kind: KpiKind, rows: readonly ArrayLike<number>[], y: readonly number[], folds: number, seed = 1): { model: LinearModel; cv: CvReport } {
+export function fitKpi(
+  kind: KpiKind,
+  rows: readonly ArrayLike<number>[],
+  y: readonly number[],
+  folds: number,
+  seed = 1,
+): { model: LinearModel; cv: CvReport } {
   const { byLambda, trivial } = crossValidate(kind, rows, y, folds, seed);
   const score = (p: number[]): number => (kind === 'linear' ? r2(p, y) : -logLoss(p, y));
   let best = 0;
@@ -156,6 +190,13 @@ export function fitKpi(kind: KpiKind, rows: readonly ArrayLike<number>[], y: rea
   const cv: CvReport =
     kind === 'linear'
       ? { folds, lambda: LAMBDAS[best]!, r2: r2(p, y), baseline: r2(trivial, y) }
-      : { folds, lambda: LAMBDAS[best]!, auc: rocAuc(p, y), logLoss: logLoss(p, y), baseline: y.reduce((a, v) => a + v, 0) / y.length, baselineLogLoss: logLoss(trivial, y) };
+      : {
+          folds,
+          lambda: LAMBDAS[best]!,
+          auc: rocAuc(p, y),
+          logLoss: logLoss(p, y),
+          baseline: y.reduce((a, v) => a + v, 0) / y.length,
+          baselineLogLoss: logLoss(trivial, y),
+        };
   return { model: fitRows(kind, rows, y, [...rows.keys()], LAMBDAS[best]!), cv };
 }

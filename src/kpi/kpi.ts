@@ -26,16 +26,25 @@ export interface KpiFile {
 async function readTargets(file: string): Promise<Map<string, number>> {
   let rows: Record<string, string>[];
   try {
-    rows = parse(await readInput(file, 'a TARGETS.csv with file,value rows for --target'), { bom: true, columns: true, skip_empty_lines: true, trim: true });
+    rows = parse(await readInput(file, 'a TARGETS.csv with file,value rows for --target'), {
+      bom: true,
+      columns: true,
+      skip_empty_lines: true,
+      trim: true,
+    });
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw new UsageError(`Expected CSV in ${JSON.stringify(file)} but it does not parse: ${(err as Error).message}`);
   }
-  if (rows.length === 0 || !('file' in rows[0]!) || !('value' in rows[0]!)) throw new UsageError(`Expected a header "file,value" and rows in ${JSON.stringify(file)}`);
+  if (rows.length === 0 || !('file' in rows[0]!) || !('value' in rows[0]!))
+    throw new UsageError(`Expected a header "file,value" and rows in ${JSON.stringify(file)}`);
   const out = new Map<string, number>();
   rows.forEach((r, i) => {
     const v = Number(r.value);
-    if (r.value === '' || !Number.isFinite(v)) throw new UsageError(`Expected a number as value in ${JSON.stringify(file)} row ${i + 2} but received ${JSON.stringify(r.value)}`);
+    if (r.value === '' || !Number.isFinite(v))
+      throw new UsageError(
+        `Expected a number as value in ${JSON.stringify(file)} row ${i + 2} but received ${JSON.stringify(r.value)}`,
+      );
     out.set(path.resolve(path.dirname(file), r.file!), v);
   });
   return out;
@@ -54,7 +63,12 @@ export interface FitSummary {
   top: { positive: [string, number][]; negative: [string, number][] };
 }
 
-export async function fitKpiFile(vecFile: string, targetsFile: string, kind: KpiKind, folds: number): Promise<FitSummary> {
+export async function fitKpiFile(
+  vecFile: string,
+  targetsFile: string,
+  kind: KpiKind,
+  folds: number,
+): Promise<FitSummary> {
   const { meta, index } = await readVecIndex(vecFile);
   const targets = await readTargets(targetsFile);
   const width = index.shape[1];
@@ -68,16 +82,39 @@ export async function fitKpiFile(vecFile: string, targetsFile: string, kind: Kpi
   });
   const known = new Set(meta.files.map((f) => path.resolve(f)));
   const targetsWithoutRow = [...targets.keys()].filter((f) => !known.has(f));
-  if (rows.length < folds * 2) throw new UsageError(`Expected at least ${folds * 2} images with a target for ${folds}-fold cross-validation but ${JSON.stringify(targetsFile)} matches ${rows.length} rows of ${JSON.stringify(vecFile)}`);
-  if (kind === 'logistic' && !y.every((v) => v === 0 || v === 1)) throw new UsageError(`Expected 0/1 values for --kind logistic in ${JSON.stringify(targetsFile)}`);
-  if (kind === 'logistic' && new Set(y).size < 2) throw new UsageError(`Expected both 0 and 1 values for --kind logistic in ${JSON.stringify(targetsFile)}`);
+  if (rows.length < folds * 2)
+    throw new UsageError(
+      `Expected at least ${folds * 2} images with a target for ${folds}-fold cross-validation but ${JSON.stringify(targetsFile)} matches ${rows.length} rows of ${JSON.stringify(vecFile)}`,
+    );
+  if (kind === 'logistic' && !y.every((v) => v === 0 || v === 1))
+    throw new UsageError(`Expected 0/1 values for --kind logistic in ${JSON.stringify(targetsFile)}`);
+  if (kind === 'logistic' && new Set(y).size < 2)
+    throw new UsageError(`Expected both 0 and 1 values for --kind logistic in ${JSON.stringify(targetsFile)}`);
   const { model, cv } = fitKpi(kind, rows, y, folds);
-  const names = meta.names ?? Array.from({ length: meta.dim }, (_, j) => `${meta.kind === 'binary' ? 'bit' : 'feature'}_${j}`);
+  const names =
+    meta.names ?? Array.from({ length: meta.dim }, (_, j) => `${meta.kind === 'binary' ? 'bit' : 'feature'}_${j}`);
   const ranked = model.weights.map((w, j) => [names[j]!, w] as [string, number]).sort((a, b) => b[1] - a[1]);
-  const kpi: KpiFile = { format: KPI_FORMAT, version: 1, vecKind: meta.kind, model: { file: meta.model, fingerprint: meta.fingerprint ?? '' }, names, fit: model, cv };
+  const kpi: KpiFile = {
+    format: KPI_FORMAT,
+    version: 1,
+    vecKind: meta.kind,
+    model: { file: meta.model, fingerprint: meta.fingerprint ?? '' },
+    names,
+    fit: model,
+    cv,
+  };
   return {
-    kpi, used: rows.length, withoutTarget: meta.files.length - rows.length, targetsWithoutRow,
-    top: { positive: ranked.slice(0, 5).filter(([, w]) => w > 0), negative: ranked.slice(-5).reverse().filter(([, w]) => w < 0) },
+    kpi,
+    used: rows.length,
+    withoutTarget: meta.files.length - rows.length,
+    targetsWithoutRow,
+    top: {
+      positive: ranked.slice(0, 5).filter(([, w]) => w > 0),
+      negative: ranked
+        .slice(-5)
+        .reverse()
+        .filter(([, w]) => w < 0),
+    },
   };
 }
 
@@ -87,16 +124,32 @@ export async function writeKpiFile(file: string, kpi: KpiFile): Promise<void> {
 
 export async function readKpiFile(file: string): Promise<KpiFile> {
   const k = await readJsonInput<KpiFile>(file, 'a kpi.json written by `kpi fit` for --kpi');
-  if (k?.format !== KPI_FORMAT || !KPI_KINDS.includes(k.fit?.kind) || !Array.isArray(k.fit.weights) || typeof k.model?.fingerprint !== 'string') {
-    throw new UsageError(`Expected a kpi.json written by \`kpi fit\` in ${JSON.stringify(file)} but its fields are not those`);
+  if (
+    k?.format !== KPI_FORMAT ||
+    !KPI_KINDS.includes(k.fit?.kind) ||
+    !Array.isArray(k.fit.weights) ||
+    typeof k.model?.fingerprint !== 'string'
+  ) {
+    throw new UsageError(
+      `Expected a kpi.json written by \`kpi fit\` in ${JSON.stringify(file)} but its fields are not those`,
+    );
   }
   return k;
 }
 
 /** KPI values (and for logistic fits, probabilities) of images, refusing a model the KPI was not fitted on. */
-export async function predictKpiFiles(model: TaggerModel, kpi: KpiFile, kpiFile: string, args: string[], batch: number, onFailure: (file: string, reason: string) => void): Promise<{ file: string; value: number }[]> {
+export async function predictKpiFiles(
+  model: TaggerModel,
+  kpi: KpiFile,
+  kpiFile: string,
+  args: string[],
+  batch: number,
+  onFailure: (file: string, reason: string) => void,
+): Promise<{ file: string; value: number }[]> {
   if (kpi.model.fingerprint && kpi.model.fingerprint !== model.fingerprint) {
-    throw new UsageError(`Expected the model ${JSON.stringify(kpiFile)} was fitted on (${kpi.model.file}) but --model is another one (its fingerprint differs)`);
+    throw new UsageError(
+      `Expected the model ${JSON.stringify(kpiFile)} was fitted on (${kpi.model.file}) but --model is another one (its fingerprint differs)`,
+    );
   }
   const v = await vectorize(model, args, kpi.vecKind, batch, onFailure);
   return v.files.map((file, i) => ({ file, value: predictKpi(kpi.fit, asFeatures(v.rows[i]!, kpi.vecKind, v.dim)) }));

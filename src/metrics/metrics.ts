@@ -4,7 +4,9 @@
 
 /** Average precision of one tag: mean of precision at each positive, ranking by score (ties: pessimistic). */
 export function averagePrecision(scores: ArrayLike<number>, labels: ArrayLike<number>): number | null {
-  const order = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => scores[b]! - scores[a]! || labels[a]! - labels[b]!);
+  const order = Array.from({ length: scores.length }, (_, i) => i).sort(
+    (a, b) => scores[b]! - scores[a]! || labels[a]! - labels[b]!,
+  );
   let positives = 0;
   let sum = 0;
   order.forEach((i, rank) => {
@@ -23,7 +25,12 @@ function column(data: ArrayLike<number>, n: number, k: number, j: number): numbe
 const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
 /** Macro mAP over tags with at least one positive; also the list per tag (null: no positives). */
-export function meanAveragePrecision(probs: ArrayLike<number>, labels: ArrayLike<number>, n: number, k: number): { map: number; perTag: (number | null)[] } {
+export function meanAveragePrecision(
+  probs: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  n: number,
+  k: number,
+): { map: number; perTag: (number | null)[] } {
   const perTag = Array.from({ length: k }, (_, j) => averagePrecision(column(probs, n, k, j), column(labels, n, k, j)));
   return { map: mean(perTag.filter((v): v is number => v !== null)), perTag };
 }
@@ -53,7 +60,14 @@ export function f1Score([tp, fp, fn]: Counts): number {
 }
 
 /** Counts of tag j (over n rows of k columns) at a threshold (prediction = prob ≥ threshold). */
-function tagCounts(probs: ArrayLike<number>, labels: ArrayLike<number>, n: number, k: number, j: number, threshold: number): Counts {
+function tagCounts(
+  probs: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  n: number,
+  k: number,
+  j: number,
+  threshold: number,
+): Counts {
   const c: Counts = [0, 0, 0];
   for (let i = 0; i < n; i++) {
     const pred = probs[i * k + j]! >= threshold;
@@ -65,7 +79,13 @@ function tagCounts(probs: ArrayLike<number>, labels: ArrayLike<number>, n: numbe
   return c;
 }
 
-export function f1AtThreshold(probs: ArrayLike<number>, labels: ArrayLike<number>, n: number, k: number, threshold: number): { micro: number; macro: number } {
+export function f1AtThreshold(
+  probs: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  n: number,
+  k: number,
+  threshold: number,
+): { micro: number; macro: number } {
   const total: Counts = [0, 0, 0];
   const perTag: number[] = [];
   for (let j = 0; j < k; j++) {
@@ -107,7 +127,13 @@ function prThreshold(scores: ArrayLike<number>, positives: number): number {
   return sorted[Math.max(0, positives - 1)]!;
 }
 
-export function evaluatePredictions(probs: ArrayLike<number>, labels: ArrayLike<number>, n: number, names: readonly string[], threshold: number): EvalReport {
+export function evaluatePredictions(
+  probs: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  n: number,
+  names: readonly string[],
+  threshold: number,
+): EvalReport {
   const k = names.length;
   const perTag: TagReport[] = [];
   let totalPositives = 0;
@@ -118,8 +144,12 @@ export function evaluatePredictions(probs: ArrayLike<number>, labels: ArrayLike<
     totalPositives += positives;
     const thresholdPR = positives > 0 ? prThreshold(scores, positives) : null;
     perTag.push({
-      tag: names[j]!, positives, ap: averagePrecision(scores, lab), f1: f1Score(tagCounts(probs, labels, n, k, j, threshold)),
-      thresholdPR, f1PR: thresholdPR === null ? null : f1Score(tagCounts(probs, labels, n, k, j, thresholdPR)),
+      tag: names[j]!,
+      positives,
+      ap: averagePrecision(scores, lab),
+      f1: f1Score(tagCounts(probs, labels, n, k, j, threshold)),
+      thresholdPR,
+      f1PR: thresholdPR === null ? null : f1Score(tagCounts(probs, labels, n, k, j, thresholdPR)),
     });
   }
   const withPos = perTag.filter((t) => t.positives > 0);
@@ -127,9 +157,16 @@ export function evaluatePredictions(probs: ArrayLike<number>, labels: ArrayLike<
   const microThresholdPR = totalPositives > 0 ? prThreshold(probs, totalPositives) : 1;
   const microPR = f1AtThreshold(probs, labels, n, k, microThresholdPR);
   return {
-    images: n, tags: k, threshold, mse: meanSquaredError(probs, labels),
-    map: mean(withPos.map((t) => t.ap!)), microF1: at.micro, macroF1: at.macro,
-    microThresholdPR, microF1PR: microPR.micro, macroF1PR: mean(withPos.map((t) => t.f1PR!)),
+    images: n,
+    tags: k,
+    threshold,
+    mse: meanSquaredError(probs, labels),
+    map: mean(withPos.map((t) => t.ap!)),
+    microF1: at.micro,
+    macroF1: at.macro,
+    microThresholdPR,
+    microF1PR: microPR.micro,
+    macroF1PR: mean(withPos.map((t) => t.f1PR!)),
     perTag,
   };
 }
@@ -139,14 +176,15 @@ export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): nu
   const order = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
   let rankSumPos = 0;
   let pos = 0;
-  for (let i = 0; i < order.length; ) {
+  for (let i = 0; i < order.length;) {
     let j = i;
     while (j + 1 < order.length && scores[order[j + 1]!] === scores[order[i]!]) j++;
     const rank = (i + j) / 2 + 1; // average rank of the tie group
-    for (let k = i; k <= j; k++) if (labels[order[k]!]) {
-      rankSumPos += rank;
-      pos++;
-    }
+    for (let k = i; k <= j; k++)
+      if (labels[order[k]!]) {
+        rankSumPos += rank;
+        pos++;
+      }
     i = j + 1;
   }
   const neg = scores.length - pos;

@@ -62,7 +62,14 @@ export interface NativeTrainSession {
   readonly loaded: boolean;
   load(options: NativeLoadOptions, params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void>;
   setState(params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void>;
-  step(images: Uint8Array, labels: Uint8Array, keep: Uint8Array | null, n: number, lrT: number, epsT: number): Promise<number>;
+  step(
+    images: Uint8Array,
+    labels: Uint8Array,
+    keep: Uint8Array | null,
+    n: number,
+    lrT: number,
+    epsT: number,
+  ): Promise<number>;
   evaluate(images: Uint8Array, labels: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }>;
   getState(): Promise<{ params: Float32Array[]; m: Float32Array[]; v: Float32Array[] }>;
   dispose(): void;
@@ -90,10 +97,15 @@ export function loadAddon(): NativeAddon {
   if (cached) return cached;
   const root = packageRoot();
   // ALT_I2V_NATIVE=off behaves as if the addon were not built (to try or test the fallback engine).
-  if (process.env.ALT_I2V_NATIVE === 'off') throw new Error('the native trainer addon is turned off by ALT_I2V_NATIVE=off');
+  if (process.env.ALT_I2V_NATIVE === 'off')
+    throw new Error('the native trainer addon is turned off by ALT_I2V_NATIVE=off');
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
-  for (const file of [process.env.ALT_I2V_NATIVE || undefined, path.join(root, 'build', 'Release', 'alt_i2v_native.node'), path.join(root, 'build', 'Debug', 'alt_i2v_native.node')]) {
+  for (const file of [
+    process.env.ALT_I2V_NATIVE || undefined,
+    path.join(root, 'build', 'Release', 'alt_i2v_native.node'),
+    path.join(root, 'build', 'Debug', 'alt_i2v_native.node'),
+  ]) {
     if (!file) continue;
     if (!existsSync(file)) {
       tried.push(`${file}: not found`);
@@ -106,7 +118,9 @@ export function loadAddon(): NativeAddon {
       tried.push(`${file}: ${(err as Error).message.split('\n')[0]}`);
     }
   }
-  throw new Error(`the native trainer addon could not be loaded (tried ${tried.join('; ')}); run \`npm run build:native\` in ${root}`);
+  throw new Error(
+    `the native trainer addon could not be loaded (tried ${tried.join('; ')}); run \`npm run build:native\` in ${root}`,
+  );
 }
 
 /** Whether the addon loads, and why not (the full message, and a short form for one-line notes). */
@@ -118,7 +132,12 @@ export function addonStatus(): { ok: true; file: string } | { ok: false; reason:
     const reason = (err as Error).message;
     const built = path.join(packageRoot(), 'build', 'Release', 'alt_i2v_native.node');
     const rel = path.relative(packageRoot(), built);
-    const missing = process.env.ALT_I2V_NATIVE === 'off' ? 'turned off by ALT_I2V_NATIVE=off' : existsSync(built) ? `${rel} does not load` : `no ${rel}`;
+    const missing =
+      process.env.ALT_I2V_NATIVE === 'off'
+        ? 'turned off by ALT_I2V_NATIVE=off'
+        : existsSync(built)
+          ? `${rel} does not load`
+          : `no ${rel}`;
     return { ok: false, reason, missing };
   }
 }

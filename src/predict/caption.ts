@@ -6,7 +6,35 @@ import type { TagScore } from './select.js';
 import { CATEGORY } from './select.js';
 
 /** Kaomoji whose underscores are part of the face (the web UI tagger's list). */
-export const KAOMOJI = new Set(['0_0', '(o)_(o)', '+_+', '+_-', '._.', '<o>_<o>', '<|>_<|>', '=_=', '>_<', '3_3', '6_9', '>_o', '@_@', '^_^', 'o_o', 'u_u', 'x_x', '|_|', '||_||', ';_;', '>_>', '<_<', '-_-', 'o_0', '0_o', 't_t', '^_-']);
+export const KAOMOJI = new Set([
+  '0_0',
+  '(o)_(o)',
+  '+_+',
+  '+_-',
+  '._.',
+  '<o>_<o>',
+  '<|>_<|>',
+  '=_=',
+  '>_<',
+  '3_3',
+  '6_9',
+  '>_o',
+  '@_@',
+  '^_^',
+  'o_o',
+  'u_u',
+  'x_x',
+  '|_|',
+  '||_||',
+  ';_;',
+  '>_>',
+  '<_<',
+  '-_-',
+  'o_0',
+  '0_o',
+  't_t',
+  '^_-',
+]);
 
 /** The one form tags are matched in: underscores for spaces, as in tags.csv. */
 export const tagKey = (tag: string): string => tag.trim().replace(/ +/g, '_');
@@ -30,8 +58,15 @@ export interface CaptionOptions {
 }
 
 export const DEFAULT_CAPTION: CaptionOptions = {
-  underscores: false, escapeBrackets: false, weighted: false, separator: ', ', sort: 'confidence', characterFirst: false,
-  alwaysFirst: [], ratingPosition: 'first', replace: new Map(),
+  underscores: false,
+  escapeBrackets: false,
+  weighted: false,
+  separator: ', ',
+  sort: 'confidence',
+  characterFirst: false,
+  alwaysFirst: [],
+  ratingPosition: 'first',
+  replace: new Map(),
 };
 
 /** How one tag is written: spaces for underscores (unless kaomoji, ≤ 3 characters or asked), escaped, weighted. */
@@ -42,16 +77,24 @@ export function displayTag(tag: string, prob: number, o: CaptionOptions): string
 }
 
 /** The selected tags in caption order, renamed, with their written form. */
-export function orderCaption(selected: readonly TagScore[], o: CaptionOptions): { key: string; text: string; prob: number }[] {
+export function orderCaption(
+  selected: readonly TagScore[],
+  o: CaptionOptions,
+): { key: string; text: string; prob: number }[] {
   const renamed = selected.map((s) => ({ ...s, tag: o.replace.get(tagKey(s.tag)) ?? s.tag }));
-  const sorted = [...renamed].sort((a, b) => (o.sort === 'alpha' ? (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0) : b.prob - a.prob));
+  const sorted = [...renamed].sort((a, b) =>
+    o.sort === 'alpha' ? (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0) : b.prob - a.prob,
+  );
   const rank = (s: TagScore): number => {
     const first = o.alwaysFirst.indexOf(tagKey(s.tag));
     if (s.category === CATEGORY.rating) return o.ratingPosition === 'first' ? -2e6 : 2e6;
     if (first >= 0) return -1e6 + first;
     return o.characterFirst && s.category === CATEGORY.character ? -1 : 0;
   };
-  const ordered = sorted.map((s, i) => ({ s, i })).sort((a, b) => rank(a.s) - rank(b.s) || a.i - b.i).map((x) => x.s);
+  const ordered = sorted
+    .map((s, i) => ({ s, i }))
+    .sort((a, b) => rank(a.s) - rank(b.s) || a.i - b.i)
+    .map((x) => x.s);
   const seen = new Set<string>();
   const out: { key: string; text: string; prob: number }[] = [];
   for (const s of ordered) {
@@ -64,12 +107,23 @@ export function orderCaption(selected: readonly TagScore[], o: CaptionOptions): 
 }
 
 /** The caption text; with `existing` (append/prepend), its tags are kept and duplicates dropped. */
-export function captionText(tags: readonly { key: string; text: string }[], o: CaptionOptions, existing?: { text: string; mode: 'append' | 'prepend' }): string {
+export function captionText(
+  tags: readonly { key: string; text: string }[],
+  o: CaptionOptions,
+  existing?: { text: string; mode: 'append' | 'prepend' },
+): string {
   let parts = tags.map((t) => ({ key: t.key, text: t.text }));
   if (existing) {
-    const old = existing.text.split(/[,\n]/).map((t) => t.trim()).filter(Boolean).map((t) => ({ key: tagKey(t.replace(/\\([()[\]])/g, '$1').replace(/^\((.*):[\d.]+\)$/, '$1')), text: t }));
+    const old = existing.text
+      .split(/[,\n]/)
+      .map((t) => t.trim())
+      .filter(Boolean)
+      .map((t) => ({ key: tagKey(t.replace(/\\([()[\]])/g, '$1').replace(/^\((.*):[\d.]+\)$/, '$1')), text: t }));
     parts = existing.mode === 'append' ? [...old, ...parts] : [...parts, ...old];
   }
   const seen = new Set<string>();
-  return parts.filter((p) => !seen.has(p.key) && seen.add(p.key)).map((p) => p.text).join(o.separator);
+  return parts
+    .filter((p) => !seen.has(p.key) && seen.add(p.key))
+    .map((p) => p.text)
+    .join(o.separator);
 }

@@ -38,39 +38,76 @@ export interface ContractOverrides {
   padColor?: PadColor;
 }
 
-const PRESET_CONTRACT: Record<'wd' | 'deepdanbooru', Pick<InputContract, 'channels' | 'scale' | 'padColor' | 'kernel'>> = {
+const PRESET_CONTRACT: Record<
+  'wd' | 'deepdanbooru',
+  Pick<InputContract, 'channels' | 'scale' | 'padColor' | 'kernel'>
+> = {
   wd: { channels: 'bgr', scale: 255, padColor: 'white', kernel: 'cubic' },
   deepdanbooru: { channels: 'rgb', scale: 1, padColor: 'white', kernel: 'cubic' },
 };
 
 /** The tensor input of a foreign tagger: float32 [N|1, S, S, 3], checked, with the file named in errors. */
-function foreignInput(session: Pick<ort.InferenceSession, 'inputMetadata'>, file: string): { name: string; size: number; fixedBatch: number | null } {
+function foreignInput(
+  session: Pick<ort.InferenceSession, 'inputMetadata'>,
+  file: string,
+): { name: string; size: number; fixedBatch: number | null } {
   const where = JSON.stringify(file);
   const inputs = session.inputMetadata;
-  if (inputs.length !== 1 || !inputs[0]!.isTensor) throw new UsageError(`Expected a tagger model with one image input in ${where} but it has ${inputs.length} inputs`);
+  if (inputs.length !== 1 || !inputs[0]!.isTensor)
+    throw new UsageError(`Expected a tagger model with one image input in ${where} but it has ${inputs.length} inputs`);
   const input = inputs[0] as ort.InferenceSession.TensorValueMetadata;
   const shape = input.shape;
-  if (input.type !== 'float32' || shape.length !== 4 || shape[3] !== 3 || typeof shape[1] !== 'number' || shape[1] !== shape[2]) {
-    throw new UsageError(`Expected a float32 NHWC input [N, S, S, 3] (WD or DeepDanbooru layout) in ${where} but ${JSON.stringify(input.name)} is ${input.type} [${shape.join(', ')}]`);
+  if (
+    input.type !== 'float32' ||
+    shape.length !== 4 ||
+    shape[3] !== 3 ||
+    typeof shape[1] !== 'number' ||
+    shape[1] !== shape[2]
+  ) {
+    throw new UsageError(
+      `Expected a float32 NHWC input [N, S, S, 3] (WD or DeepDanbooru layout) in ${where} but ${JSON.stringify(input.name)} is ${input.type} [${shape.join(', ')}]`,
+    );
   }
-  return { name: input.name, size: shape[1] as number, fixedBatch: typeof shape[0] === 'number' && shape[0] > 0 ? shape[0] : null };
+  return {
+    name: input.name,
+    size: shape[1] as number,
+    fixedBatch: typeof shape[0] === 'number' && shape[0] > 0 ? shape[0] : null,
+  };
 }
 
 /** The contract of a model without our metadata, from the preset (auto: from its tags file). */
-export function foreignContract(session: Pick<ort.InferenceSession, 'inputMetadata' | 'outputNames'>, file: string, preset: Preset, tagsFile: string, over: ContractOverrides): { contract: InputContract; chosen: string } {
+export function foreignContract(
+  session: Pick<ort.InferenceSession, 'inputMetadata' | 'outputNames'>,
+  file: string,
+  preset: Preset,
+  tagsFile: string,
+  over: ContractOverrides,
+): { contract: InputContract; chosen: string } {
   const input = foreignInput(session, file);
   const outputs = session.outputNames;
-  if (outputs.length < 1) throw new UsageError(`Expected a tagger model with a probabilities output in ${JSON.stringify(file)} but it has no outputs`);
+  if (outputs.length < 1)
+    throw new UsageError(
+      `Expected a tagger model with a probabilities output in ${JSON.stringify(file)} but it has no outputs`,
+    );
   const kind = preset !== 'auto' ? preset : /\.csv$/i.test(tagsFile) ? 'wd' : 'deepdanbooru';
   const base = PRESET_CONTRACT[kind];
   const contract: InputContract = {
-    kind, inputName: input.name, probsName: outputs[0]!, size: input.size, dtype: 'float32', pad: 'center', fixedBatch: input.fixedBatch,
+    kind,
+    inputName: input.name,
+    probsName: outputs[0]!,
+    size: input.size,
+    dtype: 'float32',
+    pad: 'center',
+    fixedBatch: input.fixedBatch,
     ...base,
     ...(over.channels ? { channels: over.channels } : {}),
     ...(over.scale ? { scale: over.scale } : {}),
     ...(over.padColor ? { padColor: over.padColor } : {}),
   };
-  const why = preset === 'auto' ? ` (auto: float32 NHWC ${input.size}×${input.size} input, tags from a ${kind === 'wd' ? 'selected_tags.csv' : 'tags.txt'})` : '';
+  const why =
+    preset === 'auto'
+      ? ` (auto: float32 NHWC ${input.size}×${input.size} input, tags from a ${kind === 'wd' ? 'selected_tags.csv' : 'tags.txt'})`
+      : '';
   const chosen = `preset ${kind}${why}: ${contract.channels.toUpperCase()}, ${contract.scale === 255 ? '0–255' : '0–1'}, ${contract.padColor} padding, ${contract.kernel} resize${contract.fixedBatch ? `, batch fixed at ${contract.fixedBatch}` : ''}`;
   return { contract, chosen };
 }

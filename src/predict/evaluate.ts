@@ -5,14 +5,31 @@ import { UsageError } from '../util/errors.js';
 import type { TaggerModel } from './model.js';
 
 /** Run the exported model over shards (holdout by default) and collect probabilities and labels. */
-export async function predictShards(model: TaggerModel, dir: string, split: 'holdout' | 'train' | 'all', batch: number): Promise<{ probs: Float32Array; labels: Uint8Array; n: number; names: string[] }> {
+export async function predictShards(
+  model: TaggerModel,
+  dir: string,
+  split: 'holdout' | 'train' | 'all',
+  batch: number,
+): Promise<{ probs: Float32Array; labels: Uint8Array; n: number; names: string[] }> {
   const index = await readShardIndex(dir);
   if (JSON.stringify(index.tags.names) !== JSON.stringify(model.meta.tags)) {
-    throw new UsageError(`Expected shards made with the model's tags but ${JSON.stringify(dir)} has ${index.tags.count} tags that differ from the model's ${model.meta.tags.length}`);
+    throw new UsageError(
+      `Expected shards made with the model's tags but ${JSON.stringify(dir)} has ${index.tags.count} tags that differ from the model's ${model.meta.tags.length}`,
+    );
   }
-  if (index.imageSize !== model.meta.imageSize) throw new UsageError(`Expected ${model.meta.imageSize}px shards for this model but ${JSON.stringify(dir)} has ${index.imageSize}px`);
+  if (index.imageSize !== model.meta.imageSize)
+    throw new UsageError(
+      `Expected ${model.meta.imageSize}px shards for this model but ${JSON.stringify(dir)} has ${index.imageSize}px`,
+    );
   const entries = index.shards.filter((s) => split === 'all' || s.split === split);
-  if (entries.reduce((a, s) => a + s.count, 0) === 0) throw new UsageError(`Expected ${split} images in ${JSON.stringify(dir)} but it has none`);
-  const r = await predictOverShards(dir, index, entries, batch, async (images, _labels, n) => (await model.run(images, n)).probs);
+  if (entries.reduce((a, s) => a + s.count, 0) === 0)
+    throw new UsageError(`Expected ${split} images in ${JSON.stringify(dir)} but it has none`);
+  const r = await predictOverShards(
+    dir,
+    index,
+    entries,
+    batch,
+    async (images, _labels, n) => (await model.run(images, n)).probs,
+  );
   return { ...r, names: index.tags.names };
 }

@@ -27,8 +27,15 @@ const THUMB = 192;
 
 /** A small JPEG of an image file or of raw S×S×3 pixels (gallery cards, serve's /v1/image). */
 export async function thumbnailJpeg(input: string | { raw: Buffer; size: number }): Promise<Buffer> {
-  const img = typeof input === 'string' ? sharp(input, { failOn: 'error', animated: false }).rotate() : sharp(input.raw, { raw: { width: input.size, height: input.size, channels: 3 } });
-  return img.resize(THUMB, THUMB, { fit: 'inside' }).flatten({ background: '#ffffff' }).jpeg({ quality: 80 }).toBuffer();
+  const img =
+    typeof input === 'string'
+      ? sharp(input, { failOn: 'error', animated: false }).rotate()
+      : sharp(input.raw, { raw: { width: input.size, height: input.size, channels: 3 } });
+  return img
+    .resize(THUMB, THUMB, { fit: 'inside' })
+    .flatten({ background: '#ffffff' })
+    .jpeg({ quality: 80 })
+    .toBuffer();
 }
 
 async function thumbnail(input: string | { raw: Buffer; size: number }): Promise<string> {
@@ -36,8 +43,16 @@ async function thumbnail(input: string | { raw: Buffer; size: number }): Promise
 }
 
 /** Gallery items from a folder of images (true tags from sibling .txt files) or a shards folder (holdout first). */
-export async function galleryItems(model: TaggerModel, source: string, opts: GalleryOptions, onFailure: (file: string, reason: string) => void): Promise<GalleryItem[]> {
-  const isShards = await stat(`${source}/index.json`).then((s) => s.isFile(), () => false);
+export async function galleryItems(
+  model: TaggerModel,
+  source: string,
+  opts: GalleryOptions,
+  onFailure: (file: string, reason: string) => void,
+): Promise<GalleryItem[]> {
+  const isShards = await stat(`${source}/index.json`).then(
+    (s) => s.isFile(),
+    () => false,
+  );
   return isShards ? shardItems(model, source, opts.limit) : folderItems(model, source, opts.limit, onFailure);
 }
 
@@ -49,7 +64,12 @@ async function* firstN(files: AsyncIterable<string>, n: number): AsyncGenerator<
   }
 }
 
-async function folderItems(model: TaggerModel, dir: string, limit: number, onFailure: (file: string, reason: string) => void): Promise<GalleryItem[]> {
+async function folderItems(
+  model: TaggerModel,
+  dir: string,
+  limit: number,
+  onFailure: (file: string, reason: string) => void,
+): Promise<GalleryItem[]> {
   const items: GalleryItem[] = [];
   const k = model.meta.tags.length;
   for await (const b of decodeBatches(firstN(listImages([dir]), limit), { ...model.preprocess, batch: 8 })) {
@@ -57,8 +77,16 @@ async function folderItems(model: TaggerModel, dir: string, limit: number, onFai
     if (b.files.length === 0) continue;
     const { probs } = await model.run(b.images, b.files.length);
     for (const [i, file] of b.files.entries()) {
-      const truth = await readTagFile(file.replace(/\.[^./\\]+$/, '.txt')).then((t) => new Set(t), () => undefined);
-      items.push({ name: file.slice(dir.length).replace(/^[/\\]/, ''), src: await thumbnail(file), probs: probs.slice(i * k, (i + 1) * k), truth });
+      const truth = await readTagFile(file.replace(/\.[^./\\]+$/, '.txt')).then(
+        (t) => new Set(t),
+        () => undefined,
+      );
+      items.push({
+        name: file.slice(dir.length).replace(/^[/\\]/, ''),
+        src: await thumbnail(file),
+        probs: probs.slice(i * k, (i + 1) * k),
+        truth,
+      });
     }
   }
   return items;
@@ -77,7 +105,12 @@ async function shardItems(model: TaggerModel, dir: string, limit: number): Promi
     const { probs } = await model.run(shard.images.subarray(0, n * s * s * 3), n);
     for (let i = 0; i < n; i++) {
       const truth = new Set(index.tags.names.filter((_, j) => shard.labels[i * k + j] === 1));
-      items.push({ name: `${shard.names[i]} (${e.split})`, src: await thumbnail({ raw: Buffer.from(shard.images.subarray(i * s * s * 3, (i + 1) * s * s * 3)), size: s }), probs: probs.slice(i * model.meta.tags.length, (i + 1) * model.meta.tags.length), truth });
+      items.push({
+        name: `${shard.names[i]} (${e.split})`,
+        src: await thumbnail({ raw: Buffer.from(shard.images.subarray(i * s * s * 3, (i + 1) * s * s * 3)), size: s }),
+        probs: probs.slice(i * model.meta.tags.length, (i + 1) * model.meta.tags.length),
+        truth,
+      });
     }
   }
   return items;
@@ -86,7 +119,12 @@ async function shardItems(model: TaggerModel, dir: string, limit: number): Promi
 const escape = (t: string): string => t.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** The page: a card per image, its tags as bars (≥ threshold, plus true tags it missed), a legend and totals. */
-export function galleryHtml(items: readonly GalleryItem[], tags: readonly string[], title: string, threshold: number): string {
+export function galleryHtml(
+  items: readonly GalleryItem[],
+  tags: readonly string[],
+  title: string,
+  threshold: number,
+): string {
   let correct = 0;
   let wrong = 0;
   let missed = 0;
@@ -105,7 +143,9 @@ export function galleryHtml(items: readonly GalleryItem[], tags: readonly string
     return `<figure><img src="${it.src}" alt="${escape(it.name)}"><figcaption>${escape(it.name)}</figcaption><ul>${rows.join('')}</ul></figure>`;
   });
   const known = items.some((i) => i.truth);
-  const totals = known ? `<p class="totals">${correct} correct, ${wrong} wrong, ${missed} missed at threshold ${threshold}</p>` : '';
+  const totals = known
+    ? `<p class="totals">${correct} correct, ${wrong} wrong, ${missed} missed at threshold ${threshold}</p>`
+    : '';
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(title)}</title><style>
 body{font:14px system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222}
 main{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:1em}

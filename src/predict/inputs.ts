@@ -14,10 +14,14 @@ import { limiter } from '../util/limit.js';
 export const STDIN_ARG = '/dev/stdin';
 
 /** Every image named by the arguments, in order: files as given, folders walked in sorted order. */
-export async function* listImages(args: readonly string[], stdin: NodeJS.ReadableStream = process.stdin): AsyncGenerator<string> {
+export async function* listImages(
+  args: readonly string[],
+  stdin: NodeJS.ReadableStream = process.stdin,
+): AsyncGenerator<string> {
   for (const arg of args) {
     if (arg === '-' || arg === STDIN_ARG) {
-      for await (const line of createInterface({ input: stdin, crlfDelay: Infinity })) if (line.trim()) yield line.trim();
+      for await (const line of createInterface({ input: stdin, crlfDelay: Infinity }))
+        if (line.trim()) yield line.trim();
       continue;
     }
     const info = await stat(arg).catch(() => null);
@@ -42,10 +46,21 @@ export interface DecodedBatch {
  */
 export async function* decodeBatches(
   files: AsyncIterable<string>,
-  opts: Omit<PreprocessOptions, 'maxPixels'> & { batch: number; ahead?: number; concurrency?: number; maxPixels?: number },
+  opts: Omit<PreprocessOptions, 'maxPixels'> & {
+    batch: number;
+    ahead?: number;
+    concurrency?: number;
+    maxPixels?: number;
+  },
 ): AsyncGenerator<DecodedBatch> {
   const { size, batch } = opts;
-  const pre: PreprocessOptions = { size, pad: opts.pad, padColor: opts.padColor, kernel: opts.kernel, maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS };
+  const pre: PreprocessOptions = {
+    size,
+    pad: opts.pad,
+    padColor: opts.padColor,
+    kernel: opts.kernel,
+    maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS,
+  };
   const px = size * size * 3;
   const decode = limiter(opts.concurrency ?? Math.max(2, Math.floor(os.availableParallelism() / 4)));
   const window = batch * (opts.ahead ?? 2);
@@ -64,7 +79,10 @@ export async function* decodeBatches(
       pending.push(
         decode(() => preprocessImage(file, file, pre)).then(
           (pixels) => ({ file, pixels }),
-          (err: unknown) => ({ file, reason: err instanceof ImageError ? err.message.slice(err.file.length + 2) : String(err) }),
+          (err: unknown) => ({
+            file,
+            reason: err instanceof ImageError ? err.message.slice(err.file.length + 2) : String(err),
+          }),
         ),
       );
     }
@@ -83,7 +101,11 @@ export async function* decodeBatches(
       const ok = items.filter((i) => i.pixels);
       const images = new Uint8Array(ok.length * px);
       ok.forEach((i, k) => images.set(i.pixels!, k * px));
-      yield { files: ok.map((i) => i.file), images, failures: items.filter((i) => !i.pixels).map((i) => ({ file: i.file, reason: i.reason! })) };
+      yield {
+        files: ok.map((i) => i.file),
+        images,
+        failures: items.filter((i) => !i.pixels).map((i) => ({ file: i.file, reason: i.reason! })),
+      };
     }
   } finally {
     sharp.concurrency(prevSharp);

@@ -63,7 +63,9 @@ export function readMetadataProps(bytes: Uint8Array): Map<string, string> {
 export function parseTaggerMetadata(props: Map<string, string>, file: string): TaggerMetadata {
   const where = JSON.stringify(file);
   if (props.get('format') !== INFERENCE_FORMAT) {
-    throw new UsageError(`Expected an alt-i2v-ort model (metadata format=${INFERENCE_FORMAT}) in ${where} but its metadata has ${props.has('format') ? `format=${props.get('format')}` : 'no format'}; export one with \`alt-i2v-ort export\`, or give --tags for a WD or DeepDanbooru model`);
+    throw new UsageError(
+      `Expected an alt-i2v-ort model (metadata format=${INFERENCE_FORMAT}) in ${where} but its metadata has ${props.has('format') ? `format=${props.get('format')}` : 'no format'}; export one with \`alt-i2v-ort export\`, or give --tags for a WD or DeepDanbooru model`,
+    );
   }
   const missing = ['tags', 'categories', 'image_size', 'pad', 'hidden'].filter((k) => !props.has(k));
   if (missing.length) throw new UsageError(`Expected metadata ${missing.join(', ')} in ${where} but it is missing`);
@@ -84,14 +86,29 @@ async function readForeignTags(file: string): Promise<{ tags: string[]; categori
     const index = await TagIndex.load(file);
     return { tags: index.names, categories: index.rows.map((r) => r.category) };
   }
-  const tags = (await readInput(file, 'a tags file for --tags (selected_tags.csv, or tags.txt with one tag per line)')).toString('utf8').replace(/^\uFEFF/, '').split(/\r?\n/).map((t) => t.trim()).filter(Boolean);
+  const tags = (await readInput(file, 'a tags file for --tags (selected_tags.csv, or tags.txt with one tag per line)'))
+    .toString('utf8')
+    .replace(/^\uFEFF/, '')
+    .split(/\r?\n/)
+    .map((t) => t.trim())
+    .filter(Boolean);
   if (tags.length === 0) throw new UsageError(`Expected one tag per line in ${JSON.stringify(file)} but it has none`);
   return { tags, categories: tags.map(categoryOf) };
 }
 
 const OURS = (size: number, pad: PadRule): InputContract => ({
-  kind: 'ours', inputName: 'image', probsName: 'probs', featuresName: 'features', size, dtype: 'uint8', channels: 'rgb', scale: 255,
-  padColor: 'black', pad, kernel: 'lanczos3', fixedBatch: null,
+  kind: 'ours',
+  inputName: 'image',
+  probsName: 'probs',
+  featuresName: 'features',
+  size,
+  dtype: 'uint8',
+  channels: 'rgb',
+  scale: 255,
+  padColor: 'black',
+  pad,
+  kernel: 'lanczos3',
+  fixedBatch: null,
 });
 
 export class TaggerModel {
@@ -105,7 +122,9 @@ export class TaggerModel {
 
   static async load(file: string, opts: LoadOptions = {}): Promise<TaggerModel> {
     if (existsSync(path.join(file, 'config.json'))) {
-      throw new UsageError(`Expected a model file for --model but ${JSON.stringify(file)} is a training run folder; export its best checkpoint first: alt-i2v-ort export ${file} --out model.onnx`);
+      throw new UsageError(
+        `Expected a model file for --model but ${JSON.stringify(file)} is a training run folder; export its best checkpoint first: alt-i2v-ort export ${file} --out model.onnx`,
+      );
     }
     const bytes = await readInput(file, 'a model file for --model');
     let props: Map<string, string>;
@@ -116,32 +135,58 @@ export class TaggerModel {
     }
     const ours = props.get('format') === INFERENCE_FORMAT;
     if (!ours && !opts.tags) parseTaggerMetadata(props, file); // throws the message that explains --tags
-    if (ours && opts.preset && opts.preset !== 'auto') throw new UsageError(`Expected --preset auto for ${JSON.stringify(file)}, an alt-i2v-ort model, but received ${opts.preset}`);
+    if (ours && opts.preset && opts.preset !== 'auto')
+      throw new UsageError(
+        `Expected --preset auto for ${JSON.stringify(file)}, an alt-i2v-ort model, but received ${opts.preset}`,
+      );
     const meta = ours ? parseTaggerMetadata(props, file) : undefined;
     const foreignTags = ours ? undefined : await readForeignTags(opts.tags!);
     const size = bytes.length; // the bytes go to the session's worker thread below
-    const fingerprint = (tags: string[]): string => createHash('sha256').update(JSON.stringify([[...props], size, tags])).digest('hex');
+    const fingerprint = (tags: string[]): string =>
+      createHash('sha256')
+        .update(JSON.stringify([[...props], size, tags]))
+        .digest('hex');
     let session: WorkerSession;
     try {
       // One thread per core, not spinning between runs: images decode on the same cores meanwhile
       // (docs/ARCHITECTURE.md, "Threads").
       session = await WorkerSession.create(bytes, {
-        executionProviders: opts.executionProviders ?? ['cpu'], intraOpNumThreads: sessionThreads(opts.threads), graphOptimizationLevel: 'all', enableMemPattern: false,
+        executionProviders: opts.executionProviders ?? ['cpu'],
+        intraOpNumThreads: sessionThreads(opts.threads),
+        graphOptimizationLevel: 'all',
+        enableMemPattern: false,
         extra: { session: { intra_op: { allow_spinning: '0' } } },
       });
     } catch (err) {
-      throw new UsageError(`Expected an ONNX model that ONNX Runtime can load in ${JSON.stringify(file)} but it fails: ${(err as Error).message.split('\n')[0]}`);
+      throw new UsageError(
+        `Expected an ONNX model that ONNX Runtime can load in ${JSON.stringify(file)} but it fails: ${(err as Error).message.split('\n')[0]}`,
+      );
     }
     if (meta) return new TaggerModel(meta, OURS(meta.imageSize, meta.pad), session, fingerprint(meta.tags));
-    const { contract, chosen } = foreignContract(session, file, opts.preset ?? 'auto', opts.tags!, opts.overrides ?? {});
+    const { contract, chosen } = foreignContract(
+      session,
+      file,
+      opts.preset ?? 'auto',
+      opts.tags!,
+      opts.overrides ?? {},
+    );
     opts.onChoice?.(`${file}: ${chosen}`);
     const out = session.outputMetadata[0] as ort.InferenceSession.TensorValueMetadata;
     const width = out.shape?.at(-1);
     if (typeof width === 'number' && width !== foreignTags!.tags.length) {
       await session.release();
-      throw new UsageError(`Expected ${width} tags in ${JSON.stringify(opts.tags)} for the model's ${width} outputs but it has ${foreignTags!.tags.length}`);
+      throw new UsageError(
+        `Expected ${width} tags in ${JSON.stringify(opts.tags)} for the model's ${width} outputs but it has ${foreignTags!.tags.length}`,
+      );
     }
-    const fmeta: TaggerMetadata = { ...foreignTags!, imageSize: contract.size, pad: contract.pad, hidden: 0, source: `${contract.kind} model ${file}`, precision: 'fp32' };
+    const fmeta: TaggerMetadata = {
+      ...foreignTags!,
+      imageSize: contract.size,
+      pad: contract.pad,
+      hidden: 0,
+      source: `${contract.kind} model ${file}`,
+      precision: 'fp32',
+    };
     return new TaggerModel(fmeta, contract, session, fingerprint(fmeta.tags));
   }
 
@@ -164,7 +209,9 @@ export class TaggerModel {
     return this.session.run({ [this.contract.inputName]: inputTensor(this.contract, new Uint8Array(n * px), n) }).then(
       () => (performance.now() - t0) / 1000,
       (err: Error) => {
-        throw new UsageError(`Expected ${this.meta.source || 'the model'} to run on a batch of ${n} images but it fails: ${err.message.split('\n')[0]}`);
+        throw new UsageError(
+          `Expected ${this.meta.source || 'the model'} to run on a batch of ${n} images but it fails: ${err.message.split('\n')[0]}`,
+        );
       },
     );
   }
@@ -184,7 +231,11 @@ export class TaggerModel {
       if (m < per) (batch = new Uint8Array(per * px)).set(images.subarray(i * px, (i + m) * px)); // pad a fixed batch
       const out = await this.session.run({ [c.inputName]: inputTensor(c, batch, per) });
       probs.set((out[c.probsName]!.data as Float32Array).subarray(0, m * k), i * k);
-      if (c.featuresName) features.set((out[c.featuresName]!.data as Float32Array).subarray(0, m * this.meta.hidden), i * this.meta.hidden);
+      if (c.featuresName)
+        features.set(
+          (out[c.featuresName]!.data as Float32Array).subarray(0, m * this.meta.hidden),
+          i * this.meta.hidden,
+        );
     }
     return { probs, features };
   }

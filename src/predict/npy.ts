@@ -2,7 +2,9 @@
 import { UsageError } from '../util/errors.js';
 import { readInput, writeFileAtomic } from '../util/fsx.js';
 
-export type NpyArray = { dtype: 'f4'; shape: [number, number]; data: Float32Array } | { dtype: 'u1'; shape: [number, number]; data: Uint8Array };
+export type NpyArray =
+  | { dtype: 'f4'; shape: [number, number]; data: Float32Array }
+  | { dtype: 'u1'; shape: [number, number]; data: Uint8Array };
 
 export function encodeNpy(a: NpyArray): Buffer {
   const descr = a.dtype === 'f4' ? '<f4' : '|u1';
@@ -14,7 +16,11 @@ export function encodeNpy(a: NpyArray): Buffer {
   pre[6] = 1;
   pre[7] = 0;
   pre.writeUInt16LE(header.length, 8);
-  return Buffer.concat([pre, Buffer.from(header, 'latin1'), Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength)]);
+  return Buffer.concat([
+    pre,
+    Buffer.from(header, 'latin1'),
+    Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength),
+  ]);
 }
 
 export async function writeNpy(file: string, a: NpyArray): Promise<void> {
@@ -23,7 +29,8 @@ export async function writeNpy(file: string, a: NpyArray): Promise<void> {
 
 export async function readNpy(file: string): Promise<NpyArray> {
   const b = await readInput(file, 'a .npy file');
-  const bad = (what: string): UsageError => new UsageError(`Expected a .npy matrix written by \`vec\` in ${JSON.stringify(file)} but ${what}`);
+  const bad = (what: string): UsageError =>
+    new UsageError(`Expected a .npy matrix written by \`vec\` in ${JSON.stringify(file)} but ${what}`);
   if (b.length < 10 || b.toString('latin1', 0, 6) !== '\x93NUMPY') throw bad('it has no NumPy header');
   const len = b.readUInt16LE(8);
   const header = b.toString('latin1', 10, 10 + len);
@@ -35,5 +42,7 @@ export async function readNpy(file: string): Promise<NpyArray> {
   const bytes = descr === '<f4' ? 4 : 1;
   if (body.length !== n * d * bytes) throw bad(`it holds ${body.length} bytes for shape (${n}, ${d})`);
   const copy = new Uint8Array(body); // aligned
-  return descr === '<f4' ? { dtype: 'f4', shape: [n, d], data: new Float32Array(copy.buffer) } : { dtype: 'u1', shape: [n, d], data: copy };
+  return descr === '<f4'
+    ? { dtype: 'f4', shape: [n, d], data: new Float32Array(copy.buffer) }
+    : { dtype: 'u1', shape: [n, d], data: copy };
 }

@@ -33,12 +33,18 @@ export interface PredArgs {
 
 /** Repeated or comma-separated list flags as one list. */
 export const listFlag = (v: string | string[] | undefined): string[] =>
-  (Array.isArray(v) ? v : v === undefined ? [] : [v]).flatMap((x) => String(x).split(',')).map((t) => t.trim()).filter(Boolean);
+  (Array.isArray(v) ? v : v === undefined ? [] : [v])
+    .flatMap((x) => String(x).split(','))
+    .map((t) => t.trim())
+    .filter(Boolean);
 
 function categoryId(name: string, flag: string): number {
   if (/^\d+$/.test(name)) return Number(name);
   const id = (CATEGORY as Record<string, number>)[name.toLowerCase()];
-  if (id === undefined) throw new UsageError(`Expected a category name (${Object.keys(CATEGORY).join(', ')}) or id for ${flag} but received ${JSON.stringify(name)}`);
+  if (id === undefined)
+    throw new UsageError(
+      `Expected a category name (${Object.keys(CATEGORY).join(', ')}) or id for ${flag} but received ${JSON.stringify(name)}`,
+    );
   return id;
 }
 
@@ -50,22 +56,40 @@ function modelTags(values: string[], flag: string, known: ReadonlySet<string>, w
 }
 
 /** The thresholds a foreign preset uses when none is given (the WD web UI's, DeepDanbooru's). */
-const PRESET_THRESHOLDS: Record<string, { threshold: number; character?: number }> = { wd: { threshold: 0.35, character: 0.85 }, deepdanbooru: { threshold: 0.5 } };
+const PRESET_THRESHOLDS: Record<string, { threshold: number; character?: number }> = {
+  wd: { threshold: 0.35, character: 0.85 },
+  deepdanbooru: { threshold: 0.5 },
+};
 
-export async function selectOptionsFrom(a: PredArgs, model: TaggerModel, warn: (l: string) => void): Promise<SelectOptions> {
+export async function selectOptionsFrom(
+  a: PredArgs,
+  model: TaggerModel,
+  warn: (l: string) => void,
+): Promise<SelectOptions> {
   const known = new Set(model.meta.tags);
   const categoryThresholds = new Map<number, number>();
   for (const item of listFlag(a.categoryThreshold)) {
     const m = /^([^=]+)=([\d.]+)$/.exec(item);
     if (!m) throw new UsageError(`Expected NAME_OR_ID=T for --category-threshold but received ${JSON.stringify(item)}`);
-    categoryThresholds.set(categoryId(m[1]!.trim(), '--category-threshold'), checkNumber('--category-threshold', Number(m[2]), 0, 1));
+    categoryThresholds.set(
+      categoryId(m[1]!.trim(), '--category-threshold'),
+      checkNumber('--category-threshold', Number(m[2]), 0, 1),
+    );
   }
-  if (a.generalThreshold !== undefined) categoryThresholds.set(CATEGORY.general, checkNumber('--general-threshold', a.generalThreshold, 0, 1));
-  if (a.characterThreshold !== undefined) categoryThresholds.set(CATEGORY.character, checkNumber('--character-threshold', a.characterThreshold, 0, 1));
+  if (a.generalThreshold !== undefined)
+    categoryThresholds.set(CATEGORY.general, checkNumber('--general-threshold', a.generalThreshold, 0, 1));
+  if (a.characterThreshold !== undefined)
+    categoryThresholds.set(CATEGORY.character, checkNumber('--character-threshold', a.characterThreshold, 0, 1));
   let threshold = a.threshold === undefined ? undefined : checkNumber('--threshold', a.threshold, 0, 1);
-  const mcut = a.mcut === undefined ? undefined : a.mcut.trim() === '' ? ('all' as const) : new Set(listFlag(a.mcut).map((n) => categoryId(n, '--mcut')));
+  const mcut =
+    a.mcut === undefined
+      ? undefined
+      : a.mcut.trim() === ''
+        ? ('all' as const)
+        : new Set(listFlag(a.mcut).map((n) => categoryId(n, '--mcut')));
   const tagThresholds = a.thresholds ? await readTagThresholds(a.thresholds) : undefined;
-  const given = threshold !== undefined || categoryThresholds.size > 0 || mcut !== undefined || tagThresholds !== undefined;
+  const given =
+    threshold !== undefined || categoryThresholds.size > 0 || mcut !== undefined || tagThresholds !== undefined;
   const preset = PRESET_THRESHOLDS[model.contract.kind];
   if (preset && !given) {
     threshold = preset.threshold;
@@ -74,7 +98,11 @@ export async function selectOptionsFrom(a: PredArgs, model: TaggerModel, warn: (
   // Once a threshold decides, --top caps only when given; without one, the seed's top 30.
   const top = a.top !== undefined ? checkInteger('--top', a.top, 1, 1e6) : given || preset ? undefined : 30;
   return {
-    top, threshold, categoryThresholds, tagThresholds, mcut,
+    top,
+    threshold,
+    categoryThresholds,
+    tagThresholds,
+    mcut,
     rating: checkChoice('--rating', a.rating, RATING_MODES),
     exclude: new Set(modelTags(listFlag(a.exclude), '--exclude', known, warn)),
   };
@@ -90,7 +118,11 @@ export function captionOptionsFrom(a: PredArgs, model: TaggerModel, warn: (l: st
   }
   return {
     ...DEFAULT_CAPTION,
-    underscores: a.underscores, escapeBrackets: a.escapeBrackets, weighted: a.weighted, separator: a.separator, characterFirst: a.characterFirst,
+    underscores: a.underscores,
+    escapeBrackets: a.escapeBrackets,
+    weighted: a.weighted,
+    separator: a.separator,
+    characterFirst: a.characterFirst,
     sort: checkChoice('--sort', a.sort, CAPTION_SORTS),
     ratingPosition: checkChoice('--rating-position', a.ratingPosition, ['first', 'last'] as const),
     alwaysFirst: listFlag(a.alwaysFirst).map(tagKey),
@@ -101,6 +133,7 @@ export function captionOptionsFrom(a: PredArgs, model: TaggerModel, warn: (l: st
 export function partFrom(text: string | undefined): Part | undefined {
   if (text === undefined) return undefined;
   const m = /^(\d+)\/(\d+)$/.exec(text.trim());
-  if (!m || Number(m[2]) < 1 || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) throw new UsageError(`Expected I/N with 1 ≤ I ≤ N for --part but received ${JSON.stringify(text)}`);
+  if (!m || Number(m[2]) < 1 || Number(m[1]) < 1 || Number(m[1]) > Number(m[2]))
+    throw new UsageError(`Expected I/N with 1 ≤ I ≤ N for --part but received ${JSON.stringify(text)}`);
   return { index: Number(m[1]), count: Number(m[2]) };
 }

@@ -55,7 +55,12 @@ function kthLargest(values: Float64Array, k: number): number {
 }
 
 /** MCut per category (or over all non-rating tags), from each category's probabilities. */
-function mcutThresholds(probs: ArrayLike<number>, categories: readonly number[], keep: (j: number) => boolean, mcut: SelectOptions['mcut']): Map<number | 'all', number> {
+function mcutThresholds(
+  probs: ArrayLike<number>,
+  categories: readonly number[],
+  keep: (j: number) => boolean,
+  mcut: SelectOptions['mcut'],
+): Map<number | 'all', number> {
   const out = new Map<number | 'all', number>();
   if (!mcut) return out;
   const sortedOf = (want: (cat: number) => boolean): number[] => {
@@ -73,15 +78,30 @@ function mcutThresholds(probs: ArrayLike<number>, categories: readonly number[],
   return out;
 }
 
-export function selectTags(probs: ArrayLike<number>, tags: readonly string[], categories: readonly number[], opts: SelectOptions): TagScore[] {
+export function selectTags(
+  probs: ArrayLike<number>,
+  tags: readonly string[],
+  categories: readonly number[],
+  opts: SelectOptions,
+): TagScore[] {
   const keep = (j: number): boolean => !opts.exclude?.has(tags[j]!);
   const cuts = mcutThresholds(probs, categories, keep, opts.mcut);
   const thresholdOf = (tag: string, category: number): number | undefined =>
-    opts.tagThresholds?.get(tag) ?? cuts.get(category) ?? (category === CATEGORY.rating ? undefined : cuts.get('all')) ?? opts.categoryThresholds?.get(category) ?? opts.threshold;
+    opts.tagThresholds?.get(tag) ??
+    cuts.get(category) ??
+    (category === CATEGORY.rating ? undefined : cuts.get('all')) ??
+    opts.categoryThresholds?.get(category) ??
+    opts.threshold;
   const mode = opts.rating ?? 'top';
   // Without any threshold, only the top K can be reported: skip everything below the K-th probability.
   let floor = -Infinity;
-  if (opts.top !== undefined && opts.threshold === undefined && !opts.categoryThresholds?.size && !opts.tagThresholds?.size && !opts.mcut) {
+  if (
+    opts.top !== undefined &&
+    opts.threshold === undefined &&
+    !opts.categoryThresholds?.size &&
+    !opts.tagThresholds?.size &&
+    !opts.mcut
+  ) {
     const xs: number[] = [];
     for (let j = 0; j < probs.length; j++) if (keep(j) && categories[j] !== CATEGORY.rating) xs.push(probs[j]!);
     if (xs.length > opts.top) floor = kthLargest(Float64Array.from(xs), opts.top);

@@ -29,7 +29,9 @@ async function handle(m: Request): Promise<{ result: unknown; transfer: ArrayBuf
     session = undefined;
     return { result: null, transfer: [] };
   }
-  const feeds = Object.fromEntries(Object.entries(m.feeds).map(([k, t]) => [k, new ort.Tensor(t.type, t.data as Float32Array, t.dims)]));
+  const feeds = Object.fromEntries(
+    Object.entries(m.feeds).map(([k, t]) => [k, new ort.Tensor(t.type, t.data as Float32Array, t.dims)]),
+  );
   const out = await session.run(feeds);
   const result: Record<string, WireTensor> = {};
   const transfer: ArrayBuffer[] = [];
@@ -45,8 +47,11 @@ async function handle(m: Request): Promise<{ result: unknown; transfer: ArrayBuf
 // defers with setImmediate) must not free the session under it.
 let queue: Promise<unknown> = Promise.resolve();
 parentPort!.on('message', (m: Request) => {
-  queue = queue.then(() => handle(m)).then(
-    ({ result, transfer }) => parentPort!.postMessage({ id: m.id, ok: true, result }, transfer),
-    (err: unknown) => parentPort!.postMessage({ id: m.id, ok: false, message: err instanceof Error ? err.message : String(err) }),
-  );
+  queue = queue
+    .then(() => handle(m))
+    .then(
+      ({ result, transfer }) => parentPort!.postMessage({ id: m.id, ok: true, result }, transfer),
+      (err: unknown) =>
+        parentPort!.postMessage({ id: m.id, ok: false, message: err instanceof Error ? err.message : String(err) }),
+    );
 });

@@ -23,17 +23,26 @@ async function* onlyPart(files: AsyncIterable<string>, part?: Part): AsyncGenera
   for await (const f of files) if (!part || inPart(f, part)) yield f;
 }
 
-export type Tagged = { file: string; tags: TagScore[]; failure?: undefined } | { file: string; failure: string; tags?: undefined };
+export type Tagged =
+  { file: string; tags: TagScore[]; failure?: undefined } | { file: string; failure: string; tags?: undefined };
 
 /** Tags for every image named by `args` (files, folders, `-`), in input order; unreadable images as failures. */
-export async function* tagImages(model: TaggerModel, args: readonly string[], opts: { batch: number; select: SelectOptions; part?: Part }): AsyncGenerator<Tagged> {
+export async function* tagImages(
+  model: TaggerModel,
+  args: readonly string[],
+  opts: { batch: number; select: SelectOptions; part?: Part },
+): AsyncGenerator<Tagged> {
   const { tags, categories } = model.meta;
   const k = tags.length;
-  for await (const b of decodeBatches(onlyPart(listImages(args), opts.part), { ...model.preprocess, batch: opts.batch })) {
+  for await (const b of decodeBatches(onlyPart(listImages(args), opts.part), {
+    ...model.preprocess,
+    batch: opts.batch,
+  })) {
     for (const f of b.failures) yield { file: f.file, failure: f.reason };
     if (b.files.length === 0) continue;
     const { probs } = await model.run(b.images, b.files.length);
-    for (let i = 0; i < b.files.length; i++) yield { file: b.files[i]!, tags: selectTags(probs.subarray(i * k, (i + 1) * k), tags, categories, opts.select) };
+    for (let i = 0; i < b.files.length; i++)
+      yield { file: b.files[i]!, tags: selectTags(probs.subarray(i * k, (i + 1) * k), tags, categories, opts.select) };
   }
 }
 
@@ -44,14 +53,26 @@ export type CaptionOutcome = 'written' | 'kept' | 'empty' | 'failed';
  * `overwrite` (or merged, when `merge` builds the new text from the old), an empty caption never
  * replacing one unless `allowEmpty`.
  */
-export async function saveCaption(target: string, text: (existing?: string) => string, o: { overwrite: boolean; merge: boolean; allowEmpty: boolean }): Promise<{ outcome: CaptionOutcome; note?: string }> {
+export async function saveCaption(
+  target: string,
+  text: (existing?: string) => string,
+  o: { overwrite: boolean; merge: boolean; allowEmpty: boolean },
+): Promise<{ outcome: CaptionOutcome; note?: string }> {
   const info = await lstat(target).catch(() => null);
   if (info?.isSymbolicLink()) return { outcome: 'failed', note: `${target} is a symbolic link; not written through` };
   if (info && !info.isFile()) return { outcome: 'failed', note: `${target} is not a regular file; not written` };
-  if (info && !o.overwrite && !o.merge) return { outcome: 'kept', note: `${target} exists, not overwritten (use --overwrite), or merge with --append or --prepend` };
+  if (info && !o.overwrite && !o.merge)
+    return {
+      outcome: 'kept',
+      note: `${target} exists, not overwritten (use --overwrite), or merge with --append or --prepend`,
+    };
   const existing = info && o.merge ? await readFile(target, 'utf8') : undefined;
   const body = text(existing);
-  if (body.trim() === '' && info && !o.allowEmpty) return { outcome: 'kept', note: `${target}: no tags for it, the existing caption was kept (use --allow-empty to empty it)` };
+  if (body.trim() === '' && info && !o.allowEmpty)
+    return {
+      outcome: 'kept',
+      note: `${target}: no tags for it, the existing caption was kept (use --allow-empty to empty it)`,
+    };
   await writeFileAtomic(target, `${body}\n`);
   return { outcome: body.trim() === '' ? 'empty' : 'written' };
 }

@@ -10,19 +10,28 @@ export async function readTagThresholds(file: string): Promise<Map<string, numbe
   const where = JSON.stringify(file);
   let rows: Record<string, string>[];
   try {
-    rows = parse(await readInput(file, 'a per-tag CSV written by `eval --per-tag` for --thresholds'), { bom: true, columns: true, skip_empty_lines: true });
+    rows = parse(await readInput(file, 'a per-tag CSV written by `eval --per-tag` for --thresholds'), {
+      bom: true,
+      columns: true,
+      skip_empty_lines: true,
+    });
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw new UsageError(`Expected CSV in ${where} but it does not parse: ${(err as Error).message}`);
   }
   if (rows.length > 0 && (!('tag' in rows[0]!) || !(PR_COLUMN in rows[0]!))) {
-    throw new UsageError(`Expected columns tag and ${PR_COLUMN} (as \`eval --per-tag\` writes) in ${where} but found ${Object.keys(rows[0]!).join(', ')}`);
+    throw new UsageError(
+      `Expected columns tag and ${PR_COLUMN} (as \`eval --per-tag\` writes) in ${where} but found ${Object.keys(rows[0]!).join(', ')}`,
+    );
   }
   const out = new Map<string, number>();
   rows.forEach((r, i) => {
     if (r[PR_COLUMN] === '' || r[PR_COLUMN] === undefined) return; // a tag without positives has none
     const t = Number(r[PR_COLUMN]);
-    if (!(t >= 0 && t <= 1)) throw new UsageError(`Expected a threshold between 0 and 1 in ${where} row ${i + 2} but received ${JSON.stringify(r[PR_COLUMN])}`);
+    if (!(t >= 0 && t <= 1))
+      throw new UsageError(
+        `Expected a threshold between 0 and 1 in ${where} row ${i + 2} but received ${JSON.stringify(r[PR_COLUMN])}`,
+      );
     out.set(r.tag!, t);
   });
   return out;

@@ -34,15 +34,25 @@ export interface Vectors {
 export function packBits(features: ArrayLike<number>, n: number, d: number): Uint8Array {
   const row = Math.ceil(d / 8);
   const out = new Uint8Array(n * row);
-  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) if (features[i * d + j]! > 0) out[i * row + (j >> 3)]! |= 0x80 >> (j & 7);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < d; j++) if (features[i * d + j]! > 0) out[i * row + (j >> 3)]! |= 0x80 >> (j & 7);
   return out;
 }
 
 /** Vectors of the images in `args` (files, folders, stdin lists); unreadable images go to onFailure. */
-export async function vectorize(model: TaggerModel, args: string[], kind: VecKind, batch: number, onFailure: (file: string, reason: string) => void): Promise<Vectors> {
+export async function vectorize(
+  model: TaggerModel,
+  args: string[],
+  kind: VecKind,
+  batch: number,
+  onFailure: (file: string, reason: string) => void,
+): Promise<Vectors> {
   const files: string[] = [];
   const rows: (Float32Array | Uint8Array)[] = [];
-  if (kind !== 'probs' && model.meta.hidden === 0) throw new UsageError(`Expected --kind probs for ${model.meta.source}: it has no features output (features and binary need an alt-i2v-ort model)`);
+  if (kind !== 'probs' && model.meta.hidden === 0)
+    throw new UsageError(
+      `Expected --kind probs for ${model.meta.source}: it has no features output (features and binary need an alt-i2v-ort model)`,
+    );
   const dim = kind === 'probs' ? model.meta.tags.length : model.meta.hidden;
   for await (const b of decodeBatches(listImages(args), { ...model.preprocess, batch })) {
     for (const f of b.failures) onFailure(f.file, f.reason);
@@ -61,19 +71,36 @@ export async function vectorize(model: TaggerModel, args: string[], kind: VecKin
 /** One JSON line per vector: `{"file", "vector": [...]}` or `{"file", "hash": "hex"}`. */
 export function vectorLines(v: Vectors, kind: VecKind): string[] {
   return v.files.map((file, i) =>
-    JSON.stringify({ file, [kind === 'binary' ? 'hash' : 'vector']: kind === 'binary' ? Buffer.from(v.rows[i]!).toString('hex') : Array.from(v.rows[i]!) }),
+    JSON.stringify({
+      file,
+      [kind === 'binary' ? 'hash' : 'vector']:
+        kind === 'binary' ? Buffer.from(v.rows[i]!).toString('hex') : Array.from(v.rows[i]!),
+    }),
   );
 }
 
 /** FILE.npy (float32 rows, or uint8 packed bits) and FILE.npy.json naming the rows, the model and the kind. */
-export async function writeVecIndex(file: string, v: Vectors, kind: VecKind, model: string, tagger?: TaggerModel): Promise<void> {
+export async function writeVecIndex(
+  file: string,
+  v: Vectors,
+  kind: VecKind,
+  model: string,
+  tagger?: TaggerModel,
+): Promise<void> {
   const width = kind === 'binary' ? Math.ceil(v.dim / 8) : v.dim;
   const shape: [number, number] = [v.rows.length, width];
-  const array: NpyArray = kind === 'binary' ? { dtype: 'u1', shape, data: new Uint8Array(v.rows.length * width) } : { dtype: 'f4', shape, data: new Float32Array(v.rows.length * width) };
+  const array: NpyArray =
+    kind === 'binary'
+      ? { dtype: 'u1', shape, data: new Uint8Array(v.rows.length * width) }
+      : { dtype: 'f4', shape, data: new Float32Array(v.rows.length * width) };
   v.rows.forEach((row, i) => array.data.set(row, i * width));
   await writeNpy(file, array);
   const meta: VecIndexMeta = {
-    format: 'alt-i2v-ort/vec', model: path.resolve(model), kind, dim: v.dim, files: v.files.map((f) => path.resolve(f)),
+    format: 'alt-i2v-ort/vec',
+    model: path.resolve(model),
+    kind,
+    dim: v.dim,
+    files: v.files.map((f) => path.resolve(f)),
     ...(tagger ? { fingerprint: tagger.fingerprint, ...(kind === 'probs' ? { names: tagger.meta.tags } : {}) } : {}),
   };
   await writeFileAtomic(`${file}.json`, JSON.stringify(meta));
@@ -81,12 +108,20 @@ export async function writeVecIndex(file: string, v: Vectors, kind: VecKind, mod
 
 export async function readVecIndex(file: string): Promise<{ meta: VecIndexMeta; index: NpyArray }> {
   const metaFile = `${file}.json`;
-  const meta = await readJsonInput<VecIndexMeta>(metaFile, `${JSON.stringify(metaFile)} next to the index (written by \`vec --out FILE.npy\`)`);
+  const meta = await readJsonInput<VecIndexMeta>(
+    metaFile,
+    `${JSON.stringify(metaFile)} next to the index (written by \`vec --out FILE.npy\`)`,
+  );
   if (meta?.format !== 'alt-i2v-ort/vec' || !Array.isArray(meta.files) || !VEC_KINDS.includes(meta.kind)) {
-    throw new UsageError(`Expected a vec index description (format alt-i2v-ort/vec, kind, files) in ${JSON.stringify(metaFile)} but it has other fields`);
+    throw new UsageError(
+      `Expected a vec index description (format alt-i2v-ort/vec, kind, files) in ${JSON.stringify(metaFile)} but it has other fields`,
+    );
   }
   const index = await readNpy(file);
-  if (index.shape[0] !== meta.files.length) throw new UsageError(`Expected ${meta.files.length} rows in ${JSON.stringify(file)} as its .json lists but it has ${index.shape[0]}`);
+  if (index.shape[0] !== meta.files.length)
+    throw new UsageError(
+      `Expected ${meta.files.length} rows in ${JSON.stringify(file)} as its .json lists but it has ${index.shape[0]}`,
+    );
   return { meta, index };
 }
 
@@ -113,11 +148,22 @@ export function hamming(a: ArrayLike<number>, b: ArrayLike<number>, off = 0): nu
 }
 
 /** The k rows of `index` nearest to `query`: highest cosine first, or fewest differing bits for binary. */
-export function nearest(query: Float32Array | Uint8Array, index: NpyArray, meta: VecIndexMeta, k: number): { file: string; score: number }[] {
+export function nearest(
+  query: Float32Array | Uint8Array,
+  index: NpyArray,
+  meta: VecIndexMeta,
+  k: number,
+): { file: string; score: number }[] {
   const width = index.shape[1];
-  if (query.length !== width) throw new UsageError(`Expected the model's ${meta.kind} vectors to have ${width} values as in the index but they have ${query.length}`);
+  if (query.length !== width)
+    throw new UsageError(
+      `Expected the model's ${meta.kind} vectors to have ${width} values as in the index but they have ${query.length}`,
+    );
   const binary = meta.kind === 'binary';
-  const scored = meta.files.map((file, i) => ({ file, score: binary ? hamming(query, index.data, i * width) : cosine(query, index.data, i * width) }));
+  const scored = meta.files.map((file, i) => ({
+    file,
+    score: binary ? hamming(query, index.data, i * width) : cosine(query, index.data, i * width),
+  }));
   scored.sort((a, b) => (binary ? a.score - b.score : b.score - a.score));
   return scored.slice(0, k);
 }

@@ -39,7 +39,8 @@ export class WorkerSession implements Meta {
    */
   static async create(bytes: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<WorkerSession> {
     const s = new WorkerSession(new Worker(new URL('./session-worker.js', import.meta.url), { execArgv: [] }));
-    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
+    const own =
+      bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
     try {
       s.meta = (await s.call({ kind: 'create', bytes, options }, own ? [bytes.buffer as ArrayBuffer] : [])) as Meta;
     } catch (err) {
@@ -73,9 +74,13 @@ export class WorkerSession implements Meta {
 
   /** Runs the model; the feeds are copied to the worker, the outputs come back without a copy. */
   async run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
-    const wire = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { type: t.type, dims: t.dims, data: t.data } satisfies WireTensor]));
+    const wire = Object.fromEntries(
+      Object.entries(feeds).map(([k, t]) => [k, { type: t.type, dims: t.dims, data: t.data } satisfies WireTensor]),
+    );
     const out = (await this.call({ kind: 'run', feeds: wire })) as Record<string, WireTensor>;
-    return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, new ort.Tensor(t.type, t.data as Float32Array, t.dims)]));
+    return Object.fromEntries(
+      Object.entries(out).map(([k, t]) => [k, new ort.Tensor(t.type, t.data as Float32Array, t.dims)]),
+    );
   }
 
   async release(): Promise<void> {

@@ -16,7 +16,13 @@ const shapes = (list: ShapeList): number[][] => (list ?? []).map((o) => Object.v
 
 /** Node runs of a profile file (events of category Node ending in `_kernel_time`); `lastRun`: only those of the last session run. */
 export async function readProfile(file: string, opts: { lastRun?: boolean } = {}): Promise<NodeRun[]> {
-  const events = JSON.parse(await readFile(file, 'utf8')) as { cat?: string; name?: string; ts?: number; dur?: number; args?: Record<string, unknown> }[];
+  const events = JSON.parse(await readFile(file, 'utf8')) as {
+    cat?: string;
+    name?: string;
+    ts?: number;
+    dur?: number;
+    args?: Record<string, unknown>;
+  }[];
   const last = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').at(-1);
   const inLast = (ts = 0): boolean => !opts.lastRun || !last || (ts >= last.ts! && ts <= last.ts! + last.dur!);
   return events

@@ -37,7 +37,8 @@ export class Batcher {
 
   /** The model's outputs for one decoded image (uint8 S×S×3). */
   run(pixels: Uint8Array): Promise<{ probs: Float32Array; features: Float32Array }> {
-    if (this.waiting.length >= this.o.queue) return Promise.reject(new QueueFullError(`the queue is full (${this.o.queue} images waiting)`));
+    if (this.waiting.length >= this.o.queue)
+      return Promise.reject(new QueueFullError(`the queue is full (${this.o.queue} images waiting)`));
     return new Promise((resolve, reject) => {
       this.waiting.push({ pixels, resolve, reject });
       this.schedule();
@@ -68,7 +69,9 @@ export class Batcher {
       this.stats.images += take.length;
       const k = out.probs.length / take.length;
       const d = out.features.length / take.length;
-      take.forEach((w, i) => w.resolve({ probs: out.probs.slice(i * k, (i + 1) * k), features: out.features.slice(i * d, (i + 1) * d) }));
+      take.forEach((w, i) =>
+        w.resolve({ probs: out.probs.slice(i * k, (i + 1) * k), features: out.features.slice(i * d, (i + 1) * d) }),
+      );
     } catch (err) {
       for (const w of take) w.reject(err);
     } finally {

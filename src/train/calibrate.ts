@@ -12,11 +12,19 @@ export const CALIBRATION_BATCH = 8;
 
 /** Which training shards to read and how many images of each: spread over the whole list. */
 export function calibrationPlan(counts: number[], images: number): { shard: number; take: number }[] {
-  let left = Math.min(images, counts.reduce((a, b) => a + b, 0));
+  let left = Math.min(
+    images,
+    counts.reduce((a, b) => a + b, 0),
+  );
   const per = Math.max(CALIBRATION_BATCH, Math.ceil(left / counts.length));
   const visits = Math.min(counts.length, Math.ceil(left / per));
   // Evenly spaced shards first, then the rest in order; more passes if shards run short.
-  const order = [...new Set([...Array.from({ length: visits }, (_, i) => Math.floor((i * counts.length) / visits)), ...counts.keys()])];
+  const order = [
+    ...new Set([
+      ...Array.from({ length: visits }, (_, i) => Math.floor((i * counts.length) / visits)),
+      ...counts.keys(),
+    ]),
+  ];
   const take = counts.map(() => 0);
   while (left > 0) {
     for (const s of order) {
@@ -49,13 +57,24 @@ export async function calibrate(
 ): Promise<{ ranges: ActivationRanges; images: number }> {
   const index = await readShardIndex(shardsDir);
   if (index.imageSize !== config.imageSize || index.tags.count !== config.tags) {
-    throw new UsageError(`Expected shards of ${config.imageSize} px images with ${config.tags} tags in ${JSON.stringify(shardsDir)} for calibration but they have ${index.imageSize} px and ${index.tags.count} tags`);
+    throw new UsageError(
+      `Expected shards of ${config.imageSize} px images with ${config.tags} tags in ${JSON.stringify(shardsDir)} for calibration but they have ${index.imageSize} px and ${index.tags.count} tags`,
+    );
   }
   const train = index.shards.filter((s) => s.split === 'train' && s.count > 0);
-  if (train.length === 0) throw new UsageError(`Expected training shards in ${JSON.stringify(shardsDir)} to calibrate the int8 model on but it has none`);
-  const plan = calibrationPlan(train.map((s) => s.count), images);
+  if (train.length === 0)
+    throw new UsageError(
+      `Expected training shards in ${JSON.stringify(shardsDir)} to calibrate the int8 model on but it has none`,
+    );
+  const plan = calibrationPlan(
+    train.map((s) => s.count),
+    images,
+  );
   const total = plan.reduce((a, p) => a + p.take, 0);
-  const session = await ort.InferenceSession.create(buildCalibrationGraph(config, params).encode(), { graphOptimizationLevel: 'all', intraOpNumThreads: sessionThreads() });
+  const session = await ort.InferenceSession.create(buildCalibrationGraph(config, params).encode(), {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: sessionThreads(),
+  });
   const ranges = emptyRanges();
   const slot = new ShardSlot();
   const px = config.imageSize ** 2 * 3;
@@ -65,7 +84,12 @@ export async function calibrate(
       const shard = await readShard(shardsDir, train[step.shard]!, index, slot);
       for (let i = 0; i < step.take; i += CALIBRATION_BATCH) {
         const m = Math.min(CALIBRATION_BATCH, step.take - i);
-        const image = new ort.Tensor('uint8', shard.images.subarray(i * px, (i + m) * px), [m, config.imageSize, config.imageSize, 3]);
+        const image = new ort.Tensor('uint8', shard.images.subarray(i * px, (i + m) * px), [
+          m,
+          config.imageSize,
+          config.imageSize,
+          3,
+        ]);
         widenRanges(ranges, await session.run({ image }));
         done += m;
         onProgress?.(done, total);
@@ -75,6 +99,9 @@ export async function calibrate(
     await session.release();
   }
   const bad = [...ranges.relu, ...ranges.bn, ranges.hidden].find((x) => !Number.isFinite(x));
-  if (bad !== undefined) throw new UsageError(`Expected finite activations while calibrating on ${JSON.stringify(shardsDir)} but one reached ${bad}: the checkpoint is not usable`);
+  if (bad !== undefined)
+    throw new UsageError(
+      `Expected finite activations while calibrating on ${JSON.stringify(shardsDir)} but one reached ${bad}: the checkpoint is not usable`,
+    );
   return { ranges, images: done };
 }

@@ -4,7 +4,14 @@
 // Written to a temp name and renamed; loadable by Python's `safetensors`.
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { integrityCheck, readSafetensors, readSafetensorsHeader, sha256Hex, writeSafetensors, type TensorSpec } from '../data/safetensors.js';
+import {
+  integrityCheck,
+  readSafetensors,
+  readSafetensorsHeader,
+  sha256Hex,
+  writeSafetensors,
+  type TensorSpec,
+} from '../data/safetensors.js';
 import { messageOf, UsageError } from '../util/errors.js';
 import type { ModelConfig } from '../../training/model.js';
 import { paramSpecs } from '../../training/model.js';
@@ -43,7 +50,8 @@ export async function writeCheckpoint(
 ): Promise<CheckpointInfo> {
   const tensors: Record<string, TensorSpec> = {};
   const specs = paramSpecs(config);
-  for (const s of specs) tensors[`param/${s.name}`] = { dtype: 'F32', shape: s.shape, chunks: [f32(state.params.get(s.name)!)] };
+  for (const s of specs)
+    tensors[`param/${s.name}`] = { dtype: 'F32', shape: s.shape, chunks: [f32(state.params.get(s.name)!)] };
   for (const s of specs.filter((x) => x.role === 'trainable')) {
     tensors[`adam_m/${s.name}`] = { dtype: 'F32', shape: s.shape, chunks: [f32(state.m.get(s.name)!)] };
     tensors[`adam_v/${s.name}`] = { dtype: 'F32', shape: s.shape, chunks: [f32(state.v.get(s.name)!)] };
@@ -69,7 +77,10 @@ function parseInfo(file: string, m: Record<string, string>): CheckpointInfo & { 
   const where = JSON.stringify(file);
   const int = (field: string, min: number): number => {
     const v = Number(m[field]);
-    if (m[field] === undefined || !Number.isSafeInteger(v) || v < min) throw new UsageError(`Expected an integer ≥ ${min} as metadata ${field} of ${where} but it is ${JSON.stringify(m[field])}`);
+    if (m[field] === undefined || !Number.isSafeInteger(v) || v < min)
+      throw new UsageError(
+        `Expected an integer ≥ ${min} as metadata ${field} of ${where} but it is ${JSON.stringify(m[field])}`,
+      );
     return v;
   };
   const json = <T>(field: string, check: (v: unknown) => boolean, what: string): T => {
@@ -79,11 +90,25 @@ function parseInfo(file: string, m: Record<string, string>): CheckpointInfo & { 
     } catch {
       v = undefined;
     }
-    if (!check(v)) throw new UsageError(`Expected ${what} as metadata ${field} of ${where} but it is ${JSON.stringify(m[field])?.slice(0, 60)}`);
+    if (!check(v))
+      throw new UsageError(
+        `Expected ${what} as metadata ${field} of ${where} but it is ${JSON.stringify(m[field])?.slice(0, 60)}`,
+      );
     return v as T;
   };
-  const rng = json<number[]>('rng', (v) => Array.isArray(v) && v.length === 4 && v.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32), 'an RNG state of 4 uint32 values');
-  const metrics = m.metrics === undefined ? undefined : json<RoundMetrics>('metrics', (v) => typeof (v as RoundMetrics)?.map === 'number', 'holdout metrics with a map');
+  const rng = json<number[]>(
+    'rng',
+    (v) => Array.isArray(v) && v.length === 4 && v.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32),
+    'an RNG state of 4 uint32 values',
+  );
+  const metrics =
+    m.metrics === undefined
+      ? undefined
+      : json<RoundMetrics>(
+          'metrics',
+          (v) => typeof (v as RoundMetrics)?.map === 'number',
+          'holdout metrics with a map',
+        );
   return { file, round: int('round', 0), position: int('position', -1), step: int('step', 0), metrics, rng };
 }
 
@@ -123,14 +148,23 @@ export async function listCheckpoints(dir: string): Promise<CheckpointInfo[]> {
   return (await scanCheckpoints(dir)).list;
 }
 
-export async function readCheckpoint(file: string, config: ModelConfig): Promise<{ state: Required<TrainState>; info: CheckpointInfo; tagsSha256: string }> {
+export async function readCheckpoint(
+  file: string,
+  config: ModelConfig,
+): Promise<{ state: Required<TrainState>; info: CheckpointInfo; tagsSha256: string }> {
   const { header, data } = await readSafetensors(file);
   const m = header.metadata;
   const where = JSON.stringify(file);
-  if (m.format !== CHECKPOINT_FORMAT) throw new UsageError(`Expected an alt-i2v-ort checkpoint in ${where} but its metadata says format ${JSON.stringify(m.format)}`);
+  if (m.format !== CHECKPOINT_FORMAT)
+    throw new UsageError(
+      `Expected an alt-i2v-ort checkpoint in ${where} but its metadata says format ${JSON.stringify(m.format)}`,
+    );
   if (m.sha256 && integrityCheck()) {
     const got = sha256Hex([...header.tensors].sort((a, b) => a[1].begin - b[1].begin).map(([name]) => data.get(name)!));
-    if (got !== m.sha256) throw new UsageError(`Expected ${where} to have the SHA-256 its metadata records (${m.sha256.slice(0, 12)}…) but its data hashes to ${got.slice(0, 12)}…: the file is damaged`);
+    if (got !== m.sha256)
+      throw new UsageError(
+        `Expected ${where} to have the SHA-256 its metadata records (${m.sha256.slice(0, 12)}…) but its data hashes to ${got.slice(0, 12)}…: the file is damaged`,
+      );
   }
   const { rng, ...info } = parseInfo(file, m);
   let theirs: ModelConfig;
@@ -141,7 +175,9 @@ export async function readCheckpoint(file: string, config: ModelConfig): Promise
   }
   for (const k of ['widths', 'imageSize', 'hidden', 'tags', 'freeze', 'dropout'] as const) {
     if (JSON.stringify(theirs[k]) !== JSON.stringify(config[k])) {
-      throw new UsageError(`Expected a checkpoint of this run's model in ${where} but its ${k} is ${JSON.stringify(theirs[k])}, not ${JSON.stringify(config[k])}`);
+      throw new UsageError(
+        `Expected a checkpoint of this run's model in ${where} but its ${k} is ${JSON.stringify(theirs[k])}, not ${JSON.stringify(config[k])}`,
+      );
     }
   }
   const take = (name: string): Float32Array => {

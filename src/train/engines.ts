@@ -10,7 +10,8 @@ export const ENGINES = ['auto', 'native', 'ort'] as const;
 export type EngineChoice = (typeof ENGINES)[number];
 export type EngineKind = Exclude<EngineChoice, 'auto'>;
 
-export const BUILD_HINT = 'install cmake and a C++ compiler (e.g. `apt-get install cmake g++`), then run `npm run build:native`';
+export const BUILD_HINT =
+  'install cmake and a C++ compiler (e.g. `apt-get install cmake g++`), then run `npm run build:native`';
 
 export interface OpenedEngine {
   engine: NativeTrainSession;
@@ -21,14 +22,24 @@ export interface OpenedEngine {
 
 export function openEngine(choice: EngineChoice, device: Device): OpenedEngine {
   if (choice === 'ort') {
-    if (device !== 'cpu') throw new UsageError(`Expected --engine native (or auto) for --device ${device}: the onnxruntime-node engine trains on the CPU only`);
-    return { engine: new OrtTrainEngine(), kind: 'ort', note: 'engine: onnxruntime-node (state copied each step), as asked by --engine ort' };
+    if (device !== 'cpu')
+      throw new UsageError(
+        `Expected --engine native (or auto) for --device ${device}: the onnxruntime-node engine trains on the CPU only`,
+      );
+    return {
+      engine: new OrtTrainEngine(),
+      kind: 'ort',
+      note: 'engine: onnxruntime-node (state copied each step), as asked by --engine ort',
+    };
   }
   const status = addonStatus();
-  if (status.ok) return { engine: new (loadAddon().TrainSession)(), kind: 'native', note: `engine: native addon (${status.file})` };
+  if (status.ok)
+    return { engine: new (loadAddon().TrainSession)(), kind: 'native', note: `engine: native addon (${status.file})` };
   if (choice === 'native' || device !== 'cpu') {
     const why = choice === 'native' ? '--engine native' : `--device ${device}`;
-    throw new UsageError(`Expected the native trainer addon for ${why} but it is not built (${status.missing}); ${BUILD_HINT}`);
+    throw new UsageError(
+      `Expected the native trainer addon for ${why} but it is not built (${status.missing}); ${BUILD_HINT}`,
+    );
   }
   return {
     engine: new OrtTrainEngine(),

@@ -19,21 +19,33 @@ export interface ExportOptions {
 
 export const DEFAULT_CALIBRATION_IMAGES = 256;
 
-export async function exportModel(runDir: string, out: string, opts: ExportOptions = {}): Promise<{ checkpoint: CheckpointInfo; bytes: number; calibrated?: number }> {
+export async function exportModel(
+  runDir: string,
+  out: string,
+  opts: ExportOptions = {},
+): Promise<{ checkpoint: CheckpointInfo; bytes: number; calibrated?: number }> {
   const run = await readRunConfig(runDir);
   let chosen: CheckpointInfo | undefined;
   if (opts.checkpoint) chosen = { file: opts.checkpoint, round: -1, position: -1, step: -1 };
   else {
     const list = await listCheckpoints(path.join(runDir, 'checkpoints'));
     chosen = bestCheckpoint(list) ?? list.at(-1);
-    if (!chosen) throw new UsageError(`Expected checkpoints in ${JSON.stringify(path.join(runDir, 'checkpoints'))} but there are none: train first`);
+    if (!chosen)
+      throw new UsageError(
+        `Expected checkpoints in ${JSON.stringify(path.join(runDir, 'checkpoints'))} but there are none: train first`,
+      );
   }
   const { state, info, tagsSha256 } = await readCheckpoint(chosen.file, run.model);
   if (tagsSha256 !== run.tags.sha256) {
-    throw new UsageError(`Expected a checkpoint of this run's tags in ${JSON.stringify(chosen.file)} but it was trained with another tags.csv (sha256 ${tagsSha256.slice(0, 12) || 'none'}…, the run's ${run.tags.sha256.slice(0, 12)}…): its outputs would get the wrong tag names`);
+    throw new UsageError(
+      `Expected a checkpoint of this run's tags in ${JSON.stringify(chosen.file)} but it was trained with another tags.csv (sha256 ${tagsSha256.slice(0, 12) || 'none'}…, the run's ${run.tags.sha256.slice(0, 12)}…): its outputs would get the wrong tag names`,
+    );
   }
   const broken = nonFinite(state.params);
-  if (broken) throw new UsageError(`Expected finite weights in ${JSON.stringify(chosen.file)} but ${broken} holds NaN or infinite values (a diverged run); export another checkpoint with --checkpoint`);
+  if (broken)
+    throw new UsageError(
+      `Expected finite weights in ${JSON.stringify(chosen.file)} but ${broken} holds NaN or infinite values (a diverged run); export another checkpoint with --checkpoint`,
+    );
   const mapText = info.metrics ? `, holdout mAP ${info.metrics.map.toFixed(4)}` : '';
   const meta: InferenceMetadata = {
     tags: run.tags.names,
@@ -43,7 +55,8 @@ export async function exportModel(runDir: string, out: string, opts: ExportOptio
   };
   if (opts.int8) {
     const images = opts.calibrate ?? DEFAULT_CALIBRATION_IMAGES;
-    if (!Number.isInteger(images) || images < 1) throw new UsageError(`Expected --calibrate to be a whole number of images ≥ 1 but received ${opts.calibrate}`);
+    if (!Number.isInteger(images) || images < 1)
+      throw new UsageError(`Expected --calibrate to be a whole number of images ≥ 1 but received ${opts.calibrate}`);
     const shards = path.resolve(opts.shards ?? run.shards);
     const cal = await calibrate(run.model, state.params, shards, images, opts.onProgress);
     meta.int8 = { ranges: cal.ranges, images: cal.images, from: shards };

@@ -35,9 +35,20 @@ export class OrtTrainEngine implements NativeTrainSession {
   load(options: NativeLoadOptions, params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void> {
     return this.call('load', false, async () => {
       if (this.train) throw new Error('TrainSession.load: already loaded; use setState');
-      if (options.adam === 'in-place') throw new Error('TrainSession.load: the onnxruntime-node engine runs Adam in a graph (fused or graph), not in place');
-      if (options.device !== 'cpu') throw new Error(`TrainSession.load: the onnxruntime-node engine trains on the CPU only, not ${options.device}; build the native addon (npm run build:native) for CUDA`);
-      const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: options.intraOpThreads, interOpNumThreads: options.interOpThreads, graphOptimizationLevel: 'all', enableMemPattern: false };
+      if (options.adam === 'in-place')
+        throw new Error(
+          'TrainSession.load: the onnxruntime-node engine runs Adam in a graph (fused or graph), not in place',
+        );
+      if (options.device !== 'cpu')
+        throw new Error(
+          `TrainSession.load: the onnxruntime-node engine trains on the CPU only, not ${options.device}; build the native addon (npm run build:native) for CUDA`,
+        );
+      const so: ort.InferenceSession.SessionOptions = {
+        intraOpNumThreads: options.intraOpThreads,
+        interOpNumThreads: options.interOpThreads,
+        graphOptimizationLevel: 'all',
+        enableMemPattern: false,
+      };
       this.trainable = options.specs.flatMap((s, i) => (s.role === 'trainable' ? [i] : []));
       this.updated = options.specs.flatMap((s, i) => (s.role === 'state' ? [i] : []));
       this.checkState(options.specs, params, m, v);
@@ -59,7 +70,14 @@ export class OrtTrainEngine implements NativeTrainSession {
     });
   }
 
-  step(images: Uint8Array, labels: Uint8Array, keep: Uint8Array | null, n: number, lrT: number, epsT: number): Promise<number> {
+  step(
+    images: Uint8Array,
+    labels: Uint8Array,
+    keep: Uint8Array | null,
+    n: number,
+    lrT: number,
+    epsT: number,
+  ): Promise<number> {
     return this.call('step', true, async () => {
       const o = this.o!;
       const { io } = o;
@@ -67,7 +85,10 @@ export class OrtTrainEngine implements NativeTrainSession {
       const [train, optimizer] = [this.train!, this.optimizer]; // kept for this call even if disposed meanwhile
       const feeds = this.batchFeeds(images, labels, n);
       if (o.hasKeep) feeds[io.keep] = new ort.Tensor('bool', keep!, [n, o.hidden]);
-      const adam: Feeds = { [io.lr]: new ort.Tensor('float32', [lrT], []), [io.eps]: new ort.Tensor('float32', [epsT], []) };
+      const adam: Feeds = {
+        [io.lr]: new ort.Tensor('float32', [lrT], []),
+        [io.eps]: new ort.Tensor('float32', [epsT], []),
+      };
       for (const [j, i] of this.trainable.entries()) {
         adam[io.mPrefix + specs[i]!.name] = new ort.Tensor('float32', this.m[j]!, specs[i]!.shape);
         adam[io.vPrefix + specs[i]!.name] = new ort.Tensor('float32', this.v[j]!, specs[i]!.shape);
@@ -81,7 +102,8 @@ export class OrtTrainEngine implements NativeTrainSession {
         }
         update = await optimizer.run(adam);
       }
-      const take = (r: ort.InferenceSession.OnnxValueMapType, name: string): Float32Array => r[name]!.data as Float32Array;
+      const take = (r: ort.InferenceSession.OnnxValueMapType, name: string): Float32Array =>
+        r[name]!.data as Float32Array;
       for (const [j, i] of this.trainable.entries()) {
         const name = specs[i]!.name;
         this.params[i] = take(update, io.newPrefix + name);
@@ -96,12 +118,19 @@ export class OrtTrainEngine implements NativeTrainSession {
   evaluate(images: Uint8Array, labels: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }> {
     return this.call('evaluate', true, async () => {
       const out = await this.evaluator!.run(this.batchFeeds(images, labels, n));
-      return { loss: (out[this.o!.io.loss]!.data as Float32Array)[0]!, probs: out[this.o!.io.probs]!.data as Float32Array };
+      return {
+        loss: (out[this.o!.io.loss]!.data as Float32Array)[0]!,
+        probs: out[this.o!.io.probs]!.data as Float32Array,
+      };
     });
   }
 
   getState(): Promise<{ params: Float32Array[]; m: Float32Array[]; v: Float32Array[] }> {
-    return this.call('getState', true, async () => ({ params: this.params.map((a) => a.slice()), m: this.m.map((a) => a.slice()), v: this.v.map((a) => a.slice()) }));
+    return this.call('getState', true, async () => ({
+      params: this.params.map((a) => a.slice()),
+      m: this.m.map((a) => a.slice()),
+      v: this.v.map((a) => a.slice()),
+    }));
   }
 
   dispose(): void {
@@ -117,7 +146,8 @@ export class OrtTrainEngine implements NativeTrainSession {
   /** The addon's call discipline: one call at a time, nothing after dispose, state needed after load. */
   private async call<T>(method: string, needLoaded: boolean, body: () => Promise<T>): Promise<T> {
     if (this.disposed) throw new Error(`TrainSession.${method}: the session is disposed`);
-    if (this.running) throw new Error(`TrainSession.${method}: another call on this session is still running; await it first`);
+    if (this.running)
+      throw new Error(`TrainSession.${method}: another call on this session is still running; await it first`);
     if (needLoaded && !this.train) throw new Error(`TrainSession.${method}: the session is not loaded`);
     this.running = true;
     const settled = body();
@@ -136,19 +166,25 @@ export class OrtTrainEngine implements NativeTrainSession {
   private batchFeeds(images: Uint8Array, labels: Uint8Array, n: number): Feeds {
     const o = this.o!;
     const s = o.imageSize;
-    const feeds: Feeds = { [o.io.image]: new ort.Tensor('uint8', images, [n, s, s, 3]), [o.io.labels]: new ort.Tensor('uint8', labels, [n, o.tags]) };
+    const feeds: Feeds = {
+      [o.io.image]: new ort.Tensor('uint8', images, [n, s, s, 3]),
+      [o.io.labels]: new ort.Tensor('uint8', labels, [n, o.tags]),
+    };
     o.specs.forEach((spec, i) => {
-      if (!(o.bakedFrozen && spec.role === 'frozen')) feeds[spec.name] = new ort.Tensor('float32', this.params[i]!, spec.shape);
+      if (!(o.bakedFrozen && spec.role === 'frozen'))
+        feeds[spec.name] = new ort.Tensor('float32', this.params[i]!, spec.shape);
     });
     return feeds;
   }
 
   private checkState(specs: NativeSpec[], params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): void {
     const check = (list: Float32Array[], which: NativeSpec[], what: string): void => {
-      if (list.length !== which.length) throw new RangeError(`Expected ${which.length} tensors for ${what} but received ${list.length}`);
+      if (list.length !== which.length)
+        throw new RangeError(`Expected ${which.length} tensors for ${what} but received ${list.length}`);
       list.forEach((a, i) => {
         if (!(a instanceof Float32Array)) throw new TypeError(`Expected Float32Array for ${what}[${i}]`);
-        if (a.length !== numel(which[i]!.shape)) throw new RangeError(`Expected ${numel(which[i]!.shape)} values for ${what}[${i}] but received ${a.length}`);
+        if (a.length !== numel(which[i]!.shape))
+          throw new RangeError(`Expected ${numel(which[i]!.shape)} values for ${what}[${i}] but received ${a.length}`);
       });
     };
     check(params, specs, 'params');

@@ -21,10 +21,18 @@ export interface RunConfig {
 }
 
 /** Model config for a backbone name (or weights file) and the model flags. */
-export function modelConfigFor(backbone: string, tags: number, imageSize: number, hidden: number, freeze: number | undefined): ModelConfig {
+export function modelConfigFor(
+  backbone: string,
+  tags: number,
+  imageSize: number,
+  hidden: number,
+  freeze: number | undefined,
+): ModelConfig {
   const tiny = backbone === 'vgg16-tiny';
   const config = defaultConfig({
-    tags, imageSize, hidden,
+    tags,
+    imageSize,
+    hidden,
     widths: [...(tiny ? VGG16_TINY_WIDTHS : VGG16_WIDTHS)],
     // The seed froze 8 pretrained convs; a tiny backbone has nothing pretrained to keep.
     freeze: freeze ?? (tiny ? 0 : 8),
@@ -41,6 +49,7 @@ export function modelConfigFor(backbone: string, tags: number, imageSize: number
 export async function readRunConfig(runDir: string): Promise<RunConfig> {
   const file = path.join(runDir, 'config.json');
   const run = await readJsonInput<RunConfig>(file, `a training run with config.json in ${JSON.stringify(runDir)}`);
-  if (run?.format !== RUN_FORMAT) throw new UsageError(`Expected ${RUN_FORMAT} in ${JSON.stringify(file)} but found ${JSON.stringify(run?.format)}`);
+  if (run?.format !== RUN_FORMAT)
+    throw new UsageError(`Expected ${RUN_FORMAT} in ${JSON.stringify(file)} but found ${JSON.stringify(run?.format)}`);
   return run;
 }

@@ -40,7 +40,11 @@ export interface OpenOptions {
 }
 
 /** The newest checkpoint that reads, verifies and holds finite weights; each one passed over is a warning. */
-async function newestGood(run: RunConfig, ckptDir: string, warn: (l: string) => void): Promise<{ info: CheckpointInfo; state: Required<TrainState> }> {
+async function newestGood(
+  run: RunConfig,
+  ckptDir: string,
+  warn: (l: string) => void,
+): Promise<{ info: CheckpointInfo; state: Required<TrainState> }> {
   const { list, bad } = await scanCheckpoints(ckptDir);
   for (const b of bad) warn(`warning: ${b.file}: passed over, ${b.reason}`);
   for (const c of [...list].reverse()) {
@@ -53,7 +57,9 @@ async function newestGood(run: RunConfig, ckptDir: string, warn: (l: string) => 
       warn(`warning: ${c.file}: passed over, ${messageOf(err)}`);
     }
   }
-  throw new UsageError(`Expected a usable checkpoint to resume from in ${JSON.stringify(ckptDir)} but ${list.length + bad.length === 0 ? 'there is none' : 'none reads with finite weights (warnings above)'}`);
+  throw new UsageError(
+    `Expected a usable checkpoint to resume from in ${JSON.stringify(ckptDir)} but ${list.length + bad.length === 0 ? 'there is none' : 'none reads with finite weights (warnings above)'}`,
+  );
 }
 
 /** Temp files our own checkpoint writes leave when killed mid-write. */
@@ -62,10 +68,13 @@ const OWN_TEMP = /^\.round-\d{6}(-partial)?\.safetensors\.\d+\.\w+\.tmp$/;
 async function resumeRun(runDir: string, warn: (l: string) => void, info: (l: string) => void): Promise<Opened> {
   const run = await readRunConfig(runDir);
   const ckptDir = path.join(runDir, 'checkpoints');
-  for (const f of await readdir(ckptDir).catch(() => [])) if (OWN_TEMP.test(f)) await rm(path.join(ckptDir, f), { force: true });
+  for (const f of await readdir(ckptDir).catch(() => []))
+    if (OWN_TEMP.test(f)) await rm(path.join(ckptDir, f), { force: true });
   const { info: from, state } = await newestGood(run, path.join(runDir, 'checkpoints'), warn);
   const [round, position] = from.position < 0 ? [from.round + 1, 0] : [from.round, from.position];
-  info(`resuming ${runDir} from ${path.basename(from.file)} (round ${round}, batch ${position}, step ${state.step}); model, seed, batch and lr from config.json`);
+  info(
+    `resuming ${runDir} from ${path.basename(from.file)} (round ${round}, batch ${position}, step ${state.step}); model, seed, batch and lr from config.json`,
+  );
   return { run, initial: state, round, position, from };
 }
 
@@ -75,13 +84,26 @@ async function createRun(opts: OpenOptions, index: ShardIndexJson, info: (l: str
   const model = modelConfigFor(opts.backbone, index.tags.count, index.imageSize, opts.hidden, opts.freeze);
   const params = initParams(model, opts.seed);
   if (opts.backbone === 'vgg16') {
-    info('train: --backbone vgg16 starts from random weights (training from scratch); to start from ImageNet weights as the seed did, pass --backbone with vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 (Keras), a torchvision VGG16 state dict as .safetensors, or an ONNX VGG16');
+    info(
+      'train: --backbone vgg16 starts from random weights (training from scratch); to start from ImageNet weights as the seed did, pass --backbone with vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 (Keras), a torchvision VGG16 state dict as .safetensors, or an ONNX VGG16',
+    );
   }
   if (isFile) for (const [name, w] of await importBackbone(opts.backbone, model)) params.set(name, w);
   const run: RunConfig = {
-    format: RUN_FORMAT, version: 1, model, backbone: isFile ? path.resolve(opts.backbone) : opts.backbone, seed: opts.seed, batch: opts.batch, lr: opts.lr,
-    shards: path.resolve(opts.shards), pad: index.pad,
-    tags: { sha256: index.tags.sha256, names: index.tags.names, categories: index.tags.categories ?? index.tags.names.map(categoryOf) },
+    format: RUN_FORMAT,
+    version: 1,
+    model,
+    backbone: isFile ? path.resolve(opts.backbone) : opts.backbone,
+    seed: opts.seed,
+    batch: opts.batch,
+    lr: opts.lr,
+    shards: path.resolve(opts.shards),
+    pad: index.pad,
+    tags: {
+      sha256: index.tags.sha256,
+      names: index.tags.names,
+      categories: index.tags.categories ?? index.tags.names.map(categoryOf),
+    },
   };
   return { run, initial: { params }, round: 1, position: 0 };
 }
@@ -91,7 +113,11 @@ async function createRun(opts: OpenOptions, index: ShardIndexJson, info: (l: str
  * file that makes the folder a run. A failure removes what was written, so a failed start leaves
  * nothing behind; a kill before config.json leaves a folder that a new `train` simply starts again.
  */
-export async function writeNewRun(runDir: string, run: RunConfig, writeStart: () => Promise<CheckpointInfo>): Promise<CheckpointInfo> {
+export async function writeNewRun(
+  runDir: string,
+  run: RunConfig,
+  writeStart: () => Promise<CheckpointInfo>,
+): Promise<CheckpointInfo> {
   const made: string[] = [];
   try {
     for (const sub of ['artifacts', 'checkpoints']) {
@@ -108,26 +134,44 @@ export async function writeNewRun(runDir: string, run: RunConfig, writeStart: ()
     await writeFileAtomic(path.join(runDir, 'config.json'), `${JSON.stringify(run, null, 1)}\n`);
     return start;
   } catch (err) {
-    for (const f of made.reverse()) await (f.endsWith('artifacts') || f.endsWith('checkpoints') ? rmdir(f) : rm(f, { force: true })).catch(() => undefined);
+    for (const f of made.reverse())
+      await (f.endsWith('artifacts') || f.endsWith('checkpoints') ? rmdir(f) : rm(f, { force: true })).catch(
+        () => undefined,
+      );
     throw err;
   }
 }
 
 /** A new run or, with --resume, the existing one; checked against the shards it trains on. */
-export async function openRun(opts: OpenOptions, index: ShardIndexJson, runDir: string, warn: (l: string) => void, info: (l: string) => void): Promise<Opened> {
+export async function openRun(
+  opts: OpenOptions,
+  index: ShardIndexJson,
+  runDir: string,
+  warn: (l: string) => void,
+  info: (l: string) => void,
+): Promise<Opened> {
   const exists = existsSync(path.join(runDir, 'config.json'));
-  if (exists && !opts.resume) throw new UsageError(`Expected a new run folder for --out but ${JSON.stringify(opts.out)} already holds a run; add --resume to continue it or choose another --out`);
+  if (exists && !opts.resume)
+    throw new UsageError(
+      `Expected a new run folder for --out but ${JSON.stringify(opts.out)} already holds a run; add --resume to continue it or choose another --out`,
+    );
   if (!exists && opts.resume) {
     const started = existsSync(path.join(runDir, 'checkpoints'));
-    throw new UsageError(`Expected a run to resume in ${JSON.stringify(opts.out)} but it has no config.json${started ? ' (its start was interrupted before it was complete: run the same command without --resume to start it again)' : ''}`);
+    throw new UsageError(
+      `Expected a run to resume in ${JSON.stringify(opts.out)} but it has no config.json${started ? ' (its start was interrupted before it was complete: run the same command without --resume to start it again)' : ''}`,
+    );
   }
   const opened = exists ? await resumeRun(runDir, warn, info) : await createRun(opts, index, info);
   const { run } = opened;
   if (run.tags.sha256 !== index.tags.sha256) {
-    throw new UsageError(`Expected shards made with this run's tags.csv but ${JSON.stringify(opts.shards)} has tags sha256 ${index.tags.sha256.slice(0, 12)}…, the run ${run.tags.sha256.slice(0, 12)}…`);
+    throw new UsageError(
+      `Expected shards made with this run's tags.csv but ${JSON.stringify(opts.shards)} has tags sha256 ${index.tags.sha256.slice(0, 12)}…, the run ${run.tags.sha256.slice(0, 12)}…`,
+    );
   }
   if (run.model.imageSize !== index.imageSize) {
-    throw new UsageError(`Expected shards of ${run.model.imageSize}px images for this run but ${JSON.stringify(opts.shards)} has ${index.imageSize}px`);
+    throw new UsageError(
+      `Expected shards of ${run.model.imageSize}px images for this run but ${JSON.stringify(opts.shards)} has ${index.imageSize}px`,
+    );
   }
   return opened;
 }
@@ -153,7 +197,10 @@ export class RunLog {
       try {
         entries.push(JSON.parse(line));
       } catch {
-        if (i < lines.length - 1) throw new UsageError(`Expected one JSON object per line in ${JSON.stringify(file)} but line ${i + 1} is not one`);
+        if (i < lines.length - 1)
+          throw new UsageError(
+            `Expected one JSON object per line in ${JSON.stringify(file)} but line ${i + 1} is not one`,
+          );
         warn(`warning: ${file}: dropped a torn last line (a write was cut off)`);
         dropped++;
       }
@@ -161,7 +208,15 @@ export class RunLog {
     const kept = fromStep === undefined ? entries : entries.filter((e) => !(Number(e.step) > fromStep));
     dropped += entries.length - kept.length;
     if (dropped > 0) await writeFileAtomic(file, kept.map((e) => `${JSON.stringify(e)}\n`).join(''));
-    const curves = kept.filter((e) => e.type === 'round').map((e) => ({ round: Number(e.round), images: Number(e.imagesSeen), trainLoss: Number(e.trainLoss), holdoutLoss: Number(e.holdoutLoss), map: Number(e.map) }));
+    const curves = kept
+      .filter((e) => e.type === 'round')
+      .map((e) => ({
+        round: Number(e.round),
+        images: Number(e.imagesSeen),
+        trainLoss: Number(e.trainLoss),
+        holdoutLoss: Number(e.holdoutLoss),
+        map: Number(e.map),
+      }));
     return new RunLog(file, curves);
   }
 

@@ -5,14 +5,29 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { predictOverShards, readShard, readShardIndex, ShardSlot, type Shard, type ShardEntry, type ShardIndexJson } from '../data/shards.js';
+import {
+  predictOverShards,
+  readShard,
+  readShardIndex,
+  ShardSlot,
+  type Shard,
+  type ShardEntry,
+  type ShardIndexJson,
+} from '../data/shards.js';
 import { baseRateMap, evaluatePredictions } from '../metrics/metrics.js';
 import type { Device } from '../runtime/providers.js';
 import { UsageError } from '../util/errors.js';
 import { fsReason, writeFileAtomic } from '../util/fsx.js';
 import { lockFolder, type FolderLock } from '../util/lock.js';
 import { Rng } from '../../training/rng.js';
-import { bestCheckpoint, listCheckpoints, pruneCheckpoints, writeCheckpoint, type CheckpointInfo, type RoundMetrics } from './checkpoint.js';
+import {
+  bestCheckpoint,
+  listCheckpoints,
+  pruneCheckpoints,
+  writeCheckpoint,
+  type CheckpointInfo,
+  type RoundMetrics,
+} from './checkpoint.js';
 import { curvesSvg } from './curves.js';
 import type { RunConfig } from './run-config.js';
 import type { EngineChoice } from './engines.js';
@@ -69,14 +84,27 @@ function batchOrder(seed: number, round: number, count: number): number[] {
 }
 
 /** Evaluate on every holdout shard, one shard in memory at a time (in `slot` when given). */
-export async function evaluateHoldout(session: TrainSession, dir: string, index: ShardIndexJson, slot?: ShardSlot, evalBatch = 64): Promise<{ metrics: RoundMetrics; images: number; baseMap: number } | undefined> {
+export async function evaluateHoldout(
+  session: TrainSession,
+  dir: string,
+  index: ShardIndexJson,
+  slot?: ShardSlot,
+  evalBatch = 64,
+): Promise<{ metrics: RoundMetrics; images: number; baseMap: number } | undefined> {
   const holdouts = index.shards.filter((s) => s.split === 'holdout');
   let lossSum = 0;
-  const { probs, labels, n } = await predictOverShards(dir, index, holdouts, evalBatch, async (images, lab, m) => {
-    const r = await session.evaluate(images, lab, m);
-    lossSum += r.loss * m;
-    return r.probs;
-  }, slot);
+  const { probs, labels, n } = await predictOverShards(
+    dir,
+    index,
+    holdouts,
+    evalBatch,
+    async (images, lab, m) => {
+      const r = await session.evaluate(images, lab, m);
+      lossSum += r.loss * m;
+      return r.probs;
+    },
+    slot,
+  );
   if (n === 0) return undefined;
   const r = evaluatePredictions(probs, labels, n, index.tags.names, 0.5);
   const metrics = { holdoutLoss: lossSum / n, map: r.map, microF1: r.microF1, macroF1: r.macroF1, mse: r.mse };
@@ -98,8 +126,18 @@ interface Loop {
   imagesSeen: number;
 }
 
-const checkpointAt = async (L: Loop, round: number, position: number, metrics?: RoundMetrics): Promise<CheckpointInfo> =>
-  (L.last = await writeCheckpoint(L.ckptDir, L.run.model, await L.session.getState(), { round, position, metrics, tagsSha256: L.run.tags.sha256 }));
+const checkpointAt = async (
+  L: Loop,
+  round: number,
+  position: number,
+  metrics?: RoundMetrics,
+): Promise<CheckpointInfo> =>
+  (L.last = await writeCheckpoint(L.ckptDir, L.run.model, await L.session.getState(), {
+    round,
+    position,
+    metrics,
+    tagsSha256: L.run.tags.sha256,
+  }));
 
 interface Epoch {
   interrupted: boolean;
@@ -133,7 +171,9 @@ async function trainEpoch(L: Loop, round: number, position: number, shard: Shard
     const loss = await session.step(images.subarray(0, n * px), labels.subarray(0, n * k), n, run.lr);
     e.stepSeconds += (performance.now() - s0) / 1000;
     if (!Number.isFinite(loss)) {
-      throw new Error(`loss became ${loss} at round ${round}, step ${session.steps}; stopped without saving the diverged state. The newest checkpoint, ${L.last.file}, holds finite weights: lower the learning rate (lr in ${path.join(L.runDir, 'config.json')}) or check the data, then --resume from it`);
+      throw new Error(
+        `loss became ${loss} at round ${round}, step ${session.steps}; stopped without saving the diverged state. The newest checkpoint, ${L.last.file}, holds finite weights: lower the learning rate (lr in ${path.join(L.runDir, 'config.json')}) or check the data, then --resume from it`,
+      );
     }
     e.lossSum += loss;
     e.steps++;
@@ -141,10 +181,24 @@ async function trainEpoch(L: Loop, round: number, position: number, shard: Shard
     L.imagesSeen += n;
     const done = position * b + e.images;
     L.hooks.step?.(done, loss);
-    if (session.steps % L.opts.logEvery === 0) await L.log.write({ type: 'step', round, step: session.steps, loss, imgPerS: done / ((performance.now() - t0) / 1000), lr: run.lr });
+    if (session.steps % L.opts.logEvery === 0)
+      await L.log.write({
+        type: 'step',
+        round,
+        step: session.steps,
+        loss,
+        imgPerS: done / ((performance.now() - t0) / 1000),
+        lr: run.lr,
+      });
     if (L.hooks.stopRequested?.() && (pos + 1) * b < order.length) {
       await checkpointAt(L, round, pos + 1);
-      await L.log.write({ type: 'interrupted', round, position: pos + 1, step: session.steps, checkpoint: path.basename(L.last.file) });
+      await L.log.write({
+        type: 'interrupted',
+        round,
+        position: pos + 1,
+        step: session.steps,
+        checkpoint: path.basename(L.last.file),
+      });
       e.interrupted = true;
       break;
     }
@@ -166,12 +220,35 @@ async function finishRound(L: Loop, round: number, entry: ShardEntry, e: Epoch, 
   const imgPerS = e.images / e.seconds;
   // Share of the round's training time spent inside the runtime's steps (the rest: batches, logging).
   const runtimeShare = e.stepSeconds / e.seconds;
-  await L.log.write({ type: 'round', round, shard: entry.file, step: L.session.steps, trainLoss, ...metrics, imgPerS, imagesSeen: L.imagesSeen, lr: L.run.lr, seconds: e.seconds, runtimeShare });
-  L.log.curves.push({ round, images: L.imagesSeen, trainLoss, holdoutLoss: metrics?.holdoutLoss ?? NaN, map: metrics?.map ?? NaN });
-  await writeFileAtomic(path.join(L.runDir, 'curves.svg'), curvesSvg(L.log.curves, { holdout: held?.images ?? 0, baseMap: held?.baseMap }));
+  await L.log.write({
+    type: 'round',
+    round,
+    shard: entry.file,
+    step: L.session.steps,
+    trainLoss,
+    ...metrics,
+    imgPerS,
+    imagesSeen: L.imagesSeen,
+    lr: L.run.lr,
+    seconds: e.seconds,
+    runtimeShare,
+  });
+  L.log.curves.push({
+    round,
+    images: L.imagesSeen,
+    trainLoss,
+    holdoutLoss: metrics?.holdoutLoss ?? NaN,
+    map: metrics?.map ?? NaN,
+  });
+  await writeFileAtomic(
+    path.join(L.runDir, 'curves.svg'),
+    curvesSvg(L.log.curves, { holdout: held?.images ?? 0, baseMap: held?.baseMap }),
+  );
   L.hooks.roundEnd?.(
     `round ${round}/${L.opts.rounds} (${entry.file}): train loss ${trainLoss.toFixed(4)}` +
-      (metrics ? `, holdout loss ${metrics.holdoutLoss.toFixed(4)}, mAP ${metrics.map.toFixed(3)}, micro-F1 ${metrics.microF1.toFixed(3)}` : ', no holdout') +
+      (metrics
+        ? `, holdout loss ${metrics.holdoutLoss.toFixed(4)}, mAP ${metrics.map.toFixed(3)}, micro-F1 ${metrics.microF1.toFixed(3)}`
+        : ', no holdout') +
       `, ${imgPerS.toFixed(1)} img/s`,
   );
 }
@@ -183,7 +260,8 @@ async function trainRounds(L: Loop, round: number, position: number): Promise<Tr
   // read. Holdout shards are read into the current round's slot once its epoch is done.
   const slots = [new ShardSlot(), new ShardSlot()];
   const slotFor = (r: number): ShardSlot => slots[r % 2]!;
-  const load = (r: number): Promise<Shard> => readShard(L.shardsDir, shardForRound(L.run.seed, r, trainShards), L.index, slotFor(r));
+  const load = (r: number): Promise<Shard> =>
+    readShard(L.shardsDir, shardForRound(L.run.seed, r, trainShards), L.index, slotFor(r));
   let prefetch: { round: number; shard: Promise<Shard> } | null = null;
   for (; round <= L.opts.rounds; round++, position = 0) {
     const entry = shardForRound(L.run.seed, round, trainShards);
@@ -205,7 +283,9 @@ async function lockRunFolder(runDir: string, warn: (l: string) => void): Promise
   try {
     await mkdir(runDir, { recursive: true });
   } catch (err) {
-    throw new UsageError(`Expected a folder that can be created for --out but ${JSON.stringify(runDir)} cannot be (${fsReason(err)})`);
+    throw new UsageError(
+      `Expected a folder that can be created for --out but ${JSON.stringify(runDir)} cannot be (${fsReason(err)})`,
+    );
   }
   try {
     return { lock: await lockFolder(runDir, `alt-i2v-ort train (pid ${process.pid})`, warn), made };
@@ -217,7 +297,8 @@ async function lockRunFolder(runDir: string, warn: (l: string) => void): Promise
 
 export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
   const index = await readShardIndex(opts.shards);
-  if (!index.shards.some((s) => s.split === 'train')) throw new UsageError(`Expected training shards in ${JSON.stringify(opts.shards)} but its index.json lists none`);
+  if (!index.shards.some((s) => s.split === 'train'))
+    throw new UsageError(`Expected training shards in ${JSON.stringify(opts.shards)} but its index.json lists none`);
   const runDir = path.resolve(opts.out);
   const warn = (l: string): void => (hooks.warn ?? hooks.info)?.(l);
   const { lock, made } = await lockRunFolder(runDir, warn);
@@ -225,11 +306,28 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
   let started = false;
   try {
     const { run, initial, round, position, from } = await openRun(opts, index, runDir, warn, (l) => hooks.info?.(l));
-    session = await TrainSession.create(run.model, initial, { device: opts.device, seed: run.seed, intraOpThreads: opts.threads, engine: opts.engine });
+    session = await TrainSession.create(run.model, initial, {
+      device: opts.device,
+      seed: run.seed,
+      intraOpThreads: opts.threads,
+      engine: opts.engine,
+    });
     hooks.info?.(session.engineNote);
     const ckptDir = path.join(runDir, 'checkpoints');
     const log = await RunLog.open(runDir, from?.step, warn);
-    const L: Loop = { opts, hooks, run, index, shardsDir: path.resolve(opts.shards), runDir, ckptDir, session, log, last: from!, imagesSeen: log.imagesSeen };
+    const L: Loop = {
+      opts,
+      hooks,
+      run,
+      index,
+      shardsDir: path.resolve(opts.shards),
+      runDir,
+      ckptDir,
+      session,
+      log,
+      last: from!,
+      imagesSeen: log.imagesSeen,
+    };
     // A new run keeps its starting point, so a NaN in round 1 still leaves a good checkpoint.
     if (!from) await writeNewRun(runDir, run, () => checkpointAt(L, 0, -1));
     started = true;

@@ -9,14 +9,36 @@ import { checkInteger, expected } from '../util/errors.js';
 import { Rng } from '../../training/rng.js';
 import { sessionThreads } from '../../training/threads.js';
 import {
-  adamConstants, adamStepScalars, buildCopyGraph, buildEvalGraph, buildOptimizerGraph, buildTrainGraph, checkConfig, dropoutKeepMask, io, numel, paramSpecs,
-  type ModelConfig, type ParamSpec,
+  adamConstants,
+  adamStepScalars,
+  buildCopyGraph,
+  buildEvalGraph,
+  buildOptimizerGraph,
+  buildTrainGraph,
+  checkConfig,
+  dropoutKeepMask,
+  io,
+  numel,
+  paramSpecs,
+  type ModelConfig,
+  type ParamSpec,
 } from '../../training/model.js';
 
 /** The graph names the native engine binds, from the graphs' own `io` table. */
 export const NATIVE_IO: NativeIoNames = {
-  image: io.image, labels: io.labels, keep: io.keep, loss: io.loss, probs: io.probs, lr: io.lr, eps: io.eps, copyIn: io.copyIn, copyOut: io.copyOut,
-  gradPrefix: io.prefix.grad, newPrefix: io.prefix.new, mPrefix: io.prefix.m, vPrefix: io.prefix.v,
+  image: io.image,
+  labels: io.labels,
+  keep: io.keep,
+  loss: io.loss,
+  probs: io.probs,
+  lr: io.lr,
+  eps: io.eps,
+  copyIn: io.copyIn,
+  copyOut: io.copyOut,
+  gradPrefix: io.prefix.grad,
+  newPrefix: io.prefix.new,
+  mPrefix: io.prefix.m,
+  vPrefix: io.prefix.v,
 };
 
 export interface TrainSessionOptions {
@@ -79,7 +101,11 @@ export class TrainSession {
     this.rng = new Rng(options.seed ?? 0);
   }
 
-  static async create(config: ModelConfig, initial: TrainState, options: TrainSessionOptions = {}): Promise<TrainSession> {
+  static async create(
+    config: ModelConfig,
+    initial: TrainState,
+    options: TrainSessionOptions = {},
+  ): Promise<TrainSession> {
     checkConfig(config);
     const device = options.device ?? 'cpu';
     const { engine: native, kind, note } = openEngine(options.engine ?? 'auto', device);
@@ -179,11 +205,13 @@ export class TrainSession {
 
   async setState(state: TrainState): Promise<void> {
     const arrays = this.stateArrays(state, 'state');
-    const same = (a: Float32Array, b: Float32Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+    const same = (a: Float32Array, b: Float32Array): boolean =>
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
     if (this.baked && [...this.baked].some(([name, value]) => !same(state.params.get(name)!, value))) {
       // Other frozen weights: the graphs that hold them are rebuilt on a new engine of the same kind.
       if (this.disposed) throw new Error('TrainSession.setState: the session is disposed');
-      if (this.native.busy) throw new Error('TrainSession.setState: another call on this session is still running; await it first');
+      if (this.native.busy)
+        throw new Error('TrainSession.setState: another call on this session is still running; await it first');
       this.native.dispose();
       this.native = openEngine(this.engine, this.options.device).engine;
       this.baked = this.frozenOf(arrays.params);
@@ -206,19 +234,32 @@ export class TrainSession {
     const c = this.config;
     checkInteger('n', n, 1, 1 << 20);
     if (!(images instanceof Uint8Array) || images.length !== n * c.imageSize * c.imageSize * 3) {
-      throw new RangeError(`Expected ${n * c.imageSize * c.imageSize * 3} bytes for images (n=${n} × ${c.imageSize}×${c.imageSize}×3) but received ${images?.length}`);
+      throw new RangeError(
+        `Expected ${n * c.imageSize * c.imageSize * 3} bytes for images (n=${n} × ${c.imageSize}×${c.imageSize}×3) but received ${images?.length}`,
+      );
     }
     if (!(labels instanceof Uint8Array) || labels.length !== n * c.tags) {
-      throw new RangeError(`Expected ${n * c.tags} bytes for labels (n=${n} × ${c.tags} tags) but received ${labels?.length}`);
+      throw new RangeError(
+        `Expected ${n * c.tags} bytes for labels (n=${n} × ${c.tags} tags) but received ${labels?.length}`,
+      );
     }
   }
 
-  private stateArrays(state: TrainState, what: string): { params: Float32Array[]; m?: Float32Array[]; v?: Float32Array[] } {
+  private stateArrays(
+    state: TrainState,
+    what: string,
+  ): { params: Float32Array[]; m?: Float32Array[]; v?: Float32Array[] } {
     const pick = (map: Map<string, Float32Array>, specs: ParamSpec[], label: string): Float32Array[] =>
       specs.map((s) => {
         const a = map.get(s.name);
-        if (!a) throw new RangeError(`Expected tensor ${s.name} in the ${what} (${label}) but it is missing: is it a checkpoint of another model?`);
-        if (a.length !== numel(s.shape)) throw new RangeError(`Expected ${numel(s.shape)} values for ${s.name} [${s.shape}] in the ${what} (${label}) but received ${a.length}: is it a checkpoint of another model?`);
+        if (!a)
+          throw new RangeError(
+            `Expected tensor ${s.name} in the ${what} (${label}) but it is missing: is it a checkpoint of another model?`,
+          );
+        if (a.length !== numel(s.shape))
+          throw new RangeError(
+            `Expected ${numel(s.shape)} values for ${s.name} [${s.shape}] in the ${what} (${label}) but received ${a.length}: is it a checkpoint of another model?`,
+          );
         return a;
       });
     const params = pick(state.params, this.specs, 'params');

@@ -30,7 +30,10 @@ export function fsReason(err: unknown): string {
 
 /** Whether an error came from the file system (it has an errno code). */
 export function isFsError(err: unknown): err is NodeJS.ErrnoException {
-  return typeof (err as NodeJS.ErrnoException)?.code === 'string' && typeof (err as NodeJS.ErrnoException)?.syscall === 'string';
+  return (
+    typeof (err as NodeJS.ErrnoException)?.code === 'string' &&
+    typeof (err as NodeJS.ErrnoException)?.syscall === 'string'
+  );
 }
 
 /** A failed write of `file`: one line naming it (exit 1; the user fixes the disk, not the command). */
@@ -51,7 +54,12 @@ export class WriteError extends Error {
  */
 function injectedFault(file: string): void {
   const match = process.env.ALT_I2V_FAULT_ENOSPC;
-  if (match && path.basename(file).includes(match)) throw Object.assign(new Error('injected: no space left on device'), { code: 'ENOSPC', syscall: 'write', path: file });
+  if (match && path.basename(file).includes(match))
+    throw Object.assign(new Error('injected: no space left on device'), {
+      code: 'ENOSPC',
+      syscall: 'write',
+      path: file,
+    });
 }
 
 let tmpCounter = 0;

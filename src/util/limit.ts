@@ -8,10 +8,12 @@ export function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
     new Promise((resolve, reject) => {
       const start = (): void => {
         active++;
-        fn().then(resolve, reject).finally(() => {
-          active--;
-          queue.shift()?.();
-        });
+        fn()
+          .then(resolve, reject)
+          .finally(() => {
+            active--;
+            queue.shift()?.();
+          });
       };
       if (active < n) start();
       else queue.push(start);

@@ -33,7 +33,11 @@ function alive(pid: number): boolean {
 
 async function create(file: string, me: Holder): Promise<boolean> {
   try {
-    const fh = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    const fh = await open(
+      file,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o644,
+    );
     try {
       await fh.writeFile(`${JSON.stringify(me)}\n`);
       await fh.sync();
@@ -43,7 +47,9 @@ async function create(file: string, me: Holder): Promise<boolean> {
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw new UsageError(`Expected a writable folder but the lock ${JSON.stringify(file)} cannot be created (${fsReason(err)})`);
+    throw new UsageError(
+      `Expected a writable folder but the lock ${JSON.stringify(file)} cannot be created (${fsReason(err)})`,
+    );
   }
 }
 
@@ -58,7 +64,8 @@ export async function lockFolder(dir: string, command: string, warn: (line: stri
         release: async () => {
           // Only our own lock: never one a later writer took over.
           const now = await readFile(file, 'utf8').catch(() => '');
-          if (now.includes(`"pid":${me.pid},`) && now.includes(`"started":"${me.started}"`)) await rm(file, { force: true });
+          if (now.includes(`"pid":${me.pid},`) && now.includes(`"started":"${me.started}"`))
+            await rm(file, { force: true });
         },
       };
     }
@@ -74,8 +81,12 @@ export async function lockFolder(dir: string, command: string, warn: (line: stri
         `Expected no other writer in ${JSON.stringify(dir)} but ${holder!.command} (pid ${holder!.pid} on ${holder!.host}, since ${holder!.started}) holds ${LOCK_NAME}; wait for it to finish, or delete the lock if that process is gone`,
       );
     }
-    warn(`warning: ${file}: taking over the lock of ${holder ? `pid ${holder.pid} (${holder.command}, since ${holder.started}), which no longer runs` : 'a writer that died while taking it'}`);
+    warn(
+      `warning: ${file}: taking over the lock of ${holder ? `pid ${holder.pid} (${holder.command}, since ${holder.started}), which no longer runs` : 'a writer that died while taking it'}`,
+    );
     await rm(file, { force: true });
   }
-  throw new UsageError(`Expected to take the lock ${JSON.stringify(file)} but another writer took it at the same moment`);
+  throw new UsageError(
+    `Expected to take the lock ${JSON.stringify(file)} but another writer took it at the same moment`,
+  );
 }

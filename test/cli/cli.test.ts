@@ -6,7 +6,8 @@ test('--help lists the commands and exits 0', async () => {
   const r = await cli('--help');
   assert.equal(r.code, 0);
   const text = r.out.join('\n');
-  for (const c of ['synth', 'tags <dataset>', 'pairs <dataset>', 'train <shards>', 'export <run>', 'demo', 'doctor']) assert.ok(text.includes(c), c);
+  for (const c of ['synth', 'tags <dataset>', 'pairs <dataset>', 'train <shards>', 'export <run>', 'demo', 'doctor'])
+    assert.ok(text.includes(c), c);
 });
 
 test('each command has --help', async () => {
@@ -38,9 +39,13 @@ test('demo runs the whole pipeline and ends with predictions and the holdout mAP
   const r = await cli('demo', '--out', out, '--count', '150', '--rounds', '2');
   assert.equal(r.code, 0, r.err.join('\n'));
   const text = r.out.join('\n');
-  for (const step of ['synth', 'tags', 'pairs', 'train', 'export']) assert.match(text, new RegExp(`\\$ alt-i2v-ort ${step} `));
+  for (const step of ['synth', 'tags', 'pairs', 'train', 'export'])
+    assert.match(text, new RegExp(`\\$ alt-i2v-ort ${step} `));
   assert.match(text, /predictions on holdout images/);
-  assert.match(text, /holdout mAP \d\.\d{3} \(\d+ images, \d+ tags\) vs \d\.\d{3} for a tagger that only knows tag frequencies/);
+  assert.match(
+    text,
+    /holdout mAP \d\.\d{3} \(\d+ images, \d+ tags\) vs \d\.\d{3} for a tagger that only knows tag frequencies/,
+  );
   const again = await cli('demo', '--out', out, '--count', '150', '--rounds', '1');
   assert.equal(again.code, 0, `a second demo into the same folder starts afresh: ${again.err.join('\n')}`);
   const { writeFile } = await import('node:fs/promises');

@@ -17,16 +17,26 @@ test('doctor --gradcheck checks every trainable tensor and passes on cpu', async
   assert.match(r.out.at(-1)!, /^gradcheck: worst \S+, tolerance 0\.002: ok$/);
 });
 
-test('doctor --device cuda names the missing provider libraries and the fix', { skip: runtimeReport().cudaMissing.length === 0 ? 'CUDA provider libraries installed' : false }, async () => {
-  const r = await cli('doctor', '--device', 'cuda');
-  assert.equal(r.code, 1);
-  assert.equal(r.err.length, 1);
-  assert.match(r.err[0]!, /CUDA execution provider unavailable: missing .*libonnxruntime_providers_shared\.so.*npm run setup:cuda/);
-});
+test(
+  'doctor --device cuda names the missing provider libraries and the fix',
+  { skip: runtimeReport().cudaMissing.length === 0 ? 'CUDA provider libraries installed' : false },
+  async () => {
+    const r = await cli('doctor', '--device', 'cuda');
+    assert.equal(r.code, 1);
+    assert.equal(r.err.length, 1);
+    assert.match(
+      r.err[0]!,
+      /CUDA execution provider unavailable: missing .*libonnxruntime_providers_shared\.so.*npm run setup:cuda/,
+    );
+  },
+);
 
 test('doctor --gradcheck exits 1 naming the worst error when a gradient is wrong (one scaled by 1.5 on purpose)', async () => {
   const { spawnSync } = await import('node:child_process');
-  const r = spawnSync(process.execPath, ['dist/src/cli/main.js', 'doctor', '--gradcheck'], { encoding: 'utf8', env: { ...process.env, ALT_I2V_GRADCHECK_PERTURB: 'fc1.weight' } });
+  const r = spawnSync(process.execPath, ['dist/src/cli/main.js', 'doctor', '--gradcheck'], {
+    encoding: 'utf8',
+    env: { ...process.env, ALT_I2V_GRADCHECK_PERTURB: 'fc1.weight' },
+  });
   assert.equal(r.status, 1, r.stdout + r.stderr);
   assert.match(r.stdout, /fc1\.weight +max rel error (\d\.\d+e-1|[1-9]\.\d+e\+0)/);
   assert.match(r.stdout, /gradcheck: worst \S+, tolerance 0\.002: FAILED/);

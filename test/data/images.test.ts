@@ -32,7 +32,11 @@ test('--pad topleft puts the image at the top-left like the seed', async () => {
 });
 
 test('flattens a PNG alpha channel onto black', async () => {
-  const png = await sharp({ create: { width: 16, height: 16, channels: 4, background: { r: 255, g: 255, b: 255, alpha: 0 } } }).png().toBuffer();
+  const png = await sharp({
+    create: { width: 16, height: 16, channels: 4, background: { r: 255, g: 255, b: 255, alpha: 0 } },
+  })
+    .png()
+    .toBuffer();
   const out = await preprocessImage(png, 'alpha.png', opts);
   assert.deepEqual(pixel(out, S, 16, 16), [0, 0, 0]);
 });
@@ -54,7 +58,9 @@ test('grayscale, CMYK JPEG and 16-bit PNG all come out as 8-bit sRGB', async () 
 test('an animated GIF gives its first frame', async () => {
   const red = await solid(16, 16, [255, 0, 0]).png().toBuffer();
   const blue = await solid(16, 16, [0, 0, 255]).png().toBuffer();
-  const gif = await sharp([red, blue], { join: { animated: true } }).gif().toBuffer();
+  const gif = await sharp([red, blue], { join: { animated: true } })
+    .gif()
+    .toBuffer();
   assert.equal((await sharp(gif).metadata()).pages, 2);
   assert.ok(near(pixel(await preprocessImage(gif, 'anim.gif', opts), S, 16, 16), [255, 0, 0], 20));
 });
@@ -62,8 +68,12 @@ test('an animated GIF gives its first frame', async () => {
 test('applies EXIF orientation before letterboxing', async () => {
   // 40×20 stored, left half red, right half blue; orientation 6 = rotate 90° clockwise to display.
   const raw = Buffer.alloc(40 * 20 * 3);
-  for (let y = 0; y < 20; y++) for (let x = 0; x < 40; x++) raw.set(x < 20 ? [255, 0, 0] : [0, 0, 255], (y * 40 + x) * 3);
-  const jpg = await sharp(raw, { raw: { width: 40, height: 20, channels: 3 } }).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();
+  for (let y = 0; y < 20; y++)
+    for (let x = 0; x < 40; x++) raw.set(x < 20 ? [255, 0, 0] : [0, 0, 255], (y * 40 + x) * 3);
+  const jpg = await sharp(raw, { raw: { width: 40, height: 20, channels: 3 } })
+    .jpeg({ quality: 95 })
+    .withMetadata({ orientation: 6 })
+    .toBuffer();
   const out = await preprocessImage(jpg, 'rotated.jpg', opts);
   assert.ok(near(pixel(out, S, 16, 6), [255, 0, 0], 40), `top ${pixel(out, S, 16, 6)}`);
   assert.ok(near(pixel(out, S, 16, 26), [0, 0, 255], 40), `bottom ${pixel(out, S, 16, 26)}`);
@@ -72,10 +82,15 @@ test('applies EXIF orientation before letterboxing', async () => {
 
 test('rejects a zero-byte file as not an image', () => rejects(Buffer.alloc(0), 'not-an-image'));
 
-test('rejects random bytes named .jpg as not an image', () => rejects(Buffer.from(Array.from({ length: 500 }, (_, i) => (i * 7919) % 251)), 'not-an-image'));
+test('rejects random bytes named .jpg as not an image', () =>
+  rejects(Buffer.from(Array.from({ length: 500 }, (_, i) => (i * 7919) % 251)), 'not-an-image'));
 
 test('rejects a truncated JPEG', async () => {
-  const jpg = await sharp(Buffer.from(Array.from({ length: 64 * 64 * 3 }, (_, i) => (i * 31) % 256)), { raw: { width: 64, height: 64, channels: 3 } }).jpeg().toBuffer();
+  const jpg = await sharp(Buffer.from(Array.from({ length: 64 * 64 * 3 }, (_, i) => (i * 31) % 256)), {
+    raw: { width: 64, height: 64, channels: 3 },
+  })
+    .jpeg()
+    .toBuffer();
   await rejects(jpg.subarray(0, Math.floor(jpg.length / 2)), 'truncated');
 });
 

@@ -34,48 +34,109 @@ def read(path):
 
 const root = await tempDir();
 const data = path.join(root, 'data');
-const COLOURS: [number, number, number][] = [[250, 10, 10], [10, 250, 10], [10, 10, 250], [240, 240, 40]];
+const COLOURS: [number, number, number][] = [
+  [250, 10, 10],
+  [10, 250, 10],
+  [10, 10, 250],
+  [240, 240, 40],
+];
 const TAGS = ['red', 'green', 'blue', 'yellow'];
 {
   const { mkdir } = await import('node:fs/promises');
   await mkdir(data);
   for (let i = 0; i < 12; i++) {
-    await solid(40, 40, COLOURS[i % 4]!).png().toFile(path.join(data, `c${i}.png`));
+    await solid(40, 40, COLOURS[i % 4]!)
+      .png()
+      .toFile(path.join(data, `c${i}.png`));
     await writeFile(path.join(data, `c${i}.txt`), `${TAGS[i % 4]} ${i % 2 ? 'odd' : 'even'}`);
   }
 }
 await cliSteps(
   ['tags', data, '--out', path.join(root, 'tags.csv')],
-  ['pairs', data, '--tags', path.join(root, 'tags.csv'), '--out', path.join(root, 'shards'), '--size', '32', '--holdout', '0'],
-  ['train', path.join(root, 'shards'), '--out', path.join(root, 'run'), '--backbone', 'vgg16-tiny', '--hidden', '8', '--batch', '4', '--rounds', '1', '--freeze', '2'],
+  [
+    'pairs',
+    data,
+    '--tags',
+    path.join(root, 'tags.csv'),
+    '--out',
+    path.join(root, 'shards'),
+    '--size',
+    '32',
+    '--holdout',
+    '0',
+  ],
+  [
+    'train',
+    path.join(root, 'shards'),
+    '--out',
+    path.join(root, 'run'),
+    '--backbone',
+    'vgg16-tiny',
+    '--hidden',
+    '8',
+    '--batch',
+    '4',
+    '--rounds',
+    '1',
+    '--freeze',
+    '2',
+  ],
   ['export', path.join(root, 'run'), '--out', path.join(root, 'model.onnx')],
-  ['vec', data, '--model', path.join(root, 'model.onnx'), '--kind', 'features', '--out', path.join(root, 'features.npy')],
+  [
+    'vec',
+    data,
+    '--model',
+    path.join(root, 'model.onnx'),
+    '--kind',
+    'features',
+    '--out',
+    path.join(root, 'features.npy'),
+  ],
   ['vec', data, '--model', path.join(root, 'model.onnx'), '--kind', 'binary', '--out', path.join(root, 'binary.npy')],
 );
 
-test('a shard read with Python: uint8 images [N,32,32,3] whose centre pixel is the source colour, labels [N,K] equal to the tag files', { skip }, () => {
-  const r = python(`${READ}
+test(
+  'a shard read with Python: uint8 images [N,32,32,3] whose centre pixel is the source colour, labels [N,K] equal to the tag files',
+  { skip },
+  () => {
+    const r = python(
+      `${READ}
 a, meta, dtypes = read(sys.argv[1] + '/shard-00000.safetensors')
 names = json.loads(meta['files'])
 tags = [l.split(',')[1] for l in open(sys.argv[2]).read().strip().split('\\n')[1:]]
 want = [[1 if t in open(sys.argv[3] + '/' + n[:-4] + '.txt').read().split() else 0 for t in tags] for n in names]
 print(json.dumps({'keys': sorted(a), 'dtypes': dtypes, 'images': list(a['images'].shape), 'labels': list(a['labels'].shape),
-  'centre': a['images'][:, 16, 16, :].tolist(), 'names': names, 'labelsOk': a['labels'].tolist() == want}))`, path.join(root, 'shards'), path.join(root, 'tags.csv'), data) as {
-    keys: string[]; dtypes: Record<string, string>; images: number[]; labels: number[]; centre: number[][]; names: string[]; labelsOk: boolean;
-  };
-  assert.deepEqual(r.keys, ['images', 'labels']);
-  assert.deepEqual(r.dtypes, { images: 'U8', labels: 'U8' });
-  assert.deepEqual(r.images, [12, 32, 32, 3]);
-  assert.deepEqual(r.labels, [12, 6]);
-  assert.ok(r.labelsOk, 'labels equal the tag files');
-  r.names.forEach((n, i) => {
-    const want = COLOURS[Number(/c(\d+)/.exec(n)![1]) % 4]!;
-    r.centre[i]!.forEach((v, c) => assert.ok(Math.abs(v - want[c]!) <= 2, `${n} channel ${c}: ${v} vs ${want[c]}`));
-  });
-});
+  'centre': a['images'][:, 16, 16, :].tolist(), 'names': names, 'labelsOk': a['labels'].tolist() == want}))`,
+      path.join(root, 'shards'),
+      path.join(root, 'tags.csv'),
+      data,
+    ) as {
+      keys: string[];
+      dtypes: Record<string, string>;
+      images: number[];
+      labels: number[];
+      centre: number[][];
+      names: string[];
+      labelsOk: boolean;
+    };
+    assert.deepEqual(r.keys, ['images', 'labels']);
+    assert.deepEqual(r.dtypes, { images: 'U8', labels: 'U8' });
+    assert.deepEqual(r.images, [12, 32, 32, 3]);
+    assert.deepEqual(r.labels, [12, 6]);
+    assert.ok(r.labelsOk, 'labels equal the tag files');
+    r.names.forEach((n, i) => {
+      const want = COLOURS[Number(/c(\d+)/.exec(n)![1]) % 4]!;
+      r.centre[i]!.forEach((v, c) => assert.ok(Math.abs(v - want[c]!) <= 2, `${n} channel ${c}: ${v} vs ${want[c]}`));
+    });
+  },
+);
 
-test('a checkpoint read with Python: param/, adam_m/, adam_v/ keys and float32 shapes from the model config alone; frozen convs have no Adam state', { skip }, () => {
-  const r = python(`${READ}
+test(
+  'a checkpoint read with Python: param/, adam_m/, adam_v/ keys and float32 shapes from the model config alone; frozen convs have no Adam state',
+  { skip },
+  () => {
+    const r = python(
+      `${READ}
 import glob
 f = sorted(glob.glob(sys.argv[1] + '/checkpoints/round-*.safetensors'))[-1]
 a, meta, dtypes = read(f)
@@ -91,27 +152,53 @@ want = {'param/' + k: s for k, s in shapes.items()}
 want.update({p + k: shapes[k] for k in trainable for p in ('adam_m/', 'adam_v/')})
 got = {k: list(v.shape) for k, v in a.items()}
 print(json.dumps({'same': got == want, 'missing': sorted(set(want) - set(got)), 'extra': sorted(set(got) - set(want)), 'allF32': all(d == 'F32' for d in dtypes.values()),
-  'vNonNegative': all(bool((a[k] >= 0).all()) for k in a if k.startswith('adam_v/')), 'runningVarPositive': bool((a['param/bn.running_var'] > 0).all()), 'step': int(meta['step'])}))`, path.join(root, 'run')) as {
-    same: boolean; missing: string[]; extra: string[]; allF32: boolean; vNonNegative: boolean; runningVarPositive: boolean; step: number;
-  };
-  assert.deepEqual([r.missing, r.extra], [[], []]);
-  assert.ok(r.same && r.allF32 && r.vNonNegative && r.runningVarPositive);
-  assert.equal(r.step, 3, '12 images in batches of 4: 3 steps');
-});
+  'vNonNegative': all(bool((a[k] >= 0).all()) for k in a if k.startswith('adam_v/')), 'runningVarPositive': bool((a['param/bn.running_var'] > 0).all()), 'step': int(meta['step'])}))`,
+      path.join(root, 'run'),
+    ) as {
+      same: boolean;
+      missing: string[];
+      extra: string[];
+      allF32: boolean;
+      vNonNegative: boolean;
+      runningVarPositive: boolean;
+      step: number;
+    };
+    assert.deepEqual([r.missing, r.extra], [[], []]);
+    assert.ok(r.same && r.allF32 && r.vNonNegative && r.runningVarPositive);
+    assert.equal(r.step, 3, '12 images in batches of 4: 3 steps');
+  },
+);
 
-test('binary vectors equal numpy.packbits(features > 0, axis=1); the holdout split is a fixed function of the name', { skip }, () => {
-  const r = python(`
+test(
+  'binary vectors equal numpy.packbits(features > 0, axis=1); the holdout split is a fixed function of the name',
+  { skip },
+  () => {
+    const r = python(
+      `
 import json, sys, numpy as np
 f = np.load(sys.argv[1]); b = np.load(sys.argv[2])
-print(json.dumps({'equal': bool((np.packbits(f > 0, axis=1) == b).all()), 'shape': list(b.shape), 'dtype': str(b.dtype)}))`, path.join(root, 'features.npy'), path.join(root, 'binary.npy')) as { equal: boolean; shape: number[]; dtype: string };
-  assert.ok(r.equal);
-  assert.deepEqual(r.shape, [12, 1]);
-  assert.equal(r.dtype, 'uint8');
-  const names = ['000/00001.png', '000/00002.jpg', 'a/b/c.webp', 'illustration.png', 'ü/名前.png'];
-  const py = python(`
+print(json.dumps({'equal': bool((np.packbits(f > 0, axis=1) == b).all()), 'shape': list(b.shape), 'dtype': str(b.dtype)}))`,
+      path.join(root, 'features.npy'),
+      path.join(root, 'binary.npy'),
+    ) as { equal: boolean; shape: number[]; dtype: string };
+    assert.ok(r.equal);
+    assert.deepEqual(r.shape, [12, 1]);
+    assert.equal(r.dtype, 'uint8');
+    const names = ['000/00001.png', '000/00002.jpg', 'a/b/c.webp', 'illustration.png', 'ü/名前.png'];
+    const py = python(
+      `
 import hashlib, json, sys
-print(json.dumps([int.from_bytes(hashlib.sha1(n.encode()).digest()[:4], 'big') / 2**32 < 0.3 for n in json.loads(sys.argv[1])]))`, JSON.stringify(names)) as boolean[];
-  assert.deepEqual(names.map((n) => isHoldout(n, 0.3)), py);
-  // Pinned: these assignments must never move between versions.
-  assert.deepEqual(names.map((n) => isHoldout(n, 0.4)), [false, true, false, false, true]);
-});
+print(json.dumps([int.from_bytes(hashlib.sha1(n.encode()).digest()[:4], 'big') / 2**32 < 0.3 for n in json.loads(sys.argv[1])]))`,
+      JSON.stringify(names),
+    ) as boolean[];
+    assert.deepEqual(
+      names.map((n) => isHoldout(n, 0.3)),
+      py,
+    );
+    // Pinned: these assignments must never move between versions.
+    assert.deepEqual(
+      names.map((n) => isHoldout(n, 0.4)),
+      [false, true, false, false, true],
+    );
+  },
+);

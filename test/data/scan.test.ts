@@ -10,7 +10,12 @@ test('parseTags reads whitespace-separated booru tags with CRLF, tabs, blank lin
 });
 
 test('parseTags reads comma-separated captions, spaces becoming underscores', () => {
-  assert.deepEqual(parseTags('1girl, long hair,  blue   eyes ,, smile\n'), ['1girl', 'long_hair', 'blue_eyes', 'smile']);
+  assert.deepEqual(parseTags('1girl, long hair,  blue   eyes ,, smile\n'), [
+    '1girl',
+    'long_hair',
+    'blue_eyes',
+    'smile',
+  ]);
 });
 
 test('parseTags keeps non-ASCII tags, NFC-normalized, and drops a BOM', () => {
@@ -22,7 +27,18 @@ test('walkDataset visits images in sorted order, pairs tag files and reports orp
   const dir = await tempDir();
   await mkdir(path.join(dir, 'b'), { recursive: true });
   await mkdir(path.join(dir, 'a'), { recursive: true });
-  for (const f of ['b/2.png', 'b/2.txt', 'a/1.JPG', 'a/1.JPG.txt', 'a/0.webp', 'a/lonely.txt', 'a/notes.md', 'top.gif', 'top.txt', '.hidden.png']) {
+  for (const f of [
+    'b/2.png',
+    'b/2.txt',
+    'a/1.JPG',
+    'a/1.JPG.txt',
+    'a/0.webp',
+    'a/lonely.txt',
+    'a/notes.md',
+    'top.gif',
+    'top.txt',
+    '.hidden.png',
+  ]) {
     await writeFile(path.join(dir, f), 'x');
   }
   const seen = [];

@@ -21,17 +21,40 @@ async function synthWithTags(count: number): Promise<{ dir: string; tagsFile: st
 }
 
 const base = (dataset: string, tags: TagIndex, out: string): MakeShardsOptions => ({
-  dataset, tags, out, shardSize: 10, imageSize: 32, holdout: 0.2, pad: 'center', maxPixels: 1e7,
+  dataset,
+  tags,
+  out,
+  shardSize: 10,
+  imageSize: 32,
+  holdout: 0.2,
+  pad: 'center',
+  maxPixels: 1e7,
 });
 
 test('pairs writes shards whose pixels and labels match the sources, split by name hash', async () => {
   const { dir, tagsFile, tags } = await synthWithTags(40);
   const out = path.join(dir, '..', 'shards');
-  const r = await cli('pairs', dir, '--tags', tagsFile, '--out', out, '--size', '32', '--shard-size', '10', '--holdout', '0.2');
+  const r = await cli(
+    'pairs',
+    dir,
+    '--tags',
+    tagsFile,
+    '--out',
+    out,
+    '--size',
+    '32',
+    '--shard-size',
+    '10',
+    '--holdout',
+    '0.2',
+  );
   assert.equal(r.code, 0, r.err.join('\n'));
   const index = await readShardIndex(out);
   assert.equal(index.stats.kept, 40);
-  assert.equal(index.shards.reduce((a, s) => a + s.count, 0), 40);
+  assert.equal(
+    index.shards.reduce((a, s) => a + s.count, 0),
+    40,
+  );
   let holdoutSeen = 0;
   for (const entry of index.shards) {
     const shard = await readShard(out, entry, index);
@@ -45,11 +68,18 @@ test('pairs writes shards whose pixels and labels match the sources, split by na
       assert.ok(want.equals(shard.images.subarray(i * 32 * 32 * 3, (i + 1) * 32 * 32 * 3)), `pixels of ${name}`);
       const tagList = await readTagFile(file.replace(/\.(jpg|png)$/, '.txt'));
       const labelled = tags.names.filter((_, k) => shard.labels[i * tags.size + k] === 1);
-      assert.deepEqual(labelled.sort(), tagList.filter((t) => tags.indexOf(t) !== undefined).sort(), `labels of ${name}`);
+      assert.deepEqual(
+        labelled.sort(),
+        tagList.filter((t) => tags.indexOf(t) !== undefined).sort(),
+        `labels of ${name}`,
+      );
     }
   }
   assert.ok(holdoutSeen > 0 && holdoutSeen < 20, `holdout ${holdoutSeen}`);
-  assert.match(r.out.find((l) => l.startsWith('kept'))!, /^kept 40 \(train \d+, holdout \d+\) in \d+ shards; skipped: none; tag files without image: 0$/);
+  assert.match(
+    r.out.find((l) => l.startsWith('kept'))!,
+    /^kept 40 \(train \d+, holdout \d+\) in \d+ shards; skipped: none; tag files without image: 0$/,
+  );
 });
 
 test('pairs skips bad inputs with one warning each and a summary by reason', async () => {
@@ -76,7 +106,11 @@ test('pairs skips bad inputs with one warning each and a summary by reason', asy
   assert.equal(r.code, 0, r.err.join('\n'));
   const warnings = r.err.filter((l) => l.startsWith('warning:'));
   const expectWarning = (file: string, reason: string): void => {
-    assert.equal(warnings.filter((w) => w.includes(`${path.join(dir, file)}: ${reason}`)).length, 1, `${file} ${reason}\n${warnings.join('\n')}`);
+    assert.equal(
+      warnings.filter((w) => w.includes(`${path.join(dir, file)}: ${reason}`)).length,
+      1,
+      `${file} ${reason}\n${warnings.join('\n')}`,
+    );
   };
   expectWarning('empty.jpg', 'skipped, not-an-image');
   expectWarning('random.jpg', 'skipped, not-an-image');
@@ -86,7 +120,10 @@ test('pairs skips bad inputs with one warning each and a summary by reason', asy
   expectWarning('no-txt.jpg', 'skipped, no-tag-file');
   expectWarning('orphan.txt', 'tag file without image');
   assert.equal(warnings.filter((w) => !w.includes('the holdout has')).length, 7);
-  assert.match(r.out.find((l) => l.startsWith('kept'))!, /^kept 6 .* skipped: (?=.*not-an-image 2)(?=.*truncated 1)(?=.*too-large 1)(?=.*no-known-tags 1)(?=.*no-tag-file 1).*; tag files without image: 1$/);
+  assert.match(
+    r.out.find((l) => l.startsWith('kept'))!,
+    /^kept 6 .* skipped: (?=.*not-an-image 2)(?=.*truncated 1)(?=.*too-large 1)(?=.*no-known-tags 1)(?=.*no-tag-file 1).*; tag files without image: 1$/,
+  );
 });
 
 test('an interrupted pairs run resumes to the same bytes as an uninterrupted one', async () => {
@@ -95,20 +132,28 @@ test('an interrupted pairs run resumes to the same bytes as an uninterrupted one
   await makeShards(base(dir, tags, whole));
   const part = path.join(dir, '..', 'part');
   await assert.rejects(
-    makeShards({ ...base(dir, tags, part), onProgress: (n) => { if (n === 27) throw new Error('interrupted'); } }),
+    makeShards({
+      ...base(dir, tags, part),
+      onProgress: (n) => {
+        if (n === 27) throw new Error('interrupted');
+      },
+    }),
     /interrupted/,
   );
   const partial = await readShardIndex(part);
   assert.equal(partial.progress.complete, false);
   assert.ok(partial.progress.sourcesDone > 0 && partial.progress.sourcesDone < 27);
   await writeFile(path.join(part, '.shard-00009.safetensors.4242.7abc12.tmp'), 'half-written'); // as a kill -9 leaves it
-  await writeFile(path.join(part, 'notes.tmp'), 'the user\'s own file'); // not ours: never deleted
+  await writeFile(path.join(part, 'notes.tmp'), "the user's own file"); // not ours: never deleted
   let resumedFrom = -1;
   const done = await makeShards({ ...base(dir, tags, part), onStart: (i) => (resumedFrom = i.resumedFrom) });
   assert.equal(resumedFrom, partial.progress.sourcesDone);
   assert.equal(done.progress.complete, true);
   const files = (await readdir(whole)).filter((f) => f.endsWith('.safetensors')).sort();
-  assert.deepEqual((await readdir(part)).filter((f) => f.endsWith('.safetensors') || f.endsWith('.tmp')).sort(), [...files, 'notes.tmp'].sort());
+  assert.deepEqual(
+    (await readdir(part)).filter((f) => f.endsWith('.safetensors') || f.endsWith('.tmp')).sort(),
+    [...files, 'notes.tmp'].sort(),
+  );
   for (const f of files) assert.ok((await readFile(path.join(whole, f))).equals(await readFile(path.join(part, f))), f);
   assert.deepEqual(done.shards, (await readShardIndex(whole)).shards);
 });
@@ -117,12 +162,31 @@ test('refuses to continue shards with a changed tags.csv, image size, padding or
   const { dir, tags, tagsFile } = await synthWithTags(12);
   const out = path.join(dir, '..', 'shards-changed');
   await makeShards(base(dir, tags, out));
-  const other = TagIndex.parse(Buffer.from((await readFile(tagsFile, 'utf8')).replace(/\n[^\n]*\n$/, '\n')), 'other.csv');
-  await assert.rejects(makeShards(base(dir, other, out)), (e: unknown) => e instanceof UsageError && /--tags has changed since/.test(e.message));
-  await assert.rejects(makeShards({ ...base(dir, tags, out), imageSize: 64 }), (e: unknown) => e instanceof UsageError && /Expected imageSize 32 as recorded/.test(e.message));
-  await assert.rejects(makeShards({ ...base(dir, tags, out), pad: 'topleft' }), (e: unknown) => e instanceof UsageError && /Expected pad "center" as recorded .* but this run asks for "topleft"; use a new --out/.test(e.message));
+  const other = TagIndex.parse(
+    Buffer.from((await readFile(tagsFile, 'utf8')).replace(/\n[^\n]*\n$/, '\n')),
+    'other.csv',
+  );
+  await assert.rejects(
+    makeShards(base(dir, other, out)),
+    (e: unknown) => e instanceof UsageError && /--tags has changed since/.test(e.message),
+  );
+  await assert.rejects(
+    makeShards({ ...base(dir, tags, out), imageSize: 64 }),
+    (e: unknown) => e instanceof UsageError && /Expected imageSize 32 as recorded/.test(e.message),
+  );
+  await assert.rejects(
+    makeShards({ ...base(dir, tags, out), pad: 'topleft' }),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      /Expected pad "center" as recorded .* but this run asks for "topleft"; use a new --out/.test(e.message),
+  );
   const b = base(dir, tags, out);
-  await assert.rejects(makeShards({ ...b, shardSize: b.shardSize + 1 }), (e: unknown) => e instanceof UsageError && /Expected shardSize \d+ as recorded .* but this run asks for \d+; use a new --out/.test(e.message));
+  await assert.rejects(
+    makeShards({ ...b, shardSize: b.shardSize + 1 }),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      /Expected shardSize \d+ as recorded .* but this run asks for \d+; use a new --out/.test(e.message),
+  );
 });
 
 test('rejects a truncated shard', async () => {
@@ -131,7 +195,10 @@ test('rejects a truncated shard', async () => {
   const index = await makeShards({ ...base(dir, tags, out), holdout: 0 });
   const file = path.join(out, index.shards[0]!.file);
   await truncate(file, 1000);
-  await assert.rejects(readShard(out, index.shards[0]!, index), (e: unknown) => e instanceof UsageError && e.message.includes(file) && /truncated\?/.test(e.message));
+  await assert.rejects(
+    readShard(out, index.shards[0]!, index),
+    (e: unknown) => e instanceof UsageError && e.message.includes(file) && /truncated\?/.test(e.message),
+  );
 });
 
 test('pairs reports a missing tags.csv and bad numbers as usage errors', async () => {

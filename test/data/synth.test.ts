@@ -19,7 +19,11 @@ async function digest(dir: string): Promise<string> {
 
 test('synth writes the same bytes for the same seed and different ones for another', async () => {
   const dir = await tempDir();
-  for (const [name, seed] of [['a', '3'], ['b', '3'], ['c', '4']]) {
+  for (const [name, seed] of [
+    ['a', '3'],
+    ['b', '3'],
+    ['c', '4'],
+  ]) {
     const r = await cli('synth', '--out', path.join(dir, name!), '--count', '30', '--seed', seed!);
     assert.equal(r.code, 0, r.err.join('\n'));
   }

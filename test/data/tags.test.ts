@@ -16,17 +16,32 @@ async function dataset(files: Record<string, string>): Promise<string> {
 }
 
 test('selectTags orders by count, breaks ties by name, applies top and min-count', () => {
-  const counts = new Map([['b', 3], ['a', 3], ['c', 5], ['d', 1], ['rating:safe', 2]]);
-  assert.deepEqual(selectTags(counts, 10, 2).map((r) => r.name), ['c', 'a', 'b', 'rating:safe']);
-  assert.deepEqual(selectTags(counts, 2, 1).map((r) => r.name), ['c', 'a']);
+  const counts = new Map([
+    ['b', 3],
+    ['a', 3],
+    ['c', 5],
+    ['d', 1],
+    ['rating:safe', 2],
+  ]);
+  assert.deepEqual(
+    selectTags(counts, 10, 2).map((r) => r.name),
+    ['c', 'a', 'b', 'rating:safe'],
+  );
+  assert.deepEqual(
+    selectTags(counts, 2, 1).map((r) => r.name),
+    ['c', 'a'],
+  );
   assert.equal(selectTags(counts, 10, 1).find((r) => r.name === 'rating:safe')!.category, 9);
 });
 
 test('tags command counts each image once per tag, across folders and tag-file styles', async () => {
   const dir = await dataset({
-    'x/1.png': '', 'x/1.txt': 'smile smile 1girl\r\n',
-    'x/2.jpg': '', 'x/2.txt': '1girl, long hair\n',
-    'y/3.webp': '', 'y/3.txt': '\t1girl\n\nrating:general  ☆\n',
+    'x/1.png': '',
+    'x/1.txt': 'smile smile 1girl\r\n',
+    'x/2.jpg': '',
+    'x/2.txt': '1girl, long hair\n',
+    'y/3.webp': '',
+    'y/3.txt': '\t1girl\n\nrating:general  ☆\n',
     'y/4.png': '', // image without tags
     'y/orphan.txt': 'never_counted',
   });
@@ -34,7 +49,10 @@ test('tags command counts each image once per tag, across folders and tag-file s
   const r = await cli('tags', dir, '--out', out, '--min-count', '1');
   assert.equal(r.code, 0, r.err.join('\n'));
   const csv = await readFile(out, 'utf8');
-  assert.equal(csv, 'tag_id,name,category,count\n0,1girl,0,3\n1,long_hair,0,1\n2,rating:general,9,1\n3,smile,0,1\n4,☆,0,1\n');
+  assert.equal(
+    csv,
+    'tag_id,name,category,count\n0,1girl,0,3\n1,long_hair,0,1\n2,rating:general,9,1\n3,smile,0,1\n4,☆,0,1\n',
+  );
   assert.ok(r.err.some((l) => l.includes('1 images have no .txt')));
   assert.ok(r.err.some((l) => l.includes('1 .txt files have no image')));
 });
@@ -52,7 +70,10 @@ test('tags output is deterministic and round-trips through TagIndex with CSV quo
 
 test('rejects a tags.csv with the wrong header, a repeated name or no rows', () => {
   const bad = (text: string, pattern: RegExp): void => {
-    assert.throws(() => TagIndex.parse(Buffer.from(text), 't.csv'), (e: unknown) => e instanceof UsageError && pattern.test(e.message));
+    assert.throws(
+      () => TagIndex.parse(Buffer.from(text), 't.csv'),
+      (e: unknown) => e instanceof UsageError && pattern.test(e.message),
+    );
   };
   bad('id,name\n0,a\n', /Expected header "tag_id,name,category,count" in "t.csv"/);
   bad('tag_id,name,category,count\n0,a,0,1\n1,a,0,1\n', /unique tag names in "t.csv" but "a" repeats at row 3/);

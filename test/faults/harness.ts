@@ -41,13 +41,31 @@ await cliSteps(
   ['pairs', data, '--tags', tagsCsv, '--out', shards, '--size', '32', '--shard-size', '40', '--holdout', '0.15'],
 );
 
-export const trainArgs = (out: string, rounds = 2, extra: string[] = []): string[] =>
-  ['train', shards, '--out', out, '--backbone', 'vgg16-tiny', '--hidden', '16', '--batch', '8', '--rounds', String(rounds), '--log-every', '1', ...extra];
+export const trainArgs = (out: string, rounds = 2, extra: string[] = []): string[] => [
+  'train',
+  shards,
+  '--out',
+  out,
+  '--backbone',
+  'vgg16-tiny',
+  '--hidden',
+  '16',
+  '--batch',
+  '8',
+  '--rounds',
+  String(rounds),
+  '--log-every',
+  '1',
+  ...extra,
+];
 
 const MAIN = path.resolve('dist/src/cli/main.js');
 
 /** Run the CLI in a child process; the last stderr line is the one-line error, if any. */
-export function run(args: string[], env: Record<string, string> = {}): { code: number | null; out: string; err: string; last: string } {
+export function run(
+  args: string[],
+  env: Record<string, string> = {},
+): { code: number | null; out: string; err: string; last: string } {
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
   const lines = r.stderr.trim().split('\n');
   return { code: r.status, out: r.stdout, err: r.stderr, last: lines.at(-1) ?? '' };
@@ -66,7 +84,10 @@ export function killAfter(args: string[], ms: number): Promise<{ killed: boolean
 }
 
 /** Every file under `dir` (relative path → bytes), for byte-for-byte comparisons. */
-export async function snapshot(dir: string, skip: (name: string) => boolean = () => false): Promise<Map<string, Buffer>> {
+export async function snapshot(
+  dir: string,
+  skip: (name: string) => boolean = () => false,
+): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
     if (!e.isFile()) continue;
@@ -92,7 +113,9 @@ export const isRoot = process.getuid?.() === 0;
 
 /** A fresh tmpfs of `kib` KiB (root only), unmounted when the suite ends. */
 export function tmpfs(dir: string, kib: number, readOnly = false): void {
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k${readOnly ? ',ro' : ''}`, 'tmpfs', dir], { encoding: 'utf8' });
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k${readOnly ? ',ro' : ''}`, 'tmpfs', dir], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, `mount tmpfs: ${r.stderr}`);
   after(() => void spawnSync('umount', ['-l', dir]));
 }
@@ -102,8 +125,15 @@ export const DISK_FULL = isRoot ? 'tmpfs' : 'injected';
 
 /** A one-line error: exactly one stderr line starting with the tool's name, naming `file`. */
 export function assertOneLine(err: string, pattern: RegExp): void {
-  const lines = err.trim().split('\n').filter((l) => l.startsWith('alt-i2v-ort:'));
+  const lines = err
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('alt-i2v-ort:'));
   assert.equal(lines.length, 1, `one error line, got:\n${err}`);
   assert.match(lines[0]!, pattern);
-  assert.doesNotMatch(lines[0]!, /\b(E[A-Z]{3,}|TypeError|RangeError|at .*:\d+:\d+)\b/, 'no raw errno or JavaScript error text');
+  assert.doesNotMatch(
+    lines[0]!,
+    /\b(E[A-Z]{3,}|TypeError|RangeError|at .*:\d+:\d+)\b/,
+    'no raw errno or JavaScript error text',
+  );
 }

@@ -8,7 +8,20 @@ import path from 'node:path';
 import { Rng } from '../../training/rng.js';
 import { assertSameFiles, data, fault, killAfter, root, run, shards, snapshot, tagsCsv, trainArgs } from './harness.js';
 
-const PAIRS = (out: string): string[] => ['pairs', data, '--tags', tagsCsv, '--out', out, '--size', '32', '--shard-size', '40', '--holdout', '0.15'];
+const PAIRS = (out: string): string[] => [
+  'pairs',
+  data,
+  '--tags',
+  tagsCsv,
+  '--out',
+  out,
+  '--size',
+  '32',
+  '--shard-size',
+  '40',
+  '--holdout',
+  '0.15',
+];
 
 /** Seeded kill moments spread over a run's duration (5%–95%). */
 function moments(seed: number, n: number, durationMs: number): number[] {
@@ -42,15 +55,30 @@ export async function registerKills(count: { pairs: number; train: number }): Pr
     });
   }
   for (const [i, ms] of moments(72, count.train, trainMs).entries()) {
-    fault(`kill -9 in train at ${ms} ms (case ${i + 1}): resuming ends byte-identical, no step logged twice`, async () => {
-      const out = path.join(root, `kill-train-${i}`);
-      await killAfter(trainArgs(out, 3), ms);
-      const exists = existsSync(path.join(out, 'config.json'));
-      const again = run(trainArgs(out, 3, exists ? ['--resume'] : []));
-      assert.equal(again.code, 0, again.err);
-      assert.ok((await readFile(path.join(out, finalName))).equals(finalRef), `final checkpoint after a kill at ${ms} ms`);
-      const steps = (await readFile(path.join(out, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'step').map((e) => e.step as number);
-      assert.deepEqual(steps, [...new Set(steps)].sort((a, b) => a - b), 'each step logged once, in order');
-    });
+    fault(
+      `kill -9 in train at ${ms} ms (case ${i + 1}): resuming ends byte-identical, no step logged twice`,
+      async () => {
+        const out = path.join(root, `kill-train-${i}`);
+        await killAfter(trainArgs(out, 3), ms);
+        const exists = existsSync(path.join(out, 'config.json'));
+        const again = run(trainArgs(out, 3, exists ? ['--resume'] : []));
+        assert.equal(again.code, 0, again.err);
+        assert.ok(
+          (await readFile(path.join(out, finalName))).equals(finalRef),
+          `final checkpoint after a kill at ${ms} ms`,
+        );
+        const steps = (await readFile(path.join(out, 'log.jsonl'), 'utf8'))
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l))
+          .filter((e) => e.type === 'step')
+          .map((e) => e.step as number);
+        assert.deepEqual(
+          steps,
+          [...new Set(steps)].sort((a, b) => a - b),
+          'each step logged once, in order',
+        );
+      },
+    );
   }
 }

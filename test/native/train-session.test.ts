@@ -11,7 +11,17 @@ import { Rng } from '../../training/rng.js';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
 import { HostTrainSession } from '../../training/host-session.js';
 import { referenceConvFeatures } from '../../training/reference.js';
-import { adamConstants, buildCopyGraph, buildEvalGraph, buildTrainGraph, defaultConfig, dropoutKeepMask, initParams, paramSpecs, VGG16_TINY_WIDTHS } from '../../training/model.js';
+import {
+  adamConstants,
+  buildCopyGraph,
+  buildEvalGraph,
+  buildTrainGraph,
+  defaultConfig,
+  dropoutKeepMask,
+  initParams,
+  paramSpecs,
+  VGG16_TINY_WIDTHS,
+} from '../../training/model.js';
 
 const device = process.env.ALT_I2V_TEST_DEVICE === 'cuda' ? 'cuda' : 'cpu';
 // On CPU the addon and the reference run the same graphs on the same runtime: bit-identical, so the
@@ -44,7 +54,9 @@ for (const adam of device === 'cuda' ? (['fused', 'graph'] as const) : (['in-pla
       const w = host.params.get(name)!;
       for (let i = 0; i < v.length; i++) paramDiff = Math.max(paramDiff, Math.abs(v[i]! - w[i]!));
     }
-    t.diagnostic(`max relative loss difference ${lossDiff.toExponential(2)} (tolerance ${LOSS_TOL}), max parameter difference ${paramDiff.toExponential(2)} (tolerance ${PARAM_TOL})`);
+    t.diagnostic(
+      `max relative loss difference ${lossDiff.toExponential(2)} (tolerance ${LOSS_TOL}), max parameter difference ${paramDiff.toExponential(2)} (tolerance ${PARAM_TOL})`,
+    );
     assert.ok(lossDiff <= LOSS_TOL && paramDiff <= PARAM_TOL, `loss ${lossDiff} params ${paramDiff}`);
     assert.equal(native.steps, 20);
     native.dispose();
@@ -112,7 +124,10 @@ test('a second call while a step runs is rejected; dispose twice is harmless; us
   const s = await TrainSession.create(c, { params: randomParams(c, 4) }, { device });
   const b = randomBatch(c, 4, 1);
   const first = s.step(b.images, b.labels, 4, 0.001);
-  await assert.rejects(s.step(b.images, b.labels, 4, 0.001), /TrainSession\.step: another call on this session is still running; await it first/);
+  await assert.rejects(
+    s.step(b.images, b.labels, 4, 0.001),
+    /TrainSession\.step: another call on this session is still running; await it first/,
+  );
   await assert.rejects(s.getState(), /another call on this session is still running/);
   assert.ok(Number.isFinite(await first));
   s.dispose();
@@ -124,14 +139,29 @@ test('rejects a wrong-sized batch and a checkpoint of another model with clear e
   const c = gradcheckConfig();
   const s = await TrainSession.create(c, { params: randomParams(c, 5) }, { device });
   const b = randomBatch(c, 4, 1);
-  await assert.rejects(s.step(b.images.subarray(1), b.labels, 4, 0.001), (e: unknown) => e instanceof RangeError && /Expected 12288 bytes for images \(n=4 × 32×32×3\) but received 12287/.test(e.message));
+  await assert.rejects(
+    s.step(b.images.subarray(1), b.labels, 4, 0.001),
+    (e: unknown) =>
+      e instanceof RangeError && /Expected 12288 bytes for images \(n=4 × 32×32×3\) but received 12287/.test(e.message),
+  );
   await assert.rejects(s.step(b.images, b.labels, 3, 0.001), /Expected 9216 bytes for images \(n=3/);
-  await assert.rejects(s.evaluate(b.images, b.labels.subarray(2), 4), /Expected 20 bytes for labels \(n=4 × 5 tags\) but received 18/);
+  await assert.rejects(
+    s.evaluate(b.images, b.labels.subarray(2), 4),
+    /Expected 20 bytes for labels \(n=4 × 5 tags\) but received 18/,
+  );
   const other = gradcheckConfig({ hidden: 16 });
-  await assert.rejects(s.setState({ params: randomParams(other, 1) }), (e: unknown) => e instanceof RangeError && /Expected 64 values for fc1\.weight \[8,8\] .* is it a checkpoint of another model\?/.test(e.message));
+  await assert.rejects(
+    s.setState({ params: randomParams(other, 1) }),
+    (e: unknown) =>
+      e instanceof RangeError &&
+      /Expected 64 values for fc1\.weight \[8,8\] .* is it a checkpoint of another model\?/.test(e.message),
+  );
   const fewer = new Map(randomParams(c, 1));
   fewer.delete('conv3.bias');
-  await assert.rejects(s.setState({ params: fewer }), /Expected tensor conv3\.bias in the state \(params\) but it is missing/);
+  await assert.rejects(
+    s.setState({ params: fewer }),
+    /Expected tensor conv3\.bias in the state \(params\) but it is missing/,
+  );
   assert.ok(Number.isFinite(await s.step(b.images, b.labels, 4, 0.001)), 'still usable after rejected calls');
   s.dispose();
 });
@@ -141,8 +171,31 @@ test('an ONNX Runtime failure becomes a JS error with the ORT code and the calle
   const native = new addon.TrainSession();
   const junk = new Uint8Array([1, 2, 3, 4]);
   const err = await native
-    .load({ trainModel: junk, evalModel: junk, copyModel: junk, adam: 'fused', adamConstants: adamConstants(), device: 'cpu', deviceId: 0, tf32: false, intraOpThreads: 1, interOpThreads: 1, imageSize: 32, tags: 1, hidden: 1, hasKeep: false, io: NATIVE_IO, specs: [] }, [])
-    .then(() => null, (e: unknown) => e as Error & { code?: string });
+    .load(
+      {
+        trainModel: junk,
+        evalModel: junk,
+        copyModel: junk,
+        adam: 'fused',
+        adamConstants: adamConstants(),
+        device: 'cpu',
+        deviceId: 0,
+        tf32: false,
+        intraOpThreads: 1,
+        interOpThreads: 1,
+        imageSize: 32,
+        tags: 1,
+        hidden: 1,
+        hasKeep: false,
+        io: NATIVE_IO,
+        specs: [],
+      },
+      [],
+    )
+    .then(
+      () => null,
+      (e: unknown) => e as Error & { code?: string },
+    );
   assert.ok(err, 'load of a junk model must fail');
   assert.equal(err.code, 'ORT_INVALID_PROTOBUF');
   assert.match(err.message, /^TrainSession\.load: /);
@@ -153,20 +206,45 @@ test('an ONNX Runtime failure becomes a JS error with the ORT code and the calle
 test('graph names are one contract: a name the graphs lack fails at load, naming graph and name', async () => {
   const c = gradcheckConfig();
   const options = {
-    trainModel: buildTrainGraph(c, { fuseOptimizer: true }).encode(), evalModel: buildEvalGraph(c).encode(), copyModel: buildCopyGraph().encode(),
-    adam: 'fused', adamConstants: adamConstants(), device, deviceId: 0, tf32: false, intraOpThreads: 1, interOpThreads: 1, imageSize: c.imageSize, tags: c.tags, hidden: c.hidden,
-    hasKeep: c.dropout > 0, specs: paramSpecs(c).map((s) => ({ name: s.name, role: s.role, shape: s.shape })),
+    trainModel: buildTrainGraph(c, { fuseOptimizer: true }).encode(),
+    evalModel: buildEvalGraph(c).encode(),
+    copyModel: buildCopyGraph().encode(),
+    adam: 'fused',
+    adamConstants: adamConstants(),
+    device,
+    deviceId: 0,
+    tf32: false,
+    intraOpThreads: 1,
+    interOpThreads: 1,
+    imageSize: c.imageSize,
+    tags: c.tags,
+    hidden: c.hidden,
+    hasKeep: c.dropout > 0,
+    specs: paramSpecs(c).map((s) => ({ name: s.name, role: s.role, shape: s.shape })),
   } as const;
   const params = paramSpecs(c).map((s) => randomParams(c, 1).get(s.name)!);
-  for (const [key, value, graph, kind] of [['image', 'pixels', 'train', 'input'], ['newPrefix', 'next:', 'train', 'output'], ['copyOut', 'z', 'copy', 'output']] as const) {
+  for (const [key, value, graph, kind] of [
+    ['image', 'pixels', 'train', 'input'],
+    ['newPrefix', 'next:', 'train', 'output'],
+    ['copyOut', 'z', 'copy', 'output'],
+  ] as const) {
     const native = new (loadAddon().TrainSession)();
-    await assert.rejects(native.load({ ...options, io: { ...NATIVE_IO, [key]: value } }, params), new RegExp(`TrainSession\\.load: ${graph} graph: expected an ${kind} named "${value.replace('.', '\\.')}`));
+    await assert.rejects(
+      native.load({ ...options, io: { ...NATIVE_IO, [key]: value } }, params),
+      new RegExp(`TrainSession\\.load: ${graph} graph: expected an ${kind} named "${value.replace('.', '\\.')}`),
+    );
     assert.equal(native.loaded, false);
     native.dispose();
   }
   const bad = new (loadAddon().TrainSession)();
-  assert.throws(() => bad.load({ ...options, io: NATIVE_IO, adam: 'sideways' as 'fused' }, params), /^TypeError: Expected "fused", "graph" or "in-place" for options\.adam but received "sideways"$/);
-  assert.throws(() => bad.load({ ...options, io: NATIVE_IO, adamConstants: [0.9] }, params), /^TypeError: Expected 4 numbers for options\.adamConstants$/);
+  assert.throws(
+    () => bad.load({ ...options, io: NATIVE_IO, adam: 'sideways' as 'fused' }, params),
+    /^TypeError: Expected "fused", "graph" or "in-place" for options\.adam but received "sideways"$/,
+  );
+  assert.throws(
+    () => bad.load({ ...options, io: NATIVE_IO, adamConstants: [0.9] }, params),
+    /^TypeError: Expected 4 numbers for options\.adamConstants$/,
+  );
   assert.equal(bad.loaded, false);
   bad.dispose();
   const ok = new (loadAddon().TrainSession)();
@@ -224,8 +302,13 @@ test('no leak: the RSS floor does not grow by 1 KB per step in both of two windo
     floors.push(Math.min(...readings));
   }
   const perStep = Math.min(floors[1]! - floors[0]!, floors[2]! - floors[1]!) / 1000;
-  t.diagnostic(`RSS floor by window ${floors.map((r) => (r / 2 ** 20).toFixed(1)).join(' → ')} MiB; the smaller rise ${(perStep / 1024).toFixed(2)} KiB a step`);
-  assert.ok(perStep <= 1024, `the RSS floor grew ≥ ${perStep.toFixed(0)} bytes a step in both windows (floors ${floors})`);
+  t.diagnostic(
+    `RSS floor by window ${floors.map((r) => (r / 2 ** 20).toFixed(1)).join(' → ')} MiB; the smaller rise ${(perStep / 1024).toFixed(2)} KiB a step`,
+  );
+  assert.ok(
+    perStep <= 1024,
+    `the RSS floor grew ≥ ${perStep.toFixed(0)} bytes a step in both windows (floors ${floors})`,
+  );
   s.dispose();
 });
 
@@ -251,12 +334,17 @@ test('frozen convs stay bit-identical through steps; BN running statistics follo
     const m = c.bnMomentum;
     const wantMean = m * params.get('bn.running_mean')![j]! + (1 - m) * mean;
     const wantVar = m * params.get('bn.running_var')![j]! + (1 - m) * v;
-    worst = Math.max(worst, Math.abs(one.params.get('bn.running_mean')![j]! - wantMean), Math.abs(one.params.get('bn.running_var')![j]! - wantVar) / Math.max(1, wantVar));
+    worst = Math.max(
+      worst,
+      Math.abs(one.params.get('bn.running_mean')![j]! - wantMean),
+      Math.abs(one.params.get('bn.running_var')![j]! - wantVar) / Math.max(1, wantVar),
+    );
   }
   assert.ok(worst < 1e-5, `running statistics off by ${worst}`);
   for (let k = 0; k < 4; k++) await s.step(b.images, b.labels, 6, 0.01);
   const after = await s.getState();
-  for (const name of ['conv1.weight', 'conv1.bias', 'conv2.weight', 'conv2.bias']) assert.deepEqual(after.params.get(name), params.get(name), `${name} frozen`);
+  for (const name of ['conv1.weight', 'conv1.bias', 'conv2.weight', 'conv2.bias'])
+    assert.deepEqual(after.params.get(name), params.get(name), `${name} frozen`);
   assert.notDeepEqual(after.params.get('conv3.weight'), params.get('conv3.weight'), 'conv3 trains');
   s.dispose();
 });

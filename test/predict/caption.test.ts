@@ -12,9 +12,19 @@ import { cli, solid, tempDir } from '../helpers.js';
 const S = 8;
 // [tag, category, probability]
 const TAGS: [string, number, number][] = [
-  ['general', 9, 0.8], ['sensitive', 9, 0.15], ['explicit', 9, 0.05],
-  ['1girl', 0, 0.99], ['long_hair', 0, 0.9], ['^_^', 0, 0.7], ['x_y', 0, 0.65], ['cat_(animal)', 0, 0.6], ['signs_and_symbols', 0, 0.55],
-  ['solo', 0, 0.4], ['weak_tag', 0, 0.2], ['hatsune_miku', 4, 0.88], ['rare_character', 4, 0.3],
+  ['general', 9, 0.8],
+  ['sensitive', 9, 0.15],
+  ['explicit', 9, 0.05],
+  ['1girl', 0, 0.99],
+  ['long_hair', 0, 0.9],
+  ['^_^', 0, 0.7],
+  ['x_y', 0, 0.65],
+  ['cat_(animal)', 0, 0.6],
+  ['signs_and_symbols', 0, 0.55],
+  ['solo', 0, 0.4],
+  ['weak_tag', 0, 0.2],
+  ['hatsune_miku', 4, 0.88],
+  ['rare_character', 4, 0.3],
 ];
 const dir = await tempDir();
 const model = path.join(dir, 'model.onnx');
@@ -23,7 +33,12 @@ const tagsCsv = path.join(dir, 'selected_tags.csv');
   const g = new Graph('fixed');
   const x = g.input('input', 'float32', ['N', S, S, 3]);
   const zero = g.op('Mul', [g.op('ReduceSum', [x, g.const([1, 2, 3])], { keepdims: A.i(0) }), g.const(0, 'float32')]); // (N)
-  const logits = g.initializer('logits', 'float32', [TAGS.length], Float32Array.from(TAGS.map(([, , p]) => Math.log(p / (1 - p)))));
+  const logits = g.initializer(
+    'logits',
+    'float32',
+    [TAGS.length],
+    Float32Array.from(TAGS.map(([, , p]) => Math.log(p / (1 - p)))),
+  );
   const z = g.op('Add', [g.op('Unsqueeze', [zero, g.const([1])]), logits]);
   g.output(g.op('Sigmoid', [z]), 'output', 'float32', ['N', TAGS.length]);
   await writeFile(model, g.encode());
@@ -34,7 +49,9 @@ await mkdir(imgDir);
 const files: string[] = [];
 for (let i = 0; i < 6; i++) {
   const f = path.join(imgDir, `p${i}.png`);
-  await solid(10 + i, 8, [i * 40, 100, 200]).png().toFile(f);
+  await solid(10 + i, 8, [i * 40, 100, 200])
+    .png()
+    .toFile(f);
   files.push(f);
 }
 const wd = ['--model', model, '--tags', tagsCsv];
@@ -46,7 +63,14 @@ async function caption(...args: string[]): Promise<string> {
 }
 
 test('a WD caption follows the rules: rating first, characters first, kaomoji and short tags keep "_", brackets escaped, exclude/replace in either form', async () => {
-  const text = await caption('--character-first', '--escape-brackets', '--exclude', 'signs and symbols', '--replace', 'solo=alone');
+  const text = await caption(
+    '--character-first',
+    '--escape-brackets',
+    '--exclude',
+    'signs and symbols',
+    '--replace',
+    'solo=alone',
+  );
   // Defaults of the wd preset: general ≥ 0.35, character ≥ 0.85 (rare_character 0.30 out), weak_tag 0.20 out;
   // --rating top keeps only "general" (0.80), placed first; confidence order otherwise.
   assert.equal(text, 'general, hatsune miku, 1girl, long hair, ^_^, x_y, cat \\(animal\\), alone');
@@ -54,10 +78,41 @@ test('a WD caption follows the rules: rating first, characters first, kaomoji an
 
 test('rating last or none, weights, alpha order, always-first, separator, underscores', async () => {
   assert.equal(await caption('--rating-position', 'last', '--top', '4'), '1girl, long hair, hatsune miku, general');
-  assert.equal(await caption('--rating', 'none', '--weighted', '--top', '3'), '(1girl:0.99), (long hair:0.90), (hatsune miku:0.88)');
-  assert.equal(await caption('--rating', 'none', '--sort', 'alpha', '--threshold', '0.58', '--character-threshold', '0.5'), '1girl, ^_^, cat (animal), hatsune miku, long hair, x_y');
-  assert.equal(await caption('--rating', 'none', '--always-first', 'x y,long hair', '--top', '4', '--separator', ' | ', '--underscores'), 'long_hair | 1girl | hatsune_miku | ^_^');
-  assert.equal(await caption('--rating', 'all', '--threshold', '0.1', '--general-threshold', '0.95', '--character-threshold', '0.95'), 'general, sensitive, 1girl');
+  assert.equal(
+    await caption('--rating', 'none', '--weighted', '--top', '3'),
+    '(1girl:0.99), (long hair:0.90), (hatsune miku:0.88)',
+  );
+  assert.equal(
+    await caption('--rating', 'none', '--sort', 'alpha', '--threshold', '0.58', '--character-threshold', '0.5'),
+    '1girl, ^_^, cat (animal), hatsune miku, long hair, x_y',
+  );
+  assert.equal(
+    await caption(
+      '--rating',
+      'none',
+      '--always-first',
+      'x y,long hair',
+      '--top',
+      '4',
+      '--separator',
+      ' | ',
+      '--underscores',
+    ),
+    'long_hair | 1girl | hatsune_miku | ^_^',
+  );
+  assert.equal(
+    await caption(
+      '--rating',
+      'all',
+      '--threshold',
+      '0.1',
+      '--general-threshold',
+      '0.95',
+      '--character-threshold',
+      '0.95',
+    ),
+    'general, sensitive, 1girl',
+  );
 });
 
 test('thresholds: per category by name or id, MCut per category (character floored at 0.15), per-tag from eval --per-tag, --top only when given', () => {
@@ -69,22 +124,74 @@ test('thresholds: per category by name or id, MCut per category (character floor
   assert.deepEqual(pick({ mcut: new Set([0, 4]), rating: 'none' }), ['1girl', 'long_hair', 'hatsune_miku']);
   const lowChar = probs.map((p, i) => (names[i] === 'hatsune_miku' ? 0.12 : names[i] === 'rare_character' ? 0.02 : p));
   assert.equal(CHARACTER_MCUT_FLOOR, 0.15);
-  assert.deepEqual(selectTags(lowChar, names, cats, { mcut: new Set([4]), categoryThresholds: new Map([[0, 1]]), rating: 'none' }).map((s) => s.tag), [], 'character MCut 0.07 floored at 0.15');
-  assert.deepEqual(pick({ categoryThresholds: new Map([[0, 0.95], [4, 0.5]]), rating: 'none' }), ['1girl', 'hatsune_miku']);
-  assert.deepEqual(pick({ threshold: 0.5, tagThresholds: new Map([['solo', 0.3], ['1girl', 0.999]]), rating: 'none' }), ['long_hair', 'hatsune_miku', '^_^', 'x_y', 'cat_(animal)', 'signs_and_symbols', 'solo']);
+  assert.deepEqual(
+    selectTags(lowChar, names, cats, { mcut: new Set([4]), categoryThresholds: new Map([[0, 1]]), rating: 'none' }).map(
+      (s) => s.tag,
+    ),
+    [],
+    'character MCut 0.07 floored at 0.15',
+  );
+  assert.deepEqual(
+    pick({
+      categoryThresholds: new Map([
+        [0, 0.95],
+        [4, 0.5],
+      ]),
+      rating: 'none',
+    }),
+    ['1girl', 'hatsune_miku'],
+  );
+  assert.deepEqual(
+    pick({
+      threshold: 0.5,
+      tagThresholds: new Map([
+        ['solo', 0.3],
+        ['1girl', 0.999],
+      ]),
+      rating: 'none',
+    }),
+    ['long_hair', 'hatsune_miku', '^_^', 'x_y', 'cat_(animal)', 'signs_and_symbols', 'solo'],
+  );
   assert.deepEqual(pick({ threshold: 0.5, top: 2, rating: 'top' }), ['1girl', 'general']);
 });
 
 test('pred --thresholds reads eval --per-tag CSV; --category-threshold by name; repeated --exclude accumulates; unknown tags warn', async () => {
   const csv = path.join(dir, 'per-tag.csv');
-  await writeFile(csv, 'tag,positives,ap,f1_at_0.5,threshold_p_eq_r,f1_at_p_eq_r\nsolo,3,0.9,0.8,0.35,0.8\n1girl,5,1,1,0.995,1\nweak_tag,0,,0,,\n');
-  const r = await cli('pred', files[0]!, ...wd, '--format', 'jsonl', '--thresholds', csv, '--category-threshold', 'character=0.9', '--category-threshold', '0=0.85', '--exclude', 'long hair', '--exclude', 'no_such_tag', '--rating', 'none');
+  await writeFile(
+    csv,
+    'tag,positives,ap,f1_at_0.5,threshold_p_eq_r,f1_at_p_eq_r\nsolo,3,0.9,0.8,0.35,0.8\n1girl,5,1,1,0.995,1\nweak_tag,0,,0,,\n',
+  );
+  const r = await cli(
+    'pred',
+    files[0]!,
+    ...wd,
+    '--format',
+    'jsonl',
+    '--thresholds',
+    csv,
+    '--category-threshold',
+    'character=0.9',
+    '--category-threshold',
+    '0=0.85',
+    '--exclude',
+    'long hair',
+    '--exclude',
+    'no_such_tag',
+    '--rating',
+    'none',
+  );
   assert.equal(r.code, 0, r.err.join('\n'));
-  assert.deepEqual(JSON.parse(r.out[0]!).tags.map((t: { tag: string }) => t.tag), ['solo']);
+  assert.deepEqual(
+    JSON.parse(r.out[0]!).tags.map((t: { tag: string }) => t.tag),
+    ['solo'],
+  );
   assert.ok(r.err.includes('warning: --exclude: the model has no tag "no_such_tag"'), r.err.join('\n'));
   const bad = await cli('pred', files[0]!, ...wd, '--category-threshold', 'colour=0.5');
   assert.equal(bad.code, 2);
-  assert.match(bad.err.at(-1)!, /Expected a category name \(general, artist, copyright, character, meta, rating\) or id for --category-threshold but received "colour"/);
+  assert.match(
+    bad.err.at(-1)!,
+    /Expected a category name \(general, artist, copyright, character, meta, rating\) or id for --category-threshold but received "colour"/,
+  );
 });
 
 test('--append and --prepend merge with an existing caption without duplicates; --caption-ext; an empty result keeps a caption unless --allow-empty', async () => {
@@ -121,7 +228,21 @@ test('captions are never written through a symlink: a link (even dangling) is re
 
 test('--frequency counts the written tags over the run; --part I/N splits the inputs stably and completely', async () => {
   const freq = path.join(dir, 'freq.csv');
-  const r = await cli('pred', imgDir, ...wd, '--format', 'jsonl', '--rating', 'none', '--top', '2', '--frequency', freq, '--replace', '1girl=one girl');
+  const r = await cli(
+    'pred',
+    imgDir,
+    ...wd,
+    '--format',
+    'jsonl',
+    '--rating',
+    'none',
+    '--top',
+    '2',
+    '--frequency',
+    freq,
+    '--replace',
+    '1girl=one girl',
+  );
   assert.equal(r.code, 0, r.err.join('\n'));
   assert.equal(await readFile(freq, 'utf8'), 'tag,count\nlong hair,6\none girl,6\n');
   const parts: string[][] = [];

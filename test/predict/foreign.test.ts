@@ -14,13 +14,21 @@ const S = 32;
 const dir = await tempDir();
 
 /** probs = sigmoid(x·W + b) over the flattened float32 NHWC input; batch dim symbolic or fixed. */
-function standIn(w: Float64Array, b: Float64Array, k: number, opts: { inputName: string; outputName: string; fixedBatch?: number }): Uint8Array {
+function standIn(
+  w: Float64Array,
+  b: Float64Array,
+  k: number,
+  opts: { inputName: string; outputName: string; fixedBatch?: number },
+): Uint8Array {
   const g = new Graph('stand_in');
   const x = g.input(opts.inputName, 'float32', [opts.fixedBatch ?? 'N', S, S, 3]);
   const flat = g.op('Reshape', [x, g.const([-1, S * S * 3])]);
   const W = g.initializer('w', 'float32', [S * S * 3, k], Float32Array.from(w));
   const B = g.initializer('b', 'float32', [k], Float32Array.from(b));
-  g.output(g.op('Sigmoid', [g.op('Add', [g.op('MatMul', [flat, W]), B])]), opts.outputName, 'float32', [opts.fixedBatch ?? 'N', k]);
+  g.output(g.op('Sigmoid', [g.op('Add', [g.op('MatMul', [flat, W]), B])]), opts.outputName, 'float32', [
+    opts.fixedBatch ?? 'N',
+    k,
+  ]);
   return g.encode();
 }
 
@@ -31,7 +39,9 @@ async function rgbaImage(file: string, w: number, h: number, seed: number): Prom
   for (let i = 0; i < w * h; i++) {
     raw.set([rng.int(0, 255), rng.int(0, 255), rng.int(0, 255), rng.next() < 0.3 ? 0 : 255], i * 4);
   }
-  await sharp(Buffer.from(raw), { raw: { width: w, height: h, channels: 4 } }).png().toFile(file);
+  await sharp(Buffer.from(raw), { raw: { width: w, height: h, channels: 4 } })
+    .png()
+    .toFile(file);
   return raw;
 }
 
@@ -39,7 +49,16 @@ async function rgbaImage(file: string, w: number, h: number, seed: number): Prom
  * The reference: composite onto white, pad to a centred square with white (top/left get the smaller
  * half, as sd-scripts' pad_t = pad_y // 2), channel order, scale, then sigmoid(x·W + b), all float64.
  */
-function reference(raw: Uint8Array, w: number, h: number, W: Float64Array, b: Float64Array, k: number, bgr: boolean, scale: number): number[] {
+function reference(
+  raw: Uint8Array,
+  w: number,
+  h: number,
+  W: Float64Array,
+  b: Float64Array,
+  k: number,
+  bgr: boolean,
+  scale: number,
+): number[] {
   const side = Math.max(w, h);
   assert.equal(side, S, 'the reference needs no resize: the long side is S');
   const top = Math.floor((side - h) / 2);
@@ -67,17 +86,27 @@ const W = Float64Array.from({ length: S * S * 3 * K }, () => (rng.next() - 0.5) 
 const B = Float64Array.from({ length: K }, () => rng.next() - 0.5);
 const WD_TAGS = ['general', 'sensitive', '1girl', 'long_hair', 'hatsune_miku'];
 const wdTags = path.join(dir, 'selected_tags.csv');
-await writeFile(wdTags, `tag_id,name,category,count\n${WD_TAGS.map((t, i) => `${i},${t},${i < 2 ? 9 : i === 4 ? 4 : 0},${100 - i}`).join('\n')}\n`);
+await writeFile(
+  wdTags,
+  `tag_id,name,category,count\n${WD_TAGS.map((t, i) => `${i},${t},${i < 2 ? 9 : i === 4 ? 4 : 0},${100 - i}`).join('\n')}\n`,
+);
 const wdModel = path.join(dir, 'wd', 'model.onnx');
 const wdFixed = path.join(dir, 'wd-fixed.onnx');
 const ddModel = path.join(dir, 'dd.onnx');
 const ddTags = path.join(dir, 'tags.txt');
 await mkdir(path.dirname(wdModel), { recursive: true });
 await writeFile(wdModel, standIn(W, B, K, { inputName: 'input', outputName: 'output' }));
-await writeFile(wdFixed, standIn(W, B, K, { inputName: 'input_1:0', outputName: 'predictions_sigmoid', fixedBatch: 1 }));
+await writeFile(
+  wdFixed,
+  standIn(W, B, K, { inputName: 'input_1:0', outputName: 'predictions_sigmoid', fixedBatch: 1 }),
+);
 await writeFile(ddModel, standIn(W, B, K, { inputName: 'input_1', outputName: 'activation_172' }));
 await writeFile(ddTags, ['1girl', 'long_hair', 'solo', 'rating:safe', 'rating:explicit'].join('\n') + '\n');
-const shapes: [number, number][] = [[32, 17], [21, 32], [32, 32]];
+const shapes: [number, number][] = [
+  [32, 17],
+  [21, 32],
+  [32, 32],
+];
 const images: { file: string; raw: Uint8Array; w: number; h: number }[] = [];
 for (const [i, [w, h]] of shapes.entries()) {
   const file = path.join(dir, 'img', `a${i}.png`);
@@ -86,7 +115,17 @@ for (const [i, [w, h]] of shapes.entries()) {
 }
 
 async function predProbs(args: string[]): Promise<{ probs: Map<string, number[]>; err: string[] }> {
-  const r = await cli('pred', ...images.map((i) => i.file), '--format', 'json', '--threshold', '0', '--rating', 'all', ...args);
+  const r = await cli(
+    'pred',
+    ...images.map((i) => i.file),
+    '--format',
+    'json',
+    '--threshold',
+    '0',
+    '--rating',
+    'all',
+    ...args,
+  );
   assert.equal(r.code, 0, r.err.join('\n'));
   const rows = JSON.parse(r.out.join('\n')) as { file: string; tags: { tag: string; prob: number }[] }[];
   return { probs: new Map(rows.map((row) => [row.file, row.tags.map((t) => t.prob)])), err: r.err };
@@ -95,7 +134,12 @@ async function predProbs(args: string[]): Promise<{ probs: Map<string, number[]>
 function assertClose(got: { tag: string; prob: number }[] | number[], want: number[], tol = 2e-6): void {
   const g = (got as number[]).map((v) => (typeof v === 'number' ? v : (v as { prob: number }).prob));
   assert.equal(g.length, want.length);
-  g.forEach((v, i) => assert.ok(Math.abs(v - want[i]!) <= tol, `prob ${i}: ${v} vs float64 reference ${want[i]} (|Δ| ${Math.abs(v - want[i]!)})`));
+  g.forEach((v, i) =>
+    assert.ok(
+      Math.abs(v - want[i]!) <= tol,
+      `prob ${i}: ${v} vs float64 reference ${want[i]} (|Δ| ${Math.abs(v - want[i]!)})`,
+    ),
+  );
 }
 
 for (const [name, model, tags, bgr, scale, extra] of [
@@ -104,15 +148,37 @@ for (const [name, model, tags, bgr, scale, extra] of [
   ['DeepDanbooru (auto preset from tags.txt)', ddModel, ddTags, false, 1, []],
 ] as const) {
   test(`${name}: probabilities equal a float64 computation of white padding, alpha on white, channel order and scale`, async () => {
-    const r = await cli('pred', ...images.map((i) => i.file), '--model', model, '--tags', tags, '--format', 'json', '--threshold', '0', '--rating', 'all', ...extra);
+    const r = await cli(
+      'pred',
+      ...images.map((i) => i.file),
+      '--model',
+      model,
+      '--tags',
+      tags,
+      '--format',
+      'json',
+      '--threshold',
+      '0',
+      '--rating',
+      'all',
+      ...extra,
+    );
     assert.equal(r.code, 0, r.err.join('\n'));
-    assert.match(r.err.join('\n'), bgr ? /preset wd.*: BGR, 0–255, white padding, cubic resize/ : /preset deepdanbooru \(auto: float32 NHWC 32×32 input, tags from a tags\.txt\): RGB, 0–1, white padding/);
+    assert.match(
+      r.err.join('\n'),
+      bgr
+        ? /preset wd.*: BGR, 0–255, white padding, cubic resize/
+        : /preset deepdanbooru \(auto: float32 NHWC 32×32 input, tags from a tags\.txt\): RGB, 0–1, white padding/,
+    );
     const rows = JSON.parse(r.out.join('\n')) as { file: string; tags: { tag: string; prob: number }[] }[];
     const names = bgr ? WD_TAGS : ['1girl', 'long_hair', 'solo', 'rating:safe', 'rating:explicit'];
     for (const img of images) {
       const row = rows.find((x) => x.file === img.file)!;
       const byTag = new Map(row.tags.map((t) => [t.tag, t.prob]));
-      assertClose(names.map((t) => byTag.get(t)!), reference(img.raw, img.w, img.h, W, B, K, bgr, scale));
+      assertClose(
+        names.map((t) => byTag.get(t)!),
+        reference(img.raw, img.w, img.h, W, B, K, bgr, scale),
+      );
     }
   });
 }
@@ -126,8 +192,7 @@ test('overrides change the contract: --channels rgb --scale 1 on a WD model', as
   assertClose(got, sorted);
 });
 
-
-test('vec gives a foreign model\'s probabilities (features need our export); eval scores it on shards made with its tags', async () => {
+test("vec gives a foreign model's probabilities (features need our export); eval scores it on shards made with its tags", async () => {
   const v = await cli('vec', images[0]!.file, '--model', wdModel, '--tags', wdTags, '--kind', 'probs');
   assert.equal(v.code, 0, v.err.join('\n'));
   assertClose(JSON.parse(v.out[0]!).vector, reference(images[0]!.raw, images[0]!.w, images[0]!.h, W, B, K, true, 255));
@@ -137,11 +202,40 @@ test('vec gives a foreign model\'s probabilities (features need our export); eva
   const data = path.join(dir, 'data');
   await mkdir(data);
   for (const [i, tags] of ['1girl long_hair', 'general 1girl', 'sensitive hatsune_miku'].entries()) {
-    await sharp({ create: { width: 20, height: 12, channels: 3, background: { r: 40 * i, g: 90, b: 200 } } }).png().toFile(path.join(data, `${i}.png`));
+    await sharp({ create: { width: 20, height: 12, channels: 3, background: { r: 40 * i, g: 90, b: 200 } } })
+      .png()
+      .toFile(path.join(data, `${i}.png`));
     await writeFile(path.join(data, `${i}.txt`), tags);
   }
-  assert.equal((await cli('pairs', data, '--tags', wdTags, '--out', path.join(dir, 'shards'), '--size', String(S), '--holdout', '0')).code, 0);
-  const e = await cli('eval', path.join(dir, 'shards'), '--model', wdModel, '--tags', wdTags, '--split', 'all', '--format', 'json');
+  assert.equal(
+    (
+      await cli(
+        'pairs',
+        data,
+        '--tags',
+        wdTags,
+        '--out',
+        path.join(dir, 'shards'),
+        '--size',
+        String(S),
+        '--holdout',
+        '0',
+      )
+    ).code,
+    0,
+  );
+  const e = await cli(
+    'eval',
+    path.join(dir, 'shards'),
+    '--model',
+    wdModel,
+    '--tags',
+    wdTags,
+    '--split',
+    'all',
+    '--format',
+    'json',
+  );
   assert.equal(e.code, 0, e.err.join('\n'));
   const report = JSON.parse(e.out.join('\n'));
   assert.equal(report.images, 3);
@@ -149,7 +243,10 @@ test('vec gives a foreign model\'s probabilities (features need our export); eva
   assert.match(e.err.join('\n'), /the model expects white padding but shards are letterboxed on black/);
   const noTags = await cli('pred', images[0]!.file, '--model', wdModel);
   assert.equal(noTags.code, 2);
-  assert.match(noTags.err.at(-1)!, /its metadata has no format; export one with `alt-i2v-ort export`, or give --tags for a WD or DeepDanbooru model/);
+  assert.match(
+    noTags.err.at(-1)!,
+    /its metadata has no format; export one with `alt-i2v-ort export`, or give --tags for a WD or DeepDanbooru model/,
+  );
   const short = path.join(dir, 'short.txt');
   await writeFile(short, 'a\nb\n');
   const wrongCount = await cli('pred', images[0]!.file, '--model', wdModel, '--tags', short);

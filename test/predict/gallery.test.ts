@@ -14,44 +14,78 @@ const model = await tinyModel(path.join(dir, 'model.onnx'), TAGS, [0, 0, 0, 0, 9
 const images = path.join(dir, 'images');
 await mkdir(images);
 for (let i = 0; i < 5; i++) {
-  await solid(30 + i * 7, 40, [40 * i, 120, 200]).png().toFile(path.join(images, `g${i}.png`));
-  if (i < 4) await writeFile(path.join(images, `g${i}.txt`), i % 2 ? 'red_circle, white background' : 'blue_star two_shapes');
+  await solid(30 + i * 7, 40, [40 * i, 120, 200])
+    .png()
+    .toFile(path.join(images, `g${i}.png`));
+  if (i < 4)
+    await writeFile(path.join(images, `g${i}.txt`), i % 2 ? 'red_circle, white background' : 'blue_star two_shapes');
 }
 
-test('the gallery renders every image and the predicted tags of `pred`, marked against the true tags', { skip: CHROMIUM ? false : 'no chromium on this machine (apt-get install chromium)' }, async (t) => {
-  const out = path.join(dir, 'gallery.html');
-  const threshold = 0.3;
-  const r = await cli('gallery', images, '--model', model, '--out', out, '--threshold', String(threshold));
-  assert.equal(r.code, 0, r.err.join('\n'));
-  const pred = await cli('pred', images, '--model', model, '--format', 'json', '--threshold', String(threshold), '--rating', 'all');
-  const expected = new Map((JSON.parse(pred.out.join('\n')) as { file: string; tags: { tag: string }[] }[]).map((x) => [path.basename(x.file), x.tags.map((s) => s.tag)]));
-  const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-  try {
-    const page = await browser.newPage();
-    await page.goto(`file://${out}`);
-    const cards = await page.$$eval('figure', (figs) =>
-      figs.map((f) => ({
-        name: f.querySelector('figcaption')!.textContent!,
-        loaded: (f.querySelector('img') as HTMLImageElement).complete && (f.querySelector('img') as HTMLImageElement).naturalWidth > 0,
-        tags: [...f.querySelectorAll('li')].map((li) => ({ tag: li.querySelector('.tag')!.textContent!, cls: li.className })),
-      })),
+test(
+  'the gallery renders every image and the predicted tags of `pred`, marked against the true tags',
+  { skip: CHROMIUM ? false : 'no chromium on this machine (apt-get install chromium)' },
+  async (t) => {
+    const out = path.join(dir, 'gallery.html');
+    const threshold = 0.3;
+    const r = await cli('gallery', images, '--model', model, '--out', out, '--threshold', String(threshold));
+    assert.equal(r.code, 0, r.err.join('\n'));
+    const pred = await cli(
+      'pred',
+      images,
+      '--model',
+      model,
+      '--format',
+      'json',
+      '--threshold',
+      String(threshold),
+      '--rating',
+      'all',
     );
-    assert.equal(cards.length, 5);
-    for (const card of cards) {
-      assert.ok(card.loaded, `${card.name}: image rendered`);
-      const shown = card.tags.filter((x) => x.cls !== 'missed').map((x) => x.tag);
-      assert.deepEqual(shown, expected.get(card.name), `${card.name}: the tags pred gives`);
-      const truth = card.name === 'g4.png' ? null : Number(card.name[1]) % 2 ? ['red_circle', 'white_background'] : ['blue_star', 'two_shapes'];
-      for (const x of card.tags) {
-        const want = truth === null ? 'pred' : truth.includes(x.tag) ? (shown.includes(x.tag) ? 'correct' : 'missed') : 'wrong';
-        assert.equal(x.cls, want, `${card.name} ${x.tag}`);
+    const expected = new Map(
+      (JSON.parse(pred.out.join('\n')) as { file: string; tags: { tag: string }[] }[]).map((x) => [
+        path.basename(x.file),
+        x.tags.map((s) => s.tag),
+      ]),
+    );
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`file://${out}`);
+      const cards = await page.$$eval('figure', (figs) =>
+        figs.map((f) => ({
+          name: f.querySelector('figcaption')!.textContent!,
+          loaded:
+            (f.querySelector('img') as HTMLImageElement).complete &&
+            (f.querySelector('img') as HTMLImageElement).naturalWidth > 0,
+          tags: [...f.querySelectorAll('li')].map((li) => ({
+            tag: li.querySelector('.tag')!.textContent!,
+            cls: li.className,
+          })),
+        })),
+      );
+      assert.equal(cards.length, 5);
+      for (const card of cards) {
+        assert.ok(card.loaded, `${card.name}: image rendered`);
+        const shown = card.tags.filter((x) => x.cls !== 'missed').map((x) => x.tag);
+        assert.deepEqual(shown, expected.get(card.name), `${card.name}: the tags pred gives`);
+        const truth =
+          card.name === 'g4.png'
+            ? null
+            : Number(card.name[1]) % 2
+              ? ['red_circle', 'white_background']
+              : ['blue_star', 'two_shapes'];
+        for (const x of card.tags) {
+          const want =
+            truth === null ? 'pred' : truth.includes(x.tag) ? (shown.includes(x.tag) ? 'correct' : 'missed') : 'wrong';
+          assert.equal(x.cls, want, `${card.name} ${x.tag}`);
+        }
       }
+      assert.ok(await page.$eval('h1', (h) => h.textContent!.includes('5 images')));
+      await page.screenshot({ path: path.join(dir, 'gallery.png'), fullPage: true });
+      t.diagnostic(`screenshot: ${path.join(dir, 'gallery.png')}`);
+    } finally {
+      await browser.close();
     }
-    assert.ok(await page.$eval('h1', (h) => h.textContent!.includes('5 images')));
-    await page.screenshot({ path: path.join(dir, 'gallery.png'), fullPage: true });
-    t.diagnostic(`screenshot: ${path.join(dir, 'gallery.png')}`);
-  } finally {
-    await browser.close();
-  }
-});
+  },
+);

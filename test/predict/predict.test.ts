@@ -20,19 +20,34 @@ const dir = await tempDir();
 const config = gradcheckConfig({ tags: 6, hidden: 12 });
 const TAGS = ['red_circle', 'blue_star', 'white_background', 'two_shapes', 'rating:general', 'rare_tag'];
 const model = path.join(dir, 'model.onnx');
-await writeFile(model, encodeInferenceModel(config, randomParams(config, 3), { tags: TAGS, categories: [0, 0, 0, 0, 9, 0], pad: 'center', source: 'test' }));
+await writeFile(
+  model,
+  encodeInferenceModel(config, randomParams(config, 3), {
+    tags: TAGS,
+    categories: [0, 0, 0, 0, 9, 0],
+    pad: 'center',
+    source: 'test',
+  }),
+);
 const images = path.join(dir, 'images');
-const colours: [number, number, number][] = [[220, 20, 20], [20, 20, 220], [240, 240, 240], [20, 200, 40]];
+const colours: [number, number, number][] = [
+  [220, 20, 20],
+  [20, 20, 220],
+  [240, 240, 240],
+  [20, 200, 40],
+];
 const { mkdir } = await import('node:fs/promises');
 await mkdir(path.join(images, 'sub'), { recursive: true });
 const files: string[] = [];
 for (let i = 0; i < colours.length; i++) {
   const f = path.join(images, i < 2 ? '' : 'sub', `img${i}.png`);
-  await solid(40 + i * 10, 40, colours[i]!).png().toFile(f);
+  await solid(40 + i * 10, 40, colours[i]!)
+    .png()
+    .toFile(f);
   files.push(f);
 }
 
-test('pred text output is the seed\'s `NAME tag=… prob=…`, top K, sorted by probability', async () => {
+test("pred text output is the seed's `NAME tag=… prob=…`, top K, sorted by probability", async () => {
   const r = await cli('pred', files[0]!, '--model', model, '--top', '3');
   assert.equal(r.code, 0, r.err.join('\n'));
   assert.equal(r.out.length, 3);
@@ -43,7 +58,10 @@ test('pred text output is the seed\'s `NAME tag=… prob=…`, top K, sorted by 
     assert.ok(TAGS.includes(m[2]!));
     return Number(m[3]);
   });
-  assert.deepEqual(probs, [...probs].sort((a, b) => b - a));
+  assert.deepEqual(
+    probs,
+    [...probs].sort((a, b) => b - a),
+  );
 });
 
 test('pred probabilities equal a direct onnxruntime-node run on the same preprocessed tensor, bit for bit', async () => {
@@ -75,10 +93,19 @@ test('pred reads folders recursively and paths from stdin (-), in json, jsonl an
 test('threshold, MCut and exclude select tags as documented', () => {
   const probs = [0.9, 0.85, 0.3, 0.2, 0.95, 0.01];
   const cats = [0, 0, 0, 0, 9, 0];
-  assert.deepEqual(selectTags(probs, TAGS, cats, { top: 30, threshold: 0.5 }).map((s) => s.tag), ['rating:general', 'red_circle', 'blue_star']);
+  assert.deepEqual(
+    selectTags(probs, TAGS, cats, { top: 30, threshold: 0.5 }).map((s) => s.tag),
+    ['rating:general', 'red_circle', 'blue_star'],
+  );
   assert.equal(mcutThreshold([0.95, 0.9, 0.85, 0.3, 0.2, 0.01]), (0.85 + 0.3) / 2);
-  assert.deepEqual(selectTags(probs, TAGS, cats, { top: 30, mcut: 'all' }).map((s) => s.tag), ['rating:general', 'red_circle', 'blue_star']);
-  assert.deepEqual(selectTags(probs, TAGS, cats, { top: 2, exclude: new Set(['rating:general']) }).map((s) => s.tag), ['red_circle', 'blue_star']);
+  assert.deepEqual(
+    selectTags(probs, TAGS, cats, { top: 30, mcut: 'all' }).map((s) => s.tag),
+    ['rating:general', 'red_circle', 'blue_star'],
+  );
+  assert.deepEqual(
+    selectTags(probs, TAGS, cats, { top: 2, exclude: new Set(['rating:general']) }).map((s) => s.tag),
+    ['red_circle', 'blue_star'],
+  );
 });
 
 test('caption writes NAME.txt next to each image, skips existing ones unless --overwrite', async () => {
@@ -113,7 +140,10 @@ test('a missing model and an ONNX file that is not ours are usage errors saying 
   await writeFile(foreign, zooVgg16({ widths: config.widths }).bytes);
   const r = await cli('pred', files[0]!, '--model', foreign);
   assert.equal(r.code, 2);
-  assert.match(r.err[0]!, /Expected an alt-i2v-ort model \(metadata format=alt-i2v-ort\/model\) in ".*foreign\.onnx" but its metadata has no format; export one with `alt-i2v-ort export`/);
+  assert.match(
+    r.err[0]!,
+    /Expected an alt-i2v-ort model \(metadata format=alt-i2v-ort\/model\) in ".*foreign\.onnx" but its metadata has no format; export one with `alt-i2v-ort export`/,
+  );
 });
 
 test('eval metrics match a hand-computed example', () => {
@@ -147,7 +177,11 @@ test('vec writes .npy that NumPy reads, binary = features > 0 packed; similar fi
   assert.deepEqual(b.shape, [4, 2]);
   assert.deepEqual(b.data, packBits(f.data, 4, 12));
   if (spawnSync('/usr/bin/python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0) {
-    const py = spawnSync('/usr/bin/python3', ['-c', `import numpy as np; a = np.load(${JSON.stringify(feats)}); print(a.shape, a.dtype)`], { encoding: 'utf8' });
+    const py = spawnSync(
+      '/usr/bin/python3',
+      ['-c', `import numpy as np; a = np.load(${JSON.stringify(feats)}); print(a.shape, a.dtype)`],
+      { encoding: 'utf8' },
+    );
     assert.equal(py.stdout.trim(), '(4, 12) float32');
   }
   const order = JSON.parse(await readFile(`${feats}.json`, 'utf8')).files as string[];

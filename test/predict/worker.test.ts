@@ -15,10 +15,23 @@ import { cli, tempDir } from '../helpers.js';
 
 const dir = await tempDir();
 // Big enough that one batch takes a while on 2 cores: 128 px, 32–64 channels.
-const config = gradcheckConfig({ widths: [32, 32, 48, 48, 64, 64, 64, 64, 64, 64, 64, 64, 64], imageSize: 128, hidden: 32, tags: 5 });
+const config = gradcheckConfig({
+  widths: [32, 32, 48, 48, 64, 64, 64, 64, 64, 64, 64, 64, 64],
+  imageSize: 128,
+  hidden: 32,
+  tags: 5,
+});
 const modelFile = path.join(dir, 'm.onnx');
 const tags = ['a', 'b', 'c', 'd', 'e'];
-await writeFile(modelFile, encodeInferenceModel(config, randomParams(config, 1), { tags, categories: tags.map(() => 0), pad: 'center', source: 'test' }));
+await writeFile(
+  modelFile,
+  encodeInferenceModel(config, randomParams(config, 1), {
+    tags,
+    categories: tags.map(() => 0),
+    pad: 'center',
+    source: 'test',
+  }),
+);
 
 test('timers keep firing on the main thread while a batch runs', async (t) => {
   const model = await TaggerModel.load(modelFile);
@@ -40,7 +53,14 @@ test('timers keep firing on the main thread while a batch runs', async (t) => {
 
 test('a file ONNX Runtime cannot load is one line naming it', async () => {
   const bad = path.join(dir, 'bad.onnx');
-  const model = decodeModel(encodeInferenceModel(config, randomParams(config, 1), { tags, categories: tags.map(() => 0), pad: 'center', source: 'test' }));
+  const model = decodeModel(
+    encodeInferenceModel(config, randomParams(config, 1), {
+      tags,
+      categories: tags.map(() => 0),
+      pad: 'center',
+      source: 'test',
+    }),
+  );
   model.graph!.node![3]!.op_type = 'NoSuchOp'; // our metadata, a graph ONNX Runtime refuses
   await writeFile(bad, encodeModel(model));
   const r = await cli('pred', modelFile, '--model', bad);
@@ -58,7 +78,10 @@ test('a process that never releases its model still exits; one awaiting a run wa
      console.log('probs', probs.length);
      ${release ? 'await m.release();' : ''}`;
   for (const release of [false, true]) {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script(release)], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script(release)], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'probs 10', `release ${release}: the run's answer arrived before exit`);
   }

@@ -30,7 +30,9 @@ const native = filesUnder('native', /\.(cc|h)$/);
 /** Relative imports of a file, resolved to repository paths (`src/data/shards.ts`). */
 function importsOf(file: string): string[] {
   const text = readFileSync(path.join(root, file), 'utf8');
-  return [...text.matchAll(/^(?:import|export)\b[^;]*?from '(\.[^']+)'/gms)].map((m) => path.normalize(path.join(path.dirname(file), m[1]!)).replace(/\.js$/, '.ts'));
+  return [...text.matchAll(/^(?:import|export)\b[^;]*?from '(\.[^']+)'/gms)].map((m) =>
+    path.normalize(path.join(path.dirname(file), m[1]!)).replace(/\.js$/, '.ts'),
+  );
 }
 
 /** The folder graph of src/ (src/cli, src/data, …): an edge for each import between two folders. */
@@ -74,7 +76,13 @@ export function findCycle(g: Map<string, Set<string>>): string[] | null {
 }
 
 test('training/ imports nothing from src/', () => {
-  const up = sources.filter((f) => f.startsWith('training/')).flatMap((f) => importsOf(f).filter((i) => i.startsWith('src/')).map((i) => `${f} → ${i}`));
+  const up = sources
+    .filter((f) => f.startsWith('training/'))
+    .flatMap((f) =>
+      importsOf(f)
+        .filter((i) => i.startsWith('src/'))
+        .map((i) => `${f} → ${i}`),
+    );
   assert.deepEqual(up, []);
 });
 
@@ -89,7 +97,9 @@ test('src/ folders import each other without a loop (and the loop finder finds o
 });
 
 test('no source file over 400 lines', () => {
-  const long = [...sources, ...native].map((f) => [f, readFileSync(path.join(root, f), 'utf8').split('\n').length] as const).filter(([, n]) => n > 400);
+  const long = [...sources, ...native]
+    .map((f) => [f, readFileSync(path.join(root, f), 'utf8').split('\n').length] as const)
+    .filter(([, n]) => n > 400);
   assert.deepEqual(long, []);
 });
 
@@ -112,7 +122,14 @@ test('no function over 80 lines', () => {
 
 test('comments and README name only documents inside the repository', () => {
   const cited: string[] = [];
-  for (const f of [...sources, ...native, 'CMakeLists.txt', 'README.md', ...filesUnder('bench', /\.(ts|sh|py)$/), ...filesUnder('docs', /\.md$/)]) {
+  for (const f of [
+    ...sources,
+    ...native,
+    'CMakeLists.txt',
+    'README.md',
+    ...filesUnder('bench', /\.(ts|sh|py)$/),
+    ...filesUnder('docs', /\.md$/),
+  ]) {
     const text = readFileSync(path.join(root, f), 'utf8');
     for (const m of text.matchAll(/(?<![\w/.-])((?:\.\.\/|\.\/)?[\w./-]*[A-Za-z]\.md)\b/g)) {
       const name = m[1]!;

@@ -20,23 +20,48 @@ const shards = path.join(root, 'shards');
 await cliSteps(
   ['synth', '--out', path.join(root, 'data'), '--count', '240', '--seed', '6'],
   ['tags', path.join(root, 'data'), '--out', path.join(root, 'tags.csv'), '--min-count', '5'],
-  ['pairs', path.join(root, 'data'), '--tags', path.join(root, 'tags.csv'), '--out', shards, '--size', '32', '--shard-size', '100', '--holdout', '0.15'],
+  [
+    'pairs',
+    path.join(root, 'data'),
+    '--tags',
+    path.join(root, 'tags.csv'),
+    '--out',
+    shards,
+    '--size',
+    '32',
+    '--shard-size',
+    '100',
+    '--holdout',
+    '0.15',
+  ],
 );
 
 // The native engine's Adam in each placement against the ort engine's graph Adam: the in-place C++ pass
 // (the native CPU default) must round exactly as the graph's float32 ops do.
-for (const [native, ort] of [['in-place', 'fused'], ['fused', 'fused'], ['graph', 'graph']] as const) {
+for (const [native, ort] of [
+  ['in-place', 'fused'],
+  ['fused', 'fused'],
+  ['graph', 'graph'],
+] as const) {
   test(`native and ort engines: 12 steps from one seed give bit-identical losses, parameters and Adam state (native ${native} Adam, ort ${ort})`, async () => {
     const c = gradcheckConfig();
     const params = randomParams(c, 3);
-    const [a, b] = [await TrainSession.create(c, { params }, { seed: 9, adam: native, engine: 'native' }), await TrainSession.create(c, { params }, { seed: 9, adam: ort, engine: 'ort' })];
+    const [a, b] = [
+      await TrainSession.create(c, { params }, { seed: 9, adam: native, engine: 'native' }),
+      await TrainSession.create(c, { params }, { seed: 9, adam: ort, engine: 'ort' }),
+    ];
     assert.deepEqual([a.engine, b.engine], ['native', 'ort']);
     for (let s = 0; s < 12; s++) {
       const batch = randomBatch(c, 4, 50 + s);
-      assert.equal(await a.step(batch.images, batch.labels, 4, 0.002), await b.step(batch.images, batch.labels, 4, 0.002), `loss at step ${s}`);
+      assert.equal(
+        await a.step(batch.images, batch.labels, 4, 0.002),
+        await b.step(batch.images, batch.labels, 4, 0.002),
+        `loss at step ${s}`,
+      );
     }
     const [sa, sb] = [await a.getState(), await b.getState()];
-    for (const key of ['params', 'm', 'v'] as const) for (const [name, v] of sa[key]) assert.deepEqual(sb[key].get(name), v, `${key} ${name}`);
+    for (const key of ['params', 'm', 'v'] as const)
+      for (const [name, v] of sa[key]) assert.deepEqual(sb[key].get(name), v, `${key} ${name}`);
     assert.deepEqual(sa.rng, sb.rng);
     const batch = randomBatch(c, 3, 99);
     assert.deepEqual(await a.evaluate(batch.images, batch.labels, 3), await b.evaluate(batch.images, batch.labels, 3));
@@ -51,30 +76,74 @@ test('the ort engine keeps the addon discipline: one call at a time, nothing aft
   const s = await TrainSession.create(c, { params }, { engine: 'ort' });
   const batch = randomBatch(c, 4, 1);
   const first = s.step(batch.images, batch.labels, 4, 0.001);
-  await assert.rejects(s.step(batch.images, batch.labels, 4, 0.001), /TrainSession\.step: another call on this session is still running; await it first/);
+  await assert.rejects(
+    s.step(batch.images, batch.labels, 4, 0.001),
+    /TrainSession\.step: another call on this session is still running; await it first/,
+  );
   await first;
-  assert.deepEqual(params.get('fc2.weight'), randomParams(c, 4).get('fc2.weight'), 'the caller\'s arrays are not trained in place');
+  assert.deepEqual(
+    params.get('fc2.weight'),
+    randomParams(c, 4).get('fc2.weight'),
+    "the caller's arrays are not trained in place",
+  );
   s.dispose();
   s.dispose();
   await assert.rejects(s.step(batch.images, batch.labels, 4, 0.001), /TrainSession\.step: the session is disposed/);
   const raw = new OrtTrainEngine();
   const options = {
-    trainModel: buildTrainGraph(c, { fuseOptimizer: true }).encode(), evalModel: buildEvalGraph(c).encode(), copyModel: new Uint8Array(), adam: 'fused' as const, adamConstants: adamConstants(),
-    device: 'cuda' as const, deviceId: 0, tf32: false, intraOpThreads: 0, interOpThreads: 0, imageSize: c.imageSize, tags: c.tags, hidden: c.hidden,
-    hasKeep: true, io: NATIVE_IO, specs: paramSpecs(c).map((p) => ({ name: p.name, role: p.role, shape: p.shape })),
+    trainModel: buildTrainGraph(c, { fuseOptimizer: true }).encode(),
+    evalModel: buildEvalGraph(c).encode(),
+    copyModel: new Uint8Array(),
+    adam: 'fused' as const,
+    adamConstants: adamConstants(),
+    device: 'cuda' as const,
+    deviceId: 0,
+    tf32: false,
+    intraOpThreads: 0,
+    interOpThreads: 0,
+    imageSize: c.imageSize,
+    tags: c.tags,
+    hidden: c.hidden,
+    hasKeep: true,
+    io: NATIVE_IO,
+    specs: paramSpecs(c).map((p) => ({ name: p.name, role: p.role, shape: p.shape })),
   };
-  await assert.rejects(raw.load(options, []), /TrainSession\.load: the onnxruntime-node engine trains on the CPU only, not cuda/);
-  await assert.rejects(raw.load({ ...options, device: 'cpu' }, []), /TrainSession\.load: Expected \d+ tensors for params but received 0/);
-  await assert.rejects(raw.load({ ...options, device: 'cpu', adam: 'in-place' }, []), /TrainSession\.load: the onnxruntime-node engine runs Adam in a graph \(fused or graph\), not in place/);
+  await assert.rejects(
+    raw.load(options, []),
+    /TrainSession\.load: the onnxruntime-node engine trains on the CPU only, not cuda/,
+  );
+  await assert.rejects(
+    raw.load({ ...options, device: 'cpu' }, []),
+    /TrainSession\.load: Expected \d+ tensors for params but received 0/,
+  );
+  await assert.rejects(
+    raw.load({ ...options, device: 'cpu', adam: 'in-place' }, []),
+    /TrainSession\.load: the onnxruntime-node engine runs Adam in a graph \(fused or graph\), not in place/,
+  );
   assert.equal(raw.loaded, false);
 });
 
-const trainArgs = (out: string, rounds: number, engine: string): string[] =>
-  ['train', shards, '--out', out, '--backbone', 'vgg16-tiny', '--hidden', '32', '--batch', '16', '--rounds', String(rounds), '--engine', engine];
+const trainArgs = (out: string, rounds: number, engine: string): string[] => [
+  'train',
+  shards,
+  '--out',
+  out,
+  '--backbone',
+  'vgg16-tiny',
+  '--hidden',
+  '32',
+  '--batch',
+  '16',
+  '--rounds',
+  String(rounds),
+  '--engine',
+  engine,
+];
 
 async function lastState(run: string): Promise<Awaited<ReturnType<typeof readCheckpoint>>['state']> {
   const config = await readRunConfig(run);
-  return (await readCheckpoint((await listCheckpoints(path.join(run, 'checkpoints'))).at(-1)!.file, config.model)).state;
+  return (await readCheckpoint((await listCheckpoints(path.join(run, 'checkpoints'))).at(-1)!.file, config.model))
+    .state;
 }
 
 test('a run started on the native engine resumes on the ort engine (and back) to the same checkpoint as a native run', async () => {
@@ -89,12 +158,16 @@ test('a run started on the native engine resumes on the ort engine (and back) to
   assert.equal(back.code, 0, back.err.join('\n'));
   assert.match(back.err.join('\n'), /engine: native addon/);
   const [a, b] = [await lastState(straight), await lastState(mixed)];
-  for (const key of ['params', 'm', 'v'] as const) for (const [name, v] of a[key]) assert.deepEqual(b[key].get(name), v, `${key} ${name}`);
+  for (const key of ['params', 'm', 'v'] as const)
+    for (const [name, v] of a[key]) assert.deepEqual(b[key].get(name), v, `${key} ${name}`);
   assert.equal(a.step, b.step);
 });
 
 const spawnCli = (args: string[], env: Record<string, string>): { code: number | null; stderr: string } => {
-  const r = spawnSync(process.execPath, ['dist/src/cli/main.js', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  const r = spawnSync(process.execPath, ['dist/src/cli/main.js', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
   return { code: r.status, stderr: r.stderr };
 };
 
@@ -102,15 +175,30 @@ test('without the addon: auto trains on ort and says how to get the native engin
   const off = { ALT_I2V_NATIVE: 'off' };
   const auto = spawnCli(trainArgs(path.join(root, 'auto'), 1, 'auto'), off);
   assert.equal(auto.code, 0, auto.stderr);
-  assert.match(auto.stderr, /engine: onnxruntime-node, since the native addon is not built \(turned off by ALT_I2V_NATIVE=off\); .* run `npm run build:native`/);
+  assert.match(
+    auto.stderr,
+    /engine: onnxruntime-node, since the native addon is not built \(turned off by ALT_I2V_NATIVE=off\); .* run `npm run build:native`/,
+  );
   const native = spawnCli(trainArgs(path.join(root, 'native'), 1, 'native'), off);
   assert.equal(native.code, 2);
-  assert.match(native.stderr, /^alt-i2v-ort: Expected the native trainer addon for --engine native but it is not built \(turned off by ALT_I2V_NATIVE=off\); install cmake and a C\+\+ compiler .*`npm run build:native`\n$/);
-  const doctor = spawnSync(process.execPath, ['dist/src/cli/main.js', 'doctor'], { encoding: 'utf8', env: { ...process.env, ...off } });
+  assert.match(
+    native.stderr,
+    /^alt-i2v-ort: Expected the native trainer addon for --engine native but it is not built \(turned off by ALT_I2V_NATIVE=off\); install cmake and a C\+\+ compiler .*`npm run build:native`\n$/,
+  );
+  const doctor = spawnSync(process.execPath, ['dist/src/cli/main.js', 'doctor'], {
+    encoding: 'utf8',
+    env: { ...process.env, ...off },
+  });
   assert.equal(doctor.status, 0, doctor.stderr);
-  assert.match(doctor.stdout, /training engines: ort only \(onnxruntime-node, CPU; state copied each step\); for the native engine/);
+  assert.match(
+    doctor.stdout,
+    /training engines: ort only \(onnxruntime-node, CPU; state copied each step\); for the native engine/,
+  );
   const ortCuda = await cli(...trainArgs(path.join(root, 'ort-cuda'), 1, 'ort'), '--device', 'cuda');
   assert.equal(ortCuda.code, 2);
-  assert.match(ortCuda.err.at(-1)!, /Expected --engine native \(or auto\) for --device cuda: the onnxruntime-node engine trains on the CPU only/);
+  assert.match(
+    ortCuda.err.at(-1)!,
+    /Expected --engine native \(or auto\) for --device cuda: the onnxruntime-node engine trains on the CPU only/,
+  );
   assert.equal(existsSync(path.join(root, 'ort-cuda')), false, 'a run that could not start leaves no folder behind');
 });

@@ -13,15 +13,26 @@ const data = path.join(root, 'data');
 await cliSteps(['synth', '--out', data, '--count', '130', '--seed', '3']);
 
 test('curves.svg: round ticks with images seen, axes from zero, the best round marked, the frequency-only line, the holdout size', () => {
-  const points: CurvePoint[] = [1, 2, 3, 4].map((r) => ({ round: r, images: r * 100, trainLoss: 0.5 / r, holdoutLoss: 0.6 / r, map: [0.3, 0.5, 0.5, 0.4][r - 1]! }));
+  const points: CurvePoint[] = [1, 2, 3, 4].map((r) => ({
+    round: r,
+    images: r * 100,
+    trainLoss: 0.5 / r,
+    holdoutLoss: 0.6 / r,
+    map: [0.3, 0.5, 0.5, 0.4][r - 1]!,
+  }));
   const svg = curvesSvg(points, { holdout: 37, baseMap: 0.21 });
   assert.equal(bestRound(points)!.round, 3, 'ties: the later round, as export picks');
   assert.match(svg, /holdout mAP \(37 images\)/);
   assert.match(svg, /export picks round 3 \(0\.500\)/);
   assert.match(svg, /stroke-dasharray="5,4"\/><text[^>]*>frequency-only tagger 0\.210</);
-  for (const r of [1, 2, 3, 4]) assert.match(svg, new RegExp(`text-anchor="middle" font-family="sans-serif">${r}</text>`));
+  for (const r of [1, 2, 3, 4])
+    assert.match(svg, new RegExp(`text-anchor="middle" font-family="sans-serif">${r}</text>`));
   assert.match(svg, />400<\/text>/, 'images seen under the last tick');
-  assert.equal((svg.match(/text-anchor="end" font-family="sans-serif">0<\/text>/g) ?? []).length, 2, 'both y-axes start at 0');
+  assert.equal(
+    (svg.match(/text-anchor="end" font-family="sans-serif">0<\/text>/g) ?? []).length,
+    2,
+    'both y-axes start at 0',
+  );
 });
 
 test('tags, pairs, train and export print the next command; small holdouts and training from scratch are explained', async () => {
@@ -29,14 +40,53 @@ test('tags, pairs, train and export print the next command; small holdouts and t
   assert.match(tags.out[0]!, /distinct tags \(\d+ on fewer than 2 images dropped\); wrote \d+ to/);
   assert.equal(tags.out.at(-1), `next: alt-i2v-ort pairs ${data} --tags ${path.join(root, 'tags.csv')} --out shards`);
   const shards = path.join(root, 'shards');
-  const pairs = await cli('pairs', data, '--tags', path.join(root, 'tags.csv'), '--out', shards, '--size', '32', '--shard-size', '50', '--holdout', '0.2');
-  assert.match(pairs.err.join('\n'), /warning: the holdout has \d+ images: its mAP will be noisy; hold out more with --holdout/);
+  const pairs = await cli(
+    'pairs',
+    data,
+    '--tags',
+    path.join(root, 'tags.csv'),
+    '--out',
+    shards,
+    '--size',
+    '32',
+    '--shard-size',
+    '50',
+    '--holdout',
+    '0.2',
+  );
+  assert.match(
+    pairs.err.join('\n'),
+    /warning: the holdout has \d+ images: its mAP will be noisy; hold out more with --holdout/,
+  );
   assert.equal(pairs.out.at(-1), `next: alt-i2v-ort train ${shards} --out run`);
   const run = path.join(root, 'run');
-  const train = await cli('train', shards, '--out', run, '--backbone', 'vgg16', '--hidden', '8', '--batch', '8', '--rounds', '2', '--freeze', '0');
+  const train = await cli(
+    'train',
+    shards,
+    '--out',
+    run,
+    '--backbone',
+    'vgg16',
+    '--hidden',
+    '8',
+    '--batch',
+    '8',
+    '--rounds',
+    '2',
+    '--freeze',
+    '0',
+  );
   assert.equal(train.code, 0, train.err.join('\n'));
-  assert.match(train.err.join('\n'), /--backbone vgg16 starts from random weights \(training from scratch\); to start from ImageNet weights .*notop\.h5/);
-  for (const r of [1, 2]) assert.match(train.err.join('\n'), new RegExp(`round ${r}/2: (\\d+)/\\1 \\(100\\.0%\\)`), `round ${r} progress reaches 100%`);
+  assert.match(
+    train.err.join('\n'),
+    /--backbone vgg16 starts from random weights \(training from scratch\); to start from ImageNet weights .*notop\.h5/,
+  );
+  for (const r of [1, 2])
+    assert.match(
+      train.err.join('\n'),
+      new RegExp(`round ${r}/2: (\\d+)/\\1 \\(100\\.0%\\)`),
+      `round ${r} progress reaches 100%`,
+    );
   assert.equal(train.out.at(-1), `next: alt-i2v-ort export ${run} --out model.onnx`);
   const svg = await readFile(path.join(run, 'curves.svg'), 'utf8');
   assert.match(svg, /holdout mAP \(\d+ images\)/);
@@ -47,6 +97,11 @@ test('tags, pairs, train and export print the next command; small holdouts and t
   for (const command of ['pred', 'vec', 'eval']) {
     const r = await cli(command, command === 'eval' ? shards : data, '--model', run);
     assert.equal(r.code, 2);
-    assert.match(r.err.at(-1)!, new RegExp(`is a training run folder; export its best checkpoint first: alt-i2v-ort export ${run.replace(/[/.]/g, '\\$&')} --out model\\.onnx`));
+    assert.match(
+      r.err.at(-1)!,
+      new RegExp(
+        `is a training run folder; export its best checkpoint first: alt-i2v-ort export ${run.replace(/[/.]/g, '\\$&')} --out model\\.onnx`,
+      ),
+    );
   }
 });

@@ -17,17 +17,40 @@ const run = path.join(root, 'run');
 await cliSteps(
   ['synth', '--out', data, '--count', '500', '--seed', '8'],
   ['tags', data, '--out', path.join(root, 'tags.csv'), '--min-count', '5'],
-  ['pairs', data, '--tags', path.join(root, 'tags.csv'), '--out', shards, '--size', '32', '--shard-size', '120', '--holdout', '0.2'],
+  [
+    'pairs',
+    data,
+    '--tags',
+    path.join(root, 'tags.csv'),
+    '--out',
+    shards,
+    '--size',
+    '32',
+    '--shard-size',
+    '120',
+    '--holdout',
+    '0.2',
+  ],
   ['train', shards, '--out', run, '--backbone', 'vgg16-tiny', '--hidden', '64', '--batch', '16', '--rounds', '50'],
 );
 
 test('calibration reads images spread over the training shards, never more than a shard holds', () => {
   const plan = calibrationPlan([120, 120, 120, 120, 50], 256);
-  assert.equal(plan.reduce((a, p) => a + p.take, 0), 256);
+  assert.equal(
+    plan.reduce((a, p) => a + p.take, 0),
+    256,
+  );
   assert.ok(plan.every((p) => p.take <= [120, 120, 120, 120, 50][p.shard]!));
   assert.ok(plan.length >= 3, 'more than the first shards');
-  assert.equal(calibrationPlan([10, 5], 256).reduce((a, p) => a + p.take, 0), 15, 'all there is when asked for more');
-  const spread = calibrationPlan(Array.from({ length: 100 }, () => 1000), 64);
+  assert.equal(
+    calibrationPlan([10, 5], 256).reduce((a, p) => a + p.take, 0),
+    15,
+    'all there is when asked for more',
+  );
+  const spread = calibrationPlan(
+    Array.from({ length: 100 }, () => 1000),
+    64,
+  );
   assert.ok(spread.at(-1)!.shard >= 80, `last shard read ${spread.at(-1)!.shard} of 100`);
 });
 
@@ -59,7 +82,11 @@ test('export --int8: int8 metadata, smaller file, holdout mAP within 0.01 of fp3
   assert.ok(Math.abs(mFp - mQ8) <= 0.01, `${mFp} vs ${mQ8}`);
 
   const index = await readShardIndex(shards);
-  const hold = await readShard(shards, index.shards.find((s) => s.split === 'holdout')!, index);
+  const hold = await readShard(
+    shards,
+    index.shards.find((s) => s.split === 'holdout')!,
+    index,
+  );
   const [m1, m2] = [await TaggerModel.load(fp), await TaggerModel.load(q8)];
   assert.equal(m2.meta.precision, 'int8');
   const [p1, p2] = [(await m1.run(hold.images, hold.count)).probs, (await m2.run(hold.images, hold.count)).probs];

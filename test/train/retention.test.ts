@@ -16,12 +16,44 @@ const run = path.join(root, 'run');
 await cliSteps(
   ['synth', '--out', path.join(root, 'data'), '--count', '240', '--seed', '12'],
   ['tags', path.join(root, 'data'), '--out', path.join(root, 'tags.csv'), '--min-count', '4'],
-  ['pairs', path.join(root, 'data'), '--tags', path.join(root, 'tags.csv'), '--out', shards, '--size', '32', '--shard-size', '60', '--holdout', '0.2'],
-  ['train', shards, '--out', run, '--backbone', 'vgg16-tiny', '--hidden', '16', '--batch', '8', '--rounds', '4', '--keep', '2'],
+  [
+    'pairs',
+    path.join(root, 'data'),
+    '--tags',
+    path.join(root, 'tags.csv'),
+    '--out',
+    shards,
+    '--size',
+    '32',
+    '--shard-size',
+    '60',
+    '--holdout',
+    '0.2',
+  ],
+  [
+    'train',
+    shards,
+    '--out',
+    run,
+    '--backbone',
+    'vgg16-tiny',
+    '--hidden',
+    '16',
+    '--batch',
+    '8',
+    '--rounds',
+    '4',
+    '--keep',
+    '2',
+  ],
 );
 
 test('--keep 2 over 4 rounds leaves the last 2 finished rounds and the best; export picks the best mAP in log.jsonl', async () => {
-  const rounds = (await readFile(path.join(run, 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'round');
+  const rounds = (await readFile(path.join(run, 'log.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.type === 'round');
   assert.equal(rounds.length, 4);
   let best = rounds[0];
   for (const r of rounds) if (r.map >= best.map) best = r; // ties: the later one
@@ -30,13 +62,29 @@ test('--keep 2 over 4 rounds leaves the last 2 finished rounds and the best; exp
   assert.deepEqual((await readdir(path.join(run, 'checkpoints'))).sort(), [...want].sort());
   const ex = await cli('export', run, '--out', path.join(root, 'model.onnx'));
   assert.equal(ex.code, 0, ex.err.join('\n'));
-  assert.match(ex.out[0]!, new RegExp(`from .*${name(best.round)} \\(round ${best.round}, holdout mAP ${best.map.toFixed(4)}\\)`));
+  assert.match(
+    ex.out[0]!,
+    new RegExp(`from .*${name(best.round)} \\(round ${best.round}, holdout mAP ${best.map.toFixed(4)}\\)`),
+  );
 });
 
 test('eval --split/--per-tag/--format json equals the metrics of direct onnxruntime-node outputs on the shards', async () => {
   const model = path.join(root, 'model.onnx');
   const perTag = path.join(root, 'per-tag.csv');
-  const r = await cli('eval', shards, '--model', model, '--split', 'holdout', '--per-tag', perTag, '--format', 'json', '--threshold', '0.4');
+  const r = await cli(
+    'eval',
+    shards,
+    '--model',
+    model,
+    '--split',
+    'holdout',
+    '--per-tag',
+    perTag,
+    '--format',
+    'json',
+    '--threshold',
+    '0.4',
+  );
   assert.equal(r.code, 0, r.err.join('\n'));
   const report = JSON.parse(r.out.join('\n'));
   const index = await readShardIndex(shards);
@@ -58,7 +106,10 @@ test('eval --split/--per-tag/--format json equals the metrics of direct onnxrunt
   assert.equal(csv.length - 1, rows.length);
   assert.equal(csv[1]!.split(',')[0], rows[0]!.tag);
   const all = await cli('eval', shards, '--model', model, '--split', 'all', '--format', 'json');
-  assert.equal(JSON.parse(all.out.join('\n')).images, index.shards.reduce((a, s) => a + s.count, 0));
+  assert.equal(
+    JSON.parse(all.out.join('\n')).images,
+    index.shards.reduce((a, s) => a + s.count, 0),
+  );
   await session.release();
 });
 
@@ -67,7 +118,19 @@ test('a run folder with config.json and no checkpoint is refused by export and b
   const ex = await cli('export', run, '--out', path.join(root, 'none.onnx'));
   assert.equal(ex.code, 2);
   assert.match(ex.err.at(-1)!, /Expected checkpoints in ".*checkpoints" but there are none: train first/);
-  const resume = await cli('train', shards, '--out', run, '--backbone', 'vgg16-tiny', '--hidden', '16', '--rounds', '5', '--resume');
+  const resume = await cli(
+    'train',
+    shards,
+    '--out',
+    run,
+    '--backbone',
+    'vgg16-tiny',
+    '--hidden',
+    '16',
+    '--rounds',
+    '5',
+    '--resume',
+  );
   assert.equal(resume.code, 2);
   assert.match(resume.err.at(-1)!, /Expected a usable checkpoint to resume from in ".*checkpoints" but there is none/);
 });

@@ -46,31 +46,42 @@ async function threadsStarted(open: () => Promise<() => Promise<void> | void>): 
 
 const several = coreCount() > 1 && process.platform === 'linux';
 
-test('a TrainSession with no thread count starts one intra-op worker per extra core', { skip: !several && 'one core, or no /proc' }, async () => {
-  const c = gradcheckConfig();
-  const open = (intraOpThreads?: number) => async () => {
-    const s = await TrainSession.create(c, { params: randomParams(c, 1) }, { intraOpThreads });
-    return () => s.dispose();
-  };
-  await threadsStarted(open(1)); // the first opening also starts libuv's pool
-  const one = await threadsStarted(open(1));
-  const auto = await threadsStarted(open());
-  // The native engine opens 3 sessions (train, eval, copy); the ort engine 2 (train, eval).
-  assert.ok(auto - one >= 2 * (coreCount() - 1), `default threads started ${auto} threads, 1 thread ${one}: the default ran on one core`);
-});
+test(
+  'a TrainSession with no thread count starts one intra-op worker per extra core',
+  { skip: !several && 'one core, or no /proc' },
+  async () => {
+    const c = gradcheckConfig();
+    const open = (intraOpThreads?: number) => async () => {
+      const s = await TrainSession.create(c, { params: randomParams(c, 1) }, { intraOpThreads });
+      return () => s.dispose();
+    };
+    await threadsStarted(open(1)); // the first opening also starts libuv's pool
+    const one = await threadsStarted(open(1));
+    const auto = await threadsStarted(open());
+    // The native engine opens 3 sessions (train, eval, copy); the ort engine 2 (train, eval).
+    assert.ok(
+      auto - one >= 2 * (coreCount() - 1),
+      `default threads started ${auto} threads, 1 thread ${one}: the default ran on one core`,
+    );
+  },
+);
 
-test('a tagger model loaded with no thread count runs on every core', { skip: !several && 'one core, or no /proc' }, async () => {
-  const dir = await tempDir();
-  const file = await tinyModel(path.join(dir, 'm.onnx'), ['a', 'b'], [0, 0]);
-  const open = (threads?: number) => async () => {
-    const m = await TaggerModel.load(file, { threads });
-    return () => m.release();
-  };
-  await threadsStarted(open(1));
-  const one = await threadsStarted(open(1));
-  const auto = await threadsStarted(open());
-  assert.equal(auto - one, coreCount() - 1, `default threads started ${auto} threads, 1 thread ${one}`);
-});
+test(
+  'a tagger model loaded with no thread count runs on every core',
+  { skip: !several && 'one core, or no /proc' },
+  async () => {
+    const dir = await tempDir();
+    const file = await tinyModel(path.join(dir, 'm.onnx'), ['a', 'b'], [0, 0]);
+    const open = (threads?: number) => async () => {
+      const m = await TaggerModel.load(file, { threads });
+      return () => m.release();
+    };
+    await threadsStarted(open(1));
+    const one = await threadsStarted(open(1));
+    const auto = await threadsStarted(open());
+    assert.equal(auto - one, coreCount() - 1, `default threads started ${auto} threads, 1 thread ${one}`);
+  },
+);
 
 test('--threads of the model commands: a bad count is one line naming it; --threads 1 tags as the default does', async () => {
   const dir = await tempDir();

@@ -21,12 +21,39 @@ const shards = path.join(root, 'shards');
   await cliSteps(
     ['synth', '--out', data, '--count', '600', '--seed', '4'],
     ['tags', data, '--out', path.join(root, 'tags.csv'), '--min-count', '5'],
-    ['pairs', data, '--tags', path.join(root, 'tags.csv'), '--out', shards, '--size', '32', '--shard-size', '180', '--holdout', '0.15'],
+    [
+      'pairs',
+      data,
+      '--tags',
+      path.join(root, 'tags.csv'),
+      '--out',
+      shards,
+      '--size',
+      '32',
+      '--shard-size',
+      '180',
+      '--holdout',
+      '0.15',
+    ],
   );
 }
 
-const trainArgs = (out: string, rounds: number, batch = 16): string[] =>
-  ['train', shards, '--out', out, '--backbone', 'vgg16-tiny', '--hidden', '64', '--batch', String(batch), '--rounds', String(rounds), '--log-every', '2'];
+const trainArgs = (out: string, rounds: number, batch = 16): string[] => [
+  'train',
+  shards,
+  '--out',
+  out,
+  '--backbone',
+  'vgg16-tiny',
+  '--hidden',
+  '64',
+  '--batch',
+  String(batch),
+  '--rounds',
+  String(rounds),
+  '--log-every',
+  '2',
+];
 
 async function lastParams(run: string): Promise<Map<string, Float32Array>> {
   const config = await readRunConfig(run);
@@ -38,13 +65,23 @@ test('train → export: the model learns, and pred-path probabilities match the 
   const run = path.join(root, 'run-e2e');
   const r = await cli(...trainArgs(run, 60));
   assert.equal(r.code, 0, r.err.join('\n'));
-  const rounds = (await readFile(path.join(run, 'log.jsonl'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((e) => e.type === 'round');
+  const rounds = (await readFile(path.join(run, 'log.jsonl'), 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.type === 'round');
   assert.equal(rounds.length, 60);
   const index = await readShardIndex(shards);
-  const hold = await readShard(shards, index.shards.find((s) => s.split === 'holdout')!, index);
+  const hold = await readShard(
+    shards,
+    index.shards.find((s) => s.split === 'holdout')!,
+    index,
+  );
   const base = baseRateMap(hold.labels, hold.count, index.tags.count);
   const best = Math.max(...rounds.map((e) => e.map));
-  t.diagnostic(`train loss ${rounds[0].trainLoss.toFixed(4)} → ${rounds.at(-1).trainLoss.toFixed(4)}; holdout mAP ${rounds[0].map.toFixed(3)} → best ${best.toFixed(3)} vs base rate ${base.toFixed(3)}`);
+  t.diagnostic(
+    `train loss ${rounds[0].trainLoss.toFixed(4)} → ${rounds.at(-1).trainLoss.toFixed(4)}; holdout mAP ${rounds[0].map.toFixed(3)} → best ${best.toFixed(3)} vs base rate ${base.toFixed(3)}`,
+  );
   assert.ok(rounds.at(-1).trainLoss < 0.5 * rounds[0].trainLoss);
   // Round 0 scores ≈ 1.05× the base rate. Over seeds 1–3 this run's best mAP spans 0.245–0.286 (1.58–1.85×),
   // and a change of summation order alone (the dW layout) moved seed 1 from 0.270 to 0.245: 1.5× is learning.
@@ -67,7 +104,9 @@ test('train → export: the model learns, and pred-path probabilities match the 
   const { probs } = await tagger.run(images, n);
   let worst = 0;
   probs.forEach((p, i) => (worst = Math.max(worst, Math.abs(p - evald.probs[i]!))));
-  t.diagnostic(`exported model vs TrainSession.evaluate: max |Δprob| ${worst.toExponential(2)} over ${probs.length} probabilities`);
+  t.diagnostic(
+    `exported model vs TrainSession.evaluate: max |Δprob| ${worst.toExponential(2)} over ${probs.length} probabilities`,
+  );
   assert.ok(worst <= 1e-4, `${worst}`);
   assert.ok(meanAveragePrecision(probs, hold.labels, n, index.tags.count).map > base);
   session.dispose();
@@ -105,7 +144,10 @@ test('SIGINT mid-round writes a loadable checkpoint, exits 130, and --resume end
   child.kill('SIGINT');
   const code = await closed;
   assert.equal(code, 130, stderr);
-  assert.match(stderr, /interrupted: state saved in .*round-000001-partial\.safetensors; continue with `alt-i2v-ort train .* --resume/);
+  assert.match(
+    stderr,
+    /interrupted: state saved in .*round-000001-partial\.safetensors; continue with `alt-i2v-ort train .* --resume/,
+  );
   const partial = (await readdir(path.join(run, 'checkpoints'))).find((f) => f.endsWith('-partial.safetensors'))!;
   const config = await readRunConfig(run);
   const { info } = await readCheckpoint(path.join(run, 'checkpoints', partial), config.model);
@@ -131,8 +173,36 @@ test('guard rails: an existing run without --resume, --resume without a run, sha
   const other = path.join(root, 'shards-other');
   const otherTags = path.join(root, 'tags-other.csv');
   assert.equal((await cli('tags', path.join(root, 'data'), '--out', otherTags, '--min-count', '20')).code, 0);
-  assert.equal((await cli('pairs', path.join(root, 'data'), '--tags', otherTags, '--out', other, '--size', '32', '--shard-size', '600')).code, 0);
-  const mixed = await cli('train', other, '--out', run, '--backbone', 'vgg16-tiny', '--hidden', '64', '--rounds', '2', '--resume');
+  assert.equal(
+    (
+      await cli(
+        'pairs',
+        path.join(root, 'data'),
+        '--tags',
+        otherTags,
+        '--out',
+        other,
+        '--size',
+        '32',
+        '--shard-size',
+        '600',
+      )
+    ).code,
+    0,
+  );
+  const mixed = await cli(
+    'train',
+    other,
+    '--out',
+    run,
+    '--backbone',
+    'vgg16-tiny',
+    '--hidden',
+    '64',
+    '--rounds',
+    '2',
+    '--resume',
+  );
   assert.equal(mixed.code, 2);
   assert.match(mixed.err.at(-1)!, /Expected shards made with this run's tags\.csv but .* has tags sha256/);
 });
@@ -148,9 +218,15 @@ test('divergence (a huge learning rate) stops on NaN or Inf, naming the newest c
   const bytes = await readFile(last.file);
   const r = await cli(...trainArgs(run, 3), '--resume');
   assert.equal(r.code, 1);
-  assert.match(r.err.at(-1)!, /loss became (NaN|Infinity|-Infinity) at round 2, step \d+; stopped without saving the diverged state\. The newest checkpoint, .*round-000001\.safetensors, holds finite weights: lower the learning rate/);
+  assert.match(
+    r.err.at(-1)!,
+    /loss became (NaN|Infinity|-Infinity) at round 2, step \d+; stopped without saving the diverged state\. The newest checkpoint, .*round-000001\.safetensors, holds finite weights: lower the learning rate/,
+  );
   const after = await listCheckpoints(path.join(run, 'checkpoints'));
-  assert.deepEqual(after.map((c) => c.file), before.map((c) => c.file));
+  assert.deepEqual(
+    after.map((c) => c.file),
+    before.map((c) => c.file),
+  );
   assert.ok((await readFile(last.file)).equals(bytes), 'the last checkpoint is untouched');
   const { state } = await readCheckpoint(last.file, config.model);
   assert.equal(nonFinite(state.params), null);

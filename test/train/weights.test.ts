@@ -25,7 +25,11 @@ const shapeOf = (i: number): [number, number] => [c.widths[i]!, i === 0 ? 3 : c.
 /** OIHW → HWIO, written out index by index (the test's own conversion, not the importer's). */
 function toHwio(w: Float32Array, co: number, ci: number): Float32Array {
   const out = new Float32Array(w.length);
-  for (let o = 0; o < co; o++) for (let i = 0; i < ci; i++) for (let y = 0; y < 3; y++) for (let x = 0; x < 3; x++) out[y * 3 * ci * co + x * ci * co + i * co + o] = w[o * ci * 9 + i * 9 + y * 3 + x]!;
+  for (let o = 0; o < co; o++)
+    for (let i = 0; i < ci; i++)
+      for (let y = 0; y < 3; y++)
+        for (let x = 0; x < 3; x++)
+          out[y * 3 * ci * co + x * ci * co + i * co + o] = w[o * ci * 9 + i * 9 + y * 3 + x]!;
   return out;
 }
 
@@ -45,8 +49,21 @@ async function kerasFile(name: string, mutate?: (i: number) => number[] | null):
       g.create_attribute('weight_names', [`${lname}/kernel:0`, `${lname}/bias:0`]);
       const inner = g.create_group(lname);
       const shape = mutate?.(k) ?? [3, 3, ci, co];
-      inner.create_dataset({ name: 'kernel:0', data: shape[2] === ci && shape[3] === co ? toHwio(source.weights.get(`conv${k + 1}.weight`)!, co, ci) : new Float32Array(shape.reduce((a, v) => a * v, 1)), shape, dtype: '<f' });
-      inner.create_dataset({ name: 'bias:0', data: source.weights.get(`conv${k + 1}.bias`)!, shape: [co], dtype: '<f' });
+      inner.create_dataset({
+        name: 'kernel:0',
+        data:
+          shape[2] === ci && shape[3] === co
+            ? toHwio(source.weights.get(`conv${k + 1}.weight`)!, co, ci)
+            : new Float32Array(shape.reduce((a, v) => a * v, 1)),
+        shape,
+        dtype: '<f',
+      });
+      inner.create_dataset({
+        name: 'bias:0',
+        data: source.weights.get(`conv${k + 1}.bias`)!,
+        shape: [co],
+        dtype: '<f',
+      });
       k++;
     }
     layers.push(`block${b + 1}_pool`);
@@ -63,8 +80,16 @@ async function torchFile(name: string, count = 13): Promise<string> {
   const tensors: Record<string, TensorSpec> = {};
   for (let i = 0; i < count; i++) {
     const [co, ci] = shapeOf(i);
-    tensors[`features.${TORCH_INDEX[i]}.weight`] = { dtype: 'F32', shape: [co, ci, 3, 3], chunks: [f32(source.weights.get(`conv${i + 1}.weight`)!)] };
-    tensors[`features.${TORCH_INDEX[i]}.bias`] = { dtype: 'F32', shape: [co], chunks: [f32(source.weights.get(`conv${i + 1}.bias`)!)] };
+    tensors[`features.${TORCH_INDEX[i]}.weight`] = {
+      dtype: 'F32',
+      shape: [co, ci, 3, 3],
+      chunks: [f32(source.weights.get(`conv${i + 1}.weight`)!)],
+    };
+    tensors[`features.${TORCH_INDEX[i]}.bias`] = {
+      dtype: 'F32',
+      shape: [co],
+      chunks: [f32(source.weights.get(`conv${i + 1}.bias`)!)],
+    };
   }
   tensors['classifier.0.weight'] = { dtype: 'F32', shape: [4, 2], chunks: [f32(new Float32Array(8))] };
   await writeSafetensors(file, tensors);
@@ -76,7 +101,9 @@ test('Keras .h5, torchvision .safetensors and ONNX import to the same weights; t
   await writeFile(onnx, source.bytes);
   const batch = randomBatch(c, 3, 5);
   const head = randomParams(c, 8);
-  const want = referenceForward(c, new Map([...head, ...source.weights]), batch, 'eval').logits.map((z) => 1 / (1 + Math.exp(-z)));
+  const want = referenceForward(c, new Map([...head, ...source.weights]), batch, 'eval').logits.map(
+    (z) => 1 / (1 + Math.exp(-z)),
+  );
   for (const file of [await kerasFile('vgg16_notop.h5'), await torchFile('vgg16.safetensors'), onnx]) {
     const imported = await importBackbone(file, c);
     assert.equal(imported.size, 26);
@@ -92,12 +119,31 @@ test('Keras .h5, torchvision .safetensors and ONNX import to the same weights; t
 });
 
 test('weights files of the wrong layout are refused naming the file and the layer', async () => {
-  const usage = (re: RegExp) => (e: unknown): boolean => e instanceof UsageError && re.test(e.message);
+  const usage =
+    (re: RegExp) =>
+    (e: unknown): boolean =>
+      e instanceof UsageError && re.test(e.message);
   const bad = await kerasFile('wide.h5', (i) => (i === 2 ? [3, 3, c.widths[1]!, 99] : null));
-  await assert.rejects(importBackbone(bad, c), usage(new RegExp(`Expected weight shape \\[${c.widths[2]},${c.widths[1]},3,3\\] \\(OIHW\\) for conv 3, layer block2_conv1 of ".*wide\\.h5", but found \\[99,${c.widths[1]},3,3\\]`)));
-  await assert.rejects(importBackbone(await torchFile('short.safetensors', 12), c), usage(/Expected 13 conv layers \(VGG16\) in ".*short\.safetensors" but found 12/));
+  await assert.rejects(
+    importBackbone(bad, c),
+    usage(
+      new RegExp(
+        `Expected weight shape \\[${c.widths[2]},${c.widths[1]},3,3\\] \\(OIHW\\) for conv 3, layer block2_conv1 of ".*wide\\.h5", but found \\[99,${c.widths[1]},3,3\\]`,
+      ),
+    ),
+  );
+  await assert.rejects(
+    importBackbone(await torchFile('short.safetensors', 12), c),
+    usage(/Expected 13 conv layers \(VGG16\) in ".*short\.safetensors" but found 12/),
+  );
   const notH5 = path.join(dir, 'not.h5');
   await writeFile(notH5, 'plain text');
-  await assert.rejects(importBackbone(notH5, c), usage(/Expected an HDF5 file \(Keras weights\) in ".*not\.h5" but it does not open as one/));
-  await assert.rejects(importBackbone(path.join(dir, 'missing.h5'), c), usage(/cannot be read \(no such file or folder\)/));
+  await assert.rejects(
+    importBackbone(notH5, c),
+    usage(/Expected an HDF5 file \(Keras weights\) in ".*not\.h5" but it does not open as one/),
+  );
+  await assert.rejects(
+    importBackbone(path.join(dir, 'missing.h5'), c),
+    usage(/cannot be read \(no such file or folder\)/),
+  );
 });

@@ -16,7 +16,10 @@ async function file(bytes: Uint8Array | string): Promise<string> {
   return f;
 }
 
-const usageError = (pattern: RegExp) => (e: unknown): boolean => e instanceof UsageError && pattern.test(e.message);
+const usageError =
+  (pattern: RegExp) =>
+  (e: unknown): boolean =>
+    e instanceof UsageError && pattern.test(e.message);
 
 test('imports the 13 conv weights and biases of a zoo-layout VGG16 in graph order', async () => {
   const { bytes, weights } = zooVgg16({ widths: config.widths });
@@ -27,19 +30,31 @@ test('imports the 13 conv weights and biases of a zoo-layout VGG16 in graph orde
 
 test('rejects a file with 12 convs, saying what it found', async () => {
   const f = await file(zooVgg16({ widths: config.widths, dropLast: true }).bytes);
-  await assert.rejects(importBackbone(f, config), usageError(/Expected 13 Conv nodes \(VGG16\) in ".*vgg16.onnx" but found 12/));
+  await assert.rejects(
+    importBackbone(f, config),
+    usageError(/Expected 13 Conv nodes \(VGG16\) in ".*vgg16.onnx" but found 12/),
+  );
 });
 
 test('rejects convs of the wrong shape, naming the conv and both shapes', async () => {
   const f = await file(zooVgg16({ widths: config.widths }).bytes);
   const wide = defaultConfig({ tags: 4, imageSize: 32, hidden: 8 }); // full VGG16 widths
-  await assert.rejects(importBackbone(f, wide), usageError(/Expected weight shape \[64,3,3,3\] for conv 1 .* but found \[8,3,3,3\]/));
+  await assert.rejects(
+    importBackbone(f, wide),
+    usageError(/Expected weight shape \[64,3,3,3\] for conv 1 .* but found \[8,3,3,3\]/),
+  );
 });
 
 test('rejects vgg16-bn and files that are not ONNX', async () => {
   const bn = await file(zooVgg16({ widths: config.widths, withBatchNorm: true }).bytes);
-  await assert.rejects(importBackbone(bn, config), usageError(/BatchNormalization nodes \(vgg16-bn is not supported\)/));
+  await assert.rejects(
+    importBackbone(bn, config),
+    usageError(/BatchNormalization nodes \(vgg16-bn is not supported\)/),
+  );
   const junk = await file('definitely not protobuf \u0000\u00ff\u00fe');
-  await assert.rejects(importBackbone(junk, config), usageError(/Expected an ONNX model in ".*" but it does not decode|found no nodes/));
+  await assert.rejects(
+    importBackbone(junk, config),
+    usageError(/Expected an ONNX model in ".*" but it does not decode|found no nodes/),
+  );
   await assert.rejects(importBackbone('/nonexistent/vgg16.onnx', config), usageError(/cannot be read/));
 });

@@ -13,7 +13,9 @@ import { tempDir } from '../helpers.js';
 
 test('full VGG16 at 224: 15.35 G multiply-adds in the convs; 8 frozen convs make a train step ≈ 48 GFLOP', () => {
   const c = defaultConfig({ tags: 5000 });
-  const convMacs = layerFlops(c).filter((l) => l.layer.startsWith('conv')).reduce((a, l) => a + l.forward / 2, 0);
+  const convMacs = layerFlops(c)
+    .filter((l) => l.layer.startsWith('conv'))
+    .reduce((a, l) => a + l.forward / 2, 0);
   assert.ok(Math.abs(convMacs / 15.35e9 - 1) < 0.003, `${convMacs}`);
   const head = 2 * (25088 * 5000 + 5000 * 5000);
   assert.ok(Math.abs(inferenceFlops(c) - (2 * convMacs + head)) < 1);
@@ -23,12 +25,25 @@ test('full VGG16 at 224: 15.35 G multiply-adds in the convs; 8 frozen convs make
   const dx = at(28, 512, 512) + 3 * at(14, 512, 512);
   assert.ok(Math.abs(trainStepFlops(c) - (inferenceFlops(c) + dw + dx + 2 * head)) < 1);
   assert.ok(trainStepFlops(c) > 47e9 && trainStepFlops(c) < 49e9, `${trainStepFlops(c) / 1e9}`);
-  assert.equal(trainStepFlops({ ...c, freeze: 13 }), inferenceFlops(c) + 2 * head, 'all convs frozen: the head\'s dW and dX (batch norm needs fc1\'s dX)');
+  assert.equal(
+    trainStepFlops({ ...c, freeze: 13 }),
+    inferenceFlops(c) + 2 * head,
+    "all convs frozen: the head's dW and dX (batch norm needs fc1's dX)",
+  );
 });
 
-async function profiledFlops(c: ModelConfig, bytes: Uint8Array, feeds: Record<string, ort.Tensor>, n: number): Promise<number> {
+async function profiledFlops(
+  c: ModelConfig,
+  bytes: Uint8Array,
+  feeds: Record<string, ort.Tensor>,
+  n: number,
+): Promise<number> {
   const dir = await tempDir();
-  const s = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', enableProfiling: true, profileFilePrefix: path.join(dir, 'p') });
+  const s = await ort.InferenceSession.create(bytes, {
+    graphOptimizationLevel: 'all',
+    enableProfiling: true,
+    profileFilePrefix: path.join(dir, 'p'),
+  });
   await s.run(feeds);
   s.endProfiling();
   await s.release();
@@ -40,11 +55,22 @@ async function profiledFlops(c: ModelConfig, bytes: Uint8Array, feeds: Record<st
 
 for (const freeze of [0, 5, 13]) {
   test(`freeze ${freeze}: the formula equals the FLOPs of the graph as executed, inference and train step`, async (t) => {
-    const c = gradcheckConfig({ widths: [16, 16, 32, 32, 32, 48, 48, 48, 64, 64, 64, 64, 64], imageSize: 64, hidden: 24, tags: 7, freeze });
+    const c = gradcheckConfig({
+      widths: [16, 16, 32, 32, 32, 48, 48, 48, 64, 64, 64, 64, 64],
+      imageSize: 64,
+      hidden: 24,
+      tags: 7,
+      freeze,
+    });
     const params = randomParams(c, 1);
     const n = 3;
     const batch = randomBatch(c, n, 1);
-    const infer = await profiledFlops(c, buildInferenceGraph(c, params).encode(), { [io.image]: new ort.Tensor('uint8', batch.images, [n, 64, 64, 3]) }, n);
+    const infer = await profiledFlops(
+      c,
+      buildInferenceGraph(c, params).encode(),
+      { [io.image]: new ort.Tensor('uint8', batch.images, [n, 64, 64, 3]) },
+      n,
+    );
     const train = await profiledFlops(c, buildTrainGraph(c).encode(), batchFeeds(c, batch, params, true), n);
     t.diagnostic(`inference ${infer} vs ${inferenceFlops(c)}; train ${train} vs ${trainStepFlops(c)}`);
     assert.equal(infer, inferenceFlops(c));

@@ -14,7 +14,10 @@ function randoms(n: number, rng: Rng, lo = -1, hi = 1): Float32Array {
   return Float32Array.from({ length: n }, () => lo + (hi - lo) * rng.next());
 }
 
-async function run(g: Graph, feeds: Record<string, { data: Float32Array | Uint8Array; dims: number[]; type?: 'bool' | 'uint8' }>): Promise<Record<string, Float32Array>> {
+async function run(
+  g: Graph,
+  feeds: Record<string, { data: Float32Array | Uint8Array; dims: number[]; type?: 'bool' | 'uint8' }>,
+): Promise<Record<string, Float32Array>> {
   const session = await ort.InferenceSession.create(g.encode());
   const tensors: Record<string, ort.Tensor> = {};
   for (const [k, v] of Object.entries(feeds)) tensors[k] = new ort.Tensor(v.type ?? 'float32', v.data, v.dims);
@@ -24,7 +27,13 @@ async function run(g: Graph, feeds: Record<string, { data: Float32Array | Uint8A
 }
 
 /** Max relative error of `grad` against central differences of `loss` in each entry of `x`. */
-function fdCheck(t: TestContext, label: string, x: Float32Array, grad: Float32Array, loss: (x: Float64Array) => number): void {
+function fdCheck(
+  t: TestContext,
+  label: string,
+  x: Float32Array,
+  grad: Float32Array,
+  loss: (x: Float64Array) => number,
+): void {
   const x64 = Float64Array.from(x);
   const h = 1e-6;
   let worst = 0;
@@ -70,7 +79,12 @@ for (const im2col of [true, false]) {
     g.output(grads.dx!, 'dx', 'float32', [n, ci, h, w]);
     g.output(grads.dw, 'dw', 'float32', [co, ci, 3, 3]);
     g.output(grads.db, 'db', 'float32', [co]);
-    const out = await run(g, { x: { data: x, dims: [n, ci, h, w] }, w: { data: wt, dims: [co, ci, 3, 3] }, b: { data: b, dims: [co] }, r: { data: r, dims: [n, co, h, w] } });
+    const out = await run(g, {
+      x: { data: x, dims: [n, ci, h, w] },
+      w: { data: wt, dims: [co, ci, 3, 3] },
+      b: { data: b, dims: [co] },
+      r: { data: r, dims: [n, co, h, w] },
+    });
     fdCheck(t, 'conv dX', x, out.dx!, (v) => dot(R.conv3x3(v, n, ci, h, w, wt, b, co), r));
     fdCheck(t, 'conv dW', wt, out.dw!, (v) => dot(R.conv3x3(Float64Array.from(x), n, ci, h, w, v, b, co), r));
     fdCheck(t, 'conv dB', b, out.db!, (v) => dot(R.conv3x3(Float64Array.from(x), n, ci, h, w, wt, v, co), r));
@@ -103,7 +117,10 @@ for (const [name, backward] of POOL_BACKWARDS) {
     const gr = g.input('r', 'float32', [1, 1, 1, 2]);
     g.output(backward(g, gx, gr, 1), 'dx', 'float32', [1, 1, 2, 4]);
     // window 1: all four equal; window 2: max 5 twice (positions (0,3) and (1,2))
-    const out = await run(g, { x: { data: Float32Array.from([1, 1, 0, 5, 1, 1, 5, 2]), dims: [1, 1, 2, 4] }, r: { data: Float32Array.from([3, 7]), dims: [1, 1, 1, 2] } });
+    const out = await run(g, {
+      x: { data: Float32Array.from([1, 1, 0, 5, 1, 1, 5, 2]), dims: [1, 1, 2, 4] },
+      r: { data: Float32Array.from([3, 7]), dims: [1, 1, 1, 2] },
+    });
     assert.deepEqual([...out.dx!], [3, 0, 0, 7, 0, 0, 0, 0]);
   });
 }
@@ -119,7 +136,11 @@ test('the two max-pool backward forms agree bit for bit on a tensor full of ties
   POOL_BACKWARDS.forEach(([name, backward]) => g.output(backward(g, gx, gr, c), name, 'float32', [n, c, h, w]));
   const out = await run(g, { x: { data: x, dims: [n, c, h, w] }, r: { data: r, dims: [n, c, h / 2, w / 2] } });
   assert.deepEqual([...out.maxpoolUnpoolBackward!], [...out.maxpoolBackward!]);
-  assert.equal(out.maxpoolBackward!.filter((v) => v !== 0).length, n * c * (h / 2) * (w / 2), 'one gradient per window');
+  assert.equal(
+    out.maxpoolBackward!.filter((v) => v !== 0).length,
+    n * c * (h / 2) * (w / 2),
+    'one gradient per window',
+  );
 });
 
 test('normalizeForward: the BatchNormalization affine equals Mul then Add to the last bit', async () => {
@@ -128,8 +149,12 @@ test('normalizeForward: the BatchNormalization affine equals Mul then Add to the
   const image = Uint8Array.from({ length: n * s * s * 3 }, () => Math.floor(rng.next() * 256));
   const g = new Graph('normalize');
   const gi = g.input('image', 'uint8', [n, s, s, 3]);
-  const [mean, std] = [[0.485, 0.456, 0.406], [0.229, 0.224, 0.225]];
-  for (const affine of ['muladd', 'batchnorm'] as const) g.output(L.normalizeForward(g, gi, mean, std, affine), affine, 'float32', [n, 3, s, s]);
+  const [mean, std] = [
+    [0.485, 0.456, 0.406],
+    [0.229, 0.224, 0.225],
+  ];
+  for (const affine of ['muladd', 'batchnorm'] as const)
+    g.output(L.normalizeForward(g, gi, mean, std, affine), affine, 'float32', [n, 3, s, s]);
   const out = await run(g, { image: { data: image, dims: [n, s, s, 3], type: 'uint8' } });
   assert.deepEqual([...out.batchnorm!], [...out.muladd!]);
   // and both are (x/255 − mean)/std in float64, within float32 rounding
@@ -152,9 +177,18 @@ test('reluBackward and dropoutBackward match finite differences', async (t) => {
   const gk = g.input('keep', 'bool', [4, 6]);
   g.output(L.reluBackward(g, L.reluForward(g, gx), gr), 'drelu', 'float32', [4, 6]);
   g.output(L.dropoutBackward(g, gk, gr, 0.3), 'ddrop', 'float32', [4, 6]);
-  const out = await run(g, { x: { data: x, dims: [4, 6] }, r: { data: r, dims: [4, 6] }, keep: { data: keep, dims: [4, 6], type: 'bool' } });
+  const out = await run(g, {
+    x: { data: x, dims: [4, 6] },
+    r: { data: r, dims: [4, 6] },
+    keep: { data: keep, dims: [4, 6], type: 'bool' },
+  });
   fdCheck(t, 'relu dX', x, out.drelu!, (v) => dot(R.relu(v), r));
-  fdCheck(t, 'dropout dX', x, out.ddrop!, (v) => dot(v.map((a, i) => (keep[i] ? a / 0.7 : 0)), r));
+  fdCheck(t, 'dropout dX', x, out.ddrop!, (v) =>
+    dot(
+      v.map((a, i) => (keep[i] ? a / 0.7 : 0)),
+      r,
+    ),
+  );
 });
 
 test('batchnormBackward: dX, dγ and dβ match finite differences', async (t) => {
@@ -174,9 +208,16 @@ test('batchnormBackward: dX, dγ and dβ match finite differences', async (t) =>
   g.output(grads.dx!, 'dx', 'float32', [n, f]);
   g.output(grads.dgamma, 'dgamma', 'float32', [f]);
   g.output(grads.dbeta, 'dbeta', 'float32', [f]);
-  const out = await run(g, { x: { data: x, dims: [n, f] }, gamma: { data: gamma, dims: [f] }, beta: { data: beta, dims: [f] }, r: { data: r, dims: [n, f] } });
+  const out = await run(g, {
+    x: { data: x, dims: [n, f] },
+    gamma: { data: gamma, dims: [f] },
+    beta: { data: beta, dims: [f] },
+    r: { data: r, dims: [n, f] },
+  });
   fdCheck(t, 'batchnorm dX', x, out.dx!, (v) => dot(R.batchnorm(v, n, f, gamma, beta, 0.001), r));
-  fdCheck(t, 'batchnorm dγ', gamma, out.dgamma!, (v) => dot(R.batchnorm(Float64Array.from(x), n, f, v, beta, 0.001), r));
+  fdCheck(t, 'batchnorm dγ', gamma, out.dgamma!, (v) =>
+    dot(R.batchnorm(Float64Array.from(x), n, f, v, beta, 0.001), r),
+  );
   fdCheck(t, 'batchnorm dβ', beta, out.dbeta!, (v) => dot(R.batchnorm(Float64Array.from(x), n, f, gamma, v, 0.001), r));
 });
 
@@ -195,7 +236,11 @@ test('denseBackward: dX, dW and dB match finite differences', async (t) => {
   g.output(grads.dx!, 'dx', 'float32', [n, i]);
   g.output(grads.dw, 'dw', 'float32', [i, o]);
   g.output(grads.db, 'db', 'float32', [o]);
-  const out = await run(g, { x: { data: x, dims: [n, i] }, w: { data: w, dims: [i, o] }, r: { data: r, dims: [n, o] } });
+  const out = await run(g, {
+    x: { data: x, dims: [n, i] },
+    w: { data: w, dims: [i, o] },
+    r: { data: r, dims: [n, o] },
+  });
   fdCheck(t, 'dense dX', x, out.dx!, (v) => dot(R.dense(v, n, i, w, b, o), r));
   fdCheck(t, 'dense dW', w, out.dw!, (v) => dot(R.dense(Float64Array.from(x), n, i, v, b, o), r));
   fdCheck(t, 'dense dB', b, out.db!, (v) => dot(R.dense(Float64Array.from(x), n, i, w, v, o), r));
@@ -229,10 +274,19 @@ test('BCE with extreme logits that disagree with their labels (z = 100, y = 0; z
   const y = Float32Array.from([0, 1, 1, 0, 1, 0]);
   const out = await runBce(z, y, [2, 3]);
   // float64, written out: −[y log σ(z) + (1 − y) log(1 − σ(z))] per element, mean over 6.
-  const each = [100, 100, Math.log1p(Math.exp(-100)), Math.log1p(Math.exp(-100)), Math.log(2), 3 + Math.log1p(Math.exp(-3))];
+  const each = [
+    100,
+    100,
+    Math.log1p(Math.exp(-100)),
+    Math.log1p(Math.exp(-100)),
+    Math.log(2),
+    3 + Math.log1p(Math.exp(-3)),
+  ];
   const want = each.reduce((a, b) => a + b, 0) / 6;
   assert.ok(Number.isFinite(out.loss![0]!));
   assert.ok(Math.abs(out.loss![0]! - want) < 1e-4 * want, `loss ${out.loss![0]} vs ${want}`);
   const sig = (v: number): number => 1 / (1 + Math.exp(-v));
-  Array.from(z).forEach((v, i) => assert.ok(Math.abs(out.dz![i]! - (sig(v) - y[i]!) / 6) < 1e-7, `dz[${i}] ${out.dz![i]}`));
+  Array.from(z).forEach((v, i) =>
+    assert.ok(Math.abs(out.dz![i]! - (sig(v) - y[i]!) / 6) < 1e-7, `dz[${i}] ${out.dz![i]}`),
+  );
 });

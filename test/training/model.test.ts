@@ -6,7 +6,18 @@ import ort from 'onnxruntime-node';
 import { artifactFiles, encodeInferenceModel } from '../../training/artifacts.js';
 import { batchFeeds, gradcheck, gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
 import { HostTrainSession } from '../../training/host-session.js';
-import { ADAM, adamStepScalars, buildEvalGraph, buildOptimizerGraph, buildTrainGraph, checkConfig, defaultConfig, io, numel, paramSpecs } from '../../training/model.js';
+import {
+  ADAM,
+  adamStepScalars,
+  buildEvalGraph,
+  buildOptimizerGraph,
+  buildTrainGraph,
+  checkConfig,
+  defaultConfig,
+  io,
+  numel,
+  paramSpecs,
+} from '../../training/model.js';
 import { referenceForward } from '../../training/reference.js';
 import { tempDir } from '../helpers.js';
 
@@ -14,7 +25,10 @@ for (const over of [{}, { freeze: 0, dropout: 0 }, { freeze: 13 }]) {
   test(`whole tiny model: every gradient matches finite differences (${JSON.stringify(over)})`, async (t) => {
     const r = await gradcheck(gradcheckConfig(over));
     t.diagnostic(`loss: onnxruntime ${r.ortLoss} reference ${r.refLoss}`);
-    for (const row of r.rows) t.diagnostic(`${row.name.padEnd(15)} ${String(row.checked).padStart(3)} checked, max abs ${row.maxAbsErr.toExponential(2)}, max rel ${row.maxRelErr.toExponential(2)}`);
+    for (const row of r.rows)
+      t.diagnostic(
+        `${row.name.padEnd(15)} ${String(row.checked).padStart(3)} checked, max abs ${row.maxAbsErr.toExponential(2)}, max rel ${row.maxRelErr.toExponential(2)}`,
+      );
     const worst = Math.max(...r.rows.map((x) => x.maxRelErr));
     t.diagnostic(`worst relative error ${worst.toExponential(2)} (tolerance ${r.tolerance})`);
     assert.ok(r.ok, `worst ${worst}`);
@@ -23,7 +37,7 @@ for (const over of [{}, { freeze: 0, dropout: 0 }, { freeze: 13 }]) {
   });
 }
 
-test('the CUDA form of the train graph (ArgMax pools, Mul/Add input) gives the CPU form\'s loss and gradients, run on the CPU', async () => {
+test("the CUDA form of the train graph (ArgMax pools, Mul/Add input) gives the CPU form's loss and gradients, run on the CPU", async () => {
   // CI has no GPU: the graph CUDA runs is checked here against the CPU graph that the gradient checks cover.
   const c = gradcheckConfig({ freeze: 0, dropout: 0 });
   const feeds = batchFeeds(c, randomBatch(c, 3, 7), randomParams(c, 6), false);
@@ -39,7 +53,8 @@ test('the CUDA form of the train graph (ArgMax pools, Mul/Add input) gives the C
   }
   const [cpu, cuda] = outs as [ort.InferenceSession.OnnxValueMapType, ort.InferenceSession.OnnxValueMapType];
   assert.deepEqual(Object.keys(cuda).sort(), Object.keys(cpu).sort());
-  for (const name of Object.keys(cpu)) assert.deepEqual([...(cuda[name]!.data as Float32Array)], [...(cpu[name]!.data as Float32Array)], name);
+  for (const name of Object.keys(cpu))
+    assert.deepEqual([...(cuda[name]!.data as Float32Array)], [...(cpu[name]!.data as Float32Array)], name);
 });
 
 test('the eval graph and the inference model agree with the float64 reference', async () => {
@@ -75,7 +90,8 @@ test('the optimizer graph is Keras Adam (bias-corrected) to float32 precision', 
   const feeds: Record<string, ort.Tensor> = {};
   for (const s of paramSpecs(c).filter((x) => x.role === 'trainable')) {
     const z = new Float32Array(numel(s.shape));
-    for (const k of [io.param(s.name), io.grad(s.name), io.m(s.name), io.v(s.name)]) feeds[k] = new ort.Tensor('float32', z, s.shape);
+    for (const k of [io.param(s.name), io.grad(s.name), io.m(s.name), io.v(s.name)])
+      feeds[k] = new ort.Tensor('float32', z, s.shape);
   }
   const m0 = Float32Array.from([0.01, 0, -0.02, 0, 0.1]);
   const v0 = Float32Array.from([0.001, 0.002, 0, 0, 0.5]);
@@ -123,7 +139,9 @@ test('the full-size VGG16 model has 14,714,688 conv parameters and its graphs bu
   const conv = specs.filter((s) => s.name.startsWith('conv')).reduce((a, s) => a + numel(s.shape), 0);
   const total = specs.filter((s) => s.role !== 'state').reduce((a, s) => a + numel(s.shape), 0);
   const trainable = specs.filter((s) => s.role === 'trainable').reduce((a, s) => a + numel(s.shape), 0);
-  t.diagnostic(`conv parameters ${conv.toLocaleString('en')}, all parameters ${total.toLocaleString('en')}, trainable (freeze 8) ${trainable.toLocaleString('en')}`);
+  t.diagnostic(
+    `conv parameters ${conv.toLocaleString('en')}, all parameters ${total.toLocaleString('en')}, trainable (freeze 8) ${trainable.toLocaleString('en')}`,
+  );
   assert.equal(conv, 14_714_688);
   // head: BN 2·25088, fc1 25088·5000 + 5000, fc2 5000·5000 + 5000
   assert.equal(total - conv, 2 * 25088 + 25088 * 5000 + 5000 + 5000 * 5000 + 5000);
@@ -133,32 +151,56 @@ test('the full-size VGG16 model has 14,714,688 conv parameters and its graphs bu
 });
 
 test('rejects a bad model config naming the field', () => {
-  assert.throws(() => checkConfig(defaultConfig({ tags: 5, imageSize: 100 })), /expected imageSize a multiple of 32 \(≥ 32\) but received 100/);
-  assert.throws(() => checkConfig(defaultConfig({ tags: 5, freeze: 14 })), /expected freeze between 0 and 13 but received 14/);
+  assert.throws(
+    () => checkConfig(defaultConfig({ tags: 5, imageSize: 100 })),
+    /expected imageSize a multiple of 32 \(≥ 32\) but received 100/,
+  );
+  assert.throws(
+    () => checkConfig(defaultConfig({ tags: 5, freeze: 14 })),
+    /expected freeze between 0 and 13 but received 14/,
+  );
   assert.throws(() => checkConfig(defaultConfig({ tags: 0 })), /expected tags ≥ 1 but received 0/);
 });
 
 const hasOnnx = spawnSync('/usr/bin/python3', ['-c', 'import onnx'], { stdio: 'ignore' }).status === 0;
 
-test('every artifact passes onnx.checker with full shape inference', { skip: hasOnnx ? false : 'python3-onnx not installed' }, async (t) => {
-  const dir = await tempDir();
-  const tiny = gradcheckConfig();
-  const { mkdir, writeFile } = await import('node:fs/promises');
-  for (const [sub, config] of [['tiny', tiny], ['vgg16', defaultConfig({ tags: 50, hidden: 64 })]] as const) {
-    await mkdir(path.join(dir, sub));
-    for (const [name, bytes] of artifactFiles(config)) await writeFile(path.join(dir, sub, name), bytes);
-  }
-  const meta = { tags: ['a', 'b', 'c', 'd', 'e'], categories: [0, 0, 0, 0, 9], pad: 'center' as const, source: 'test' };
-  await writeFile(path.join(dir, 'tiny', 'model.onnx'), encodeInferenceModel(tiny, randomParams(tiny, 1), meta));
-  const script = [
-    'import glob, sys, onnx',
-    'files = sorted(glob.glob(sys.argv[1] + "/*/*.onnx"))',
-    'for f in files:',
-    '    onnx.checker.check_model(onnx.load(f), full_check=True)',
-    '    print("checked", f)',
-  ].join('\n');
-  const r = spawnSync('/usr/bin/python3', ['-c', script, dir], { encoding: 'utf8' });
-  t.diagnostic(r.stdout.trim().split('\n').map((l) => path.basename(path.dirname(l)) + '/' + path.basename(l)).join(', '));
-  assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stdout.trim().split('\n').length, 9);
-});
+test(
+  'every artifact passes onnx.checker with full shape inference',
+  { skip: hasOnnx ? false : 'python3-onnx not installed' },
+  async (t) => {
+    const dir = await tempDir();
+    const tiny = gradcheckConfig();
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    for (const [sub, config] of [
+      ['tiny', tiny],
+      ['vgg16', defaultConfig({ tags: 50, hidden: 64 })],
+    ] as const) {
+      await mkdir(path.join(dir, sub));
+      for (const [name, bytes] of artifactFiles(config)) await writeFile(path.join(dir, sub, name), bytes);
+    }
+    const meta = {
+      tags: ['a', 'b', 'c', 'd', 'e'],
+      categories: [0, 0, 0, 0, 9],
+      pad: 'center' as const,
+      source: 'test',
+    };
+    await writeFile(path.join(dir, 'tiny', 'model.onnx'), encodeInferenceModel(tiny, randomParams(tiny, 1), meta));
+    const script = [
+      'import glob, sys, onnx',
+      'files = sorted(glob.glob(sys.argv[1] + "/*/*.onnx"))',
+      'for f in files:',
+      '    onnx.checker.check_model(onnx.load(f), full_check=True)',
+      '    print("checked", f)',
+    ].join('\n');
+    const r = spawnSync('/usr/bin/python3', ['-c', script, dir], { encoding: 'utf8' });
+    t.diagnostic(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => path.basename(path.dirname(l)) + '/' + path.basename(l))
+        .join(', '),
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim().split('\n').length, 9);
+  },
+);

@@ -7,14 +7,26 @@ import path from 'node:path';
 import { test } from 'node:test';
 import ort from 'onnxruntime-node';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
-import { buildCalibrationGraph, buildInferenceGraph, featureCount, POOL_AFTER, RANGE, type ModelConfig } from '../../training/model.js';
+import {
+  buildCalibrationGraph,
+  buildInferenceGraph,
+  featureCount,
+  POOL_AFTER,
+  RANGE,
+  type ModelConfig,
+} from '../../training/model.js';
 import { decodeModel } from '../../training/onnx.js';
-import { activationQuant, buildInt8InferenceGraph, quantizeWeights, type ActivationRanges } from '../../training/quantize.js';
+import {
+  activationQuant,
+  buildInt8InferenceGraph,
+  quantizeWeights,
+  type ActivationRanges,
+} from '../../training/quantize.js';
 import { conv3x3, dense, maxpool2, relu } from '../../training/reference.js';
 import { Rng } from '../../training/rng.js';
 import { tempDir } from '../helpers.js';
 
-test('weights: int8 per output channel, each channel\'s largest |w| at ±127, every value within half a step', () => {
+test("weights: int8 per output channel, each channel's largest |w| at ±127, every value within half a step", () => {
   const rng = new Rng(5);
   const rows = 7;
   const cols = 13;
@@ -23,11 +35,14 @@ test('weights: int8 per output channel, each channel\'s largest |w| at ±127, ev
     const { q, scale } = quantizeWeights(w, rows, cols, axis);
     assert.equal(scale.length, axis === 0 ? rows : cols);
     for (let ch = 0; ch < scale.length; ch++) {
-      const idx = Array.from({ length: axis === 0 ? cols : rows }, (_, k) => (axis === 0 ? ch * cols + k : k * cols + ch));
+      const idx = Array.from({ length: axis === 0 ? cols : rows }, (_, k) =>
+        axis === 0 ? ch * cols + k : k * cols + ch,
+      );
       const amax = Math.max(...idx.map((i) => Math.abs(w[i]!)));
       assert.ok(Math.abs(scale[ch]! - amax / 127) <= 1e-6 * amax);
       assert.equal(Math.max(...idx.map((i) => Math.abs(q[i]!))), 127);
-      for (const i of idx) assert.ok(Math.abs(q[i]! * scale[ch]! - w[i]!) <= scale[ch]! / 2 + 1e-9, `axis ${axis} [${i}]`);
+      for (const i of idx)
+        assert.ok(Math.abs(q[i]! * scale[ch]! - w[i]!) <= scale[ch]! / 2 + 1e-9, `axis ${axis} [${i}]`);
     }
   }
   const a = activationQuant(-1.5, 3);
@@ -43,11 +58,23 @@ function fakeQuant(x: Float64Array, q: { scale: number; zero: number }): Float64
 }
 
 /** The int8 model's computation in float64: the same rounding points, exact arithmetic between them. */
-function referenceInt8(c: ModelConfig, p: Map<string, Float32Array>, r: ActivationRanges, images: Uint8Array, n: number): { probs: Float64Array; features: Float64Array } {
+function referenceInt8(
+  c: ModelConfig,
+  p: Map<string, Float32Array>,
+  r: ActivationRanges,
+  images: Uint8Array,
+  n: number,
+): { probs: Float64Array; features: Float64Array } {
   const s = c.imageSize;
   let x: Float64Array = new Float64Array(n * 3 * s * s);
-  for (let b = 0; b < n; b++) for (let k = 0; k < 3; k++) for (let i = 0; i < s * s; i++) x[(b * 3 + k) * s * s + i] = (images[(b * s * s + i) * 3 + k]! / 255 - c.mean[k]!) / c.std[k]!;
-  let inQ = activationQuant(Math.min(...c.mean.map((m, k) => -m / c.std[k]!)), Math.max(...c.mean.map((m, k) => (1 - m) / c.std[k]!)));
+  for (let b = 0; b < n; b++)
+    for (let k = 0; k < 3; k++)
+      for (let i = 0; i < s * s; i++)
+        x[(b * 3 + k) * s * s + i] = (images[(b * s * s + i) * 3 + k]! / 255 - c.mean[k]!) / c.std[k]!;
+  let inQ = activationQuant(
+    Math.min(...c.mean.map((m, k) => -m / c.std[k]!)),
+    Math.max(...c.mean.map((m, k) => (1 - m) / c.std[k]!)),
+  );
   x = fakeQuant(x, inQ);
   let h = s;
   let ch = 3;
@@ -55,7 +82,10 @@ function referenceInt8(c: ModelConfig, p: Map<string, Float32Array>, r: Activati
     const co = c.widths[i]!;
     const wq = quantizeWeights(p.get(`conv${i + 1}.weight`)!, co, ch * 9, 0);
     const w = Float64Array.from(wq.q, (v, j) => v * wq.scale[Math.floor(j / (ch * 9))]!);
-    const b = Float64Array.from(p.get(`conv${i + 1}.bias`)!, (v, o) => Math.round(v / (inQ.scale * wq.scale[o]!)) * inQ.scale * wq.scale[o]!);
+    const b = Float64Array.from(
+      p.get(`conv${i + 1}.bias`)!,
+      (v, o) => Math.round(v / (inQ.scale * wq.scale[o]!)) * inQ.scale * wq.scale[o]!,
+    );
     inQ = activationQuant(0, r.relu[i]!);
     x = fakeQuant(relu(conv3x3(x, n, ch, h, h, w, b, co)), inQ);
     ch = co;
@@ -64,13 +94,23 @@ function referenceInt8(c: ModelConfig, p: Map<string, Float32Array>, r: Activati
   const f = featureCount(c);
   const g = (k: string): Float32Array => p.get(k)!;
   const mul = Float64Array.from(g('bn.gamma'), (gm, j) => gm / Math.sqrt(g('bn.running_var')[j]! + c.bnEpsilon));
-  const bn = fakeQuant(x.map((v, i) => (v - g('bn.running_mean')[i % f]!) * mul[i % f]! + g('bn.beta')[i % f]!), activationQuant(r.bn[0], r.bn[1]));
+  const bn = fakeQuant(
+    x.map((v, i) => (v - g('bn.running_mean')[i % f]!) * mul[i % f]! + g('bn.beta')[i % f]!),
+    activationQuant(r.bn[0], r.bn[1]),
+  );
   const dq = (name: string, rows: number, cols: number): Float64Array => {
     const wq = quantizeWeights(g(name), rows, cols, 1);
     return Float64Array.from(wq.q, (v, j) => v * wq.scale[j % cols]!);
   };
   const features = relu(dense(bn, n, f, dq('fc1.weight', f, c.hidden), g('fc1.bias'), c.hidden));
-  const logits = dense(fakeQuant(features, activationQuant(0, r.hidden)), n, c.hidden, dq('fc2.weight', c.hidden, c.tags), g('fc2.bias'), c.tags);
+  const logits = dense(
+    fakeQuant(features, activationQuant(0, r.hidden)),
+    n,
+    c.hidden,
+    dq('fc2.weight', c.hidden, c.tags),
+    g('fc2.bias'),
+    c.tags,
+  );
   return { probs: logits.map((z) => 1 / (1 + Math.exp(-z))), features };
 }
 
@@ -83,22 +123,36 @@ test('the int8 graph, run by ONNX Runtime on QLinearConv, equals a float64 forwa
   const cal = await ort.InferenceSession.create(buildCalibrationGraph(c, params).encode());
   const out = await cal.run({ image });
   const v = (k: string): number => Number(out[k]!.data[0]);
-  const ranges: ActivationRanges = { relu: Array.from({ length: 13 }, (_, i) => v(RANGE.relu(i))), bn: [v(RANGE.bnMin), v(RANGE.bnMax)], hidden: v(RANGE.hidden) };
+  const ranges: ActivationRanges = {
+    relu: Array.from({ length: 13 }, (_, i) => v(RANGE.relu(i))),
+    bn: [v(RANGE.bnMin), v(RANGE.bnMax)],
+    hidden: v(RANGE.hidden),
+  };
   const dir = await tempDir();
   const optimized = path.join(dir, 'int8.opt.onnx');
-  const s8 = await ort.InferenceSession.create(buildInt8InferenceGraph(c, params, ranges).encode(), { graphOptimizationLevel: 'extended', optimizedModelFilePath: optimized });
+  const s8 = await ort.InferenceSession.create(buildInt8InferenceGraph(c, params, ranges).encode(), {
+    graphOptimizationLevel: 'extended',
+    optimizedModelFilePath: optimized,
+  });
   const ops = decodeModel(await readFile(optimized)).graph!.node!.map((nd) => nd.op_type);
-  assert.equal(ops.filter((o) => o === 'QLinearConv').length, 13, `ORT runs every conv on integers: ${[...new Set(ops)]}`);
+  assert.equal(
+    ops.filter((o) => o === 'QLinearConv').length,
+    13,
+    `ORT runs every conv on integers: ${[...new Set(ops)]}`,
+  );
   assert.equal(ops.filter((o) => o === 'MatMulInteger').length, 2);
   const got = await s8.run({ image });
   const ref = referenceInt8(c, params, ranges, batch.images, n);
-  const worst = (a: ArrayLike<number>, b: ArrayLike<number>): number => Array.from(a).reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+  const worst = (a: ArrayLike<number>, b: ArrayLike<number>): number =>
+    Array.from(a).reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
   const hiddenStep = ranges.hidden / 255;
   // Between rounding points ORT accumulates in int32 and float32: a value on a rounding boundary may
   // land one step over, so the bound is one hidden step (features) and its effect on the probabilities.
   const dFeat = worst(got.features!.data as Float32Array, ref.features);
   const dProb = worst(got.probs!.data as Float32Array, ref.probs);
-  t.diagnostic(`int8 graph vs float64: features |Δ| ${dFeat.toExponential(2)} (one step ${hiddenStep.toExponential(2)}), probs |Δ| ${dProb.toExponential(2)}`);
+  t.diagnostic(
+    `int8 graph vs float64: features |Δ| ${dFeat.toExponential(2)} (one step ${hiddenStep.toExponential(2)}), probs |Δ| ${dProb.toExponential(2)}`,
+  );
   assert.ok(dFeat <= hiddenStep, `features |Δ| ${dFeat} vs one step ${hiddenStep}`);
   assert.ok(dProb <= 1e-3, `probs |Δ| ${dProb}`);
   const s32 = await ort.InferenceSession.create(buildInferenceGraph(c, params).encode());

@@ -21,9 +21,26 @@ test('the tiny model learns synth tags: loss falls, holdout mAP far above base r
   await writeFile(path.join(dir, 'tags.csv'), formatTagsCsv(selectTags(counted.counts, 5000, 5)));
   const tags = await TagIndex.load(path.join(dir, 'tags.csv'));
   const S = 32;
-  const index = await makeShards({ dataset: path.join(dir, 'data'), tags, out: path.join(dir, 'shards'), shardSize: 10_000, imageSize: S, holdout: 0.2, pad: 'center', maxPixels: 1e8 });
-  const train = await readShard(path.join(dir, 'shards'), index.shards.find((s) => s.split === 'train')!, index);
-  const hold = await readShard(path.join(dir, 'shards'), index.shards.find((s) => s.split === 'holdout')!, index);
+  const index = await makeShards({
+    dataset: path.join(dir, 'data'),
+    tags,
+    out: path.join(dir, 'shards'),
+    shardSize: 10_000,
+    imageSize: S,
+    holdout: 0.2,
+    pad: 'center',
+    maxPixels: 1e8,
+  });
+  const train = await readShard(
+    path.join(dir, 'shards'),
+    index.shards.find((s) => s.split === 'train')!,
+    index,
+  );
+  const hold = await readShard(
+    path.join(dir, 'shards'),
+    index.shards.find((s) => s.split === 'holdout')!,
+    index,
+  );
   const k = tags.size;
   const c = defaultConfig({ tags: k, widths: [...VGG16_TINY_WIDTHS], imageSize: S, hidden: 64, freeze: 0 });
   const session = await HostTrainSession.create(c, initParams(c, 1));
@@ -52,9 +69,13 @@ test('the tiny model learns synth tags: loss falls, holdout mAP far above base r
   const { map, perTag } = meanAveragePrecision(r.probs, hold.labels, hold.count, k);
   const base = baseRateMap(hold.labels, hold.count, k);
   t.diagnostic(`training loss by epoch: ${epochLoss.map((l) => l.toFixed(4)).join(' ')}; ${session.step} steps`);
-  t.diagnostic(`holdout (${hold.count} images, ${k} tags): loss ${r.loss.toFixed(4)}, mAP ${map.toFixed(3)} vs base rate ${base.toFixed(3)}`);
+  t.diagnostic(
+    `holdout (${hold.count} images, ${k} tags): loss ${r.loss.toFixed(4)}, mAP ${map.toFixed(3)} vs base rate ${base.toFixed(3)}`,
+  );
   const ap = (tag: string): number => perTag[tags.indexOf(tag)!]!;
-  t.diagnostic(`AP black_background ${ap('black_background').toFixed(2)}, white_background ${ap('white_background').toFixed(2)}, single_shape ${ap('single_shape').toFixed(2)}`);
+  t.diagnostic(
+    `AP black_background ${ap('black_background').toFixed(2)}, white_background ${ap('white_background').toFixed(2)}, single_shape ${ap('single_shape').toFixed(2)}`,
+  );
   assert.ok(epochLoss.at(-1)! < 0.5 * epochLoss[0]!, `loss ${epochLoss}`);
   assert.ok(map > 2.2 * base, `mAP ${map} vs base ${base}`);
   assert.ok(ap('black_background') > 0.95 && ap('single_shape') > 0.6, 'tags visible in the pixels are learned');

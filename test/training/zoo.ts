@@ -27,7 +27,12 @@ export function zooVgg16(o: ZooOptions): { bytes: Uint8Array; weights: Map<strin
     weights.set(`conv${i + 1}.weight`, w).set(`conv${i + 1}.bias`, b);
     const wn = g.initializer(`vgg0_conv${i}_weight`, 'float32', [co, cin, 3, 3], w);
     const bn = g.initializer(`vgg0_conv${i}_bias`, 'float32', [co], b);
-    x = g.op('Conv', [x, wn, bn], { kernel_shape: A.ints([3, 3]), pads: A.ints([1, 1, 1, 1]), strides: A.ints([1, 1]) }, `vgg0_conv${i}_fwd`);
+    x = g.op(
+      'Conv',
+      [x, wn, bn],
+      { kernel_shape: A.ints([3, 3]), pads: A.ints([1, 1, 1, 1]), strides: A.ints([1, 1]) },
+      `vgg0_conv${i}_fwd`,
+    );
     if (o.withBatchNorm && i === 0) {
       const ones = g.initializer('bn_scale', 'float32', [co], new Float32Array(co).fill(1));
       const zeros = g.initializer('bn_bias', 'float32', [co], new Float32Array(co));
@@ -38,7 +43,12 @@ export function zooVgg16(o: ZooOptions): { bytes: Uint8Array; weights: Map<strin
     cin = co;
   }
   const flat = g.op('Flatten', [x], { axis: A.i(1) });
-  const fw = g.initializer('vgg0_dense0_weight', 'float32', [10, cin], Float32Array.from({ length: 10 * cin }, () => rng.next()));
+  const fw = g.initializer(
+    'vgg0_dense0_weight',
+    'float32',
+    [10, cin],
+    Float32Array.from({ length: 10 * cin }, () => rng.next()),
+  );
   const fb = g.initializer('vgg0_dense0_bias', 'float32', [10], new Float32Array(10));
   g.output(g.op('Gemm', [flat, fw, fb], { transB: A.i(1) }), 'vgg0_dense0_fwd', 'float32', [1, 10]);
   return { bytes: g.encode(), weights };

@@ -22,11 +22,20 @@ export const demoCommand: Command = ({ io, run }) =>
     describe: 'Run the whole pipeline on built-in demo data: synth → tags → pairs → train → export → predictions',
     builder: (y) =>
       y
-        .option('out', { type: 'string', default: 'demo-out', describe: 'Working folder, replaced on each run (an empty or earlier demo folder)' })
+        .option('out', {
+          type: 'string',
+          default: 'demo-out',
+          describe: 'Working folder, replaced on each run (an empty or earlier demo folder)',
+        })
         .option('count', { type: 'number', default: 1200, describe: 'Demo images to draw' })
         .option('rounds', { type: 'number', default: 60, describe: 'Training rounds' })
         .option('device', { type: 'string', default: 'cpu', describe: 'cpu or cuda' })
-        .option('engine', { type: 'string', choices: ENGINES, default: 'auto', describe: 'Training engine (see train --help)' }),
+        .option('engine', {
+          type: 'string',
+          choices: ENGINES,
+          default: 'auto',
+          describe: 'Training engine (see train --help)',
+        }),
     handler: async (argv: { out: string; count: number; rounds: number; device: string; engine: string }) => {
       const count = checkInteger('--count', argv.count, 50, 1_000_000);
       const rounds = checkInteger('--rounds', argv.rounds, 1, 100_000);
@@ -37,7 +46,10 @@ export const demoCommand: Command = ({ io, run }) =>
       const lock = await lockFolder(out, `alt-i2v-ort demo (pid ${process.pid})`, (l) => io.err(l));
       try {
         const entries = (await readdir(out)).filter((e) => e !== LOCK_NAME);
-        if (entries.length > 0 && !existsSync(marker)) throw new UsageError(`Expected an empty or earlier demo folder for --out but ${JSON.stringify(argv.out)} holds other files; choose another --out`);
+        if (entries.length > 0 && !existsSync(marker))
+          throw new UsageError(
+            `Expected an empty or earlier demo folder for --out but ${JSON.stringify(argv.out)} holds other files; choose another --out`,
+          );
         for (const e of entries) await rm(path.join(out, e), { recursive: true, force: true });
         await writeFileAtomic(marker, 'made by alt-i2v-ort demo; the next demo run replaces this folder\n');
         await runDemo(out, count, rounds, argv.device, checkChoice('--engine', argv.engine, ENGINES), { io, run });
@@ -47,7 +59,14 @@ export const demoCommand: Command = ({ io, run }) =>
     },
   });
 
-async function runDemo(out: string, count: number, rounds: number, device: string, engine: string, { io, run }: Ctx): Promise<void> {
+async function runDemo(
+  out: string,
+  count: number,
+  rounds: number,
+  device: string,
+  engine: string,
+  { io, run }: Ctx,
+): Promise<void> {
   const data = path.join(out, 'data');
   const shards = path.join(out, 'shards');
   const model = path.join(out, 'model.onnx');
@@ -56,8 +75,40 @@ async function runDemo(out: string, count: number, rounds: number, device: strin
     // The demo's recipe: the 30 most frequent tags (rare colour–shape pairs left out, so the holdout has
     // positives for every tag), 64 px, the tiny VGG16 with a 128-wide head at lr 7e-4 for 60 rounds.
     ['tags', data, '--out', path.join(out, 'tags.csv'), '--top', '30', '--min-count', '5'],
-    ['pairs', data, '--tags', path.join(out, 'tags.csv'), '--out', shards, '--size', '64', '--shard-size', String(Math.ceil(count / 3)), '--holdout', '0.18'],
-    ['train', shards, '--out', path.join(out, 'run'), '--backbone', 'vgg16-tiny', '--hidden', '128', '--batch', '16', '--lr', '0.0007', '--rounds', String(rounds), '--device', device, '--engine', engine],
+    [
+      'pairs',
+      data,
+      '--tags',
+      path.join(out, 'tags.csv'),
+      '--out',
+      shards,
+      '--size',
+      '64',
+      '--shard-size',
+      String(Math.ceil(count / 3)),
+      '--holdout',
+      '0.18',
+    ],
+    [
+      'train',
+      shards,
+      '--out',
+      path.join(out, 'run'),
+      '--backbone',
+      'vgg16-tiny',
+      '--hidden',
+      '128',
+      '--batch',
+      '16',
+      '--lr',
+      '0.0007',
+      '--rounds',
+      String(rounds),
+      '--device',
+      device,
+      '--engine',
+      engine,
+    ],
     ['export', path.join(out, 'run'), '--out', model],
     ['gallery', shards, '--model', model, '--out', path.join(out, 'gallery.html'), '--limit', '48'],
   ];
@@ -78,9 +129,14 @@ async function runDemo(out: string, count: number, rounds: number, device: strin
     const file = path.join(data, name);
     const pixels = await preprocessImage(file, file, { size, pad, maxPixels: 1e8 });
     const { probs } = await tagger.run(pixels, 1);
-    const predicted = [...probs].map((p, j) => [p, j] as const).filter(([p]) => p >= 0.5).sort((a, b) => b[0] - a[0]);
+    const predicted = [...probs]
+      .map((p, j) => [p, j] as const)
+      .filter(([p]) => p >= 0.5)
+      .sort((a, b) => b[0] - a[0]);
     const truth = (await readTagFile(file.replace(/\.\w+$/, '.txt'))).filter((t) => tagger.meta.tags.includes(t));
-    io.out(`  ${name}: ${predicted.map(([p, j]) => `${tagger.meta.tags[j]} ${p.toFixed(2)}`).join(', ') || '(none)'}\n      | ${truth.join(', ')}`);
+    io.out(
+      `  ${name}: ${predicted.map(([p, j]) => `${tagger.meta.tags[j]} ${p.toFixed(2)}`).join(', ') || '(none)'}\n      | ${truth.join(', ')}`,
+    );
   }
   await tagger.release();
   let labels: Uint8Array[] = [];
@@ -93,6 +149,10 @@ async function runDemo(out: string, count: number, rounds: number, device: strin
   const base = baseRateMap(Buffer.concat(labels), n, index.tags.count);
   labels = [];
   const best = bestCheckpoint(await listCheckpoints(path.join(out, 'run', 'checkpoints')));
-  io.out(`\nholdout mAP ${best?.metrics?.map.toFixed(3) ?? '?'} (${n} images, ${index.tags.count} tags) vs ${base.toFixed(3)} for a tagger that only knows tag frequencies; ${((performance.now() - t0) / 1000).toFixed(0)} s in all`);
-  io.out(`curves: ${path.join(out, 'run', 'curves.svg')}; model: ${model}; gallery of holdout images: ${path.join(out, 'gallery.html')}`);
+  io.out(
+    `\nholdout mAP ${best?.metrics?.map.toFixed(3) ?? '?'} (${n} images, ${index.tags.count} tags) vs ${base.toFixed(3)} for a tagger that only knows tag frequencies; ${((performance.now() - t0) / 1000).toFixed(0)} s in all`,
+  );
+  io.out(
+    `curves: ${path.join(out, 'run', 'curves.svg')}; model: ${model}; gallery of holdout images: ${path.join(out, 'gallery.html')}`,
+  );
 }

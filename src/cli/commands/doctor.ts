@@ -14,12 +14,18 @@ export const doctorCommand: Command = ({ io }) =>
     builder: (y) =>
       y
         .option('device', { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Device to check' })
-        .option('gradcheck', { type: 'boolean', default: false, describe: 'Finite-difference check of the tiny model on the device' }),
+        .option('gradcheck', {
+          type: 'boolean',
+          default: false,
+          describe: 'Finite-difference check of the tiny model on the device',
+        }),
     handler: async (argv: { device: string; gradcheck: boolean }) => {
       const device = checkChoice('--device', argv.device, DEVICES);
       const r = runtimeReport();
       io.out(`onnxruntime: ${r.ortVersion} (${r.libDir})`);
-      io.out(`backends: ${r.backends.map((b) => `${b.name}${b.bundled ? '' : ' (needs provider libraries)'}`).join(', ')}`);
+      io.out(
+        `backends: ${r.backends.map((b) => `${b.name}${b.bundled ? '' : ' (needs provider libraries)'}`).join(', ')}`,
+      );
       io.out(`cuda provider libraries: ${r.cudaMissing.length === 0 ? 'present' : `missing ${r.cudaMissing.length}`}`);
       const addon = addonStatus();
       io.out(`native addon: ${addon.ok ? `loads (${addon.file})` : `NOT loading: ${addon.reason}`}`);
@@ -31,11 +37,20 @@ export const doctorCommand: Command = ({ io }) =>
       if (device === 'cuda' && r.cudaMissing.length > 0) throw new Error(cudaMissingMessage(r.cudaMissing));
       if (!argv.gradcheck) return;
       const c = gradcheckConfig();
-      const res = await gradcheck(c, { executionProviders: executionProviders(device), perturb: process.env.ALT_I2V_GRADCHECK_PERTURB });
-      io.out(`gradcheck on ${device}: tiny model (${c.widths.join('/')} @ ${c.imageSize}px, freeze ${c.freeze}), loss ${res.ortLoss.toFixed(6)} vs float64 reference ${res.refLoss.toFixed(6)}`);
-      for (const row of res.rows) io.out(`  ${row.name.padEnd(15)} max rel error ${row.maxRelErr.toExponential(2)} (${row.checked} entries)`);
+      const res = await gradcheck(c, {
+        executionProviders: executionProviders(device),
+        perturb: process.env.ALT_I2V_GRADCHECK_PERTURB,
+      });
+      io.out(
+        `gradcheck on ${device}: tiny model (${c.widths.join('/')} @ ${c.imageSize}px, freeze ${c.freeze}), loss ${res.ortLoss.toFixed(6)} vs float64 reference ${res.refLoss.toFixed(6)}`,
+      );
+      for (const row of res.rows)
+        io.out(`  ${row.name.padEnd(15)} max rel error ${row.maxRelErr.toExponential(2)} (${row.checked} entries)`);
       const worst = Math.max(...res.rows.map((x) => x.maxRelErr));
       io.out(`gradcheck: worst ${worst.toExponential(2)}, tolerance ${res.tolerance}: ${res.ok ? 'ok' : 'FAILED'}`);
-      if (!res.ok) throw new Error(`gradcheck failed on ${device}: worst relative error ${worst.toExponential(2)} exceeds ${res.tolerance}`);
+      if (!res.ok)
+        throw new Error(
+          `gradcheck failed on ${device}: worst relative error ${worst.toExponential(2)} exceeds ${res.tolerance}`,
+        );
     },
   });

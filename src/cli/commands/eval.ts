@@ -17,27 +17,59 @@ export const evalCommand: Command = ({ io }) =>
     command: 'eval <shards>',
     describe: 'Evaluate a model on shards: MSE, mAP, micro/macro F1 at a threshold and at P = R',
     builder: (y) =>
-      withModelOptions(y.positional('shards', { type: 'string', demandOption: true, describe: 'Shards folder made by `pairs`' }))
+      withModelOptions(
+        y.positional('shards', { type: 'string', demandOption: true, describe: 'Shards folder made by `pairs`' }),
+      )
         .option('split', { type: 'string', choices: SPLITS, default: 'holdout', describe: 'Which shards' })
         .option('threshold', { type: 'number', default: 0.5, describe: 'Threshold for F1' })
         .option('format', { type: 'string', choices: ['text', 'json'], default: 'text' })
         .option('per-tag', { type: 'string', describe: 'Write per-tag AP and F1 to this CSV file' })
         .option('batch', { type: 'number', default: 32 })
-        .option('verify', { type: 'boolean', default: true, describe: 'Check each shard against its SHA-256 (--no-verify skips it)' })
+        .option('verify', {
+          type: 'boolean',
+          default: true,
+          describe: 'Check each shard against its SHA-256 (--no-verify skips it)',
+        })
         .option('device', { type: 'string', choices: DEVICES, default: 'cpu' }),
-    handler: async (argv: ModelArgs & { shards: string; model: string; split: string; threshold: number; format: string; perTag?: string; batch: number; device: string; verify: boolean }) => {
+    handler: async (
+      argv: ModelArgs & {
+        shards: string;
+        model: string;
+        split: string;
+        threshold: number;
+        format: string;
+        perTag?: string;
+        batch: number;
+        device: string;
+        verify: boolean;
+      },
+    ) => {
       setIntegrityCheck(argv.verify);
       const threshold = checkNumber('--threshold', argv.threshold, 0, 1);
       const split = checkChoice('--split', argv.split, SPLITS);
       const batch = checkInteger('--batch', argv.batch, 1, 4096);
-      const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io, { executionProviders: executionProviders(checkChoice('--device', argv.device, DEVICES) as Device) }));
-      if (model.contract.padColor !== 'black') io.err(`warning: the model expects ${model.contract.padColor} padding but shards are letterboxed on black; its scores may be a little lower than on its own preprocessing`);
+      const model = await TaggerModel.load(
+        argv.model,
+        loadOptionsFrom(argv, io, {
+          executionProviders: executionProviders(checkChoice('--device', argv.device, DEVICES) as Device),
+        }),
+      );
+      if (model.contract.padColor !== 'black')
+        io.err(
+          `warning: the model expects ${model.contract.padColor} padding but shards are letterboxed on black; its scores may be a little lower than on its own preprocessing`,
+        );
       try {
         const p = await predictShards(model, argv.shards, split, batch);
         const r = evaluatePredictions(p.probs, p.labels, p.n, p.names, threshold);
         if (argv.perTag) {
           const rows = r.perTag.map((t) => [t.tag, t.positives, t.ap ?? '', t.f1, t.thresholdPR ?? '', t.f1PR ?? '']);
-          await writeFileAtomic(argv.perTag, stringify(rows, { header: true, columns: ['tag', 'positives', 'ap', `f1_at_${threshold}`, 'threshold_p_eq_r', 'f1_at_p_eq_r'] }));
+          await writeFileAtomic(
+            argv.perTag,
+            stringify(rows, {
+              header: true,
+              columns: ['tag', 'positives', 'ap', `f1_at_${threshold}`, 'threshold_p_eq_r', 'f1_at_p_eq_r'],
+            }),
+          );
         }
         if (argv.format === 'json') {
           const { perTag: _omit, ...summary } = r;
@@ -46,7 +78,9 @@ export const evalCommand: Command = ({ io }) =>
           io.out(`${r.images} images, ${r.tags} tags (${split} shards)`);
           io.out(`MSE ${r.mse.toFixed(5)}  mAP ${r.map.toFixed(4)}`);
           io.out(`at threshold ${threshold}: micro-F1 ${r.microF1.toFixed(4)}, macro-F1 ${r.macroF1.toFixed(4)}`);
-          io.out(`at P = R (micro threshold ${r.microThresholdPR.toFixed(4)}): micro-F1 ${r.microF1PR.toFixed(4)}; per-tag P = R thresholds: macro-F1 ${r.macroF1PR.toFixed(4)}`);
+          io.out(
+            `at P = R (micro threshold ${r.microThresholdPR.toFixed(4)}): micro-F1 ${r.microF1PR.toFixed(4)}; per-tag P = R thresholds: macro-F1 ${r.macroF1PR.toFixed(4)}`,
+          );
         }
       } finally {
         await model.release();

@@ -13,21 +13,49 @@ export const exportCommand: Command = ({ io }) =>
         .positional('run', { type: 'string', demandOption: true, describe: 'Run folder made by `train`' })
         .option('out', { type: 'string', demandOption: true, describe: 'ONNX file to write' })
         .option('checkpoint', { type: 'string', describe: 'Checkpoint file [default: the best by holdout mAP]' })
-        .option('int8', { type: 'boolean', default: false, describe: 'Write an int8 model (QDQ, per-channel int8 weights): about 4× smaller and, on CPUs with VNNI, about 3× faster' })
-        .option('calibrate', { type: 'number', describe: `Images of the training shards to calibrate int8 activations on [default: ${DEFAULT_CALIBRATION_IMAGES}]` })
-        .option('shards', { type: 'string', describe: 'Shards folder to calibrate on [default: the one the run was trained on]' })
+        .option('int8', {
+          type: 'boolean',
+          default: false,
+          describe:
+            'Write an int8 model (QDQ, per-channel int8 weights): about 4× smaller and, on CPUs with VNNI, about 3× faster',
+        })
+        .option('calibrate', {
+          type: 'number',
+          describe: `Images of the training shards to calibrate int8 activations on [default: ${DEFAULT_CALIBRATION_IMAGES}]`,
+        })
+        .option('shards', {
+          type: 'string',
+          describe: 'Shards folder to calibrate on [default: the one the run was trained on]',
+        })
         .check((a) => {
-          if ((a.calibrate !== undefined || a.shards !== undefined) && !a.int8) throw new UsageError('Expected --int8 with --calibrate or --shards: they only apply to the int8 model');
+          if ((a.calibrate !== undefined || a.shards !== undefined) && !a.int8)
+            throw new UsageError('Expected --int8 with --calibrate or --shards: they only apply to the int8 model');
           return true;
         }),
-    handler: async (argv: { run: string; out: string; checkpoint?: string; int8: boolean; calibrate?: number; shards?: string }) => {
+    handler: async (argv: {
+      run: string;
+      out: string;
+      checkpoint?: string;
+      int8: boolean;
+      calibrate?: number;
+      shards?: string;
+    }) => {
       let progress: Progress | undefined;
-      const onProgress = (done: number, total: number): void => (progress ??= startProgress(io, 'calibrating', total)).update(done);
-      const r = await exportModel(argv.run, argv.out, { checkpoint: argv.checkpoint, int8: argv.int8, calibrate: argv.calibrate, shards: argv.shards, onProgress });
+      const onProgress = (done: number, total: number): void =>
+        (progress ??= startProgress(io, 'calibrating', total)).update(done);
+      const r = await exportModel(argv.run, argv.out, {
+        checkpoint: argv.checkpoint,
+        int8: argv.int8,
+        calibrate: argv.calibrate,
+        shards: argv.shards,
+        onProgress,
+      });
       progress?.stop();
       const map = r.checkpoint.metrics ? `, holdout mAP ${r.checkpoint.metrics.map.toFixed(4)}` : '';
       const kind = r.calibrated ? `int8 model calibrated on ${r.calibrated} training images, ` : '';
-      io.out(`wrote ${argv.out} (${kind}${(r.bytes / 2 ** 20).toFixed(1)} MiB) from ${r.checkpoint.file} (round ${r.checkpoint.round}${map})`);
+      io.out(
+        `wrote ${argv.out} (${kind}${(r.bytes / 2 ** 20).toFixed(1)} MiB) from ${r.checkpoint.file} (round ${r.checkpoint.round}${map})`,
+      );
       io.out(`next: alt-i2v-ort pred IMAGES_OR_FOLDER --model ${argv.out}`);
     },
   });

@@ -17,17 +17,33 @@ function fitCommand({ io }: Ctx): ReturnType<typeof defineCommand> {
     describe: 'Fit a KPI on `vec` vectors: ridge (linear) or logistic regression, strength chosen by k-fold CV',
     builder: (y) =>
       y
-        .positional('vec', { type: 'string', demandOption: true, describe: '.npy written by `vec --out` (probs, features or binary)' })
-        .option('target', { type: 'string', demandOption: true, describe: 'TARGETS.csv with file,value rows (paths relative to the CSV)' })
+        .positional('vec', {
+          type: 'string',
+          demandOption: true,
+          describe: '.npy written by `vec --out` (probs, features or binary)',
+        })
+        .option('target', {
+          type: 'string',
+          demandOption: true,
+          describe: 'TARGETS.csv with file,value rows (paths relative to the CSV)',
+        })
         .option('out', { type: 'string', demandOption: true, describe: 'kpi.json to write' })
-        .option('kind', { type: 'string', choices: KPI_KINDS, default: 'linear', describe: 'linear (a value) or logistic (0/1 outcomes)' })
+        .option('kind', {
+          type: 'string',
+          choices: KPI_KINDS,
+          default: 'linear',
+          describe: 'linear (a value) or logistic (0/1 outcomes)',
+        })
         .option('folds', { type: 'number', default: 5, describe: 'Cross-validation folds' }),
     handler: async (argv: { vec: string; target: string; out: string; kind: string; folds: number }) => {
       const kind = checkChoice('--kind', argv.kind, KPI_KINDS) as KpiKind;
       const folds = checkInteger('--folds', argv.folds, 2, 100);
       const r = await fitKpiFile(argv.vec, argv.target, kind, folds);
       if (r.withoutTarget > 0) io.err(`kpi: ${r.withoutTarget} vectors have no target and were left out`);
-      if (r.targetsWithoutRow.length > 0) io.err(`warning: ${r.targetsWithoutRow.length} targets have no vector in ${argv.vec}, e.g. ${r.targetsWithoutRow.slice(0, 3).join(', ')}`);
+      if (r.targetsWithoutRow.length > 0)
+        io.err(
+          `warning: ${r.targetsWithoutRow.length} targets have no vector in ${argv.vec}, e.g. ${r.targetsWithoutRow.slice(0, 3).join(', ')}`,
+        );
       await writeKpiFile(argv.out, r.kpi);
       const cv = r.kpi.cv;
       io.out(
@@ -35,7 +51,8 @@ function fitCommand({ io }: Ctx): ReturnType<typeof defineCommand> {
           ? `R² ${cv.r2!.toFixed(2)} (${folds}-fold CV; mean predictor ${cv.baseline.toFixed(2)}) on ${r.used} images`
           : `AUC ${cv.auc!.toFixed(2)}, log-loss ${cv.logLoss!.toFixed(2)} (${folds}-fold CV; base rate ${cv.baseline.toFixed(2)}, its log-loss ${cv.baselineLogLoss!.toFixed(2)}) on ${r.used} images`,
       );
-      const fmt = (xs: [string, number][]): string => xs.map(([n, w]) => `${n} ${w >= 0 ? '+' : ''}${w.toFixed(3)}`).join(', ') || '(none)';
+      const fmt = (xs: [string, number][]): string =>
+        xs.map(([n, w]) => `${n} ${w >= 0 ? '+' : ''}${w.toFixed(3)}`).join(', ') || '(none)';
       io.out(`raises it: ${fmt(r.top.positive)}`);
       io.out(`lowers it: ${fmt(r.top.negative)}`);
       io.out(`wrote ${argv.out} (λ = ${cv.lambda} × images, weights per standard deviation of each feature)`);
@@ -48,11 +65,20 @@ function predCommand({ io }: Ctx): ReturnType<typeof defineCommand> {
     command: 'pred <images..>',
     describe: 'Predict a fitted KPI for images, folders or `-`',
     builder: (y) =>
-      withModelOptions(y.positional('images', { type: 'string', array: true, demandOption: true, describe: 'Image files, folders, or - for a list on stdin' }))
+      withModelOptions(
+        y.positional('images', {
+          type: 'string',
+          array: true,
+          demandOption: true,
+          describe: 'Image files, folders, or - for a list on stdin',
+        }),
+      )
         .option('kpi', { type: 'string', demandOption: true, describe: 'kpi.json written by `kpi fit`' })
         .option('format', { type: 'string', choices: FORMATS, default: 'text' })
         .option('batch', { type: 'number', default: 8 }),
-    handler: async (argv: ModelArgs & { images: string[]; model: string; kpi: string; format: string; batch: number }) => {
+    handler: async (
+      argv: ModelArgs & { images: string[]; model: string; kpi: string; format: string; batch: number },
+    ) => {
       const format = checkChoice('--format', argv.format, FORMATS);
       const batch = checkInteger('--batch', argv.batch, 1, 4096);
       const kpi = await readKpiFile(argv.kpi);
@@ -68,8 +94,21 @@ function predCommand({ io }: Ctx): ReturnType<typeof defineCommand> {
         await model.release();
       }
       const key = kpi.fit.kind === 'logistic' ? 'probability' : 'value';
-      if (format === 'json') io.out(JSON.stringify(rows.map((r) => ({ file: r.file, [key]: r.value })), null, 1));
-      else if (format === 'csv') io.out(stringify(rows.map((r) => [r.file, r.value]), { header: true, columns: ['file', key] }).trimEnd());
+      if (format === 'json')
+        io.out(
+          JSON.stringify(
+            rows.map((r) => ({ file: r.file, [key]: r.value })),
+            null,
+            1,
+          ),
+        );
+      else if (format === 'csv')
+        io.out(
+          stringify(
+            rows.map((r) => [r.file, r.value]),
+            { header: true, columns: ['file', key] },
+          ).trimEnd(),
+        );
       else for (const r of rows) io.out(`${r.file}\t${r.value.toFixed(4)}`);
       if (failed > 0) throw new Error(`${failed} images could not be read (warnings above); the others were scored`);
     },
@@ -80,6 +119,7 @@ export const kpiCommand: Command = (ctx) =>
   defineCommand({
     command: 'kpi',
     describe: 'Predict a KPI (clicks, likes, sales) from illustration vectors: kpi fit, kpi pred',
-    builder: (y: Argv) => y.command(fitCommand(ctx)).command(predCommand(ctx)).demandCommand(1, 'Expected kpi fit or kpi pred'),
+    builder: (y: Argv) =>
+      y.command(fitCommand(ctx)).command(predCommand(ctx)).demandCommand(1, 'Expected kpi fit or kpi pred'),
     handler: async () => undefined,
   });

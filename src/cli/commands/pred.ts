@@ -17,19 +17,43 @@ import { saveCaption, TagFrequency, tagImages, type CaptionOutcome } from '../..
 
 const FORMATS = ['text', 'json', 'jsonl', 'csv', 'caption'] as const;
 
-type Argv = PredArgs & ModelArgs & {
-  images: string[]; model: string; batch: number; format: string; overwrite: boolean; append: boolean; prepend: boolean; allowEmpty: boolean;
-  captionExt: string; frequency?: string; device: string;
-};
+type Argv = PredArgs &
+  ModelArgs & {
+    images: string[];
+    model: string;
+    batch: number;
+    format: string;
+    overwrite: boolean;
+    append: boolean;
+    prepend: boolean;
+    allowEmpty: boolean;
+    captionExt: string;
+    frequency?: string;
+    device: string;
+  };
 
 export const predCommand: Command = ({ io }) =>
   defineCommand({
     command: 'pred <images..>',
     describe: 'Predict tags for images, folders (recursive) or `-` (paths on stdin)',
     builder: (y) =>
-      withPredFlags(withModelOptions(y.positional('images', { type: 'string', array: true, demandOption: true, describe: 'Image files, folders, or - for a list on stdin' })))
+      withPredFlags(
+        withModelOptions(
+          y.positional('images', {
+            type: 'string',
+            array: true,
+            demandOption: true,
+            describe: 'Image files, folders, or - for a list on stdin',
+          }),
+        ),
+      )
         .option('batch', { type: 'number', default: 8, describe: 'Images per inference run' })
-        .option('format', { type: 'string', choices: FORMATS, default: 'text', describe: 'Output format; caption writes NAME.txt next to each image' })
+        .option('format', {
+          type: 'string',
+          choices: FORMATS,
+          default: 'text',
+          describe: 'Output format; caption writes NAME.txt next to each image',
+        })
         .option('device', { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Where the model runs' }),
     handler: async (argv: Argv) => {
       const batch = checkInteger('--batch', argv.batch, 1, 4096);
@@ -37,14 +61,23 @@ export const predCommand: Command = ({ io }) =>
       const device = checkChoice('--device', argv.device, DEVICES) as Device;
       const part = partFrom(argv.part);
       if (argv.append && argv.prepend) throw new UsageError('Expected one of --append and --prepend but received both');
-      if (!/^\.[\w.-]+$/.test(argv.captionExt)) throw new UsageError(`Expected an extension like .txt for --caption-ext but received ${JSON.stringify(argv.captionExt)}`);
+      if (!/^\.[\w.-]+$/.test(argv.captionExt))
+        throw new UsageError(
+          `Expected an extension like .txt for --caption-ext but received ${JSON.stringify(argv.captionExt)}`,
+        );
       const t0 = performance.now();
-      const tagger = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io, { executionProviders: executionProviders(device) }));
+      const tagger = await TaggerModel.load(
+        argv.model,
+        loadOptionsFrom(argv, io, { executionProviders: executionProviders(device) }),
+      );
       const loaded = performance.now();
       // Warm the session on a dummy batch while the first images decode; the rate counts from its end.
       let warmed = loaded;
       let warmSeconds = 0;
-      const warm = tagger.warmUp(batch).then((s) => ((warmed = performance.now()), (warmSeconds = s)), () => undefined);
+      const warm = tagger.warmUp(batch).then(
+        (s) => ((warmed = performance.now()), (warmSeconds = s)),
+        () => undefined,
+      );
       const warn = (l: string): void => io.err(l);
       const json: { file: string; tags: TagScore[] }[] = [];
       const frequency = new TagFrequency();
@@ -68,13 +101,21 @@ export const predCommand: Command = ({ io }) =>
           if (format === 'text') for (const s of tags) io.out(`${file} tag=${s.tag} prob=${s.prob.toFixed(4)}`);
           else if (format === 'jsonl') io.out(JSON.stringify({ file, tags }));
           else if (format === 'json') json.push({ file, tags });
-          else if (format === 'csv') io.out(stringify(tags.map((s) => [file, s.tag, s.prob.toFixed(6), s.category])).trimEnd());
+          else if (format === 'csv')
+            io.out(stringify(tags.map((s) => [file, s.tag, s.prob.toFixed(6), s.category])).trimEnd());
           else {
             const target = file.replace(/\.[^./\\]+$/, '') + argv.captionExt;
             const mode = argv.append ? 'append' : argv.prepend ? 'prepend' : undefined;
-            const r = await saveCaption(target, (existing) => captionText(ordered, caption, existing === undefined || !mode ? undefined : { text: existing, mode }), {
-              overwrite: argv.overwrite, merge: mode !== undefined, allowEmpty: argv.allowEmpty,
-            });
+            const r = await saveCaption(
+              target,
+              (existing) =>
+                captionText(ordered, caption, existing === undefined || !mode ? undefined : { text: existing, mode }),
+              {
+                overwrite: argv.overwrite,
+                merge: mode !== undefined,
+                allowEmpty: argv.allowEmpty,
+              },
+            );
             captions[r.outcome]++;
             if (r.note) warn(`warning: ${r.note}`);
           }
@@ -84,16 +125,27 @@ export const predCommand: Command = ({ io }) =>
       }
       if (format === 'json') io.out(JSON.stringify(json, null, 1));
       if (argv.frequency) {
-        await writeFileAtomic(path.resolve(argv.frequency), stringify(frequency.rows(), { header: true, columns: ['tag', 'count'] }));
+        await writeFileAtomic(
+          path.resolve(argv.frequency),
+          stringify(frequency.rows(), { header: true, columns: ['tag', 'count'] }),
+        );
         io.err(`pred: tag frequencies of ${done} images in ${argv.frequency}`);
       }
       await warm;
       const end = performance.now();
       const seconds = (end - loaded) / 1000;
-      if (format === 'caption') io.err(`pred: captions written ${captions.written}, kept ${captions.kept}, empty ${captions.empty}, failed ${captions.failed}`);
+      if (format === 'caption')
+        io.err(
+          `pred: captions written ${captions.written}, kept ${captions.kept}, empty ${captions.empty}, failed ${captions.failed}`,
+        );
       const rate = done / Math.max(1e-3, (end - warmed) / 1000);
-      io.err(`pred: ${done} images in ${seconds.toFixed(2)} s, ${rate.toFixed(2)} img/s after warm-up (model loaded in ${((loaded - t0) / 1000).toFixed(2)} s, warmed up in ${warmSeconds.toFixed(2)} s while the first images decoded)`);
-      if (failed > 0) throw new Error(`${failed} of ${failed + done} images could not be read (warnings above); the others were tagged`);
+      io.err(
+        `pred: ${done} images in ${seconds.toFixed(2)} s, ${rate.toFixed(2)} img/s after warm-up (model loaded in ${((loaded - t0) / 1000).toFixed(2)} s, warmed up in ${warmSeconds.toFixed(2)} s while the first images decoded)`,
+      );
+      if (failed > 0)
+        throw new Error(
+          `${failed} of ${failed + done} images could not be read (warnings above); the others were tagged`,
+        );
       if (captions.failed > 0) throw new Error(`${captions.failed} captions could not be written (warnings above)`);
     },
   });

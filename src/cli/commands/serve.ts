@@ -18,22 +18,64 @@ export const serveCommand: Command = ({ io }) =>
     describe: 'Serve a model over HTTP: JSON API, the WD14 tagger API, and a web page to try it',
     builder: (y) =>
       withModelOptions(y)
-        .option('index', { type: 'string', describe: 'A `vec` index (.npy) for /v1/similar and the page\'s similar images' })
-        .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to bind (anything but loopback needs --token)' })
+        .option('index', {
+          type: 'string',
+          describe: "A `vec` index (.npy) for /v1/similar and the page's similar images",
+        })
+        .option('host', {
+          type: 'string',
+          default: '127.0.0.1',
+          describe: 'Address to bind (anything but loopback needs --token)',
+        })
         .option('port', { type: 'number', default: 8080 })
         .option('batch', { type: 'number', default: 8, describe: 'Images per model call at most' })
-        .option('max-wait-ms', { type: 'number', default: 10, describe: 'How long an image waits for others to batch with' })
-        .option('queue', { type: 'number', default: 256, describe: 'Images waiting at most; beyond, 503 with Retry-After' })
-        .option('timeout-ms', { type: 'number', default: 30000, describe: 'Per-request limit on waiting for the model (503 after)' })
+        .option('max-wait-ms', {
+          type: 'number',
+          default: 10,
+          describe: 'How long an image waits for others to batch with',
+        })
+        .option('queue', {
+          type: 'number',
+          default: 256,
+          describe: 'Images waiting at most; beyond, 503 with Retry-After',
+        })
+        .option('timeout-ms', {
+          type: 'number',
+          default: 30000,
+          describe: 'Per-request limit on waiting for the model (503 after)',
+        })
         .option('max-body-mb', { type: 'number', default: 32, describe: 'Largest request body (413 beyond)' })
-        .option('max-pixels', { type: 'number', default: 40_000_000, describe: 'Largest image in pixels (413 beyond: decompression bombs)' })
-        .option('token', { type: 'string', describe: 'Require "Authorization: Bearer TOKEN" (or ?token= for the page)' })
+        .option('max-pixels', {
+          type: 'number',
+          default: 40_000_000,
+          describe: 'Largest image in pixels (413 beyond: decompression bombs)',
+        })
+        .option('token', {
+          type: 'string',
+          describe: 'Require "Authorization: Bearer TOKEN" (or ?token= for the page)',
+        })
         .option('device', { type: 'string', choices: DEVICES, default: 'cpu' }),
-    handler: async (argv: ModelArgs & {
-      model: string; index?: string; host: string; port: number; batch: number; maxWaitMs: number; queue: number; timeoutMs: number; maxBodyMb: number; maxPixels: number; token?: string; device: string;
-    }) => {
+    handler: async (
+      argv: ModelArgs & {
+        model: string;
+        index?: string;
+        host: string;
+        port: number;
+        batch: number;
+        maxWaitMs: number;
+        queue: number;
+        timeoutMs: number;
+        maxBodyMb: number;
+        maxPixels: number;
+        token?: string;
+        device: string;
+      },
+    ) => {
       const port = checkInteger('--port', argv.port, 0, 65535);
-      if (!LOOPBACK.test(argv.host) && !argv.token) throw new UsageError(`Expected --token to bind ${argv.host}, which is reachable from other machines (or bind 127.0.0.1)`);
+      if (!LOOPBACK.test(argv.host) && !argv.token)
+        throw new UsageError(
+          `Expected --token to bind ${argv.host}, which is reachable from other machines (or bind 127.0.0.1)`,
+        );
       const opts = {
         name: path.basename(argv.model, path.extname(argv.model)),
         batch: checkInteger('--batch', argv.batch, 1, 1024),
@@ -46,7 +88,10 @@ export const serveCommand: Command = ({ io }) =>
         index: argv.index ? await readVecIndex(argv.index) : undefined,
       };
       const device = checkChoice('--device', argv.device, DEVICES) as Device;
-      const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io, { executionProviders: executionProviders(device) }));
+      const model = await TaggerModel.load(
+        argv.model,
+        loadOptionsFrom(argv, io, { executionProviders: executionProviders(device) }),
+      );
       // The first requests should not pay the runtime's first-run work: warm up on a dummy batch while fastify starts.
       const warm = model.warmUp(opts.batch);
       const app = await buildServer(model, opts);
@@ -55,7 +100,9 @@ export const serveCommand: Command = ({ io }) =>
         await model.release();
         throw new UsageError(`Expected to listen on ${argv.host}:${port} but it fails: ${err.message}`);
       });
-      io.err(`serve: ${opts.name} (${model.meta.tags.length} tags, ${model.meta.precision}) on ${address}; API under /v1 and /tagger/v1, page at /`);
+      io.err(
+        `serve: ${opts.name} (${model.meta.tags.length} tags, ${model.meta.precision}) on ${address}; API under /v1 and /tagger/v1, page at /`,
+      );
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           process.off('SIGINT', stop);

@@ -19,9 +19,14 @@ export const similarCommand: Command = ({ io }) =>
     handler: async (argv: ModelArgs & { query: string; index: string; k: number; model?: string }) => {
       const k = checkInteger('--k', argv.k, 1, 1e6);
       const info = await stat(argv.query).catch((err: unknown) => {
-        throw new UsageError(`Expected an image file for QUERY but ${JSON.stringify(argv.query)} cannot be read (${fsReason(err)})`);
+        throw new UsageError(
+          `Expected an image file for QUERY but ${JSON.stringify(argv.query)} cannot be read (${fsReason(err)})`,
+        );
       });
-      if (!info.isFile()) throw new UsageError(`Expected one image file for QUERY but ${JSON.stringify(argv.query)} is a folder or not a regular file`);
+      if (!info.isFile())
+        throw new UsageError(
+          `Expected one image file for QUERY but ${JSON.stringify(argv.query)} is a folder or not a regular file`,
+        );
       const { meta, index } = await readVecIndex(argv.index);
       const model = await TaggerModel.load(argv.model ?? meta.model, loadOptionsFrom(argv, io));
       let q: Vectors;
@@ -33,6 +38,8 @@ export const similarCommand: Command = ({ io }) =>
         await model.release();
       }
       const binary = meta.kind === 'binary';
-      nearest(q.rows[0]!, index, meta, k).forEach((s, r) => io.out(`${r + 1}\t${binary ? `${s.score} bits` : s.score.toFixed(4)}\t${s.file}`));
+      nearest(q.rows[0]!, index, meta, k).forEach((s, r) =>
+        io.out(`${r + 1}\t${binary ? `${s.score} bits` : s.score.toFixed(4)}\t${s.file}`),
+      );
     },
   });

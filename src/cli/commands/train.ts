@@ -15,24 +15,63 @@ export const trainCommand: Command = ({ io }) =>
     builder: (y) =>
       y
         .positional('shards', { type: 'string', demandOption: true, describe: 'Shards folder made by `pairs`' })
-        .option('out', { type: 'string', demandOption: true, describe: 'Run folder: config, artifacts, checkpoints, log.jsonl, curves.svg' })
-        .option('backbone', { type: 'string', default: 'vgg16', describe: 'vgg16 (random init), vgg16-tiny, or an ONNX VGG16 file with pretrained weights' })
+        .option('out', {
+          type: 'string',
+          demandOption: true,
+          describe: 'Run folder: config, artifacts, checkpoints, log.jsonl, curves.svg',
+        })
+        .option('backbone', {
+          type: 'string',
+          default: 'vgg16',
+          describe: 'vgg16 (random init), vgg16-tiny, or an ONNX VGG16 file with pretrained weights',
+        })
         .option('rounds', { type: 'number', default: 500, describe: 'Rounds: one epoch over one shard each' })
         .option('batch', { type: 'number', default: 32, describe: 'Images per step' })
         .option('lr', { type: 'number', default: 0.001, describe: 'Adam learning rate' })
         .option('device', { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Where the model trains' })
         .option('seed', { type: 'number', default: 1, describe: 'Seed of init, shard order, batch order, dropout' })
-        .option('resume', { type: 'boolean', default: false, describe: 'Continue the run in --out from its last checkpoint' })
+        .option('resume', {
+          type: 'boolean',
+          default: false,
+          describe: 'Continue the run in --out from its last checkpoint',
+        })
         .option('hidden', { type: 'number', default: 5000, describe: 'Width of the hidden dense layer' })
         .option('freeze', { type: 'number', describe: 'Convs frozen from the bottom [default: 8, 0 for vgg16-tiny]' })
-        .option('keep', { type: 'number', default: 3, describe: 'Finished-round checkpoints kept (the best is always kept)' })
+        .option('keep', {
+          type: 'number',
+          default: 3,
+          describe: 'Finished-round checkpoints kept (the best is always kept)',
+        })
         .option('log-every', { type: 'number', default: 10, describe: 'Steps between log.jsonl lines' })
         .option('threads', { type: 'number', default: 0, describe: 'Threads per op (0 = one per core)' })
-        .option('verify', { type: 'boolean', default: true, describe: 'Check each shard and checkpoint against its SHA-256 when read (--no-verify skips it)' })
-        .option('engine', { type: 'string', choices: ENGINES, default: 'auto', describe: 'native (the C++ addon, CPU or CUDA), ort (onnxruntime-node, CPU), auto (native when built)' }),
+        .option('verify', {
+          type: 'boolean',
+          default: true,
+          describe: 'Check each shard and checkpoint against its SHA-256 when read (--no-verify skips it)',
+        })
+        .option('engine', {
+          type: 'string',
+          choices: ENGINES,
+          default: 'auto',
+          describe: 'native (the C++ addon, CPU or CUDA), ort (onnxruntime-node, CPU), auto (native when built)',
+        }),
     handler: async (argv: {
-      shards: string; out: string; backbone: string; rounds: number; batch: number; lr: number; device: string; seed: number;
-      resume: boolean; hidden: number; freeze?: number; keep: number; logEvery: number; threads: number; engine: string; verify: boolean;
+      shards: string;
+      out: string;
+      backbone: string;
+      rounds: number;
+      batch: number;
+      lr: number;
+      device: string;
+      seed: number;
+      resume: boolean;
+      hidden: number;
+      freeze?: number;
+      keep: number;
+      logEvery: number;
+      threads: number;
+      engine: string;
+      verify: boolean;
     }) => {
       setIntegrityCheck(argv.verify);
       const opts = {
@@ -70,9 +109,13 @@ export const trainCommand: Command = ({ io }) =>
         });
         progress.stop();
         if (result.status === 'interrupted') {
-          throw new InterruptedError(`interrupted: state saved in ${result.last.file}; continue with \`alt-i2v-ort train ${argv.shards} --out ${argv.out} --resume --rounds ${opts.rounds}\``);
+          throw new InterruptedError(
+            `interrupted: state saved in ${result.last.file}; continue with \`alt-i2v-ort train ${argv.shards} --out ${argv.out} --resume --rounds ${opts.rounds}\``,
+          );
         }
-        io.out(`done: ${opts.rounds} rounds; last checkpoint ${result.last.file}${result.best ? `; best ${result.best.file} (holdout mAP ${result.best.metrics!.map.toFixed(4)})` : ''}`);
+        io.out(
+          `done: ${opts.rounds} rounds; last checkpoint ${result.last.file}${result.best ? `; best ${result.best.file} (holdout mAP ${result.best.metrics!.map.toFixed(4)})` : ''}`,
+        );
         io.out(`next: alt-i2v-ort export ${argv.out} --out model.onnx`);
       } finally {
         process.off('SIGINT', onSignal);
@@ -82,12 +125,16 @@ export const trainCommand: Command = ({ io }) =>
   });
 
 /** A progress bar per round, with the whole run's ETA from the mean duration of the rounds done so far. */
-function roundProgress(io: Io, rounds: number): { hooks: Pick<TrainHooks, 'roundStart' | 'step' | 'roundEnd'>; log: (line: string) => void; stop: () => void } {
+function roundProgress(
+  io: Io,
+  rounds: number,
+): { hooks: Pick<TrainHooks, 'roundStart' | 'step' | 'roundEnd'>; log: (line: string) => void; stop: () => void } {
   let bar: Progress | undefined;
   const roundTimes: number[] = [];
   let roundStarted = 0;
   let runEta = '';
-  const fmt = (s: number): string => (s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`);
+  const fmt = (s: number): string =>
+    s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`;
   return {
     hooks: {
       roundStart: (round, _shard, images) => {

@@ -12,14 +12,32 @@ export const vecCommand: Command = ({ io }) =>
     command: 'vec <images..>',
     describe: 'Illustration vectors: tag probabilities, hidden features or binary hashes, as .npy or JSONL',
     builder: (y) =>
-      withModelOptions(y.positional('images', { type: 'string', array: true, demandOption: true, describe: 'Image files, folders, or - for a list on stdin' }))
-        .option('kind', { type: 'string', choices: VEC_KINDS, default: 'features', describe: 'probs (K), features (hidden), binary (features > 0, packed bits)' })
-        .option('out', { type: 'string', describe: 'FILE.npy (plus FILE.npy.json naming the rows) or FILE.jsonl [default: JSONL on stdout]' })
+      withModelOptions(
+        y.positional('images', {
+          type: 'string',
+          array: true,
+          demandOption: true,
+          describe: 'Image files, folders, or - for a list on stdin',
+        }),
+      )
+        .option('kind', {
+          type: 'string',
+          choices: VEC_KINDS,
+          default: 'features',
+          describe: 'probs (K), features (hidden), binary (features > 0, packed bits)',
+        })
+        .option('out', {
+          type: 'string',
+          describe: 'FILE.npy (plus FILE.npy.json naming the rows) or FILE.jsonl [default: JSONL on stdout]',
+        })
         .option('batch', { type: 'number', default: 8 }),
-    handler: async (argv: ModelArgs & { images: string[]; model: string; kind: string; out?: string; batch: number }) => {
+    handler: async (
+      argv: ModelArgs & { images: string[]; model: string; kind: string; out?: string; batch: number },
+    ) => {
       const kind = checkChoice('--kind', argv.kind, VEC_KINDS);
       const batch = checkInteger('--batch', argv.batch, 1, 4096);
-      if (argv.out && !/\.(npy|jsonl)$/.test(argv.out)) throw new UsageError(`Expected --out ending in .npy or .jsonl but received ${JSON.stringify(argv.out)}`);
+      if (argv.out && !/\.(npy|jsonl)$/.test(argv.out))
+        throw new UsageError(`Expected --out ending in .npy or .jsonl but received ${JSON.stringify(argv.out)}`);
       const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io));
       let failed = 0;
       let v: Vectors;
@@ -33,9 +51,16 @@ export const vecCommand: Command = ({ io }) =>
       }
       if (argv.out?.endsWith('.npy')) {
         await writeVecIndex(argv.out, v, kind, argv.model, model);
-        io.out(`wrote ${v.rows.length} ${kind} vectors (${v.dim}${kind === 'binary' ? ' bits' : ''}) to ${argv.out} and their names to ${argv.out}.json`);
+        io.out(
+          `wrote ${v.rows.length} ${kind} vectors (${v.dim}${kind === 'binary' ? ' bits' : ''}) to ${argv.out} and their names to ${argv.out}.json`,
+        );
       } else if (argv.out) {
-        await writeFileAtomic(argv.out, vectorLines(v, kind).map((l) => `${l}\n`).join(''));
+        await writeFileAtomic(
+          argv.out,
+          vectorLines(v, kind)
+            .map((l) => `${l}\n`)
+            .join(''),
+        );
         io.out(`wrote ${v.rows.length} ${kind} vectors to ${argv.out}`);
       } else vectorLines(v, kind).forEach((l) => io.out(l));
       if (failed > 0) throw new Error(`${failed} images could not be read (warnings above); the others were written`);

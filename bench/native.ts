@@ -7,7 +7,7 @@ import { TrainSession, type TrainSessionOptions } from '../src/train/train-sessi
 import type { Device } from '../src/runtime/providers.js';
 import { randomBatch } from '../training/gradcheck.js';
 import { HostTrainSession } from '../training/host-session.js';
-import { defaultConfig, initParams, VGG16_TINY_WIDTHS, type ModelConfig } from '../training/model.js';
+import { defaultConfig, initParams, VGG16_TINY_WIDTHS, type ModelConfig } from '../training/params.js';
 import { median, saveResult } from './common.js';
 
 type Side = { name: string; native?: TrainSessionOptions; host?: boolean };

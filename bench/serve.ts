@@ -9,7 +9,7 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { runCli } from '../src/cli/index.js';
 import { encodeInferenceModel } from '../training/artifacts.js';
-import { defaultConfig, initParams, VGG16_TINY_WIDTHS } from '../training/model.js';
+import { defaultConfig, initParams, VGG16_TINY_WIDTHS } from '../training/params.js';
 import { median, saveResult } from './common.js';
 import { makeJpegs } from './pairs.js';
 

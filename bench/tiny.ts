@@ -8,7 +8,7 @@ import path from 'node:path';
 import { TrainSession } from '../src/train/train-session.js';
 import { trainStepFlops } from '../training/flops.js';
 import { randomBatch } from '../training/gradcheck.js';
-import { defaultConfig, initParams, VGG16_TINY_WIDTHS } from '../training/model.js';
+import { defaultConfig, initParams, VGG16_TINY_WIDTHS } from '../training/params.js';
 import { profileTrainStep } from './torch.js';
 import { hasPython, KEEP_MEMORY, machineLimit, median, ofLimit, saveResult } from './common.js';
 

@@ -13,7 +13,7 @@ import { HostTrainSession } from '../training/host-session.js';
 import { TrainSession } from '../src/train/train-session.js';
 import { encodeInferenceModel } from '../training/artifacts.js';
 import { randomBatch } from '../training/gradcheck.js';
-import { defaultConfig, initParams, type ModelConfig } from '../training/model.js';
+import { defaultConfig, initParams, type ModelConfig } from '../training/params.js';
 import { hasPython, KEEP_MEMORY, machineLimit, median, ofLimit, saveResult } from './common.js';
 import { sessionThreads } from '../training/threads.js';
 

@@ -2,7 +2,7 @@
 // init, batch 8) through onnxruntime-node, train + optimizer graphs vs the fused step graph, median
 // of alternating runs (PyTorch's step is the `torch` bench's row, measured side by side there).
 import { HostTrainSession } from '../training/host-session.js';
-import { defaultConfig, initParams, paramSpecs, numel } from '../training/model.js';
+import { defaultConfig, initParams, paramSpecs, numel } from '../training/params.js';
 import { randomBatch } from '../training/gradcheck.js';
 import { trainStepFlops } from '../training/flops.js';
 import { machineLimit, median, ofLimit, saveResult } from './common.js';

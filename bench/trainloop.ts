@@ -9,7 +9,7 @@ import { trainRun } from '../src/train/run.js';
 import { modelConfigFor } from '../src/train/run-config.js';
 import { TrainSession } from '../src/train/train-session.js';
 import { Rng } from '../training/rng.js';
-import { initParams } from '../training/model.js';
+import { initParams } from '../training/params.js';
 import { median, runWithPeakRss, saveResult } from './common.js';
 
 /** Shards of random pixels and labels: `shards` training shards of `perShard` images and one holdout shard. */

@@ -2,15 +2,8 @@
 // eval graphs plus a manifest), and the self-contained inference model for export. Returns bytes only:
 // the caller decides where and how files are written.
 import { OPSET } from './graph.js';
-import {
-  buildEvalGraph,
-  buildInferenceGraph,
-  buildOptimizerGraph,
-  buildTrainGraph,
-  paramSpecs,
-  type ModelConfig,
-  type ParamSpec,
-} from './model.js';
+import { buildEvalGraph, buildInferenceGraph, buildOptimizerGraph, buildTrainGraph } from './model.js';
+import { paramSpecs, type ModelConfig, type ParamSpec } from './params.js';
 import { buildInt8InferenceGraph, type ActivationRanges } from './quantize.js';
 
 export const ARTIFACTS_FORMAT = 'alt-i2v-ort/artifacts';

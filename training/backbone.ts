@@ -2,7 +2,7 @@
 // torchvision export) from its bytes: Conv nodes taken in graph order, each checked by shape against
 // the config. Errors are BackboneError, which the CLI reports as a usage error.
 import { decodeModel, tensorToFloat32, type ModelJson, type TensorProtoJson } from './onnx.js';
-import type { ModelConfig } from './model.js';
+import type { ModelConfig } from './params.js';
 
 /** The weights file is not a VGG16 this model can use; the message names the file and the part. */
 export class BackboneError extends Error {

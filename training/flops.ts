@@ -1,7 +1,7 @@
 // FLOPs of the model from its config, counted as 2 × multiply-adds of the convolutions and dense layers
 // (element-wise ops, pooling and batch norm are a rounding error next to them and are left out):
 // inference, and one training step with only the gradients the freeze depth makes the graph compute.
-import { featureCount, POOL_AFTER, type ModelConfig } from './model.js';
+import { featureCount, POOL_AFTER, type ModelConfig } from './params.js';
 
 export interface LayerFlops {
   layer: string;

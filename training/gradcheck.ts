@@ -2,7 +2,8 @@
 // differences of the float64 reference forward, on a tiny model with random parameters.
 import ort from 'onnxruntime-node';
 import { Rng } from './rng.js';
-import { buildTrainGraph, io, numel, paramSpecs, type ModelConfig } from './model.js';
+import { buildTrainGraph } from './model.js';
+import { io, numel, paramSpecs, type ModelConfig } from './params.js';
 import { referenceForward, type Batch } from './reference.js';
 
 export const GRADCHECK_TOLERANCE = 2e-3;

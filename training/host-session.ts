@@ -2,16 +2,8 @@
 // in and out of the runtime. The reference the native TrainSession is checked against, and what
 // trains until it exists.
 import ort from 'onnxruntime-node';
-import {
-  adamStepScalars,
-  buildEvalGraph,
-  buildOptimizerGraph,
-  buildTrainGraph,
-  io,
-  numel,
-  paramSpecs,
-  type ModelConfig,
-} from './model.js';
+import { adamStepScalars, buildEvalGraph, buildOptimizerGraph, buildTrainGraph } from './model.js';
+import { io, numel, paramSpecs, type ModelConfig } from './params.js';
 import { batchFeeds } from './gradcheck.js';
 import type { Batch } from './reference.js';
 import { sessionThreads } from './threads.js';

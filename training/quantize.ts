@@ -5,7 +5,7 @@
 // (VNNI where the CPU has it); any other runtime can run the same file as plain float ops.
 import { A, Graph } from './graph.js';
 import { maxpoolForward, normalizeForward } from './layers.js';
-import { checkConfig, featureCount, io, numel, paramSpecs, POOL_AFTER, type ModelConfig } from './model.js';
+import { checkConfig, featureCount, io, numel, paramSpecs, POOL_AFTER, type ModelConfig } from './params.js';
 
 /** Activation ranges measured on calibration images (max of each conv's ReLU, BN output min/max, hidden max). */
 export interface ActivationRanges {

@@ -1,6 +1,6 @@
 // A plain float64 forward pass of the model, written independently of the ONNX graphs: the reference
 // that gradient checks differentiate by central finite differences. Slow; meant for tiny configs.
-import { POOL_AFTER, featureCount, type ModelConfig } from './model.js';
+import { POOL_AFTER, featureCount, type ModelConfig } from './params.js';
 
 export interface Batch {
   n: number;
@@ -47,7 +47,7 @@ export function conv3x3(
               for (let xx = 0; xx < w; xx++) {
                 const sx = xx + kw - 1;
                 if (sx < 0 || sx >= w) continue;
-                y[yo + yy * w + xx] += k * x[xc + sy * w + sx]!;
+                y[yo + yy * w + xx]! += k * x[xc + sy * w + sx]!;
               }
             }
           }

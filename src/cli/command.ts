@@ -1,5 +1,5 @@
 // The shape of a CLI command module: one file per command under commands/, each a function of the context.
-import type { Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv, CommandModule, InferredOptionTypes, Options } from 'yargs';
 import type { Io } from './io.js';
 
 /** Arguments every command handler receives next to its own. */
@@ -9,7 +9,9 @@ export interface Ctx {
   run(argv: readonly string[]): Promise<number>;
 }
 
-// Handlers declare the parsed arguments they use; the builder above them is what guarantees them.
+// Handlers declare the parsed arguments they use; the builder above them is what guarantees them. yargs
+// types a module by its parsed arguments, which differ per command, so the list of modules is typed `any`.
+/* eslint-disable @typescript-eslint/no-explicit-any */
 export type Command = (ctx: Ctx) => CommandModule<object, any>;
 export const defineCommand = <T>(m: {
   command: string;
@@ -17,3 +19,7 @@ export const defineCommand = <T>(m: {
   builder: (y: Argv) => Argv<any>;
   handler: (argv: T) => Promise<void>;
 }): CommandModule<object, any> => m as unknown as CommandModule<object, any>;
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+/** The parsed arguments of a command's options table, under their camel-case names. */
+export type Args<O extends Record<string, Options>> = ArgumentsCamelCase<InferredOptionTypes<O>>;

@@ -89,7 +89,7 @@ function parseEntries(
     if (!Array.isArray(v.shape) || !v.shape.every(isCount))
       throw bad(`has tensor ${name} with shape ${JSON.stringify(v.shape)} (expected non-negative integers)`);
     const offsets = v.data_offsets;
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0]! > offsets[1]!) {
       throw bad(
         `has tensor ${name} with data_offsets ${JSON.stringify(offsets)} (expected [begin, end], 0 ≤ begin ≤ end)`,
       );

@@ -118,6 +118,7 @@ export function decodeTagText(bytes: Uint8Array): string {
   } catch {
     throw new TagFileError('is not valid UTF-8 (or UTF-16 with a byte-order mark)');
   }
+  // eslint-disable-next-line no-control-regex -- control characters are what this looks for
   const control = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.exec(text);
   if (control)
     throw new TagFileError(

@@ -90,7 +90,7 @@ export function f1AtThreshold(
   const perTag: number[] = [];
   for (let j = 0; j < k; j++) {
     const c = tagCounts(probs, labels, n, k, j, threshold);
-    c.forEach((v, i) => (total[i] += v));
+    c.forEach((v, i) => (total[i]! += v));
     if (c[0] + c[2] > 0) perTag.push(f1Score(c));
   }
   return { micro: f1Score(total), macro: mean(perTag) };

@@ -1,7 +1,8 @@
 // Tag selection and caption options from their string forms (pred's flags, serve's query and form
 // fields): thresholds by category and tag, MCut, ratings, exclude/replace (both underscore and space
 // forms, repeated values accumulate), caption order and format, --part I/N. Tags the model does not
-// have get a warning each.
+// have get a warning each. Errors and warnings name each option as its caller spells it: `--exclude` on
+// the command line (`cliName`), `exclude` in an HTTP request.
 import { CAPTION_SORTS, DEFAULT_CAPTION, tagKey, type CaptionOptions } from './caption.js';
 import type { TaggerModel } from './model.js';
 import { CATEGORY, RATING_MODES, type SelectOptions } from './select.js';
@@ -31,6 +32,10 @@ export interface PredArgs {
   part?: string;
 }
 
+/** How an option is named in messages: `--general-threshold` (CLI) or `general-threshold` (HTTP). */
+export type OptionName = (option: string) => string;
+export const cliName: OptionName = (option) => `--${option}`;
+
 /** Repeated or comma-separated list flags as one list. */
 export const listFlag = (v: string | string[] | undefined): string[] =>
   (Array.isArray(v) ? v : v === undefined ? [] : [v])
@@ -51,7 +56,7 @@ function categoryId(name: string, flag: string): number {
 /** Tag keys from a list flag, with a warning for each tag the model does not have. */
 function modelTags(values: string[], flag: string, known: ReadonlySet<string>, warn: (l: string) => void): string[] {
   const keys = values.map(tagKey);
-  for (const k of keys) if (!known.has(k)) warn(`warning: ${flag}: the model has no tag ${JSON.stringify(k)}`);
+  for (const k of keys) if (!known.has(k)) warn(`${flag}: the model has no tag ${JSON.stringify(k)}`);
   return keys;
 }
 
@@ -65,28 +70,32 @@ export async function selectOptionsFrom(
   a: PredArgs,
   model: TaggerModel,
   warn: (l: string) => void,
+  name: OptionName = cliName,
 ): Promise<SelectOptions> {
   const known = new Set(model.meta.tags);
   const categoryThresholds = new Map<number, number>();
   for (const item of listFlag(a.categoryThreshold)) {
     const m = /^([^=]+)=([\d.]+)$/.exec(item);
-    if (!m) throw new UsageError(`Expected NAME_OR_ID=T for --category-threshold but received ${JSON.stringify(item)}`);
+    if (!m)
+      throw new UsageError(
+        `Expected NAME_OR_ID=T for ${name('category-threshold')} but received ${JSON.stringify(item)}`,
+      );
     categoryThresholds.set(
-      categoryId(m[1]!.trim(), '--category-threshold'),
-      checkNumber('--category-threshold', Number(m[2]), 0, 1),
+      categoryId(m[1]!.trim(), name('category-threshold')),
+      checkNumber(name('category-threshold'), Number(m[2]), 0, 1),
     );
   }
   if (a.generalThreshold !== undefined)
-    categoryThresholds.set(CATEGORY.general, checkNumber('--general-threshold', a.generalThreshold, 0, 1));
+    categoryThresholds.set(CATEGORY.general, checkNumber(name('general-threshold'), a.generalThreshold, 0, 1));
   if (a.characterThreshold !== undefined)
-    categoryThresholds.set(CATEGORY.character, checkNumber('--character-threshold', a.characterThreshold, 0, 1));
-  let threshold = a.threshold === undefined ? undefined : checkNumber('--threshold', a.threshold, 0, 1);
+    categoryThresholds.set(CATEGORY.character, checkNumber(name('character-threshold'), a.characterThreshold, 0, 1));
+  let threshold = a.threshold === undefined ? undefined : checkNumber(name('threshold'), a.threshold, 0, 1);
   const mcut =
     a.mcut === undefined
       ? undefined
       : a.mcut.trim() === ''
         ? ('all' as const)
-        : new Set(listFlag(a.mcut).map((n) => categoryId(n, '--mcut')));
+        : new Set(listFlag(a.mcut).map((n) => categoryId(n, name('mcut'))));
   const tagThresholds = a.thresholds ? await readTagThresholds(a.thresholds) : undefined;
   const given =
     threshold !== undefined || categoryThresholds.size > 0 || mcut !== undefined || tagThresholds !== undefined;
@@ -96,25 +105,30 @@ export async function selectOptionsFrom(
     if (preset.character !== undefined) categoryThresholds.set(CATEGORY.character, preset.character);
   }
   // Once a threshold decides, --top caps only when given; without one, the seed's top 30.
-  const top = a.top !== undefined ? checkInteger('--top', a.top, 1, 1e6) : given || preset ? undefined : 30;
+  const top = a.top !== undefined ? checkInteger(name('top'), a.top, 1, 1e6) : given || preset ? undefined : 30;
   return {
     top,
     threshold,
     categoryThresholds,
     tagThresholds,
     mcut,
-    rating: checkChoice('--rating', a.rating, RATING_MODES),
-    exclude: new Set(modelTags(listFlag(a.exclude), '--exclude', known, warn)),
+    rating: checkChoice(name('rating'), a.rating, RATING_MODES),
+    exclude: new Set(modelTags(listFlag(a.exclude), name('exclude'), known, warn)),
   };
 }
 
-export function captionOptionsFrom(a: PredArgs, model: TaggerModel, warn: (l: string) => void): CaptionOptions {
+export function captionOptionsFrom(
+  a: PredArgs,
+  model: TaggerModel,
+  warn: (l: string) => void,
+  name: OptionName = cliName,
+): CaptionOptions {
   const known = new Set(model.meta.tags);
   const replace = new Map<string, string>();
   for (const item of listFlag(a.replace)) {
     const m = /^([^=]+)=(.+)$/.exec(item);
-    if (!m) throw new UsageError(`Expected OLD=NEW for --replace but received ${JSON.stringify(item)}`);
-    replace.set(modelTags([m[1]!], '--replace', known, warn)[0]!, m[2]!.trim());
+    if (!m) throw new UsageError(`Expected OLD=NEW for ${name('replace')} but received ${JSON.stringify(item)}`);
+    replace.set(modelTags([m[1]!], name('replace'), known, warn)[0]!, m[2]!.trim());
   }
   return {
     ...DEFAULT_CAPTION,
@@ -123,8 +137,8 @@ export function captionOptionsFrom(a: PredArgs, model: TaggerModel, warn: (l: st
     weighted: a.weighted,
     separator: a.separator,
     characterFirst: a.characterFirst,
-    sort: checkChoice('--sort', a.sort, CAPTION_SORTS),
-    ratingPosition: checkChoice('--rating-position', a.ratingPosition, ['first', 'last'] as const),
+    sort: checkChoice(name('sort'), a.sort, CAPTION_SORTS),
+    ratingPosition: checkChoice(name('rating-position'), a.ratingPosition, ['first', 'last'] as const),
     alwaysFirst: listFlag(a.alwaysFirst).map(tagKey),
     replace,
   };

@@ -1,50 +1,24 @@
 // The HTTP server of `serve` (fastify): one model loaded once, images decoded in parallel and batched
-// into it dynamically, a bounded queue (503 + Retry-After when full), a per-request timeout, body and
-// pixel limits (413), and every bad request answered 4xx with a JSON error naming the problem. Routes:
-// routes.ts (our API and the WD14 web UI tagger's), page.ts (the web page).
-import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+// into it dynamically, a bounded admission (503 + Retry-After when full), a per-request timeout, body and
+// pixel limits (413), and every bad request answered 4xx with a JSON error naming the problem. The routes
+// are plugins over `app.tagger` (context.ts): routes.ts (our API and the page), wd14.ts (the WD14 web UI
+// tagger's API).
+import { availableParallelism } from 'node:os';
+import fastify, { type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import { ImageError, preprocessImage } from '../data/images.js';
 import type { TaggerModel } from '../predict/model.js';
-import type { NpyArray } from '../predict/npy.js';
-import type { VecIndexMeta } from '../predict/vectors.js';
-import { messageOf, UsageError } from '../util/errors.js';
 import { limiter } from '../util/limit.js';
-import { Batcher, QueueFullError } from './batcher.js';
-import { registerRoutes } from './routes.js';
+import { Batcher } from './batcher.js';
+import type { ServeOptions, Tagger } from './context.js';
+import { HttpError, replyOf } from './http-error.js';
+import { routes } from './routes.js';
+import { wd14Routes } from './wd14.js';
 
-export interface ServeOptions {
-  name: string;
-  batch: number;
-  maxWaitMs: number;
-  queue: number;
-  timeoutMs: number;
-  bodyLimit: number;
-  maxPixels: number;
-  token?: string;
-  index?: { meta: VecIndexMeta; index: NpyArray };
-}
+export type { ServeOptions } from './context.js';
 
-/** An HTTP error with its status; the message goes to the client as {"error": …}. */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
-
-export interface ServeContext {
-  model: TaggerModel;
-  o: ServeOptions;
-  batcher: Batcher;
-  /** Images accepted and not yet answered. */
-  readonly queued: number;
-  /** Decode one uploaded image (parallel, bounded) and run it through the batcher, within the timeout. */
-  infer(bytes: Buffer, name: string): Promise<{ probs: Float32Array; features: Float32Array }>;
-}
+/** Paths that answer without the token: they hold no model output (the page asks for the token itself). */
+const OPEN_PATHS = new Set(['/healthz', '/', '/page.js', '/page.css']);
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout;
@@ -59,25 +33,28 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   ]);
 }
 
-export async function buildServer(model: TaggerModel, o: ServeOptions): Promise<FastifyInstance> {
-  // On close: idle keep-alive connections are closed at once, requests in flight are finished.
-  const app = fastify({
-    bodyLimit: o.bodyLimit,
-    logger: false,
-    forceCloseConnections: 'idle',
-    return503OnClosing: true,
-  });
-  const batcher = new Batcher(model, { batch: o.batch, maxWaitMs: o.maxWaitMs, queue: o.queue });
-  const decode = limiter(Math.max(2, Math.floor((await import('node:os')).availableParallelism() / 2)));
-  // Images accepted and not yet answered (decoding or waiting for the model): the bounded queue.
+/** The routes' shared state: admission into the bounded queue, decoding, batching, the timeout. */
+function tagger(model: TaggerModel, o: ServeOptions): Tagger {
+  const batcher = new Batcher(model, { batch: o.batch, maxWaitMs: o.maxWaitMs });
+  const decode = limiter(Math.max(2, Math.floor(availableParallelism() / 2)));
+  const decodeOne = async (bytes: Buffer, name: string): Promise<Buffer> => {
+    try {
+      return await decode(() => preprocessImage(bytes, name, { ...model.preprocess, maxPixels: o.maxPixels }));
+    } catch (err) {
+      if (!(err instanceof ImageError)) throw err;
+      const status = err.reason === 'too-large' ? 413 : 400;
+      const want = status === 413 ? `an image of at most ${o.maxPixels} pixels` : 'a readable image';
+      throw new HttpError(status, `Expected ${want} for ${name} but it is ${err.reason} (${err.detail})`);
+    }
+  };
   let queued = 0;
-  const ctx: ServeContext = {
+  return {
     model,
     o,
-    batcher,
     get queued() {
       return queued;
     },
+    stats: batcher.stats,
     infer: async (bytes, name) => {
       if (bytes.length === 0) throw new HttpError(400, `Expected image bytes for ${name} but received an empty body`);
       if (queued >= o.queue)
@@ -86,62 +63,41 @@ export async function buildServer(model: TaggerModel, o: ServeOptions): Promise<
         });
       queued++;
       try {
-        let pixels: Buffer;
-        try {
-          pixels = await decode(() => preprocessImage(bytes, name, { ...model.preprocess, maxPixels: o.maxPixels }));
-        } catch (err) {
-          if (err instanceof ImageError) {
-            const status = err.reason === 'too-large' ? 413 : 400;
-            throw new HttpError(
-              status,
-              `Expected ${status === 413 ? `an image of at most ${o.maxPixels} pixels` : 'a readable image'} for ${name} but it is ${err.reason} (${err.detail})`,
-            );
-          }
-          throw err;
-        }
-        return await withTimeout(batcher.run(pixels), o.timeoutMs);
+        return await withTimeout(batcher.run(await decodeOne(bytes, name)), o.timeoutMs);
       } finally {
         queued--;
       }
     },
   };
+}
+
+export async function buildServer(model: TaggerModel, o: ServeOptions): Promise<FastifyInstance> {
+  // On close: idle keep-alive connections are closed at once, requests in flight are finished.
+  const app = fastify({
+    bodyLimit: o.bodyLimit,
+    logger: false,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+  app.decorate('tagger', tagger(model, o));
   app.addContentTypeParser(/^image\//, { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   await app.register(multipart, { limits: { fileSize: o.bodyLimit, files: 64, fields: 64 } });
   if (o.token) {
-    app.addHook('onRequest', async (req: FastifyRequest) => {
-      if (req.url === '/healthz') return;
-      const given =
-        req.headers.authorization?.replace(/^Bearer\s+/i, '') ?? new URL(req.url, 'http://x').searchParams.get('token');
-      if (given !== o.token)
-        throw new HttpError(
-          401,
-          'Expected the server token as "Authorization: Bearer TOKEN" (or ?token= for the page)',
-        );
+    const token = o.token;
+    app.addHook('onRequest', async (req) => {
+      if (OPEN_PATHS.has(req.url.split('?')[0]!)) return;
+      if (req.headers.authorization?.replace(/^Bearer\s+/i, '') !== token)
+        throw new HttpError(401, 'Expected the server token as "Authorization: Bearer TOKEN"');
     });
   }
-  app.setErrorHandler(
-    (err: Error & { statusCode?: number; code?: string }, _req: FastifyRequest, reply: FastifyReply) => {
-      let status =
-        err instanceof HttpError
-          ? err.status
-          : err instanceof UsageError
-            ? 400
-            : err instanceof QueueFullError
-              ? 503
-              : (err.statusCode ?? 500);
-      if (err.code === 'FST_REQ_FILE_TOO_LARGE' || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') status = 413;
-      if (err instanceof HttpError) for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
-      if (status === 503) void reply.header('retry-after', '1');
-      const message =
-        status === 415
-          ? `Expected an image (image/*), multipart/form-data or JSON body but received ${JSON.stringify(_req.headers['content-type'] ?? 'none')}`
-          : messageOf(err);
-      void reply.code(status).send({ error: message });
-    },
-  );
+  app.setErrorHandler((err, req, reply) => {
+    const e = replyOf(err, req.headers['content-type']);
+    void reply.code(e.status).headers(e.headers).send({ error: e.message });
+  });
   app.setNotFoundHandler(
     (req, reply) => void reply.code(404).send({ error: `No route ${req.method} ${req.url.split('?')[0]}` }),
   );
-  registerRoutes(app, ctx);
+  await app.register(routes);
+  await app.register(wd14Routes);
   return app;
 }

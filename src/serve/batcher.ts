@@ -1,11 +1,7 @@
 // Dynamic batching for `serve`: decoded images wait at most `maxWaitMs` to be run together, up to
-// `batch` per model call, one call at a time. The queue is bounded: when `queue` images already wait,
-// a new one is refused at once (the server answers 503 with Retry-After) instead of piling up memory.
+// `batch` per model call, one call at a time. It takes whatever it is given: the queue's bound is the
+// server's admission (app.ts), which counts images from upload to answer, decoding included.
 import type { TaggerModel } from '../predict/model.js';
-
-export class QueueFullError extends Error {
-  override name = 'QueueFullError';
-}
 
 interface Waiting {
   pixels: Uint8Array;
@@ -16,7 +12,6 @@ interface Waiting {
 export interface BatcherOptions {
   batch: number;
   maxWaitMs: number;
-  queue: number;
 }
 
 export class Batcher {
@@ -31,14 +26,8 @@ export class Batcher {
     private readonly o: BatcherOptions,
   ) {}
 
-  get pending(): number {
-    return this.waiting.length;
-  }
-
   /** The model's outputs for one decoded image (uint8 S×S×3). */
   run(pixels: Uint8Array): Promise<{ probs: Float32Array; features: Float32Array }> {
-    if (this.waiting.length >= this.o.queue)
-      return Promise.reject(new QueueFullError(`the queue is full (${this.o.queue} images waiting)`));
     return new Promise((resolve, reject) => {
       this.waiting.push({ pixels, resolve, reject });
       this.schedule();

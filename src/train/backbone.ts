@@ -12,7 +12,7 @@ import {
   importOnnxBackbone,
   type ConvWeights,
 } from '../../training/backbone.js';
-import type { ModelConfig } from '../../training/model.js';
+import type { ModelConfig } from '../../training/params.js';
 import { access } from 'node:fs/promises';
 import type { Dataset, File as H5File, Group } from 'h5wasm/node';
 

@@ -4,7 +4,8 @@
 import ort from 'onnxruntime-node';
 import { ShardSlot, readShard, readShardIndex } from '../data/shards.js';
 import { UsageError } from '../util/errors.js';
-import { buildCalibrationGraph, RANGE, type ModelConfig } from '../../training/model.js';
+import { buildCalibrationGraph, RANGE } from '../../training/model.js';
+import { type ModelConfig } from '../../training/params.js';
 import type { ActivationRanges } from '../../training/quantize.js';
 import { sessionThreads } from '../../training/threads.js';
 
@@ -29,7 +30,7 @@ export function calibrationPlan(counts: number[], images: number): { shard: numb
   while (left > 0) {
     for (const s of order) {
       const add = Math.min(counts[s]! - take[s]!, per, left);
-      take[s] += add;
+      take[s]! += add;
       left -= add;
       if (left === 0) break;
     }

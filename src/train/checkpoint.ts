@@ -13,8 +13,8 @@ import {
   type TensorSpec,
 } from '../data/safetensors.js';
 import { messageOf, UsageError } from '../util/errors.js';
-import type { ModelConfig } from '../../training/model.js';
-import { paramSpecs } from '../../training/model.js';
+import type { ModelConfig } from '../../training/params.js';
+import { paramSpecs } from '../../training/params.js';
 import type { TrainState } from './train-session.js';
 
 export const CHECKPOINT_FORMAT = 'alt-i2v-ort/checkpoint';

@@ -3,7 +3,13 @@
 import { UsageError } from '../util/errors.js';
 import { readJsonInput } from '../util/fsx.js';
 import path from 'node:path';
-import { checkConfig, defaultConfig, VGG16_TINY_WIDTHS, VGG16_WIDTHS, type ModelConfig } from '../../training/model.js';
+import {
+  checkConfig,
+  defaultConfig,
+  VGG16_TINY_WIDTHS,
+  VGG16_WIDTHS,
+  type ModelConfig,
+} from '../../training/params.js';
 
 export const RUN_FORMAT = 'alt-i2v-ort/run';
 

@@ -10,7 +10,7 @@ import type { ShardIndexJson } from '../data/shards.js';
 import { messageOf, UsageError } from '../util/errors.js';
 import { WriteError, writeFileAtomic } from '../util/fsx.js';
 import { artifactFiles } from '../../training/artifacts.js';
-import { initParams } from '../../training/model.js';
+import { initParams } from '../../training/params.js';
 import { importBackbone } from './backbone.js';
 import { nonFinite, readCheckpoint, scanCheckpoints, type CheckpointInfo } from './checkpoint.js';
 import type { CurvePoint } from './curves.js';

@@ -15,6 +15,8 @@ import {
   buildEvalGraph,
   buildOptimizerGraph,
   buildTrainGraph,
+} from '../../training/model.js';
+import {
   checkConfig,
   dropoutKeepMask,
   io,
@@ -22,7 +24,7 @@ import {
   paramSpecs,
   type ModelConfig,
   type ParamSpec,
-} from '../../training/model.js';
+} from '../../training/params.js';
 
 /** The graph names the native engine binds, from the graphs' own `io` table. */
 export const NATIVE_IO: NativeIoNames = {

@@ -3,7 +3,7 @@
 // their fields, tag files in odd encodings. Each is refused (or passed over) with one line naming it.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readSafetensors, writeSafetensors } from '../../src/data/safetensors.js';
 import { listCheckpoints, readCheckpoint, writeCheckpoint } from '../../src/train/checkpoint.js';
@@ -107,7 +107,7 @@ export function registerCrafted(): void {
   fault('a bit flip in a shard is caught by its SHA-256; --no-verify reads it anyway', async () => {
     const { dir, file } = await withShard('bitflip-shard', (b) => {
       const copy = Buffer.from(b);
-      copy[copy.length >> 1] ^= 0x10; // a pixel, in the middle of the images
+      copy[copy.length >> 1]! ^= 0x10; // a pixel, in the middle of the images
       return copy;
     });
     const r = trainOn(dir, 'bitflip-run');
@@ -157,7 +157,7 @@ export function registerCrafted(): void {
     assert.equal(run(trainArgs(out, 2)).code, 0);
     const newest = path.join(out, 'checkpoints', 'round-000002.safetensors');
     const b = Buffer.from(await readFile(newest));
-    b[b.length - 100] ^= 0x01;
+    b[b.length - 100]! ^= 0x01;
     await writeFile(newest, b);
     const ex = run(['export', out, '--out', path.join(root, 'flip.onnx'), '--checkpoint', newest]);
     assert.equal(ex.code, 2);

@@ -79,7 +79,7 @@ function gradientDescent(
     w = w.map((wj, j) => wj - rate * gw[j]!);
     b -= rate * gb;
   }
-  return { w: w.map((wj, j) => wj), b };
+  return { w: [...w], b };
 }
 
 test('ridge and logistic fits equal gradient descent on the same objective (features fewer and more than images)', () => {

@@ -11,17 +11,8 @@ import { Rng } from '../../training/rng.js';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
 import { HostTrainSession } from '../../training/host-session.js';
 import { referenceConvFeatures } from '../../training/reference.js';
-import {
-  adamConstants,
-  buildCopyGraph,
-  buildEvalGraph,
-  buildTrainGraph,
-  defaultConfig,
-  dropoutKeepMask,
-  initParams,
-  paramSpecs,
-  VGG16_TINY_WIDTHS,
-} from '../../training/model.js';
+import { adamConstants, buildCopyGraph, buildEvalGraph, buildTrainGraph } from '../../training/model.js';
+import { defaultConfig, dropoutKeepMask, initParams, paramSpecs, VGG16_TINY_WIDTHS } from '../../training/params.js';
 
 const device = process.env.ALT_I2V_TEST_DEVICE === 'cuda' ? 'cuda' : 'cpu';
 // On CPU the addon and the reference run the same graphs on the same runtime: bit-identical, so the

@@ -10,7 +10,8 @@ import { OrtTrainEngine } from '../../src/train/ort-engine.js';
 import { readRunConfig } from '../../src/train/run-config.js';
 import { NATIVE_IO, TrainSession } from '../../src/train/train-session.js';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
-import { adamConstants, buildEvalGraph, buildTrainGraph, paramSpecs } from '../../training/model.js';
+import { adamConstants, buildEvalGraph, buildTrainGraph } from '../../training/model.js';
+import { paramSpecs } from '../../training/params.js';
 import { cli, cliSteps, tempDir } from '../helpers.js';
 
 // A tiny dataset for the CLI runs, made before any test is defined (a temp dir's after() hook must not

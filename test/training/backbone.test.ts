@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { importBackbone } from '../../src/train/backbone.js';
-import { defaultConfig, VGG16_TINY_WIDTHS } from '../../training/model.js';
+import { defaultConfig, VGG16_TINY_WIDTHS } from '../../training/params.js';
 import { UsageError } from '../../src/util/errors.js';
 import { tempDir } from '../helpers.js';
 import { zooVgg16 } from './zoo.js';

@@ -8,7 +8,8 @@ import ort from 'onnxruntime-node';
 import { multiplyAdds, readProfile } from '../../src/runtime/profile.js';
 import { inferenceFlops, layerFlops, trainStepFlops } from '../../training/flops.js';
 import { batchFeeds, gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
-import { buildInferenceGraph, buildTrainGraph, defaultConfig, io, type ModelConfig } from '../../training/model.js';
+import { buildInferenceGraph, buildTrainGraph } from '../../training/model.js';
+import { defaultConfig, io, type ModelConfig } from '../../training/params.js';
 import { tempDir } from '../helpers.js';
 
 test('full VGG16 at 224: 15.35 G multiply-adds in the convs; 8 frozen convs make a train step ≈ 48 GFLOP', () => {

@@ -6,18 +6,8 @@ import ort from 'onnxruntime-node';
 import { artifactFiles, encodeInferenceModel } from '../../training/artifacts.js';
 import { batchFeeds, gradcheck, gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
 import { HostTrainSession } from '../../training/host-session.js';
-import {
-  ADAM,
-  adamStepScalars,
-  buildEvalGraph,
-  buildOptimizerGraph,
-  buildTrainGraph,
-  checkConfig,
-  defaultConfig,
-  io,
-  numel,
-  paramSpecs,
-} from '../../training/model.js';
+import { ADAM, adamStepScalars, buildEvalGraph, buildOptimizerGraph, buildTrainGraph } from '../../training/model.js';
+import { checkConfig, defaultConfig, io, numel, paramSpecs } from '../../training/params.js';
 import { referenceForward } from '../../training/reference.js';
 import { tempDir } from '../helpers.js';
 

@@ -7,14 +7,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import ort from 'onnxruntime-node';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
-import {
-  buildCalibrationGraph,
-  buildInferenceGraph,
-  featureCount,
-  POOL_AFTER,
-  RANGE,
-  type ModelConfig,
-} from '../../training/model.js';
+import { buildCalibrationGraph, buildInferenceGraph, RANGE } from '../../training/model.js';
+import { featureCount, POOL_AFTER, type ModelConfig } from '../../training/params.js';
 import { decodeModel } from '../../training/onnx.js';
 import {
   activationQuant,

@@ -10,7 +10,7 @@ import { TagIndex, countTags, formatTagsCsv, selectTags } from '../../src/data/t
 import { baseRateMap, meanAveragePrecision } from '../../src/metrics/metrics.js';
 import { Rng } from '../../training/rng.js';
 import { HostTrainSession } from '../../training/host-session.js';
-import { defaultConfig, initParams, VGG16_TINY_WIDTHS } from '../../training/model.js';
+import { defaultConfig, initParams, VGG16_TINY_WIDTHS } from '../../training/params.js';
 import { tempDir } from '../helpers.js';
 import { writeFile } from 'node:fs/promises';
 

@@ -5,12 +5,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { defineCommand, type Command, type Ctx } from '../command.js';
+import type { Io } from '../io.js';
 import { writeFileAtomic } from '../../util/fsx.js';
 import { lockFolder, LOCK_NAME } from '../../util/lock.js';
 import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
 import { ENGINES } from '../../train/engines.js';
 import { preprocessImage } from '../../data/images.js';
-import { readShard, readShardIndex } from '../../data/shards.js';
+import { readShard, readShardIndex, type ShardIndexJson } from '../../data/shards.js';
 import { readTagFile } from '../../data/scan.js';
 import { baseRateMap } from '../../metrics/metrics.js';
 import { bestCheckpoint, listCheckpoints } from '../../train/checkpoint.js';
@@ -118,10 +119,21 @@ async function runDemo(
     const code = await run(step);
     if (code !== 0) throw new Error(`demo step "${step[0]}" failed with exit code ${code}`);
   }
-  // Predictions on a few holdout images, read back from their files like `pred` does.
   const index = await readShardIndex(shards);
   const holdouts = index.shards.filter((s) => s.split === 'holdout');
-  const first = await readShard(shards, holdouts[0]!, index);
+  await showPredictions(io, data, model, await readShard(shards, holdouts[0]!, index));
+  const { base, n } = await holdoutBaseRate(shards, index);
+  const best = bestCheckpoint(await listCheckpoints(path.join(out, 'run', 'checkpoints')));
+  io.out(
+    `\nholdout mAP ${best?.metrics?.map.toFixed(3) ?? '?'} (${n} images, ${index.tags.count} tags) vs ${base.toFixed(3)} for a tagger that only knows tag frequencies; ${((performance.now() - t0) / 1000).toFixed(0)} s in all`,
+  );
+  io.out(
+    `curves: ${path.join(out, 'run', 'curves.svg')}; model: ${model}; gallery of holdout images: ${path.join(out, 'gallery.html')}`,
+  );
+}
+
+/** Predictions on a few holdout images, read back from their files like `pred` does. */
+async function showPredictions(io: Io, data: string, model: string, first: { names: string[] }): Promise<void> {
   const tagger = await TaggerModel.load(model);
   const { imageSize: size, pad } = tagger.meta;
   io.out('\npredictions on holdout images (probability ≥ 0.5), true tags after "|":');
@@ -139,20 +151,17 @@ async function runDemo(
     );
   }
   await tagger.release();
-  let labels: Uint8Array[] = [];
+}
+
+/** The mAP of a tagger that only knows each tag's frequency, on the holdout shards. */
+async function holdoutBaseRate(shards: string, index: ShardIndexJson): Promise<{ base: number; n: number }> {
+  const labels: Uint8Array[] = [];
   let n = 0;
-  for (const h of holdouts) {
+  for (const h of index.shards.filter((s) => s.split === 'holdout')) {
     const s = await readShard(shards, h, index);
     labels.push(s.labels);
     n += s.count;
   }
   const base = baseRateMap(Buffer.concat(labels), n, index.tags.count);
-  labels = [];
-  const best = bestCheckpoint(await listCheckpoints(path.join(out, 'run', 'checkpoints')));
-  io.out(
-    `\nholdout mAP ${best?.metrics?.map.toFixed(3) ?? '?'} (${n} images, ${index.tags.count} tags) vs ${base.toFixed(3)} for a tagger that only knows tag frequencies; ${((performance.now() - t0) / 1000).toFixed(0)} s in all`,
-  );
-  io.out(
-    `curves: ${path.join(out, 'run', 'curves.svg')}; model: ${model}; gallery of holdout images: ${path.join(out, 'gallery.html')}`,
-  );
+  return { base, n };
 }

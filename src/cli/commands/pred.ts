@@ -3,7 +3,9 @@
 // several output formats, captions next to the images edited as sd-scripts does.
 import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
-import { defineCommand, type Command } from '../command.js';
+import type { Options } from 'yargs';
+import type { Io } from '../io.js';
+import { defineCommand, type Args, type Command } from '../command.js';
 import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
 import { withPredFlags } from '../pred-options.js';
 import { captionOptionsFrom, partFrom, selectOptionsFrom, type PredArgs } from '../../predict/options.js';
@@ -32,6 +34,17 @@ type Argv = PredArgs &
     device: string;
   };
 
+const OPTIONS = {
+  batch: { type: 'number', default: 8, describe: 'Images per inference run' },
+  format: {
+    type: 'string',
+    choices: FORMATS,
+    default: 'text',
+    describe: 'Output format; caption writes NAME.txt next to each image',
+  },
+  device: { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Where the model runs' },
+} as const satisfies Record<string, Options>;
+
 export const predCommand: Command = ({ io }) =>
   defineCommand({
     command: 'pred <images..>',
@@ -46,106 +59,109 @@ export const predCommand: Command = ({ io }) =>
             describe: 'Image files, folders, or - for a list on stdin',
           }),
         ),
-      )
-        .option('batch', { type: 'number', default: 8, describe: 'Images per inference run' })
-        .option('format', {
-          type: 'string',
-          choices: FORMATS,
-          default: 'text',
-          describe: 'Output format; caption writes NAME.txt next to each image',
-        })
-        .option('device', { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Where the model runs' }),
-    handler: async (argv: Argv) => {
-      const batch = checkInteger('--batch', argv.batch, 1, 4096);
-      const format = checkChoice('--format', argv.format, FORMATS);
-      const device = checkChoice('--device', argv.device, DEVICES) as Device;
-      const part = partFrom(argv.part);
-      if (argv.append && argv.prepend) throw new UsageError('Expected one of --append and --prepend but received both');
-      if (!/^\.[\w.-]+$/.test(argv.captionExt))
-        throw new UsageError(
-          `Expected an extension like .txt for --caption-ext but received ${JSON.stringify(argv.captionExt)}`,
-        );
-      const t0 = performance.now();
-      const tagger = await TaggerModel.load(
-        argv.model,
-        loadOptionsFrom(argv, io, { executionProviders: executionProviders(device) }),
-      );
-      const loaded = performance.now();
-      // Warm the session on a dummy batch while the first images decode; the rate counts from its end.
-      let warmed = loaded;
-      let warmSeconds = 0;
-      const warm = tagger.warmUp(batch).then(
-        (s) => ((warmed = performance.now()), (warmSeconds = s)),
-        () => undefined,
-      );
-      const warn = (l: string): void => io.err(l);
-      const json: { file: string; tags: TagScore[] }[] = [];
-      const frequency = new TagFrequency();
-      const captions: Record<CaptionOutcome, number> = { written: 0, kept: 0, empty: 0, failed: 0 };
-      let failed = 0;
-      let done = 0;
-      try {
-        const select = await selectOptionsFrom(argv, tagger, warn);
-        const caption = captionOptionsFrom(argv, tagger, warn);
-        if (format === 'csv') io.out(stringify([['file', 'tag', 'prob', 'category']]).trimEnd());
-        for await (const t of tagImages(tagger, argv.images, { batch, select, part })) {
-          if (t.failure !== undefined) {
-            failed++;
-            warn(`warning: ${t.file}: skipped, ${t.failure}`);
-            continue;
-          }
-          done++;
-          const { file, tags } = t;
-          const ordered = orderCaption(tags, caption);
-          frequency.add(ordered.map((o) => o.text));
-          if (format === 'text') for (const s of tags) io.out(`${file} tag=${s.tag} prob=${s.prob.toFixed(4)}`);
-          else if (format === 'jsonl') io.out(JSON.stringify({ file, tags }));
-          else if (format === 'json') json.push({ file, tags });
-          else if (format === 'csv')
-            io.out(stringify(tags.map((s) => [file, s.tag, s.prob.toFixed(6), s.category])).trimEnd());
-          else {
-            const target = file.replace(/\.[^./\\]+$/, '') + argv.captionExt;
-            const mode = argv.append ? 'append' : argv.prepend ? 'prepend' : undefined;
-            const r = await saveCaption(
-              target,
-              (existing) =>
-                captionText(ordered, caption, existing === undefined || !mode ? undefined : { text: existing, mode }),
-              {
-                overwrite: argv.overwrite,
-                merge: mode !== undefined,
-                allowEmpty: argv.allowEmpty,
-              },
-            );
-            captions[r.outcome]++;
-            if (r.note) warn(`warning: ${r.note}`);
-          }
-        }
-      } finally {
-        await tagger.release();
-      }
-      if (format === 'json') io.out(JSON.stringify(json, null, 1));
-      if (argv.frequency) {
-        await writeFileAtomic(
-          path.resolve(argv.frequency),
-          stringify(frequency.rows(), { header: true, columns: ['tag', 'count'] }),
-        );
-        io.err(`pred: tag frequencies of ${done} images in ${argv.frequency}`);
-      }
-      await warm;
-      const end = performance.now();
-      const seconds = (end - loaded) / 1000;
-      if (format === 'caption')
-        io.err(
-          `pred: captions written ${captions.written}, kept ${captions.kept}, empty ${captions.empty}, failed ${captions.failed}`,
-        );
-      const rate = done / Math.max(1e-3, (end - warmed) / 1000);
-      io.err(
-        `pred: ${done} images in ${seconds.toFixed(2)} s, ${rate.toFixed(2)} img/s after warm-up (model loaded in ${((loaded - t0) / 1000).toFixed(2)} s, warmed up in ${warmSeconds.toFixed(2)} s while the first images decoded)`,
-      );
-      if (failed > 0)
-        throw new Error(
-          `${failed} of ${failed + done} images could not be read (warnings above); the others were tagged`,
-        );
-      if (captions.failed > 0) throw new Error(`${captions.failed} captions could not be written (warnings above)`);
-    },
+      ).options(OPTIONS),
+    handler: (argv: RunPredArgs) => runPred(io, argv),
   });
+
+type RunPredArgs = Args<typeof OPTIONS> & Argv;
+
+async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
+  const batch = checkInteger('--batch', argv.batch, 1, 4096);
+  const format = checkChoice('--format', argv.format, FORMATS);
+  const device = checkChoice('--device', argv.device, DEVICES) as Device;
+  const part = partFrom(argv.part);
+  if (argv.append && argv.prepend) throw new UsageError('Expected one of --append and --prepend but received both');
+  if (!/^\.[\w.-]+$/.test(argv.captionExt))
+    throw new UsageError(
+      `Expected an extension like .txt for --caption-ext but received ${JSON.stringify(argv.captionExt)}`,
+    );
+  const t0 = performance.now();
+  const tagger = await TaggerModel.load(
+    argv.model,
+    loadOptionsFrom(argv, io, { executionProviders: executionProviders(device) }),
+  );
+  const loaded = performance.now();
+  // Warm the session on a dummy batch while the first images decode; the rate counts from its end.
+  let warmed = loaded;
+  let warmSeconds = 0;
+  const warm = tagger.warmUp(batch).then(
+    (s) => ((warmed = performance.now()), (warmSeconds = s)),
+    () => undefined,
+  );
+  const warn = (l: string): void => io.err(l);
+  const json: { file: string; tags: TagScore[] }[] = [];
+  const frequency = new TagFrequency();
+  const captions: Record<CaptionOutcome, number> = { written: 0, kept: 0, empty: 0, failed: 0 };
+  let failed = 0;
+  let done = 0;
+  try {
+    const select = await selectOptionsFrom(argv, tagger, (l) => warn(`warning: ${l}`));
+    const caption = captionOptionsFrom(argv, tagger, (l) => warn(`warning: ${l}`));
+    if (format === 'csv') io.out(stringify([['file', 'tag', 'prob', 'category']]).trimEnd());
+    for await (const t of tagImages(tagger, argv.images, { batch, select, part })) {
+      if (t.failure !== undefined) {
+        failed++;
+        warn(`warning: ${t.file}: skipped, ${t.failure}`);
+        continue;
+      }
+      done++;
+      const { file, tags } = t;
+      const ordered = orderCaption(tags, caption);
+      frequency.add(ordered.map((o) => o.text));
+      if (format === 'text') for (const s of tags) io.out(`${file} tag=${s.tag} prob=${s.prob.toFixed(4)}`);
+      else if (format === 'jsonl') io.out(JSON.stringify({ file, tags }));
+      else if (format === 'json') json.push({ file, tags });
+      else if (format === 'csv')
+        io.out(stringify(tags.map((s) => [file, s.tag, s.prob.toFixed(6), s.category])).trimEnd());
+      else {
+        const r = await writeCaption(file, ordered, caption, argv);
+        captions[r.outcome]++;
+        if (r.note) warn(`warning: ${r.note}`);
+      }
+    }
+  } finally {
+    await tagger.release();
+  }
+  if (format === 'json') io.out(JSON.stringify(json, null, 1));
+  if (argv.frequency) {
+    await writeFileAtomic(
+      path.resolve(argv.frequency),
+      stringify(frequency.rows(), { header: true, columns: ['tag', 'count'] }),
+    );
+    io.err(`pred: tag frequencies of ${done} images in ${argv.frequency}`);
+  }
+  await warm;
+  const end = performance.now();
+  const seconds = (end - loaded) / 1000;
+  if (format === 'caption')
+    io.err(
+      `pred: captions written ${captions.written}, kept ${captions.kept}, empty ${captions.empty}, failed ${captions.failed}`,
+    );
+  const rate = done / Math.max(1e-3, (end - warmed) / 1000);
+  io.err(
+    `pred: ${done} images in ${seconds.toFixed(2)} s, ${rate.toFixed(2)} img/s after warm-up (model loaded in ${((loaded - t0) / 1000).toFixed(2)} s, warmed up in ${warmSeconds.toFixed(2)} s while the first images decoded)`,
+  );
+  if (failed > 0)
+    throw new Error(`${failed} of ${failed + done} images could not be read (warnings above); the others were tagged`);
+  if (captions.failed > 0) throw new Error(`${captions.failed} captions could not be written (warnings above)`);
+}
+
+/** Writes (or merges into) the caption file beside `image`, as --caption-ext, --overwrite, --append/--prepend ask. */
+function writeCaption(
+  image: string,
+  ordered: ReturnType<typeof orderCaption>,
+  caption: ReturnType<typeof captionOptionsFrom>,
+  argv: RunPredArgs,
+): ReturnType<typeof saveCaption> {
+  const target = image.replace(/\.[^./\\]+$/, '') + argv.captionExt;
+  const mode = argv.append ? 'append' : argv.prepend ? 'prepend' : undefined;
+  return saveCaption(
+    target,
+    (existing) => captionText(ordered, caption, existing === undefined || !mode ? undefined : { text: existing, mode }),
+    {
+      overwrite: argv.overwrite,
+      merge: mode !== undefined,
+      allowEmpty: argv.allowEmpty,
+    },
+  );
+}

@@ -2,7 +2,9 @@
 // Binding anything but the loopback needs --token. SIGINT/SIGTERM: stop accepting, finish in-flight
 // requests, exit 0.
 import path from 'node:path';
-import { defineCommand, type Command } from '../command.js';
+import type { Options } from 'yargs';
+import type { Io } from '../io.js';
+import { defineCommand, type Args, type Command } from '../command.js';
 import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
 import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
 import { DEVICES, executionProviders, type Device } from '../../runtime/providers.js';
@@ -12,108 +14,113 @@ import { buildServer } from '../../serve/app.js';
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
+const OPTIONS = {
+  index: {
+    type: 'string',
+    describe: "A `vec` index (.npy) for /v1/similar and the page's similar images",
+  },
+  host: {
+    type: 'string',
+    default: '127.0.0.1',
+    describe: 'Address to bind (anything but loopback needs --token)',
+  },
+  port: { type: 'number', default: 8080 },
+  batch: { type: 'number', default: 8, describe: 'Images per model call at most' },
+  'max-wait-ms': {
+    type: 'number',
+    default: 10,
+    describe: 'How long an image waits for others to batch with',
+  },
+  queue: {
+    type: 'number',
+    default: 256,
+    describe: 'Images waiting at most; beyond, 503 with Retry-After',
+  },
+  'timeout-ms': {
+    type: 'number',
+    default: 30000,
+    describe: 'Per-request limit on waiting for the model (503 after)',
+  },
+  'max-body-mb': { type: 'number', default: 32, describe: 'Largest request body (413 beyond)' },
+  'max-pixels': {
+    type: 'number',
+    default: 40_000_000,
+    describe: 'Largest image in pixels (413 beyond: decompression bombs)',
+  },
+  token: {
+    type: 'string',
+    describe: 'Require "Authorization: Bearer TOKEN" (or ?token= for the page)',
+  },
+  device: { type: 'string', choices: DEVICES, default: 'cpu' },
+} as const satisfies Record<string, Options>;
+
 export const serveCommand: Command = ({ io }) =>
   defineCommand({
     command: 'serve',
     describe: 'Serve a model over HTTP: JSON API, the WD14 tagger API, and a web page to try it',
-    builder: (y) =>
-      withModelOptions(y)
-        .option('index', {
-          type: 'string',
-          describe: "A `vec` index (.npy) for /v1/similar and the page's similar images",
-        })
-        .option('host', {
-          type: 'string',
-          default: '127.0.0.1',
-          describe: 'Address to bind (anything but loopback needs --token)',
-        })
-        .option('port', { type: 'number', default: 8080 })
-        .option('batch', { type: 'number', default: 8, describe: 'Images per model call at most' })
-        .option('max-wait-ms', {
-          type: 'number',
-          default: 10,
-          describe: 'How long an image waits for others to batch with',
-        })
-        .option('queue', {
-          type: 'number',
-          default: 256,
-          describe: 'Images waiting at most; beyond, 503 with Retry-After',
-        })
-        .option('timeout-ms', {
-          type: 'number',
-          default: 30000,
-          describe: 'Per-request limit on waiting for the model (503 after)',
-        })
-        .option('max-body-mb', { type: 'number', default: 32, describe: 'Largest request body (413 beyond)' })
-        .option('max-pixels', {
-          type: 'number',
-          default: 40_000_000,
-          describe: 'Largest image in pixels (413 beyond: decompression bombs)',
-        })
-        .option('token', {
-          type: 'string',
-          describe: 'Require "Authorization: Bearer TOKEN" (or ?token= for the page)',
-        })
-        .option('device', { type: 'string', choices: DEVICES, default: 'cpu' }),
-    handler: async (
-      argv: ModelArgs & {
-        model: string;
-        index?: string;
-        host: string;
-        port: number;
-        batch: number;
-        maxWaitMs: number;
-        queue: number;
-        timeoutMs: number;
-        maxBodyMb: number;
-        maxPixels: number;
-        token?: string;
-        device: string;
-      },
-    ) => {
-      const port = checkInteger('--port', argv.port, 0, 65535);
-      if (!LOOPBACK.test(argv.host) && !argv.token)
-        throw new UsageError(
-          `Expected --token to bind ${argv.host}, which is reachable from other machines (or bind 127.0.0.1)`,
-        );
-      const opts = {
-        name: path.basename(argv.model, path.extname(argv.model)),
-        batch: checkInteger('--batch', argv.batch, 1, 1024),
-        maxWaitMs: checkInteger('--max-wait-ms', argv.maxWaitMs, 0, 60_000),
-        queue: checkInteger('--queue', argv.queue, 1, 1_000_000),
-        timeoutMs: checkInteger('--timeout-ms', argv.timeoutMs, 1, 3_600_000),
-        bodyLimit: checkInteger('--max-body-mb', argv.maxBodyMb, 1, 4096) * 2 ** 20,
-        maxPixels: checkInteger('--max-pixels', argv.maxPixels, 1, 2 ** 40),
-        token: argv.token,
-        index: argv.index ? await readVecIndex(argv.index) : undefined,
-      };
-      const device = checkChoice('--device', argv.device, DEVICES) as Device;
-      const model = await TaggerModel.load(
-        argv.model,
-        loadOptionsFrom(argv, io, { executionProviders: executionProviders(device) }),
-      );
-      // The first requests should not pay the runtime's first-run work: warm up on a dummy batch while fastify starts.
-      const warm = model.warmUp(opts.batch);
-      const app = await buildServer(model, opts);
-      await warm;
-      const address = await app.listen({ host: argv.host, port }).catch(async (err: Error) => {
-        await model.release();
-        throw new UsageError(`Expected to listen on ${argv.host}:${port} but it fails: ${err.message}`);
-      });
-      io.err(
-        `serve: ${opts.name} (${model.meta.tags.length} tags, ${model.meta.precision}) on ${address}; API under /v1 and /tagger/v1, page at /`,
-      );
-      await new Promise<void>((resolve) => {
-        const stop = (): void => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          io.err('serve: stopping: no new requests; finishing those in flight');
-          void app.close().then(resolve);
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
-      await model.release();
-      io.err('serve: stopped');
-    },
+    builder: (y) => withModelOptions(y).options(OPTIONS),
+    handler: (argv: RunServeArgs) => runServe(io, argv),
   });
+
+type RunServeArgs = Args<typeof OPTIONS> &
+  ModelArgs & {
+    model: string;
+    index?: string;
+    host: string;
+    port: number;
+    batch: number;
+    maxWaitMs: number;
+    queue: number;
+    timeoutMs: number;
+    maxBodyMb: number;
+    maxPixels: number;
+    token?: string;
+    device: string;
+  };
+
+async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
+  const port = checkInteger('--port', argv.port, 0, 65535);
+  if (!LOOPBACK.test(argv.host) && !argv.token)
+    throw new UsageError(
+      `Expected --token to bind ${argv.host}, which is reachable from other machines (or bind 127.0.0.1)`,
+    );
+  const opts = {
+    name: path.basename(argv.model, path.extname(argv.model)),
+    batch: checkInteger('--batch', argv.batch, 1, 1024),
+    maxWaitMs: checkInteger('--max-wait-ms', argv.maxWaitMs, 0, 60_000),
+    queue: checkInteger('--queue', argv.queue, 1, 1_000_000),
+    timeoutMs: checkInteger('--timeout-ms', argv.timeoutMs, 1, 3_600_000),
+    bodyLimit: checkInteger('--max-body-mb', argv.maxBodyMb, 1, 4096) * 2 ** 20,
+    maxPixels: checkInteger('--max-pixels', argv.maxPixels, 1, 2 ** 40),
+    token: argv.token,
+    index: argv.index ? await readVecIndex(argv.index) : undefined,
+  };
+  const device = checkChoice('--device', argv.device, DEVICES) as Device;
+  const model = await TaggerModel.load(
+    argv.model,
+    loadOptionsFrom(argv, io, { executionProviders: executionProviders(device) }),
+  );
+  // The first requests should not pay the runtime's first-run work: warm up on a dummy batch while fastify starts.
+  const warm = model.warmUp(opts.batch);
+  const app = await buildServer(model, opts);
+  await warm;
+  const address = await app.listen({ host: argv.host, port }).catch(async (err: Error) => {
+    await model.release();
+    throw new UsageError(`Expected to listen on ${argv.host}:${port} but it fails: ${err.message}`);
+  });
+  io.err(
+    `serve: ${opts.name} (${model.meta.tags.length} tags, ${model.meta.precision}) on ${address}; API under /v1 and /tagger/v1, page at /`,
+  );
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      io.err('serve: stopping: no new requests; finishing those in flight');
+      void app.close().then(resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await model.release();
+  io.err('serve: stopped');
+}

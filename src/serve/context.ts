@@ -1,0 +1,36 @@
+// What `serve`'s routes share, decorated on the fastify instance as `app.tagger`: the model, the
+// server's options, and `infer`, which admits an image into the bounded queue, decodes it and runs it
+// through the batcher within the timeout.
+import type { TaggerModel } from '../predict/model.js';
+import type { NpyArray } from '../predict/npy.js';
+import type { VecIndexMeta } from '../predict/vectors.js';
+
+export interface ServeOptions {
+  name: string;
+  batch: number;
+  maxWaitMs: number;
+  /** Images admitted (decoding or waiting for the model) at most; beyond, 503 with Retry-After. */
+  queue: number;
+  timeoutMs: number;
+  bodyLimit: number;
+  maxPixels: number;
+  token?: string;
+  index?: { meta: VecIndexMeta; index: NpyArray };
+}
+
+export interface Tagger {
+  model: TaggerModel;
+  o: ServeOptions;
+  /** Images admitted and not yet answered. */
+  readonly queued: number;
+  /** Model calls made and images run, for /healthz. */
+  readonly stats: { calls: number; images: number };
+  /** Decode one uploaded image (parallel, bounded) and run it through the batcher, within the timeout. */
+  infer(bytes: Buffer, name: string): Promise<{ probs: Float32Array; features: Float32Array }>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tagger: Tagger;
+  }
+}

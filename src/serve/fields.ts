@@ -1,0 +1,85 @@
+// One parser for the options of a request, from its query string and its form fields alike: names take
+// dashes or underscores, a repeated field accumulates, and a value that does not parse is a 400 naming
+// the field (never a silent default or clamp).
+import type { FastifyRequest } from 'fastify';
+import type { PredArgs } from '../predict/options.js';
+import { HttpError } from './http-error.js';
+
+export class Fields {
+  private readonly values = new Map<string, string[]>();
+
+  add(name: string, value: string): void {
+    const key = name.replace(/_/g, '-');
+    this.values.set(key, [...(this.values.get(key) ?? []), value]);
+  }
+
+  /** The last value given for `name`. */
+  one(name: string): string | undefined {
+    return this.values.get(name)?.at(-1);
+  }
+
+  /** Every value given for `name` (repeated fields), or undefined. */
+  all(name: string): string[] | undefined {
+    return this.values.get(name);
+  }
+
+  number(name: string, min = -Infinity, max = Infinity): number | undefined {
+    const v = this.one(name);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+      const range = Number.isFinite(min) && Number.isFinite(max) ? ` between ${min} and ${max}` : '';
+      throw new HttpError(400, `Expected a number${range} for ${name} but received ${JSON.stringify(v)}`);
+    }
+    return n;
+  }
+
+  integer(name: string, min: number, max: number): number | undefined {
+    const n = this.number(name, min, max);
+    if (n !== undefined && !Number.isInteger(n))
+      throw new HttpError(400, `Expected an integer between ${min} and ${max} for ${name} but received ${n}`);
+    return n;
+  }
+
+  choice<T extends string>(name: string, choices: readonly T[]): T | undefined {
+    const v = this.one(name);
+    if (v !== undefined && !choices.includes(v as T))
+      throw new HttpError(400, `Expected one of ${choices.join(', ')} for ${name} but received ${JSON.stringify(v)}`);
+    return v as T | undefined;
+  }
+
+  /** A flag: present with no value, 1, true or yes. */
+  flag(name: string): boolean {
+    return ['1', 'true', 'yes', ''].includes(this.one(name)?.toLowerCase() ?? 'no');
+  }
+}
+
+/** The query string's fields. */
+export function queryFields(req: FastifyRequest): Fields {
+  const f = new Fields();
+  for (const [k, v] of new URL(req.url, 'http://x').searchParams) f.add(k, v);
+  return f;
+}
+
+/** pred's options from a request's fields (`general-threshold=0.4`, `exclude=a,b`, `rating=all`, …). */
+export function predArgs(f: Fields): PredArgs {
+  return {
+    top: f.number('top'),
+    threshold: f.number('threshold'),
+    generalThreshold: f.number('general-threshold'),
+    characterThreshold: f.number('character-threshold'),
+    categoryThreshold: f.all('category-threshold'),
+    mcut: f.one('mcut'),
+    rating: f.one('rating') ?? 'top',
+    ratingPosition: f.one('rating-position') ?? 'first',
+    exclude: f.all('exclude'),
+    replace: f.all('replace'),
+    alwaysFirst: f.all('always-first'),
+    characterFirst: f.flag('character-first'),
+    underscores: f.flag('underscores'),
+    escapeBrackets: f.flag('escape-brackets'),
+    weighted: f.flag('weighted'),
+    separator: f.one('separator') ?? ', ',
+    sort: f.one('sort') ?? 'confidence',
+  };
+}

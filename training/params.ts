@@ -1,0 +1,168 @@
+// The model's parameters and names: its configuration (widths, size, hidden width, tags, freeze depth),
+// the parameter list with roles and initial values, and the names the graphs give their inputs and outputs.
+import { Rng } from './rng.js';
+
+/** VGG16's 13 conv widths; a max-pool follows convs 2, 4, 7, 10 and 13. */
+export const VGG16_WIDTHS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512] as const;
+export const VGG16_TINY_WIDTHS = [8, 8, 16, 16, 24, 24, 24, 32, 32, 32, 32, 32, 32] as const;
+export const POOL_AFTER = new Set([1, 3, 6, 9, 12]);
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
+export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+
+export interface ModelConfig {
+  /** Output channels of the 13 convs. */
+  widths: number[];
+  /** Input side S, a multiple of 32. */
+  imageSize: number;
+  hidden: number;
+  /** Number of tags K (rows of tags.csv). */
+  tags: number;
+  /** Convs frozen from the bottom (Keras layers[:12] = 8). */
+  freeze: number;
+  dropout: number;
+  bnMomentum: number;
+  bnEpsilon: number;
+  mean: number[];
+  std: number[];
+}
+
+export function defaultConfig(over: Partial<ModelConfig> & Pick<ModelConfig, 'tags'>): ModelConfig {
+  return {
+    widths: [...VGG16_WIDTHS],
+    imageSize: 224,
+    hidden: 5000,
+    freeze: 8,
+    dropout: 0.3,
+    bnMomentum: 0.99,
+    bnEpsilon: 0.001,
+    mean: [...IMAGENET_MEAN],
+    std: [...IMAGENET_STD],
+    ...over,
+  };
+}
+
+/** Checks a config; the message names the field and what was expected. */
+export function checkConfig(c: ModelConfig): void {
+  const bad = (what: string): never => {
+    throw new RangeError(`model config: ${what}`);
+  };
+  if (c.widths.length !== 13 || !c.widths.every((w) => Number.isInteger(w) && w > 0))
+    bad(`expected 13 positive integer conv widths but received [${c.widths}]`);
+  if (!Number.isInteger(c.imageSize) || c.imageSize < 32 || c.imageSize % 32 !== 0)
+    bad(`expected imageSize a multiple of 32 (≥ 32) but received ${c.imageSize}`);
+  if (!Number.isInteger(c.hidden) || c.hidden < 1) bad(`expected hidden ≥ 1 but received ${c.hidden}`);
+  if (!Number.isInteger(c.tags) || c.tags < 1) bad(`expected tags ≥ 1 but received ${c.tags}`);
+  if (!Number.isInteger(c.freeze) || c.freeze < 0 || c.freeze > 13)
+    bad(`expected freeze between 0 and 13 but received ${c.freeze}`);
+  if (!(c.dropout >= 0 && c.dropout < 1)) bad(`expected dropout in [0, 1) but received ${c.dropout}`);
+}
+
+export type ParamRole = 'trainable' | 'frozen' | 'state';
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  role: ParamRole;
+  init: 'glorot' | 'zeros' | 'ones';
+  /** Glorot fans. */
+  fanIn?: number;
+  fanOut?: number;
+}
+
+export const featureCount = (c: ModelConfig): number => c.widths[12]! * (c.imageSize / 32) ** 2;
+
+/** Every tensor of model state in a fixed order: convs, BN (γ, β, running mean, var), fc1, fc2. */
+export function paramSpecs(c: ModelConfig): ParamSpec[] {
+  const specs: ParamSpec[] = [];
+  let cin = 3;
+  c.widths.forEach((co, i) => {
+    const role: ParamRole = i < c.freeze ? 'frozen' : 'trainable';
+    specs.push({
+      name: `conv${i + 1}.weight`,
+      shape: [co, cin, 3, 3],
+      role,
+      init: 'glorot',
+      fanIn: cin * 9,
+      fanOut: co * 9,
+    });
+    specs.push({ name: `conv${i + 1}.bias`, shape: [co], role, init: 'zeros' });
+    cin = co;
+  });
+  const f = featureCount(c);
+  specs.push({ name: 'bn.gamma', shape: [f], role: 'trainable', init: 'ones' });
+  specs.push({ name: 'bn.beta', shape: [f], role: 'trainable', init: 'zeros' });
+  specs.push({ name: 'bn.running_mean', shape: [f], role: 'state', init: 'zeros' });
+  specs.push({ name: 'bn.running_var', shape: [f], role: 'state', init: 'ones' });
+  specs.push({
+    name: 'fc1.weight',
+    shape: [f, c.hidden],
+    role: 'trainable',
+    init: 'glorot',
+    fanIn: f,
+    fanOut: c.hidden,
+  });
+  specs.push({ name: 'fc1.bias', shape: [c.hidden], role: 'trainable', init: 'zeros' });
+  specs.push({
+    name: 'fc2.weight',
+    shape: [c.hidden, c.tags],
+    role: 'trainable',
+    init: 'glorot',
+    fanIn: c.hidden,
+    fanOut: c.tags,
+  });
+  specs.push({ name: 'fc2.bias', shape: [c.tags], role: 'trainable', init: 'zeros' });
+  return specs;
+}
+
+export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** A dropout keep mask (N, D) as bytes 0/1, drawn from `rng`: made on the host so runs replay exactly. */
+export function dropoutKeepMask(rng: Rng, n: number, hidden: number, rate: number): Uint8Array {
+  const keep = new Uint8Array(n * hidden);
+  for (let i = 0; i < keep.length; i++) keep[i] = rng.next() < rate ? 0 : 1;
+  return keep;
+}
+
+/** Keras-style initial values, seeded: Glorot uniform kernels, zero biases, BN γ = 1, β = 0. */
+export function initParams(c: ModelConfig, seed: number): Map<string, Float32Array> {
+  const rng = new Rng(seed);
+  const out = new Map<string, Float32Array>();
+  for (const s of paramSpecs(c)) {
+    const a = new Float32Array(numel(s.shape));
+    if (s.init === 'ones') a.fill(1);
+    else if (s.init === 'glorot') {
+      const limit = Math.sqrt(6 / (s.fanIn! + s.fanOut!));
+      for (let i = 0; i < a.length; i++) a[i] = (rng.next() * 2 - 1) * limit;
+    }
+    out.set(s.name, a);
+  }
+  return out;
+}
+
+/** Prefixes of per-tensor graph names: grad:P, new:P, adam_m:P, adam_v:P, new:adam_m:P, new:adam_v:P. */
+const PREFIX = { grad: 'grad:', new: 'new:', m: 'adam_m:', v: 'adam_v:' } as const;
+
+/**
+ * Graph names of the tensors the trainer binds: the one contract between these graphs and whoever runs
+ * them (the native engine receives these names in its options and checks them against the graphs).
+ */
+export const io = {
+  image: 'image',
+  labels: 'labels',
+  keep: 'dropout_keep',
+  loss: 'loss',
+  probs: 'probs',
+  features: 'features',
+  lr: 'adam_lr_t',
+  eps: 'adam_eps_t',
+  copyIn: 'x',
+  copyOut: 'y',
+  prefix: PREFIX,
+  param: (n: string): string => n,
+  grad: (n: string): string => `${PREFIX.grad}${n}`,
+  newParam: (n: string): string => `${PREFIX.new}${n}`,
+  m: (n: string): string => `${PREFIX.m}${n}`,
+  v: (n: string): string => `${PREFIX.v}${n}`,
+  newM: (n: string): string => `${PREFIX.new}${PREFIX.m}${n}`,
+  newV: (n: string): string => `${PREFIX.new}${PREFIX.v}${n}`,
+};

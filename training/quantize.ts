@@ -1,6 +1,6 @@
 // The int8 inference model, in ONNX's QDQ form: every conv and dense layer reads its input through
 // QuantizeLinear → DequantizeLinear (uint8 activations, one scale per tensor, calibrated) and its
-// weights through DequantizeLinear (int8, one scale per output channel, symmetric). ONNX Runtime's
+// weights through DequantizeLinear (int8 on 7 bits, one scale per output channel, symmetric). ONNX Runtime's
 // graph optimizer fuses each DQ → Conv → ReLU → Q into one QLinearConv on integer dot products
 // (VNNI where the CPU has it); any other runtime can run the same file as plain float ops.
 import { A, Graph } from './graph.js';
@@ -13,6 +13,14 @@ export interface ActivationRanges {
   bn: [number, number];
   hidden: number;
 }
+
+/**
+ * The largest |q| of a weight: 7 bits, as ONNX Runtime's quantizer does with `reduce_range` for CPUs
+ * without VNNI. There, ORT's uint8 × int8 kernels add pairs of products into int16 with saturation
+ * (AVX2's vpmaddubsw): 2 · 255 · 127 = 64,770 overflows 32,767, while 2 · 255 · 63 = 32,130 fits. An
+ * exported model runs on whatever CPU its user has, so every export takes the range that is exact on all.
+ */
+export const WEIGHT_QMAX = 63;
 
 /** Symmetric int8 per output channel: `w` laid out with `channels` along `axis` 0 (rows) or 1 (columns). */
 export function quantizeWeights(
@@ -30,12 +38,12 @@ export function quantizeWeights(
       if (v > amax[ch]!) amax[ch] = v;
     }
   }
-  const scale = Float32Array.from(amax, (m) => (m > 0 ? m / 127 : 1));
+  const scale = Float32Array.from(amax, (m) => (m > 0 ? m / WEIGHT_QMAX : 1));
   const q = new Int8Array(w.length);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const i = r * cols + c;
-      q[i] = Math.max(-127, Math.min(127, Math.round(w[i]! / scale[axis === 0 ? r : c]!)));
+      q[i] = Math.max(-WEIGHT_QMAX, Math.min(WEIGHT_QMAX, Math.round(w[i]! / scale[axis === 0 ? r : c]!)));
     }
   }
   return { q, scale };

@@ -14,13 +14,22 @@ import {
   activationQuant,
   buildInt8InferenceGraph,
   quantizeWeights,
+  WEIGHT_QMAX,
   type ActivationRanges,
 } from '../../training/quantize.js';
 import { conv3x3, dense, maxpool2, relu } from '../../training/reference.js';
 import { Rng } from '../../training/rng.js';
 import { tempDir } from '../helpers.js';
 
-test("weights: int8 per output channel, each channel's largest |w| at ±127, every value within half a step", () => {
+test('weights on 7 bits: two uint8 × int8 products fit int16, as the non-VNNI kernels add them (ORT reduce_range)', () => {
+  // x86 without VNNI: vpmaddubsw sums two uint8 × int8 products into a saturating int16.
+  const pairMax = (q: number): number => 2 * 255 * q;
+  assert.ok(pairMax(WEIGHT_QMAX) <= 32767, `2·255·${WEIGHT_QMAX} fits int16`);
+  assert.ok(pairMax(2 ** 7 - 1) > 32767, 'full 8-bit weights overflow');
+  assert.equal(WEIGHT_QMAX, 2 ** 6 - 1, "7-bit signed weights, as onnxruntime.quantization's reduce_range");
+});
+
+test("weights: int8 per output channel, each channel's largest |w| at ±63, every value within half a step", () => {
   const rng = new Rng(5);
   const rows = 7;
   const cols = 13;
@@ -33,8 +42,8 @@ test("weights: int8 per output channel, each channel's largest |w| at ±127, eve
         axis === 0 ? ch * cols + k : k * cols + ch,
       );
       const amax = Math.max(...idx.map((i) => Math.abs(w[i]!)));
-      assert.ok(Math.abs(scale[ch]! - amax / 127) <= 1e-6 * amax);
-      assert.equal(Math.max(...idx.map((i) => Math.abs(q[i]!))), 127);
+      assert.ok(Math.abs(scale[ch]! - amax / 63) <= 1e-6 * amax);
+      assert.equal(Math.max(...idx.map((i) => Math.abs(q[i]!))), 63);
       for (const i of idx)
         assert.ok(Math.abs(q[i]! * scale[ch]! - w[i]!) <= scale[ch]! / 2 + 1e-9, `axis ${axis} [${i}]`);
     }

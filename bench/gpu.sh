@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared check for a machine with an NVIDIA GPU (CUDA 13 runtime, cuBLAS, cuDNN 9; no internet):
-# provider libraries, the CUDA gradient check, the native-vs-reference equality test on CUDA, and the
+# provider libraries, the CUDA gradient check, the NativeEngine-vs-OrtEngine equality test on CUDA, and the
 # full-size training step on CUDA at batch 32 and 64. Never part of CI.
 #   On a machine with the npm registry:  npm ci && npm run setup:cuda && bash bench/gpu.sh
 #   On an offline GPU machine, with a bundle made by bench/gpu-bundle.sh:  bash bench/gpu.sh --bundle DIR
@@ -29,8 +29,8 @@ lib=$(node -e "console.log(require('path').dirname(require.resolve('onnxruntime-
 log "provider libraries in $lib"; ls -la "$lib"
 log "unresolved libraries of the CUDA provider"; ldd "$lib/libonnxruntime_providers_cuda.so" | grep "not found" || echo none
 log "doctor --device cuda --gradcheck"; node dist/src/cli/main.js doctor --device cuda --gradcheck 2>&1 | grep -v 'max rel error'
-log "native TrainSession on CUDA vs the onnxruntime-node reference"
-ALT_I2V_TEST_DEVICE=cuda node --test --test-reporter=spec dist/test/native/train-session.test.js 2>&1 | grep -E '✔|✖|ℹ|Error'
+log "NativeEngine on CUDA vs OrtEngine on the CPU"
+ALT_I2V_TEST_DEVICE=cuda node --test --test-reporter=spec dist/test/native/native-engine.test.js 2>&1 | grep -E '✔|✖|ℹ|Error'
 log "demo on CUDA (synth → tags → pairs → train → export → predictions)"
 rm -rf "${TMPDIR:-/tmp}/alt-i2v-demo-cuda"
 node dist/src/cli/main.js demo --device cuda --out "${TMPDIR:-/tmp}/alt-i2v-demo-cuda" 2>/dev/null | grep -E '^round (1|30|60)/|^done|^holdout mAP|^  0|^      \|'

@@ -1,4 +1,4 @@
-// `npm run bench -- [pairs|pred|wd|serve|torch|tiny|train|native|trainloop|all] [--with-reference] [--quick] [--device cpu|cuda]`: our hot paths next to
+// `npm run bench -- [pairs|pred|wd|serve|torch|tiny|native|trainloop|all] [--with-reference] [--quick] [--device cpu|cuda]`: our hot paths next to
 // their references, one table row each. Each bench is imported only when asked for (the GPU machine
 // has no sharp).
 import yargs from 'yargs';
@@ -6,7 +6,6 @@ import yargs from 'yargs';
 type BenchOptions = { quick: boolean; device?: 'cpu' | 'cuda'; batches?: number[]; withReference?: boolean };
 const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown>>> = {
   pairs: async () => (await import('./pairs.js')).benchPairs,
-  train: async () => (await import('./train.js')).benchTrain,
   native: async () => (await import('./native.js')).benchNative,
   trainloop: async () => (await import('./trainloop.js')).benchTrainloop,
   pred: async () => (await import('./pred.js')).benchPred,

@@ -9,11 +9,11 @@ import os from 'node:os';
 import { mkdtemp, readdir, writeFile, rm } from 'node:fs/promises';
 import { opShares, readProfile, type OpShare } from '../src/runtime/profile.js';
 import { inferenceFlops, trainStepFlops } from '../training/flops.js';
-import { HostTrainSession } from '../training/host-session.js';
+import { buildTrainGraph } from '../training/model.js';
 import { TrainSession } from '../src/train/train-session.js';
 import { encodeInferenceModel } from '../training/artifacts.js';
-import { randomBatch } from '../training/gradcheck.js';
-import { defaultConfig, initParams, type ModelConfig } from '../training/params.js';
+import { batchFeeds, randomBatch } from '../training/gradcheck.js';
+import { defaultConfig, initParams, paramSpecs, type ModelConfig } from '../training/params.js';
 import { hasPython, KEEP_MEMORY, machineLimit, median, ofLimit, saveResult } from './common.js';
 import { sessionThreads } from '../training/threads.js';
 
@@ -28,13 +28,22 @@ export async function profileTrainStep(
   batch: number,
 ): Promise<OpShare[]> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'alt-i2v-profile-'));
-  const s = await HostTrainSession.create(c, params, {
-    fused: false,
-    bakeFrozen: true,
-    profilePrefix: path.join(dir, 'step'),
+  // The train graph as the native CPU engine loads it: frozen convs baked in, Adam left to its in-place pass.
+  const frozen = new Map(
+    paramSpecs(c)
+      .filter((spec) => spec.role === 'frozen')
+      .map((spec) => [spec.name, params.get(spec.name)!]),
+  );
+  const s = await ort.InferenceSession.create(buildTrainGraph(c, { frozen }).encode(), {
+    intraOpNumThreads: sessionThreads(0),
+    graphOptimizationLevel: 'all',
+    enableProfiling: true,
+    profileFilePrefix: path.join(dir, 'step'),
   });
   const data = randomBatch(c, batch, 2);
-  for (let i = 0; i < 3; i++) await s.trainStep(data, 0.001);
+  const feeds = batchFeeds(c, data, params, true);
+  for (const name of Object.keys(feeds)) if (!s.inputNames.includes(name)) delete feeds[name];
+  for (let i = 0; i < 3; i++) await s.run(feeds);
   s.endProfiling();
   await s.release();
   const file = (await readdir(dir)).find((f) => f.endsWith('.json'))!;

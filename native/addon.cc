@@ -1,10 +1,10 @@
-// Registers the addon's exports; the work lives in train_session.cc.
+// Registers the addon's exports; the work lives in native_engine.cc.
 #include <napi.h>
 
-#include "train_session.h"
+#include "native_engine.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  alt_i2v::TrainSession::Init(env, exports);
+  alt_i2v::NativeEngine::Init(env, exports);
   exports.Set("ortApiVersion", Napi::Number::New(env, ORT_API_VERSION));
   return exports;
 }

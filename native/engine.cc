@@ -74,9 +74,8 @@ Engine::Engine(Options options)
   so.SetInterOpNumThreads(options_.inter_threads);
   so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
   // No memory patterns: with them ONNX Runtime plans one block per input shape after the first run
-  // and allocates it on the second, so the second step of every new batch size touched fresh memory
-  // (tiny model: +90 ms on a 65 ms step; full model: 13 s instead of 3.3 s on this project's VM). The
-  // arena alone reuses the first run's blocks; steady steps are as fast (measured side by side).
+  // and allocates it on the second, so the second step of every new batch size touched fresh memory.
+  // The arena alone reuses the first run's blocks (docs/ARCHITECTURE.md, "Memory patterns off").
   so.DisableMemPattern();
   if (options_.cuda) {
     Ort::CUDAProviderOptions cuda;
@@ -91,7 +90,6 @@ Engine::Engine(Options options)
     return std::make_unique<Ort::Session>(env, bytes.data(), bytes.size(), so);
   };
   train_ = make(options_.train_model);
-  if (options_.adam == AdamMode::kGraph) optimizer_ = make(options_.optimizer_model);
   eval_ = make(options_.eval_model);
   copy_ = make(options_.copy_model);
   CheckGraphNames();
@@ -99,7 +97,7 @@ Engine::Engine(Options options)
 
   const bool in_place = options_.adam == AdamMode::kInPlace;
   if (in_place && options_.cuda)
-    throw std::runtime_error("the in-place Adam runs on the CPU only; use the fused or graph Adam with CUDA");
+    throw std::runtime_error("the in-place Adam runs on the CPU only; use the fused Adam with CUDA");
   for (size_t i = 0; i < options_.specs.size(); i++) {
     const TensorSpec& s = options_.specs[i];
     cur_.push_back(NewDeviceTensor(s.shape));
@@ -132,7 +130,7 @@ Engine::Engine(Options options)
 void Engine::CheckGraphNames() const {
   const IoNames& io = options_.io;
   std::vector<std::string> batch{io.image, io.labels}, all_specs, train_out{io.loss}, adam_in{io.lr, io.eps}, adam_out,
-      grads, params_grads;
+      grads;
   if (options_.has_keep) batch.push_back(io.keep);
   for (size_t i = 0; i < options_.specs.size(); i++) {
     const TensorSpec& s = options_.specs[i];
@@ -144,8 +142,6 @@ void Engine::CheckGraphNames() const {
     for (const std::string& p : {std::string(), io.m_prefix, io.v_prefix})
       adam_out.push_back(io.new_prefix + p + s.name);
     grads.push_back(io.grad_prefix + s.name);
-    params_grads.push_back(s.name);
-    params_grads.push_back(io.grad_prefix + s.name);
   }
   RequireNames(*train_, "train", true, batch);
   RequireNames(*train_, "train", true, all_specs);
@@ -155,11 +151,6 @@ void Engine::CheckGraphNames() const {
     RequireNames(*train_, "train", false, adam_out);
   } else {
     RequireNames(*train_, "train", false, grads);
-  }
-  if (options_.adam == AdamMode::kGraph) {
-    RequireNames(*optimizer_, "optimizer", true, adam_in);
-    RequireNames(*optimizer_, "optimizer", true, params_grads);
-    RequireNames(*optimizer_, "optimizer", false, adam_out);
   }
   RequireNames(*eval_, "eval", true, {io.image, io.labels});
   RequireNames(*eval_, "eval", true, all_specs);
@@ -219,18 +210,13 @@ void Engine::BindBatch(Ort::IoBinding& binding, const uint8_t* images, const uin
   if (keep != nullptr) bind(options_.io.keep, keep, {n, options_.hidden}, ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL);
 }
 
-// Adam inputs/outputs: to the step graph when fused (parameters and gradients are already inside),
-// else to the optimizer graph, which also takes each parameter and its gradient.
-void Engine::BindAdam(Ort::IoBinding& b, Ort::Value& lr, Ort::Value& eps, bool with_param_and_grad) {
+// Adam's inputs and outputs of the fused step graph (parameters and gradients are already inside it).
+void Engine::BindAdam(Ort::IoBinding& b, Ort::Value& lr, Ort::Value& eps) {
   const IoNames& io = options_.io;
   b.BindInput(io.lr.c_str(), lr);
   b.BindInput(io.eps.c_str(), eps);
   for (size_t j = 0; j < trainable_.size(); j++) {
     const std::string& name = options_.specs[trainable_[j]].name;
-    if (with_param_and_grad) {
-      b.BindInput(name.c_str(), cur_[trainable_[j]]);
-      b.BindInput((io.grad_prefix + name).c_str(), grad_[j]);
-    }
     b.BindInput((io.m_prefix + name).c_str(), m_[j]);
     b.BindInput((io.v_prefix + name).c_str(), v_[j]);
     b.BindOutput((io.new_prefix + name).c_str(), next_[trainable_[j]]);
@@ -257,7 +243,7 @@ float Engine::Step(const uint8_t* images, const uint8_t* labels, const uint8_t* 
   tb.BindOutput(io.loss.c_str(), cpu_info_);
   for (size_t i : updated_state_) tb.BindOutput((io.new_prefix + specs[i].name).c_str(), next_[i]);
   if (options_.adam == AdamMode::kFused) {
-    BindAdam(tb, lr, eps, false);
+    BindAdam(tb, lr, eps);
   } else {
     for (size_t j = 0; j < trainable_.size(); j++)
       tb.BindOutput((io.grad_prefix + specs[trainable_[j]].name).c_str(), grad_[j]);
@@ -269,11 +255,6 @@ float Engine::Step(const uint8_t* images, const uint8_t* labels, const uint8_t* 
   if (options_.adam == AdamMode::kInPlace) {
     AdamInPlace(in_place_, options_.adam_constants, lr_t, eps_t, adam_threads_);
     return loss;
-  }
-  if (options_.adam == AdamMode::kGraph) {
-    Ort::IoBinding ob(*optimizer_);
-    BindAdam(ob, lr, eps, true);
-    optimizer_->Run(Ort::RunOptions{nullptr}, ob);
   }
   for (size_t i : trainable_) std::swap(cur_[i], next_[i]);
   std::swap(m_, m_next_);

@@ -1,6 +1,6 @@
 // Engine: the training artifacts run through the ONNX Runtime C++ API with parameters, Adam state and
 // gradients resident on the device (CPU or CUDA EP); only batches go in, losses come out. Plain C++ with
-// no Node-API: the N-API glue (train_session.cc) copies options in and results out.
+// no Node-API: the N-API glue (native_engine.cc) copies options in and results out.
 #pragma once
 
 #include <onnxruntime_cxx_api.h>
@@ -15,9 +15,9 @@ namespace alt_i2v {
 
 enum class Role { kTrainable, kFrozen, kState };
 
-// Where Adam runs: inside the step graph (kFused), in a separate optimizer graph (kGraph), or as one
-// in-place pass over host memory after the train graph (kInPlace, CPU only; adam.h).
-enum class AdamMode { kFused, kGraph, kInPlace };
+// Where Adam runs: inside the step graph (kFused), or as one in-place pass over host memory after the
+// train graph (kInPlace, CPU only; adam.h).
+enum class AdamMode { kFused, kInPlace };
 
 struct TensorSpec {
   std::string name;
@@ -36,8 +36,7 @@ struct IoNames {
 
 // Everything the TypeScript side decides, copied once into plain C++ (sharp's pattern).
 struct Options {
-  std::vector<uint8_t> train_model;      // train.onnx, or step.onnx when fused
-  std::vector<uint8_t> optimizer_model;  // only for kGraph
+  std::vector<uint8_t> train_model;  // train.onnx, or step.onnx when fused
   std::vector<uint8_t> eval_model;
   std::vector<uint8_t> copy_model;  // Identity copy_in → copy_out, for host ↔ device copies
   AdamMode adam = AdamMode::kFused;
@@ -84,12 +83,12 @@ class Engine {
   void Copy(Ort::Value& src, Ort::Value& dst);
   void BindBatch(Ort::IoBinding& binding, const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n,
                  std::vector<Ort::Value>* keep_alive);
-  void BindAdam(Ort::IoBinding& b, Ort::Value& lr, Ort::Value& eps, bool with_param_and_grad);
+  void BindAdam(Ort::IoBinding& b, Ort::Value& lr, Ort::Value& eps);
 
   Options options_;
   Ort::MemoryInfo cpu_info_;
   Ort::MemoryInfo device_info_{nullptr};
-  std::unique_ptr<Ort::Session> train_, optimizer_, eval_, copy_;
+  std::unique_ptr<Ort::Session> train_, eval_, copy_;
   std::unique_ptr<Ort::Allocator> allocator_;
   // Declared after the allocator: destroyed before it.
   std::vector<Ort::Value> cur_, next_;                      // every state tensor, spec order (next_: swapped ones only)

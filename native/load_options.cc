@@ -1,5 +1,8 @@
-// TrainSession.load()'s options object → engine Options, copied once. A number, byte array, string or mode
-// of the wrong type throws a TypeError naming it (the TypeScript side fills every default).
+// NativeEngine.load()'s options object → engine Options, copied once. TypeScript validates the values and
+// fills every default (src/train/engine-options.ts); this side still checks every field it reads, so that
+// no options object can make the engine read out of bounds or guess: each field of the wrong type, an
+// unknown choice (adam, device, role) or a dimension that is not a positive integer throws a TypeError
+// naming it. Check all, never some.
 #include "load_options.h"
 
 #include <string>
@@ -17,10 +20,60 @@ std::vector<uint8_t> BytesOf(const Napi::Value& v, const char* what) {
   return std::vector<uint8_t>(a.Data(), a.Data() + a.ByteLength());
 }
 
-int64_t IntOf(const Napi::Object& o, const char* key) {
+// An integer ≥ min (a dimension, a count, an index), or a TypeError naming `what`.
+int64_t IntegerOf(const Napi::Value& v, int64_t min, const std::string& what) {
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1.0 / 0.0;
+  if (!(d >= static_cast<double>(min) && d <= 9007199254740991.0 && d == static_cast<double>(static_cast<int64_t>(d))))
+    throw Napi::TypeError::New(v.Env(), "Expected an integer ≥ " + std::to_string(min) + " for " + what);
+  return static_cast<int64_t>(d);
+}
+
+int64_t IntOf(const Napi::Object& o, const char* key, int64_t min) {
+  return IntegerOf(o.Get(key), min, std::string("options.") + key);
+}
+
+bool BoolOf(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("Expected number for options.") + key);
-  return v.As<Napi::Number>().Int64Value();
+  if (v.IsUndefined()) return false;
+  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), std::string("Expected a boolean for options.") + key);
+  return v.As<Napi::Boolean>().Value();
+}
+
+// A string field that names one choice; which choices is the caller's to check.
+std::string ChoiceOf(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string("Expected a string for options.") + key);
+  return v.As<Napi::String>().Utf8Value();
+}
+
+// options.specs[i]: name, role ("trainable", "frozen" or "state") and shape (positive integers).
+TensorSpec SpecOf(const Napi::Value& v, uint32_t i) {
+  const std::string what = "options.specs[" + std::to_string(i) + "]";
+  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "Expected an object for " + what);
+  Napi::Object s = v.As<Napi::Object>();
+  TensorSpec t;
+  Napi::Value name = s.Get("name");
+  if (!name.IsString() || name.As<Napi::String>().Utf8Value().empty())
+    throw Napi::TypeError::New(v.Env(), "Expected a non-empty string for " + what + ".name");
+  t.name = name.As<Napi::String>().Utf8Value();
+  std::string role = s.Get("role").IsString() ? s.Get("role").As<Napi::String>().Utf8Value() : "";
+  if (role == "trainable")
+    t.role = Role::kTrainable;
+  else if (role == "frozen")
+    t.role = Role::kFrozen;
+  else if (role == "state")
+    t.role = Role::kState;
+  else
+    throw Napi::TypeError::New(v.Env(), "Expected \"trainable\", \"frozen\" or \"state\" for " + what + ".role");
+  Napi::Value shape = s.Get("shape");
+  if (!shape.IsArray()) throw Napi::TypeError::New(v.Env(), "Expected an array for " + what + ".shape");
+  Napi::Array dims = shape.As<Napi::Array>();
+  t.numel = 1;
+  for (uint32_t k = 0; k < dims.Length(); k++) {
+    t.shape.push_back(IntegerOf(dims.Get(k), 1, what + ".shape[" + std::to_string(k) + "]"));
+    t.numel *= static_cast<size_t>(t.shape.back());
+  }
+  return t;
 }
 
 std::string StringOf(const Napi::Object& o, const char* key) {
@@ -31,19 +84,22 @@ std::string StringOf(const Napi::Object& o, const char* key) {
   return v.As<Napi::String>().Utf8Value();
 }
 
-// options.adam ("fused", "graph" or "in-place") and options.adamConstants [β1, 1−β1, β2, 1−β2] as float32.
+// options.adam ("fused" or "in-place") and options.adamConstants [β1, 1−β1, β2, 1−β2] as float32.
 AdamMode ParseAdam(const Napi::Object& o, AdamConstants* c) {
-  std::string mode = o.Get("adam").ToString().Utf8Value();
+  std::string mode = ChoiceOf(o, "adam");
   Napi::Value k = o.Get("adamConstants");
   if (!k.IsArray() || k.As<Napi::Array>().Length() != 4)
     throw Napi::TypeError::New(o.Env(), "Expected 4 numbers for options.adamConstants");
   float* slots[4] = {&c->beta1, &c->one_minus_beta1, &c->beta2, &c->one_minus_beta2};
-  for (uint32_t i = 0; i < 4; i++) *slots[i] = k.As<Napi::Array>().Get(i).ToNumber().FloatValue();
+  for (uint32_t i = 0; i < 4; i++) {
+    Napi::Value x = k.As<Napi::Array>().Get(i);
+    if (!x.IsNumber()) throw Napi::TypeError::New(o.Env(), "Expected 4 numbers for options.adamConstants");
+    *slots[i] = x.As<Napi::Number>().FloatValue();
+  }
   if (mode == "fused") return AdamMode::kFused;
-  if (mode == "graph") return AdamMode::kGraph;
   if (mode == "in-place") return AdamMode::kInPlace;
-  throw Napi::TypeError::New(
-      o.Env(), "Expected \"fused\", \"graph\" or \"in-place\" for options.adam but received \"" + mode + "\"");
+  throw Napi::TypeError::New(o.Env(),
+                             "Expected \"fused\" or \"in-place\" for options.adam but received \"" + mode + "\"");
 }
 
 // options.io: the graph names (training/model.ts `io`); the engine checks them against the graphs.
@@ -62,37 +118,27 @@ Options ParseLoadOptions(const Napi::Object& o) {
   Options opt;
   opt.train_model = BytesOf(o.Get("trainModel"), "options.trainModel");
   opt.adam = ParseAdam(o, &opt.adam_constants);
-  if (opt.adam == AdamMode::kGraph) opt.optimizer_model = BytesOf(o.Get("optimizerModel"), "options.optimizerModel");
   opt.eval_model = BytesOf(o.Get("evalModel"), "options.evalModel");
   opt.copy_model = BytesOf(o.Get("copyModel"), "options.copyModel");
-  opt.cuda = o.Get("device").ToString().Utf8Value() == "cuda";
-  opt.device_id = static_cast<int>(IntOf(o, "deviceId"));
-  opt.tf32 = o.Get("tf32").ToBoolean();
-  opt.intra_threads = static_cast<int>(IntOf(o, "intraOpThreads"));
-  opt.inter_threads = static_cast<int>(IntOf(o, "interOpThreads"));
-  opt.image_size = IntOf(o, "imageSize");
-  opt.tags = IntOf(o, "tags");
-  opt.hidden = IntOf(o, "hidden");
-  opt.has_keep = o.Get("hasKeep").ToBoolean();
-  opt.baked_frozen = o.Get("bakedFrozen").ToBoolean();
+  const std::string device = ChoiceOf(o, "device");
+  if (device != "cpu" && device != "cuda")
+    throw Napi::TypeError::New(o.Env(),
+                               "Expected \"cpu\" or \"cuda\" for options.device but received \"" + device + "\"");
+  opt.cuda = device == "cuda";
+  opt.device_id = static_cast<int>(IntOf(o, "deviceId", 0));
+  opt.tf32 = BoolOf(o, "tf32");
+  opt.intra_threads = static_cast<int>(IntOf(o, "intraOpThreads", 0));
+  opt.inter_threads = static_cast<int>(IntOf(o, "interOpThreads", 0));
+  opt.image_size = IntOf(o, "imageSize", 1);
+  opt.tags = IntOf(o, "tags", 1);
+  opt.hidden = IntOf(o, "hidden", 1);
+  opt.has_keep = BoolOf(o, "hasKeep");
+  opt.baked_frozen = BoolOf(o, "bakedFrozen");
   opt.io = ParseIoNames(o.Get("io"));
   Napi::Value specs = o.Get("specs");
   if (!specs.IsArray()) throw Napi::TypeError::New(o.Env(), "Expected an array for options.specs");
   Napi::Array arr = specs.As<Napi::Array>();
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    Napi::Object s = arr.Get(i).As<Napi::Object>();
-    TensorSpec t;
-    t.name = s.Get("name").ToString().Utf8Value();
-    std::string role = s.Get("role").ToString().Utf8Value();
-    t.role = role == "trainable" ? Role::kTrainable : role == "frozen" ? Role::kFrozen : Role::kState;
-    Napi::Array shape = s.Get("shape").As<Napi::Array>();
-    t.numel = 1;
-    for (uint32_t k = 0; k < shape.Length(); k++) {
-      t.shape.push_back(shape.Get(k).As<Napi::Number>().Int64Value());
-      t.numel *= static_cast<size_t>(t.shape.back());
-    }
-    opt.specs.push_back(std::move(t));
-  }
+  for (uint32_t i = 0; i < arr.Length(); i++) opt.specs.push_back(SpecOf(arr.Get(i), i));
   return opt;
 }
 

@@ -1,4 +1,4 @@
-// options of TrainSession.load(): the JS object, checked and copied once into plain C++ (engine.h Options).
+// options of NativeEngine.load(): the JS object, checked and copied once into plain C++ (engine.h Options).
 #pragma once
 
 #include <napi.h>

@@ -1,8 +1,8 @@
-// The training artifacts of a model config, in the spirit of onnxruntime-training's (train, optimizer,
-// eval graphs plus a manifest), and the self-contained inference model for export. Returns bytes only:
+// The training artifacts of a model config, in the spirit of onnxruntime-training's (train and eval
+// graphs plus a manifest), and the self-contained inference model for export. Returns bytes only:
 // the caller decides where and how files are written.
 import { OPSET } from './graph.js';
-import { buildEvalGraph, buildInferenceGraph, buildOptimizerGraph, buildTrainGraph } from './model.js';
+import { buildEvalGraph, buildInferenceGraph, buildTrainGraph } from './model.js';
 import { paramSpecs, type ModelConfig, type ParamSpec } from './params.js';
 import { buildInt8InferenceGraph, type ActivationRanges } from './quantize.js';
 
@@ -15,15 +15,16 @@ export interface ArtifactsManifest {
   config: ModelConfig;
   params: ParamSpec[];
   /** File names within the artifacts folder. */
-  files: { train: string; optimizer: string; eval: string; step: string };
+  files: { train: string; eval: string; step: string };
 }
 
 /**
- * train.onnx, optimizer.onnx, step.onnx (train + Adam fused), eval.onnx and manifest.json, as file
+ * train.onnx (loss and gradients: the native CPU engine follows it with its in-place Adam), step.onnx
+ * (train + Adam fused), eval.onnx and manifest.json, as file
  * name → bytes: the graphs the trainer runs, for inspection (Netron) or for other ONNX Runtime tools.
  */
 export function artifactFiles(config: ModelConfig): Map<string, Uint8Array> {
-  const files = { train: 'train.onnx', optimizer: 'optimizer.onnx', eval: 'eval.onnx', step: 'step.onnx' };
+  const files = { train: 'train.onnx', eval: 'eval.onnx', step: 'step.onnx' };
   const manifest: ArtifactsManifest = {
     format: ARTIFACTS_FORMAT,
     version: 1,
@@ -34,7 +35,6 @@ export function artifactFiles(config: ModelConfig): Map<string, Uint8Array> {
   };
   return new Map<string, Uint8Array>([
     [files.train, buildTrainGraph(config).encode()],
-    [files.optimizer, buildOptimizerGraph(config).encode()],
     [files.step, buildTrainGraph(config, { fuseOptimizer: true }).encode()],
     [files.eval, buildEvalGraph(config).encode()],
     ['manifest.json', new TextEncoder().encode(`${JSON.stringify(manifest, null, 1)}\n`)],

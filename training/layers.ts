@@ -10,7 +10,7 @@ import { A, type Graph } from './graph.js';
  * and Add or (`batchnorm`) by a BatchNormalization with mean 0, variance 1 and ε 0, equal to the last
  * bit on every value measured. The train graph on the CPU takes the second: there ONNX Runtime's
  * transpose optimizer moved the Transpose below Mul and Add, to merge it with the one conv1's dW
- * takes, so both ran on floats with a 3-wide innermost axis (5 ms of a 60 ms tiny step; now 0.1 ms).
+ * takes, so both ran on floats with a 3-wide innermost axis (docs/ARCHITECTURE.md, "Layer rules").
  * CUDA clamps a BatchNormalization's ε to 1e-5, so it keeps Mul and Add.
  */
 export function normalizeForward(
@@ -69,9 +69,9 @@ export interface ConvDims {
 }
 
 /**
- * The largest im2col per image (9·Ci·H·W floats) that dW builds whole: 4 MiB. Above it, dW takes 9
+ * The largest im2col per image (9·Ci·H·W floats) that dW builds whole. Above it, dW takes the 9
  * windows one at a time instead, each a ninth of the memory (a 64-channel 224² layer's im2col would
- * be 116 MB per image).
+ * be 9·64·224²·4 bytes per image; docs/ARCHITECTURE.md, "Layer rules").
  */
 export const IM2COL_MAX_BYTES = 4 * 2 ** 20;
 
@@ -155,8 +155,8 @@ export function reluForward(g: Graph, x: string, hint = 'relu'): string {
 
 /**
  * Gradient through ReLU, from its output y (y > 0 where the input was > 0): dY · float(y > 0). The
- * same values as Where(y > 0, dY, 0) (a masked entry is −0 where dY < 0, which adds as 0), and 2–3×
- * faster in ONNX Runtime, whose Where is a generic broadcasting loop (docs/ARCHITECTURE.md).
+ * same values as Where(y > 0, dY, 0) (a masked entry is −0 where dY < 0, which adds as 0), and faster
+ * in ONNX Runtime, whose Where is a generic broadcasting loop (docs/ARCHITECTURE.md, "Layer rules").
  */
 export function reluBackward(g: Graph, y: string, dy: string): string {
   const mask = g.op('Cast', [g.op('Greater', [y, g.const(0, 'float32')])], { to: A.i(1) });
@@ -185,7 +185,8 @@ export function maxpoolForwardWithIndices(g: Graph, x: string, hint = 'pool'): {
 /**
  * dY (N, C, H/2, W/2) → dX (N, C, H, W) by MaxUnpool: each gradient is written at its window's
  * first maximum, zeros elsewhere. The same result as maxpoolBackward, ties included, in two ops
- * instead of seven (1.3–2× faster with the forward, docs/ARCHITECTURE.md); CPU only (no CUDA kernel).
+ * instead of seven (faster with the forward: docs/ARCHITECTURE.md, "Layer rules"); CPU only (no CUDA
+ * kernel).
  */
 export function maxpoolUnpoolBackward(g: Graph, x: string, dy: string, indices: string): string {
   return g.op(

@@ -1,5 +1,5 @@
-// The seed's VGG16 transfer model as a parameter list and four graphs: train (loss, gradients, new
-// BN running stats), optimizer (Adam), eval (loss, probabilities) and inference (uint8 image → probs,
+// The seed's VGG16 transfer model as graphs: train (loss, gradients, new BN running stats; with
+// `fuseOptimizer`, Adam's update too), eval (loss, probabilities) and inference (uint8 image → probs,
 // features). Configurable widths, input size, hidden width, tag count and freeze depth.
 import { A, Graph } from './graph.js';
 import {
@@ -194,7 +194,8 @@ export interface TrainGraphOptions {
   fuseOptimizer?: boolean;
   /**
    * Frozen conv weights baked in as initializers instead of graph inputs: ONNX Runtime then reorders
-   * those convs to its blocked NCHWc kernels (212 against 173 GFLOP/s measured on VGG16's convs).
+   * those convs to its blocked NCHWc kernels, which it does only for constant weights
+   * (docs/ARCHITECTURE.md, "Engine facts").
    */
   frozen?: ReadonlyMap<string, Float32Array>;
   /** The device the graph is for (default cpu). */
@@ -259,19 +260,6 @@ function adamUpdate(g: Graph, s: ParamSpec, param: string, grad: string, sc: { l
   g.output(g.op('Sub', [param, step]), io.newParam(s.name), 'float32', s.shape);
   g.output(mNew, io.newM(s.name), 'float32', s.shape);
   g.output(vNew, io.newV(s.name), 'float32', s.shape);
-}
-
-/** Optimizer graph: for each trainable P, inputs P, grad:P, adam_m:P, adam_v:P and the step scalars. */
-export function buildOptimizerGraph(c: ModelConfig): Graph {
-  checkConfig(c);
-  const g = new Graph('alt_i2v_adam');
-  const sc = adamScalars(g);
-  for (const s of paramSpecs(c).filter((x) => x.role === 'trainable')) {
-    const param = g.input(io.param(s.name), 'float32', s.shape);
-    const grad = g.input(io.grad(s.name), 'float32', s.shape);
-    adamUpdate(g, s, param, grad, sc);
-  }
-  return g;
 }
 
 /** Eval graph: no dropout, running BN stats → loss and probabilities. */

@@ -1,6 +1,6 @@
 // How many threads an ONNX Runtime session gets when the user asks for none (`--threads 0`): one per
 // physical core this process may run on. ONNX Runtime's own default (intra-op threads 0) resolved to a
-// single thread on this project's 2-core VM (a session used 1.00 CPU per wall second), so every
+// single thread on this project's 2-core VM, so every
 // session names its count (docs/ARCHITECTURE.md, "Threads").
 import { readFileSync } from 'node:fs';
 import os from 'node:os';

@@ -198,7 +198,7 @@ export class TaggerModel {
 
   /**
    * Run one dummy batch of `batch` images now, so the runtime's first-run work (memory arenas, page
-   * faults, kernel choice: a first batch takes ~1.7× a later one on CPU) overlaps the first decodes
+   * faults, kernel choice: a first batch is much slower than a later one) overlaps the first decodes
    * instead of delaying the first real batch. The worker takes requests in order, so a `run` after
    * it waits for it. Resolves to the seconds it took.
    */

@@ -1,7 +1,7 @@
 // An InferenceSession on a worker thread. onnxruntime-node runs inference synchronously on the calling
 // thread (its run() only defers the call with setImmediate), so on the main thread every batch froze
-// the event loop: images queued for decoding waited for the model, and pred reached 0.8× of a bare
-// session. Here the main thread only posts the batch and keeps decoding (or answering HTTP) meanwhile.
+// the event loop: images queued for decoding waited for the model (docs/ARCHITECTURE.md, "Performance
+// facts"). Here the main thread only posts the batch and keeps decoding (or answering HTTP) meanwhile.
 import { Worker } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import type { Request, WireTensor } from './session-worker.js';

@@ -1,10 +1,11 @@
-// Which training engine runs the graphs: the native addon (state kept on the device, CPU or CUDA) or,
-// where the addon is not built, the onnxruntime-node engine (state copied each step, CPU only).
+// Which TrainEngine runs the graphs: NativeEngine (the addon: state kept on the device, CPU or CUDA) or,
+// where the addon is not built, OrtEngine (onnxruntime-node: state copied each step, CPU only).
 // `--engine auto` takes the native one when it loads.
-import { addonStatus, loadAddon, type NativeTrainSession } from '../native/addon.js';
+import type { TrainEngine } from './engine.js';
+import { addonStatus, loadAddon } from './native-engine.js';
 import type { Device } from '../runtime/providers.js';
 import { UsageError } from '../util/errors.js';
-import { OrtTrainEngine } from './ort-engine.js';
+import { OrtEngine } from './ort-engine.js';
 
 export const ENGINES = ['auto', 'native', 'ort'] as const;
 export type EngineChoice = (typeof ENGINES)[number];
@@ -14,7 +15,7 @@ export const BUILD_HINT =
   'install cmake and a C++ compiler (e.g. `apt-get install cmake g++`), then run `npm run build:native`';
 
 export interface OpenedEngine {
-  engine: NativeTrainSession;
+  engine: TrainEngine;
   kind: EngineKind;
   /** One line for the user: which engine runs, and why when it is not the native one. */
   note: string;
@@ -27,14 +28,14 @@ export function openEngine(choice: EngineChoice, device: Device): OpenedEngine {
         `Expected --engine native (or auto) for --device ${device}: the onnxruntime-node engine trains on the CPU only`,
       );
     return {
-      engine: new OrtTrainEngine(),
+      engine: new OrtEngine(),
       kind: 'ort',
       note: 'engine: onnxruntime-node (state copied each step), as asked by --engine ort',
     };
   }
   const status = addonStatus();
   if (status.ok)
-    return { engine: new (loadAddon().TrainSession)(), kind: 'native', note: `engine: native addon (${status.file})` };
+    return { engine: new (loadAddon().NativeEngine)(), kind: 'native', note: `engine: native addon (${status.file})` };
   if (choice === 'native' || device !== 'cpu') {
     const why = choice === 'native' ? '--engine native' : `--device ${device}`;
     throw new UsageError(
@@ -42,8 +43,8 @@ export function openEngine(choice: EngineChoice, device: Device): OpenedEngine {
     );
   }
   return {
-    engine: new OrtTrainEngine(),
+    engine: new OrtEngine(),
     kind: 'ort',
-    note: `engine: onnxruntime-node, since the native addon is not built (${status.missing}); it trains the same graphs to the same checkpoints, but the native one trains the full model 2–6× faster (measured on two VMs): ${BUILD_HINT}`,
+    note: `engine: onnxruntime-node, since the native addon is not built (${status.missing}); it trains the same graphs to the same checkpoints, but the native one trains the full model several times faster (README, "Benchmarks"): ${BUILD_HINT}`,
   };
 }

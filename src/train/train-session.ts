@@ -1,47 +1,21 @@
-// TrainSession: the typed face of the training engines (the native addon, or onnxruntime-node where
-// the addon is not built; engines.ts). Validates in TypeScript, fills every default
+// TrainSession: training above a TrainEngine (engine.ts: NativeEngine, or OrtEngine where the addon is
+// not built; engines.ts picks). Validates every argument once, for both engines, fills every default
 // into one options object, keeps the Adam step count and the dropout RNG (so a checkpoint replays
 // exactly), and computes Adam's bias correction in float64 on the host.
-import type { AdamPlacement, NativeIoNames, NativeTrainSession } from '../native/addon.js';
+import { engineOptions, type AdamPlacement, type TrainEngine } from './engine.js';
 import { openEngine, type EngineChoice, type EngineKind } from './engines.js';
 import { cudaMissingMessage, runtimeReport, type Device } from '../runtime/providers.js';
 import { checkInteger, expected } from '../util/errors.js';
 import { Rng } from '../../training/rng.js';
-import { sessionThreads } from '../../training/threads.js';
-import {
-  adamConstants,
-  adamStepScalars,
-  buildCopyGraph,
-  buildEvalGraph,
-  buildOptimizerGraph,
-  buildTrainGraph,
-} from '../../training/model.js';
+import { adamStepScalars } from '../../training/model.js';
 import {
   checkConfig,
   dropoutKeepMask,
-  io,
   numel,
   paramSpecs,
   type ModelConfig,
   type ParamSpec,
 } from '../../training/params.js';
-
-/** The graph names the native engine binds, from the graphs' own `io` table. */
-export const NATIVE_IO: NativeIoNames = {
-  image: io.image,
-  labels: io.labels,
-  keep: io.keep,
-  loss: io.loss,
-  probs: io.probs,
-  lr: io.lr,
-  eps: io.eps,
-  copyIn: io.copyIn,
-  copyOut: io.copyOut,
-  gradPrefix: io.prefix.grad,
-  newPrefix: io.prefix.new,
-  mPrefix: io.prefix.m,
-  vPrefix: io.prefix.v,
-};
 
 export interface TrainSessionOptions {
   device?: Device;
@@ -52,9 +26,8 @@ export interface TrainSessionOptions {
   intraOpThreads?: number;
   interOpThreads?: number;
   /**
-   * Where Adam runs: in place (default on the native engine's CPU: one C++ pass, no new buffers),
-   * fused into the step graph (default elsewhere) or in a separate optimizer graph. All three give
-   * bit-identical results.
+   * Where Adam runs: in place (default on the native engine's CPU: one C++ pass, no new buffers) or
+   * fused into the step graph (default elsewhere). Both give bit-identical results.
    */
   adam?: AdamPlacement;
   /**
@@ -92,7 +65,7 @@ export class TrainSession {
 
   private constructor(
     readonly config: ModelConfig,
-    private native: NativeTrainSession,
+    private impl: TrainEngine,
     private readonly options: TrainSessionOptions & { device: Device; adam: AdamPlacement },
     /** Which engine runs the graphs, and the one-line note saying so. */
     readonly engine: EngineKind,
@@ -110,7 +83,7 @@ export class TrainSession {
   ): Promise<TrainSession> {
     checkConfig(config);
     const device = options.device ?? 'cpu';
-    const { engine: native, kind, note } = openEngine(options.engine ?? 'auto', device);
+    const { engine: impl, kind, note } = openEngine(options.engine ?? 'auto', device);
     if (device === 'cuda') {
       const missing = runtimeReport().cudaMissing;
       if (missing.length > 0) throw new Error(cudaMissingMessage(missing));
@@ -119,7 +92,7 @@ export class TrainSession {
     checkInteger('deviceId', options.deviceId ?? 0, 0, 64);
     checkInteger('intraOpThreads', options.intraOpThreads ?? 0, 0, 1024);
     checkInteger('interOpThreads', options.interOpThreads ?? 0, 0, 1024);
-    const session = new TrainSession(config, native, { ...options, device, adam }, kind, note);
+    const session = new TrainSession(config, impl, { ...options, device, adam }, kind, note);
     const state = session.stateArrays(initial, 'initial state');
     if (options.bakeFrozen ?? device === 'cpu') session.baked = session.frozenOf(state.params);
     await session.load(state);
@@ -130,33 +103,8 @@ export class TrainSession {
 
   /** Builds the graphs (with the baked frozen tensors, if any) and loads them and `state` into the engine. */
   private async load(state: { params: Float32Array[]; m?: Float32Array[]; v?: Float32Array[] }): Promise<void> {
-    const { config, options: o } = this;
-    const frozen = this.baked;
-    await this.native.load(
-      {
-        trainModel: buildTrainGraph(config, { fuseOptimizer: o.adam === 'fused', frozen, device: o.device }).encode(),
-        optimizerModel: o.adam === 'graph' ? buildOptimizerGraph(config).encode() : undefined,
-        evalModel: buildEvalGraph(config, { frozen }).encode(),
-        copyModel: buildCopyGraph().encode(),
-        adam: o.adam,
-        adamConstants: adamConstants(),
-        device: o.device,
-        deviceId: o.deviceId ?? 0,
-        tf32: o.tf32 ?? false,
-        intraOpThreads: sessionThreads(o.intraOpThreads),
-        interOpThreads: o.interOpThreads ?? 0,
-        imageSize: config.imageSize,
-        tags: config.tags,
-        hidden: config.hidden,
-        hasKeep: config.dropout > 0,
-        bakedFrozen: frozen !== undefined,
-        io: NATIVE_IO,
-        specs: this.specs.map((s) => ({ name: s.name, role: s.role, shape: s.shape })),
-      },
-      state.params,
-      state.m,
-      state.v,
-    );
+    const { options: o } = this;
+    await this.impl.load(engineOptions(this.config, { ...o, frozen: this.baked }), state.params, state.m, state.v);
   }
 
   /** Copies of the frozen tensors among `params` (spec order). */
@@ -178,7 +126,7 @@ export class TrainSession {
     const keep = c.dropout > 0 ? dropoutKeepMask(this.rng, n, c.hidden, c.dropout) : null;
     const { lrT, epsT } = adamStepScalars(lr, this.stepCount + 1);
     try {
-      const loss = await this.native.step(images, labels, keep, n, lrT, epsT);
+      const loss = await this.impl.step(images, labels, keep, n, lrT, epsT);
       this.stepCount++;
       return loss;
     } catch (err) {
@@ -190,12 +138,12 @@ export class TrainSession {
   /** Loss and probabilities (n, K) with dropout off and running BN statistics. */
   async evaluate(images: Uint8Array, labels: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }> {
     this.checkBatch(images, labels, n);
-    return this.native.evaluate(images, labels, n);
+    return this.impl.evaluate(images, labels, n);
   }
 
   /** Host copies of the whole state (the only place parameters leave the device). */
   async getState(): Promise<Required<TrainState>> {
-    const s = await this.native.getState();
+    const s = await this.impl.getState();
     return {
       params: new Map(this.specs.map((spec, i) => [spec.name, s.params[i]!])),
       m: new Map(this.trainable.map((spec, i) => [spec.name, s.m[i]!])),
@@ -212,14 +160,14 @@ export class TrainSession {
     if (this.baked && [...this.baked].some(([name, value]) => !same(state.params.get(name)!, value))) {
       // Other frozen weights: the graphs that hold them are rebuilt on a new engine of the same kind.
       if (this.disposed) throw new Error('TrainSession.setState: the session is disposed');
-      if (this.native.busy)
+      if (this.impl.busy)
         throw new Error('TrainSession.setState: another call on this session is still running; await it first');
-      this.native.dispose();
-      this.native = openEngine(this.engine, this.options.device).engine;
+      this.impl.dispose();
+      this.impl = openEngine(this.engine, this.options.device).engine;
       this.baked = this.frozenOf(arrays.params);
       await this.load(arrays);
     } else {
-      await this.native.setState(arrays.params, arrays.m, arrays.v);
+      await this.impl.setState(arrays.params, arrays.m, arrays.v);
     }
     this.stepCount = state.step ?? 0;
     if (state.rng) this.rng = Rng.fromState(state.rng);
@@ -229,7 +177,7 @@ export class TrainSession {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.native.dispose();
+    this.impl.dispose();
   }
 
   private checkBatch(images: Uint8Array, labels: Uint8Array, n: number): void {

@@ -14,7 +14,7 @@ import { mcutThreshold, selectTags } from '../../src/predict/select.js';
 import { encodeInferenceModel } from '../../training/artifacts.js';
 import { gradcheckConfig, randomParams } from '../../training/gradcheck.js';
 import { cli, solid, tempDir } from '../helpers.js';
-import { zooVgg16 } from '../training/zoo.js';
+import { zooVgg16 } from '../graphs/zoo.js';
 
 const dir = await tempDir();
 const config = gradcheckConfig({ tags: 6, hidden: 12 });

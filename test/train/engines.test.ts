@@ -6,12 +6,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { listCheckpoints, readCheckpoint } from '../../src/train/checkpoint.js';
-import { OrtTrainEngine } from '../../src/train/ort-engine.js';
+import { engineOptions } from '../../src/train/engine.js';
+import { OrtEngine } from '../../src/train/ort-engine.js';
 import { readRunConfig } from '../../src/train/run-config.js';
-import { NATIVE_IO, TrainSession } from '../../src/train/train-session.js';
+import { TrainSession } from '../../src/train/train-session.js';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
-import { adamConstants, buildEvalGraph, buildTrainGraph } from '../../training/model.js';
-import { paramSpecs } from '../../training/params.js';
 import { cli, cliSteps, tempDir } from '../helpers.js';
 
 // A tiny dataset for the CLI runs, made before any test is defined (a temp dir's after() hook must not
@@ -37,12 +36,11 @@ await cliSteps(
   ],
 );
 
-// The native engine's Adam in each placement against the ort engine's graph Adam: the in-place C++ pass
+// The native engine's Adam in each placement against the ort engine's step-graph Adam: the in-place C++ pass
 // (the native CPU default) must round exactly as the graph's float32 ops do.
 for (const [native, ort] of [
   ['in-place', 'fused'],
   ['fused', 'fused'],
-  ['graph', 'graph'],
 ] as const) {
   test(`native and ort engines: 12 steps from one seed give bit-identical losses, parameters and Adam state (native ${native} Adam, ort ${ort})`, async () => {
     const c = gradcheckConfig();
@@ -79,7 +77,7 @@ test('the ort engine keeps the addon discipline: one call at a time, nothing aft
   const first = s.step(batch.images, batch.labels, 4, 0.001);
   await assert.rejects(
     s.step(batch.images, batch.labels, 4, 0.001),
-    /TrainSession\.step: another call on this session is still running; await it first/,
+    /OrtEngine\.step: another call on this engine is still running; await it first/,
   );
   await first;
   assert.deepEqual(
@@ -89,37 +87,16 @@ test('the ort engine keeps the addon discipline: one call at a time, nothing aft
   );
   s.dispose();
   s.dispose();
-  await assert.rejects(s.step(batch.images, batch.labels, 4, 0.001), /TrainSession\.step: the session is disposed/);
-  const raw = new OrtTrainEngine();
-  const options = {
-    trainModel: buildTrainGraph(c, { fuseOptimizer: true }).encode(),
-    evalModel: buildEvalGraph(c).encode(),
-    copyModel: new Uint8Array(),
-    adam: 'fused' as const,
-    adamConstants: adamConstants(),
-    device: 'cuda' as const,
-    deviceId: 0,
-    tf32: false,
-    intraOpThreads: 0,
-    interOpThreads: 0,
-    imageSize: c.imageSize,
-    tags: c.tags,
-    hidden: c.hidden,
-    hasKeep: true,
-    io: NATIVE_IO,
-    specs: paramSpecs(c).map((p) => ({ name: p.name, role: p.role, shape: p.shape })),
-  };
+  await assert.rejects(s.step(batch.images, batch.labels, 4, 0.001), /OrtEngine\.step: the engine is disposed/);
+  const raw = new OrtEngine();
+  const options = engineOptions(c, { device: 'cuda', adam: 'fused' });
   await assert.rejects(
     raw.load(options, []),
-    /TrainSession\.load: the onnxruntime-node engine trains on the CPU only, not cuda/,
-  );
-  await assert.rejects(
-    raw.load({ ...options, device: 'cpu' }, []),
-    /TrainSession\.load: Expected \d+ tensors for params but received 0/,
+    /OrtEngine\.load: the onnxruntime-node engine trains on the CPU only, not cuda/,
   );
   await assert.rejects(
     raw.load({ ...options, device: 'cpu', adam: 'in-place' }, []),
-    /TrainSession\.load: the onnxruntime-node engine runs Adam in a graph \(fused or graph\), not in place/,
+    /OrtEngine\.load: the onnxruntime-node engine runs Adam fused into the step graph, not in place/,
   );
   assert.equal(raw.loaded, false);
 });

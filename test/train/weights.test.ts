@@ -14,7 +14,7 @@ import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradc
 import { buildInferenceGraph } from '../../training/model.js';
 import { referenceForward } from '../../training/reference.js';
 import { tempDir } from '../helpers.js';
-import { zooVgg16 } from '../training/zoo.js';
+import { zooVgg16 } from '../graphs/zoo.js';
 
 const dir = await tempDir();
 const c = gradcheckConfig({ freeze: 0 });

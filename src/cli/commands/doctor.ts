@@ -4,7 +4,7 @@ import { defineCommand, type Command } from '../command.js';
 import { checkChoice } from '../../util/errors.js';
 import { DEVICES, cudaMissingMessage, executionProviders, runtimeReport } from '../../runtime/providers.js';
 import { gradcheck, gradcheckConfig } from '../../../training/gradcheck.js';
-import { addonStatus } from '../../native/addon.js';
+import { addonStatus } from '../../train/native-engine.js';
 import { BUILD_HINT } from '../../train/engines.js';
 
 export const doctorCommand: Command = ({ io }) =>
@@ -32,7 +32,7 @@ export const doctorCommand: Command = ({ io }) =>
       io.out(
         addon.ok
           ? 'training engines: native (CPU and CUDA, state on the device) and ort (onnxruntime-node, CPU); train uses native'
-          : `training engines: ort only (onnxruntime-node, CPU; state copied each step); for the native engine (2–6× faster on the full model, and CUDA): ${BUILD_HINT}`,
+          : `training engines: ort only (onnxruntime-node, CPU; state copied each step); for the native engine (several times faster on the full model: README, "Benchmarks"; and CUDA): ${BUILD_HINT}`,
       );
       if (device === 'cuda' && r.cudaMissing.length > 0) throw new Error(cudaMissingMessage(r.cudaMissing));
       if (!argv.gradcheck) return;

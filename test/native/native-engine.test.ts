@@ -1,18 +1,17 @@
-// The native TrainSession against the onnxruntime-node reference run of the same artifacts, and its
-// behaviour at the edges: concurrency, disposal, bad batches, foreign checkpoints, leaks.
+// NativeEngine (under TrainSession) against OrtEngine's run of the same graphs, and its behaviour at the
+// edges: concurrency, disposal, bad batches, bad load options, foreign checkpoints, leaks.
 // ALT_I2V_TEST_DEVICE=cuda runs the equality checks on the CUDA EP (bench/gpu.sh does).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { loadAddon, type NativeTrainSession } from '../../src/native/addon.js';
-import { NATIVE_IO, TrainSession } from '../../src/train/train-session.js';
-import { Rng } from '../../training/rng.js';
+import { ENGINE_IO, type TrainEngine } from '../../src/train/engine.js';
+import { loadAddon } from '../../src/train/native-engine.js';
+import { TrainSession } from '../../src/train/train-session.js';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
-import { HostTrainSession } from '../../training/host-session.js';
 import { referenceConvFeatures } from '../../training/reference.js';
 import { adamConstants, buildCopyGraph, buildEvalGraph, buildTrainGraph } from '../../training/model.js';
-import { defaultConfig, dropoutKeepMask, initParams, paramSpecs, VGG16_TINY_WIDTHS } from '../../training/params.js';
+import { defaultConfig, initParams, paramSpecs, VGG16_TINY_WIDTHS } from '../../training/params.js';
 
 const device = process.env.ALT_I2V_TEST_DEVICE === 'cuda' ? 'cuda' : 'cpu';
 // On CPU the addon and the reference run the same graphs on the same runtime: bit-identical, so the
@@ -24,25 +23,24 @@ const STEPS = 20;
 const LOSS_TOL = device === 'cuda' ? 1e-4 : 0;
 const PARAM_TOL = device === 'cuda' ? 2 * LR * STEPS : 0;
 
-// Every Adam placement the device has (in place: CPU only) against the reference's graph Adam.
-for (const adam of device === 'cuda' ? (['fused', 'graph'] as const) : (['in-place', 'fused', 'graph'] as const)) {
-  test(`20 ${device} steps equal the onnxruntime-node reference run (${adam} Adam)`, async (t) => {
+// Every Adam placement the device has (in place: CPU only) against OrtEngine on the CPU (Adam fused).
+for (const adam of device === 'cuda' ? (['fused'] as const) : (['in-place', 'fused'] as const)) {
+  test(`20 ${device} steps equal the onnxruntime-node engine's run (${adam} Adam)`, async (t) => {
     const c = gradcheckConfig();
     const params = randomParams(c, 1);
-    const native = await TrainSession.create(c, { params }, { seed: 5, adam, device });
-    const host = await HostTrainSession.create(c, params, { fused: adam !== 'graph', bakeFrozen: device === 'cpu' });
-    const rng = new Rng(5);
+    const native = await TrainSession.create(c, { params }, { seed: 5, adam, device, engine: 'native' });
+    const ort = await TrainSession.create(c, { params }, { seed: 5, engine: 'ort' });
     let lossDiff = 0;
     for (let s = 0; s < STEPS; s++) {
       const b = randomBatch(c, 4, 100 + s);
       const got = await native.step(b.images, b.labels, 4, LR);
-      const want = await host.trainStep({ ...b, keep: dropoutKeepMask(rng, 4, c.hidden, c.dropout) }, LR);
+      const want = await ort.step(b.images, b.labels, 4, LR);
       lossDiff = Math.max(lossDiff, Math.abs(got - want) / Math.max(1, Math.abs(want)));
     }
-    const state = await native.getState();
+    const [state, ref] = [await native.getState(), await ort.getState()];
     let paramDiff = 0;
     for (const [name, v] of state.params) {
-      const w = host.params.get(name)!;
+      const w = ref.params.get(name)!;
       for (let i = 0; i < v.length; i++) paramDiff = Math.max(paramDiff, Math.abs(v[i]! - w[i]!));
     }
     t.diagnostic(
@@ -51,7 +49,7 @@ for (const adam of device === 'cuda' ? (['fused', 'graph'] as const) : (['in-pla
     assert.ok(lossDiff <= LOSS_TOL && paramDiff <= PARAM_TOL, `loss ${lossDiff} params ${paramDiff}`);
     assert.equal(native.steps, 20);
     native.dispose();
-    await host.release();
+    ort.dispose();
   });
 }
 
@@ -117,13 +115,13 @@ test('a second call while a step runs is rejected; dispose twice is harmless; us
   const first = s.step(b.images, b.labels, 4, 0.001);
   await assert.rejects(
     s.step(b.images, b.labels, 4, 0.001),
-    /TrainSession\.step: another call on this session is still running; await it first/,
+    /NativeEngine\.step: another call on this engine is still running; await it first/,
   );
-  await assert.rejects(s.getState(), /another call on this session is still running/);
+  await assert.rejects(s.getState(), /another call on this engine is still running/);
   assert.ok(Number.isFinite(await first));
   s.dispose();
   s.dispose();
-  await assert.rejects(s.step(b.images, b.labels, 4, 0.001), /TrainSession\.step: the session is disposed/);
+  await assert.rejects(s.step(b.images, b.labels, 4, 0.001), /NativeEngine\.step: the engine is disposed/);
 });
 
 test('rejects a wrong-sized batch and a checkpoint of another model with clear errors', async () => {
@@ -159,7 +157,7 @@ test('rejects a wrong-sized batch and a checkpoint of another model with clear e
 
 test('an ONNX Runtime failure becomes a JS error with the ORT code and the caller in its stack', async () => {
   const addon = loadAddon();
-  const native = new addon.TrainSession();
+  const native = new addon.NativeEngine();
   const junk = new Uint8Array([1, 2, 3, 4]);
   const err = await native
     .load(
@@ -178,7 +176,8 @@ test('an ONNX Runtime failure becomes a JS error with the ORT code and the calle
         tags: 1,
         hidden: 1,
         hasKeep: false,
-        io: NATIVE_IO,
+        bakedFrozen: false,
+        io: ENGINE_IO,
         specs: [],
       },
       [],
@@ -189,8 +188,8 @@ test('an ONNX Runtime failure becomes a JS error with the ORT code and the calle
     );
   assert.ok(err, 'load of a junk model must fail');
   assert.equal(err.code, 'ORT_INVALID_PROTOBUF');
-  assert.match(err.message, /^TrainSession\.load: /);
-  assert.match(err.stack ?? '', /train-session\.test\.js/);
+  assert.match(err.message, /^NativeEngine\.load: /);
+  assert.match(err.stack ?? '', /native-engine\.test\.js/);
   native.dispose();
 });
 
@@ -211,6 +210,7 @@ test('graph names are one contract: a name the graphs lack fails at load, naming
     tags: c.tags,
     hidden: c.hidden,
     hasKeep: c.dropout > 0,
+    bakedFrozen: false,
     specs: paramSpecs(c).map((s) => ({ name: s.name, role: s.role, shape: s.shape })),
   } as const;
   const params = paramSpecs(c).map((s) => randomParams(c, 1).get(s.name)!);
@@ -219,27 +219,49 @@ test('graph names are one contract: a name the graphs lack fails at load, naming
     ['newPrefix', 'next:', 'train', 'output'],
     ['copyOut', 'z', 'copy', 'output'],
   ] as const) {
-    const native = new (loadAddon().TrainSession)();
+    const native = new (loadAddon().NativeEngine)();
     await assert.rejects(
-      native.load({ ...options, io: { ...NATIVE_IO, [key]: value } }, params),
-      new RegExp(`TrainSession\\.load: ${graph} graph: expected an ${kind} named "${value.replace('.', '\\.')}`),
+      native.load({ ...options, io: { ...ENGINE_IO, [key]: value } }, params),
+      new RegExp(`NativeEngine\\.load: ${graph} graph: expected an ${kind} named "${value.replace('.', '\\.')}`),
     );
     assert.equal(native.loaded, false);
     native.dispose();
   }
-  const bad = new (loadAddon().TrainSession)();
+  const bad = new (loadAddon().NativeEngine)();
   assert.throws(
-    () => bad.load({ ...options, io: NATIVE_IO, adam: 'sideways' as 'fused' }, params),
-    /^TypeError: Expected "fused", "graph" or "in-place" for options\.adam but received "sideways"$/,
+    () => bad.load({ ...options, io: ENGINE_IO, adam: 'sideways' as 'fused' }, params),
+    /^TypeError: Expected "fused" or "in-place" for options\.adam but received "sideways"$/,
   );
-  assert.throws(
-    () => bad.load({ ...options, io: NATIVE_IO, adamConstants: [0.9] }, params),
-    /^TypeError: Expected 4 numbers for options\.adamConstants$/,
-  );
+  // The addon checks every field it reads (load_options.cc): no options object makes it guess or read
+  // out of bounds.
+  const specs = options.specs.map((sp) => ({ ...sp, shape: [...sp.shape] }));
+  const broken: [Record<string, unknown>, RegExp][] = [
+    [{ adamConstants: [0.9] }, /^TypeError: Expected 4 numbers for options\.adamConstants$/],
+    [{ adamConstants: [0.9, 0.1, '0.999', 0.001] }, /^TypeError: Expected 4 numbers for options\.adamConstants$/],
+    [{ device: 'gpu' }, /^TypeError: Expected "cpu" or "cuda" for options\.device but received "gpu"$/],
+    [{ imageSize: 0 }, /^TypeError: Expected an integer ≥ 1 for options\.imageSize$/],
+    [{ tags: 2.5 }, /^TypeError: Expected an integer ≥ 1 for options\.tags$/],
+    [{ intraOpThreads: -1 }, /^TypeError: Expected an integer ≥ 0 for options\.intraOpThreads$/],
+    [{ hasKeep: 'yes' }, /^TypeError: Expected a boolean for options\.hasKeep$/],
+    [
+      { specs: specs.map((sp, i) => (i === 0 ? { ...sp, role: 'buffer' } : sp)) },
+      /^TypeError: Expected "trainable", "frozen" or "state" for options\.specs\[0\]\.role$/,
+    ],
+    [
+      { specs: specs.map((sp, i) => (i === 1 ? { ...sp, shape: [0] } : sp)) },
+      /^TypeError: Expected an integer ≥ 1 for options\.specs\[1\]\.shape\[0\]$/,
+    ],
+    [{ specs: [null] }, /^TypeError: Expected an object for options\.specs\[0\]$/],
+  ];
+  for (const [change, message] of broken)
+    assert.throws(
+      () => bad.load({ ...options, io: ENGINE_IO, ...change } as typeof options & { io: typeof ENGINE_IO }, params),
+      message,
+    );
   assert.equal(bad.loaded, false);
   bad.dispose();
-  const ok = new (loadAddon().TrainSession)();
-  await ok.load({ ...options, io: NATIVE_IO }, params);
+  const ok = new (loadAddon().NativeEngine)();
+  await ok.load({ ...options, io: ENGINE_IO }, params);
   assert.equal(ok.loaded, true);
   ok.dispose();
 });
@@ -247,7 +269,7 @@ test('graph names are one contract: a name the graphs lack fails at load, naming
 test('dispose during an in-flight setState frees the state: the finished worker does not re-attach it', async () => {
   const c = gradcheckConfig();
   const s = await TrainSession.create(c, { params: randomParams(c, 8) }, { device });
-  const native = (s as unknown as { native: NativeTrainSession }).native;
+  const native = (s as unknown as { impl: TrainEngine }).impl;
   assert.equal(native.loaded, true);
   const pending = s.setState({ params: randomParams(c, 9) });
   s.dispose();
@@ -255,7 +277,7 @@ test('dispose during an in-flight setState frees the state: the finished worker 
   await pending;
   assert.equal(native.loaded, false, 'setState finishing after dispose re-attached the engine');
   const b = randomBatch(c, 4, 1);
-  await assert.rejects(s.step(b.images, b.labels, 4, 0.001), /TrainSession\.step: the session is disposed/);
+  await assert.rejects(s.step(b.images, b.labels, 4, 0.001), /NativeEngine\.step: the engine is disposed/);
 });
 
 test('no leak: the RSS floor does not grow by 1 KB per step in both of two windows of 1,000 steps (with evaluate, getState and setState), with a 200 KB batch', async (t) => {

@@ -1,82 +1,15 @@
-// Loads the native trainer addon (native/, built by `npm run build:native`). Tries each place the
-// binary can be and, if none loads, throws one message listing what it tried and what to run.
-// The native surface is declared here, once.
+// NativeEngine: loads the native trainer addon (native/, built by `npm run build:native`), whose engine
+// class implements TrainEngine. Tries each place the binary can be and, if none loads, throws one
+// message listing what it tried and what to run. The native surface is declared here, once.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TrainEngine } from './engine.js';
 
-export interface NativeSpec {
-  name: string;
-  role: 'trainable' | 'frozen' | 'state';
-  shape: number[];
-}
-
-/** Graph names the engine binds (training/model.ts `io`), checked against the graphs at load. */
-export interface NativeIoNames {
-  image: string;
-  labels: string;
-  keep: string;
-  loss: string;
-  probs: string;
-  lr: string;
-  eps: string;
-  copyIn: string;
-  copyOut: string;
-  gradPrefix: string;
-  newPrefix: string;
-  mPrefix: string;
-  vPrefix: string;
-}
-
-/** fused: Adam inside the step graph; graph: a separate optimizer graph; in-place: one C++ pass over the state (native engine, CPU). */
-export type AdamPlacement = 'fused' | 'graph' | 'in-place';
-
-export interface NativeLoadOptions {
-  trainModel: Uint8Array;
-  optimizerModel?: Uint8Array;
-  evalModel: Uint8Array;
-  copyModel: Uint8Array;
-  /** Where Adam runs: in the step graph, in its own graph (optimizerModel), or in place (native, CPU). */
-  adam: AdamPlacement;
-  /** [β1, 1−β1, β2, 1−β2] as the graphs' float32 constants hold them (for the in-place Adam). */
-  adamConstants: number[];
-  device: 'cpu' | 'cuda';
-  deviceId: number;
-  tf32: boolean;
-  intraOpThreads: number;
-  interOpThreads: number;
-  imageSize: number;
-  tags: number;
-  hidden: number;
-  hasKeep: boolean;
-  /** Frozen tensors are initializers of the train and eval graphs, not inputs (still part of the state). */
-  bakedFrozen?: boolean;
-  io: NativeIoNames;
-  specs: NativeSpec[];
-}
-
-export interface NativeTrainSession {
-  readonly busy: boolean;
-  /** Whether device state is held (false before load and after dispose). */
-  readonly loaded: boolean;
-  load(options: NativeLoadOptions, params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void>;
-  setState(params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void>;
-  step(
-    images: Uint8Array,
-    labels: Uint8Array,
-    keep: Uint8Array | null,
-    n: number,
-    lrT: number,
-    epsT: number,
-  ): Promise<number>;
-  evaluate(images: Uint8Array, labels: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }>;
-  getState(): Promise<{ params: Float32Array[]; m: Float32Array[]; v: Float32Array[] }>;
-  dispose(): void;
-}
-
+/** The addon's exports: its engine class is a TrainEngine (native/native_engine.cc). */
 export interface NativeAddon {
-  TrainSession: new () => NativeTrainSession;
+  NativeEngine: new () => TrainEngine;
   ortApiVersion: number;
 }
 

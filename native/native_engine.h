@@ -1,4 +1,4 @@
-// TrainSession: the JS face of the Engine (engine.h). Argument checks, promises and one AsyncWorker per
+// NativeEngine: the JS face of the Engine (engine.h). Argument checks, promises and one AsyncWorker per
 // call; the engine itself never sees N-API.
 #pragma once
 
@@ -10,10 +10,10 @@
 
 namespace alt_i2v {
 
-class TrainSession : public Napi::ObjectWrap<TrainSession> {
+class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);
-  explicit TrainSession(const Napi::CallbackInfo& info);
+  explicit NativeEngine(const Napi::CallbackInfo& info);
 
   // Called by the workers on the JS thread when they finish.
   void Release() { busy_ = false; }

@@ -1,7 +1,7 @@
-// TrainSession: the N-API surface (argument checks, promises, workers) over the Engine (engine.cc).
+// NativeEngine: the N-API surface (argument checks, promises, workers) over the Engine (engine.cc).
 // Workers convert inputs on the JS thread, run only the engine in Execute(), and build results in
 // OnOK; errors carry the ORT error code and the caller's stack.
-#include "train_session.h"
+#include "native_engine.h"
 
 #include <cstring>
 #include <utility>
@@ -63,10 +63,10 @@ Napi::Float32Array ToFloat32Array(Napi::Env env, const std::vector<float>& v) {
 // ---------------------------------------------------------------------------------------------
 // Workers
 
-class SessionWorker : public Napi::AsyncWorker {
+class EngineWorker : public Napi::AsyncWorker {
  public:
-  SessionWorker(Napi::Env env, TrainSession* session, Napi::Object self, const char* name)
-      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), session_(session), name_(name) {
+  EngineWorker(Napi::Env env, NativeEngine* owner, Napi::Object self, const char* name)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), owner_(owner), name_(name) {
     self_ = Napi::Persistent(self);
     // An Error made now holds the caller's stack; failures reuse it so they point at the JS call.
     caller_ = Napi::Persistent(Napi::Error::New(env, name).Value());
@@ -93,12 +93,12 @@ class SessionWorker : public Napi::AsyncWorker {
   }
   void OnOK() override {
     Napi::Env env = Env();
-    session_->Release();
+    owner_->Release();
     Napi::Value result = Result(env);
     deferred_.Resolve(result);
   }
   void OnError(const Napi::Error& e) override {
-    session_->Release();
+    owner_->Release();
     Napi::Object err = caller_.Value().As<Napi::Object>();
     std::string message = name_ + ": " + e.Message();
     err.Set("message", message);
@@ -110,22 +110,22 @@ class SessionWorker : public Napi::AsyncWorker {
   }
 
   Napi::Promise::Deferred deferred_;
-  TrainSession* session_;
+  NativeEngine* owner_;
   Napi::ObjectReference self_;
   Napi::ObjectReference caller_;
   std::vector<Napi::Reference<Napi::Value>> kept_;
-  std::string name_;  // "TrainSession.step": starts every error message
+  std::string name_;  // "NativeEngine.step": starts every error message
   std::string code_;
 };
 
-// load() makes a new engine and uploads the state; setState() (name "TrainSession.setState") uploads
+// load() makes a new engine and uploads the state; setState() (name "NativeEngine.setState") uploads
 // into the existing one.
-class LoadWorker : public SessionWorker {
+class LoadWorker : public EngineWorker {
  public:
-  LoadWorker(Napi::Env env, TrainSession* s, Napi::Object self, const char* name, Options options,
+  LoadWorker(Napi::Env env, NativeEngine* s, Napi::Object self, const char* name, Options options,
              std::vector<const float*> params, std::vector<const float*> m, std::vector<const float*> v,
              std::shared_ptr<Engine> existing)
-      : SessionWorker(env, s, self, name),
+      : EngineWorker(env, s, self, name),
         options_(std::move(options)),
         params_(std::move(params)),
         m_(std::move(m)),
@@ -138,7 +138,7 @@ class LoadWorker : public SessionWorker {
     engine_->Upload(params_, m_, v_);
   }
   Napi::Value Result(Napi::Env env) override {
-    session_->Attach(engine_);
+    owner_->Attach(engine_);
     return env.Undefined();
   }
 
@@ -148,11 +148,11 @@ class LoadWorker : public SessionWorker {
   std::shared_ptr<Engine> engine_;
 };
 
-class StepWorker : public SessionWorker {
+class StepWorker : public EngineWorker {
  public:
-  StepWorker(Napi::Env env, TrainSession* s, Napi::Object self, std::shared_ptr<Engine> e, const uint8_t* images,
+  StepWorker(Napi::Env env, NativeEngine* s, Napi::Object self, std::shared_ptr<Engine> e, const uint8_t* images,
              const uint8_t* labels, const uint8_t* keep, int64_t n, float lr_t, float eps_t)
-      : SessionWorker(env, s, self, "TrainSession.step"),
+      : EngineWorker(env, s, self, "NativeEngine.step"),
         engine_(std::move(e)),
         images_(images),
         labels_(labels),
@@ -173,11 +173,11 @@ class StepWorker : public SessionWorker {
   float loss_ = 0;
 };
 
-class EvaluateWorker : public SessionWorker {
+class EvaluateWorker : public EngineWorker {
  public:
-  EvaluateWorker(Napi::Env env, TrainSession* s, Napi::Object self, std::shared_ptr<Engine> e, const uint8_t* images,
+  EvaluateWorker(Napi::Env env, NativeEngine* s, Napi::Object self, std::shared_ptr<Engine> e, const uint8_t* images,
                  const uint8_t* labels, int64_t n)
-      : SessionWorker(env, s, self, "TrainSession.evaluate"),
+      : EngineWorker(env, s, self, "NativeEngine.evaluate"),
         engine_(std::move(e)),
         images_(images),
         labels_(labels),
@@ -200,10 +200,10 @@ class EvaluateWorker : public SessionWorker {
   std::vector<float> probs_;
 };
 
-class GetStateWorker : public SessionWorker {
+class GetStateWorker : public EngineWorker {
  public:
-  GetStateWorker(Napi::Env env, TrainSession* s, Napi::Object self, std::shared_ptr<Engine> e)
-      : SessionWorker(env, s, self, "TrainSession.getState"), engine_(std::move(e)) {}
+  GetStateWorker(Napi::Env env, NativeEngine* s, Napi::Object self, std::shared_ptr<Engine> e)
+      : EngineWorker(env, s, self, "NativeEngine.getState"), engine_(std::move(e)) {}
 
  protected:
   void Run() override { engine_->Download(&params_, &m_, &v_); }
@@ -226,12 +226,12 @@ class GetStateWorker : public SessionWorker {
 };
 
 // ---------------------------------------------------------------------------------------------
-// TrainSession (JS surface)
+// NativeEngine (JS surface)
 
 namespace {
 
-// Marks the session busy, holds the JS buffers the worker reads, and queues it.
-Napi::Value Start(bool& busy, SessionWorker* worker, std::initializer_list<Napi::Value> keep) {
+// Marks the engine busy, holds the JS buffers the worker reads, and queues it.
+Napi::Value Start(bool& busy, EngineWorker* worker, std::initializer_list<Napi::Value> keep) {
   for (const Napi::Value& v : keep) worker->Keep(v);
   busy = true;
   worker->Queue();
@@ -272,52 +272,52 @@ StateViews ParseState(const Napi::CallbackInfo& info, size_t first, const std::v
 
 }  // namespace
 
-void TrainSession::Init(Napi::Env env, Napi::Object exports) {
+void NativeEngine::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(
-      env, "TrainSession",
-      {InstanceMethod<&TrainSession::Load>("load"), InstanceMethod<&TrainSession::Step>("step"),
-       InstanceMethod<&TrainSession::Evaluate>("evaluate"), InstanceMethod<&TrainSession::GetState>("getState"),
-       InstanceMethod<&TrainSession::SetState>("setState"), InstanceMethod<&TrainSession::Dispose>("dispose"),
-       InstanceAccessor<&TrainSession::IsBusy>("busy"), InstanceAccessor<&TrainSession::IsLoaded>("loaded")});
-  exports.Set("TrainSession", ctor);
+      env, "NativeEngine",
+      {InstanceMethod<&NativeEngine::Load>("load"), InstanceMethod<&NativeEngine::Step>("step"),
+       InstanceMethod<&NativeEngine::Evaluate>("evaluate"), InstanceMethod<&NativeEngine::GetState>("getState"),
+       InstanceMethod<&NativeEngine::SetState>("setState"), InstanceMethod<&NativeEngine::Dispose>("dispose"),
+       InstanceAccessor<&NativeEngine::IsBusy>("busy"), InstanceAccessor<&NativeEngine::IsLoaded>("loaded")});
+  exports.Set("NativeEngine", ctor);
 }
 
-TrainSession::TrainSession(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainSession>(info) {}
+NativeEngine::NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {}
 
-void TrainSession::CheckUsable(Napi::Env env, const char* method, bool need_engine) {
-  if (disposed_) throw Napi::Error::New(env, std::string("TrainSession.") + method + ": the session is disposed");
+void NativeEngine::CheckUsable(Napi::Env env, const char* method, bool need_engine) {
+  if (disposed_) throw Napi::Error::New(env, std::string("NativeEngine.") + method + ": the engine is disposed");
   if (busy_)
     throw Napi::Error::New(
-        env, std::string("TrainSession.") + method + ": another call on this session is still running; await it first");
+        env, std::string("NativeEngine.") + method + ": another call on this engine is still running; await it first");
   if (need_engine && !engine_)
-    throw Napi::Error::New(env, std::string("TrainSession.") + method + ": the session is not loaded");
+    throw Napi::Error::New(env, std::string("NativeEngine.") + method + ": the engine is not loaded");
 }
 
 // load(options, params[], m?[], v?[]) → Promise<void>
-Napi::Value TrainSession::Load(const Napi::CallbackInfo& info) {
+Napi::Value NativeEngine::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "load", false);
-  if (engine_) throw Napi::Error::New(env, "TrainSession.load: already loaded; use setState");
+  if (engine_) throw Napi::Error::New(env, "NativeEngine.load: already loaded; use setState");
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Expected an options object");
   Options opt = ParseLoadOptions(info[0].As<Napi::Object>());
   StateViews st = ParseState(info, 1, opt.specs);
-  auto* worker = new LoadWorker(env, this, Value(), "TrainSession.load", std::move(opt), std::move(st.params),
+  auto* worker = new LoadWorker(env, this, Value(), "NativeEngine.load", std::move(opt), std::move(st.params),
                                 std::move(st.m), std::move(st.v), nullptr);
   return Start(busy_, worker, {info[1], info[2], info[3]});
 }
 
 // setState(params[], m?[], v?[]) → Promise<void>
-Napi::Value TrainSession::SetState(const Napi::CallbackInfo& info) {
+Napi::Value NativeEngine::SetState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "setState", true);
   StateViews st = ParseState(info, 0, engine_->options().specs);
-  auto* worker = new LoadWorker(env, this, Value(), "TrainSession.setState", Options{}, std::move(st.params),
+  auto* worker = new LoadWorker(env, this, Value(), "NativeEngine.setState", Options{}, std::move(st.params),
                                 std::move(st.m), std::move(st.v), engine_);
   return Start(busy_, worker, {info[0], info[1], info[2]});
 }
 
 // step(images, labels, keep|null, n, lrT, epsT) → Promise<number>
-Napi::Value TrainSession::Step(const Napi::CallbackInfo& info) {
+Napi::Value NativeEngine::Step(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "step", true);
   const Options& o = engine_->options();
@@ -330,14 +330,14 @@ Napi::Value TrainSession::Step(const Napi::CallbackInfo& info) {
 }
 
 // evaluate(images, labels, n) → Promise<{loss, probs}>
-Napi::Value TrainSession::Evaluate(const Napi::CallbackInfo& info) {
+Napi::Value NativeEngine::Evaluate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "evaluate", true);
   Batch b = CheckBatch(info, 2, engine_->options());
   return Start(busy_, new EvaluateWorker(env, this, Value(), engine_, b.images, b.labels, b.n), {info[0], info[1]});
 }
 
-Napi::Value TrainSession::GetState(const Napi::CallbackInfo& info) {
+Napi::Value NativeEngine::GetState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "getState", true);
   return Start(busy_, new GetStateWorker(env, this, Value(), engine_), {});
@@ -345,15 +345,15 @@ Napi::Value TrainSession::GetState(const Napi::CallbackInfo& info) {
 
 // Frees the device state. Harmless twice; while a call runs, the engine goes when the worker lets go
 // of its shared_ptr (a load/setState finishing after dispose does not re-attach it).
-Napi::Value TrainSession::Dispose(const Napi::CallbackInfo& info) {
+Napi::Value NativeEngine::Dispose(const Napi::CallbackInfo& info) {
   disposed_ = true;
   engine_.reset();
   return info.Env().Undefined();
 }
 
-Napi::Value TrainSession::IsBusy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }
+Napi::Value NativeEngine::IsBusy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }
 
-Napi::Value TrainSession::IsLoaded(const Napi::CallbackInfo& info) {
+Napi::Value NativeEngine::IsLoaded(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), engine_ != nullptr);
 }
 

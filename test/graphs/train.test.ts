@@ -1,4 +1,4 @@
-// The tiny model trained through onnxruntime-node on synth data the test generates: the loss falls
+// The tiny model trained through onnxruntime-node (OrtEngine) on synth data the test generates: the loss falls
 // and the holdout mAP ends far above the tags' base rates.
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -9,7 +9,7 @@ import { writeSynthDataset } from '../../src/data/synth.js';
 import { TagIndex, countTags, formatTagsCsv, selectTags } from '../../src/data/tags.js';
 import { baseRateMap, meanAveragePrecision } from '../../src/metrics/metrics.js';
 import { Rng } from '../../training/rng.js';
-import { HostTrainSession } from '../../training/host-session.js';
+import { TrainSession } from '../../src/train/train-session.js';
 import { defaultConfig, initParams, VGG16_TINY_WIDTHS } from '../../training/params.js';
 import { tempDir } from '../helpers.js';
 import { writeFile } from 'node:fs/promises';
@@ -43,7 +43,7 @@ test('the tiny model learns synth tags: loss falls, holdout mAP far above base r
   );
   const k = tags.size;
   const c = defaultConfig({ tags: k, widths: [...VGG16_TINY_WIDTHS], imageSize: S, hidden: 64, freeze: 0 });
-  const session = await HostTrainSession.create(c, initParams(c, 1));
+  const session = await TrainSession.create(c, { params: initParams(c, 1) }, { engine: 'ort', seed: 3 });
   const rng = new Rng(3);
   const batchSize = 16;
   const px = S * S * 3;
@@ -59,16 +59,15 @@ test('the tiny model learns synth tags: loss falls, holdout mAP far above base r
         images.set(train.images.subarray(j * px, (j + 1) * px), i * px);
         labels.set(train.labels.subarray(j * k, (j + 1) * k), i * k);
       });
-      const keep = Uint8Array.from({ length: batchSize * c.hidden }, () => (rng.next() < 1 - c.dropout ? 1 : 0));
-      sum += await session.trainStep({ n: batchSize, images, labels, keep }, 0.001);
+      sum += await session.step(images, labels, batchSize, 0.001);
       steps++;
     }
     epochLoss.push(sum / steps);
   }
-  const r = await session.evaluate({ n: hold.count, images: hold.images, labels: hold.labels });
+  const r = await session.evaluate(hold.images, hold.labels, hold.count);
   const { map, perTag } = meanAveragePrecision(r.probs, hold.labels, hold.count, k);
   const base = baseRateMap(hold.labels, hold.count, k);
-  t.diagnostic(`training loss by epoch: ${epochLoss.map((l) => l.toFixed(4)).join(' ')}; ${session.step} steps`);
+  t.diagnostic(`training loss by epoch: ${epochLoss.map((l) => l.toFixed(4)).join(' ')}; ${session.steps} steps`);
   t.diagnostic(
     `holdout (${hold.count} images, ${k} tags): loss ${r.loss.toFixed(4)}, mAP ${map.toFixed(3)} vs base rate ${base.toFixed(3)}`,
   );
@@ -79,5 +78,5 @@ test('the tiny model learns synth tags: loss falls, holdout mAP far above base r
   assert.ok(epochLoss.at(-1)! < 0.5 * epochLoss[0]!, `loss ${epochLoss}`);
   assert.ok(map > 2.2 * base, `mAP ${map} vs base ${base}`);
   assert.ok(ap('black_background') > 0.95 && ap('single_shape') > 0.6, 'tags visible in the pixels are learned');
-  await session.release();
+  session.dispose();
 });

@@ -1,0 +1,141 @@
+// The training engine seam: what runs the training graphs with the model state held by the engine. Two
+// implementations: NativeEngine (the C++ addon, native-engine.ts: state on the device, CPU or CUDA) and
+// OrtEngine (onnxruntime-node, ort-engine.ts: state in JS memory, CPU only). TrainSession sits above
+// them and validates every argument once; `engineOptions` fills the one options object both load.
+import { adamConstants, buildCopyGraph, buildEvalGraph, buildTrainGraph } from '../../training/model.js';
+import { io, paramSpecs, type ModelConfig, type ParamRole } from '../../training/params.js';
+import { sessionThreads } from '../../training/threads.js';
+
+export interface EngineSpec {
+  name: string;
+  role: ParamRole;
+  shape: number[];
+}
+
+/** Graph names the engine binds (training/params.ts `io`), checked against the graphs at load. */
+export interface EngineIoNames {
+  image: string;
+  labels: string;
+  keep: string;
+  loss: string;
+  probs: string;
+  lr: string;
+  eps: string;
+  copyIn: string;
+  copyOut: string;
+  gradPrefix: string;
+  newPrefix: string;
+  mPrefix: string;
+  vPrefix: string;
+}
+
+/** fused: Adam inside the step graph; in-place: one C++ pass over the state after the train graph (NativeEngine, CPU). */
+export type AdamPlacement = 'fused' | 'in-place';
+export type EngineDevice = 'cpu' | 'cuda';
+
+export interface EngineOptions {
+  /** The step graph: train + Adam when fused, train alone (loss, gradients) in place. */
+  trainModel: Uint8Array;
+  evalModel: Uint8Array;
+  copyModel: Uint8Array;
+  adam: AdamPlacement;
+  /** [β1, 1−β1, β2, 1−β2] as the graphs' float32 constants hold them (for the in-place Adam). */
+  adamConstants: number[];
+  device: EngineDevice;
+  deviceId: number;
+  tf32: boolean;
+  intraOpThreads: number;
+  interOpThreads: number;
+  imageSize: number;
+  tags: number;
+  hidden: number;
+  hasKeep: boolean;
+  /** Frozen tensors are initializers of the train and eval graphs, not inputs (still part of the state). */
+  bakedFrozen: boolean;
+  io: EngineIoNames;
+  specs: EngineSpec[];
+}
+
+/** The state as the engines hold it: params in spec order, Adam m and v in trainable order. */
+export interface EngineState {
+  params: Float32Array[];
+  m: Float32Array[];
+  v: Float32Array[];
+}
+
+/**
+ * One call at a time (a second is rejected while one runs), nothing after dispose. Arguments are not
+ * checked here: TrainSession checks them once for both engines.
+ */
+export interface TrainEngine {
+  readonly busy: boolean;
+  /** Whether state is held (false before load and after dispose). */
+  readonly loaded: boolean;
+  load(options: EngineOptions, params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void>;
+  setState(params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void>;
+  /** One step on n images; resolves to the loss before the update. lrT and epsT: Adam's bias-corrected scalars. */
+  step(
+    images: Uint8Array,
+    labels: Uint8Array,
+    keep: Uint8Array | null,
+    n: number,
+    lrT: number,
+    epsT: number,
+  ): Promise<number>;
+  evaluate(images: Uint8Array, labels: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }>;
+  getState(): Promise<EngineState>;
+  dispose(): void;
+}
+
+/** The graph names, from the graphs' own `io` table. */
+export const ENGINE_IO: EngineIoNames = {
+  image: io.image,
+  labels: io.labels,
+  keep: io.keep,
+  loss: io.loss,
+  probs: io.probs,
+  lr: io.lr,
+  eps: io.eps,
+  copyIn: io.copyIn,
+  copyOut: io.copyOut,
+  gradPrefix: io.prefix.grad,
+  newPrefix: io.prefix.new,
+  mPrefix: io.prefix.m,
+  vPrefix: io.prefix.v,
+};
+
+export interface EngineChoices {
+  device: EngineDevice;
+  adam: AdamPlacement;
+  deviceId?: number;
+  tf32?: boolean;
+  /** Threads inside one op (0 = one per core). */
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  /** The frozen tensors to bake into the graphs as initializers (absent: frozen tensors are inputs). */
+  frozen?: Map<string, Float32Array>;
+}
+
+/** The graphs of `config` and every option, as both engines load them. */
+export function engineOptions(config: ModelConfig, o: EngineChoices): EngineOptions {
+  const { frozen } = o;
+  return {
+    trainModel: buildTrainGraph(config, { fuseOptimizer: o.adam === 'fused', frozen, device: o.device }).encode(),
+    evalModel: buildEvalGraph(config, { frozen }).encode(),
+    copyModel: buildCopyGraph().encode(),
+    adam: o.adam,
+    adamConstants: adamConstants(),
+    device: o.device,
+    deviceId: o.deviceId ?? 0,
+    tf32: o.tf32 ?? false,
+    intraOpThreads: sessionThreads(o.intraOpThreads),
+    interOpThreads: o.interOpThreads ?? 0,
+    imageSize: config.imageSize,
+    tags: config.tags,
+    hidden: config.hidden,
+    hasKeep: config.dropout > 0,
+    bakedFrozen: frozen !== undefined,
+    io: ENGINE_IO,
+    specs: paramSpecs(config).map((s) => ({ name: s.name, role: s.role, shape: s.shape })),
+  };
+}

@@ -5,7 +5,10 @@
 import type { TagScore } from './select.js';
 import { CATEGORY } from './select.js';
 
-/** Kaomoji whose underscores are part of the face (the web UI tagger's list). */
+/**
+ * Kaomoji whose underscores are part of the face: the WD14 web UI tagger's list (tagger/ui.py), which
+ * sd-scripts' readers copy. Faces of 3 characters or fewer keep theirs anyway (displayTag).
+ */
 export const KAOMOJI = new Set([
   '0_0',
   '(o)_(o)',
@@ -26,14 +29,6 @@ export const KAOMOJI = new Set([
   'x_x',
   '|_|',
   '||_||',
-  ';_;',
-  '>_>',
-  '<_<',
-  '-_-',
-  'o_0',
-  '0_o',
-  't_t',
-  '^_-',
 ]);
 
 /** The one form tags are matched in: underscores for spaces, as in tags.csv. */

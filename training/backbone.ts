@@ -3,6 +3,7 @@
 // the config. Errors are BackboneError, which the CLI reports as a usage error.
 import { decodeModel, tensorToFloat32, type ModelJson, type TensorProtoJson } from './onnx.js';
 import type { ModelConfig } from './params.js';
+import { PARAM } from './params.js';
 
 /** The weights file is not a VGG16 this model can use; the message names the file and the part. */
 export class BackboneError extends Error {
@@ -61,8 +62,8 @@ export function importOnnxBackbone(bytes: Uint8Array, file: string, c: ModelConf
         );
       bias = toFloats(b, label);
     }
-    out.set(`conv${i + 1}.weight`, toFloats(w, label));
-    out.set(`conv${i + 1}.bias`, bias);
+    out.set(PARAM.convWeight(i), toFloats(w, label));
+    out.set(PARAM.convBias(i), bias);
     cin = want[0]!;
   });
   return out;
@@ -101,8 +102,8 @@ export function convParams(convs: readonly ConvWeights[], c: ModelConfig, where:
       throw new BackboneError(
         `Expected a bias of ${want[0]} values for conv ${i + 1}, ${conv.label}, but found ${conv.bias.length}`,
       );
-    out.set(`conv${i + 1}.weight`, conv.weight);
-    out.set(`conv${i + 1}.bias`, conv.bias ?? new Float32Array(want[0]!));
+    out.set(PARAM.convWeight(i), conv.weight);
+    out.set(PARAM.convBias(i), conv.bias ?? new Float32Array(want[0]!));
     cin = want[0]!;
   });
   return out;

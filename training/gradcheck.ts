@@ -3,7 +3,7 @@
 import ort from 'onnxruntime-node';
 import { Rng } from './rng.js';
 import { buildTrainGraph } from './model.js';
-import { io, numel, paramSpecs, type ModelConfig } from './params.js';
+import { io, numel, paramSpecs, type ModelConfig, PARAM } from './params.js';
 import { referenceForward, type Batch } from './reference.js';
 
 export const GRADCHECK_TOLERANCE = 2e-3;
@@ -40,9 +40,9 @@ export function randomParams(c: ModelConfig, seed: number): Map<string, Float32A
     for (let i = 0; i < a.length; i++) {
       if (s.name.endsWith('.weight')) a[i] = u(-1, 1) * Math.sqrt(6 / (s.fanIn! + s.fanOut!)) * 1.4;
       else if (s.name.endsWith('.bias')) a[i] = u(0.02, 0.2);
-      else if (s.name === 'bn.gamma') a[i] = u(0.5, 1.5);
-      else if (s.name === 'bn.beta') a[i] = u(-0.2, 0.2);
-      else if (s.name === 'bn.running_var') a[i] = u(0.5, 2);
+      else if (s.name === PARAM.bnGamma) a[i] = u(0.5, 1.5);
+      else if (s.name === PARAM.bnBeta) a[i] = u(-0.2, 0.2);
+      else if (s.name === PARAM.bnVar) a[i] = u(0.5, 2);
       else a[i] = u(-0.5, 0.5);
     }
     out.set(s.name, a);

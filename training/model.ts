@@ -33,6 +33,7 @@ import {
   io,
   numel,
   paramSpecs,
+  PARAM,
 } from './params.js';
 
 interface Forward {
@@ -77,7 +78,7 @@ function buildForward(
     convIn.push(x);
     const a = reluForward(
       g,
-      convForward(g, x, p(`conv${i + 1}.weight`), p(`conv${i + 1}.bias`), `conv${i + 1}`),
+      convForward(g, x, p(PARAM.convWeight(i)), p(PARAM.convBias(i)), `conv${i + 1}`),
       `relu${i + 1}`,
     );
     convOut.push(a);
@@ -98,23 +99,15 @@ function buildForward(
   let bn: Forward['bn'];
   let bnY: string;
   if (mode === 'train') {
-    bn = batchnormForward(g, flat, p('bn.gamma'), p('bn.beta'), c.bnEpsilon);
+    bn = batchnormForward(g, flat, p(PARAM.bnGamma), p(PARAM.bnBeta), c.bnEpsilon);
     bnY = bn.y;
   } else {
-    bnY = batchnormInference(
-      g,
-      flat,
-      p('bn.gamma'),
-      p('bn.beta'),
-      p('bn.running_mean'),
-      p('bn.running_var'),
-      c.bnEpsilon,
-    );
+    bnY = batchnormInference(g, flat, p(PARAM.bnGamma), p(PARAM.bnBeta), p(PARAM.bnMean), p(PARAM.bnVar), c.bnEpsilon);
   }
-  const h = reluForward(g, denseForward(g, bnY, p('fc1.weight'), p('fc1.bias'), 'fc1'), 'features_relu'); // (N, D)
+  const h = reluForward(g, denseForward(g, bnY, p(PARAM.fc1Weight), p(PARAM.fc1Bias), 'fc1'), 'features_relu'); // (N, D)
   const hd =
     mode === 'train' && c.dropout > 0 ? dropoutForward(g, h, g.input(io.keep, 'bool', ['N', c.hidden]), c.dropout) : h;
-  const logits = denseForward(g, hd, p('fc2.weight'), p('fc2.bias'), 'logits'); // (N, K)
+  const logits = denseForward(g, hd, p(PARAM.fc2Weight), p(PARAM.fc2Bias), 'logits'); // (N, K)
   return { logits, features: h, convOut, convIn, poolIn, poolIndices, flat, pool5, bn, bnY, h, hd };
 }
 
@@ -155,15 +148,15 @@ function buildBackward(
   dlogits: string,
 ): Map<string, string> {
   const grads = new Map<string, string>();
-  const fc2 = denseBackward(g, f.hd, p('fc2.weight'), dlogits, true, 'fc2');
-  grads.set('fc2.weight', fc2.dw).set('fc2.bias', fc2.db);
+  const fc2 = denseBackward(g, f.hd, p(PARAM.fc2Weight), dlogits, true, 'fc2');
+  grads.set(PARAM.fc2Weight, fc2.dw).set(PARAM.fc2Bias, fc2.db);
   const dh = c.dropout > 0 ? dropoutBackward(g, io.keep, fc2.dx!, c.dropout) : fc2.dx!;
   const dpre1 = reluBackward(g, f.h, dh);
-  const fc1 = denseBackward(g, f.bnY, p('fc1.weight'), dpre1, true, 'fc1');
-  grads.set('fc1.weight', fc1.dw).set('fc1.bias', fc1.db);
+  const fc1 = denseBackward(g, f.bnY, p(PARAM.fc1Weight), dpre1, true, 'fc1');
+  grads.set(PARAM.fc1Weight, fc1.dw).set(PARAM.fc1Bias, fc1.db);
   const anyConv = c.freeze < 13;
-  const bn = batchnormBackward(g, f.bn!, p('bn.gamma'), fc1.dx!, anyConv);
-  grads.set('bn.gamma', bn.dgamma).set('bn.beta', bn.dbeta);
+  const bn = batchnormBackward(g, f.bn!, p(PARAM.bnGamma), fc1.dx!, anyConv);
+  grads.set(PARAM.bnGamma, bn.dgamma).set(PARAM.bnBeta, bn.dbeta);
   if (!anyConv) return grads;
   let d = g.op('Reshape', [bn.dx!, g.op('Shape', [f.pool5])], {}, 'dpool5'); // (N, C, S/32, S/32)
   for (let i = 12; i >= c.freeze; i--) {
@@ -174,8 +167,8 @@ function buildBackward(
     const ci = i === 0 ? 3 : c.widths[i - 1]!;
     const size = c.imageSize / 2 ** [...POOL_AFTER].filter((j) => j < i).length;
     const dims = { ci, co: c.widths[i]!, h: size, w: size };
-    const r = convBackward(g, f.convIn[i]!, p(`conv${i + 1}.weight`), dpre, dims, i > c.freeze, `conv${i + 1}`);
-    grads.set(`conv${i + 1}.weight`, r.dw).set(`conv${i + 1}.bias`, r.db);
+    const r = convBackward(g, f.convIn[i]!, p(PARAM.convWeight(i)), dpre, dims, i > c.freeze, `conv${i + 1}`);
+    grads.set(PARAM.convWeight(i), r.dw).set(PARAM.convBias(i), r.db);
     if (r.dx) d = r.dx;
   }
   return grads;
@@ -216,10 +209,10 @@ export function buildTrainGraph(c: ModelConfig, opts: TrainGraphOptions = {}): G
   const y = labelsFloat(g, c);
   g.output(bceForward(g, f.logits, y), io.loss, 'float32', []);
   const grads = buildBackward(g, c, p, f, bceBackward(g, f.logits, y));
-  const run = batchnormRunningUpdate(g, f.bn!, p('bn.running_mean'), p('bn.running_var'), c.bnMomentum);
+  const run = batchnormRunningUpdate(g, f.bn!, p(PARAM.bnMean), p(PARAM.bnVar), c.bnMomentum);
   const fcount = featureCount(c);
-  g.output(run.mean, io.newParam('bn.running_mean'), 'float32', [fcount]);
-  g.output(run.var, io.newParam('bn.running_var'), 'float32', [fcount]);
+  g.output(run.mean, io.newParam(PARAM.bnMean), 'float32', [fcount]);
+  g.output(run.var, io.newParam(PARAM.bnVar), 'float32', [fcount]);
   const trainable = paramSpecs(c).filter((s) => s.role === 'trainable');
   if (opts.fuseOptimizer) {
     const scalars = adamScalars(g);

@@ -41,6 +41,10 @@ message ModelProto {
   repeated OperatorSetIdProto opset_import = 8;
   repeated StringStringEntryProto metadata_props = 14;
 }
+// ModelProto's metadata alone: decoding it skips the graph (field 7) without reading its tensors.
+message ModelMetadataProto {
+  repeated StringStringEntryProto metadata_props = 14;
+}
 message GraphProto {
   repeated NodeProto node = 1;
   optional string name = 2;
@@ -84,6 +88,7 @@ message OperatorSetIdProto {
 
 const root = protobuf.parse(SCHEMA, { keepCase: true }).root;
 const ModelProto = root.lookupType('onnx.ModelProto');
+const ModelMetadataProto = root.lookupType('onnx.ModelMetadataProto');
 
 /** TensorProto.DataType values. */
 export const DataType = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float64: 11 } as const;
@@ -151,6 +156,14 @@ export function encodeModel(model: ModelJson): Uint8Array {
 export function decodeModel(bytes: Uint8Array): ModelJson {
   const msg = ModelProto.decode(bytes);
   return ModelProto.toObject(msg, { longs: Number, defaults: false, arrays: true }) as unknown as ModelJson;
+}
+
+/** A model's metadata_props, without decoding its graph. */
+export function readMetadataProps(bytes: Uint8Array): Map<string, string> {
+  const msg = ModelMetadataProto.toObject(ModelMetadataProto.decode(bytes), { arrays: true }) as {
+    metadata_props: { key?: string; value?: string }[];
+  };
+  return new Map(msg.metadata_props.map((e) => [e.key ?? '', e.value ?? '']));
 }
 
 const BYTES: Record<number, number> = { 1: 4, 2: 1, 6: 4, 7: 8, 9: 1, 11: 8 };

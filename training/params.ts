@@ -71,6 +71,21 @@ export interface ParamSpec {
 
 export const featureCount = (c: ModelConfig): number => c.widths[12]! * (c.imageSize / 32) ** 2;
 
+/** The names of the model's tensors, as checkpoints and graphs know them (`paramSpecs` lists them all). */
+export const PARAM = {
+  /** conv i (0-based) of the 13: `conv1.weight` … `conv13.weight`. */
+  convWeight: (i: number): string => `conv${i + 1}.weight`,
+  convBias: (i: number): string => `conv${i + 1}.bias`,
+  bnGamma: 'bn.gamma',
+  bnBeta: 'bn.beta',
+  bnMean: 'bn.running_mean',
+  bnVar: 'bn.running_var',
+  fc1Weight: 'fc1.weight',
+  fc1Bias: 'fc1.bias',
+  fc2Weight: 'fc2.weight',
+  fc2Bias: 'fc2.bias',
+} as const;
+
 /** Every tensor of model state in a fixed order: convs, BN (γ, β, running mean, var), fc1, fc2. */
 export function paramSpecs(c: ModelConfig): ParamSpec[] {
   const specs: ParamSpec[] = [];
@@ -78,39 +93,39 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
   c.widths.forEach((co, i) => {
     const role: ParamRole = i < c.freeze ? 'frozen' : 'trainable';
     specs.push({
-      name: `conv${i + 1}.weight`,
+      name: PARAM.convWeight(i),
       shape: [co, cin, 3, 3],
       role,
       init: 'glorot',
       fanIn: cin * 9,
       fanOut: co * 9,
     });
-    specs.push({ name: `conv${i + 1}.bias`, shape: [co], role, init: 'zeros' });
+    specs.push({ name: PARAM.convBias(i), shape: [co], role, init: 'zeros' });
     cin = co;
   });
   const f = featureCount(c);
-  specs.push({ name: 'bn.gamma', shape: [f], role: 'trainable', init: 'ones' });
-  specs.push({ name: 'bn.beta', shape: [f], role: 'trainable', init: 'zeros' });
-  specs.push({ name: 'bn.running_mean', shape: [f], role: 'state', init: 'zeros' });
-  specs.push({ name: 'bn.running_var', shape: [f], role: 'state', init: 'ones' });
+  specs.push({ name: PARAM.bnGamma, shape: [f], role: 'trainable', init: 'ones' });
+  specs.push({ name: PARAM.bnBeta, shape: [f], role: 'trainable', init: 'zeros' });
+  specs.push({ name: PARAM.bnMean, shape: [f], role: 'state', init: 'zeros' });
+  specs.push({ name: PARAM.bnVar, shape: [f], role: 'state', init: 'ones' });
   specs.push({
-    name: 'fc1.weight',
+    name: PARAM.fc1Weight,
     shape: [f, c.hidden],
     role: 'trainable',
     init: 'glorot',
     fanIn: f,
     fanOut: c.hidden,
   });
-  specs.push({ name: 'fc1.bias', shape: [c.hidden], role: 'trainable', init: 'zeros' });
+  specs.push({ name: PARAM.fc1Bias, shape: [c.hidden], role: 'trainable', init: 'zeros' });
   specs.push({
-    name: 'fc2.weight',
+    name: PARAM.fc2Weight,
     shape: [c.hidden, c.tags],
     role: 'trainable',
     init: 'glorot',
     fanIn: c.hidden,
     fanOut: c.tags,
   });
-  specs.push({ name: 'fc2.bias', shape: [c.tags], role: 'trainable', init: 'zeros' });
+  specs.push({ name: PARAM.fc2Bias, shape: [c.tags], role: 'trainable', init: 'zeros' });
   return specs;
 }
 

@@ -5,7 +5,7 @@
 // (VNNI where the CPU has it); any other runtime can run the same file as plain float ops.
 import { A, Graph } from './graph.js';
 import { maxpoolForward, normalizeForward } from './layers.js';
-import { checkConfig, featureCount, io, numel, paramSpecs, POOL_AFTER, type ModelConfig } from './params.js';
+import { checkConfig, featureCount, io, numel, paramSpecs, POOL_AFTER, type ModelConfig, PARAM } from './params.js';
 
 /** Activation ranges measured on calibration images (max of each conv's ReLU, BN output min/max, hidden max). */
 export interface ActivationRanges {
@@ -125,9 +125,9 @@ export function buildInt8InferenceGraph(
   let ci = 3;
   for (let i = 0; i < 13; i++) {
     const co = c.widths[i]!;
-    const wq = quantizeWeights(p(`conv${i + 1}.weight`), co, ci * 9, 0);
-    const w = b.weight(`conv${i + 1}.weight`, [co, ci, 3, 3], wq, 0);
-    const bias = b.bias(`conv${i + 1}.bias`, p(`conv${i + 1}.bias`), inQ.scale, wq.scale);
+    const wq = quantizeWeights(p(PARAM.convWeight(i)), co, ci * 9, 0);
+    const w = b.weight(PARAM.convWeight(i), [co, ci, 3, 3], wq, 0);
+    const bias = b.bias(PARAM.convBias(i), p(PARAM.convBias(i)), inQ.scale, wq.scale);
     const conv = g.op(
       'Conv',
       [x, w, bias],
@@ -154,9 +154,9 @@ export function buildInt8InferenceGraph(
 
   function batchnormAffine(gr: Graph, cfg: ModelConfig, pp: (n: string) => Float32Array): string {
     // Inference BN as one multiply-add per feature, folded on the host in float64.
-    const gamma = pp('bn.gamma');
-    const mul = Float32Array.from(gamma, (gm, j) => gm / Math.sqrt(pp('bn.running_var')[j]! + cfg.bnEpsilon));
-    const add = Float32Array.from(mul, (m, j) => pp('bn.beta')[j]! - pp('bn.running_mean')[j]! * m);
+    const gamma = pp(PARAM.bnGamma);
+    const mul = Float32Array.from(gamma, (gm, j) => gm / Math.sqrt(pp(PARAM.bnVar)[j]! + cfg.bnEpsilon));
+    const add = Float32Array.from(mul, (m, j) => pp(PARAM.bnBeta)[j]! - pp(PARAM.bnMean)[j]! * m);
     const f = featureCount(cfg);
     return gr.op(
       'Add',

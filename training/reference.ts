@@ -1,6 +1,6 @@
 // A plain float64 forward pass of the model, written independently of the ONNX graphs: the reference
 // that gradient checks differentiate by central finite differences. Slow; meant for tiny configs.
-import { POOL_AFTER, featureCount, type ModelConfig } from './params.js';
+import { POOL_AFTER, featureCount, type ModelConfig, PARAM } from './params.js';
 
 export interface Batch {
   n: number;
@@ -157,7 +157,7 @@ export function referenceConvFeatures(c: ModelConfig, p: Params, batch: Pick<Bat
   }
   for (let i = 0; i < 13; i++) {
     const co = c.widths[i]!;
-    x = relu(conv3x3(x, n, ch, h, h, get(p, `conv${i + 1}.weight`), get(p, `conv${i + 1}.bias`), co));
+    x = relu(conv3x3(x, n, ch, h, h, get(p, PARAM.convWeight(i)), get(p, PARAM.convBias(i)), co));
     ch = co;
     if (POOL_AFTER.has(i)) {
       x = maxpool2(x, n, ch, h, h);
@@ -172,15 +172,15 @@ export function referenceForward(c: ModelConfig, p: Params, batch: Batch, mode: 
   const { n } = batch;
   const x = referenceConvFeatures(c, p, batch);
   const f = featureCount(c);
-  const running = mode === 'eval' ? { mean: get(p, 'bn.running_mean'), var: get(p, 'bn.running_var') } : undefined;
-  const y = batchnorm(x, n, f, get(p, 'bn.gamma'), get(p, 'bn.beta'), c.bnEpsilon, running);
-  const features = relu(dense(y, n, f, get(p, 'fc1.weight'), get(p, 'fc1.bias'), c.hidden));
+  const running = mode === 'eval' ? { mean: get(p, PARAM.bnMean), var: get(p, PARAM.bnVar) } : undefined;
+  const y = batchnorm(x, n, f, get(p, PARAM.bnGamma), get(p, PARAM.bnBeta), c.bnEpsilon, running);
+  const features = relu(dense(y, n, f, get(p, PARAM.fc1Weight), get(p, PARAM.fc1Bias), c.hidden));
   let hd = features;
   if (mode === 'train' && c.dropout > 0) {
     const keep = batch.keep;
     if (!keep) throw new Error('reference: dropout needs a keep mask');
     hd = features.map((v, i) => (keep[i] ? v / (1 - c.dropout) : 0));
   }
-  const logits = dense(hd, n, c.hidden, get(p, 'fc2.weight'), get(p, 'fc2.bias'), c.tags);
+  const logits = dense(hd, n, c.hidden, get(p, PARAM.fc2Weight), get(p, PARAM.fc2Bias), c.tags);
   return { loss: bce(logits, batch.labels), logits, features };
 }

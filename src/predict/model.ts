@@ -5,12 +5,12 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
-import protobuf from 'protobufjs';
 import { categoryOf, TagIndex } from '../data/tags.js';
 import type { PadRule, PreprocessOptions } from '../data/images.js';
 import { UsageError } from '../util/errors.js';
 import { readInput } from '../util/fsx.js';
 import { INFERENCE_FORMAT } from '../../training/artifacts.js';
+import { readMetadataProps } from '../../training/onnx.js';
 import { WorkerSession } from './worker-session.js';
 import { foreignContract, inputTensor, type ContractOverrides, type InputContract, type Preset } from './contract.js';
 import { sessionThreads } from '../../training/threads.js';
@@ -36,28 +36,6 @@ export interface LoadOptions {
   overrides?: ContractOverrides;
   /** Told which preset `auto` chose, for a foreign model. */
   onChoice?: (line: string) => void;
-}
-
-/** metadata_props of an ONNX model, reading only the top-level fields (the graph is skipped, not decoded). */
-export function readMetadataProps(bytes: Uint8Array): Map<string, string> {
-  const r = protobuf.Reader.create(bytes);
-  const out = new Map<string, string>();
-  while (r.pos < r.len) {
-    const tag = r.uint32();
-    if (tag >>> 3 === 14 && (tag & 7) === 2) {
-      const end = r.uint32() + r.pos;
-      let key = '';
-      let value = '';
-      while (r.pos < end) {
-        const t = r.uint32();
-        if (t >>> 3 === 1) key = r.string();
-        else if (t >>> 3 === 2) value = r.string();
-        else r.skipType(t & 7);
-      }
-      out.set(key, value);
-    } else r.skipType(tag & 7);
-  }
-  return out;
 }
 
 export function parseTaggerMetadata(props: Map<string, string>, file: string): TaggerMetadata {

@@ -6,7 +6,8 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { readShard, readShardIndex } from '../../src/data/shards.js';
-import { readMetadataProps, TaggerModel } from '../../src/predict/model.js';
+import { TaggerModel } from '../../src/predict/model.js';
+import { readMetadataProps } from '../../training/onnx.js';
 import { calibrationPlan } from '../../src/train/calibrate.js';
 import { cli, cliSteps, tempDir } from '../helpers.js';
 

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { UsageError } from '../util/errors.js';
-import { fsReason } from '../util/fsx.js';
+import { makeFolder } from '../util/fsx.js';
 import { lockFolder } from '../util/lock.js';
 import { ImageError, preprocessImage, type PadRule } from './images.js';
 import { readTagFile, walkDataset, type DatasetEntry } from './scan.js';
@@ -109,13 +109,7 @@ async function* decodeAhead(
 
 /** Make (or continue making) the shards of a dataset, holding the folder's lock. Returns the final index. */
 export async function makeShards(opts: MakeShardsOptions): Promise<ShardIndexJson> {
-  try {
-    await mkdir(opts.out, { recursive: true });
-  } catch (err) {
-    throw new UsageError(
-      `Expected a folder that can be created for --out but ${JSON.stringify(opts.out)} cannot be (${fsReason(err)})`,
-    );
-  }
+  await makeFolder(opts.out, '--out');
   const lock = await lockFolder(opts.out, `alt-i2v-ort pairs (pid ${process.pid})`, (l) => opts.onWarning?.(l));
   try {
     return await makeShardsLocked(opts);

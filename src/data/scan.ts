@@ -39,19 +39,26 @@ export async function checkDatasetDir(dir: string, argName = 'DATASET'): Promise
 
 /**
  * Every image (recursively, sorted by path) with its tag file `NAME.txt` (or `NAME.ext.txt`),
- * then the tag files of each directory that belong to no image, as 'orphan-tags'.
+ * then the tag files of each directory that belong to no image, as 'orphan-tags'. Symbolic links to
+ * folders are followed like the top folder is; a folder reached twice (a link loop, two links to one
+ * folder) is walked once.
  */
 export async function* walkDataset(root: string): AsyncGenerator<DatasetEntry> {
-  yield* walkDir(root, root);
+  yield* walkDir(root, root, new Set());
 }
 
-async function* walkDir(root: string, dir: string): AsyncGenerator<DatasetEntry> {
+async function* walkDir(root: string, dir: string, seen: Set<string>): AsyncGenerator<DatasetEntry> {
+  const id = await stat(dir).then((s) => `${s.dev}:${s.ino}`);
+  if (seen.has(id)) return;
+  seen.add(id);
   const files: string[] = [];
   const dirs: string[] = [];
   const handle = await opendir(dir);
   for await (const entry of handle) {
     if (entry.name.startsWith('.')) continue;
     if (entry.isDirectory()) dirs.push(entry.name);
+    else if (entry.isSymbolicLink() && (await stat(path.join(dir, entry.name)).catch(() => null))?.isDirectory())
+      dirs.push(entry.name);
     else if (entry.isFile() || entry.isSymbolicLink()) files.push(entry.name);
   }
   files.sort(byCodePoint);
@@ -78,7 +85,7 @@ async function* walkDir(root: string, dir: string): AsyncGenerator<DatasetEntry>
       yield { file: abs, name: relName(root, abs), tagFile: abs, kind: 'orphan-tags' };
     }
   }
-  for (const sub of dirs) yield* walkDir(root, path.join(dir, sub));
+  for (const sub of dirs) yield* walkDir(root, path.join(dir, sub), seen);
 }
 
 function relName(root: string, abs: string): string {
@@ -106,15 +113,27 @@ export class TagFileError extends Error {
   override name = 'TagFileError';
 }
 
-/** The text of a tag file: UTF-8 (BOM allowed), or UTF-16 with its BOM; invalid bytes or control characters refuse it. */
-export function decodeTagText(bytes: Uint8Array): string {
+/** How a text file was encoded: UTF-8 (with or without a BOM) or UTF-16 with its BOM. */
+export type TextEncoding = 'utf-8' | 'utf-8-bom' | 'utf-16le' | 'utf-16be';
+
+/**
+ * The text of a tag or caption file and its encoding: UTF-8 (BOM allowed), or UTF-16 with its BOM;
+ * invalid bytes or control characters refuse it (TagFileError).
+ */
+export function decodeText(bytes: Uint8Array): { text: string; encoding: TextEncoding } {
   let text: string;
+  let encoding: TextEncoding;
   try {
-    if (bytes[0] === 0xff && bytes[1] === 0xfe)
+    if (bytes[0] === 0xff && bytes[1] === 0xfe) {
+      encoding = 'utf-16le';
       text = new TextDecoder('utf-16le', { fatal: true }).decode(bytes.subarray(2));
-    else if (bytes[0] === 0xfe && bytes[1] === 0xff)
+    } else if (bytes[0] === 0xfe && bytes[1] === 0xff) {
+      encoding = 'utf-16be';
       text = new TextDecoder('utf-16be', { fatal: true }).decode(bytes.subarray(2));
-    else text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } else {
+      encoding = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 'utf-8-bom' : 'utf-8';
+      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes); // drops the BOM
+    }
   } catch {
     throw new TagFileError('is not valid UTF-8 (or UTF-16 with a byte-order mark)');
   }
@@ -124,7 +143,21 @@ export function decodeTagText(bytes: Uint8Array): string {
     throw new TagFileError(
       `holds a control character (U+${control[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}): binary data?`,
     );
-  return text;
+  return { text, encoding };
+}
+
+/** `text` in `encoding`, with the byte-order mark the encoding had. */
+export function encodeText(text: string, encoding: TextEncoding): Buffer {
+  if (encoding === 'utf-8') return Buffer.from(text, 'utf8');
+  if (encoding === 'utf-8-bom') return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
+  const le = Buffer.from(text, 'utf16le');
+  if (encoding === 'utf-16be') for (let i = 0; i + 1 < le.length; i += 2) [le[i], le[i + 1]] = [le[i + 1]!, le[i]!];
+  return Buffer.concat([Buffer.from(encoding === 'utf-16le' ? [0xff, 0xfe] : [0xfe, 0xff]), le]);
+}
+
+/** The text of a tag file (decodeText without the encoding). */
+export function decodeTagText(bytes: Uint8Array): string {
+  return decodeText(bytes).text;
 }
 
 /**

@@ -6,7 +6,7 @@ import { parse } from 'csv-parse/sync';
 import { UsageError } from '../util/errors.js';
 import { readInput, readJsonInput, writeFileAtomic } from '../util/fsx.js';
 import type { TaggerModel } from '../predict/model.js';
-import { readVecIndex, vectorize, type VecKind } from '../predict/vectors.js';
+import { readVecIndex, VEC_KINDS, vectorize, type VecKind } from '../predict/vectors.js';
 import { fitKpi, KPI_KINDS, predictKpi, type CvReport, type KpiKind, type LinearModel } from './fit.js';
 
 export const KPI_FORMAT = 'alt-i2v-ort/kpi';
@@ -39,13 +39,20 @@ async function readTargets(file: string): Promise<Map<string, number>> {
   if (rows.length === 0 || !('file' in rows[0]!) || !('value' in rows[0]!))
     throw new UsageError(`Expected a header "file,value" and rows in ${JSON.stringify(file)}`);
   const out = new Map<string, number>();
+  const rowOf = new Map<string, number>();
   rows.forEach((r, i) => {
     const v = Number(r.value);
     if (r.value === '' || !Number.isFinite(v))
       throw new UsageError(
-        `Expected a number as value in ${JSON.stringify(file)} row ${i + 2} but received ${JSON.stringify(r.value)}`,
+        `Expected a finite number as value in ${JSON.stringify(file)} row ${i + 2} but received ${JSON.stringify(r.value)}`,
       );
-    out.set(path.resolve(path.dirname(file), r.file!), v);
+    const key = path.resolve(path.dirname(file), r.file!);
+    if (rowOf.has(key))
+      throw new UsageError(
+        `Expected each file once in ${JSON.stringify(file)} but ${JSON.stringify(r.file)} is on rows ${rowOf.get(key)} and ${i + 2}`,
+      );
+    rowOf.set(key, i + 2);
+    out.set(key, v);
   });
   return out;
 }
@@ -86,6 +93,14 @@ export async function fitKpiFile(
     throw new UsageError(
       `Expected at least ${folds * 2} images with a target for ${folds}-fold cross-validation but ${JSON.stringify(targetsFile)} matches ${rows.length} rows of ${JSON.stringify(vecFile)}`,
     );
+  if (new Set(y).size < 2)
+    throw new UsageError(
+      `Expected targets that vary in ${JSON.stringify(targetsFile)} but every matched image has the value ${y[0]}: there is nothing to fit`,
+    );
+  if (!meta.fingerprint)
+    throw new UsageError(
+      `Expected ${JSON.stringify(vecFile)} to name the model it came from (a fingerprint) but it does not: make it again with \`vec --out FILE.npy\``,
+    );
   if (kind === 'logistic' && !y.every((v) => v === 0 || v === 1))
     throw new UsageError(`Expected 0/1 values for --kind logistic in ${JSON.stringify(targetsFile)}`);
   if (kind === 'logistic' && new Set(y).size < 2)
@@ -98,7 +113,7 @@ export async function fitKpiFile(
     format: KPI_FORMAT,
     version: 1,
     vecKind: meta.kind,
-    model: { file: meta.model, fingerprint: meta.fingerprint ?? '' },
+    model: { file: meta.model, fingerprint: meta.fingerprint },
     names,
     fit: model,
     cv,
@@ -124,16 +139,27 @@ export async function writeKpiFile(file: string, kpi: KpiFile): Promise<void> {
 
 export async function readKpiFile(file: string): Promise<KpiFile> {
   const k = await readJsonInput<KpiFile>(file, 'a kpi.json written by `kpi fit` for --kpi');
-  if (
-    k?.format !== KPI_FORMAT ||
-    !KPI_KINDS.includes(k.fit?.kind) ||
-    !Array.isArray(k.fit.weights) ||
-    typeof k.model?.fingerprint !== 'string'
-  ) {
-    throw new UsageError(
-      `Expected a kpi.json written by \`kpi fit\` in ${JSON.stringify(file)} but its fields are not those`,
-    );
-  }
+  const bad = (what: string): UsageError =>
+    new UsageError(`Expected a kpi.json written by \`kpi fit\` in ${JSON.stringify(file)} but ${what}`);
+  if (k?.format !== KPI_FORMAT) throw bad(`its format is not ${KPI_FORMAT}`);
+  if (!VEC_KINDS.includes(k.vecKind)) throw bad('its vecKind is not probs, features or binary');
+  if (typeof k.model?.fingerprint !== 'string' || k.model.fingerprint === '')
+    throw bad('it names no model fingerprint (the check that it is used with its own model)');
+  const fit = k.fit;
+  if (!KPI_KINDS.includes(fit?.kind)) throw bad('its fit.kind is not linear or logistic');
+  const finite = (a: unknown): a is number[] =>
+    Array.isArray(a) && a.every((x) => typeof x === 'number' && Number.isFinite(x));
+  const d = Array.isArray(fit.weights) ? fit.weights.length : 0;
+  for (const [name, a] of [
+    ['weights', fit.weights],
+    ['mean', fit.mean],
+    ['std', fit.std],
+  ] as const)
+    if (!finite(a) || a.length !== d || d === 0) throw bad(`its fit.${name} are not ${d || 'the'} finite numbers`);
+  if (!fit.std.every((x) => x > 0)) throw bad('its fit.std holds a value ≤ 0');
+  if (typeof fit.intercept !== 'number' || !Number.isFinite(fit.intercept))
+    throw bad('its fit.intercept is not finite');
+  if (!Array.isArray(k.names) || k.names.length !== d) throw bad(`its names are not ${d}, one per weight`);
   return k;
 }
 
@@ -146,7 +172,7 @@ export async function predictKpiFiles(
   batch: number,
   onFailure: (file: string, reason: string) => void,
 ): Promise<{ file: string; value: number }[]> {
-  if (kpi.model.fingerprint && kpi.model.fingerprint !== model.fingerprint) {
+  if (kpi.model.fingerprint !== model.fingerprint) {
     throw new UsageError(
       `Expected the model ${JSON.stringify(kpiFile)} was fitted on (${kpi.model.file}) but --model is another one (its fingerprint differs)`,
     );

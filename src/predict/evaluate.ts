@@ -3,6 +3,7 @@
 import { predictOverShards, readShardIndex } from '../data/shards.js';
 import { UsageError } from '../util/errors.js';
 import type { TaggerModel } from './model.js';
+import { nonFiniteError } from './tagging.js';
 
 /** Run the exported model over shards (holdout by default) and collect probabilities and labels. */
 export async function predictShards(
@@ -24,12 +25,10 @@ export async function predictShards(
   const entries = index.shards.filter((s) => split === 'all' || s.split === split);
   if (entries.reduce((a, s) => a + s.count, 0) === 0)
     throw new UsageError(`Expected ${split} images in ${JSON.stringify(dir)} but it has none`);
-  const r = await predictOverShards(
-    dir,
-    index,
-    entries,
-    batch,
-    async (images, _labels, n) => (await model.run(images, n)).probs,
-  );
+  const r = await predictOverShards(dir, index, entries, batch, async (images, _labels, n) => {
+    const { probs, nonFinite } = await model.run(images, n);
+    if (nonFinite.length > 0) throw nonFiniteError(model, nonFinite.length, n);
+    return probs;
+  });
   return { ...r, names: index.tags.names };
 }

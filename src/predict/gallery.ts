@@ -8,6 +8,7 @@ import { readTagFile } from '../data/scan.js';
 import { stat } from 'node:fs/promises';
 import { decodeBatches, listImages } from './inputs.js';
 import type { TaggerModel } from './model.js';
+import { NON_FINITE, nonFiniteError } from './tagging.js';
 
 export interface GalleryItem {
   name: string;
@@ -75,8 +76,12 @@ async function folderItems(
   for await (const b of decodeBatches(firstN(listImages([dir]), limit), { ...model.preprocess, batch: 8 })) {
     for (const f of b.failures) onFailure(f.file, f.reason);
     if (b.files.length === 0) continue;
-    const { probs } = await model.run(b.images, b.files.length);
+    const { probs, nonFinite } = await model.run(b.images, b.files.length);
     for (const [i, file] of b.files.entries()) {
+      if (nonFinite.includes(i)) {
+        onFailure(file, NON_FINITE);
+        continue;
+      }
       const truth = await readTagFile(file.replace(/\.[^./\\]+$/, '.txt')).then(
         (t) => new Set(t),
         () => undefined,
@@ -102,7 +107,8 @@ async function shardItems(model: TaggerModel, dir: string, limit: number): Promi
     if (items.length >= limit) break;
     const shard = await readShard(dir, e, index);
     const n = Math.min(shard.count, limit - items.length);
-    const { probs } = await model.run(shard.images.subarray(0, n * s * s * 3), n);
+    const { probs, nonFinite } = await model.run(shard.images.subarray(0, n * s * s * 3), n);
+    if (nonFinite.length > 0) throw nonFiniteError(model, nonFinite.length, n);
     for (let i = 0; i < n; i++) {
       const truth = new Set(index.tags.names.filter((_, j) => shard.labels[i * k + j] === 1));
       items.push({

@@ -13,23 +13,35 @@ import { limiter } from '../util/limit.js';
 /** How the CLI passes `-` (a list of image paths on stdin) through yargs. */
 export const STDIN_ARG = '/dev/stdin';
 
-/** Every image named by the arguments, in order: files as given, folders walked in sorted order. */
-export async function* listImages(
+/**
+ * Every image named by the arguments, in order: files as given, folders walked in sorted order. `key`
+ * names the image independently of where the folder is mounted: its path relative to the folder
+ * argument it was found under (`a/b.png`), or a file argument (or stdin line) as given.
+ */
+export async function* listImageEntries(
   args: readonly string[],
   stdin: NodeJS.ReadableStream = process.stdin,
-): AsyncGenerator<string> {
+): AsyncGenerator<{ file: string; key: string }> {
   for (const arg of args) {
     if (arg === '-' || arg === STDIN_ARG) {
       for await (const line of createInterface({ input: stdin, crlfDelay: Infinity }))
-        if (line.trim()) yield line.trim();
+        if (line.trim()) yield { file: line.trim(), key: line.trim() };
       continue;
     }
     const info = await stat(arg).catch(() => null);
     if (!info) throw new UsageError(`Expected an image file or folder but ${JSON.stringify(arg)} does not exist`);
     if (info.isDirectory()) {
-      for await (const e of walkDataset(path.resolve(arg))) if (e.kind === 'image') yield e.file;
-    } else yield arg;
+      for await (const e of walkDataset(path.resolve(arg))) if (e.kind === 'image') yield { file: e.file, key: e.name };
+    } else yield { file: arg, key: arg };
   }
+}
+
+/** The image files of listImageEntries. */
+export async function* listImages(
+  args: readonly string[],
+  stdin: NodeJS.ReadableStream = process.stdin,
+): AsyncGenerator<string> {
+  for await (const e of listImageEntries(args, stdin)) yield e.file;
 }
 
 export interface DecodedBatch {

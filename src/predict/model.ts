@@ -12,20 +12,11 @@ import { readInput } from '../util/fsx.js';
 import { INFERENCE_FORMAT } from '../../training/artifacts.js';
 import { readMetadataProps } from '../../training/onnx.js';
 import { WorkerSession } from './worker-session.js';
+import { checkTagNames, parseTaggerMetadata, type TaggerMetadata } from './metadata.js';
+
+export type { TaggerMetadata } from './metadata.js';
 import { foreignContract, inputTensor, type ContractOverrides, type InputContract, type Preset } from './contract.js';
 import { sessionThreads } from '../../training/threads.js';
-
-export interface TaggerMetadata {
-  tags: string[];
-  categories: number[];
-  imageSize: number;
-  pad: PadRule;
-  /** Width of the `features` output; 0 for a model without one. */
-  hidden: number;
-  source: string;
-  /** `int8` for a model from `export --int8`; `fp32` otherwise (foreign models included). */
-  precision: 'fp32' | 'int8';
-}
 
 export interface LoadOptions {
   executionProviders?: string[];
@@ -38,30 +29,11 @@ export interface LoadOptions {
   onChoice?: (line: string) => void;
 }
 
-export function parseTaggerMetadata(props: Map<string, string>, file: string): TaggerMetadata {
-  const where = JSON.stringify(file);
-  if (props.get('format') !== INFERENCE_FORMAT) {
-    throw new UsageError(
-      `Expected an alt-i2v-ort model (metadata format=${INFERENCE_FORMAT}) in ${where} but its metadata has ${props.has('format') ? `format=${props.get('format')}` : 'no format'}; export one with \`alt-i2v-ort export\`, or give --tags for a WD or DeepDanbooru model`,
-    );
-  }
-  const missing = ['tags', 'categories', 'image_size', 'pad', 'hidden'].filter((k) => !props.has(k));
-  if (missing.length) throw new UsageError(`Expected metadata ${missing.join(', ')} in ${where} but it is missing`);
-  return {
-    tags: JSON.parse(props.get('tags')!),
-    categories: JSON.parse(props.get('categories')!),
-    imageSize: Number(props.get('image_size')),
-    pad: props.get('pad') as PadRule,
-    hidden: Number(props.get('hidden')),
-    source: props.get('source') ?? '',
-    precision: props.get('precision') === 'int8' ? 'int8' : 'fp32',
-  };
-}
-
 /** A foreign model's tags: WD's selected_tags.csv (with categories), or one tag per line. */
 async function readForeignTags(file: string): Promise<{ tags: string[]; categories: number[] }> {
   if (/\.csv$/i.test(file)) {
     const index = await TagIndex.load(file);
+    checkTagNames(index.names, JSON.stringify(file));
     return { tags: index.names, categories: index.rows.map((r) => r.category) };
   }
   const tags = (await readInput(file, 'a tags file for --tags (selected_tags.csv, or tags.txt with one tag per line)'))
@@ -71,6 +43,7 @@ async function readForeignTags(file: string): Promise<{ tags: string[]; categori
     .map((t) => t.trim())
     .filter(Boolean);
   if (tags.length === 0) throw new UsageError(`Expected one tag per line in ${JSON.stringify(file)} but it has none`);
+  checkTagNames(tags, JSON.stringify(file));
   return { tags, categories: tags.map(categoryOf) };
 }
 
@@ -88,6 +61,22 @@ const OURS = (size: number, pad: PadRule): InputContract => ({
   kernel: 'lanczos3',
   fixedBatch: null,
 });
+
+/** Our export's output widths against its metadata: a mismatch would read every row at a shifted offset. */
+async function checkOutputWidths(session: WorkerSession, meta: TaggerMetadata, file: string): Promise<void> {
+  const widths: [string, number, string][] = [['probs', meta.tags.length, 'tags in its metadata']];
+  if (meta.hidden > 0) widths.push(['features', meta.hidden, 'features (hidden) in its metadata']);
+  for (const [name, want, what] of widths) {
+    const out = session.outputMetadata.find((o) => o.name === name) as ort.InferenceSession.TensorValueMetadata;
+    const width = out?.shape?.at(-1);
+    if (!out || (typeof width === 'number' && width !== want)) {
+      await session.release();
+      throw new UsageError(
+        `Expected ${JSON.stringify(file)} to have ${want} ${what} for its ${name} output's ${out ? width : 'missing'} values, but they differ: the file's metadata does not belong to its graph`,
+      );
+    }
+  }
+}
 
 export class TaggerModel {
   private constructor(
@@ -140,7 +129,10 @@ export class TaggerModel {
         `Expected an ONNX model that ONNX Runtime can load in ${JSON.stringify(file)} but it fails: ${(err as Error).message.split('\n')[0]}`,
       );
     }
-    if (meta) return new TaggerModel(meta, OURS(meta.imageSize, meta.pad), session, fingerprint(meta.tags));
+    if (meta) {
+      await checkOutputWidths(session, meta, file);
+      return new TaggerModel(meta, OURS(meta.imageSize, meta.pad), session, fingerprint(meta.tags));
+    }
     const { contract, chosen } = foreignContract(
       session,
       file,
@@ -194,28 +186,44 @@ export class TaggerModel {
     );
   }
 
-  /** Probabilities (n, K) and features (n, D; empty without a features output) of n decoded uint8 RGB images. */
-  async run(images: Uint8Array, n: number): Promise<{ probs: Float32Array; features: Float32Array }> {
+  /**
+   * Probabilities (n, K) and features (n, D; empty without a features output) of n decoded uint8 RGB
+   * images, and which of them got a NaN or an infinity (a broken model: those rows must not be used).
+   * A model that gives another number of scores than it has tags is refused (it would shift every row).
+   */
+  async run(
+    images: Uint8Array,
+    n: number,
+  ): Promise<{ probs: Float32Array; features: Float32Array; nonFinite: number[] }> {
     const c = this.contract;
     const per = c.fixedBatch ?? n;
     const px = c.size * c.size * 3;
     const k = this.meta.tags.length;
+    const d = c.featuresName ? this.meta.hidden : 0;
     const probs = new Float32Array(n * k);
-    const features = new Float32Array(c.featuresName ? n * this.meta.hidden : 0);
+    const features = new Float32Array(n * d);
     // A model whose batch dimension is fixed (at 1) runs one image per call.
     for (let i = 0; i < n; i += per) {
       const m = Math.min(per, n - i);
       let batch = images.subarray(i * px, (i + m) * px);
       if (m < per) (batch = new Uint8Array(per * px)).set(images.subarray(i * px, (i + m) * px)); // pad a fixed batch
       const out = await this.session.run({ [c.inputName]: inputTensor(c, batch, per) });
-      probs.set((out[c.probsName]!.data as Float32Array).subarray(0, m * k), i * k);
-      if (c.featuresName)
-        features.set(
-          (out[c.featuresName]!.data as Float32Array).subarray(0, m * this.meta.hidden),
-          i * this.meta.hidden,
+      const scores = out[c.probsName]!.data as Float32Array;
+      if (scores.length !== per * k)
+        throw new UsageError(
+          `Expected ${k} scores per image from ${this.meta.source || 'the model'} (one per tag) but it gives ${scores.length / per}: its tags file or metadata does not belong to it`,
         );
+      probs.set(scores.subarray(0, m * k), i * k);
+      if (c.featuresName) features.set((out[c.featuresName]!.data as Float32Array).subarray(0, m * d), i * d);
     }
-    return { probs, features };
+    const nonFinite: number[] = [];
+    for (let i = 0; i < n; i++)
+      if (
+        !probs.subarray(i * k, (i + 1) * k).every(Number.isFinite) ||
+        !features.subarray(i * d, (i + 1) * d).every(Number.isFinite)
+      )
+        nonFinite.push(i);
+    return { probs, features, nonFinite };
   }
 
   async release(): Promise<void> {

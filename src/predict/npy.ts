@@ -1,6 +1,6 @@
 // NumPy .npy files (format 1.0): little-endian float32 or uint8 matrices that `numpy.load` reads.
 import { UsageError } from '../util/errors.js';
-import { readInput, writeFileAtomic } from '../util/fsx.js';
+import { readInput } from '../util/fsx.js';
 
 export type NpyArray =
   | { dtype: 'f4'; shape: [number, number]; data: Float32Array }
@@ -23,26 +23,52 @@ export function encodeNpy(a: NpyArray): Buffer {
   ]);
 }
 
-export async function writeNpy(file: string, a: NpyArray): Promise<void> {
-  await writeFileAtomic(file, encodeNpy(a));
+/**
+ * A `vec` matrix from a .npy file, checked before its numbers are used: format 1.0–3.0, dtype '<f4' or
+ * '|u1', C order (a Fortran-order file would be read transposed: refused), a 2-D shape whose size is
+ * the file's, and every float finite (a NaN row names its number).
+ */
+export async function readNpy(file: string): Promise<NpyArray> {
+  return parseNpy(await readInput(file, 'a .npy file'), file);
 }
 
-export async function readNpy(file: string): Promise<NpyArray> {
-  const b = await readInput(file, 'a .npy file');
+/** readNpy of bytes already read from `file`. */
+export function parseNpy(b: Buffer, file: string): NpyArray {
   const bad = (what: string): UsageError =>
     new UsageError(`Expected a .npy matrix written by \`vec\` in ${JSON.stringify(file)} but ${what}`);
   if (b.length < 10 || b.toString('latin1', 0, 6) !== '\x93NUMPY') throw bad('it has no NumPy header');
-  const len = b.readUInt16LE(8);
-  const header = b.toString('latin1', 10, 10 + len);
+  const major = b[6]!;
+  if (major < 1 || major > 3) throw bad(`it is .npy format ${major}.${b[7]} (expected 1.0, 2.0 or 3.0)`);
+  const headerAt = major === 1 ? 10 : 12;
+  if (b.length < headerAt) throw bad('its header is cut short');
+  const len = major === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
+  if (headerAt + len > b.length) throw bad('its header is cut short');
+  const header = b.toString(major === 3 ? 'utf8' : 'latin1', headerAt, headerAt + len);
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
-  const shape = /'shape':\s*\((\d+),\s*(\d+)\)/.exec(header);
-  if (!shape || (descr !== '<f4' && descr !== '|u1')) throw bad(`its header is ${header.trim()}`);
-  const [n, d] = [Number(shape[1]), Number(shape[2])];
-  const body = b.subarray(10 + len);
+  const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
+  const shape = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
+  if (descr !== '<f4' && descr !== '|u1')
+    throw bad(`its dtype is ${descr ?? 'missing'} (expected float32 '<f4' or uint8 '|u1')`);
+  if (fortran !== 'False')
+    throw bad(
+      fortran === 'True'
+        ? 'it is in Fortran order (save it with numpy.ascontiguousarray first)'
+        : 'its header has no fortran_order',
+    );
+  const dims = (shape ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  if (dims.length !== 2 || !dims.every((x) => /^\d+$/.test(x)))
+    throw bad(`its shape is (${shape ?? ''}) (expected 2 dimensions: rows, width)`);
+  const [n, d] = [Number(dims[0]), Number(dims[1])];
+  const body = b.subarray(headerAt + len);
   const bytes = descr === '<f4' ? 4 : 1;
-  if (body.length !== n * d * bytes) throw bad(`it holds ${body.length} bytes for shape (${n}, ${d})`);
+  if (body.length !== n * d * bytes) throw bad(`it holds ${body.length} bytes of data for shape (${n}, ${d})`);
   const copy = new Uint8Array(body); // aligned
-  return descr === '<f4'
-    ? { dtype: 'f4', shape: [n, d], data: new Float32Array(copy.buffer) }
-    : { dtype: 'u1', shape: [n, d], data: copy };
+  if (descr === '|u1') return { dtype: 'u1', shape: [n, d], data: copy };
+  const data = new Float32Array(copy.buffer);
+  for (let i = 0; i < n; i++)
+    if (!data.subarray(i * d, (i + 1) * d).every(Number.isFinite)) throw bad(`row ${i} holds a NaN or an infinity`);
+  return { dtype: 'f4', shape: [n, d], data };
 }

@@ -96,7 +96,7 @@ export async function selectOptionsFrom(
       : a.mcut.trim() === ''
         ? ('all' as const)
         : new Set(listFlag(a.mcut).map((n) => categoryId(n, name('mcut'))));
-  const tagThresholds = a.thresholds ? await readTagThresholds(a.thresholds) : undefined;
+  const tagThresholds = a.thresholds ? await readTagThresholds(a.thresholds, known, warn) : undefined;
   const given =
     threshold !== undefined || categoryThresholds.size > 0 || mcut !== undefined || tagThresholds !== undefined;
   const preset = PRESET_THRESHOLDS[model.contract.kind];

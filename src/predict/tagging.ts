@@ -1,10 +1,8 @@
 // `pred`'s work: images decoded ahead of the model, tags selected per image, an optional stable part
-// of the input list (for N machines or a job array), captions saved next to the images without ever
-// writing through a symlink, and the tag frequencies of the run.
+// of the input list (for N machines or a job array), and the tag frequencies of the run. Caption files
+// are caption-file.ts.
 import { createHash } from 'node:crypto';
-import { lstat, readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../util/fsx.js';
-import { decodeBatches, listImages } from './inputs.js';
+import { decodeBatches } from './inputs.js';
 import type { TaggerModel } from './model.js';
 import { selectTags, type SelectOptions, type TagScore } from './select.js';
 
@@ -14,67 +12,60 @@ export interface Part {
   count: number;
 }
 
-/** Whether a path belongs to part I of N: a hash of the path as listed, so every machine agrees. */
-export function inPart(file: string, part: Part): boolean {
-  return createHash('sha1').update(file).digest().readUInt32BE(0) % part.count === part.index - 1;
+/**
+ * Whether an image belongs to part I of N: a hash of its key (its path relative to the folder argument
+ * it was found under), so machines that mount one share at different places agree.
+ */
+export function inPart(key: string, part: Part): boolean {
+  return createHash('sha1').update(key).digest().readUInt32BE(0) % part.count === part.index - 1;
 }
 
-async function* onlyPart(files: AsyncIterable<string>, part?: Part): AsyncGenerator<string> {
-  for await (const f of files) if (!part || inPart(f, part)) yield f;
+export type ImageEntry = { file: string; key: string };
+
+async function* onlyPart(
+  entries: AsyncIterable<ImageEntry> | Iterable<ImageEntry>,
+  part?: Part,
+): AsyncGenerator<string> {
+  for await (const e of entries) if (!part || inPart(e.key, part)) yield e.file;
+}
+
+/** Why an image whose scores hold a NaN or an infinity gets no tags. */
+export const NON_FINITE = 'the model gave it non-finite scores (NaN or infinity): no tags from them';
+
+/** A run over shards (eval, a gallery of shards) cannot skip images: a NaN or an infinity stops it. */
+export function nonFiniteError(model: TaggerModel, count: number, of: number): Error {
+  return new Error(
+    `${model.meta.source || 'the model'} gave non-finite scores (NaN or infinity) for ${count} of ${of} images: it is broken, no metrics from it`,
+  );
 }
 
 export type Tagged =
   { file: string; tags: TagScore[]; failure?: undefined } | { file: string; failure: string; tags?: undefined };
 
-/** Tags for every image named by `args` (files, folders, `-`), in input order; unreadable images as failures. */
+/** Tags for every image of `entries` (listImageEntries), in order; unreadable images as failures. */
 export async function* tagImages(
   model: TaggerModel,
-  args: readonly string[],
+  entries: AsyncIterable<ImageEntry> | Iterable<ImageEntry>,
   opts: { batch: number; select: SelectOptions; part?: Part },
 ): AsyncGenerator<Tagged> {
   const { tags, categories } = model.meta;
   const k = tags.length;
-  for await (const b of decodeBatches(onlyPart(listImages(args), opts.part), {
+  for await (const b of decodeBatches(onlyPart(entries, opts.part), {
     ...model.preprocess,
     batch: opts.batch,
   })) {
     for (const f of b.failures) yield { file: f.file, failure: f.reason };
     if (b.files.length === 0) continue;
-    const { probs } = await model.run(b.images, b.files.length);
-    for (let i = 0; i < b.files.length; i++)
-      yield { file: b.files[i]!, tags: selectTags(probs.subarray(i * k, (i + 1) * k), tags, categories, opts.select) };
+    const { probs, nonFinite } = await model.run(b.images, b.files.length);
+    for (let i = 0; i < b.files.length; i++) {
+      if (nonFinite.includes(i)) yield { file: b.files[i]!, failure: NON_FINITE };
+      else
+        yield {
+          file: b.files[i]!,
+          tags: selectTags(probs.subarray(i * k, (i + 1) * k), tags, categories, opts.select),
+        };
+    }
   }
-}
-
-export type CaptionOutcome = 'written' | 'kept' | 'empty' | 'failed';
-
-/**
- * Write a caption file: never through a symlink (refused), an existing caption kept unless
- * `overwrite` (or merged, when `merge` builds the new text from the old), an empty caption never
- * replacing one unless `allowEmpty`.
- */
-export async function saveCaption(
-  target: string,
-  text: (existing?: string) => string,
-  o: { overwrite: boolean; merge: boolean; allowEmpty: boolean },
-): Promise<{ outcome: CaptionOutcome; note?: string }> {
-  const info = await lstat(target).catch(() => null);
-  if (info?.isSymbolicLink()) return { outcome: 'failed', note: `${target} is a symbolic link; not written through` };
-  if (info && !info.isFile()) return { outcome: 'failed', note: `${target} is not a regular file; not written` };
-  if (info && !o.overwrite && !o.merge)
-    return {
-      outcome: 'kept',
-      note: `${target} exists, not overwritten (use --overwrite), or merge with --append or --prepend`,
-    };
-  const existing = info && o.merge ? await readFile(target, 'utf8') : undefined;
-  const body = text(existing);
-  if (body.trim() === '' && info && !o.allowEmpty)
-    return {
-      outcome: 'kept',
-      note: `${target}: no tags for it, the existing caption was kept (use --allow-empty to empty it)`,
-    };
-  await writeFileAtomic(target, `${body}\n`);
-  return { outcome: body.trim() === '' ? 'empty' : 'written' };
 }
 
 /** Counts of each written tag over the run (sd-scripts' --frequency_tags), most frequent first. */

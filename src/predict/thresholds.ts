@@ -6,7 +6,12 @@ import { readInput } from '../util/fsx.js';
 
 export const PR_COLUMN = 'threshold_p_eq_r';
 
-export async function readTagThresholds(file: string): Promise<Map<string, number>> {
+/** The thresholds by tag; a tag listed twice (the last row wins) or unknown to the model gets a warning. */
+export async function readTagThresholds(
+  file: string,
+  known: ReadonlySet<string>,
+  warn: (line: string) => void,
+): Promise<Map<string, number>> {
   const where = JSON.stringify(file);
   let rows: Record<string, string>[];
   try {
@@ -32,6 +37,9 @@ export async function readTagThresholds(file: string): Promise<Map<string, numbe
       throw new UsageError(
         `Expected a threshold between 0 and 1 in ${where} row ${i + 2} but received ${JSON.stringify(r[PR_COLUMN])}`,
       );
+    if (out.has(r.tag!))
+      warn(`${where} row ${i + 2}: ${JSON.stringify(r.tag)} is listed again; this row's threshold is used`);
+    else if (!known.has(r.tag!)) warn(`${where} row ${i + 2}: the model has no tag ${JSON.stringify(r.tag)}`);
     out.set(r.tag!, t);
   });
   return out;

@@ -1,12 +1,14 @@
 // The "illustration to vector" and search over it: tag probabilities, hidden features or
 // illustration2vec's binary hash per image; a `vec` index (.npy plus FILE.npy.json naming the rows)
 // written and read back; nearest neighbours by cosine similarity, or Hamming distance for hashes.
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { UsageError } from '../util/errors.js';
-import { readJsonInput, writeFileAtomic } from '../util/fsx.js';
+import { readInput, readJsonInput, writeFilesAtomic } from '../util/fsx.js';
 import { decodeBatches, listImages } from './inputs.js';
 import type { TaggerModel } from './model.js';
-import { readNpy, writeNpy, type NpyArray } from './npy.js';
+import { encodeNpy, parseNpy, type NpyArray } from './npy.js';
+import { NON_FINITE } from './tagging.js';
 
 export const VEC_KINDS = ['probs', 'features', 'binary'] as const;
 export type VecKind = (typeof VEC_KINDS)[number];
@@ -21,6 +23,8 @@ export interface VecIndexMeta {
   fingerprint?: string;
   /** Names of the dimensions: the tags for probs. */
   names?: string[];
+  /** SHA-256 of the .npy it describes: the two are written as one unit, and read only together. */
+  npySha256?: string;
 }
 
 export interface Vectors {
@@ -60,6 +64,10 @@ export async function vectorize(
     const out = await model.run(b.images, b.files.length);
     const src = kind === 'probs' ? out.probs : out.features;
     for (let i = 0; i < b.files.length; i++) {
+      if (out.nonFinite.includes(i)) {
+        onFailure(b.files[i]!, NON_FINITE);
+        continue;
+      }
       const row = src.slice(i * dim, (i + 1) * dim);
       rows.push(kind === 'binary' ? packBits(row, 1, dim) : row);
       files.push(b.files[i]!);
@@ -94,7 +102,7 @@ export async function writeVecIndex(
       ? { dtype: 'u1', shape, data: new Uint8Array(v.rows.length * width) }
       : { dtype: 'f4', shape, data: new Float32Array(v.rows.length * width) };
   v.rows.forEach((row, i) => array.data.set(row, i * width));
-  await writeNpy(file, array);
+  const npy = encodeNpy(array);
   const meta: VecIndexMeta = {
     format: 'alt-i2v-ort/vec',
     model: path.resolve(model),
@@ -102,8 +110,14 @@ export async function writeVecIndex(
     dim: v.dim,
     files: v.files.map((f) => path.resolve(f)),
     ...(tagger ? { fingerprint: tagger.fingerprint, ...(kind === 'probs' ? { names: tagger.meta.tags } : {}) } : {}),
+    npySha256: createHash('sha256').update(npy).digest('hex'),
   };
-  await writeFileAtomic(`${file}.json`, JSON.stringify(meta));
+  // The .npy is renamed first, its description last: a kill between them leaves a description whose
+  // checksum names the old array, which readVecIndex refuses.
+  await writeFilesAtomic([
+    [file, npy],
+    [`${file}.json`, Buffer.from(JSON.stringify(meta))],
+  ]);
 }
 
 export async function readVecIndex(file: string): Promise<{ meta: VecIndexMeta; index: NpyArray }> {
@@ -112,15 +126,32 @@ export async function readVecIndex(file: string): Promise<{ meta: VecIndexMeta; 
     metaFile,
     `${JSON.stringify(metaFile)} next to the index (written by \`vec --out FILE.npy\`)`,
   );
-  if (meta?.format !== 'alt-i2v-ort/vec' || !Array.isArray(meta.files) || !VEC_KINDS.includes(meta.kind)) {
+  const bad = (what: string): UsageError =>
+    new UsageError(`Expected a vec index description in ${JSON.stringify(metaFile)} but ${what}`);
+  if (meta?.format !== 'alt-i2v-ort/vec') throw bad('its format is not alt-i2v-ort/vec');
+  if (!VEC_KINDS.includes(meta.kind))
+    throw bad(`its kind is ${JSON.stringify(meta.kind)} (expected probs, features or binary)`);
+  if (!Array.isArray(meta.files) || !meta.files.every((f) => typeof f === 'string'))
+    throw bad('its files are not a list of paths');
+  if (!Number.isInteger(meta.dim) || meta.dim < 1) throw bad('its dim is not a positive integer');
+  if (meta.names !== undefined && (!Array.isArray(meta.names) || meta.names.length !== meta.dim))
+    throw bad(`its names are not ${meta.dim} names, one per dimension`);
+  if (meta.fingerprint !== undefined && typeof meta.fingerprint !== 'string')
+    throw bad('its fingerprint is not a string');
+  const bytes = await readInput(file, 'a .npy index');
+  if (meta.npySha256 !== undefined && createHash('sha256').update(bytes).digest('hex') !== meta.npySha256)
     throw new UsageError(
-      `Expected a vec index description (format alt-i2v-ort/vec, kind, files) in ${JSON.stringify(metaFile)} but it has other fields`,
+      `Expected ${JSON.stringify(file)} to be the array ${JSON.stringify(metaFile)} describes but it is another (a \`vec\` run stopped between the two files?): run \`vec\` again`,
     );
-  }
-  const index = await readNpy(file);
+  const index = parseNpy(bytes, file);
   if (index.shape[0] !== meta.files.length)
     throw new UsageError(
       `Expected ${meta.files.length} rows in ${JSON.stringify(file)} as its .json lists but it has ${index.shape[0]}`,
+    );
+  const [dtype, width] = meta.kind === 'binary' ? ['u1', Math.ceil(meta.dim / 8)] : ['f4', meta.dim];
+  if (index.dtype !== dtype || index.shape[1] !== width)
+    throw new UsageError(
+      `Expected ${meta.kind} rows of ${width} ${dtype === 'f4' ? 'float32' : 'uint8'} values in ${JSON.stringify(file)} as its .json says but they are ${index.shape[1]} ${index.dtype === 'f4' ? 'float32' : 'uint8'}`,
     );
   return { meta, index };
 }

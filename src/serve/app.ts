@@ -11,7 +11,7 @@ import type { TaggerModel } from '../predict/model.js';
 import { limiter } from '../util/limit.js';
 import { Batcher } from './batcher.js';
 import type { ServeOptions, Tagger } from './context.js';
-import { HttpError, replyOf } from './http-error.js';
+import { HttpError, replyOf, unsupportedType } from './http-error.js';
 import { routes } from './routes.js';
 import { wd14Routes } from './wd14.js';
 
@@ -57,6 +57,8 @@ function tagger(model: TaggerModel, o: ServeOptions): Tagger {
     stats: batcher.stats,
     infer: async (bytes, name) => {
       if (bytes.length === 0) throw new HttpError(400, `Expected image bytes for ${name} but received an empty body`);
+      // SVG (XML: its first byte is "<") is not an image this server decodes: scripts, external references.
+      if (/^\s*</.test(bytes.subarray(0, 64).toString('latin1'))) throw unsupportedType(`${name}: SVG or other XML`);
       if (queued >= o.queue)
         throw new HttpError(503, `the server is busy (${o.queue} images queued); retry shortly`, {
           'retry-after': '1',
@@ -71,6 +73,38 @@ function tagger(model: TaggerModel, o: ServeOptions): Tagger {
   };
 }
 
+/** Requests in flight per server, and what to do when they reach none (closeServer). */
+const inflight = new WeakMap<FastifyInstance, { count: number; onIdle?: () => void }>();
+
+/**
+ * Stop: no new requests (503), those in flight finish, then every connection is closed, half-open ones
+ * (a client that sent part of its headers) included; after `graceMs` the rest are cut too.
+ */
+export async function closeServer(app: FastifyInstance, graceMs: number): Promise<void> {
+  const state = inflight.get(app)!;
+  const cut = (): void => app.server.closeAllConnections();
+  const timer = setTimeout(cut, graceMs);
+  if (state.count === 0) setImmediate(cut);
+  else state.onIdle = cut;
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Counts the requests in flight, for closeServer. */
+function trackInflight(app: FastifyInstance): void {
+  const state: { count: number; onIdle?: () => void } = { count: 0 };
+  inflight.set(app, state);
+  const done = (): void => {
+    if (--state.count === 0) state.onIdle?.();
+  };
+  app.addHook('onRequest', async () => void state.count++);
+  app.addHook('onResponse', async () => done());
+  app.addHook('onRequestAbort', async (_req) => done()); // fastify wants this hook's one argument declared
+}
+
 export async function buildServer(model: TaggerModel, o: ServeOptions): Promise<FastifyInstance> {
   // On close: idle keep-alive connections are closed at once, requests in flight are finished.
   const app = fastify({
@@ -79,8 +113,20 @@ export async function buildServer(model: TaggerModel, o: ServeOptions): Promise<
     forceCloseConnections: 'idle',
     return503OnClosing: true,
   });
+  trackInflight(app);
   app.decorate('tagger', tagger(model, o));
-  app.addContentTypeParser(/^image\//, { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  // A whole request is bounded by --max-body-mb before it is read: its declared length up front, a
+  // multipart form's parts counted as they arrive (routes.ts), any other body by fastify's bodyLimit.
+  app.addHook('onRequest', async (req) => {
+    const declared = Number(req.headers['content-length']);
+    if (declared > o.bodyLimit)
+      throw new HttpError(413, `Expected a request of at most ${o.bodyLimit} bytes but it declares ${declared}`);
+  });
+  app.addContentTypeParser(/^image\//, { parseAs: 'buffer' }, (req, body, done) =>
+    /^image\/svg/i.test(req.headers['content-type'] ?? '')
+      ? done(unsupportedType(req.headers['content-type']), undefined)
+      : done(null, body),
+  );
   await app.register(multipart, { limits: { fileSize: o.bodyLimit, files: 64, fields: 64 } });
   if (o.token) {
     const token = o.token;

@@ -2,6 +2,7 @@
 // `batch` per model call, one call at a time. It takes whatever it is given: the queue's bound is the
 // server's admission (app.ts), which counts images from upload to answer, decoding included.
 import type { TaggerModel } from '../predict/model.js';
+import { HttpError } from './http-error.js';
 
 interface Waiting {
   pixels: Uint8Array;
@@ -59,7 +60,9 @@ export class Batcher {
       const k = out.probs.length / take.length;
       const d = out.features.length / take.length;
       take.forEach((w, i) =>
-        w.resolve({ probs: out.probs.slice(i * k, (i + 1) * k), features: out.features.slice(i * d, (i + 1) * d) }),
+        out.nonFinite.includes(i)
+          ? w.reject(new HttpError(500, `the model gave non-finite scores (NaN or infinity) for this image`))
+          : w.resolve({ probs: out.probs.slice(i * k, (i + 1) * k), features: out.features.slice(i * d, (i + 1) * d) }),
       );
     } catch (err) {
       for (const w of take) w.reject(err);

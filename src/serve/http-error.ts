@@ -18,7 +18,7 @@ export class HttpError extends Error {
 export const unsupportedType = (contentType: string | undefined): HttpError =>
   new HttpError(
     415,
-    `Expected an image (image/*), multipart/form-data or JSON body but received ${JSON.stringify(contentType ?? 'none')}`,
+    `Expected an image (image/*, not SVG), multipart/form-data or JSON body but received ${JSON.stringify(contentType ?? 'none')}`,
   );
 
 /** The reply for any thrown value: HttpError as it is, a bad option (UsageError) 400, fastify's own by its code. */
@@ -29,6 +29,12 @@ export function replyOf(err: unknown, contentType: string | undefined): HttpErro
   if (e.code === 'FST_REQ_FILE_TOO_LARGE' || e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
     return new HttpError(413, messageOf(err));
   if (e.statusCode === 415) return unsupportedType(contentType);
+  // A multipart body the parser cannot read (no, wrong or unterminated boundary): the client's fault.
+  if (
+    e.code === 'FST_INVALID_MULTIPART_CONTENT_TYPE' ||
+    /^(Multipart|Unexpected end of (form|multipart data)|Malformed part header)/i.test(messageOf(err))
+  )
+    return new HttpError(400, `Expected a well-formed multipart/form-data body but it is not (${messageOf(err)})`);
   const status = typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500;
   return new HttpError(status, messageOf(err), status === 503 ? { 'retry-after': '1' } : {});
 }

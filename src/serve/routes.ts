@@ -35,10 +35,21 @@ async function imagesOf(req: FastifyRequest): Promise<{ images: Image[]; fields:
   const fields = queryFields(req);
   const images: Image[] = [];
   if (req.isMultipart()) {
+    const limit = req.server.tagger.o.bodyLimit;
+    let total = 0;
     for await (const part of req.parts()) {
-      if (part.type === 'file')
-        images.push({ name: part.filename || `image ${images.length + 1}`, bytes: await part.toBuffer() });
-      else fields.add(part.fieldname, String(part.value));
+      if (part.type === 'field') {
+        fields.add(part.fieldname, String(part.value));
+        continue;
+      }
+      const chunks: Buffer[] = [];
+      for await (const chunk of part.file as AsyncIterable<Buffer>) {
+        total += chunk.length;
+        if (total > limit)
+          throw new HttpError(413, `Expected a request of at most ${limit} bytes but its files hold more`);
+        chunks.push(chunk);
+      }
+      images.push({ name: part.filename || `image ${images.length + 1}`, bytes: Buffer.concat(chunks) });
     }
   } else if (Buffer.isBuffer(req.body)) images.push({ name: 'the image', bytes: req.body });
   else throw unsupportedType(req.headers['content-type']);

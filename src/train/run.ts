@@ -3,7 +3,7 @@
 // exact resume (shard order and batch order are functions of the seed and round; dropout RNG and Adam
 // state come from the checkpoint), graceful stop on request, and a NaN guard.
 import { existsSync } from 'node:fs';
-import { mkdir, rmdir } from 'node:fs/promises';
+import { rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
   predictOverShards,
@@ -17,7 +17,7 @@ import {
 import { baseRateMap, evaluatePredictions } from '../metrics/metrics.js';
 import type { Device } from '../runtime/providers.js';
 import { UsageError } from '../util/errors.js';
-import { fsReason, writeFileAtomic } from '../util/fsx.js';
+import { makeFolder, writeFileAtomic } from '../util/fsx.js';
 import { lockFolder, type FolderLock } from '../util/lock.js';
 import { Rng } from '../../training/rng.js';
 import {
@@ -280,13 +280,7 @@ async function trainRounds(L: Loop, round: number, position: number): Promise<Tr
 /** Create the run folder if needed (remembering whether we made it) and take its lock. */
 async function lockRunFolder(runDir: string, warn: (l: string) => void): Promise<{ lock: FolderLock; made: boolean }> {
   const made = !existsSync(runDir);
-  try {
-    await mkdir(runDir, { recursive: true });
-  } catch (err) {
-    throw new UsageError(
-      `Expected a folder that can be created for --out but ${JSON.stringify(runDir)} cannot be (${fsReason(err)})`,
-    );
-  }
+  await makeFolder(runDir, '--out');
   try {
     return { lock: await lockFolder(runDir, `alt-i2v-ort train (pid ${process.pid})`, warn), made };
   } catch (err) {

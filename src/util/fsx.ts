@@ -3,7 +3,7 @@
 // under its final name is always complete. Reads of input files: one usage error naming the file and
 // what is wrong in words, never errno text.
 import { constants, type PathLike } from 'node:fs';
-import { open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { messageOf, UsageError } from './errors.js';
 
@@ -84,11 +84,12 @@ async function fsyncDir(dir: string): Promise<void> {
  * fsynced and renamed over `file`, and the folder fsynced. Any failure removes the temp file and
  * throws a WriteError naming `file`; a previous `file` stays as it was.
  */
-export async function writeAtomic(file: string, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
+export async function writeAtomic(file: string, fill: (fh: FileHandle) => Promise<void>, mode = 0o644): Promise<void> {
   const tmp = tempNameFor(file);
   let fh: FileHandle | undefined;
   try {
-    fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+    if (mode !== 0o644) await fh.chmod(mode); // exactly `mode`, whatever the umask
     await fill(fh);
     injectedFault(file);
     await fh.sync();
@@ -115,9 +116,86 @@ export async function writeAll(fh: FileHandle, chunks: readonly Uint8Array[]): P
   }
 }
 
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+/**
+ * Several files that belong together (an index and its description): every temp file is written and
+ * fsynced before the first rename, so a failure while writing leaves all the old files as they were.
+ * The renames follow in order; a reader tells a kill between two renames by a checksum one file keeps
+ * of the other.
+ */
+export async function writeFilesAtomic(files: readonly [string, Uint8Array][]): Promise<void> {
+  const temps: string[] = [];
+  try {
+    for (const [file, bytes] of files) {
+      const tmp = tempNameFor(file);
+      temps.push(tmp);
+      const fh = await open(
+        tmp,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o644,
+      );
+      try {
+        await writeAll(fh, [bytes]);
+        injectedFault(file);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    }
+  } catch (err) {
+    await Promise.all(temps.map((t) => rm(t, { force: true }).catch(() => undefined)));
+    const file = files[temps.length - 1]![0];
+    throw err instanceof WriteError || !isFsError(err) ? err : new WriteError(file, err);
+  }
+  for (const [i, [file]] of files.entries()) {
+    try {
+      await rename(temps[i]!, file);
+    } catch (err) {
+      await Promise.all(temps.slice(i).map((t) => rm(t, { force: true }).catch(() => undefined)));
+      throw new WriteError(file, err);
+    }
+  }
+  for (const dir of new Set(files.map(([f]) => path.dirname(f)))) await fsyncDir(dir);
+}
+
+/** writeAtomic of one string (UTF-8) or byte array; `mode` keeps an existing file's permissions. */
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode?: number): Promise<void> {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  await writeAtomic(file, (fh) => writeAll(fh, [bytes]));
+  await writeAtomic(file, (fh) => writeAll(fh, [bytes]), mode);
+}
+
+/**
+ * Create folder `dir` (and its parents) for `flag`, or fail with one usage error saying why in words.
+ * Node's recursive mkdir reports a read-only parent as "no such file": the first missing folder is
+ * then made alone, which gives the real reason.
+ */
+export async function makeFolder(dir: string, flag: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    let reason = err;
+    let missing = path.resolve(dir);
+    while (!(await stat(path.dirname(missing)).catch(() => null)) && path.dirname(missing) !== missing)
+      missing = path.dirname(missing);
+    await mkdir(missing).catch((e: unknown) => (reason = e));
+    throw new UsageError(
+      `Expected a folder that can be created for ${flag} but ${JSON.stringify(dir)} cannot be (${fsReason(reason)})`,
+    );
+  }
+}
+
+/**
+ * Check, before any work, that `file` can be written for `flag`: its folder exists and is a folder, and
+ * the file is not a folder. (Whether the disk takes the bytes is known only when they are written.)
+ */
+export async function checkOutputFile(file: string, flag: string): Promise<void> {
+  const dir = path.dirname(path.resolve(file));
+  const folder = await stat(dir).catch((e: unknown) => e as Error);
+  if (folder instanceof Error || !folder.isDirectory())
+    throw new UsageError(
+      `Expected a file in an existing folder for ${flag} but ${JSON.stringify(dir)} ${folder instanceof Error ? `cannot be used (${fsReason(folder)})` : 'is not a folder'}`,
+    );
+  if ((await stat(file).catch(() => null))?.isDirectory())
+    throw new UsageError(`Expected a file for ${flag} but ${JSON.stringify(file)} is a folder`);
 }
 
 /** Read an input file, or fail with a usage error: `Expected WHAT but "FILE" cannot be read (no such file or folder)`. */

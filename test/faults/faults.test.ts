@@ -2,6 +2,8 @@
 // and damaged files, symlinks, odd encodings. It ends with `faults: N cases, N hold`.
 import { registerCrafted } from './crafted-cases.js';
 import { registerDisk } from './disk-cases.js';
+import { registerForeign } from './foreign-cases.js';
+import { registerTrust } from './trust-cases.js';
 import { summary } from './harness.js';
 import { registerKills } from './kill-cases.js';
 
@@ -9,4 +11,6 @@ import { registerKills } from './kill-cases.js';
 await registerKills({ pairs: 10, train: 10 });
 registerDisk();
 registerCrafted();
+registerForeign();
+registerTrust();
 summary();

@@ -1,4 +1,4 @@
-// The tiny model trained through onnxruntime-node (OrtEngine) on synth data the test generates: the loss falls
+// The tiny model trained (TrainSession, on the native engine where it is built) on synth data the test generates: the loss falls
 // and the holdout mAP ends far above the tags' base rates.
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -43,7 +43,7 @@ test('the tiny model learns synth tags: loss falls, holdout mAP far above base r
   );
   const k = tags.size;
   const c = defaultConfig({ tags: k, widths: [...VGG16_TINY_WIDTHS], imageSize: S, hidden: 64, freeze: 0 });
-  const session = await TrainSession.create(c, { params: initParams(c, 1) }, { engine: 'ort', seed: 3 });
+  const session = await TrainSession.create(c, { params: initParams(c, 1) }, { seed: 3 });
   const rng = new Rng(3);
   const batchSize = 16;
   const px = S * S * 3;

@@ -192,7 +192,7 @@ test('every bad request gets a 4xx JSON error naming the problem, and the server
       'a wrong content type',
       { method: 'POST', url: '/v1/tag', headers: { 'content-type': 'text/plain' }, payload: 'x' },
       415,
-      /Expected an image \(image\/\*\), multipart\/form-data or JSON body but received "text\/plain"/,
+      /Expected an image \(image\/\*, not SVG\), multipart\/form-data or JSON body but received "text\/plain"/,
     ],
     [
       'a body over the limit',
@@ -345,6 +345,35 @@ test(
       );
       await page.screenshot({ path: path.join(dir, 'page.png') });
       t.diagnostic(`screenshot: ${path.join(dir, 'page.png')}`);
+    } finally {
+      await browser.close();
+      await live.close();
+    }
+  },
+);
+
+test(
+  'the page runs no markup from a model: a tag named <img onerror=…> shows as text; CSP sent; the token comes from the fragment',
+  { skip: CHROMIUM ? false : 'no chromium on this machine (apt-get install chromium)' },
+  async () => {
+    const evil = ['<img src=x onerror="window.pwned=1">', '"><script>window.pwned=2</script>', 'ok', 'b', 'c', 'd'];
+    const file = await tinyModel(path.join(dir, 'evil.onnx'), evil, [0, 0, 0, 4, 9, 9]);
+    const live = await buildServer(await TaggerModel.load(file), { ...OPTS, index: undefined, token: 't0k' });
+    const address = await live.listen({ host: '127.0.0.1', port: 0 });
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage();
+      const res = await page.goto(`${address}/#token=t0k`);
+      assert.match(res!.headers()['content-security-policy'] ?? '', /default-src 'self'/);
+      await page.setInputFiles('#file', files[1]!);
+      await page.fill('#threshold', '0');
+      await page.waitForSelector('.result[data-done]');
+      await page.dispatchEvent('#threshold', 'input');
+      const names = await page.$$eval('.tag .name', (els) => els.map((e) => e.textContent));
+      assert.ok(names.includes(evil[0]!) && names.includes(evil[1]!), `${names}`);
+      assert.equal(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined);
+      assert.equal(await page.$$eval('.result img:not(.preview)', (els) => els.length), 0, 'no <img> from a tag');
     } finally {
       await browser.close();
       await live.close();

@@ -10,12 +10,14 @@ import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-opti
 import { withPredFlags } from '../pred-options.js';
 import { captionOptionsFrom, partFrom, selectOptionsFrom, type PredArgs } from '../../predict/options.js';
 import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
-import { writeFileAtomic } from '../../util/fsx.js';
+import { checkOutputFile, writeFileAtomic } from '../../util/fsx.js';
 import { DEVICES, executionProviders, type Device } from '../../runtime/providers.js';
 import { captionText, orderCaption } from '../../predict/caption.js';
 import { TaggerModel } from '../../predict/model.js';
 import type { TagScore } from '../../predict/select.js';
-import { saveCaption, TagFrequency, tagImages, type CaptionOutcome } from '../../predict/tagging.js';
+import { TagFrequency, tagImages, type ImageEntry } from '../../predict/tagging.js';
+import { captionTargets, checkCaptionExt, saveCaption, type CaptionOutcome } from '../../predict/caption-file.js';
+import { listImageEntries } from '../../predict/inputs.js';
 
 const FORMATS = ['text', 'json', 'jsonl', 'csv', 'caption'] as const;
 
@@ -71,10 +73,8 @@ async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
   const device = checkChoice('--device', argv.device, DEVICES) as Device;
   const part = partFrom(argv.part);
   if (argv.append && argv.prepend) throw new UsageError('Expected one of --append and --prepend but received both');
-  if (!/^\.[\w.-]+$/.test(argv.captionExt))
-    throw new UsageError(
-      `Expected an extension like .txt for --caption-ext but received ${JSON.stringify(argv.captionExt)}`,
-    );
+  const captionExt = checkCaptionExt(argv.captionExt);
+  if (argv.frequency) await checkOutputFile(argv.frequency, '--frequency');
   const t0 = performance.now();
   const tagger = await TaggerModel.load(
     argv.model,
@@ -89,40 +89,38 @@ async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
     () => undefined,
   );
   const warn = (l: string): void => io.err(l);
-  const json: { file: string; tags: TagScore[] }[] = [];
   const frequency = new TagFrequency();
-  const captions: Record<CaptionOutcome, number> = { written: 0, kept: 0, empty: 0, failed: 0 };
   let failed = 0;
   let done = 0;
+  let out: ReturnType<typeof outputs> | undefined;
   try {
     const select = await selectOptionsFrom(argv, tagger, (l) => warn(`warning: ${l}`));
     const caption = captionOptionsFrom(argv, tagger, (l) => warn(`warning: ${l}`));
-    if (format === 'csv') io.out(stringify([['file', 'tag', 'prob', 'category']]).trimEnd());
-    for await (const t of tagImages(tagger, argv.images, { batch, select, part })) {
+    // Captions: every image's caption file is known before the first is written (two images must not share one).
+    const entries = format === 'caption' ? await allImages(argv.images) : listImageEntries(argv.images);
+    const targets = Array.isArray(entries)
+      ? captionTargets(
+          entries.map((e) => e.file),
+          captionExt,
+          warn,
+        )
+      : new Map<string, string>();
+    out = outputs(io, format, argv, caption, targets);
+    for await (const t of tagImages(tagger, entries, { batch, select, part })) {
       if (t.failure !== undefined) {
         failed++;
         warn(`warning: ${t.file}: skipped, ${t.failure}`);
         continue;
       }
       done++;
-      const { file, tags } = t;
-      const ordered = orderCaption(tags, caption);
+      const ordered = orderCaption(t.tags, caption);
       frequency.add(ordered.map((o) => o.text));
-      if (format === 'text') for (const s of tags) io.out(`${file} tag=${s.tag} prob=${s.prob.toFixed(4)}`);
-      else if (format === 'jsonl') io.out(JSON.stringify({ file, tags }));
-      else if (format === 'json') json.push({ file, tags });
-      else if (format === 'csv')
-        io.out(stringify(tags.map((s) => [file, s.tag, s.prob.toFixed(6), s.category])).trimEnd());
-      else {
-        const r = await writeCaption(file, ordered, caption, argv);
-        captions[r.outcome]++;
-        if (r.note) warn(`warning: ${r.note}`);
-      }
+      await out.add(t.file, t.tags, ordered);
     }
   } finally {
     await tagger.release();
   }
-  if (format === 'json') io.out(JSON.stringify(json, null, 1));
+  out.end();
   if (argv.frequency) {
     await writeFileAtomic(
       path.resolve(argv.frequency),
@@ -133,35 +131,71 @@ async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
   await warm;
   const end = performance.now();
   const seconds = (end - loaded) / 1000;
-  if (format === 'caption')
-    io.err(
-      `pred: captions written ${captions.written}, kept ${captions.kept}, empty ${captions.empty}, failed ${captions.failed}`,
-    );
   const rate = done / Math.max(1e-3, (end - warmed) / 1000);
   io.err(
     `pred: ${done} images in ${seconds.toFixed(2)} s, ${rate.toFixed(2)} img/s after warm-up (model loaded in ${((loaded - t0) / 1000).toFixed(2)} s, warmed up in ${warmSeconds.toFixed(2)} s while the first images decoded)`,
   );
   if (failed > 0)
     throw new Error(`${failed} of ${failed + done} images could not be read (warnings above); the others were tagged`);
-  if (captions.failed > 0) throw new Error(`${captions.failed} captions could not be written (warnings above)`);
+  if (out.captions.failed > 0) throw new Error(`${out.captions.failed} captions could not be written (warnings above)`);
 }
 
-/** Writes (or merges into) the caption file beside `image`, as --caption-ext, --overwrite, --append/--prepend ask. */
+/** Where each image's tags go, by --format: lines on stdout (text, jsonl, csv), one JSON array, or caption files. */
+function outputs(
+  io: Io,
+  format: (typeof FORMATS)[number],
+  argv: RunPredArgs,
+  caption: ReturnType<typeof captionOptionsFrom>,
+  targets: Map<string, string>,
+): {
+  add(file: string, tags: TagScore[], ordered: ReturnType<typeof orderCaption>): Promise<void>;
+  end(): void;
+  captions: Record<CaptionOutcome, number>;
+} {
+  const json: { file: string; tags: TagScore[] }[] = [];
+  const captions: Record<CaptionOutcome, number> = { written: 0, kept: 0, empty: 0, failed: 0 };
+  if (format === 'csv') io.out(stringify([['file', 'tag', 'prob', 'category']]).trimEnd());
+  return {
+    captions,
+    async add(file, tags, ordered) {
+      if (format === 'text') for (const s of tags) io.out(`${file} tag=${s.tag} prob=${s.prob.toFixed(4)}`);
+      else if (format === 'jsonl') io.out(JSON.stringify({ file, tags }));
+      else if (format === 'json') json.push({ file, tags });
+      else if (format === 'csv')
+        io.out(stringify(tags.map((s) => [file, s.tag, s.prob.toFixed(6), s.category])).trimEnd());
+      else {
+        const r = await writeCaption(targets.get(file)!, ordered, caption, argv);
+        captions[r.outcome]++;
+        if (r.note) io.err(`warning: ${r.note}`);
+      }
+    },
+    end() {
+      if (format === 'json') io.out(JSON.stringify(json, null, 1));
+      if (format === 'caption')
+        io.err(
+          `pred: captions written ${captions.written}, kept ${captions.kept}, empty ${captions.empty}, failed ${captions.failed}`,
+        );
+    },
+  };
+}
+
+/** Writes (or merges into) caption file `target`, as --overwrite, --append/--prepend ask. */
 function writeCaption(
-  image: string,
+  target: string,
   ordered: ReturnType<typeof orderCaption>,
   caption: ReturnType<typeof captionOptionsFrom>,
   argv: RunPredArgs,
 ): ReturnType<typeof saveCaption> {
-  const target = image.replace(/\.[^./\\]+$/, '') + argv.captionExt;
   const mode = argv.append ? 'append' : argv.prepend ? 'prepend' : undefined;
   return saveCaption(
     target,
     (existing) => captionText(ordered, caption, existing === undefined || !mode ? undefined : { text: existing, mode }),
-    {
-      overwrite: argv.overwrite,
-      merge: mode !== undefined,
-      allowEmpty: argv.allowEmpty,
-    },
+    { overwrite: argv.overwrite, merge: mode !== undefined, allowEmpty: argv.allowEmpty },
   );
+}
+
+async function allImages(args: readonly string[]): Promise<ImageEntry[]> {
+  const out: ImageEntry[] = [];
+  for await (const e of listImageEntries(args)) out.push(e);
+  return out;
 }

@@ -10,7 +10,7 @@ import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
 import { DEVICES, executionProviders, type Device } from '../../runtime/providers.js';
 import { TaggerModel } from '../../predict/model.js';
 import { readVecIndex } from '../../predict/vectors.js';
-import { buildServer } from '../../serve/app.js';
+import { buildServer, closeServer } from '../../serve/app.js';
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
@@ -49,7 +49,7 @@ const OPTIONS = {
   },
   token: {
     type: 'string',
-    describe: 'Require "Authorization: Bearer TOKEN" (or ?token= for the page)',
+    describe: 'Require "Authorization: Bearer TOKEN" on the API (the page: open /#token=TOKEN)',
   },
   device: { type: 'string', choices: DEVICES, default: 'cpu' },
 } as const satisfies Record<string, Options>;
@@ -116,7 +116,7 @@ async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       io.err('serve: stopping: no new requests; finishing those in flight');
-      void app.close().then(resolve);
+      void closeServer(app, opts.timeoutMs + 5000).then(resolve);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

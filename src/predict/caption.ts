@@ -109,8 +109,11 @@ export function captionText(
 ): string {
   let parts = tags.map((t) => ({ key: t.key, text: t.text }));
   if (existing) {
+    // The existing caption's items are split on the separator in use (as sd-scripts does, stripped), not on commas only.
+    const sep = o.separator.trim() || ',';
     const old = existing.text
-      .split(/[,\n]/)
+      .split('\n')
+      .flatMap((line) => line.split(sep))
       .map((t) => t.trim())
       .filter(Boolean)
       .map((t) => ({ key: tagKey(t.replace(/\\([()[\]])/g, '$1').replace(/^\((.*):[\d.]+\)$/, '$1')), text: t }));

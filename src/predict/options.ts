@@ -99,10 +99,15 @@ export async function selectOptionsFrom(
   const tagThresholds = a.thresholds ? await readTagThresholds(a.thresholds, known, warn) : undefined;
   const given =
     threshold !== undefined || categoryThresholds.size > 0 || mcut !== undefined || tagThresholds !== undefined;
+  // A foreign preset's defaults fill whatever is not given: --general-threshold alone keeps the
+  // character default (without it, every character tag passed), --threshold covers every category
+  // without its own, and MCut replaces the thresholds of the categories it covers.
   const preset = PRESET_THRESHOLDS[model.contract.kind];
-  if (preset && !given) {
-    threshold = preset.threshold;
-    if (preset.character !== undefined) categoryThresholds.set(CATEGORY.character, preset.character);
+  if (preset && mcut !== 'all') {
+    threshold ??= preset.threshold;
+    const characterCut = mcut instanceof Set && mcut.has(CATEGORY.character);
+    if (preset.character !== undefined && a.threshold === undefined && !characterCut)
+      if (!categoryThresholds.has(CATEGORY.character)) categoryThresholds.set(CATEGORY.character, preset.character);
   }
   // Once a threshold decides, --top caps only when given; without one, the seed's top 30.
   const top = a.top !== undefined ? checkInteger(name('top'), a.top, 1, 1e6) : given || preset ? undefined : 30;

@@ -213,6 +213,10 @@ test('--append and --prepend merge with an existing caption without duplicates; 
   assert.equal(await readFile(target, 'utf8'), '1girl, long hair, my own tag\n');
   assert.equal((await cli(...none, '--allow-empty')).code, 0);
   assert.equal(await readFile(target, 'utf8'), '\n');
+  // --append splits the existing caption on the separator in use, not on commas only.
+  await writeFile(target, 'my own tag | long hair, with a comma\n');
+  assert.equal((await cli(...args, '--append', '--separator', ' | ')).code, 0);
+  assert.equal(await readFile(target, 'utf8'), 'my own tag | long hair, with a comma | 1girl | long hair\n');
 });
 
 test('captions are never written through a symlink: a link (even dangling) is reported and left alone', async () => {

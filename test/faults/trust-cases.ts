@@ -5,24 +5,13 @@ import { spawn } from 'node:child_process';
 import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { encodeInferenceModel } from '../../training/artifacts.js';
-import { gradcheckConfig, randomParams } from '../../training/gradcheck.js';
+import { tinyModel } from '../helpers.js';
 import { buildServer, type ServeOptions } from '../../src/serve/app.js';
 import { TaggerModel } from '../../src/predict/model.js';
 import { assertOneLine, data, fault, isRoot, root, run, tmpfs } from './harness.js';
 
 const TAGS = ['red_circle', 'blue_star', 'white_background', 'two_shapes', 'rating:general', 'rating:explicit'];
-const config = gradcheckConfig({ tags: TAGS.length, hidden: 12 });
-const model = path.join(root, 'trust-cases-model.onnx');
-await writeFile(
-  model,
-  encodeInferenceModel(config, randomParams(config, 3), {
-    tags: TAGS,
-    categories: [0, 0, 0, 4, 9, 9],
-    pad: 'center',
-    source: 'test',
-  }),
-);
+const model = await tinyModel(path.join(root, 'trust-cases-model.onnx'), TAGS, [0, 0, 0, 4, 9, 9]);
 const folder = path.join(root, 'trust-images');
 await mkdir(folder);
 for (const f of (await readdir(path.join(data, '000'))).filter((x) => /\.(png|jpg|webp)$/.test(x)).slice(0, 8))

@@ -23,7 +23,7 @@ export interface PreprocessOptions {
   kernel?: ResizeKernel;
 }
 
-export type SkipReason = 'not-an-image' | 'truncated' | 'too-large' | 'unreadable';
+export type SkipReason = 'not-an-image' | 'unsupported-format' | 'truncated' | 'too-large' | 'unreadable';
 
 /** An image that cannot be used, with the reason in words a user can act on. */
 export class ImageError extends Error {
@@ -41,6 +41,10 @@ export class ImageError extends Error {
 function classify(file: string, err: unknown): ImageError {
   const text = (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
   let reason: SkipReason = 'unreadable';
+  // BMP is an image format users have (sd-scripts tags it), but libvips, as sharp ships it, has no
+  // loader for it: say so, rather than "not an image".
+  if (/\.bmp$/i.test(file) && /unsupported image format/i.test(text))
+    return new ImageError(file, 'unsupported-format', 'BMP is not decoded here; convert it to PNG');
   if (/pixel limit/i.test(text)) reason = 'too-large';
   else if (/unsupported image format|empty|not a known file format|bad seek|improper image header/i.test(text))
     reason = 'not-an-image';

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { UsageError } from '../util/errors.js';
 import { fsReason } from '../util/fsx.js';
 
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.avif', '.tif', '.tiff'];
+/** Files the scanner treats as images (BMP too: it is reported as unsupported rather than passed over). */
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.avif', '.tif', '.tiff', '.bmp'];
 
 export interface DatasetEntry {
   /** Absolute path of the image, or of the lone tag file when `kind` is 'orphan-tags'. */

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import ort from 'onnxruntime-node';
@@ -36,7 +36,6 @@ const colours: [number, number, number][] = [
   [240, 240, 240],
   [20, 200, 40],
 ];
-const { mkdir } = await import('node:fs/promises');
 await mkdir(path.join(images, 'sub'), { recursive: true });
 const files: string[] = [];
 for (let i = 0; i < colours.length; i++) {
@@ -130,7 +129,36 @@ test('unreadable images among good ones: a warning each, the rest tagged, exit 1
   assert.equal(r.out.length, 2);
   assert.ok(r.err.some((l) => l.includes(`${bad}: skipped, not-an-image`)));
   assert.match(r.err.at(-1)!, /1 of 3 images could not be read/);
+  // A BMP in a folder is listed (sd-scripts tags BMP) and refused on one line, counted: never passed over.
+  const folder = path.join(dir, 'with-bmp');
+  await mkdir(folder, { recursive: true });
+  await writeFile(path.join(folder, 'a.png'), await readFile(files[0]!));
+  await writeFile(path.join(folder, 'b.bmp'), bmp(4, 3));
+  const b = await cli('pred', folder, '--model', model, '--format', 'jsonl');
+  assert.equal(b.code, 1);
+  assert.equal(b.out.length, 1);
+  assert.ok(
+    b.err.some((l) => /b\.bmp: skipped, unsupported-format \(BMP is not decoded here; convert it to PNG\)/.test(l)),
+    b.err.join('\n'),
+  );
+  assert.match(b.err.at(-1)!, /1 of 2 images could not be read/);
 });
+
+/** A w×h 24-bit BMP (BITMAPINFOHEADER), written byte by byte as the format defines it. */
+function bmp(w: number, h: number): Buffer {
+  const stride = Math.ceil((w * 3) / 4) * 4;
+  const out = Buffer.alloc(54 + stride * h);
+  out.write('BM', 0, 'latin1');
+  out.writeUInt32LE(out.length, 2);
+  out.writeUInt32LE(54, 10);
+  out.writeUInt32LE(40, 14);
+  out.writeInt32LE(w, 18);
+  out.writeInt32LE(h, 22);
+  out.writeUInt16LE(1, 26);
+  out.writeUInt16LE(24, 28);
+  out.writeUInt32LE(stride * h, 34);
+  return out;
+}
 
 test('a missing model and an ONNX file that is not ours are usage errors saying what is missing', async () => {
   const missing = await cli('pred', files[0]!, '--model', path.join(dir, 'nope.onnx'));

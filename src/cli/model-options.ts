@@ -7,6 +7,14 @@ import type { LoadOptions } from '../predict/model.js';
 import { checkChoice, checkInteger } from '../util/errors.js';
 import type { Io } from './io.js';
 
+/** The image inputs of every command that tags images: files, folders (recursive) or `-` (paths on stdin). */
+export const IMAGES_ARG = {
+  type: 'string',
+  array: true,
+  demandOption: true,
+  describe: 'Image files, folders, or - for a list on stdin',
+} as const;
+
 export function withModelOptions(y: Argv, modelRequired = true): Argv {
   return y
     .option('model', {

@@ -3,7 +3,7 @@
 import { stringify } from 'csv-stringify/sync';
 import type { Argv } from 'yargs';
 import { defineCommand, type Command, type Ctx } from '../command.js';
-import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
+import { loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
 import { checkChoice, checkInteger } from '../../util/errors.js';
 import { fitKpiFile, predictKpiFiles, readKpiFile, writeKpiFile } from '../../kpi/kpi.js';
 import { KPI_KINDS, type KpiKind } from '../../kpi/fit.js';
@@ -65,14 +65,7 @@ function predCommand({ io }: Ctx): ReturnType<typeof defineCommand> {
     command: 'pred <images..>',
     describe: 'Predict a fitted KPI for images, folders or `-`',
     builder: (y) =>
-      withModelOptions(
-        y.positional('images', {
-          type: 'string',
-          array: true,
-          demandOption: true,
-          describe: 'Image files, folders, or - for a list on stdin',
-        }),
-      )
+      withModelOptions(y.positional('images', IMAGES_ARG))
         .option('kpi', { type: 'string', demandOption: true, describe: 'kpi.json written by `kpi fit`' })
         .option('format', { type: 'string', choices: FORMATS, default: 'text' })
         .option('batch', { type: 'number', default: 8 }),

@@ -6,7 +6,7 @@ import { stringify } from 'csv-stringify/sync';
 import type { Options } from 'yargs';
 import type { Io } from '../io.js';
 import { defineCommand, type Args, type Command } from '../command.js';
-import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
+import { loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
 import { withPredFlags } from '../pred-options.js';
 import { captionOptionsFrom, partFrom, selectOptionsFrom, type PredArgs } from '../../predict/options.js';
 import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
@@ -51,17 +51,7 @@ export const predCommand: Command = ({ io }) =>
   defineCommand({
     command: 'pred <images..>',
     describe: 'Predict tags for images, folders (recursive) or `-` (paths on stdin)',
-    builder: (y) =>
-      withPredFlags(
-        withModelOptions(
-          y.positional('images', {
-            type: 'string',
-            array: true,
-            demandOption: true,
-            describe: 'Image files, folders, or - for a list on stdin',
-          }),
-        ),
-      ).options(OPTIONS),
+    builder: (y) => withPredFlags(withModelOptions(y.positional('images', IMAGES_ARG))).options(OPTIONS),
     handler: (argv: RunPredArgs) => runPred(io, argv),
   });
 

@@ -1,7 +1,7 @@
 // `vec IMAGE|DIR|- ... --model model.onnx [--kind probs|features|binary] [--out FILE]`: the
 // "illustration to vector" (src/predict/vectors.ts) as .npy (with FILE.npy.json naming the rows) or JSONL.
 import { defineCommand, type Command } from '../command.js';
-import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
+import { loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
 import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
 import { writeFileAtomic } from '../../util/fsx.js';
 import { TaggerModel } from '../../predict/model.js';
@@ -12,14 +12,7 @@ export const vecCommand: Command = ({ io }) =>
     command: 'vec <images..>',
     describe: 'Illustration vectors: tag probabilities, hidden features or binary hashes, as .npy or JSONL',
     builder: (y) =>
-      withModelOptions(
-        y.positional('images', {
-          type: 'string',
-          array: true,
-          demandOption: true,
-          describe: 'Image files, folders, or - for a list on stdin',
-        }),
-      )
+      withModelOptions(y.positional('images', IMAGES_ARG))
         .option('kind', {
           type: 'string',
           choices: VEC_KINDS,

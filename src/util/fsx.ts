@@ -85,6 +85,22 @@ async function fsyncDir(dir: string): Promise<void> {
  * throws a WriteError naming `file`; a previous `file` stays as it was.
  */
 export async function writeAtomic(file: string, fill: (fh: FileHandle) => Promise<void>, mode = 0o644): Promise<void> {
+  const tmp = await writeTemp(file, fill, mode);
+  try {
+    await rename(tmp, file);
+    await fsyncDir(path.dirname(file));
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw isFsError(err) ? new WriteError(file, err) : err;
+  }
+}
+
+/**
+ * The first half of writeAtomic: `fill` writes a fresh temp file next to `file` (exclusive create,
+ * never through a link, exactly `mode`), which is fsynced and closed; resolves to its name. Any
+ * failure removes it and throws a WriteError naming `file`.
+ */
+async function writeTemp(file: string, fill: (fh: FileHandle) => Promise<void>, mode: number): Promise<string> {
   const tmp = tempNameFor(file);
   let fh: FileHandle | undefined;
   try {
@@ -95,8 +111,7 @@ export async function writeAtomic(file: string, fill: (fh: FileHandle) => Promis
     await fh.sync();
     await fh.close();
     fh = undefined;
-    await rename(tmp, file);
-    await fsyncDir(path.dirname(file));
+    return tmp;
   } catch (err) {
     await fh?.close().catch(() => undefined);
     await rm(tmp, { force: true }).catch(() => undefined);
@@ -124,33 +139,19 @@ export async function writeAll(fh: FileHandle, chunks: readonly Uint8Array[]): P
  */
 export async function writeFilesAtomic(files: readonly [string, Uint8Array][]): Promise<void> {
   const temps: string[] = [];
+  const removeTemps = (from: number): Promise<unknown> =>
+    Promise.all(temps.slice(from).map((t) => rm(t, { force: true }).catch(() => undefined)));
   try {
-    for (const [file, bytes] of files) {
-      const tmp = tempNameFor(file);
-      temps.push(tmp);
-      const fh = await open(
-        tmp,
-        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-        0o644,
-      );
-      try {
-        await writeAll(fh, [bytes]);
-        injectedFault(file);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-    }
+    for (const [file, bytes] of files) temps.push(await writeTemp(file, (fh) => writeAll(fh, [bytes]), 0o644));
   } catch (err) {
-    await Promise.all(temps.map((t) => rm(t, { force: true }).catch(() => undefined)));
-    const file = files[temps.length - 1]![0];
-    throw err instanceof WriteError || !isFsError(err) ? err : new WriteError(file, err);
+    await removeTemps(0);
+    throw err;
   }
   for (const [i, [file]] of files.entries()) {
     try {
       await rename(temps[i]!, file);
     } catch (err) {
-      await Promise.all(temps.slice(i).map((t) => rm(t, { force: true }).catch(() => undefined)));
+      await removeTemps(i);
       throw new WriteError(file, err);
     }
   }

@@ -97,6 +97,7 @@ export async function benchWd(opts: { quick: boolean }): Promise<Record<string, 
     padColor: 'white',
     pad: 'center',
     kernel: 'cubic',
+    padFirst: true,
     fixedBatch: null,
   };
   const session = await ort.InferenceSession.create(modelFile, {

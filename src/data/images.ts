@@ -1,6 +1,7 @@
 // Image preprocessing shared by `pairs` and `pred`: decode (first frame), EXIF orientation, alpha
-// flattened onto the pad colour (black for our models, white for the WD taggers), letterbox to a
-// square, resize to S×S, uint8 RGB. Failures are classified.
+// flattened onto the pad colour (black for our models, white for the WD taggers), then to an S×S uint8
+// RGB square: our models resize and letterbox (as they were trained), the WD taggers pad to a square
+// first and then resize it (as their reference code does). Failures are classified.
 import sharp from 'sharp';
 
 export type PadRule = 'center' | 'topleft';
@@ -21,6 +22,11 @@ export interface PreprocessOptions {
   /** Alpha is composited onto this colour, and the letterbox is filled with it (default black). */
   padColor?: PadColor;
   kernel?: ResizeKernel;
+  /**
+   * Pad the image to a square first (centred, top/left getting the smaller half) and then resize the
+   * square, as the WD taggers' reference code does; else resize, then letterbox (our models).
+   */
+  padFirst?: boolean;
 }
 
 export type SkipReason = 'not-an-image' | 'unsupported-format' | 'truncated' | 'too-large' | 'unreadable';
@@ -61,6 +67,7 @@ export async function preprocessImage(input: string | Buffer, file: string, opts
   const { size, pad, maxPixels } = opts;
   const v = opts.padColor === 'white' ? 255 : 0;
   try {
+    if (opts.padFirst) return await padThenResize(input, opts, v);
     const { data, info } = await sharp(input, { limitInputPixels: maxPixels, failOn: 'error', animated: false })
       .rotate()
       .flatten({ background: { r: v, g: v, b: v } })
@@ -81,4 +88,59 @@ export async function preprocessImage(input: string | Buffer, file: string, opts
   } catch (err) {
     throw classify(file, err);
   }
+}
+
+/**
+ * Pad to a square of the long side, then resize it to S×S: the order of the WD taggers' reference
+ * (pad_t = pad_y // 2, then one resize of the square). sharp resizes before it extends within one
+ * pipeline, so the padding is done here between two.
+ */
+async function padThenResize(input: string | Buffer, opts: PreprocessOptions, v: number): Promise<Buffer> {
+  const { data, info } = await sharp(input, { limitInputPixels: opts.maxPixels, failOn: 'error', animated: false })
+    .rotate()
+    .flatten({ background: { r: v, g: v, b: v } })
+    .toColourspace('srgb')
+    .removeAlpha()
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  const { width: w, height: h } = info;
+  if (info.channels !== 3 || data.length !== w * h * 3) throw new Error(`decoded to ${w}×${h}×${info.channels}`);
+  const side = Math.max(w, h);
+  const top = opts.pad === 'center' ? Math.floor((side - h) / 2) : 0;
+  const left = opts.pad === 'center' ? Math.floor((side - w) / 2) : 0;
+  const square = Buffer.alloc(side * side * 3, v);
+  for (let r = 0; r < h; r++) data.copy(square, ((r + top) * side + left) * 3, r * w * 3, (r + 1) * w * 3);
+  if (side === opts.size) return square;
+  const raw = { raw: { width: side, height: side, channels: 3 } } as const;
+  if (side < opts.size) return enlarge(square, side, opts.size);
+  const out = await sharp(square, raw)
+    .resize(opts.size, opts.size, { fit: 'fill', kernel: opts.kernel ?? 'lanczos3' })
+    .raw({ depth: 'uchar' })
+    .toBuffer();
+  if (out.length !== opts.size * opts.size * 3) throw new Error(`resized to ${out.length} bytes`);
+  return out;
+}
+
+/**
+ * Enlarge a square as PIL's bicubic does: pixel centres aligned ((X + ½)/s − ½), Catmull-Rom taps, the
+ * edge pixels repeated beyond the border. (sharp's enlarging resize aligns corners, not centres: 5 grey
+ * levels off on average.) Two pixels of edge copy, then an affine map whose output starts at the origin.
+ */
+async function enlarge(square: Buffer, side: number, size: number): Promise<Buffer> {
+  const s = size / side;
+  const { data, info } = await sharp(square, { raw: { width: side, height: side, channels: 3 } })
+    .extend({ top: 2, bottom: 2, left: 2, right: 2, extendWith: 'copy' })
+    .raw()
+    .toBuffer({ resolveWithObject: true })
+    .then(({ data }) =>
+      sharp(data, { raw: { width: side + 4, height: side + 4, channels: 3 } })
+        .affine([s, 0, 0, s], { interpolator: 'bicubic', idx: -1.5, idy: -1.5, odx: -0.5, ody: -0.5 })
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true }),
+    );
+  if (info.width < size || info.height < size || info.channels !== 3)
+    throw new Error(`enlarged to ${info.width}×${info.height}`);
+  const out = Buffer.alloc(size * size * 3);
+  for (let r = 0; r < size; r++) data.copy(out, r * size * 3, r * info.width * 3, (r * info.width + size) * 3);
+  return out;
 }

@@ -28,6 +28,8 @@ export interface InputContract {
   padColor: PadColor;
   pad: PadRule;
   kernel: ResizeKernel;
+  /** Pad to a square, then resize (the WD taggers' reference); else resize, then letterbox. */
+  padFirst: boolean;
   /** A batch dimension fixed at this size (1 for some exports), else null. */
   fixedBatch: number | null;
 }
@@ -40,10 +42,11 @@ export interface ContractOverrides {
 
 const PRESET_CONTRACT: Record<
   'wd' | 'deepdanbooru',
-  Pick<InputContract, 'channels' | 'scale' | 'padColor' | 'kernel'>
+  Pick<InputContract, 'channels' | 'scale' | 'padColor' | 'kernel' | 'padFirst'>
 > = {
-  wd: { channels: 'bgr', scale: 255, padColor: 'white', kernel: 'cubic' },
-  deepdanbooru: { channels: 'rgb', scale: 1, padColor: 'white', kernel: 'cubic' },
+  // SmilingWolf's wd-tagger reference: alpha onto white, pad to a white square, PIL bicubic resize.
+  wd: { channels: 'bgr', scale: 255, padColor: 'white', kernel: 'cubic', padFirst: true },
+  deepdanbooru: { channels: 'rgb', scale: 1, padColor: 'white', kernel: 'cubic', padFirst: false },
 };
 
 /** The tensor input of a foreign tagger: float32 [N|1, S, S, 3], checked, with the file named in errors. */
@@ -108,7 +111,7 @@ export function foreignContract(
     preset === 'auto'
       ? ` (auto: float32 NHWC ${input.size}×${input.size} input, tags from a ${kind === 'wd' ? 'selected_tags.csv' : 'tags.txt'})`
       : '';
-  const chosen = `preset ${kind}${why}: ${contract.channels.toUpperCase()}, ${contract.scale === 255 ? '0–255' : '0–1'}, ${contract.padColor} padding, ${contract.kernel} resize${contract.fixedBatch ? `, batch fixed at ${contract.fixedBatch}` : ''}`;
+  const chosen = `preset ${kind}${why}: ${contract.channels.toUpperCase()}, ${contract.scale === 255 ? '0–255' : '0–1'}, ${contract.padFirst ? `${contract.padColor} square padding, then ${contract.kernel} resize` : `${contract.kernel} resize, then ${contract.padColor} padding`}${contract.fixedBatch ? `, batch fixed at ${contract.fixedBatch}` : ''}`;
   return { contract, chosen };
 }
 

@@ -59,6 +59,7 @@ const OURS = (size: number, pad: PadRule): InputContract => ({
   padColor: 'black',
   pad,
   kernel: 'lanczos3',
+  padFirst: false,
   fixedBatch: null,
 });
 
@@ -163,7 +164,7 @@ export class TaggerModel {
   /** How images are decoded for this model (size, padding, pad colour, resize kernel). */
   get preprocess(): Omit<PreprocessOptions, 'maxPixels'> {
     const c = this.contract;
-    return { size: c.size, pad: c.pad, padColor: c.padColor, kernel: c.kernel };
+    return { size: c.size, pad: c.pad, padColor: c.padColor, kernel: c.kernel, padFirst: c.padFirst };
   }
 
   /**

@@ -167,8 +167,8 @@ for (const [name, model, tags, bgr, scale, extra] of [
     assert.match(
       r.err.join('\n'),
       bgr
-        ? /preset wd.*: BGR, 0–255, white padding, cubic resize/
-        : /preset deepdanbooru \(auto: float32 NHWC 32×32 input, tags from a tags\.txt\): RGB, 0–1, white padding/,
+        ? /preset wd.*: BGR, 0–255, white square padding, then cubic resize/
+        : /preset deepdanbooru \(auto: float32 NHWC 32×32 input, tags from a tags\.txt\): RGB, 0–1, cubic resize, then white padding/,
     );
     const rows = JSON.parse(r.out.join('\n')) as { file: string; tags: { tag: string; prob: number }[] }[];
     const names = bgr ? WD_TAGS : ['1girl', 'long_hair', 'solo', 'rating:safe', 'rating:explicit'];

@@ -44,14 +44,15 @@ export async function checkDatasetDir(dir: string, argName = 'DATASET'): Promise
  * folders are followed like the top folder is; a folder reached twice (a link loop, two links to one
  * folder) is walked once.
  */
-export async function* walkDataset(root: string): AsyncGenerator<DatasetEntry> {
-  yield* walkDir(root, root, new Set());
+export async function* walkDataset(root: string, recursive = true): AsyncGenerator<DatasetEntry> {
+  yield* walkDir(root, root, recursive ? new Set() : null);
 }
 
-async function* walkDir(root: string, dir: string, seen: Set<string>): AsyncGenerator<DatasetEntry> {
+/** `seen`: the folders walked so far, or null to stay in this one. */
+async function* walkDir(root: string, dir: string, seen: Set<string> | null): AsyncGenerator<DatasetEntry> {
   const id = await stat(dir).then((s) => `${s.dev}:${s.ino}`);
-  if (seen.has(id)) return;
-  seen.add(id);
+  if (seen?.has(id)) return;
+  seen?.add(id);
   const files: string[] = [];
   const dirs: string[] = [];
   const handle = await opendir(dir);
@@ -86,7 +87,7 @@ async function* walkDir(root: string, dir: string, seen: Set<string>): AsyncGene
       yield { file: abs, name: relName(root, abs), tagFile: abs, kind: 'orphan-tags' };
     }
   }
-  for (const sub of dirs) yield* walkDir(root, path.join(dir, sub), seen);
+  if (seen) for (const sub of dirs) yield* walkDir(root, path.join(dir, sub), seen);
 }
 
 function relName(root: string, abs: string): string {

@@ -54,7 +54,8 @@ export type CaptionOutcome = 'written' | 'kept' | 'empty' | 'failed';
 /**
  * Write a caption file: never through a symlink (refused), an existing caption kept unless
  * `overwrite` (or merged, when `merge` builds the new text from the old), an empty caption never
- * replacing one unless `allowEmpty`. An existing file keeps its encoding and its mode.
+ * replacing one unless `allowEmpty`. `text` gives the whole file, final newline included where the
+ * style writes one. An existing file keeps its encoding and its mode.
  */
 export async function saveCaption(
   target: string,
@@ -84,10 +85,6 @@ export async function saveCaption(
       outcome: 'kept',
       note: `${target}: no tags for it, the existing caption was kept (use --allow-empty to empty it)`,
     };
-  await writeFileAtomic(
-    target,
-    encodeText(`${body}\n`, existing?.encoding ?? 'utf-8'),
-    info ? info.mode & 0o7777 : undefined,
-  );
+  await writeFileAtomic(target, encodeText(body, existing?.encoding ?? 'utf-8'), info ? info.mode & 0o7777 : undefined);
   return { outcome: body.trim() === '' ? 'empty' : 'written' };
 }

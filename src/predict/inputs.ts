@@ -1,4 +1,4 @@
-// Image inputs of `pred` and `vec`: files, folders (recursive, sorted) and `-` for paths on stdin, then
+// Image inputs of `pred` and `vec`: files, folders (recursive unless asked not to, sorted) and `-` for paths on stdin, then
 // decoded in batches with the preprocessing of `pairs`, ahead of the model so inference never waits.
 import { stat } from 'node:fs/promises';
 import os from 'node:os';
@@ -21,6 +21,7 @@ export const STDIN_ARG = '/dev/stdin';
 export async function* listImageEntries(
   args: readonly string[],
   stdin: NodeJS.ReadableStream = process.stdin,
+  recursive = true,
 ): AsyncGenerator<{ file: string; key: string }> {
   for (const arg of args) {
     if (arg === '-' || arg === STDIN_ARG) {
@@ -31,7 +32,8 @@ export async function* listImageEntries(
     const info = await stat(arg).catch(() => null);
     if (!info) throw new UsageError(`Expected an image file or folder but ${JSON.stringify(arg)} does not exist`);
     if (info.isDirectory()) {
-      for await (const e of walkDataset(path.resolve(arg))) if (e.kind === 'image') yield { file: e.file, key: e.name };
+      for await (const e of walkDataset(path.resolve(arg), recursive))
+        if (e.kind === 'image') yield { file: e.file, key: e.name };
     } else yield { file: arg, key: arg };
   }
 }

@@ -30,6 +30,19 @@ export interface PredArgs {
   separator: string;
   sort: string;
   part?: string;
+  overwrite?: boolean;
+  append?: boolean;
+  prepend?: boolean;
+  /** ours (default), sd-scripts or webui: caption-style.ts. */
+  captionStyle?: string;
+  removeUnderscore?: boolean;
+  tagReplacement?: string;
+  useRatingTags?: boolean;
+  useRatingTagsAsLastTag?: boolean;
+  characterTagExpand?: boolean;
+  additionalTags?: string | string[];
+  underscoreExcludes?: string;
+  removeDuplicatedTag?: boolean;
 }
 
 /** How an option is named in messages: `--general-threshold` (CLI) or `general-threshold` (HTTP). */

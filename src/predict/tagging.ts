@@ -40,13 +40,17 @@ export function nonFiniteError(model: TaggerModel, count: number, of: number): E
 }
 
 export type Tagged =
-  { file: string; tags: TagScore[]; failure?: undefined } | { file: string; failure: string; tags?: undefined };
+  | { file: string; tags: TagScore[]; probs: Float32Array; failure?: undefined }
+  | { file: string; failure: string; tags?: undefined; probs?: undefined };
 
-/** Tags for every image of `entries` (listImageEntries), in order; unreadable images as failures. */
+/**
+ * Tags (by `select`; none without it) and scores for every image of `entries` (listImageEntries), in
+ * order; unreadable images as failures.
+ */
 export async function* tagImages(
   model: TaggerModel,
   entries: AsyncIterable<ImageEntry> | Iterable<ImageEntry>,
-  opts: { batch: number; select: SelectOptions; part?: Part },
+  opts: { batch: number; select?: SelectOptions; part?: Part },
 ): AsyncGenerator<Tagged> {
   const { tags, categories } = model.meta;
   const k = tags.length;
@@ -59,11 +63,10 @@ export async function* tagImages(
     const { probs, nonFinite } = await model.run(b.images, b.files.length);
     for (let i = 0; i < b.files.length; i++) {
       if (nonFinite.includes(i)) yield { file: b.files[i]!, failure: NON_FINITE };
-      else
-        yield {
-          file: b.files[i]!,
-          tags: selectTags(probs.subarray(i * k, (i + 1) * k), tags, categories, opts.select),
-        };
+      else {
+        const p = probs.subarray(i * k, (i + 1) * k);
+        yield { file: b.files[i]!, tags: opts.select ? selectTags(p, tags, categories, opts.select) : [], probs: p };
+      }
     }
   }
 }
@@ -74,6 +77,11 @@ export class TagFrequency {
 
   add(tags: readonly string[]): void {
     for (const t of tags) this.counts.set(t, (this.counts.get(t) ?? 0) + 1);
+  }
+
+  /** The counts in the order tags were first counted. */
+  entries(): ReadonlyMap<string, number> {
+    return this.counts;
   }
 
   rows(): [string, number][] {

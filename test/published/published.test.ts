@@ -7,6 +7,8 @@ import { test } from 'node:test';
 import ort from 'onnxruntime-node';
 import { averagePrecision, meanAveragePrecision } from '../../src/metrics/metrics.js';
 import { DEFAULT_CAPTION, displayTag, KAOMOJI } from '../../src/predict/caption.js';
+import { SD_SCRIPTS_DEFAULTS, SD_SCRIPTS_MODEL_DIR, SD_SCRIPTS_REPO_ID } from '../../src/predict/sd-scripts.js';
+import { DEFAULT_UNDERSCORE_EXCLUDES, WEBUI_THRESHOLD } from '../../src/predict/webui-caption.js';
 import { batchFeeds, gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
 import { ADAM, adamConstants, buildTrainGraph } from '../../training/model.js';
 import { defaultConfig, initParams, io, numel, paramSpecs } from '../../training/params.js';
@@ -120,6 +122,16 @@ test("sd-scripts' underscore rule (tag_images_by_wd14_tagger.py --remove_undersc
   assert.equal(shown('long_hair'), 'long hair');
   assert.equal(shown('hatsune_miku_(cosplay)'), 'hatsune miku (cosplay)');
   assert.equal(displayTag('long_hair', 0.9, { ...DEFAULT_CAPTION, underscores: true }), 'long_hair');
+});
+
+test("sd-scripts v0.9.1's defaults (finetune/tag_images_by_wd14_tagger.py, setup_parser and DEFAULT_WD14_TAGGER_REPO) and the web UI tagger's threshold (tagger/ui.py)", () => {
+  assert.equal(SD_SCRIPTS_DEFAULTS.thresh, 0.35); // --thresh, default=0.35; general/character fall back to it
+  assert.equal(SD_SCRIPTS_DEFAULTS.captionSeparator, ', '); // --caption_separator, default=", "
+  assert.equal(SD_SCRIPTS_DEFAULTS.captionExtension, '.txt'); // --caption_extension, default=".txt"
+  assert.equal(SD_SCRIPTS_MODEL_DIR, 'wd14_tagger_model'); // --model_dir, default="wd14_tagger_model"
+  assert.equal(SD_SCRIPTS_REPO_ID, 'SmilingWolf/wd-v1-4-convnext-tagger-v2'); // DEFAULT_WD14_TAGGER_REPO
+  assert.equal(WEBUI_THRESHOLD, 0.35); // gr.Slider(label='Threshold', ..., value=0.35)
+  assert.deepEqual([...DEFAULT_UNDERSCORE_EXCLUDES].sort(), [...KAOMOJI].sort()); // the Excludes textbox's value
 });
 
 test('mAP by hand: the macro mean of AP over tags with positives; a tag without positives counts for nothing; ties rank negatives first', () => {

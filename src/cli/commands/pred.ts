@@ -8,14 +8,16 @@ import type { Io } from '../io.js';
 import { defineCommand, type Args, type Command } from '../command.js';
 import { loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
 import { withPredFlags } from '../pred-options.js';
-import { captionOptionsFrom, partFrom, selectOptionsFrom, type PredArgs } from '../../predict/options.js';
+import { partFrom, selectOptionsFrom, type PredArgs } from '../../predict/options.js';
+import { captionerFrom, captionStyleOf, type CaptionItem, type Captioner } from '../../predict/caption-style.js';
+import { sdScriptsFrequencyLines } from '../../predict/sd-scripts.js';
 import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
 import { checkOutputFile, writeFileAtomic } from '../../util/fsx.js';
 import { DEVICES, executionProviders, type Device } from '../../runtime/providers.js';
-import { captionText, orderCaption } from '../../predict/caption.js';
 import { TaggerModel } from '../../predict/model.js';
 import type { TagScore } from '../../predict/select.js';
 import { TagFrequency, tagImages, type ImageEntry } from '../../predict/tagging.js';
+import { sdScriptsModelFiles } from '../../predict/sd-scripts.js';
 import { captionTargets, checkCaptionExt, saveCaption, type CaptionOutcome } from '../../predict/caption-file.js';
 import { listImageEntries } from '../../predict/inputs.js';
 
@@ -24,20 +26,22 @@ const FORMATS = ['text', 'json', 'jsonl', 'csv', 'caption'] as const;
 type Argv = PredArgs &
   ModelArgs & {
     images: string[];
-    model: string;
+    model?: string;
     batch: number;
     format: string;
-    overwrite: boolean;
-    append: boolean;
-    prepend: boolean;
     allowEmpty: boolean;
     captionExt: string;
     frequency?: string;
+    frequencyTags?: boolean;
+    recursive?: boolean;
+    repoId?: string;
+    modelDir?: string;
+    forceDownload?: boolean;
     device: string;
   };
 
 const OPTIONS = {
-  batch: { type: 'number', default: 8, describe: 'Images per inference run' },
+  batch: { type: 'number', default: 8, alias: ['batch-size', 'batch_size'], describe: 'Images per inference run' },
   format: {
     type: 'string',
     choices: FORMATS,
@@ -51,7 +55,7 @@ export const predCommand: Command = ({ io }) =>
   defineCommand({
     command: 'pred <images..>',
     describe: 'Predict tags for images, folders (recursive) or `-` (paths on stdin)',
-    builder: (y) => withPredFlags(withModelOptions(y.positional('images', IMAGES_ARG))).options(OPTIONS),
+    builder: (y) => withPredFlags(withModelOptions(y.positional('images', IMAGES_ARG), false)).options(OPTIONS),
     handler: (argv: RunPredArgs) => runPred(io, argv),
   });
 
@@ -64,11 +68,19 @@ async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
   const part = partFrom(argv.part);
   if (argv.append && argv.prepend) throw new UsageError('Expected one of --append and --prepend but received both');
   const captionExt = checkCaptionExt(argv.captionExt);
+  captionStyleOf(argv);
   if (argv.frequency) await checkOutputFile(argv.frequency, '--frequency');
+  const warn = (l: string): void => io.err(l);
+  if (argv.forceDownload) warn('warning: --force_download: nothing is downloaded here; the files given are used');
+  if (argv.model !== undefined && argv.repoId !== undefined)
+    warn('warning: --repo_id is not used: --model names the model');
+  const files = argv.model === undefined ? sdScriptsModelFiles(argv.modelDir, argv.repoId) : undefined;
   const t0 = performance.now();
   const tagger = await TaggerModel.load(
-    argv.model,
-    loadOptionsFrom(argv, io, { executionProviders: executionProviders(device) }),
+    files?.model ?? argv.model!,
+    loadOptionsFrom({ ...argv, tags: argv.tags ?? files?.tags }, io, {
+      executionProviders: executionProviders(device),
+    }),
   );
   const loaded = performance.now();
   // Warm the session on a dummy batch while the first images decode; the rate counts from its end.
@@ -78,16 +90,21 @@ async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
     (s) => ((warmed = performance.now()), (warmSeconds = s)),
     () => undefined,
   );
-  const warn = (l: string): void => io.err(l);
   const frequency = new TagFrequency();
   let failed = 0;
   let done = 0;
   let out: ReturnType<typeof outputs> | undefined;
   try {
-    const select = await selectOptionsFrom(argv, tagger, (l) => warn(`warning: ${l}`));
-    const caption = captionOptionsFrom(argv, tagger, (l) => warn(`warning: ${l}`));
+    const captioner = captionerFrom(argv, tagger, (l) => warn(`warning: ${l}`));
+    const select =
+      captioner.style === 'ours' ? await selectOptionsFrom(argv, tagger, (l) => warn(`warning: ${l}`)) : undefined;
+    // sd-scripts looks into subfolders only with --recursive; the other styles always do.
+    const recursive = captioner.style !== 'sd-scripts' || argv.recursive === true;
     // Captions: every image's caption file is known before the first is written (two images must not share one).
-    const entries = format === 'caption' ? await allImages(argv.images) : listImageEntries(argv.images);
+    const entries =
+      format === 'caption'
+        ? await allImages(argv.images, recursive)
+        : listImageEntries(argv.images, undefined, recursive);
     const targets = Array.isArray(entries)
       ? captionTargets(
           entries.map((e) => e.file),
@@ -95,7 +112,7 @@ async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
           warn,
         )
       : new Map<string, string>();
-    out = outputs(io, format, argv, caption, targets);
+    out = outputs(io, format, argv, captioner, targets);
     for await (const t of tagImages(tagger, entries, { batch, select, part })) {
       if (t.failure !== undefined) {
         failed++;
@@ -103,21 +120,15 @@ async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
         continue;
       }
       done++;
-      const ordered = orderCaption(t.tags, caption);
-      frequency.add(ordered.map((o) => o.text));
-      await out.add(t.file, t.tags, ordered);
+      const c = captioner.caption(t.tags, t.probs);
+      frequency.add(c.counted);
+      await out.add(t.file, c.tags, c.items);
     }
   } finally {
     await tagger.release();
   }
   out.end();
-  if (argv.frequency) {
-    await writeFileAtomic(
-      path.resolve(argv.frequency),
-      stringify(frequency.rows(), { header: true, columns: ['tag', 'count'] }),
-    );
-    io.err(`pred: tag frequencies of ${done} images in ${argv.frequency}`);
-  }
+  await reportFrequency(io, argv, frequency, done);
   await warm;
   const end = performance.now();
   const seconds = (end - loaded) / 1000;
@@ -130,15 +141,26 @@ async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
   if (out.captions.failed > 0) throw new Error(`${out.captions.failed} captions could not be written (warnings above)`);
 }
 
+/** --frequency FILE.csv (most frequent first, ties by name) and --frequency_tags (sd-scripts' lines on stdout). */
+async function reportFrequency(io: Io, argv: RunPredArgs, frequency: TagFrequency, done: number): Promise<void> {
+  if (argv.frequencyTags) for (const line of sdScriptsFrequencyLines(frequency.entries())) io.out(line);
+  if (!argv.frequency) return;
+  await writeFileAtomic(
+    path.resolve(argv.frequency),
+    stringify(frequency.rows(), { header: true, columns: ['tag', 'count'] }),
+  );
+  io.err(`pred: tag frequencies of ${done} images in ${argv.frequency}`);
+}
+
 /** Where each image's tags go, by --format: lines on stdout (text, jsonl, csv), one JSON array, or caption files. */
 function outputs(
   io: Io,
   format: (typeof FORMATS)[number],
   argv: RunPredArgs,
-  caption: ReturnType<typeof captionOptionsFrom>,
+  captioner: Captioner,
   targets: Map<string, string>,
 ): {
-  add(file: string, tags: TagScore[], ordered: ReturnType<typeof orderCaption>): Promise<void>;
+  add(file: string, tags: TagScore[], items: CaptionItem[]): Promise<void>;
   end(): void;
   captions: Record<CaptionOutcome, number>;
 } {
@@ -147,14 +169,18 @@ function outputs(
   if (format === 'csv') io.out(stringify([['file', 'tag', 'prob', 'category']]).trimEnd());
   return {
     captions,
-    async add(file, tags, ordered) {
+    async add(file, tags, items) {
       if (format === 'text') for (const s of tags) io.out(`${file} tag=${s.tag} prob=${s.prob.toFixed(4)}`);
       else if (format === 'jsonl') io.out(JSON.stringify({ file, tags }));
       else if (format === 'json') json.push({ file, tags });
       else if (format === 'csv')
         io.out(stringify(tags.map((s) => [file, s.tag, s.prob.toFixed(6), s.category])).trimEnd());
       else {
-        const r = await writeCaption(targets.get(file)!, ordered, caption, argv);
+        const r = await saveCaption(targets.get(file)!, (existing) => captioner.fileText(items, existing), {
+          overwrite: captioner.overwrite,
+          merge: captioner.merge !== undefined,
+          allowEmpty: argv.allowEmpty,
+        });
         captions[r.outcome]++;
         if (r.note) io.err(`warning: ${r.note}`);
       }
@@ -169,23 +195,8 @@ function outputs(
   };
 }
 
-/** Writes (or merges into) caption file `target`, as --overwrite, --append/--prepend ask. */
-function writeCaption(
-  target: string,
-  ordered: ReturnType<typeof orderCaption>,
-  caption: ReturnType<typeof captionOptionsFrom>,
-  argv: RunPredArgs,
-): ReturnType<typeof saveCaption> {
-  const mode = argv.append ? 'append' : argv.prepend ? 'prepend' : undefined;
-  return saveCaption(
-    target,
-    (existing) => captionText(ordered, caption, existing === undefined || !mode ? undefined : { text: existing, mode }),
-    { overwrite: argv.overwrite, merge: mode !== undefined, allowEmpty: argv.allowEmpty },
-  );
-}
-
-async function allImages(args: readonly string[]): Promise<ImageEntry[]> {
+async function allImages(args: readonly string[], recursive: boolean): Promise<ImageEntry[]> {
   const out: ImageEntry[] = [];
-  for await (const e of listImageEntries(args)) out.push(e);
+  for await (const e of listImageEntries(args, undefined, recursive)) out.push(e);
   return out;
 }

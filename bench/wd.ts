@@ -97,7 +97,12 @@ export async function benchWd(opts: { quick: boolean }): Promise<Record<string, 
     padColor: 'white',
     pad: 'center',
     kernel: 'cubic',
-    padFirst: true,
+    fit: 'pad-first',
+    layout: 'NHWC',
+    mean: [0, 0, 0],
+    std: [1, 1, 1],
+    logits: false,
+    thresholds: null,
     fixedBatch: null,
   };
   const session = await ort.InferenceSession.create(modelFile, {

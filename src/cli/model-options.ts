@@ -1,10 +1,11 @@
 // The options every command that loads a tagger model shares (pred, vec, similar, eval, serve): the
 // model, and for a foreign tagger its tags file, preset and input overrides.
 import type { Argv } from 'yargs';
-import { PAD_COLORS } from '../data/images.js';
-import { CHANNEL_ORDERS, PRESETS } from '../predict/contract.js';
+import { PAD_COLORS, type PadColor, type Rgb } from '../data/images.js';
+import { CHANNEL_ORDERS } from '../predict/contract.js';
+import { PRESET_NAMES } from '../predict/contract-doc.js';
 import type { LoadOptions } from '../predict/model.js';
-import { checkChoice, checkInteger } from '../util/errors.js';
+import { checkChoice, checkInteger, UsageError } from '../util/errors.js';
 import type { Io } from './io.js';
 
 /** The image inputs of every command that tags images: files, folders (recursive) or `-` (paths on stdin). */
@@ -28,9 +29,14 @@ export function withModelOptions(y: Argv, modelRequired = true): Argv {
     })
     .option('preset', {
       type: 'string',
-      choices: PRESETS,
+      choices: ['auto', ...PRESET_NAMES],
       default: 'auto',
-      describe: 'Input contract of a foreign model: wd (BGR 0–255, white padding), deepdanbooru (RGB 0–1), auto',
+      describe:
+        'Contract of a foreign model (src/predict/contracts/): auto picks by the tags file and the input layout',
+    })
+    .option('contract', {
+      type: 'string',
+      describe: "A foreign model's contract as a JSON file (docs/CONTRACTS.md), instead of a preset",
     })
     .option('channels', {
       type: 'string',
@@ -44,8 +50,7 @@ export function withModelOptions(y: Argv, modelRequired = true): Argv {
     })
     .option('pad-color', {
       type: 'string',
-      choices: PAD_COLORS,
-      describe: 'Override: letterbox and alpha colour of a foreign model',
+      describe: 'Override: letterbox and alpha colour of a foreign model (white, black or R,G,B)',
     })
     .option('threads', {
       type: 'number',
@@ -58,6 +63,7 @@ export function withModelOptions(y: Argv, modelRequired = true): Argv {
 export interface ModelArgs {
   tags?: string;
   preset: string;
+  contract?: string;
   channels?: string;
   scale?: number;
   padColor?: string;
@@ -69,12 +75,24 @@ export function loadOptionsFrom(argv: ModelArgs, io: Io, extra: Partial<LoadOpti
     ...extra,
     threads: checkInteger('--threads', argv.threads ?? 0, 0, 1024),
     tags: argv.tags,
-    preset: checkChoice('--preset', argv.preset, PRESETS),
+    preset: checkChoice('--preset', argv.preset, ['auto', ...PRESET_NAMES]),
+    contract: argv.contract,
     overrides: {
       channels: argv.channels === undefined ? undefined : checkChoice('--channels', argv.channels, CHANNEL_ORDERS),
       scale: argv.scale,
-      padColor: argv.padColor === undefined ? undefined : checkChoice('--pad-color', argv.padColor, PAD_COLORS),
+      padColor: argv.padColor === undefined ? undefined : padColorOf(argv.padColor),
     },
     onChoice: (line) => io.err(line),
   };
+}
+
+/** --pad-color: a name or R,G,B (each 0–255). */
+export function padColorOf(text: string): PadColor | Rgb {
+  if ((PAD_COLORS as readonly string[]).includes(text)) return text as PadColor;
+  const parts = text.split(',').map((p) => Number(p.trim()));
+  if (parts.length !== 3 || !parts.every((v) => Number.isInteger(v) && v >= 0 && v <= 255))
+    throw new UsageError(
+      `Expected white, black or R,G,B (each 0–255) for --pad-color but received ${JSON.stringify(text)}`,
+    );
+  return parts as unknown as Rgb;
 }

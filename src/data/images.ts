@@ -11,22 +11,25 @@ export const PAD_RULES: readonly PadRule[] = ['center', 'topleft'];
 export const DEFAULT_MAX_PIXELS = 178_956_970;
 
 export type PadColor = 'black' | 'white';
+export type Rgb = readonly [number, number, number];
+/** How the image becomes a square: resize then letterbox (ours), pad to a square then resize (WD), or stretch. */
+export type Fit = 'letterbox' | 'pad-first' | 'stretch';
 export const PAD_COLORS: readonly PadColor[] = ['black', 'white'];
-/** sharp's resize kernels we use: lanczos3 (sharp's default; our models) and cubic (Catmull-Rom; WD). */
-export type ResizeKernel = 'lanczos3' | 'cubic';
+/** sharp's resize kernels we use: lanczos3 (sharp's default; our models), cubic (Catmull-Rom; WD), linear. */
+export type ResizeKernel = 'lanczos3' | 'cubic' | 'linear';
 
 export interface PreprocessOptions {
   size: number;
   pad: PadRule;
   maxPixels: number;
   /** Alpha is composited onto this colour, and the letterbox is filled with it (default black). */
-  padColor?: PadColor;
+  padColor?: PadColor | Rgb;
   kernel?: ResizeKernel;
   /**
-   * Pad the image to a square first (centred, top/left getting the smaller half) and then resize the
-   * square, as the WD taggers' reference code does; else resize, then letterbox (our models).
+   * letterbox (default): resize, then pad; pad-first: pad to a square (centred, top/left getting the
+   * smaller half) and resize the square, as the WD taggers' reference does; stretch: resize to S×S.
    */
-  padFirst?: boolean;
+  fit?: Fit;
 }
 
 export type SkipReason = 'not-an-image' | 'unsupported-format' | 'truncated' | 'too-large' | 'unreadable';
@@ -65,16 +68,16 @@ function classify(file: string, err: unknown): ImageError {
  */
 export async function preprocessImage(input: string | Buffer, file: string, opts: PreprocessOptions): Promise<Buffer> {
   const { size, pad, maxPixels } = opts;
-  const v = opts.padColor === 'white' ? 255 : 0;
+  const [r, g, b] = rgbOf(opts.padColor);
   try {
-    if (opts.padFirst) return await padThenResize(input, opts, v);
+    if (opts.fit === 'pad-first' || opts.fit === 'stretch') return await padThenResize(input, opts, [r, g, b]);
     const { data, info } = await sharp(input, { limitInputPixels: maxPixels, failOn: 'error', animated: false })
       .rotate()
-      .flatten({ background: { r: v, g: v, b: v } })
+      .flatten({ background: { r, g, b } })
       .resize(size, size, {
         fit: 'contain',
         position: pad === 'center' ? 'centre' : 'left top',
-        background: { r: v, g: v, b: v, alpha: 1 },
+        background: { r, g, b, alpha: 1 },
         kernel: opts.kernel ?? 'lanczos3',
       })
       .toColourspace('srgb')
@@ -95,46 +98,52 @@ export async function preprocessImage(input: string | Buffer, file: string, opts
  * (pad_t = pad_y // 2, then one resize of the square). sharp resizes before it extends within one
  * pipeline, so the padding is done here between two.
  */
-async function padThenResize(input: string | Buffer, opts: PreprocessOptions, v: number): Promise<Buffer> {
+async function padThenResize(input: string | Buffer, opts: PreprocessOptions, rgb: Rgb): Promise<Buffer> {
   const { data, info } = await sharp(input, { limitInputPixels: opts.maxPixels, failOn: 'error', animated: false })
     .rotate()
-    .flatten({ background: { r: v, g: v, b: v } })
+    .flatten({ background: { r: rgb[0], g: rgb[1], b: rgb[2] } })
     .toColourspace('srgb')
     .removeAlpha()
     .raw({ depth: 'uchar' })
     .toBuffer({ resolveWithObject: true });
   const { width: w, height: h } = info;
   if (info.channels !== 3 || data.length !== w * h * 3) throw new Error(`decoded to ${w}×${h}×${info.channels}`);
+  if (opts.fit === 'stretch') return resample(data, w, h, opts);
   const side = Math.max(w, h);
   const top = opts.pad === 'center' ? Math.floor((side - h) / 2) : 0;
   const left = opts.pad === 'center' ? Math.floor((side - w) / 2) : 0;
-  const square = Buffer.alloc(side * side * 3, v);
+  const square = Buffer.alloc(side * side * 3);
+  for (let i = 0; i < square.length; i += 3) square.set(rgb, i);
   for (let r = 0; r < h; r++) data.copy(square, ((r + top) * side + left) * 3, r * w * 3, (r + 1) * w * 3);
-  if (side === opts.size) return square;
-  const raw = { raw: { width: side, height: side, channels: 3 } } as const;
-  if (side < opts.size) return enlarge(square, side, opts.size);
-  const out = await sharp(square, raw)
-    .resize(opts.size, opts.size, { fit: 'fill', kernel: opts.kernel ?? 'lanczos3' })
+  return resample(square, side, side, opts);
+}
+
+/** w×h RGB to S×S: as is, enlarged with centres aligned (both sides grow), or resized with the kernel. */
+async function resample(data: Buffer, w: number, h: number, opts: PreprocessOptions): Promise<Buffer> {
+  const size = opts.size;
+  if (w === size && h === size) return data;
+  if (w <= size && h <= size) return enlarge(data, w, h, size);
+  const out = await sharp(data, { raw: { width: w, height: h, channels: 3 } })
+    .resize(size, size, { fit: 'fill', kernel: opts.kernel ?? 'lanczos3' })
     .raw({ depth: 'uchar' })
     .toBuffer();
-  if (out.length !== opts.size * opts.size * 3) throw new Error(`resized to ${out.length} bytes`);
+  if (out.length !== size * size * 3) throw new Error(`resized to ${out.length} bytes`);
   return out;
 }
 
 /**
- * Enlarge a square as PIL's bicubic does: pixel centres aligned ((X + ½)/s − ½), Catmull-Rom taps, the
+ * Enlarge to S×S as PIL's bicubic does: pixel centres aligned ((X + ½)/s − ½), Catmull-Rom taps, the
  * edge pixels repeated beyond the border. (sharp's enlarging resize aligns corners, not centres: 5 grey
  * levels off on average.) Two pixels of edge copy, then an affine map whose output starts at the origin.
  */
-async function enlarge(square: Buffer, side: number, size: number): Promise<Buffer> {
-  const s = size / side;
-  const { data, info } = await sharp(square, { raw: { width: side, height: side, channels: 3 } })
+async function enlarge(pixels: Buffer, w: number, h: number, size: number): Promise<Buffer> {
+  const { data, info } = await sharp(pixels, { raw: { width: w, height: h, channels: 3 } })
     .extend({ top: 2, bottom: 2, left: 2, right: 2, extendWith: 'copy' })
     .raw()
     .toBuffer({ resolveWithObject: true })
     .then(({ data }) =>
-      sharp(data, { raw: { width: side + 4, height: side + 4, channels: 3 } })
-        .affine([s, 0, 0, s], { interpolator: 'bicubic', idx: -1.5, idy: -1.5, odx: -0.5, ody: -0.5 })
+      sharp(data, { raw: { width: w + 4, height: h + 4, channels: 3 } })
+        .affine([size / w, 0, 0, size / h], { interpolator: 'bicubic', idx: -1.5, idy: -1.5, odx: -0.5, ody: -0.5 })
         .raw({ depth: 'uchar' })
         .toBuffer({ resolveWithObject: true }),
     );
@@ -143,4 +152,9 @@ async function enlarge(square: Buffer, side: number, size: number): Promise<Buff
   const out = Buffer.alloc(size * size * 3);
   for (let r = 0; r < size; r++) data.copy(out, r * size * 3, r * info.width * 3, (r * info.width + size) * 3);
   return out;
+}
+
+/** A pad colour as RGB. */
+export function rgbOf(c: PadColor | Rgb | undefined): Rgb {
+  return c === 'white' ? [255, 255, 255] : c === undefined || c === 'black' ? [0, 0, 0] : c;
 }

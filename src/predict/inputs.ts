@@ -73,7 +73,7 @@ export async function* decodeBatches(
     pad: opts.pad,
     padColor: opts.padColor,
     kernel: opts.kernel,
-    padFirst: opts.padFirst,
+    fit: opts.fit,
     maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS,
   };
   const px = size * size * 3;

@@ -5,46 +5,37 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
-import { categoryOf, TagIndex } from '../data/tags.js';
 import type { PadRule, PreprocessOptions } from '../data/images.js';
 import { UsageError } from '../util/errors.js';
 import { readInput } from '../util/fsx.js';
+import { chooseForeign } from './foreign.js';
 import { INFERENCE_FORMAT } from '../../training/artifacts.js';
 import { readMetadataProps } from '../../training/onnx.js';
 import { WorkerSession } from './worker-session.js';
-import { checkTagNames, parseTaggerMetadata, type TaggerMetadata } from './metadata.js';
+import { parseTaggerMetadata, type TaggerMetadata } from './metadata.js';
 
 export type { TaggerMetadata } from './metadata.js';
-import { foreignContract, inputTensor, type ContractOverrides, type InputContract, type Preset } from './contract.js';
+import {
+  describeContract,
+  foreignContract,
+  inputTensor,
+  type ContractOverrides,
+  type InputContract,
+} from './contract.js';
 import { sessionThreads } from '../../training/threads.js';
 
 export interface LoadOptions {
   executionProviders?: string[];
   threads?: number;
-  /** Tags of a foreign model: WD's selected_tags.csv, or a tags.txt (one per line). */
+  /** Tags of a foreign model (tag-files.ts); default: its contract's tags file beside the model. */
   tags?: string;
-  preset?: Preset;
+  /** A preset's family name, or 'auto'. */
+  preset?: string;
+  /** A contract document (--contract FILE.json). */
+  contract?: string;
   overrides?: ContractOverrides;
   /** Told which preset `auto` chose, for a foreign model. */
   onChoice?: (line: string) => void;
-}
-
-/** A foreign model's tags: WD's selected_tags.csv (with categories), or one tag per line. */
-async function readForeignTags(file: string): Promise<{ tags: string[]; categories: number[] }> {
-  if (/\.csv$/i.test(file)) {
-    const index = await TagIndex.load(file);
-    checkTagNames(index.names, JSON.stringify(file));
-    return { tags: index.names, categories: index.rows.map((r) => r.category) };
-  }
-  const tags = (await readInput(file, 'a tags file for --tags (selected_tags.csv, or tags.txt with one tag per line)'))
-    .toString('utf8')
-    .replace(/^\uFEFF/, '')
-    .split(/\r?\n/)
-    .map((t) => t.trim())
-    .filter(Boolean);
-  if (tags.length === 0) throw new UsageError(`Expected one tag per line in ${JSON.stringify(file)} but it has none`);
-  checkTagNames(tags, JSON.stringify(file));
-  return { tags, categories: tags.map(categoryOf) };
 }
 
 const OURS = (size: number, pad: PadRule): InputContract => ({
@@ -59,8 +50,13 @@ const OURS = (size: number, pad: PadRule): InputContract => ({
   padColor: 'black',
   pad,
   kernel: 'lanczos3',
-  padFirst: false,
+  fit: 'letterbox',
+  layout: 'NHWC',
+  mean: [0, 0, 0],
+  std: [1, 1, 1],
+  logits: false,
   fixedBatch: null,
+  thresholds: null,
 });
 
 /** Our export's output widths against its metadata: a mismatch would read every row at a shifted offset. */
@@ -102,13 +98,11 @@ export class TaggerModel {
       throw new UsageError(`Expected an ONNX model in ${JSON.stringify(file)} but it does not parse`);
     }
     const ours = props.get('format') === INFERENCE_FORMAT;
-    if (!ours && !opts.tags) parseTaggerMetadata(props, file); // throws the message that explains --tags
-    if (ours && opts.preset && opts.preset !== 'auto')
+    if (ours && ((opts.preset && opts.preset !== 'auto') || opts.contract))
       throw new UsageError(
-        `Expected --preset auto for ${JSON.stringify(file)}, an alt-i2v-ort model, but received ${opts.preset}`,
+        `Expected --preset auto and no --contract for ${JSON.stringify(file)}, an alt-i2v-ort model, but received ${opts.contract ? `--contract ${opts.contract}` : `--preset ${opts.preset}`}`,
       );
     const meta = ours ? parseTaggerMetadata(props, file) : undefined;
-    const foreignTags = ours ? undefined : await readForeignTags(opts.tags!);
     const size = bytes.length; // the bytes go to the session's worker thread below
     const fingerprint = (tags: string[]): string =>
       createHash('sha256')
@@ -134,24 +128,30 @@ export class TaggerModel {
       await checkOutputWidths(session, meta, file);
       return new TaggerModel(meta, OURS(meta.imageSize, meta.pad), session, fingerprint(meta.tags));
     }
-    const { contract, chosen } = foreignContract(
-      session,
-      file,
-      opts.preset ?? 'auto',
-      opts.tags!,
-      opts.overrides ?? {},
-    );
-    opts.onChoice?.(`${file}: ${chosen}`);
-    const out = session.outputMetadata[0] as ort.InferenceSession.TensorValueMetadata;
-    const width = out.shape?.at(-1);
-    if (typeof width === 'number' && width !== foreignTags!.tags.length) {
+    let chosen: Awaited<ReturnType<typeof chooseForeign>>;
+    let contract: InputContract;
+    try {
+      chosen = await chooseForeign(session, file, opts);
+      contract = foreignContract(session, file, chosen.doc, opts.overrides ?? {});
+    } catch (err) {
+      await session.release();
+      throw err;
+    }
+    const foreignTags = chosen.tags;
+    opts.onChoice?.(`${file}: ${chosen.why}: ${describeContract(contract)}`);
+    const out = session.outputMetadata.find(
+      (o) => o.name === contract.probsName,
+    ) as ort.InferenceSession.TensorValueMetadata;
+    const width = out?.shape?.at(-1);
+    if (typeof width === 'number' && width !== foreignTags.tags.length) {
       await session.release();
       throw new UsageError(
-        `Expected ${width} tags in ${JSON.stringify(opts.tags)} for the model's ${width} outputs but it has ${foreignTags!.tags.length}`,
+        `Expected ${width} tags in ${JSON.stringify(chosen.tagsFile)} for the model's ${width} scores but it has ${foreignTags.tags.length}`,
       );
     }
     const fmeta: TaggerMetadata = {
-      ...foreignTags!,
+      tags: foreignTags.tags,
+      categories: foreignTags.categories,
       imageSize: contract.size,
       pad: contract.pad,
       hidden: 0,
@@ -164,7 +164,7 @@ export class TaggerModel {
   /** How images are decoded for this model (size, padding, pad colour, resize kernel). */
   get preprocess(): Omit<PreprocessOptions, 'maxPixels'> {
     const c = this.contract;
-    return { size: c.size, pad: c.pad, padColor: c.padColor, kernel: c.kernel, padFirst: c.padFirst };
+    return { size: c.size, pad: c.pad, padColor: c.padColor, kernel: c.kernel, fit: c.fit };
   }
 
   /**
@@ -215,6 +215,7 @@ export class TaggerModel {
           `Expected ${k} scores per image from ${this.meta.source || 'the model'} (one per tag) but it gives ${scores.length / per}: its tags file or metadata does not belong to it`,
         );
       probs.set(scores.subarray(0, m * k), i * k);
+      if (c.logits) for (let j = i * k; j < (i + m) * k; j++) probs[j] = 1 / (1 + Math.exp(-probs[j]!));
       if (c.featuresName) features.set((out[c.featuresName]!.data as Float32Array).subarray(0, m * d), i * d);
     }
     const nonFinite: number[] = [];

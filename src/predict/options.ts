@@ -73,12 +73,6 @@ function modelTags(values: string[], flag: string, known: ReadonlySet<string>, w
   return keys;
 }
 
-/** The thresholds a foreign preset uses when none is given (the WD web UI's, DeepDanbooru's). */
-const PRESET_THRESHOLDS: Record<string, { threshold: number; character?: number }> = {
-  wd: { threshold: 0.35, character: 0.85 },
-  deepdanbooru: { threshold: 0.5 },
-};
-
 export async function selectOptionsFrom(
   a: PredArgs,
   model: TaggerModel,
@@ -112,12 +106,12 @@ export async function selectOptionsFrom(
   const tagThresholds = a.thresholds ? await readTagThresholds(a.thresholds, known, warn) : undefined;
   const given =
     threshold !== undefined || categoryThresholds.size > 0 || mcut !== undefined || tagThresholds !== undefined;
-  // A foreign preset's defaults fill whatever is not given: --general-threshold alone keeps the
+  // A foreign contract's published defaults fill whatever is not given: --general-threshold alone keeps the
   // character default (without it, every character tag passed), --threshold covers every category
   // without its own, and MCut replaces the thresholds of the categories it covers.
-  const preset = PRESET_THRESHOLDS[model.contract.kind];
+  const preset = model.contract.thresholds ?? undefined;
   if (preset && mcut !== 'all') {
-    threshold ??= preset.threshold;
+    threshold ??= preset.default;
     const characterCut = mcut instanceof Set && mcut.has(CATEGORY.character);
     if (preset.character !== undefined && a.threshold === undefined && !characterCut)
       if (!categoryThresholds.has(CATEGORY.character)) categoryThresholds.set(CATEGORY.character, preset.character);

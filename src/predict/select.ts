@@ -8,7 +8,22 @@ export interface TagScore {
   category: number;
 }
 
-export const CATEGORY = { general: 0, artist: 1, copyright: 3, character: 4, meta: 5, rating: 9 } as const;
+/**
+ * Tag categories: Danbooru's ids as WD's selected_tags.csv uses them (general 0, artist 1, copyright 3,
+ * character 4, meta 5; rating 9), and ids of our own for the categories other taggers add (Camie's year,
+ * cl_tagger's quality and model).
+ */
+export const CATEGORY = {
+  general: 0,
+  artist: 1,
+  copyright: 3,
+  character: 4,
+  meta: 5,
+  rating: 9,
+  year: 10,
+  quality: 11,
+  model: 12,
+} as const;
 export const RATING_MODES = ['top', 'all', 'none'] as const;
 export type RatingMode = (typeof RATING_MODES)[number];
 

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import sharp from 'sharp';
 import { preprocessImage } from '../../src/data/images.js';
 import { foreignContract } from '../../src/predict/contract.js';
+import { presetDocs } from '../../src/predict/contract-doc.js';
 
 const S = 32;
 
@@ -95,7 +96,7 @@ test('WD preprocessing pads to a white square, then resizes it with bicubic: wit
       pad: 'center',
       padColor: 'white',
       kernel: 'cubic',
-      padFirst: true,
+      fit: 'pad-first',
       maxPixels: 1e8,
     });
     let sum = 0;
@@ -113,13 +114,14 @@ test('WD preprocessing pads to a white square, then resizes it with bicubic: wit
   }
 });
 
-test('the WD preset pads first with a cubic resize; DeepDanbooru (its reference resizes, then pads) does not', () => {
+test('the WD preset pads first with a cubic resize; DeepDanbooru (its reference resizes, then pads) does not', async () => {
   const session = {
     inputMetadata: [{ name: 'input', isTensor: true, type: 'float32', shape: ['N', 448, 448, 3] }],
     outputNames: ['output'],
   } as unknown as Parameters<typeof foreignContract>[0];
-  const wd = foreignContract(session, 'm.onnx', 'auto', 'selected_tags.csv', {}).contract;
-  assert.equal(wd.padFirst, true);
+  const docs = await presetDocs();
+  const wd = foreignContract(session, 'm.onnx', docs.get('wd')!, {});
+  assert.equal(wd.fit, 'pad-first');
   assert.equal(wd.kernel, 'cubic');
-  assert.equal(foreignContract(session, 'm.onnx', 'deepdanbooru', 'tags.txt', {}).contract.padFirst, false);
+  assert.equal(foreignContract(session, 'm.onnx', docs.get('deepdanbooru')!, {}).fit, 'letterbox');
 });

@@ -167,8 +167,8 @@ for (const [name, model, tags, bgr, scale, extra] of [
     assert.match(
       r.err.join('\n'),
       bgr
-        ? /preset wd.*: BGR, 0–255, white square padding, then cubic resize/
-        : /preset deepdanbooru \(auto: float32 NHWC 32×32 input, tags from a tags\.txt\): RGB, 0–1, cubic resize, then white padding/,
+        ? /preset wd.*: NHWC BGR, 0–255, white square padding, then cubic resize/
+        : /preset deepdanbooru \(auto: NHWC input, tags file tags\.txt\): NHWC RGB, 0–1, cubic resize, then white padding/,
     );
     const rows = JSON.parse(r.out.join('\n')) as { file: string; tags: { tag: string; prob: number }[] }[];
     const names = bgr ? WD_TAGS : ['1girl', 'long_hair', 'solo', 'rating:safe', 'rating:explicit'];
@@ -240,16 +240,19 @@ test("vec gives a foreign model's probabilities (features need our export); eval
   const report = JSON.parse(e.out.join('\n'));
   assert.equal(report.images, 3);
   assert.equal(report.tags, K);
-  assert.match(e.err.join('\n'), /the model expects white padding but shards are letterboxed on black/);
+  assert.match(
+    e.err.join('\n'),
+    /the model expects its own preprocessing \(NHWC BGR, 0–255, white square padding.*\) but shards are letterboxed on black/,
+  );
   const noTags = await cli('pred', images[0]!.file, '--model', wdModel);
   assert.equal(noTags.code, 2);
   assert.match(
     noTags.err.at(-1)!,
-    /its metadata has no format; export one with `alt-i2v-ort export`, or give --tags for a WD or DeepDanbooru model/,
+    /its metadata has no format; export one with `alt-i2v-ort export`, or give --tags for a foreign tagger \(or put its tags file beside it: .*selected_tags\.csv/,
   );
   const short = path.join(dir, 'short.txt');
   await writeFile(short, 'a\nb\n');
   const wrongCount = await cli('pred', images[0]!.file, '--model', wdModel, '--tags', short);
   assert.equal(wrongCount.code, 2);
-  assert.match(wrongCount.err.at(-1)!, /Expected 5 tags in ".*short\.txt" for the model's 5 outputs but it has 2/);
+  assert.match(wrongCount.err.at(-1)!, /Expected 5 tags in ".*short\.txt" for the model's 5 scores but it has 2/);
 });

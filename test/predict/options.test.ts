@@ -3,13 +3,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { TaggerModel } from '../../src/predict/model.js';
+import { presetDocs } from '../../src/predict/contract-doc.js';
 import { selectOptionsFrom, type PredArgs } from '../../src/predict/options.js';
 import { CATEGORY, selectTags } from '../../src/predict/select.js';
 
 const TAGS = ['1girl', 'smile', 'hatsune_miku', 'kagamine_rin', 'rating:general'];
 const CATS = [0, 0, 4, 4, 9];
 const PROBS = [0.9, 0.4, 0.9, 0.3, 0.8];
-const wd = { meta: { tags: TAGS, categories: CATS }, contract: { kind: 'wd' } } as unknown as TaggerModel;
+const wdDoc = (await presetDocs()).get('wd')!;
+const wd = {
+  meta: { tags: TAGS, categories: CATS },
+  contract: { kind: 'wd', thresholds: wdDoc.thresholds },
+} as unknown as TaggerModel;
 const base: PredArgs = {
   rating: 'top',
   ratingPosition: 'first',

@@ -7,6 +7,7 @@ import { checkChoice, checkInteger, checkNumber } from '../../util/errors.js';
 import { writeFileAtomic } from '../../util/fsx.js';
 import { evaluatePredictions } from '../../metrics/metrics.js';
 import { predictShards } from '../../predict/evaluate.js';
+import { describeContract } from '../../predict/contract.js';
 import { TaggerModel } from '../../predict/model.js';
 import { DEVICES, executionProviders, type Device } from '../../runtime/providers.js';
 
@@ -54,9 +55,9 @@ export const evalCommand: Command = ({ io }) =>
           executionProviders: executionProviders(checkChoice('--device', argv.device, DEVICES) as Device),
         }),
       );
-      if (model.contract.padColor !== 'black')
+      if (model.contract.kind !== 'ours')
         io.err(
-          `warning: the model expects ${model.contract.padColor} padding but shards are letterboxed on black; its scores may be a little lower than on its own preprocessing`,
+          `warning: the model expects its own preprocessing (${describeContract(model.contract)}) but shards are letterboxed on black; its scores may be a little lower than on its own preprocessing`,
         );
       try {
         const p = await predictShards(model, argv.shards, split, batch);

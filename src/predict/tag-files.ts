@@ -1,0 +1,150 @@
+// The tags files foreign taggers ship, read into our names and categories, each checked with one line
+// naming the file and the row or key that is wrong:
+// - wd-csv: WD's selected_tags.csv (tag_id,name,category,count; 9 rating, 0 general, 4 character);
+// - txt: one tag per line (DeepDanbooru's tags.txt, JoyTag's top_tags.txt; `rating:` tags are ratings);
+// - camie-json: Camie Tagger's metadata (dataset_info.tag_mapping.idx_to_tag {"0": tag} and
+//   tag_to_category {tag: "general" | "character" | "copyright" | "artist" | "meta" | "rating" | "year"});
+// - pixai-json: PixAI's tags_v0.9_13k.json (tag_map {tag: index}; tag_split.gen_tag_count general tags
+//   first, then tag_split.character_tag_count character tags);
+// - cl-tagger-json: cl_tagger's tag_mapping.json ({"0": {"tag", "category"}}, categories Rating, General,
+//   Character, Copyright, Artist, Meta, Quality, Model).
+// Categories map onto ours (select.ts CATEGORY); a name we have no id for is refused, not guessed.
+import path from 'node:path';
+import { categoryOf, TagIndex } from '../data/tags.js';
+import { checkTagNames } from './metadata.js';
+import { CATEGORY } from './select.js';
+import { UsageError } from '../util/errors.js';
+import { readInput } from '../util/fsx.js';
+
+export const TAG_FORMATS = ['wd-csv', 'txt', 'camie-json', 'pixai-json', 'cl-tagger-json'] as const;
+export type TagFormat = (typeof TAG_FORMATS)[number];
+
+export interface ForeignTags {
+  tags: string[];
+  categories: number[];
+}
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A category name of a JSON tags file as our id (case-insensitive). */
+function categoryId(name: unknown, where: string): number {
+  const id = typeof name === 'string' ? (CATEGORY as Record<string, number>)[name.toLowerCase()] : undefined;
+  if (id === undefined)
+    throw new UsageError(
+      `Expected a category (${Object.keys(CATEGORY).join(', ')}) at ${where} but received ${JSON.stringify(name)}`,
+    );
+  return id;
+}
+
+/** Entries keyed "0".."n-1" (every index once) as an array. */
+function byIndex<T>(entries: [string, T][], where: string, what: string): T[] {
+  const out: T[] = new Array<T>(entries.length);
+  for (const [key, value] of entries) {
+    const i = Number(key);
+    if (!/^\d+$/.test(key) || i >= entries.length || out[i] !== undefined)
+      throw new UsageError(
+        `Expected ${what} indexed 0 to ${entries.length - 1}, each once, in ${where} but found the index ${JSON.stringify(key)}`,
+      );
+    out[i] = value;
+  }
+  return out;
+}
+
+function camie(j: Json, where: string): ForeignTags {
+  const mapping = isObject(j.dataset_info) ? j.dataset_info.tag_mapping : undefined;
+  if (!isObject(mapping) || !isObject(mapping.idx_to_tag) || !isObject(mapping.tag_to_category))
+    throw new UsageError(
+      `Expected dataset_info.tag_mapping.idx_to_tag and .tag_to_category in ${where} (Camie Tagger metadata)`,
+    );
+  const toCategory = mapping.tag_to_category;
+  const tags = byIndex(Object.entries(mapping.idx_to_tag), where, 'idx_to_tag entries');
+  tags.forEach((t, i) => {
+    if (typeof t !== 'string') throw new UsageError(`Expected a tag name at idx_to_tag["${i}"] of ${where}`);
+  });
+  const names = tags as string[];
+  return {
+    tags: names,
+    categories: names.map((t) => categoryId(toCategory[t], `tag_to_category[${JSON.stringify(t)}] of ${where}`)),
+  };
+}
+
+function pixai(j: Json, where: string): ForeignTags {
+  const split = j.tag_split;
+  if (!isObject(j.tag_map) || !isObject(split))
+    throw new UsageError(`Expected tag_map and tag_split in ${where} (PixAI tags)`);
+  const entries = Object.entries(j.tag_map).map(([t, i]) => [String(i), t] as [string, string]);
+  const tags = byIndex(entries, where, 'tag_map values');
+  const general = split.gen_tag_count;
+  const character = split.character_tag_count;
+  if (
+    !Number.isInteger(general) ||
+    !Number.isInteger(character) ||
+    (general as number) + (character as number) !== tags.length
+  )
+    throw new UsageError(
+      `Expected tag_split.gen_tag_count + character_tag_count = ${tags.length} (the tags in tag_map) in ${where} but received ${JSON.stringify(general)} + ${JSON.stringify(character)}`,
+    );
+  return { tags, categories: tags.map((_, i) => (i < (general as number) ? CATEGORY.general : CATEGORY.character)) };
+}
+
+function clTagger(j: Json, where: string): ForeignTags {
+  const rows = byIndex(Object.entries(j), where, 'entries');
+  const tags: string[] = [];
+  const categories: number[] = [];
+  rows.forEach((r, i) => {
+    if (!isObject(r) || typeof r.tag !== 'string')
+      throw new UsageError(`Expected {"tag", "category"} at "${i}" of ${where} (cl_tagger tag mapping)`);
+    tags.push(r.tag);
+    categories.push(categoryId(r.category, `"${i}".category of ${where}`));
+  });
+  return { tags, categories };
+}
+
+/** The format of a tags file from its name and, for JSON, its content. */
+export function sniffTagFormat(file: string, bytes: Buffer): TagFormat {
+  const ext = path.extname(file).toLowerCase();
+  if (ext === '.csv') return 'wd-csv';
+  if (ext !== '.json') return 'txt';
+  const j = parseJson(bytes, file);
+  if (isObject(j.dataset_info)) return 'camie-json';
+  if ('tag_map' in j) return 'pixai-json';
+  return 'cl-tagger-json';
+}
+
+function parseJson(bytes: Buffer, file: string): Json {
+  let j: unknown;
+  try {
+    j = JSON.parse(bytes.toString('utf8').replace(/^\uFEFF/, ''));
+  } catch (err) {
+    throw new UsageError(`Expected JSON in ${JSON.stringify(file)} but it does not parse: ${(err as Error).message}`);
+  }
+  if (!isObject(j)) throw new UsageError(`Expected a JSON object in ${JSON.stringify(file)}`);
+  return j;
+}
+
+/** A foreign model's tags and categories from `file` in `format` (sniffed when undefined). */
+export async function readForeignTags(file: string, format?: TagFormat): Promise<ForeignTags & { format: TagFormat }> {
+  const bytes = await readInput(file, "a tags file for --tags (selected_tags.csv, tags.txt, or a tagger's JSON)");
+  const fmt = format ?? sniffTagFormat(file, bytes);
+  const where = JSON.stringify(file);
+  let out: ForeignTags;
+  if (fmt === 'wd-csv') {
+    const index = TagIndex.parse(bytes, file);
+    out = { tags: index.names, categories: index.rows.map((r) => r.category) };
+  } else if (fmt === 'txt') {
+    const tags = bytes
+      .toString('utf8')
+      .replace(/^\uFEFF/, '')
+      .split(/\r?\n/)
+      .map((t) => t.trim())
+      .filter(Boolean);
+    out = { tags, categories: tags.map(categoryOf) };
+  } else {
+    const j = parseJson(bytes, file);
+    out = fmt === 'camie-json' ? camie(j, where) : fmt === 'pixai-json' ? pixai(j, where) : clTagger(j, where);
+  }
+  if (out.tags.length === 0) throw new UsageError(`Expected at least one tag in ${where} but it has none`);
+  checkTagNames(out.tags, where);
+  return { ...out, format: fmt };
+}

@@ -112,8 +112,9 @@ async function padThenResize(input: string | Buffer, opts: PreprocessOptions, rg
   const side = Math.max(w, h);
   const top = opts.pad === 'center' ? Math.floor((side - h) / 2) : 0;
   const left = opts.pad === 'center' ? Math.floor((side - w) / 2) : 0;
-  const square = Buffer.alloc(side * side * 3);
-  for (let i = 0; i < square.length; i += 3) square.set(rgb, i);
+  const grey = rgb[0] === rgb[1] && rgb[1] === rgb[2];
+  const square = Buffer.alloc(side * side * 3, grey ? rgb[0] : 0);
+  if (!grey) for (let i = 0; i < square.length; i += 3) square.set(rgb, i);
   for (let r = 0; r < h; r++) data.copy(square, ((r + top) * side + left) * 3, r * w * 3, (r + 1) * w * 3);
   return resample(square, side, side, opts);
 }

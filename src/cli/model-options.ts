@@ -21,7 +21,8 @@ export function withModelOptions(y: Argv, modelRequired = true): Argv {
     .option('model', {
       type: 'string',
       demandOption: modelRequired,
-      describe: 'Model: exported by `export`, or a WD / DeepDanbooru ONNX tagger (with --tags)',
+      describe:
+        'Model: exported by `export`, a foreign ONNX tagger (its tags file beside it, or --tags), or hf:OWNER/REPO[@REVISION][:FILE] from the Hugging Face cache',
     })
     .option('tags', {
       type: 'string',

@@ -9,6 +9,7 @@ import type { PadRule, PreprocessOptions } from '../data/images.js';
 import { UsageError } from '../util/errors.js';
 import { readInput } from '../util/fsx.js';
 import { chooseForeign } from './foreign.js';
+import { resolveHfModel } from './hf-cache.js';
 import { INFERENCE_FORMAT } from '../../training/artifacts.js';
 import { readMetadataProps } from '../../training/onnx.js';
 import { WorkerSession } from './worker-session.js';
@@ -85,6 +86,7 @@ export class TaggerModel {
   ) {}
 
   static async load(file: string, opts: LoadOptions = {}): Promise<TaggerModel> {
+    if (file.startsWith('hf:')) file = resolveHfModel(file);
     if (existsSync(path.join(file, 'config.json'))) {
       throw new UsageError(
         `Expected a model file for --model but ${JSON.stringify(file)} is a training run folder; export its best checkpoint first: alt-i2v-ort export ${file} --out model.onnx`,

@@ -30,6 +30,8 @@ export interface PreprocessOptions {
    * smaller half) and resize the square, as the WD taggers' reference does; stretch: resize to S×S.
    */
   fit?: Fit;
+  /** The frame (page) of an animated image to decode; default the first. */
+  page?: number;
 }
 
 export type SkipReason = 'not-an-image' | 'unsupported-format' | 'truncated' | 'too-large' | 'unreadable';
@@ -71,7 +73,12 @@ export async function preprocessImage(input: string | Buffer, file: string, opts
   const [r, g, b] = rgbOf(opts.padColor);
   try {
     if (opts.fit === 'pad-first' || opts.fit === 'stretch') return await padThenResize(input, opts, [r, g, b]);
-    const { data, info } = await sharp(input, { limitInputPixels: maxPixels, failOn: 'error', animated: false })
+    const { data, info } = await sharp(input, {
+      limitInputPixels: maxPixels,
+      failOn: 'error',
+      animated: false,
+      page: opts.page ?? 0,
+    })
       .rotate()
       .flatten({ background: { r, g, b } })
       .resize(size, size, {
@@ -99,7 +106,12 @@ export async function preprocessImage(input: string | Buffer, file: string, opts
  * pipeline, so the padding is done here between two.
  */
 async function padThenResize(input: string | Buffer, opts: PreprocessOptions, rgb: Rgb): Promise<Buffer> {
-  const { data, info } = await sharp(input, { limitInputPixels: opts.maxPixels, failOn: 'error', animated: false })
+  const { data, info } = await sharp(input, {
+    limitInputPixels: opts.maxPixels,
+    failOn: 'error',
+    animated: false,
+    page: opts.page ?? 0,
+  })
     .rotate()
     .flatten({ background: { r: rgb[0], g: rgb[1], b: rgb[2] } })
     .toColourspace('srgb')
@@ -158,4 +170,28 @@ async function enlarge(pixels: Buffer, w: number, h: number, size: number): Prom
 /** A pad colour as RGB. */
 export function rgbOf(c: PadColor | Rgb | undefined): Rgb {
   return c === 'white' ? [255, 255, 255] : c === undefined || c === 'black' ? [0, 0, 0] : c;
+}
+
+/**
+ * `count` evenly spaced frames of an animated GIF or WebP (frame ⌊i × pages / count⌋ for i < count, each
+ * once), preprocessed and concatenated; an image of one frame gives one. (APNG decodes as its first
+ * frame: libvips reads PNG without its animation.)
+ */
+export async function preprocessFrames(
+  input: string | Buffer,
+  file: string,
+  opts: PreprocessOptions,
+  count: number,
+): Promise<{ pixels: Buffer; frames: number }> {
+  if (count <= 1) return { pixels: await preprocessImage(input, file, opts), frames: 1 };
+  let pages = 1;
+  try {
+    pages = (await sharp(input, { limitInputPixels: opts.maxPixels, animated: true }).metadata()).pages ?? 1;
+  } catch (err) {
+    throw classify(file, err);
+  }
+  const picks = [...new Set(Array.from({ length: count }, (_, i) => Math.floor((i * pages) / count)))];
+  const frames = [];
+  for (const page of picks) frames.push(await preprocessImage(input, file, { ...opts, page }));
+  return { pixels: Buffer.concat(frames), frames: frames.length };
 }

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import sharp from 'sharp';
-import { DEFAULT_MAX_PIXELS, ImageError, preprocessImage, type PreprocessOptions } from '../data/images.js';
+import { DEFAULT_MAX_PIXELS, ImageError, preprocessFrames, type PreprocessOptions } from '../data/images.js';
 import { walkDataset } from '../data/scan.js';
 import { UsageError } from '../util/errors.js';
 import { limiter } from '../util/limit.js';
@@ -48,8 +48,10 @@ export async function* listImages(
 
 export interface DecodedBatch {
   files: string[];
-  /** uint8 (n, S, S, 3) */
+  /** uint8 (rows, S, S, 3): each file's frames one after another. */
   images: Uint8Array;
+  /** Frames (rows) of each file; 1 each unless `frames` asked for more of animated images. */
+  frames: number[];
   failures: { file: string; reason: string }[];
 }
 
@@ -65,6 +67,8 @@ export async function* decodeBatches(
     ahead?: number;
     concurrency?: number;
     maxPixels?: number;
+    /** Evenly spaced frames of each animated image (default 1: the first). */
+    frames?: number;
   },
 ): AsyncGenerator<DecodedBatch> {
   const { size, batch } = opts;
@@ -79,7 +83,7 @@ export async function* decodeBatches(
   const px = size * size * 3;
   const decode = limiter(opts.concurrency ?? Math.max(2, Math.floor(os.availableParallelism() / 4)));
   const window = batch * (opts.ahead ?? 2);
-  type Item = { file: string; pixels?: Buffer; reason?: string };
+  type Item = { file: string; pixels?: Buffer; frames?: number; reason?: string };
   const pending: Promise<Item>[] = [];
   const it = files[Symbol.asyncIterator]();
   let exhausted = false;
@@ -92,8 +96,8 @@ export async function* decodeBatches(
       }
       const file = n.value;
       pending.push(
-        decode(() => preprocessImage(file, file, pre)).then(
-          (pixels) => ({ file, pixels }),
+        decode(() => preprocessFrames(file, file, pre, opts.frames ?? 1)).then(
+          (r) => ({ file, pixels: r.pixels, frames: r.frames }),
           (err: unknown) => ({
             file,
             reason: err instanceof ImageError ? err.message.slice(err.file.length + 2) : String(err),
@@ -114,11 +118,14 @@ export async function* decodeBatches(
         await fill();
       }
       const ok = items.filter((i) => i.pixels);
-      const images = new Uint8Array(ok.length * px);
-      ok.forEach((i, k) => images.set(i.pixels!, k * px));
+      const frames = ok.map((i) => i.frames!);
+      const images = new Uint8Array(frames.reduce((a, b) => a + b, 0) * px);
+      let at = 0;
+      for (const i of ok) (images.set(i.pixels!, at), (at += i.pixels!.length));
       yield {
         files: ok.map((i) => i.file),
         images,
+        frames,
         failures: items.filter((i) => !i.pixels).map((i) => ({ file: i.file, reason: i.reason! })),
       };
     }

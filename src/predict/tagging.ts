@@ -50,25 +50,50 @@ export type Tagged =
 export async function* tagImages(
   model: TaggerModel,
   entries: AsyncIterable<ImageEntry> | Iterable<ImageEntry>,
-  opts: { batch: number; select?: SelectOptions; part?: Part },
+  opts: { batch: number; select?: SelectOptions; part?: Part; frames?: number; merge?: FrameMerge },
 ): AsyncGenerator<Tagged> {
   const { tags, categories } = model.meta;
   const k = tags.length;
   for await (const b of decodeBatches(onlyPart(entries, opts.part), {
     ...model.preprocess,
     batch: opts.batch,
+    frames: opts.frames,
   })) {
     for (const f of b.failures) yield { file: f.file, failure: f.reason };
     if (b.files.length === 0) continue;
-    const { probs, nonFinite } = await model.run(b.images, b.files.length);
+    const rows = b.frames.reduce((a, c) => a + c, 0);
+    const { probs, nonFinite } = await model.run(b.images, rows);
+    let row = 0;
     for (let i = 0; i < b.files.length; i++) {
-      if (nonFinite.includes(i)) yield { file: b.files[i]!, failure: NON_FINITE };
-      else {
-        const p = probs.subarray(i * k, (i + 1) * k);
-        yield { file: b.files[i]!, tags: opts.select ? selectTags(p, tags, categories, opts.select) : [], probs: p };
+      const n = b.frames[i]!;
+      const first = row;
+      row += n;
+      if (nonFinite.some((r) => r >= first && r < first + n)) {
+        yield { file: b.files[i]!, failure: NON_FINITE };
+        continue;
       }
+      const p =
+        n === 1 ? probs.subarray(first * k, (first + 1) * k) : mergeFrames(probs, first, n, k, opts.merge ?? 'max');
+      yield { file: b.files[i]!, tags: opts.select ? selectTags(p, tags, categories, opts.select) : [], probs: p };
     }
   }
+}
+
+export const FRAME_MERGES = ['max', 'mean'] as const;
+export type FrameMerge = (typeof FRAME_MERGES)[number];
+
+/** One score per tag from an image's `n` frame rows starting at `first`: the largest, or the mean. */
+export function mergeFrames(probs: Float32Array, first: number, n: number, k: number, merge: FrameMerge): Float32Array {
+  const out = new Float32Array(k);
+  for (let j = 0; j < k; j++) {
+    let acc = merge === 'max' ? -Infinity : 0;
+    for (let f = first; f < first + n; f++) {
+      const v = probs[f * k + j]!;
+      acc = merge === 'max' ? Math.max(acc, v) : acc + v;
+    }
+    out[j] = merge === 'max' ? acc : acc / n;
+  }
+  return out;
 }
 
 /** Counts of each written tag over the run (sd-scripts' --frequency_tags), most frequent first. */

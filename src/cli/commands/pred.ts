@@ -16,7 +16,7 @@ import { checkOutputFile, writeFileAtomic } from '../../util/fsx.js';
 import { DEVICES, executionProviders, type Device } from '../../runtime/providers.js';
 import { TaggerModel } from '../../predict/model.js';
 import type { TagScore } from '../../predict/select.js';
-import { TagFrequency, tagImages, type ImageEntry } from '../../predict/tagging.js';
+import { FRAME_MERGES, TagFrequency, tagImages, type ImageEntry } from '../../predict/tagging.js';
 import { sdScriptsModelFiles } from '../../predict/sd-scripts.js';
 import { captionTargets, checkCaptionExt, saveCaption, type CaptionOutcome } from '../../predict/caption-file.js';
 import { listImageEntries } from '../../predict/inputs.js';
@@ -49,6 +49,12 @@ const OPTIONS = {
     describe: 'Output format; caption writes NAME.txt next to each image',
   },
   device: { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Where the model runs' },
+  frames: {
+    type: 'number',
+    default: 1,
+    describe: 'Tag N evenly spaced frames of each animated GIF or WebP and merge their scores',
+  },
+  'frames-merge': { type: 'string', choices: FRAME_MERGES, default: 'max', describe: 'How frames merge: max or mean' },
 } as const satisfies Record<string, Options>;
 
 export const predCommand: Command = ({ io }) =>
@@ -66,19 +72,18 @@ async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
   const format = checkChoice('--format', argv.format, FORMATS);
   const device = checkChoice('--device', argv.device, DEVICES) as Device;
   const part = partFrom(argv.part);
+  const frames = checkInteger('--frames', argv.frames, 1, 1000);
+  const merge = checkChoice('--frames-merge', argv.framesMerge, FRAME_MERGES);
   if (argv.append && argv.prepend) throw new UsageError('Expected one of --append and --prepend but received both');
   const captionExt = checkCaptionExt(argv.captionExt);
   captionStyleOf(argv);
   if (argv.frequency) await checkOutputFile(argv.frequency, '--frequency');
   const warn = (l: string): void => io.err(l);
-  if (argv.forceDownload) warn('warning: --force_download: nothing is downloaded here; the files given are used');
-  if (argv.model !== undefined && argv.repoId !== undefined)
-    warn('warning: --repo_id is not used: --model names the model');
-  const files = argv.model === undefined ? sdScriptsModelFiles(argv.modelDir, argv.repoId) : undefined;
+  const files = modelFiles(argv, warn);
   const t0 = performance.now();
   const tagger = await TaggerModel.load(
-    files?.model ?? argv.model!,
-    loadOptionsFrom({ ...argv, tags: argv.tags ?? files?.tags }, io, {
+    files.model,
+    loadOptionsFrom({ ...argv, tags: argv.tags ?? files.tags }, io, {
       executionProviders: executionProviders(device),
     }),
   );
@@ -113,7 +118,7 @@ async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
         )
       : new Map<string, string>();
     out = outputs(io, format, argv, captioner, targets);
-    for await (const t of tagImages(tagger, entries, { batch, select, part })) {
+    for await (const t of tagImages(tagger, entries, { batch, select, part, frames, merge })) {
       if (t.failure !== undefined) {
         failed++;
         warn(`warning: ${t.file}: skipped, ${t.failure}`);
@@ -139,6 +144,14 @@ async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
   if (failed > 0)
     throw new Error(`${failed} of ${failed + done} images could not be read (warnings above); the others were tagged`);
   if (out.captions.failed > 0) throw new Error(`${out.captions.failed} captions could not be written (warnings above)`);
+}
+
+/** --model, or without it the model sd-scripts keeps under --model_dir for --repo_id. */
+function modelFiles(argv: RunPredArgs, warn: (l: string) => void): { model: string; tags?: string } {
+  if (argv.forceDownload) warn('warning: --force_download: nothing is downloaded here; the files given are used');
+  if (argv.model !== undefined && argv.repoId !== undefined)
+    warn('warning: --repo_id is not used: --model names the model');
+  return argv.model === undefined ? sdScriptsModelFiles(argv.modelDir, argv.repoId) : { model: argv.model };
 }
 
 /** --frequency FILE.csv (most frequent first, ties by name) and --frequency_tags (sd-scripts' lines on stdout). */

@@ -121,7 +121,10 @@ export async function* decodeBatches(
       const frames = ok.map((i) => i.frames!);
       const images = new Uint8Array(frames.reduce((a, b) => a + b, 0) * px);
       let at = 0;
-      for (const i of ok) (images.set(i.pixels!, at), (at += i.pixels!.length));
+      for (const i of ok) {
+        images.set(i.pixels!, at);
+        at += i.pixels!.length;
+      }
       yield {
         files: ok.map((i) => i.file),
         images,

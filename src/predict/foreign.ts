@@ -4,9 +4,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { presetDocs, readContractFile, type ContractDoc } from './contract-doc.js';
 import { autoPreset, inputLayout } from './contract.js';
-import { readForeignTags, sniffTagFormat, type ForeignTags } from './tag-files.js';
+import { parseForeignTags, readTagsFile, sniffTagFormat, type ForeignTags } from './tag-files.js';
 import { UsageError } from '../util/errors.js';
-import { readInput } from '../util/fsx.js';
 import type ort from 'onnxruntime-node';
 
 export interface ForeignChoice {
@@ -49,12 +48,13 @@ export async function chooseForeign(
   }
   if (!existsSync(tagsFile) && !o.tags)
     throw new UsageError(`Expected the tags file ${JSON.stringify(tagsFile)} (${why}) beside the model, or --tags`);
+  const bytes = await readTagsFile(tagsFile);
   if (!doc) {
-    const format = sniffTagFormat(tagsFile, await readInput(tagsFile, 'a tags file for --tags'));
+    const format = sniffTagFormat(tagsFile, bytes);
     const auto = autoPreset(docs, session, tagsFile, format, file);
     doc = auto.doc;
     why = `preset ${doc.family} (${auto.why})`;
   }
   // A tags file the user names is read by its own format; one found beside the model, by the contract's.
-  return { doc, why, tagsFile, tags: await readForeignTags(tagsFile, o.tags ? undefined : doc.tags.format) };
+  return { doc, why, tagsFile, tags: parseForeignTags(bytes, tagsFile, o.tags ? undefined : doc.tags.format) };
 }

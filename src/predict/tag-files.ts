@@ -125,7 +125,14 @@ function parseJson(bytes: Buffer, file: string): Json {
 
 /** A foreign model's tags and categories from `file` in `format` (sniffed when undefined). */
 export async function readForeignTags(file: string, format?: TagFormat): Promise<ForeignTags & { format: TagFormat }> {
-  const bytes = await readInput(file, "a tags file for --tags (selected_tags.csv, tags.txt, or a tagger's JSON)");
+  return parseForeignTags(await readTagsFile(file), file, format);
+}
+
+export const readTagsFile = (file: string): Promise<Buffer> =>
+  readInput(file, "a tags file for --tags (selected_tags.csv, tags.txt, or a tagger's JSON)");
+
+/** The tags of a tags file's `bytes` (read from `file`, named in errors). */
+export function parseForeignTags(bytes: Buffer, file: string, format?: TagFormat): ForeignTags & { format: TagFormat } {
   const fmt = format ?? sniffTagFormat(file, bytes);
   const where = JSON.stringify(file);
   let out: ForeignTags;

@@ -1,5 +1,6 @@
 // The fault suite (a new user's worst day): full disks, kills at random moments, two writers, crafted
 // and damaged files, symlinks, odd encodings. It ends with `faults: N cases, N hold`.
+import { registerContracts } from './contract-cases.js';
 import { registerCrafted } from './crafted-cases.js';
 import { registerDisk } from './disk-cases.js';
 import { registerForeign } from './foreign-cases.js';
@@ -13,4 +14,5 @@ registerDisk();
 registerCrafted();
 registerForeign();
 registerTrust();
+registerContracts();
 summary();

@@ -1,4 +1,4 @@
-// Captions as sd-scripts and the WD14 web UI tagger write them: tags renamed (--replace), ordered
+// Our caption style (`--caption-style ours`; sd-scripts.ts and webui-caption.ts are theirs): tags renamed (--replace), ordered
 // (confidence or alpha, characters first, always-first tags, rating first or last), underscores shown as
 // spaces except in kaomoji and tags of 3 characters or fewer, brackets escaped, weights shown, joined
 // by a separator, and merged with an existing caption (--append / --prepend) without duplicates.
@@ -6,8 +6,8 @@ import type { TagScore } from './select.js';
 import { CATEGORY } from './select.js';
 
 /**
- * Kaomoji whose underscores are part of the face: the WD14 web UI tagger's list (tagger/ui.py), which
- * sd-scripts' readers copy. Faces of 3 characters or fewer keep theirs anyway (displayTag).
+ * Kaomoji whose underscores are part of the face: the WD14 web UI tagger's list (tagger/ui.py; sd-scripts
+ * has none). Faces of 3 characters or fewer keep theirs anyway (displayTag).
  */
 export const KAOMOJI = new Set([
   '0_0',

@@ -143,24 +143,22 @@ export async function readContractFile(file: string): Promise<ContractDoc> {
   return parseContractDoc(j, JSON.stringify(file));
 }
 
+/** The preset names, for --preset's choices: the files in contracts/ (listed once, at startup). */
+export const PRESET_NAMES: readonly string[] = readdirSync(PRESET_DIR)
+  .filter((n) => n.endsWith('.json'))
+  .map((n) => n.slice(0, -5))
+  .sort();
+
 let presets: Map<string, ContractDoc> | undefined;
 
-/** The shipped presets by family name. */
+/** The shipped presets by family name (each file is named as its family). */
 export async function presetDocs(): Promise<Map<string, ContractDoc>> {
   if (presets) return presets;
   const out = new Map<string, ContractDoc>();
-  for (const f of readdirSync(PRESET_DIR)
-    .filter((n) => n.endsWith('.json'))
-    .sort()) {
-    const doc = await readContractFile(path.join(PRESET_DIR, f));
+  for (const name of PRESET_NAMES) {
+    const doc = await readContractFile(path.join(PRESET_DIR, `${name}.json`));
     out.set(doc.family, doc);
   }
   presets = out;
   return out;
 }
-
-/** The preset names, for --preset's choices (read once, at startup). */
-export const PRESET_NAMES: readonly string[] = readdirSync(PRESET_DIR)
-  .filter((n) => n.endsWith('.json'))
-  .map((n) => n.slice(0, -5))
-  .sort();

@@ -109,7 +109,7 @@ export async function selectOptionsFrom(
   // A foreign contract's published defaults fill whatever is not given: --general-threshold alone keeps the
   // character default (without it, every character tag passed), --threshold covers every category
   // without its own, and MCut replaces the thresholds of the categories it covers.
-  const preset = model.contract.thresholds ?? undefined;
+  const preset = model.contract.thresholds;
   if (preset && mcut !== 'all') {
     threshold ??= preset.default;
     const characterCut = mcut instanceof Set && mcut.has(CATEGORY.character);

@@ -13,7 +13,7 @@ import { initParams } from '../training/params.js';
 import { median, runWithPeakRss, saveResult } from './common.js';
 
 /** Shards of random pixels and labels: `shards` training shards of `perShard` images and one holdout shard. */
-async function randomShards(
+export async function randomShards(
   dir: string,
   shards: number,
   perShard: number,

@@ -278,20 +278,15 @@ float Engine::Evaluate(const uint8_t* images, const uint8_t* labels, int64_t n, 
   return out[0].GetTensorData<float>()[0];
 }
 
-void Engine::Download(std::vector<std::vector<float>>* params, std::vector<std::vector<float>>* m,
-                      std::vector<std::vector<float>>* v) {
-  auto download = [&](Ort::Value& src, const TensorSpec& s, std::vector<float>* host) {
-    host->assign(s.numel, 0.0f);
-    Ort::Value dst = Ort::Value::CreateTensor<float>(cpu_info_, host->data(), s.numel, s.shape.data(), s.shape.size());
+void Engine::Download(const std::vector<float*>& params, const std::vector<float*>& m, const std::vector<float*>& v) {
+  auto download = [&](Ort::Value& src, const TensorSpec& s, float* host) {
+    Ort::Value dst = Ort::Value::CreateTensor<float>(cpu_info_, host, s.numel, s.shape.data(), s.shape.size());
     Copy(src, dst);
   };
-  params->resize(options_.specs.size());
-  for (size_t i = 0; i < options_.specs.size(); i++) download(cur_[i], options_.specs[i], &(*params)[i]);
-  m->resize(trainable_.size());
-  v->resize(trainable_.size());
+  for (size_t i = 0; i < options_.specs.size(); i++) download(cur_[i], options_.specs[i], params[i]);
   for (size_t j = 0; j < trainable_.size(); j++) {
-    download(m_[j], options_.specs[trainable_[j]], &(*m)[j]);
-    download(v_[j], options_.specs[trainable_[j]], &(*v)[j]);
+    download(m_[j], options_.specs[trainable_[j]], m[j]);
+    download(v_[j], options_.specs[trainable_[j]], v[j]);
   }
 }
 

@@ -70,9 +70,8 @@ class Engine {
               const std::vector<const float*>& v);
   float Step(const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n, float lr_t, float eps_t);
   float Evaluate(const uint8_t* images, const uint8_t* labels, int64_t n, std::vector<float>* probs);
-  // Host copies of params (spec order), m and v (trainable order).
-  void Download(std::vector<std::vector<float>>* params, std::vector<std::vector<float>>* m,
-                std::vector<std::vector<float>>* v);
+  // Host copies of params (spec order), m and v (trainable order), into buffers of each tensor's size.
+  void Download(const std::vector<float*>& params, const std::vector<float*>& m, const std::vector<float*>& v);
   const Options& options() const { return options_; }
 
  private:

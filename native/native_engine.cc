@@ -200,29 +200,28 @@ class EvaluateWorker : public EngineWorker {
   std::vector<float> probs_;
 };
 
+// Downloads into JS Float32Arrays made (or handed in) on the JS thread, so the copy and its page faults
+// happen on the worker thread and the JS thread only resolves the promise.
 class GetStateWorker : public EngineWorker {
  public:
-  GetStateWorker(Napi::Env env, NativeEngine* s, Napi::Object self, std::shared_ptr<Engine> e)
-      : EngineWorker(env, s, self, "NativeEngine.getState"), engine_(std::move(e)) {}
+  GetStateWorker(Napi::Env env, NativeEngine* s, Napi::Object self, std::shared_ptr<Engine> e, Napi::Object out,
+                 std::vector<float*> params, std::vector<float*> m, std::vector<float*> v)
+      : EngineWorker(env, s, self, "NativeEngine.getState"),
+        engine_(std::move(e)),
+        params_(std::move(params)),
+        m_(std::move(m)),
+        v_(std::move(v)) {
+    out_ = Napi::Persistent(out);
+  }
 
  protected:
-  void Run() override { engine_->Download(&params_, &m_, &v_); }
-  Napi::Value Result(Napi::Env env) override {
-    auto list = [&](const std::vector<std::vector<float>>& xs) {
-      Napi::Array a = Napi::Array::New(env, xs.size());
-      for (uint32_t i = 0; i < xs.size(); i++) a.Set(i, ToFloat32Array(env, xs[i]));
-      return a;
-    };
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("params", list(params_));
-    out.Set("m", list(m_));
-    out.Set("v", list(v_));
-    return out;
-  }
+  void Run() override { engine_->Download(params_, m_, v_); }
+  Napi::Value Result(Napi::Env) override { return out_.Value(); }
 
  private:
   std::shared_ptr<Engine> engine_;
-  std::vector<std::vector<float>> params_, m_, v_;
+  std::vector<float*> params_, m_, v_;
+  Napi::ObjectReference out_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -256,18 +255,29 @@ struct StateViews {
   std::vector<const float*> params, m, v;
 };
 
-// params[], m?[], v?[] from info[first..first+2], checked against the specs' element counts.
-StateViews ParseState(const Napi::CallbackInfo& info, size_t first, const std::vector<TensorSpec>& specs) {
+bool HasTrainable(const std::vector<TensorSpec>& specs) {
+  for (const auto& s : specs)
+    if (s.role == Role::kTrainable) return true;
+  return false;
+}
+
+// params[], m?[], v?[], checked against the specs' element counts.
+StateViews ParseState(const Napi::Value& params, const Napi::Value& m, const Napi::Value& v,
+                      const std::vector<TensorSpec>& specs) {
   std::vector<size_t> counts, trainable_counts;
   for (const auto& s : specs) {
     counts.push_back(s.numel);
     if (s.role == Role::kTrainable) trainable_counts.push_back(s.numel);
   }
-  StateViews out{FloatViews(info[first], counts, "params", false),
-                 FloatViews(info[first + 1], trainable_counts, "m", true),
-                 FloatViews(info[first + 2], trainable_counts, "v", true)};
-  if (out.m.size() != out.v.size()) throw Napi::RangeError::New(info.Env(), "Expected both m and v, or neither");
+  StateViews out{FloatViews(params, counts, "params", false), FloatViews(m, trainable_counts, "m", true),
+                 FloatViews(v, trainable_counts, "v", true)};
+  if (out.m.size() != out.v.size()) throw Napi::RangeError::New(params.Env(), "Expected both m and v, or neither");
   return out;
+}
+
+// params[], m?[], v?[] from info[first..first+2].
+StateViews ParseState(const Napi::CallbackInfo& info, size_t first, const std::vector<TensorSpec>& specs) {
+  return ParseState(info[first], info[first + 1], info[first + 2], specs);
 }
 
 }  // namespace
@@ -337,10 +347,39 @@ Napi::Value NativeEngine::Evaluate(const Napi::CallbackInfo& info) {
   return Start(busy_, new EvaluateWorker(env, this, Value(), engine_, b.images, b.labels, b.n), {info[0], info[1]});
 }
 
+// getState(into?: {params[], m[], v[]}) → Promise<{params, m, v}>: into the given arrays (checked
+// against the specs' sizes), or into new ones.
 Napi::Value NativeEngine::GetState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "getState", true);
-  return Start(busy_, new GetStateWorker(env, this, Value(), engine_), {});
+  const std::vector<TensorSpec>& specs = engine_->options().specs;
+  Napi::Object out;
+  if (info.Length() > 0 && info[0].IsObject()) {
+    out = info[0].As<Napi::Object>();
+  } else {
+    auto fresh = [&](bool trainable_only) {
+      Napi::Array a = Napi::Array::New(env);
+      for (const auto& s : specs)
+        if (!trainable_only || s.role == Role::kTrainable) a.Set(a.Length(), Napi::Float32Array::New(env, s.numel));
+      return a;
+    };
+    out = Napi::Object::New(env);
+    out.Set("params", fresh(false));
+    out.Set("m", fresh(true));
+    out.Set("v", fresh(true));
+  }
+  StateViews views = ParseState(out.Get("params"), out.Get("m"), out.Get("v"), specs);
+  if (views.m.empty() && HasTrainable(specs))
+    throw Napi::TypeError::New(env, "Expected arrays params, m and v to download the state into");
+  auto writable = [](const std::vector<const float*>& xs) {
+    std::vector<float*> w;
+    for (const float* x : xs) w.push_back(const_cast<float*>(x));  // JS Float32Arrays: writable memory
+    return w;
+  };
+  return Start(busy_,
+               new GetStateWorker(env, this, Value(), engine_, out, writable(views.params), writable(views.m),
+                                  writable(views.v)),
+               {out.Get("params"), out.Get("m"), out.Get("v")});
 }
 
 // Frees the device state. Harmless twice; while a call runs, the engine goes when the worker lets go

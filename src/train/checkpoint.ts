@@ -42,23 +42,35 @@ export function checkpointName(round: number, partial: boolean): string {
 
 const f32 = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
-export async function writeCheckpoint(
+/** A checkpoint ready to be written: its file, tensors (views of the state's arrays) and metadata. */
+export interface CheckpointPayload {
+  file: string;
+  tensors: Record<string, TensorSpec>;
+  /** Every metadata field but `sha256`, which writeCheckpointFile adds. */
+  metadata: Record<string, string>;
+  info: CheckpointInfo;
+}
+
+const PARAM = 'param/';
+const ADAM_M = 'adam_m/';
+const ADAM_V = 'adam_v/';
+
+export function checkpointPayload(
   dir: string,
   config: ModelConfig,
   state: Required<TrainState>,
   at: { round: number; position: number; metrics?: RoundMetrics; tagsSha256: string },
-): Promise<CheckpointInfo> {
+): CheckpointPayload {
   const tensors: Record<string, TensorSpec> = {};
   const specs = paramSpecs(config);
   for (const s of specs)
-    tensors[`param/${s.name}`] = { dtype: 'F32', shape: s.shape, chunks: [f32(state.params.get(s.name)!)] };
+    tensors[`${PARAM}${s.name}`] = { dtype: 'F32', shape: s.shape, chunks: [f32(state.params.get(s.name)!)] };
   for (const s of specs.filter((x) => x.role === 'trainable')) {
-    tensors[`adam_m/${s.name}`] = { dtype: 'F32', shape: s.shape, chunks: [f32(state.m.get(s.name)!)] };
-    tensors[`adam_v/${s.name}`] = { dtype: 'F32', shape: s.shape, chunks: [f32(state.v.get(s.name)!)] };
+    tensors[`${ADAM_M}${s.name}`] = { dtype: 'F32', shape: s.shape, chunks: [f32(state.m.get(s.name)!)] };
+    tensors[`${ADAM_V}${s.name}`] = { dtype: 'F32', shape: s.shape, chunks: [f32(state.v.get(s.name)!)] };
   }
   const file = path.join(dir, checkpointName(at.round, at.position >= 0));
-  await writeSafetensors(file, tensors, {
-    sha256: sha256Hex(Object.values(tensors).flatMap((t) => t.chunks)),
+  const metadata = {
     format: CHECKPOINT_FORMAT,
     version: '1',
     step: String(state.step),
@@ -68,8 +80,47 @@ export async function writeCheckpoint(
     config: JSON.stringify(config),
     tags_sha256: at.tagsSha256,
     ...(at.metrics ? { metrics: JSON.stringify(at.metrics) } : {}),
-  });
-  return { file, round: at.round, position: at.position, step: state.step, metrics: at.metrics };
+  };
+  return {
+    file,
+    tensors,
+    metadata,
+    info: { file, round: at.round, position: at.position, step: state.step, metrics: at.metrics },
+  };
+}
+
+/** Hash the payload's tensors and write the file (atomically: temp name, fsync, rename). */
+export async function writeCheckpointFile(p: Pick<CheckpointPayload, 'file' | 'tensors' | 'metadata'>): Promise<void> {
+  const sha256 = sha256Hex(Object.values(p.tensors).flatMap((t) => t.chunks));
+  await writeSafetensors(p.file, p.tensors, { sha256, ...p.metadata });
+}
+
+/** The state arrays a payload's tensors view (after a round trip through the writer thread). */
+export function stateOfTensors(tensors: Record<string, TensorSpec>): Required<TrainState> {
+  const state: Required<TrainState> = { params: new Map(), m: new Map(), v: new Map(), step: 0, rng: [] };
+  for (const [name, t] of Object.entries(tensors)) {
+    const c = t.chunks[0]!;
+    const a = new Float32Array(c.buffer, c.byteOffset, c.byteLength / 4);
+    for (const [prefix, map] of [
+      [PARAM, state.params],
+      [ADAM_M, state.m],
+      [ADAM_V, state.v],
+    ] as const)
+      if (name.startsWith(prefix)) map.set(name.slice(prefix.length), a);
+  }
+  return state;
+}
+
+/** Write a checkpoint here and now (the training loop hands them to CheckpointWriter instead). */
+export async function writeCheckpoint(
+  dir: string,
+  config: ModelConfig,
+  state: Required<TrainState>,
+  at: { round: number; position: number; metrics?: RoundMetrics; tagsSha256: string },
+): Promise<CheckpointInfo> {
+  const p = checkpointPayload(dir, config, state, at);
+  await writeCheckpointFile(p);
+  return p.info;
 }
 
 /** The typed metadata fields of a checkpoint; the error names the file and the field. */

@@ -83,7 +83,11 @@ export interface TrainEngine {
     epsT: number,
   ): Promise<number>;
   evaluate(images: Uint8Array, labels: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }>;
-  getState(): Promise<EngineState>;
+  /**
+   * Host copies of the state: into `into` when given (arrays of the specs' sizes, reused between calls
+   * so a snapshot costs one copy and no page faults), else into new arrays.
+   */
+  getState(into?: EngineState): Promise<EngineState>;
   dispose(): void;
 }
 

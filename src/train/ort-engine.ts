@@ -111,12 +111,21 @@ export class OrtEngine implements TrainEngine {
     });
   }
 
-  getState(): Promise<EngineState> {
-    return this.call('getState', true, async () => ({
-      params: this.params.map((a) => a.slice()),
-      m: this.m.map((a) => a.slice()),
-      v: this.v.map((a) => a.slice()),
-    }));
+  getState(into?: EngineState): Promise<EngineState> {
+    return this.call('getState', true, async () => {
+      const copy = (from: Float32Array[], to: Float32Array[] | undefined, what: string): Float32Array[] => {
+        if (!to) return from.map((a) => a.slice());
+        if (to.length !== from.length || to.some((a, i) => a.length !== from[i]!.length))
+          throw new RangeError(`OrtEngine.getState: Expected ${what} buffers of the state's sizes`);
+        to.forEach((a, i) => a.set(from[i]!));
+        return to;
+      };
+      return {
+        params: copy(this.params, into?.params, 'params'),
+        m: copy(this.m, into?.m, 'm'),
+        v: copy(this.v, into?.v, 'v'),
+      };
+    });
   }
 
   /** Write the step graph's profile (with `profilePrefix`). */

@@ -22,17 +22,18 @@ import { lockFolder, type FolderLock } from '../util/lock.js';
 import { Rng } from '../../training/rng.js';
 import {
   bestCheckpoint,
+  checkpointPayload,
   listCheckpoints,
   pruneCheckpoints,
-  writeCheckpoint,
   type CheckpointInfo,
   type RoundMetrics,
 } from './checkpoint.js';
+import { CheckpointWriter } from './checkpoint-writer.js';
 import { curvesSvg } from './curves.js';
 import type { RunConfig } from './run-config.js';
 import type { EngineChoice } from './engines.js';
 import { openRun, RunLog, writeNewRun } from './run-open.js';
-import { TrainSession } from './train-session.js';
+import { TrainSession, type TrainSessionOptions } from './train-session.js';
 
 export interface TrainOptions {
   shards: string;
@@ -47,10 +48,14 @@ export interface TrainOptions {
   hidden: number;
   freeze?: number;
   keep: number;
+  /** Finished rounds between checkpoints (default 1); the last round and a stop always write one. */
+  checkpointEvery?: number;
   logEvery: number;
   threads: number;
   /** Training engine: native, ort or auto (default). */
   engine?: EngineChoice;
+  /** Benches only: the engine to train with instead of `engine` (bench/loop.ts: one that does no work). */
+  openEngine?: TrainSessionOptions['openEngine'];
 }
 
 export interface TrainHooks {
@@ -61,6 +66,8 @@ export interface TrainHooks {
   info?(line: string): void;
   /** A warning line (a damaged checkpoint passed over, a stale lock taken over); defaults to info. */
   warn?(line: string): void;
+  /** A checkpoint is in place, `seconds` after the loop handed it to the writer thread. */
+  checkpointWritten?(info: CheckpointInfo, seconds: number): void;
   /** Polled after every step: true to stop with a checkpoint (SIGINT/SIGTERM). */
   stopRequested?(): boolean;
 }
@@ -124,20 +131,29 @@ interface Loop {
   log: RunLog;
   last: CheckpointInfo;
   imagesSeen: number;
+  writer: CheckpointWriter;
+  /** Seconds the loop waited for the last checkpoint: in all, and for a previous write still in flight. */
+  blocked: number;
+  waited: number;
 }
 
-const checkpointAt = async (
-  L: Loop,
-  round: number,
-  position: number,
-  metrics?: RoundMetrics,
-): Promise<CheckpointInfo> =>
-  (L.last = await writeCheckpoint(L.ckptDir, L.run.model, await L.session.getState(), {
-    round,
-    position,
-    metrics,
-    tagsSha256: L.run.tags.sha256,
-  }));
+/**
+ * Snapshot the state and hand it to the writer thread: the loop goes on while the file is written and
+ * hashed. L.last moves to it (and older ones are pruned) once it is in place.
+ */
+async function checkpointAt(L: Loop, round: number, position: number, metrics?: RoundMetrics): Promise<void> {
+  const t0 = performance.now();
+  await L.writer.flush();
+  L.waited = (performance.now() - t0) / 1000;
+  const state = await L.session.getState(L.writer.takeSpare());
+  const at = { round, position, metrics, tagsSha256: L.run.tags.sha256 };
+  await L.writer.start(checkpointPayload(L.ckptDir, L.run.model, state, at));
+  L.blocked = (performance.now() - t0) / 1000;
+}
+
+/** Whether the round that just finished writes a checkpoint (--checkpoint-every; always the last, and on a stop). */
+const checkpointDue = (L: Loop, round: number): boolean =>
+  round % (L.opts.checkpointEvery ?? 1) === 0 || round >= L.opts.rounds || L.hooks.stopRequested?.() === true;
 
 interface Epoch {
   interrupted: boolean;
@@ -171,6 +187,7 @@ async function trainEpoch(L: Loop, round: number, position: number, shard: Shard
     const loss = await session.step(images.subarray(0, n * px), labels.subarray(0, n * k), n, run.lr);
     e.stepSeconds += (performance.now() - s0) / 1000;
     if (!Number.isFinite(loss)) {
+      await L.writer.flush(); // a checkpoint still being written holds finite weights: name it
       throw new Error(
         `loss became ${loss} at round ${round}, step ${session.steps}; stopped without saving the diverged state. The newest checkpoint, ${L.last.file}, holds finite weights: lower the learning rate (lr in ${path.join(L.runDir, 'config.json')}) or check the data, then --resume from it`,
       );
@@ -192,6 +209,7 @@ async function trainEpoch(L: Loop, round: number, position: number, shard: Shard
       });
     if (L.hooks.stopRequested?.() && (pos + 1) * b < order.length) {
       await checkpointAt(L, round, pos + 1);
+      await L.writer.flush();
       await L.log.write({
         type: 'interrupted',
         round,
@@ -214,8 +232,8 @@ async function trainEpoch(L: Loop, round: number, position: number, shard: Shard
 async function finishRound(L: Loop, round: number, entry: ShardEntry, e: Epoch, slot: ShardSlot): Promise<void> {
   const held = await evaluateHoldout(L.session, L.shardsDir, L.index, slot);
   const metrics = held?.metrics;
-  await checkpointAt(L, round, -1, metrics);
-  await pruneCheckpoints(L.ckptDir, L.opts.keep);
+  const due = checkpointDue(L, round);
+  if (due) await checkpointAt(L, round, -1, metrics);
   const trainLoss = e.steps ? e.lossSum / e.steps : NaN;
   const imgPerS = e.images / e.seconds;
   // Share of the round's training time spent inside the runtime's steps (the rest: batches, logging).
@@ -232,6 +250,8 @@ async function finishRound(L: Loop, round: number, entry: ShardEntry, e: Epoch, 
     lr: L.run.lr,
     seconds: e.seconds,
     runtimeShare,
+    checkpointBlockedSeconds: due ? L.blocked : 0,
+    checkpointWaitSeconds: due ? L.waited : 0,
   });
   L.log.curves.push({
     round,
@@ -298,6 +318,12 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
   const { lock, made } = await lockRunFolder(runDir, warn);
   let session: TrainSession | undefined;
   let started = false;
+  let L: Loop | undefined;
+  const writer = new CheckpointWriter(async (info, seconds) => {
+    L!.last = info;
+    hooks.checkpointWritten?.(info, seconds);
+    await pruneCheckpoints(path.join(runDir, 'checkpoints'), opts.keep);
+  });
   try {
     const { run, initial, round, position, from } = await openRun(opts, index, runDir, warn, (l) => hooks.info?.(l));
     session = await TrainSession.create(run.model, initial, {
@@ -305,11 +331,12 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
       seed: run.seed,
       intraOpThreads: opts.threads,
       engine: opts.engine,
+      openEngine: opts.openEngine,
     });
     hooks.info?.(session.engineNote);
     const ckptDir = path.join(runDir, 'checkpoints');
     const log = await RunLog.open(runDir, from?.step, warn);
-    const L: Loop = {
+    L = {
       opts,
       hooks,
       run,
@@ -321,13 +348,24 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
       log,
       last: from!,
       imagesSeen: log.imagesSeen,
+      writer,
+      blocked: 0,
+      waited: 0,
     };
+    const loop = L;
     // A new run keeps its starting point, so a NaN in round 1 still leaves a good checkpoint.
-    if (!from) await writeNewRun(runDir, run, () => checkpointAt(L, 0, -1));
+    if (!from)
+      await writeNewRun(runDir, run, async () => {
+        await checkpointAt(loop, 0, -1);
+        await writer.flush();
+        return loop.last;
+      });
     started = true;
-    const status = await trainRounds(L, round, position);
-    return { status, last: L.last, best: bestCheckpoint(await listCheckpoints(ckptDir)) };
+    const status = await trainRounds(loop, round, position);
+    await writer.flush();
+    return { status, last: loop.last, best: bestCheckpoint(await listCheckpoints(ckptDir)) };
   } finally {
+    await writer.close().catch(() => undefined); // a failure not thrown yet was thrown by flush() above
     session?.dispose();
     await lock.release();
     // A run that never started leaves no folder behind (rmdir only removes it when empty).

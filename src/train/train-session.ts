@@ -2,8 +2,8 @@
 // not built; engines.ts picks). Validates every argument once, for both engines, fills every default
 // into one options object, keeps the Adam step count and the dropout RNG (so a checkpoint replays
 // exactly), and computes Adam's bias correction in float64 on the host.
-import { engineOptions, type AdamPlacement, type TrainEngine } from './engine.js';
-import { openEngine, type EngineChoice, type EngineKind } from './engines.js';
+import { engineOptions, type AdamPlacement, type EngineState, type TrainEngine } from './engine.js';
+import { openEngine, type EngineChoice, type EngineKind, type OpenedEngine } from './engines.js';
 import { cudaMissingMessage, runtimeReport, type Device } from '../runtime/providers.js';
 import { checkInteger, expected } from '../util/errors.js';
 import { Rng } from '../../training/rng.js';
@@ -40,6 +40,8 @@ export interface TrainSessionOptions {
   seed?: number;
   /** native (the addon), ort (onnxruntime-node, CPU) or auto (native when built). */
   engine?: EngineChoice;
+  /** Benches only: opens the engine instead of `engine` (bench/loop.ts trains with one that does no work). */
+  openEngine?: () => OpenedEngine;
 }
 
 /** Model state in host memory: what checkpoints hold. */
@@ -83,7 +85,7 @@ export class TrainSession {
   ): Promise<TrainSession> {
     checkConfig(config);
     const device = options.device ?? 'cpu';
-    const { engine: impl, kind, note } = openEngine(options.engine ?? 'auto', device);
+    const { engine: impl, kind, note } = options.openEngine?.() ?? openEngine(options.engine ?? 'auto', device);
     if (device === 'cuda') {
       const missing = runtimeReport().cudaMissing;
       if (missing.length > 0) throw new Error(cudaMissingMessage(missing));
@@ -141,9 +143,15 @@ export class TrainSession {
     return this.impl.evaluate(images, labels, n);
   }
 
-  /** Host copies of the whole state (the only place parameters leave the device). */
-  async getState(): Promise<Required<TrainState>> {
-    const s = await this.impl.getState();
+  /**
+   * Host copies of the whole state (the only place parameters leave the device): into `into` when
+   * given (a state of this model whose arrays are overwritten), else into new arrays.
+   */
+  async getState(into?: Required<TrainState>): Promise<Required<TrainState>> {
+    const buffers = into && this.stateArrays(into, 'snapshot buffers');
+    if (buffers && !(buffers.m && buffers.v))
+      throw new RangeError('TrainSession.getState: Expected Adam m and v buffers');
+    const s = await this.impl.getState(buffers as EngineState | undefined);
     return {
       params: new Map(this.specs.map((spec, i) => [spec.name, s.params[i]!])),
       m: new Map(this.trainable.map((spec, i) => [spec.name, s.m[i]!])),
@@ -163,7 +171,7 @@ export class TrainSession {
       if (this.impl.busy)
         throw new Error('TrainSession.setState: another call on this session is still running; await it first');
       this.impl.dispose();
-      this.impl = openEngine(this.engine, this.options.device).engine;
+      this.impl = (this.options.openEngine?.() ?? openEngine(this.engine, this.options.device)).engine;
       this.baked = this.frozenOf(arrays.params);
       await this.load(arrays);
     } else {

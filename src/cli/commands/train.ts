@@ -37,6 +37,11 @@ const OPTIONS = {
     default: 3,
     describe: 'Finished-round checkpoints kept (the best is always kept)',
   },
+  'checkpoint-every': {
+    type: 'number',
+    default: 1,
+    describe: 'Finished rounds between checkpoints (the last round and Ctrl-C always write one)',
+  },
   'log-every': { type: 'number', default: 10, describe: 'Steps between log.jsonl lines' },
   threads: { type: 'number', default: 0, describe: 'Threads per op (0 = one per core)' },
   verify: {
@@ -112,6 +117,7 @@ async function runTrain(io: Io, argv: RunTrainArgs): Promise<void> {
     hidden: checkInteger('--hidden', argv.hidden, 1, 1e6),
     freeze: argv.freeze === undefined ? undefined : checkInteger('--freeze', argv.freeze, 0, 13),
     keep: checkInteger('--keep', argv.keep, 1, 1e6),
+    checkpointEvery: checkInteger('--checkpoint-every', argv.checkpointEvery, 1, 1e7),
     logEvery: checkInteger('--log-every', argv.logEvery, 1, 1e9),
     threads: checkInteger('--threads', argv.threads, 0, 1024),
     engine: checkChoice('--engine', argv.engine, ENGINES),

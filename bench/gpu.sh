@@ -38,3 +38,6 @@ node dist/src/cli/main.js demo --device cuda --out "${TMPDIR:-/tmp}/alt-i2v-demo
 log "full-size training step on CUDA"
 node dist/bench/run.js native --device cuda --batches 32 64 2>&1 | grep -E '^\||results'
 cp bench/results/native-cuda.json "$out/" 2>/dev/null || true
+log "train loop around a null engine on this host: ceiling img/s and how long a 2 GB checkpoint blocks it"
+node dist/bench/run.js loop --quick 2>&1 | grep -E '^\||results'
+cp bench/results/loop.json "$out/loop-gpu-host.json" 2>/dev/null || true

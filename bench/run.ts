@@ -1,4 +1,4 @@
-// `npm run bench -- [pairs|pred|wd|serve|torch|tiny|native|trainloop|all] [--with-reference] [--quick] [--device cpu|cuda]`: our hot paths next to
+// `npm run bench -- [pairs|pred|wd|serve|torch|tiny|native|trainloop|loop|all] [--with-reference] [--quick] [--device cpu|cuda]`: our hot paths next to
 // their references, one table row each. Each bench is imported only when asked for (the GPU machine
 // has no sharp).
 import yargs from 'yargs';
@@ -8,6 +8,7 @@ const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown
   pairs: async () => (await import('./pairs.js')).benchPairs,
   native: async () => (await import('./native.js')).benchNative,
   trainloop: async () => (await import('./trainloop.js')).benchTrainloop,
+  loop: async () => (await import('./loop.js')).benchLoop,
   pred: async () => (await import('./pred.js')).benchPred,
   torch: async () => (await import('./torch.js')).benchTorch,
   tiny: async () => (await import('./tiny.js')).benchTiny,

@@ -193,6 +193,13 @@ export interface TrainGraphOptions {
   frozen?: ReadonlyMap<string, Float32Array>;
   /** The device the graph is for (default cpu). */
   device?: GraphDevice;
+  /**
+   * Dynamic loss scaling (for half-precision gradients): input loss_scale multiplies the loss's
+   * gradient, and every parameter gradient is divided by it again in float32; output grads_finite
+   * says whether all of them are finite, and with fuseOptimizer a step with a non-finite gradient
+   * leaves parameters and moments as they were.
+   */
+  lossScale?: boolean;
 }
 
 /**
@@ -208,7 +215,11 @@ export function buildTrainGraph(c: ModelConfig, opts: TrainGraphOptions = {}): G
   const f = buildForward(g, c, p, 'train', opts.device);
   const y = labelsFloat(g, c);
   g.output(bceForward(g, f.logits, y), io.loss, 'float32', []);
-  const grads = buildBackward(g, c, p, f, bceBackward(g, f.logits, y));
+  const scale = opts.lossScale ? g.input(io.lossScale, 'float32', []) : undefined;
+  const dlogits = bceBackward(g, f.logits, y);
+  const grads = buildBackward(g, c, p, f, scale ? g.op('Mul', [dlogits, scale], {}, 'dlogits_scaled') : dlogits);
+  const finite = scale ? unscale(g, grads, scale) : undefined;
+  if (finite) g.output(finite, io.gradsFinite, 'bool', []);
   const run = batchnormRunningUpdate(g, f.bn!, p(PARAM.bnMean), p(PARAM.bnVar), c.bnMomentum);
   const fcount = featureCount(c);
   g.output(run.mean, io.newParam(PARAM.bnMean), 'float32', [fcount]);
@@ -216,11 +227,28 @@ export function buildTrainGraph(c: ModelConfig, opts: TrainGraphOptions = {}): G
   const trainable = paramSpecs(c).filter((s) => s.role === 'trainable');
   if (opts.fuseOptimizer) {
     const scalars = adamScalars(g);
-    for (const s of trainable) adamUpdate(g, s, p(s.name), grads.get(s.name)!, scalars);
+    for (const s of trainable) adamUpdate(g, s, p(s.name), grads.get(s.name)!, scalars, finite);
   } else {
     for (const s of trainable) g.output(grads.get(s.name)!, io.grad(s.name), 'float32', s.shape);
   }
   return g;
+}
+
+/**
+ * Divides every gradient in `grads` by `scale` (in place in the map); returns a bool scalar: whether
+ * all of them are finite (a sum that is NaN or ±∞ times 0 is NaN; a finite one times 0 is 0).
+ */
+function unscale(g: Graph, grads: Map<string, string>, scale: string): string {
+  const inv = g.op('Reciprocal', [scale], {}, 'inv_loss_scale');
+  let total: string | undefined;
+  for (const [name, grad] of grads) {
+    const u = g.op('Mul', [grad, inv], {}, `unscaled_${name}`);
+    grads.set(name, u);
+    const sum = g.op('ReduceSum', [u], { keepdims: A.i(0) });
+    total = total ? g.op('Add', [total, sum]) : sum;
+  }
+  const nan = g.op('IsNaN', [g.op('Mul', [total!, g.const(0, 'float32')])]);
+  return g.op('Not', [nan], {}, 'all_finite');
 }
 
 export const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 } as const;
@@ -243,16 +271,25 @@ function adamScalars(g: Graph): { lr: string; eps: string } {
   return { lr: g.input(io.lr, 'float32', []), eps: g.input(io.eps, 'float32', []) };
 }
 
-function adamUpdate(g: Graph, s: ParamSpec, param: string, grad: string, sc: { lr: string; eps: string }): void {
+function adamUpdate(
+  g: Graph,
+  s: ParamSpec,
+  param: string,
+  grad: string,
+  sc: { lr: string; eps: string },
+  finite?: string,
+): void {
   const m = g.input(io.m(s.name), 'float32', s.shape);
   const v = g.input(io.v(s.name), 'float32', s.shape);
   const [b1, c1, b2, c2] = adamConstants().map((k) => g.const(k, 'float32'));
   const mNew = g.op('Add', [g.op('Mul', [m, b1!]), g.op('Mul', [grad, c1!])]);
   const vNew = g.op('Add', [g.op('Mul', [v, b2!]), g.op('Mul', [g.op('Mul', [grad, grad]), c2!])]);
   const step = g.op('Div', [g.op('Mul', [mNew, sc.lr]), g.op('Add', [g.op('Sqrt', [vNew]), sc.eps])]);
-  g.output(g.op('Sub', [param, step]), io.newParam(s.name), 'float32', s.shape);
-  g.output(mNew, io.newM(s.name), 'float32', s.shape);
-  g.output(vNew, io.newV(s.name), 'float32', s.shape);
+  // A skipped step (a non-finite gradient under loss scaling) keeps every value as it was.
+  const keep = (next: string, old: string): string => (finite ? g.op('Where', [finite, next, old]) : next);
+  g.output(keep(g.op('Sub', [param, step]), param), io.newParam(s.name), 'float32', s.shape);
+  g.output(keep(mNew, m), io.newM(s.name), 'float32', s.shape);
+  g.output(keep(vNew, v), io.newV(s.name), 'float32', s.shape);
 }
 
 /** Eval graph: no dropout, running BN stats → loss and probabilities. */

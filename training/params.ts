@@ -133,9 +133,7 @@ export const numel = (shape: readonly number[]): number => shape.reduce((a, b) =
 
 /** A dropout keep mask (N, D) as bytes 0/1, drawn from `rng`: made on the host so runs replay exactly. */
 export function dropoutKeepMask(rng: Rng, n: number, hidden: number, rate: number): Uint8Array {
-  const keep = new Uint8Array(n * hidden);
-  for (let i = 0; i < keep.length; i++) keep[i] = rng.next() < rate ? 0 : 1;
-  return keep;
+  return rng.fillKeep(new Uint8Array(n * hidden), rate);
 }
 
 /** Keras-style initial values, seeded: Glorot uniform kernels, zero biases, BN γ = 1, β = 0. */
@@ -170,6 +168,9 @@ export const io = {
   features: 'features',
   lr: 'adam_lr_t',
   eps: 'adam_eps_t',
+  /** Loss scaling (TrainGraphOptions.lossScale): the scale in, whether every gradient is finite out. */
+  lossScale: 'loss_scale',
+  gradsFinite: 'grads_finite',
   copyIn: 'x',
   copyOut: 'y',
   prefix: PREFIX,

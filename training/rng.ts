@@ -47,6 +47,38 @@ export class Rng {
     return t;
   }
 
+  /**
+   * out[i] = next() < rate ? 0 : 1 for every i, drawing exactly what that loop draws, with the state in
+   * locals, int32 arithmetic and no branch (≈ 5× that loop: dropout masks of 64 × 5000 per step).
+   */
+  fillKeep(out: Uint8Array, rate: number): Uint8Array {
+    // next() < rate ⇔ u / 2³² < rate ⇔ u < rate · 2³² (scaling by a power of two is exact) ⇔
+    // u < ⌈rate · 2³²⌉ for an integer u; compared as signed int32 with both sides shifted by 2³¹.
+    const cut = Math.ceil(Math.min(Math.max(rate, 0), 1) * 4294967296);
+    const all = cut === 4294967296;
+    const bias = (cut - 2147483648) | 0;
+    let a = this.a | 0;
+    let b = this.b | 0;
+    let c = this.c | 0;
+    let d = this.d | 0;
+    const n = out.length;
+    for (let i = 0; i < n; i++) {
+      const t = (((a + b) | 0) + d) | 0;
+      d = (d + 1) | 0;
+      a = b ^ (b >>> 9);
+      b = (c + (c << 3)) | 0;
+      c = (c << 21) | (c >>> 11);
+      c = (c + t) | 0;
+      out[i] = +((t ^ -2147483648) >= bias); // branch-free: the draws are random
+    }
+    if (all) out.fill(0);
+    this.a = a >>> 0;
+    this.b = b >>> 0;
+    this.c = c >>> 0;
+    this.d = d >>> 0;
+    return out;
+  }
+
   /** Uniform in [0, 1). */
   next(): number {
     return this.uint32() / 4294967296;

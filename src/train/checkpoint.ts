@@ -16,6 +16,7 @@ import { messageOf, UsageError } from '../util/errors.js';
 import type { ModelConfig } from '../../training/params.js';
 import { paramSpecs } from '../../training/params.js';
 import type { TrainState } from './train-session.js';
+import { LossScaler, type LossScaleState } from './loss-scaler.js';
 
 export const CHECKPOINT_FORMAT = 'alt-i2v-ort/checkpoint';
 
@@ -34,6 +35,8 @@ export interface CheckpointInfo {
   position: number;
   step: number;
   metrics?: RoundMetrics;
+  /** Dynamic loss scaling's state (float16 training): metadata loss_scale. */
+  lossScale?: LossScaleState;
 }
 
 export function checkpointName(round: number, partial: boolean): string {
@@ -59,7 +62,7 @@ export function checkpointPayload(
   dir: string,
   config: ModelConfig,
   state: Required<TrainState>,
-  at: { round: number; position: number; metrics?: RoundMetrics; tagsSha256: string },
+  at: { round: number; position: number; metrics?: RoundMetrics; tagsSha256: string; lossScale?: LossScaleState },
 ): CheckpointPayload {
   const tensors: Record<string, TensorSpec> = {};
   const specs = paramSpecs(config);
@@ -80,13 +83,11 @@ export function checkpointPayload(
     config: JSON.stringify(config),
     tags_sha256: at.tagsSha256,
     ...(at.metrics ? { metrics: JSON.stringify(at.metrics) } : {}),
+    ...(at.lossScale ? { loss_scale: JSON.stringify(at.lossScale) } : {}),
   };
-  return {
-    file,
-    tensors,
-    metadata,
-    info: { file, round: at.round, position: at.position, step: state.step, metrics: at.metrics },
-  };
+  const { round, position, metrics, lossScale } = at;
+  const info = { file, round, position, step: state.step, metrics, ...(lossScale ? { lossScale } : {}) };
+  return { file, tensors, metadata, info };
 }
 
 /** Hash the payload's tensors and write the file (atomically: temp name, fsync, rename). */
@@ -116,7 +117,7 @@ export async function writeCheckpoint(
   dir: string,
   config: ModelConfig,
   state: Required<TrainState>,
-  at: { round: number; position: number; metrics?: RoundMetrics; tagsSha256: string },
+  at: { round: number; position: number; metrics?: RoundMetrics; tagsSha256: string; lossScale?: LossScaleState },
 ): Promise<CheckpointInfo> {
   const p = checkpointPayload(dir, config, state, at);
   await writeCheckpointFile(p);
@@ -160,7 +161,16 @@ function parseInfo(file: string, m: Record<string, string>): CheckpointInfo & { 
           (v) => typeof (v as RoundMetrics)?.map === 'number',
           'holdout metrics with a map',
         );
-  return { file, round: int('round', 0), position: int('position', -1), step: int('step', 0), metrics, rng };
+  const lossScale = m.loss_scale === undefined ? undefined : LossScaler.parse(m.loss_scale, file);
+  return {
+    file,
+    round: int('round', 0),
+    position: int('position', -1),
+    step: int('step', 0),
+    metrics,
+    rng,
+    ...(lossScale ? { lossScale } : {}),
+  };
 }
 
 /** A checkpoint file that cannot be used, and why: resume passes over it, listing keeps it out. */

@@ -2,6 +2,7 @@
 // Read by `train --resume` and `export`; the model config for a backbone name lives here too.
 import { UsageError } from '../util/errors.js';
 import { readJsonInput } from '../util/fsx.js';
+import type { Device } from '../runtime/providers.js';
 import path from 'node:path';
 import {
   checkConfig,
@@ -58,4 +59,24 @@ export async function readRunConfig(runDir: string): Promise<RunConfig> {
   if (run?.format !== RUN_FORMAT)
     throw new UsageError(`Expected ${RUN_FORMAT} in ${JSON.stringify(file)} but found ${JSON.stringify(run?.format)}`);
   return run;
+}
+
+export const PRECISIONS = ['fp32', 'tf32', 'fp16', 'bf16'] as const;
+export type TrainPrecision = 'fp32' | 'tf32';
+
+/** --precision for --device: fp32 anywhere, tf32 on CUDA; the half types are refused, saying why. */
+export function trainPrecision(precision: (typeof PRECISIONS)[number], device: Device): TrainPrecision {
+  if (precision === 'fp16')
+    throw new UsageError(
+      'Expected --precision fp32 or tf32: fp16 training is not offered yet (its graphs and loss scaling are tested on the CPU, but the trainer does not run them; README, "CUDA")',
+    );
+  if (precision === 'bf16')
+    throw new UsageError(
+      "Expected --precision fp32 or tf32: bf16 is not offered, since ONNX Runtime's CUDA provider has no bfloat16 kernel for ops our graphs run in the half type (SpaceToDepth, Greater, Pad: onnxruntime issue 19502; a bfloat16 Conv fails to load: issue 25740)",
+    );
+  if (precision === 'tf32' && device !== 'cuda')
+    throw new UsageError(
+      'Expected --device cuda for --precision tf32 (TF32 is a mode of NVIDIA tensor cores); on the CPU use fp32',
+    );
+  return precision;
 }

@@ -30,7 +30,7 @@ import {
 } from './checkpoint.js';
 import { CheckpointWriter } from './checkpoint-writer.js';
 import { curvesSvg } from './curves.js';
-import type { RunConfig } from './run-config.js';
+import type { RunConfig, TrainPrecision } from './run-config.js';
 import type { EngineChoice } from './engines.js';
 import { openRun, RunLog, writeNewRun } from './run-open.js';
 import { TrainSession, type TrainSessionOptions } from './train-session.js';
@@ -48,6 +48,8 @@ export interface TrainOptions {
   hidden: number;
   freeze?: number;
   keep: number;
+  /** Float precision of the step: fp32 (default) or tf32 (CUDA tensor cores; see trainPrecision). */
+  precision?: TrainPrecision;
   /** Finished rounds between checkpoints (default 1); the last round and a stop always write one. */
   checkpointEvery?: number;
   logEvery: number;
@@ -331,6 +333,7 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
       seed: run.seed,
       intraOpThreads: opts.threads,
       engine: opts.engine,
+      tf32: opts.precision === 'tf32',
       openEngine: opts.openEngine,
     });
     hooks.info?.(session.engineNote);

@@ -13,6 +13,7 @@ import { batchFeeds, gradcheckConfig, randomBatch, randomParams } from '../../tr
 import { ADAM, adamConstants, buildTrainGraph } from '../../training/model.js';
 import { defaultConfig, initParams, io, numel, paramSpecs } from '../../training/params.js';
 import { referenceConvFeatures } from '../../training/reference.js';
+import { LOSS_SCALE_DEFAULTS, LossScaler } from '../../src/train/loss-scaler.js';
 
 test("Keras' Adam defaults (keras.optimizers.Adam: learning_rate 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-07)", () => {
   assert.deepEqual({ ...ADAM }, { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 });
@@ -150,4 +151,19 @@ test('mAP by hand: the macro mean of AP over tags with positives; a tag without 
   );
   assert.ok(Math.abs(map - (1 + 1 / 2 + 5 / 12) / 3) < 1e-12, `mAP ${map}`);
   assert.equal(averagePrecision([0.3, 0.2], [0, 0]), null);
+});
+
+test("PyTorch GradScaler's defaults (torch.amp.GradScaler: init_scale 2.0**16, growth_factor 2.0, backoff_factor 0.5, growth_interval 2000), as the scaler acts", () => {
+  assert.deepEqual(
+    { ...LOSS_SCALE_DEFAULTS },
+    { initScale: 65536, growthFactor: 2, backoffFactor: 0.5, growthInterval: 2000 },
+  );
+  const s = new LossScaler();
+  assert.equal(s.scale, 2 ** 16);
+  for (let i = 0; i < 1999; i++) s.update(true);
+  assert.equal(s.scale, 2 ** 16, 'growth_interval − 1 clean steps leave it');
+  s.update(true);
+  assert.equal(s.scale, 2 ** 17, 'the 2000th doubles it');
+  s.update(false);
+  assert.equal(s.scale, 2 ** 16, 'an inf halves it');
 });

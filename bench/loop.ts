@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { EngineState, TrainEngine } from '../src/train/engine.js';
+import type { EngineState, StepOutcome, TrainEngine } from '../src/train/engine.js';
 import { modelConfigFor } from '../src/train/run-config.js';
 import { trainRun, type TrainOptions } from '../src/train/run.js';
 import { numel, paramSpecs } from '../training/params.js';
@@ -37,8 +37,8 @@ class NullEngine implements TrainEngine {
   async setState(params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void> {
     this.state = { params, m: m ?? this.state.m, v: v ?? this.state.v };
   }
-  async step(): Promise<number> {
-    return 0.6931;
+  async step(): Promise<StepOutcome> {
+    return { loss: 0.6931, applied: true };
   }
   async evaluate(_i: Uint8Array, _l: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }> {
     return { loss: 0.6931, probs: new Float32Array(n * this.tags).fill(0.01) };

@@ -152,6 +152,10 @@ void Engine::CheckGraphNames() const {
   } else {
     RequireNames(*train_, "train", false, grads);
   }
+  if (options_.loss_scale) {
+    RequireNames(*train_, "train", true, {io.loss_scale});
+    RequireNames(*train_, "train", false, {io.grads_finite});
+  }
   RequireNames(*eval_, "eval", true, {io.image, io.labels});
   RequireNames(*eval_, "eval", true, all_specs);
   RequireNames(*eval_, "eval", false, {io.loss, io.probs});
@@ -226,13 +230,14 @@ void Engine::BindAdam(Ort::IoBinding& b, Ort::Value& lr, Ort::Value& eps) {
 }
 
 float Engine::Step(const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n, float lr_t,
-                   float eps_t) {
+                   float eps_t, float loss_scale, bool* applied) {
   const IoNames& io = options_.io;
   std::vector<Ort::Value> inputs;
   inputs.reserve(8);
   const int64_t scalar_dims[1] = {0};  // rank 0: the dims array is not read
   Ort::Value lr = Ort::Value::CreateTensor<float>(cpu_info_, &lr_t, 1, scalar_dims, 0);
   Ort::Value eps = Ort::Value::CreateTensor<float>(cpu_info_, &eps_t, 1, scalar_dims, 0);
+  Ort::Value scale = Ort::Value::CreateTensor<float>(cpu_info_, &loss_scale, 1, scalar_dims, 0);
   const auto& specs = options_.specs;
 
   Ort::IoBinding tb(*train_);
@@ -241,6 +246,10 @@ float Engine::Step(const uint8_t* images, const uint8_t* labels, const uint8_t* 
     if (IsInput(i)) tb.BindInput(specs[i].name.c_str(), cur_[i]);
   }
   tb.BindOutput(io.loss.c_str(), cpu_info_);
+  if (options_.loss_scale) {
+    tb.BindInput(io.loss_scale.c_str(), scale);
+    tb.BindOutput(io.grads_finite.c_str(), cpu_info_);  // outputs[1]
+  }
   for (size_t i : updated_state_) tb.BindOutput((io.new_prefix + specs[i].name).c_str(), next_[i]);
   if (options_.adam == AdamMode::kFused) {
     BindAdam(tb, lr, eps);
@@ -251,11 +260,13 @@ float Engine::Step(const uint8_t* images, const uint8_t* labels, const uint8_t* 
   train_->Run(Ort::RunOptions{nullptr}, tb);
   std::vector<Ort::Value> outputs = tb.GetOutputValues();
   float loss = outputs[0].GetTensorData<float>()[0];
+  *applied = !options_.loss_scale || outputs[1].GetTensorData<bool>()[0];
   for (size_t i : updated_state_) std::swap(cur_[i], next_[i]);
   if (options_.adam == AdamMode::kInPlace) {
-    AdamInPlace(in_place_, options_.adam_constants, lr_t, eps_t, adam_threads_);
+    if (*applied) AdamInPlace(in_place_, options_.adam_constants, lr_t, eps_t, adam_threads_);
     return loss;
   }
+  // Fused: a skipped step's graph outputs the old values (training/model.ts), so the swap keeps them.
   for (size_t i : trainable_) std::swap(cur_[i], next_[i]);
   std::swap(m_, m_next_);
   std::swap(v_, v_next_);

@@ -29,7 +29,7 @@ struct TensorSpec {
 // Graph input/output names, given by the TypeScript side that wrote the graphs (training/model.ts `io`)
 // and checked against each session at load, so the two languages cannot drift apart silently.
 struct IoNames {
-  std::string image, labels, keep, loss, probs, lr, eps, copy_in, copy_out;
+  std::string image, labels, keep, loss, probs, lr, eps, copy_in, copy_out, loss_scale, grads_finite;
   // Per-tensor names are prefix + tensor name: grad:P, new:P, adam_m:P, adam_v:P (new:adam_m:P …).
   std::string grad_prefix, new_prefix, m_prefix, v_prefix;
 };
@@ -50,6 +50,8 @@ struct Options {
   int64_t tags = 0;
   int64_t hidden = 0;
   bool has_keep = false;
+  // The train graph takes loss_scale and outputs grads_finite (float16 training's dynamic loss scaling).
+  bool loss_scale = false;
   // Frozen tensors are initializers of the train and eval graphs (bound by no one; still uploaded, so
   // Download returns them).
   bool baked_frozen = false;
@@ -68,7 +70,10 @@ class Engine {
   // Upload state (params in spec order; m, v per trainable tensor, may be empty for zeros).
   void Upload(const std::vector<const float*>& params, const std::vector<const float*>& m,
               const std::vector<const float*>& v);
-  float Step(const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n, float lr_t, float eps_t);
+  // Loss before the update; *applied: whether the update was made (false when loss scaling found a
+  // non-finite gradient: parameters and moments stay as they were).
+  float Step(const uint8_t* images, const uint8_t* labels, const uint8_t* keep, int64_t n, float lr_t, float eps_t,
+             float loss_scale, bool* applied);
   float Evaluate(const uint8_t* images, const uint8_t* labels, int64_t n, std::vector<float>* probs);
   // Host copies of params (spec order), m and v (trainable order), into buffers of each tensor's size.
   void Download(const std::vector<float*>& params, const std::vector<float*>& m, const std::vector<float*>& v);

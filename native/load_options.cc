@@ -106,13 +106,74 @@ AdamMode ParseAdam(const Napi::Object& o, AdamConstants* c) {
 IoNames ParseIoNames(const Napi::Value& v) {
   if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "Expected an object for options.io");
   Napi::Object o = v.As<Napi::Object>();
-  return IoNames{StringOf(o, "image"),   StringOf(o, "labels"),     StringOf(o, "keep"),      StringOf(o, "loss"),
-                 StringOf(o, "probs"),   StringOf(o, "lr"),         StringOf(o, "eps"),       StringOf(o, "copyIn"),
-                 StringOf(o, "copyOut"), StringOf(o, "gradPrefix"), StringOf(o, "newPrefix"), StringOf(o, "mPrefix"),
-                 StringOf(o, "vPrefix")};
+  IoNames io;
+  io.image = StringOf(o, "image");
+  io.labels = StringOf(o, "labels");
+  io.keep = StringOf(o, "keep");
+  io.loss = StringOf(o, "loss");
+  io.probs = StringOf(o, "probs");
+  io.lr = StringOf(o, "lr");
+  io.eps = StringOf(o, "eps");
+  io.copy_in = StringOf(o, "copyIn");
+  io.copy_out = StringOf(o, "copyOut");
+  io.grad_prefix = StringOf(o, "gradPrefix");
+  io.new_prefix = StringOf(o, "newPrefix");
+  io.m_prefix = StringOf(o, "mPrefix");
+  io.v_prefix = StringOf(o, "vPrefix");
+  io.loss_scale = StringOf(o, "lossScale");
+  io.grads_finite = StringOf(o, "gradsFinite");
+  return io;
 }
 
 }  // namespace
+
+// Float32Array views of a JS array of typed arrays, checked against the expected element counts.
+std::vector<const float*> FloatViews(const Napi::Value& v, const std::vector<size_t>& counts, const char* what,
+                                     bool allow_empty) {
+  std::vector<const float*> out;
+  if (allow_empty && (v.IsUndefined() || v.IsNull())) return out;
+  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), std::string("Expected an array of Float32Array for ") + what);
+  auto arr = v.As<Napi::Array>();
+  if (arr.Length() != counts.size()) {
+    throw Napi::RangeError::New(v.Env(), std::string("Expected ") + std::to_string(counts.size()) + " tensors for " +
+                                             what + " but received " + std::to_string(arr.Length()));
+  }
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value e = arr.Get(i);
+    if (!e.IsTypedArray() || e.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      throw Napi::TypeError::New(v.Env(),
+                                 std::string("Expected Float32Array for ") + what + "[" + std::to_string(i) + "]");
+    }
+    auto f = e.As<Napi::Float32Array>();
+    if (f.ElementLength() != counts[i]) {
+      throw Napi::RangeError::New(v.Env(), std::string("Expected ") + std::to_string(counts[i]) + " values for " +
+                                               what + "[" + std::to_string(i) + "] but received " +
+                                               std::to_string(f.ElementLength()));
+    }
+    out.push_back(f.Data());
+  }
+  return out;
+}
+
+bool HasTrainable(const std::vector<TensorSpec>& specs) {
+  for (const auto& s : specs)
+    if (s.role == Role::kTrainable) return true;
+  return false;
+}
+
+// params[], m?[], v?[], checked against the specs' element counts.
+StateViews ParseState(const Napi::Value& params, const Napi::Value& m, const Napi::Value& v,
+                      const std::vector<TensorSpec>& specs) {
+  std::vector<size_t> counts, trainable_counts;
+  for (const auto& s : specs) {
+    counts.push_back(s.numel);
+    if (s.role == Role::kTrainable) trainable_counts.push_back(s.numel);
+  }
+  StateViews out{FloatViews(params, counts, "params", false), FloatViews(m, trainable_counts, "m", true),
+                 FloatViews(v, trainable_counts, "v", true)};
+  if (out.m.size() != out.v.size()) throw Napi::RangeError::New(params.Env(), "Expected both m and v, or neither");
+  return out;
+}
 
 Options ParseLoadOptions(const Napi::Object& o) {
   Options opt;
@@ -134,6 +195,7 @@ Options ParseLoadOptions(const Napi::Object& o) {
   opt.hidden = IntOf(o, "hidden", 1);
   opt.has_keep = BoolOf(o, "hasKeep");
   opt.baked_frozen = BoolOf(o, "bakedFrozen");
+  opt.loss_scale = BoolOf(o, "lossScale");
   opt.io = ParseIoNames(o.Get("io"));
   Napi::Value specs = o.Get("specs");
   if (!specs.IsArray()) throw Napi::TypeError::New(o.Env(), "Expected an array for options.specs");

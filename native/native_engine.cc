@@ -12,34 +12,6 @@ namespace alt_i2v {
 
 namespace {
 
-// Float32Array views of a JS array of typed arrays, checked against the expected element counts.
-std::vector<const float*> FloatViews(const Napi::Value& v, const std::vector<size_t>& counts, const char* what,
-                                     bool allow_empty) {
-  std::vector<const float*> out;
-  if (allow_empty && (v.IsUndefined() || v.IsNull())) return out;
-  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), std::string("Expected an array of Float32Array for ") + what);
-  auto arr = v.As<Napi::Array>();
-  if (arr.Length() != counts.size()) {
-    throw Napi::RangeError::New(v.Env(), std::string("Expected ") + std::to_string(counts.size()) + " tensors for " +
-                                             what + " but received " + std::to_string(arr.Length()));
-  }
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    Napi::Value e = arr.Get(i);
-    if (!e.IsTypedArray() || e.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-      throw Napi::TypeError::New(v.Env(),
-                                 std::string("Expected Float32Array for ") + what + "[" + std::to_string(i) + "]");
-    }
-    auto f = e.As<Napi::Float32Array>();
-    if (f.ElementLength() != counts[i]) {
-      throw Napi::RangeError::New(v.Env(), std::string("Expected ") + std::to_string(counts[i]) + " values for " +
-                                               what + "[" + std::to_string(i) + "] but received " +
-                                               std::to_string(f.ElementLength()));
-    }
-    out.push_back(f.Data());
-  }
-  return out;
-}
-
 const uint8_t* CheckedBytes(const Napi::Value& v, size_t want, const char* what) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
     throw Napi::TypeError::New(v.Env(), std::string("Expected Uint8Array for ") + what);
@@ -151,7 +123,7 @@ class LoadWorker : public EngineWorker {
 class StepWorker : public EngineWorker {
  public:
   StepWorker(Napi::Env env, NativeEngine* s, Napi::Object self, std::shared_ptr<Engine> e, const uint8_t* images,
-             const uint8_t* labels, const uint8_t* keep, int64_t n, float lr_t, float eps_t)
+             const uint8_t* labels, const uint8_t* keep, int64_t n, float lr_t, float eps_t, float loss_scale)
       : EngineWorker(env, s, self, "NativeEngine.step"),
         engine_(std::move(e)),
         images_(images),
@@ -159,18 +131,25 @@ class StepWorker : public EngineWorker {
         keep_(keep),
         n_(n),
         lr_t_(lr_t),
-        eps_t_(eps_t) {}
+        eps_t_(eps_t),
+        loss_scale_(loss_scale) {}
 
  protected:
-  void Run() override { loss_ = engine_->Step(images_, labels_, keep_, n_, lr_t_, eps_t_); }
-  Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, loss_); }
+  void Run() override { loss_ = engine_->Step(images_, labels_, keep_, n_, lr_t_, eps_t_, loss_scale_, &applied_); }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("loss", Napi::Number::New(env, loss_));
+    out.Set("applied", Napi::Boolean::New(env, applied_));
+    return out;
+  }
 
  private:
   std::shared_ptr<Engine> engine_;
   const uint8_t *images_, *labels_, *keep_;
   int64_t n_;
-  float lr_t_, eps_t_;
+  float lr_t_, eps_t_, loss_scale_;
   float loss_ = 0;
+  bool applied_ = true;
 };
 
 class EvaluateWorker : public EngineWorker {
@@ -251,30 +230,6 @@ Batch CheckBatch(const Napi::CallbackInfo& info, size_t n_index, const Options& 
           CheckedBytes(info[1], static_cast<size_t>(n * o.tags), "labels"), n};
 }
 
-struct StateViews {
-  std::vector<const float*> params, m, v;
-};
-
-bool HasTrainable(const std::vector<TensorSpec>& specs) {
-  for (const auto& s : specs)
-    if (s.role == Role::kTrainable) return true;
-  return false;
-}
-
-// params[], m?[], v?[], checked against the specs' element counts.
-StateViews ParseState(const Napi::Value& params, const Napi::Value& m, const Napi::Value& v,
-                      const std::vector<TensorSpec>& specs) {
-  std::vector<size_t> counts, trainable_counts;
-  for (const auto& s : specs) {
-    counts.push_back(s.numel);
-    if (s.role == Role::kTrainable) trainable_counts.push_back(s.numel);
-  }
-  StateViews out{FloatViews(params, counts, "params", false), FloatViews(m, trainable_counts, "m", true),
-                 FloatViews(v, trainable_counts, "v", true)};
-  if (out.m.size() != out.v.size()) throw Napi::RangeError::New(params.Env(), "Expected both m and v, or neither");
-  return out;
-}
-
 // params[], m?[], v?[] from info[first..first+2].
 StateViews ParseState(const Napi::CallbackInfo& info, size_t first, const std::vector<TensorSpec>& specs) {
   return ParseState(info[first], info[first + 1], info[first + 2], specs);
@@ -326,7 +281,7 @@ Napi::Value NativeEngine::SetState(const Napi::CallbackInfo& info) {
   return Start(busy_, worker, {info[0], info[1], info[2]});
 }
 
-// step(images, labels, keep|null, n, lrT, epsT) → Promise<number>
+// step(images, labels, keep|null, n, lrT, epsT, lossScale = 1) → Promise<{loss, applied}>
 Napi::Value NativeEngine::Step(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "step", true);
@@ -335,7 +290,9 @@ Napi::Value NativeEngine::Step(const Napi::CallbackInfo& info) {
   const uint8_t* keep = o.has_keep ? CheckedBytes(info[2], static_cast<size_t>(b.n * o.hidden), "keep") : nullptr;
   float lr_t = info[4].As<Napi::Number>().FloatValue();
   float eps_t = info[5].As<Napi::Number>().FloatValue();
-  return Start(busy_, new StepWorker(env, this, Value(), engine_, b.images, b.labels, keep, b.n, lr_t, eps_t),
+  float loss_scale = info[6].IsNumber() ? info[6].As<Napi::Number>().FloatValue() : 1.0f;
+  return Start(busy_,
+               new StepWorker(env, this, Value(), engine_, b.images, b.labels, keep, b.n, lr_t, eps_t, loss_scale),
                {info[0], info[1], info[2]});
 }
 

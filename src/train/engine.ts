@@ -5,6 +5,8 @@
 import { adamConstants, buildCopyGraph, buildEvalGraph, buildTrainGraph } from '../../training/model.js';
 import { io, paramSpecs, type ModelConfig, type ParamRole } from '../../training/params.js';
 import { sessionThreads } from '../../training/threads.js';
+import { encodeModel } from '../../training/onnx.js';
+import { mixedPrecision } from '../../training/precision.js';
 
 export interface EngineSpec {
   name: string;
@@ -21,6 +23,8 @@ export interface EngineIoNames {
   probs: string;
   lr: string;
   eps: string;
+  lossScale: string;
+  gradsFinite: string;
   copyIn: string;
   copyOut: string;
   gradPrefix: string;
@@ -50,10 +54,17 @@ export interface EngineOptions {
   tags: number;
   hidden: number;
   hasKeep: boolean;
+  /** The train graph takes io.lossScale and outputs io.gradsFinite (float16 training). */
+  lossScale: boolean;
   /** Frozen tensors are initializers of the train and eval graphs, not inputs (still part of the state). */
   bakedFrozen: boolean;
   io: EngineIoNames;
   specs: EngineSpec[];
+}
+
+export interface StepOutcome {
+  loss: number;
+  applied: boolean;
 }
 
 /** The state as the engines hold it: params in spec order, Adam m and v in trainable order. */
@@ -73,7 +84,11 @@ export interface TrainEngine {
   readonly loaded: boolean;
   load(options: EngineOptions, params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void>;
   setState(params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void>;
-  /** One step on n images; resolves to the loss before the update. lrT and epsT: Adam's bias-corrected scalars. */
+  /**
+   * One step on n images; resolves to the loss before the update and whether the update was made
+   * (false only under loss scaling, for a non-finite gradient: every value stays as it was). lrT and
+   * epsT: Adam's bias-corrected scalars; lossScale: the loss scale (used when options.lossScale).
+   */
   step(
     images: Uint8Array,
     labels: Uint8Array,
@@ -81,7 +96,8 @@ export interface TrainEngine {
     n: number,
     lrT: number,
     epsT: number,
-  ): Promise<number>;
+    lossScale?: number,
+  ): Promise<StepOutcome>;
   evaluate(images: Uint8Array, labels: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }>;
   /**
    * Host copies of the state: into `into` when given (arrays of the specs' sizes, reused between calls
@@ -100,6 +116,8 @@ export const ENGINE_IO: EngineIoNames = {
   probs: io.probs,
   lr: io.lr,
   eps: io.eps,
+  lossScale: io.lossScale,
+  gradsFinite: io.gradsFinite,
   copyIn: io.copyIn,
   copyOut: io.copyOut,
   gradPrefix: io.prefix.grad,
@@ -113,6 +131,8 @@ export interface EngineChoices {
   adam: AdamPlacement;
   deviceId?: number;
   tf32?: boolean;
+  /** float16 graphs with dynamic loss scaling (training/precision.ts). */
+  fp16?: boolean;
   /** Threads inside one op (0 = one per core). */
   intraOpThreads?: number;
   interOpThreads?: number;
@@ -123,8 +143,10 @@ export interface EngineChoices {
 /** The graphs of `config` and every option, as both engines load them. */
 export function engineOptions(config: ModelConfig, o: EngineChoices): EngineOptions {
   const { frozen } = o;
+  const lossScale = o.fp16 === true;
+  const train = buildTrainGraph(config, { fuseOptimizer: o.adam === 'fused', frozen, device: o.device, lossScale });
   return {
-    trainModel: buildTrainGraph(config, { fuseOptimizer: o.adam === 'fused', frozen, device: o.device }).encode(),
+    trainModel: encodeModel(lossScale ? mixedPrecision(train.toJson()).model : train.toJson()),
     evalModel: buildEvalGraph(config, { frozen }).encode(),
     copyModel: buildCopyGraph().encode(),
     adam: o.adam,
@@ -138,6 +160,7 @@ export function engineOptions(config: ModelConfig, o: EngineChoices): EngineOpti
     tags: config.tags,
     hidden: config.hidden,
     hasKeep: config.dropout > 0,
+    lossScale,
     bakedFrozen: frozen !== undefined,
     io: ENGINE_IO,
     specs: paramSpecs(config).map((s) => ({ name: s.name, role: s.role, shape: s.shape })),

@@ -4,7 +4,7 @@
 // on either and checkpoints do not know which one wrote them. Optionally profiles its step graph with
 // ONNX Runtime's profiler (the benches' op tables).
 import ort from 'onnxruntime-node';
-import type { EngineOptions, EngineState, TrainEngine } from './engine.js';
+import type { EngineOptions, EngineState, StepOutcome, TrainEngine } from './engine.js';
 
 type Feeds = Record<string, ort.Tensor>;
 
@@ -75,7 +75,8 @@ export class OrtEngine implements TrainEngine {
     n: number,
     lrT: number,
     epsT: number,
-  ): Promise<number> {
+    lossScale = 1,
+  ): Promise<StepOutcome> {
     return this.call('step', true, async () => {
       const o = this.o!;
       const { io, specs } = o;
@@ -84,6 +85,7 @@ export class OrtEngine implements TrainEngine {
       if (o.hasKeep && keep) feeds[io.keep] = new ort.Tensor('bool', keep, [n, o.hidden]);
       feeds[io.lr] = new ort.Tensor('float32', [lrT], []);
       feeds[io.eps] = new ort.Tensor('float32', [epsT], []);
+      if (o.lossScale) feeds[io.lossScale] = new ort.Tensor('float32', [lossScale], []);
       for (const [j, i] of this.trainable.entries()) {
         feeds[io.mPrefix + specs[i]!.name] = new ort.Tensor('float32', this.m[j]!, specs[i]!.shape);
         feeds[io.vPrefix + specs[i]!.name] = new ort.Tensor('float32', this.v[j]!, specs[i]!.shape);
@@ -97,7 +99,9 @@ export class OrtEngine implements TrainEngine {
         this.v[j] = take(io.newPrefix + io.vPrefix + name);
       }
       for (const i of this.updated) this.params[i] = take(io.newPrefix + specs[i]!.name);
-      return take(io.loss)[0]!;
+      // A skipped step's graph outputs the old values (training/model.ts), so taking them keeps them.
+      const applied = !o.lossScale || Boolean(out[io.gradsFinite]!.data[0]);
+      return { loss: take(io.loss)[0]!, applied };
     });
   }
 

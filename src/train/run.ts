@@ -148,7 +148,7 @@ async function checkpointAt(L: Loop, round: number, position: number, metrics?: 
   await L.writer.flush();
   L.waited = (performance.now() - t0) / 1000;
   const state = await L.session.getState(L.writer.takeSpare());
-  const at = { round, position, metrics, tagsSha256: L.run.tags.sha256 };
+  const at = { round, position, metrics, tagsSha256: L.run.tags.sha256, lossScale: L.session.lossScale };
   await L.writer.start(checkpointPayload(L.ckptDir, L.run.model, state, at));
   L.blocked = (performance.now() - t0) / 1000;
 }
@@ -254,6 +254,7 @@ async function finishRound(L: Loop, round: number, entry: ShardEntry, e: Epoch, 
     runtimeShare,
     checkpointBlockedSeconds: due ? L.blocked : 0,
     checkpointWaitSeconds: due ? L.waited : 0,
+    ...(L.session.lossScale ? { lossScale: L.session.lossScale.scale, skippedSteps: L.session.lossScale.skipped } : {}),
   });
   L.log.curves.push({
     round,
@@ -334,9 +335,15 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
       intraOpThreads: opts.threads,
       engine: opts.engine,
       tf32: opts.precision === 'tf32',
+      fp16: opts.precision === 'fp16',
+      lossScale: from?.lossScale,
       openEngine: opts.openEngine,
     });
     hooks.info?.(session.engineNote);
+    if (opts.precision === 'fp16' && opts.device === 'cpu')
+      hooks.info?.(
+        'precision fp16 on the CPU: ONNX Runtime runs the float16 nodes through float32 kernels, so it is slower than fp32; use it to check a run, and train with it on CUDA',
+      );
     const ckptDir = path.join(runDir, 'checkpoints');
     const log = await RunLog.open(runDir, from?.step, warn);
     L = {

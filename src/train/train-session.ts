@@ -7,6 +7,7 @@ import { openEngine, type EngineChoice, type EngineKind, type OpenedEngine } fro
 import { cudaMissingMessage, runtimeReport, type Device } from '../runtime/providers.js';
 import { checkInteger, expected } from '../util/errors.js';
 import { Rng } from '../../training/rng.js';
+import { LossScaler, type LossScaleState } from './loss-scaler.js';
 import { adamStepScalars } from '../../training/model.js';
 import {
   checkConfig,
@@ -22,6 +23,13 @@ export interface TrainSessionOptions {
   deviceId?: number;
   /** Let CUDA use TF32 tensor cores for float32 matrix work (faster, ~1e-3 relative error). */
   tf32?: boolean;
+  /**
+   * Mixed precision: convolutions and GEMMs in float16 with dynamic loss scaling (training/precision.ts,
+   * loss-scaler.ts); parameters, Adam moments, batch norm and the loss stay float32.
+   */
+  fp16?: boolean;
+  /** fp16: the loss scaler's state to continue from (a checkpoint's); absent: a fresh scaler. */
+  lossScale?: LossScaleState;
   /** Threads inside one op (0 = ONNX Runtime's default: one per core). */
   intraOpThreads?: number;
   interOpThreads?: number;
@@ -59,6 +67,8 @@ export interface TrainState {
 export class TrainSession {
   private stepCount = 0;
   private rng: Rng;
+  /** fp16 sessions: the loss scale, skipped steps and the growth count. */
+  private scaler?: LossScaler;
   private readonly specs: ParamSpec[];
   private readonly trainable: ParamSpec[];
   private disposed = false;
@@ -100,6 +110,7 @@ export class TrainSession {
     await session.load(state);
     session.stepCount = initial.step ?? 0;
     if (initial.rng) session.rng = Rng.fromState(initial.rng);
+    if (options.fp16) session.scaler = new LossScaler(options.lossScale);
     return session;
   }
 
@@ -128,9 +139,11 @@ export class TrainSession {
     const keep = c.dropout > 0 ? dropoutKeepMask(this.rng, n, c.hidden, c.dropout) : null;
     const { lrT, epsT } = adamStepScalars(lr, this.stepCount + 1);
     try {
-      const loss = await this.impl.step(images, labels, keep, n, lrT, epsT);
-      this.stepCount++;
-      return loss;
+      const r = await this.impl.step(images, labels, keep, n, lrT, epsT, this.scaler?.scale ?? 1);
+      // A step skipped for a non-finite gradient changed nothing: Adam's step count stays (PyTorch's
+      // GradScaler skips optimizer.step() too); the dropout masks drawn for it are not redrawn.
+      if (this.scaler ? this.scaler.update(r.applied) : r.applied) this.stepCount++;
+      return r.loss;
     } catch (err) {
       this.rng = Rng.fromState(rngBefore);
       throw err;
@@ -179,6 +192,11 @@ export class TrainSession {
     }
     this.stepCount = state.step ?? 0;
     if (state.rng) this.rng = Rng.fromState(state.rng);
+  }
+
+  /** fp16 sessions: the loss scaler's state (scale, clean steps, steps skipped); undefined otherwise. */
+  get lossScale(): LossScaleState | undefined {
+    return this.scaler?.state();
   }
 
   /** Free device memory; harmless twice. */

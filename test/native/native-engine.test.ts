@@ -176,6 +176,7 @@ test('an ONNX Runtime failure becomes a JS error with the ORT code and the calle
         tags: 1,
         hidden: 1,
         hasKeep: false,
+        lossScale: false,
         bakedFrozen: false,
         io: ENGINE_IO,
         specs: [],
@@ -210,6 +211,7 @@ test('graph names are one contract: a name the graphs lack fails at load, naming
     tags: c.tags,
     hidden: c.hidden,
     hasKeep: c.dropout > 0,
+    lossScale: false,
     bakedFrozen: false,
     specs: paramSpecs(c).map((s) => ({ name: s.name, role: s.role, shape: s.shape })),
   } as const;

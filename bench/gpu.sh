@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One prepared check for a machine with an NVIDIA GPU (CUDA 13 runtime, cuBLAS, cuDNN 9; no internet):
-# provider libraries, the CUDA gradient check, the NativeEngine-vs-OrtEngine equality test on CUDA, and the
-# full-size training step on CUDA at batch 32 and 64. Never part of CI.
+# provider libraries, the CUDA gradient check, the NativeEngine-vs-OrtEngine equality test on CUDA, the demo
+# in float32 and float16, the full-size training step on CUDA at batch 64 and 128 (float32, TF32, float16)
+# and the train loop's ceiling on the host. Never part of CI.
 #   On a machine with the npm registry:  npm ci && npm run setup:cuda && bash bench/gpu.sh
 #   On an offline GPU machine, with a bundle made by bench/gpu-bundle.sh:  bash bench/gpu.sh --bundle DIR
 set -uo pipefail
@@ -34,9 +35,12 @@ ALT_I2V_TEST_DEVICE=cuda node --test --test-reporter=spec dist/test/native/nativ
 log "demo on CUDA (synth → tags → pairs → train → export → predictions)"
 rm -rf "${TMPDIR:-/tmp}/alt-i2v-demo-cuda"
 node dist/src/cli/main.js demo --device cuda --out "${TMPDIR:-/tmp}/alt-i2v-demo-cuda" 2>/dev/null | grep -E '^round (1|30|60)/|^done|^holdout mAP|^  0|^      \|'
+log "demo on CUDA with --precision fp16 (holdout mAP beside the float32 one above; goal: within 0.01)"
+rm -rf "${TMPDIR:-/tmp}/alt-i2v-demo-cuda-fp16"
+node dist/src/cli/main.js demo --device cuda --precision fp16 --out "${TMPDIR:-/tmp}/alt-i2v-demo-cuda-fp16" 2>/dev/null | grep -E '^round (1|30|60)/|^done|^holdout mAP'
 [ "${GPU_BENCH:-1}" = 1 ] || exit 0
-log "full-size training step on CUDA"
-node dist/bench/run.js native --device cuda --batches 32 64 2>&1 | grep -E '^\||results'
+log "full-size training step on CUDA: float32, TF32, float16 (mixed) vs TF32, batch 64 and 128, with TFLOP/s and % of peak"
+node dist/bench/run.js native --device cuda --batches 64 128 2>&1 | grep -E '^\||results'
 cp bench/results/native-cuda.json "$out/" 2>/dev/null || true
 log "train loop around a null engine on this host: ceiling img/s and how long a 2 GB checkpoint blocks it"
 node dist/bench/run.js loop --quick 2>&1 | grep -E '^\||results'

@@ -7,9 +7,30 @@ import { TrainSession, type TrainSessionOptions } from '../src/train/train-sessi
 import type { Device } from '../src/runtime/providers.js';
 import { randomBatch } from '../training/gradcheck.js';
 import { defaultConfig, initParams, VGG16_TINY_WIDTHS, type ModelConfig } from '../training/params.js';
+import { spawnSync } from 'node:child_process';
+import { trainStepFlops } from '../training/flops.js';
 import { median, saveResult } from './common.js';
 
 type Side = { name: string; native?: TrainSessionOptions };
+
+/** Dense peak TFLOP/s by GPU name (NVIDIA's datasheets: H100/H200 SXM 67 fp32, 495 TF32, 989 fp16). */
+const PEAKS: { match: RegExp; fp32: number; tf32: number; fp16: number }[] = [
+  { match: /H100|H200/, fp32: 67, tf32: 495, fp16: 989 },
+];
+
+/** The first GPU's name, from nvidia-smi (undefined where there is none). */
+function gpuName(): string | undefined {
+  const r = spawnSync('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.split('\n')[0]!.trim() : undefined;
+}
+
+/** "N TFLOP/s, P% of the dense peak" for a side's precision on this GPU. */
+function throughput(c: ModelConfig, imgPerS: number, side: Side, gpu: string | undefined): string {
+  const tflops = (trainStepFlops(c) * imgPerS) / 1e12;
+  const kind = side.native?.fp16 ? 'fp16' : side.native?.tf32 ? 'tf32' : 'fp32';
+  const peak = PEAKS.find((p) => gpu && p.match.test(gpu))?.[kind];
+  return `${tflops.toFixed(1)} TFLOP/s${peak ? `, ${((100 * tflops) / peak).toFixed(0)}% of ${gpu}'s ${kind} peak` : ''}`;
+}
 
 /**
  * Seconds per step of each side, alternating turns of 3 steps per side, the median of each turn:
@@ -64,6 +85,7 @@ export async function benchNative(opts: {
   batches?: number[];
 }): Promise<Record<string, unknown>> {
   const device = opts.device ?? 'cpu';
+  const gpu = device === 'cuda' ? gpuName() : undefined;
   const results: Record<string, unknown> = {};
   const cases: Case[] = [];
   const native: Side = { name: 'native' };
@@ -124,11 +146,11 @@ export async function benchNative(opts: {
       const [a, b] = [sec[r.ours.name]!, sec[r.ref.name]!];
       const vs = r.ours === r.ref ? '' : `${(b / a).toFixed(2)}×`;
       console.log(
-        `| train step ${k.name}, batch ${k.batch}, ${device}: ${r.label} (\`native\`) | ${img(a)} | ${r.ours === r.ref ? '' : `${r.ref.name}: ${img(b)}`} | ${vs} | |`,
+        `| train step ${k.name}, batch ${k.batch}, ${device}: ${r.label} (\`native\`) | ${img(a)} | ${r.ours === r.ref ? '' : `${r.ref.name}: ${img(b)}`} | ${vs} | ${device === 'cuda' ? throughput(k.config, k.batch / a, r.ours, gpu) : ''} |`,
       );
     }
   }
-  const f = await saveResult(`native-${device}`, { device, rows: results });
+  const f = await saveResult(`native-${device}`, { device, gpu, rows: results });
   console.log(`  results in ${f}`);
   return results;
 }

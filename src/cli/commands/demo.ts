@@ -10,6 +10,7 @@ import { writeFileAtomic } from '../../util/fsx.js';
 import { lockFolder, LOCK_NAME } from '../../util/lock.js';
 import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
 import { ENGINES } from '../../train/engines.js';
+import { PRECISIONS } from '../../train/run-config.js';
 import { preprocessImage } from '../../data/images.js';
 import { readShard, readShardIndex, type ShardIndexJson } from '../../data/shards.js';
 import { readTagFile } from '../../data/scan.js';
@@ -36,8 +37,21 @@ export const demoCommand: Command = ({ io, run }) =>
           choices: ENGINES,
           default: 'auto',
           describe: 'Training engine (see train --help)',
+        })
+        .option('precision', {
+          type: 'string',
+          choices: PRECISIONS,
+          default: 'fp32',
+          describe: 'Training precision (see train --help)',
         }),
-    handler: async (argv: { out: string; count: number; rounds: number; device: string; engine: string }) => {
+    handler: async (argv: {
+      out: string;
+      count: number;
+      rounds: number;
+      device: string;
+      engine: string;
+      precision: string;
+    }) => {
       const count = checkInteger('--count', argv.count, 50, 1_000_000);
       const rounds = checkInteger('--rounds', argv.rounds, 1, 100_000);
       const out = path.resolve(argv.out);
@@ -53,7 +67,12 @@ export const demoCommand: Command = ({ io, run }) =>
           );
         for (const e of entries) await rm(path.join(out, e), { recursive: true, force: true });
         await writeFileAtomic(marker, 'made by alt-i2v-ort demo; the next demo run replaces this folder\n');
-        await runDemo(out, count, rounds, argv.device, checkChoice('--engine', argv.engine, ENGINES), { io, run });
+        const train = {
+          device: argv.device,
+          engine: checkChoice('--engine', argv.engine, ENGINES),
+          precision: checkChoice('--precision', argv.precision, PRECISIONS),
+        };
+        await runDemo(out, count, rounds, train, { io, run });
       } finally {
         await lock.release();
       }
@@ -64,8 +83,7 @@ async function runDemo(
   out: string,
   count: number,
   rounds: number,
-  device: string,
-  engine: string,
+  { device, engine, precision }: { device: string; engine: string; precision: string },
   { io, run }: Ctx,
 ): Promise<void> {
   const data = path.join(out, 'data');
@@ -109,6 +127,8 @@ async function runDemo(
       device,
       '--engine',
       engine,
+      '--precision',
+      precision,
     ],
     ['export', path.join(out, 'run'), '--out', model],
     ['gallery', shards, '--model', model, '--out', path.join(out, 'gallery.html'), '--limit', '48'],

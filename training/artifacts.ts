@@ -5,6 +5,8 @@ import { OPSET } from './graph.js';
 import { buildEvalGraph, buildInferenceGraph, buildTrainGraph } from './model.js';
 import { paramSpecs, type ModelConfig, type ParamSpec } from './params.js';
 import { buildInt8InferenceGraph, type ActivationRanges } from './quantize.js';
+import { encodeModel } from './onnx.js';
+import { mixedPrecision } from './precision.js';
 
 export const ARTIFACTS_FORMAT = 'alt-i2v-ort/artifacts';
 
@@ -48,6 +50,8 @@ export interface InferenceMetadata {
   source: string;
   /** An int8 model: activation ranges and what they were calibrated on (images, where from). */
   int8?: { ranges: ActivationRanges; images: number; from: string };
+  /** A float16 model for GPUs: convolutions and GEMMs in float16 (training/precision.ts), weights stored float32. */
+  fp16?: boolean;
 }
 
 export const INFERENCE_FORMAT = 'alt-i2v-ort/model';
@@ -61,6 +65,7 @@ export function encodeInferenceModel(
   params: Map<string, Float32Array>,
   meta: InferenceMetadata,
 ): Uint8Array {
+  if (meta.fp16 && meta.int8) throw new RangeError('inference model: int8 or fp16, not both');
   if (meta.tags.length !== config.tags || meta.categories.length !== config.tags) {
     throw new RangeError(
       `inference model: expected ${config.tags} tags and categories but received ${meta.tags.length} and ${meta.categories.length}`,
@@ -79,8 +84,8 @@ export function encodeInferenceModel(
           ranges: meta.int8.ranges,
         }),
       }
-    : { precision: 'fp32' };
-  return graph.encode({
+    : { precision: meta.fp16 ? 'fp16' : 'fp32' };
+  const json = graph.toJson({
     format: INFERENCE_FORMAT,
     format_version: '1',
     tags: JSON.stringify(meta.tags),
@@ -92,4 +97,5 @@ export function encodeInferenceModel(
     config: JSON.stringify(config),
     ...precision,
   });
+  return encodeModel(meta.fp16 ? mixedPrecision(json).model : json);
 }

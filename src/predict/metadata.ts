@@ -15,7 +15,7 @@ export interface TaggerMetadata {
   hidden: number;
   source: string;
   /** `int8` for a model from `export --int8`; `fp32` otherwise (foreign models included). */
-  precision: 'fp32' | 'int8';
+  precision: 'fp32' | 'fp16' | 'int8';
 }
 
 // eslint-disable-next-line no-control-regex -- control characters are what this looks for
@@ -72,7 +72,8 @@ export function parseTaggerMetadata(props: Map<string, string>, file: string): T
   const pad = props.get('pad');
   if (pad !== 'center' && pad !== 'topleft') throw bad('pad', 'center or topleft');
   const precision = props.get('precision') ?? 'fp32';
-  if (precision !== 'fp32' && precision !== 'int8') throw bad('precision', 'fp32 or int8');
+  if (precision !== 'fp32' && precision !== 'fp16' && precision !== 'int8')
+    throw bad('precision', 'fp32, fp16 or int8');
   checkTagNames(tags as string[], `the tags of ${where}`);
   return {
     tags: tags as string[],

@@ -12,6 +12,8 @@ export interface ExportOptions {
   checkpoint?: string;
   /** Write the int8 model, calibrated on `calibrate` images of `shards` (default: the run's). */
   int8?: boolean;
+  /** Write the float16 model (GPU inference). */
+  fp16?: boolean;
   calibrate?: number;
   shards?: string;
   onProgress?: (done: number, total: number) => void;
@@ -52,6 +54,7 @@ export async function exportModel(
     categories: run.tags.categories,
     pad: run.pad as 'center' | 'topleft',
     source: `${path.resolve(runDir)} ${path.basename(info.file)} (round ${info.round}, step ${info.step}${mapText}), backbone ${run.backbone}`,
+    ...(opts.fp16 ? { fp16: true } : {}),
   };
   if (opts.int8) {
     const images = opts.calibrate ?? DEFAULT_CALIBRATION_IMAGES;

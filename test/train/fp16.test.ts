@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { listCheckpoints, readCheckpoint } from '../../src/train/checkpoint.js';
+import { TaggerModel } from '../../src/predict/model.js';
 import { addonStatus } from '../../src/train/native-engine.js';
 import { modelConfigFor, readRunConfig } from '../../src/train/run-config.js';
 import { TrainSession, type TrainState } from '../../src/train/train-session.js';
@@ -109,4 +110,12 @@ test('train --precision fp16: the scale goes into checkpoints and the log, and -
   assert.ok(a.scale, 'the checkpoint holds the loss scale');
   assert.deepEqual(b.scale, a.scale);
   assert.ok(sameState(a.state, b.state), 'resumed = uninterrupted, bit for bit');
+  // export --fp16 of that run: a model pred loads, saying fp16.
+  const model = path.join(root, 'm16.onnx');
+  const e = await cli('export', whole, '--out', model, '--fp16');
+  assert.equal(e.code, 0, e.err.join('\n'));
+  assert.match(e.out.join('\n'), /float16 model for GPUs/);
+  const m = await TaggerModel.load(model);
+  assert.equal(m.meta.precision, 'fp16');
+  await m.release();
 });

@@ -1,4 +1,4 @@
-// `export RUN --out model.onnx [--checkpoint FILE] [--int8 [--calibrate N] [--shards DIR]]`: the self-contained inference model of a run.
+// `export RUN --out model.onnx [--checkpoint FILE] [--int8 [--calibrate N] [--shards DIR] | --fp16]`: the self-contained inference model of a run.
 import { defineCommand, type Command } from '../command.js';
 import { startProgress, type Progress } from '../io.js';
 import { UsageError } from '../../util/errors.js';
@@ -19,6 +19,12 @@ export const exportCommand: Command = ({ io }) =>
           describe:
             'Write an int8 model (QDQ, per-channel int8 weights): about 4× smaller and, on CPUs with VNNI, about 3× faster',
         })
+        .option('fp16', {
+          type: 'boolean',
+          default: false,
+          describe:
+            'Write a float16 model for GPUs (--device cuda): convolutions and GEMMs in float16; on a CPU it is much slower than fp32',
+        })
         .option('calibrate', {
           type: 'number',
           describe: `Images of the training shards to calibrate int8 activations on [default: ${DEFAULT_CALIBRATION_IMAGES}]`,
@@ -30,6 +36,8 @@ export const exportCommand: Command = ({ io }) =>
         .check((a) => {
           if ((a.calibrate !== undefined || a.shards !== undefined) && !a.int8)
             throw new UsageError('Expected --int8 with --calibrate or --shards: they only apply to the int8 model');
+          if (a.int8 && a.fp16)
+            throw new UsageError('Expected --int8 or --fp16, not both: a model is one or the other');
           return true;
         }),
     handler: async (argv: {
@@ -37,6 +45,7 @@ export const exportCommand: Command = ({ io }) =>
       out: string;
       checkpoint?: string;
       int8: boolean;
+      fp16: boolean;
       calibrate?: number;
       shards?: string;
     }) => {
@@ -46,13 +55,18 @@ export const exportCommand: Command = ({ io }) =>
       const r = await exportModel(argv.run, argv.out, {
         checkpoint: argv.checkpoint,
         int8: argv.int8,
+        fp16: argv.fp16,
         calibrate: argv.calibrate,
         shards: argv.shards,
         onProgress,
       });
       progress?.stop();
       const map = r.checkpoint.metrics ? `, holdout mAP ${r.checkpoint.metrics.map.toFixed(4)}` : '';
-      const kind = r.calibrated ? `int8 model calibrated on ${r.calibrated} training images, ` : '';
+      const kind = r.calibrated
+        ? `int8 model calibrated on ${r.calibrated} training images, `
+        : argv.fp16
+          ? 'float16 model for GPUs, '
+          : '';
       io.out(
         `wrote ${argv.out} (${kind}${(r.bytes / 2 ** 20).toFixed(1)} MiB) from ${r.checkpoint.file} (round ${r.checkpoint.round}${map})`,
       );

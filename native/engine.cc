@@ -6,6 +6,7 @@
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 
 namespace alt_i2v {
@@ -80,7 +81,10 @@ Engine::Engine(Options options)
   if (options_.cuda) {
     Ort::CUDAProviderOptions cuda;
     // TF32 off unless asked: the equality tests compare CUDA against the float32 CPU reference.
-    cuda.Update({{"device_id", std::to_string(options_.device_id)}, {"use_tf32", options_.tf32 ? "1" : "0"}});
+    std::unordered_map<std::string, std::string> kv{{"device_id", std::to_string(options_.device_id)},
+                                                    {"use_tf32", options_.tf32 ? "1" : "0"}};
+    for (const auto& [k, v] : options_.cuda_options) kv[k] = v;
+    cuda.Update(kv);
     so.AppendExecutionProvider_CUDA_V2(*cuda);
     device_info_ = Ort::MemoryInfo("Cuda", OrtArenaAllocator, options_.device_id, OrtMemTypeDefault);
   } else {

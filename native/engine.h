@@ -44,6 +44,8 @@ struct Options {
   bool cuda = false;
   int device_id = 0;
   bool tf32 = false;
+  // Further CUDA provider options (checked on the TypeScript side: engine.ts CUDA_OPTION_VALUES).
+  std::vector<std::pair<std::string, std::string>> cuda_options;
   int intra_threads = 0;
   int inter_threads = 0;
   int64_t image_size = 0;

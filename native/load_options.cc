@@ -188,6 +188,19 @@ Options ParseLoadOptions(const Napi::Object& o) {
   opt.cuda = device == "cuda";
   opt.device_id = static_cast<int>(IntOf(o, "deviceId", 0));
   opt.tf32 = BoolOf(o, "tf32");
+  Napi::Value cuda_options = o.Get("cudaOptions");
+  if (!cuda_options.IsUndefined()) {
+    if (!cuda_options.IsObject())
+      throw Napi::TypeError::New(o.Env(), "Expected an object of strings for options.cudaOptions");
+    Napi::Object co = cuda_options.As<Napi::Object>();
+    Napi::Array keys = co.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); i++) {
+      Napi::Value k = keys.Get(i), v = co.Get(k);
+      if (!v.IsString())
+        throw Napi::TypeError::New(o.Env(), "Expected a string for options.cudaOptions." + k.ToString().Utf8Value());
+      opt.cuda_options.emplace_back(k.ToString().Utf8Value(), v.As<Napi::String>().Utf8Value());
+    }
+  }
   opt.intra_threads = static_cast<int>(IntOf(o, "intraOpThreads", 0));
   opt.inter_threads = static_cast<int>(IntOf(o, "interOpThreads", 0));
   opt.image_size = IntOf(o, "imageSize", 1);

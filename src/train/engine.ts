@@ -48,6 +48,8 @@ export interface EngineOptions {
   device: EngineDevice;
   deviceId: number;
   tf32: boolean;
+  /** Further CUDA provider options, from CUDA_OPTION_VALUES only. */
+  cudaOptions?: Record<string, string>;
   intraOpThreads: number;
   interOpThreads: number;
   imageSize: number;
@@ -107,6 +109,30 @@ export interface TrainEngine {
   dispose(): void;
 }
 
+/**
+ * The CUDA provider levers the benches try (ONNX Runtime's CUDA EP options) and the values each may
+ * take; the trainer keeps the provider's defaults until a lever measures faster on a GPU.
+ */
+export const CUDA_OPTION_VALUES: Readonly<Record<string, readonly string[]>> = {
+  cudnn_conv_algo_search: ['EXHAUSTIVE', 'HEURISTIC', 'DEFAULT'],
+  cudnn_conv_use_max_workspace: ['0', '1'],
+  prefer_nhwc: ['0', '1'],
+};
+
+/** `options` checked against CUDA_OPTION_VALUES; the error names the option and what it may be. */
+export function checkCudaOptions(options: Record<string, string>): Record<string, string> {
+  for (const [k, v] of Object.entries(options)) {
+    const allowed = CUDA_OPTION_VALUES[k];
+    if (!allowed)
+      throw new RangeError(
+        `Expected a CUDA option among ${Object.keys(CUDA_OPTION_VALUES).join(', ')} but received ${JSON.stringify(k)}`,
+      );
+    if (!allowed.includes(v))
+      throw new RangeError(`Expected ${allowed.join(' or ')} for CUDA option ${k} but received ${JSON.stringify(v)}`);
+  }
+  return { ...options };
+}
+
 /** The graph names, from the graphs' own `io` table. */
 export const ENGINE_IO: EngineIoNames = {
   image: io.image,
@@ -131,6 +157,8 @@ export interface EngineChoices {
   adam: AdamPlacement;
   deviceId?: number;
   tf32?: boolean;
+  /** Further CUDA provider options (checkCudaOptions). */
+  cudaOptions?: Record<string, string>;
   /** float16 graphs with dynamic loss scaling (training/precision.ts). */
   fp16?: boolean;
   /** Threads inside one op (0 = one per core). */
@@ -154,6 +182,7 @@ export function engineOptions(config: ModelConfig, o: EngineChoices): EngineOpti
     device: o.device,
     deviceId: o.deviceId ?? 0,
     tf32: o.tf32 ?? false,
+    ...(o.cudaOptions ? { cudaOptions: checkCudaOptions(o.cudaOptions) } : {}),
     intraOpThreads: sessionThreads(o.intraOpThreads),
     interOpThreads: o.interOpThreads ?? 0,
     imageSize: config.imageSize,

@@ -28,6 +28,8 @@ export interface TrainSessionOptions {
    * loss-scaler.ts); parameters, Adam moments, batch norm and the loss stay float32.
    */
   fp16?: boolean;
+  /** Benches: further CUDA provider options (engine.ts CUDA_OPTION_VALUES). */
+  cudaOptions?: Record<string, string>;
   /** fp16: the loss scaler's state to continue from (a checkpoint's); absent: a fresh scaler. */
   lossScale?: LossScaleState;
   /** Threads inside one op (0 = ONNX Runtime's default: one per core). */

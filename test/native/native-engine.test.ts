@@ -254,6 +254,8 @@ test('graph names are one contract: a name the graphs lack fails at load, naming
       /^TypeError: Expected an integer ≥ 1 for options\.specs\[1\]\.shape\[0\]$/,
     ],
     [{ specs: [null] }, /^TypeError: Expected an object for options\.specs\[0\]$/],
+    [{ cudaOptions: 'nhwc' }, /^TypeError: Expected an object of strings for options\.cudaOptions$/],
+    [{ cudaOptions: { prefer_nhwc: 1 } }, /^TypeError: Expected a string for options\.cudaOptions\.prefer_nhwc$/],
   ];
   for (const [change, message] of broken)
     assert.throws(

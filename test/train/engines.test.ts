@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { listCheckpoints, readCheckpoint } from '../../src/train/checkpoint.js';
-import { engineOptions } from '../../src/train/engine.js';
+import { checkCudaOptions, engineOptions } from '../../src/train/engine.js';
 import { OrtEngine } from '../../src/train/ort-engine.js';
 import { readRunConfig } from '../../src/train/run-config.js';
 import { TrainSession } from '../../src/train/train-session.js';
@@ -179,4 +179,19 @@ test('without the addon: auto trains on ort and says how to get the native engin
     /Expected --engine native \(or auto\) for --device cuda: the onnxruntime-node engine trains on the CPU only/,
   );
   assert.equal(existsSync(path.join(root, 'ort-cuda')), false, 'a run that could not start leaves no folder behind');
+});
+
+test('CUDA provider options: only the levers the benches try, with the values ONNX Runtime takes', () => {
+  assert.deepEqual(checkCudaOptions({ prefer_nhwc: '1', cudnn_conv_algo_search: 'HEURISTIC' }), {
+    prefer_nhwc: '1',
+    cudnn_conv_algo_search: 'HEURISTIC',
+  });
+  assert.throws(
+    () => checkCudaOptions({ enable_cuda_graph: '1' }),
+    /Expected a CUDA option among cudnn_conv_algo_search, .* but received "enable_cuda_graph"/,
+  );
+  assert.throws(
+    () => checkCudaOptions({ prefer_nhwc: 'yes' }),
+    /Expected 0 or 1 for CUDA option prefer_nhwc but received "yes"/,
+  );
 });

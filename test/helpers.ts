@@ -39,6 +39,25 @@ export async function cliSteps(...steps: string[][]): Promise<void> {
   }
 }
 
+/** Demo images → tags.csv → 32 px shards of 40 images (a fifth held out) under `root`; returns the shards folder. */
+export async function tinyShards(root: string, count: number, seed: number): Promise<string> {
+  const [data, tags, shards] = ['data', 'tags.csv', 'shards'].map((f) => path.join(root, f)) as [
+    string,
+    string,
+    string,
+  ];
+  await cliSteps(
+    ['synth', '--out', data, '--count', String(count), '--seed', String(seed)],
+    ['tags', data, '--out', tags, '--min-count', '5'],
+    ['pairs', data, '--tags', tags, '--out', shards, '--size', '32', '--shard-size', '40', '--holdout', '0.2'],
+  );
+  return shards;
+}
+
+/** `train SHARDS --out OUT` of the tiny VGG16 (hidden 16, batch 8) with `more` options. */
+export const tinyTrain = (shards: string, out: string, ...more: string[]): Promise<Captured> =>
+  cli('train', shards, '--out', out, '--backbone', 'vgg16-tiny', '--hidden', '16', '--batch', '8', ...more);
+
 /** A tiny exported model with random weights (32 px, hidden 12) for the given tags, written to `file`. */
 export async function tinyModel(file: string, tags: string[], categories: number[], seed = 3): Promise<string> {
   const config = gradcheckConfig({ tags: tags.length, hidden: 12 });

@@ -11,7 +11,7 @@ import { modelConfigFor } from '../../src/train/run-config.js';
 import { TrainSession, type TrainState } from '../../src/train/train-session.js';
 import { initParams } from '../../training/params.js';
 import { Rng } from '../../training/rng.js';
-import { cli, cliSteps, tempDir } from '../helpers.js';
+import { cli, tempDir, tinyShards, tinyTrain } from '../helpers.js';
 
 const config = modelConfigFor('vgg16-tiny', 10, 32, 16, undefined);
 const rng = new Rng(9);
@@ -125,30 +125,9 @@ test('CheckpointWriter: a failed write is thrown once by flush, in one line nami
 
 test('train --checkpoint-every 2: rounds 2, 4 and the last are written, and training is unchanged by it', async () => {
   const root = await tempDir();
-  const data = path.join(root, 'data');
-  const shards = path.join(root, 'shards');
-  const tags = path.join(root, 'tags.csv');
-  await cliSteps(
-    ['synth', '--out', data, '--count', '120', '--seed', '6'],
-    ['tags', data, '--out', tags, '--min-count', '5'],
-    ['pairs', data, '--tags', tags, '--out', shards, '--size', '32', '--shard-size', '40', '--holdout', '0.2'],
-  );
+  const shards = await tinyShards(root, 120, 6);
   const train = (out: string, ...more: string[]): Promise<{ code: number; err: string[] }> =>
-    cli(
-      'train',
-      shards,
-      '--out',
-      out,
-      '--backbone',
-      'vgg16-tiny',
-      '--hidden',
-      '16',
-      '--batch',
-      '8',
-      '--keep',
-      '9',
-      ...more,
-    );
+    tinyTrain(shards, out, '--keep', '9', ...more);
   const every = path.join(root, 'every2');
   const each = path.join(root, 'each');
   const r = await train(every, '--rounds', '5', '--checkpoint-every', '2');

@@ -12,7 +12,7 @@ import { modelConfigFor, readRunConfig } from '../../src/train/run-config.js';
 import { TrainSession, type TrainState } from '../../src/train/train-session.js';
 import { initParams } from '../../training/params.js';
 import { Rng } from '../../training/rng.js';
-import { cli, cliSteps, tempDir } from '../helpers.js';
+import { cli, tempDir, tinyShards, tinyTrain } from '../helpers.js';
 
 const config = modelConfigFor('vgg16-tiny', 10, 32, 16, undefined);
 const rng = new Rng(11);
@@ -67,32 +67,9 @@ test('fp16 TrainSession: an overflow skips the step and changes nothing, the sca
 
 test('train --precision fp16: the scale goes into checkpoints and the log, and --resume equals one run bit for bit', async () => {
   const root = await tempDir();
-  const data = path.join(root, 'data');
-  const shards = path.join(root, 'shards');
-  const tags = path.join(root, 'tags.csv');
-  await cliSteps(
-    ['synth', '--out', data, '--count', '100', '--seed', '8'],
-    ['tags', data, '--out', tags, '--min-count', '5'],
-    ['pairs', data, '--tags', tags, '--out', shards, '--size', '32', '--shard-size', '40', '--holdout', '0.2'],
-  );
+  const shards = await tinyShards(root, 100, 8);
   const train = (out: string, rounds: number, ...more: string[]): Promise<{ code: number; err: string[] }> =>
-    cli(
-      'train',
-      shards,
-      '--out',
-      out,
-      '--backbone',
-      'vgg16-tiny',
-      '--hidden',
-      '16',
-      '--batch',
-      '8',
-      '--precision',
-      'fp16',
-      '--rounds',
-      String(rounds),
-      ...more,
-    );
+    tinyTrain(shards, out, '--precision', 'fp16', '--rounds', String(rounds), ...more);
   const whole = path.join(root, 'whole');
   const part = path.join(root, 'part');
   const w = await train(whole, 3);

@@ -30,7 +30,7 @@ const OPTIONS = {
     choices: PRECISIONS,
     default: 'fp32',
     describe:
-      'fp32, or tf32 on CUDA (tensor cores, ~1e-3 relative error per product); fp16 and bf16 are not offered yet',
+      'fp32; tf32 on CUDA (tensor cores, ~1e-3 relative error per product); fp16 (convolutions and GEMMs in float16, dynamic loss scaling; for CUDA, slow on the CPU); bf16 is refused (no CUDA bfloat16 kernels)',
   },
   seed: { type: 'number', default: 1, describe: 'Seed of init, shard order, batch order, dropout' },
   resume: {

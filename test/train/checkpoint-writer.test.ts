@@ -11,7 +11,7 @@ import { modelConfigFor } from '../../src/train/run-config.js';
 import { TrainSession, type TrainState } from '../../src/train/train-session.js';
 import { initParams } from '../../training/params.js';
 import { Rng } from '../../training/rng.js';
-import { cli, tempDir, tinyShards, tinyTrain } from '../helpers.js';
+import { tempDir, tinyShards, tinyTrain } from '../helpers.js';
 
 const config = modelConfigFor('vgg16-tiny', 10, 32, 16, undefined);
 const rng = new Rng(9);

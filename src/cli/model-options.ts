@@ -6,7 +6,7 @@ import { CHANNEL_ORDERS } from '../predict/contract.js';
 import { PRESET_NAMES } from '../predict/contract-doc.js';
 import type { LoadOptions } from '../predict/model.js';
 import { checkChoice, checkInteger, UsageError } from '../util/errors.js';
-import type { Io } from './io.js';
+import { startProgress, type Io } from './io.js';
 
 /** The image inputs of every command that tags images: files, folders (recursive) or `-` (paths on stdin). */
 export const IMAGES_ARG = {
@@ -84,6 +84,11 @@ export function loadOptionsFrom(argv: ModelArgs, io: Io, extra: Partial<LoadOpti
       padColor: argv.padColor === undefined ? undefined : padColorOf(argv.padColor),
     },
     onChoice: (line) => io.err(line),
+    onDownload: (label, total) => {
+      const mb = (bytes: number): number => Math.round(bytes / 1e5) / 10;
+      const bar = startProgress(io, label, mb(total), 'MB', 2000);
+      return { update: (done) => bar.update(mb(done)), stop: () => bar.stop() };
+    },
   };
 }
 

@@ -3,8 +3,8 @@
 // HF_HUB_CACHE (or the older HUGGINGFACE_HUB_CACHE), else HF_HOME/hub, else
 // $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub; inside it
 // models--OWNER--REPO/refs/REVISION holds the commit, snapshots/COMMIT/FILE the files. FILE defaults to
-// model.onnx; the tags file is then found beside it as for any model. Nothing is downloaded: a file the
-// cache lacks is one line saying where it was looked for and how to fetch it.
+// model.onnx; the tags file is then found beside it as for any model. hf-download.ts fetches what the
+// cache lacks.
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,19 +45,20 @@ export function parseHfRef(text: string): HfRef {
   return { repo: `${owner}/${name}`, revision, file };
 }
 
-/** The local path of `ref` in the hub cache; refused, with how to fetch it, when the cache lacks it. */
-export function resolveHfModel(text: string, env: NodeJS.ProcessEnv = process.env): string {
-  const ref = parseHfRef(text);
-  const cache = hubCacheDir(env);
-  const repoDir = path.join(cache, `models--${ref.repo.replace('/', '--')}`);
-  const fetch = `fetch it with: huggingface-cli download ${ref.repo} ${ref.file}${ref.revision === 'main' ? '' : ` --revision ${ref.revision}`} (nothing is downloaded here)`;
+/** The command that fetches `ref` with the Python tools. */
+export const hfFetchHint = (ref: HfRef): string =>
+  `fetch it with: huggingface-cli download ${ref.repo} ${ref.file}${ref.revision === 'main' ? '' : ` --revision ${ref.revision}`}`;
+
+/** The local path of `ref` in the hub cache, or why it is not there. */
+export function cachedHfFile(ref: HfRef, env: NodeJS.ProcessEnv = process.env): { file?: string; why: string } {
+  const repoDir = path.join(hubCacheDir(env), `models--${ref.repo.replace('/', '--')}`);
   let commit = ref.revision;
   if (!/^[0-9a-f]{40}$/.test(ref.revision)) {
-    const refFile = path.join(repoDir, 'refs', ref.revision);
+    const refFile = path.join(repoDir, 'refs', ...ref.revision.split('/'));
     if (!existsSync(refFile))
-      throw new UsageError(
-        `Expected ${ref.repo} at revision ${ref.revision} in the Hugging Face cache but ${JSON.stringify(refFile)} does not exist; ${fetch}`,
-      );
+      return {
+        why: `Expected ${ref.repo} at revision ${ref.revision} in the Hugging Face cache but ${JSON.stringify(refFile)} does not exist`,
+      };
     commit = readFileSync(refFile, 'utf8').trim();
     if (!/^[0-9a-f]{40}$/.test(commit))
       throw new UsageError(
@@ -66,8 +67,8 @@ export function resolveHfModel(text: string, env: NodeJS.ProcessEnv = process.en
   }
   const file = path.join(repoDir, 'snapshots', commit, ...ref.file.split('/'));
   if (!existsSync(file))
-    throw new UsageError(
-      `Expected ${ref.file} of ${ref.repo} (commit ${commit.slice(0, 12)}) in the Hugging Face cache at ${JSON.stringify(file)} but it is not there; ${fetch}`,
-    );
-  return file;
+    return {
+      why: `Expected ${ref.file} of ${ref.repo} (commit ${commit.slice(0, 12)}) in the Hugging Face cache at ${JSON.stringify(file)} but it is not there`,
+    };
+  return { file, why: '' };
 }

@@ -9,7 +9,8 @@ import type { PadRule, PreprocessOptions } from '../data/images.js';
 import { UsageError } from '../util/errors.js';
 import { readInput } from '../util/fsx.js';
 import { chooseForeign } from './foreign.js';
-import { resolveHfModel } from './hf-cache.js';
+import { hfModelFile, type HubOptions } from './hf-download.js';
+import { presetDocs } from './contract-doc.js';
 import { INFERENCE_FORMAT } from '../../training/artifacts.js';
 import { readMetadataProps } from '../../training/onnx.js';
 import { WorkerSession } from './worker-session.js';
@@ -35,8 +36,18 @@ export interface LoadOptions {
   /** A contract document (--contract FILE.json). */
   contract?: string;
   overrides?: ContractOverrides;
-  /** Told which preset `auto` chose, for a foreign model. */
+  /** Told which preset `auto` chose, for a foreign model (and of waits for a download). */
   onChoice?: (line: string) => void;
+  /** A progress display for a download from the Hugging Face hub. */
+  onDownload?: HubOptions['progress'];
+}
+
+/** `hf:…` as a local file, downloaded with the tags files the preset (or, for auto, any preset) names. */
+async function hubModel(text: string, opts: LoadOptions): Promise<string> {
+  const docs = await presetDocs();
+  const preset = opts.preset && opts.preset !== 'auto' ? docs.get(opts.preset) : undefined;
+  const tagsFiles = opts.tags ? [] : [...new Set((preset ? [preset] : [...docs.values()]).flatMap((d) => d.tagsFiles))];
+  return hfModelFile(text, { tagsFiles, log: opts.onChoice, progress: opts.onDownload });
 }
 
 const OURS = (size: number, pad: PadRule): InputContract => ({
@@ -86,7 +97,7 @@ export class TaggerModel {
   ) {}
 
   static async load(file: string, opts: LoadOptions = {}): Promise<TaggerModel> {
-    if (file.startsWith('hf:')) file = resolveHfModel(file);
+    if (file.startsWith('hf:')) file = await hubModel(file, opts);
     if (existsSync(path.join(file, 'config.json'))) {
       throw new UsageError(
         `Expected a model file for --model but ${JSON.stringify(file)} is a training run folder; export its best checkpoint first: alt-i2v-ort export ${file} --out model.onnx`,

@@ -11,7 +11,7 @@ export interface TagScore {
 /**
  * Tag categories: Danbooru's ids as WD's selected_tags.csv uses them (general 0, artist 1, copyright 3,
  * character 4, meta 5; rating 9), and ids of our own for the categories other taggers add (Camie's year,
- * cl_tagger's quality and model).
+ * cl_tagger's quality and model, e621's species, lore and invalid).
  */
 export const CATEGORY = {
   general: 0,
@@ -23,6 +23,9 @@ export const CATEGORY = {
   year: 10,
   quality: 11,
   model: 12,
+  species: 13,
+  lore: 14,
+  invalid: 15,
 } as const;
 export const RATING_MODES = ['top', 'all', 'none'] as const;
 export type RatingMode = (typeof RATING_MODES)[number];

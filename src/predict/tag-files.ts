@@ -1,6 +1,9 @@
 // The tags files foreign taggers ship, read into our names and categories, each checked with one line
 // naming the file and the row or key that is wrong:
 // - wd-csv: WD's selected_tags.csv (tag_id,name,category,count; 9 rating, 0 general, 4 character);
+// - e621-csv: Z3D-E621's tags-selected.csv (columns found by header name "name" and "category", as the
+//   Python taggers read it with csv.DictReader; e621's category ids: 0 general, 1 artist, 3 copyright,
+//   4 character, 5 species, 6 invalid, 7 meta, 8 lore);
 // - txt: one tag per line (DeepDanbooru's tags.txt, JoyTag's top_tags.txt; `rating:` tags are ratings);
 // - camie-json: Camie Tagger's metadata (dataset_info.tag_mapping.idx_to_tag {"0": tag} and
 //   tag_to_category {tag: "general" | "character" | "copyright" | "artist" | "meta" | "rating" | "year"});
@@ -12,11 +15,12 @@
 import path from 'node:path';
 import { categoryOf, TagIndex } from '../data/tags.js';
 import { checkTagNames } from './metadata.js';
+import { parse } from 'csv-parse/sync';
 import { CATEGORY } from './select.js';
 import { UsageError } from '../util/errors.js';
 import { readInput } from '../util/fsx.js';
 
-export const TAG_FORMATS = ['wd-csv', 'txt', 'camie-json', 'pixai-json', 'cl-tagger-json'] as const;
+export const TAG_FORMATS = ['wd-csv', 'e621-csv', 'txt', 'camie-json', 'pixai-json', 'cl-tagger-json'] as const;
 export type TagFormat = (typeof TAG_FORMATS)[number];
 
 export interface ForeignTags {
@@ -101,9 +105,56 @@ function clTagger(j: Json, where: string): ForeignTags {
   return { tags, categories };
 }
 
+/** e621's category ids (its API's tag categories) as ours. */
+export const E621_CATEGORY: ReadonlyMap<number, number> = new Map([
+  [0, CATEGORY.general],
+  [1, CATEGORY.artist],
+  [3, CATEGORY.copyright],
+  [4, CATEGORY.character],
+  [5, CATEGORY.species],
+  [6, CATEGORY.invalid],
+  [7, CATEGORY.meta],
+  [8, CATEGORY.lore],
+]);
+
+function e621(bytes: Buffer, where: string): ForeignTags {
+  let records: string[][];
+  try {
+    records = parse(bytes, { bom: true, skip_empty_lines: true, relax_column_count: false });
+  } catch (err) {
+    throw new UsageError(`Expected CSV in ${where} but it does not parse: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const header = (records[0] ?? []).map((h) => h.trim());
+  const nameAt = header.indexOf('name');
+  const categoryAt = header.indexOf('category');
+  if (nameAt < 0 || categoryAt < 0)
+    throw new UsageError(
+      `Expected a header with "name" and "category" columns in ${where} (E621 tags) but found ${JSON.stringify(header.join(','))}`,
+    );
+  const tags: string[] = [];
+  const categories: number[] = [];
+  const seen = new Set<string>();
+  for (let i = 1; i < records.length; i++) {
+    const row = records[i]!;
+    const id = E621_CATEGORY.get(Number(row[categoryAt]!.trim()));
+    if (id === undefined || row[categoryAt]!.trim() === '')
+      throw new UsageError(
+        `Expected an e621 category (${[...E621_CATEGORY.keys()].join(', ')}) in ${where} row ${i + 1} but received ${JSON.stringify(row[categoryAt])}`,
+      );
+    const name = row[nameAt]!.trim();
+    if (seen.has(name))
+      throw new UsageError(`Expected unique tag names in ${where} but ${JSON.stringify(name)} repeats at row ${i + 1}`);
+    seen.add(name);
+    tags.push(name);
+    categories.push(id);
+  }
+  return { tags, categories };
+}
+
 /** The format of a tags file from its name and, for JSON, its content. */
 export function sniffTagFormat(file: string, bytes: Buffer): TagFormat {
   const ext = path.extname(file).toLowerCase();
+  if (path.basename(file).toLowerCase() === 'tags-selected.csv') return 'e621-csv';
   if (ext === '.csv') return 'wd-csv';
   if (ext !== '.json') return 'txt';
   const j = parseJson(bytes, file);
@@ -139,6 +190,8 @@ export function parseForeignTags(bytes: Buffer, file: string, format?: TagFormat
   if (fmt === 'wd-csv') {
     const index = TagIndex.parse(bytes, file);
     out = { tags: index.names, categories: index.rows.map((r) => r.category) };
+  } else if (fmt === 'e621-csv') {
+    out = e621(bytes, where);
   } else if (fmt === 'txt') {
     const tags = bytes
       .toString('utf8')

@@ -53,9 +53,8 @@ async function create(file: string, me: Holder): Promise<boolean> {
   }
 }
 
-/** Take the folder's lock (the folder must exist); `warn` hears about a stale lock taken over. */
-export async function lockFolder(dir: string, command: string, warn: (line: string) => void): Promise<FolderLock> {
-  const file = path.join(dir, LOCK_NAME);
+/** The lock in `file`, or the holder's description when a live process holds it. */
+async function acquire(file: string, command: string, warn: (line: string) => void): Promise<FolderLock | string> {
   const me: Holder = { pid: process.pid, host: os.hostname(), started: new Date().toISOString(), command };
   for (let attempt = 0; attempt < 2; attempt++) {
     if (await create(file, me)) {
@@ -76,11 +75,7 @@ export async function lockFolder(dir: string, command: string, warn: (line: stri
       holder = undefined; // torn or unreadable: a writer died while creating it
     }
     const stale = !holder || (holder.host === me.host && !alive(holder.pid));
-    if (!stale) {
-      throw new UsageError(
-        `Expected no other writer in ${JSON.stringify(dir)} but ${holder!.command} (pid ${holder!.pid} on ${holder!.host}, since ${holder!.started}) holds ${LOCK_NAME}; wait for it to finish, or delete the lock if that process is gone`,
-      );
-    }
+    if (!stale) return `${holder!.command} (pid ${holder!.pid} on ${holder!.host}, since ${holder!.started})`;
     warn(
       `warning: ${file}: taking over the lock of ${holder ? `pid ${holder.pid} (${holder.command}, since ${holder.started}), which no longer runs` : 'a writer that died while taking it'}`,
     );
@@ -89,4 +84,34 @@ export async function lockFolder(dir: string, command: string, warn: (line: stri
   throw new UsageError(
     `Expected to take the lock ${JSON.stringify(file)} but another writer took it at the same moment`,
   );
+}
+
+/** Take the folder's lock (the folder must exist); `warn` hears about a stale lock taken over. */
+export async function lockFolder(dir: string, command: string, warn: (line: string) => void): Promise<FolderLock> {
+  const got = await acquire(path.join(dir, LOCK_NAME), command, warn);
+  if (typeof got !== 'string') return got;
+  throw new UsageError(
+    `Expected no other writer in ${JSON.stringify(dir)} but ${got} holds ${LOCK_NAME}; wait for it to finish, or delete the lock if that process is gone`,
+  );
+}
+
+/**
+ * Take the lock in `file` (its folder must exist), waiting while a live process holds it: `waiting`
+ * hears once who holds it. For work that a second process would only repeat (a download).
+ */
+export async function waitLockFile(
+  file: string,
+  command: string,
+  warn: (line: string) => void,
+  waiting: (holder: string) => void,
+  pollMs = 200,
+): Promise<FolderLock> {
+  let told = false;
+  for (;;) {
+    const got = await acquire(file, command, warn);
+    if (typeof got !== 'string') return got;
+    if (!told) waiting(got);
+    told = true;
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
 }

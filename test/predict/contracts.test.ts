@@ -12,65 +12,10 @@ import { parseContractDoc, presetDocs, PRESET_NAMES } from '../../src/predict/co
 import { preprocessImage } from '../../src/data/images.js';
 import { CATEGORY } from '../../src/predict/select.js';
 import { readForeignTags } from '../../src/predict/tag-files.js';
-import { Graph } from '../../training/graph.js';
-import { Rng } from '../../training/rng.js';
 import { cli, tempDir } from '../helpers.js';
+import { close, image, predProbs, reference, S, standIn, type Family } from './stand-ins.js';
 
-const S = 16;
-const K = 4;
 const dir = await tempDir();
-const rng = new Rng(26);
-const W = Float64Array.from({ length: 3 * S * S * K }, () => (rng.next() - 0.5) * 0.02);
-const B = Float64Array.from({ length: K }, () => rng.next() - 0.5);
-
-/** scores = x·W + b over the flattened NCHW input, as output `index` of `outputs` (others: copies + 1). */
-function standIn(outputs: number, index: number): Uint8Array {
-  const g = new Graph('stand_in');
-  const x = g.input('pixel_values', 'float32', ['N', 3, S, S]);
-  const flat = g.op('Reshape', [x, g.const([-1, 3 * S * S])]);
-  const z = g.op('Add', [
-    g.op('MatMul', [flat, g.initializer('w', 'float32', [3 * S * S, K], Float32Array.from(W))]),
-    g.initializer('b', 'float32', [K], Float32Array.from(B)),
-  ]);
-  for (let o = 0; o < outputs; o++)
-    g.output(o === index ? z : g.op('Add', [z, g.const(1, 'float32')]), `out${o}`, 'float32', ['N', K]);
-  return g.encode();
-}
-
-/** An RGB w×h image with a gradient, as PNG, and its pixels. */
-async function image(file: string, w: number, h: number): Promise<Uint8Array> {
-  const raw = new Uint8Array(w * h * 3);
-  for (let i = 0; i < w * h; i++) raw.set([(i * 7) % 256, (i * 13 + 50) % 256, (i * 3 + 100) % 256], i * 3);
-  await sharp(Buffer.from(raw), { raw: { width: w, height: h, channels: 3 } })
-    .png()
-    .toFile(file);
-  return raw;
-}
-
-interface Family {
-  mean: number[];
-  std: number[];
-  pad: number[];
-}
-
-/** float64: centred pad (the long side is S: no resize), RGB /255, (v − mean)/std, NCHW, x·W + b, sigmoid. */
-function reference(raw: Uint8Array, w: number, h: number, f: Family): number[] {
-  const top = Math.floor((S - h) / 2);
-  const left = Math.floor((S - w) / 2);
-  const x = new Float64Array(3 * S * S);
-  for (let y = 0; y < S; y++)
-    for (let c = 0; c < S; c++)
-      for (let ch = 0; ch < 3; ch++) {
-        const inside = y >= top && y < top + h && c >= left && c < left + w;
-        const v = inside ? raw[((y - top) * w + (c - left)) * 3 + ch]! : f.pad[ch]!;
-        x[ch * S * S + y * S + c] = (v / 255 - f.mean[ch]!) / f.std[ch]!;
-      }
-  return Array.from({ length: K }, (_, j) => {
-    let z = B[j]!;
-    for (let i = 0; i < x.length; i++) z += x[i]! * W[i * K + j]!;
-    return 1 / (1 + Math.exp(-z));
-  });
-}
 
 const docs = await presetDocs();
 const joy = docs.get('joytag')!;
@@ -82,9 +27,9 @@ const joyDir = path.join(dir, 'joytag');
 const camieDir = path.join(dir, 'camie');
 await mkdir(joyDir);
 await mkdir(camieDir);
-await writeFile(path.join(joyDir, 'model.onnx'), standIn(1, 0));
+await writeFile(path.join(joyDir, 'model.onnx'), standIn());
 await writeFile(path.join(joyDir, 'top_tags.txt'), '1girl\nsolo\nlong hair\nrating:general\n');
-await writeFile(path.join(camieDir, 'model.onnx'), standIn(3, 1));
+await writeFile(path.join(camieDir, 'model.onnx'), standIn({ outputs: 3, index: 1 }));
 await writeFile(
   path.join(camieDir, 'camie-tagger-v2-metadata.json'),
   JSON.stringify({
@@ -99,19 +44,8 @@ await writeFile(
 const img = path.join(dir, 'img.png');
 const raw = await image(img, S, 9);
 
-async function probs(
-  args: string[],
-): Promise<{ probs: number[]; tags: { tag: string; category: number }[]; err: string }> {
-  const r = await cli('pred', img, '--format', 'jsonl', '--threshold', '0', '--rating', 'all', ...args);
-  assert.equal(r.code, 0, r.err.join('\n'));
-  const t = (JSON.parse(r.out[0]!) as { tags: { tag: string; prob: number; category: number }[] }).tags;
-  const order = ['1girl', 'solo', 'long hair', 'rating:general', 'year_2020', 'hatsune_miku', 'general'];
-  t.sort((a, b) => order.indexOf(a.tag) - order.indexOf(b.tag));
-  return { probs: t.map((x) => x.prob), tags: t, err: r.err.join('\n') };
-}
-
-const close = (got: number[], want: number[]): boolean =>
-  got.length === want.length && got.every((v, i) => Math.abs(v - want[i]!) < 2e-5);
+const ORDER = ['1girl', 'solo', 'long hair', 'rating:general', 'year_2020', 'hatsune_miku', 'general'];
+const probs = (args: string[]): ReturnType<typeof predProbs> => predProbs(img, args, ORDER);
 
 test('JoyTag contract (auto from top_tags.txt beside an NCHW model): white pad, RGB 0–1, CLIP mean/std, logits → sigmoid', async () => {
   const r = await probs(['--model', path.join(joyDir, 'model.onnx')]);

@@ -8,23 +8,14 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import sharp from 'sharp';
 import { hubCacheDir, parseHfRef } from '../../src/predict/hf-cache.js';
-import { A, Graph } from '../../training/graph.js';
 import { cli, tempDir } from '../helpers.js';
+import { wdStandIn as model } from './stand-ins.js';
 
 const dir = await tempDir();
 const cache = path.join(dir, 'hub');
 const repoDir = path.join(cache, 'models--SmilingWolf--wd-stand-in');
 const COMMIT = 'a'.repeat(39) + '1';
 const OTHER = 'b'.repeat(40);
-
-/** A WD-layout stand-in: sigmoid of the pixel mean of each channel, 3 tags. */
-function model(): Uint8Array {
-  const g = new Graph('wd');
-  const x = g.input('input', 'float32', ['N', 8, 8, 3]);
-  const mean = g.op('ReduceMean', [x], { axes: A.ints([1, 2]), keepdims: A.i(0) });
-  g.output(g.op('Sigmoid', [g.op('Mul', [mean, g.const(0.01, 'float32')])]), 'output', 'float32', ['N', 3]);
-  return g.encode();
-}
 
 /** One snapshot: its files as blobs, linked from snapshots/COMMIT/, as huggingface_hub stores them. */
 async function snapshot(commit: string, files: Record<string, Uint8Array | string>): Promise<void> {
@@ -49,8 +40,9 @@ await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 200, 
   .png()
   .toFile(img);
 
-const saved = { HF_HUB_CACHE: process.env.HF_HUB_CACHE, HF_HOME: process.env.HF_HOME };
+const saved = { HF_HUB_CACHE: process.env.HF_HUB_CACHE, HF_HUB_OFFLINE: process.env.HF_HUB_OFFLINE };
 process.env.HF_HUB_CACHE = cache;
+process.env.HF_HUB_OFFLINE = '1'; // the downloads are hf-download.test.ts's
 after(() => Object.assign(process.env, saved));
 
 const pred = (ref: string): ReturnType<typeof cli> =>
@@ -72,11 +64,11 @@ test('hf:OWNER/REPO runs the cached snapshot of main, its tags file found beside
   }
 });
 
-test('what the cache lacks, and references that are not one, are one line each; nothing is fetched', async () => {
+test('offline (HF_HUB_OFFLINE), what the cache lacks and references that are not one are one line each', async () => {
   const cases: [string, RegExp][] = [
     [
       'hf:SmilingWolf/wd-stand-in@v9',
-      /Expected SmilingWolf\/wd-stand-in at revision v9 in the Hugging Face cache but ".*refs\/v9" does not exist; fetch it with: huggingface-cli download SmilingWolf\/wd-stand-in model\.onnx --revision v9 \(nothing is downloaded here\)/,
+      /Expected SmilingWolf\/wd-stand-in at revision v9 in the Hugging Face cache but ".*refs\/v9" does not exist; HF_HUB_OFFLINE is set, so nothing is downloaded \(fetch it with: huggingface-cli download SmilingWolf\/wd-stand-in model\.onnx --revision v9\)/,
     ],
     [
       'hf:SmilingWolf/wd-stand-in:model_optimized.onnx',

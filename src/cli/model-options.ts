@@ -5,8 +5,19 @@ import { PAD_COLORS, type PadColor, type Rgb } from '../data/images.js';
 import { CHANNEL_ORDERS } from '../predict/contract.js';
 import { PRESET_NAMES } from '../predict/contract-doc.js';
 import type { LoadOptions } from '../predict/model.js';
+import { FRAME_MERGES } from '../predict/tagging.js';
 import { checkChoice, checkInteger, UsageError } from '../util/errors.js';
 import { startProgress, type Io } from './io.js';
+
+/** --frames and --frames-merge, for `pred` and `serve`. */
+export const FRAME_OPTIONS = {
+  frames: {
+    type: 'number',
+    default: 1,
+    describe: 'Tag N evenly spaced frames of each animated GIF, WebP or APNG and merge their scores',
+  },
+  'frames-merge': { type: 'string', choices: FRAME_MERGES, default: 'max', describe: 'How frames merge: max or mean' },
+} as const;
 
 /** The image inputs of every command that tags images: files, folders (recursive) or `-` (paths on stdin). */
 export const IMAGES_ARG = {

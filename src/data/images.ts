@@ -2,7 +2,9 @@
 // flattened onto the pad colour (black for our models, white for the WD taggers), then to an S×S uint8
 // RGB square: our models resize and letterbox (as they were trained), the WD taggers pad to a square
 // first and then resize it (as their reference code does). Failures are classified.
+import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
+import { apngFrames, apngInfo } from './apng.js';
 
 export type PadRule = 'center' | 'topleft';
 export const PAD_RULES: readonly PadRule[] = ['center', 'topleft'];
@@ -173,9 +175,9 @@ export function rgbOf(c: PadColor | Rgb | undefined): Rgb {
 }
 
 /**
- * `count` evenly spaced frames of an animated GIF or WebP (frame ⌊i × pages / count⌋ for i < count, each
- * once), preprocessed and concatenated; an image of one frame gives one. (APNG decodes as its first
- * frame: libvips reads PNG without its animation.)
+ * `count` evenly spaced frames of an animated GIF, WebP or APNG (frame ⌊i × pages / count⌋ for i < count,
+ * each once), preprocessed and concatenated; an image of one frame gives one. libvips reads PNG without
+ * its animation: APNG frames come from apng.ts.
  */
 export async function preprocessFrames(
   input: string | Buffer,
@@ -184,14 +186,33 @@ export async function preprocessFrames(
   count: number,
 ): Promise<{ pixels: Buffer; frames: number }> {
   if (count <= 1) return { pixels: await preprocessImage(input, file, opts), frames: 1 };
+  let bytes: Buffer;
   let pages = 1;
   try {
-    pages = (await sharp(input, { limitInputPixels: opts.maxPixels, animated: true }).metadata()).pages ?? 1;
+    bytes = typeof input === 'string' ? await readFile(input) : input;
+    pages = (await sharp(bytes, { limitInputPixels: opts.maxPixels, animated: true }).metadata()).pages ?? 1;
   } catch (err) {
     throw classify(file, err);
   }
+  const apng = apngInfo(bytes);
+  if (apng && apng.frames > 1) pages = apng.frames;
   const picks = [...new Set(Array.from({ length: count }, (_, i) => Math.floor((i * pages) / count)))];
   const frames = [];
-  for (const page of picks) frames.push(await preprocessImage(input, file, { ...opts, page }));
+  if (apng && apng.frames > 1) {
+    // Composing keeps every frame as RGBA in memory: bounded by 4 × the pixel limit in all.
+    if (apng.width * apng.height * apng.frames > opts.maxPixels * 4)
+      throw new ImageError(
+        file,
+        'too-large',
+        `an APNG of ${apng.frames} frames of ${apng.width}×${apng.height}, beyond ${opts.maxPixels * 4} pixels in all`,
+      );
+    let pngs: Buffer[];
+    try {
+      pngs = await apngFrames(bytes, apng, picks);
+    } catch (err) {
+      throw new ImageError(file, 'unreadable', `its APNG frames do not decode: ${(err as Error).message ?? err}`);
+    }
+    for (const png of pngs) frames.push(await preprocessImage(png, file, opts));
+  } else for (const page of picks) frames.push(await preprocessImage(bytes, file, { ...opts, page }));
   return { pixels: Buffer.concat(frames), frames: frames.length };
 }

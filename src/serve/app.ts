@@ -6,8 +6,9 @@
 import { availableParallelism } from 'node:os';
 import fastify, { type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
-import { ImageError, preprocessImage } from '../data/images.js';
+import { ImageError, preprocessFrames } from '../data/images.js';
 import type { TaggerModel } from '../predict/model.js';
+import { mergeFrames, type FrameMerge } from '../predict/tagging.js';
 import { limiter } from '../util/limit.js';
 import { Batcher } from './batcher.js';
 import type { ServeOptions, Tagger } from './context.js';
@@ -33,13 +34,28 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   ]);
 }
 
+type Outputs = { probs: Float32Array; features: Float32Array };
+
+/** One image's outputs from its frames': scores merged as `pred --frames-merge` merges them, features averaged. */
+function mergeOutputs(outs: Outputs[], merge: FrameMerge): Outputs {
+  if (outs.length === 1) return outs[0]!;
+  const stack = (key: keyof Outputs): Float32Array => {
+    const k = outs[0]![key].length;
+    const all = new Float32Array(outs.length * k);
+    outs.forEach((o, i) => all.set(o[key], i * k));
+    return mergeFrames(all, 0, outs.length, k, key === 'probs' ? merge : 'mean');
+  };
+  return { probs: stack('probs'), features: stack('features') };
+}
+
 /** The routes' shared state: admission into the bounded queue, decoding, batching, the timeout. */
 function tagger(model: TaggerModel, o: ServeOptions): Tagger {
   const batcher = new Batcher(model, { batch: o.batch, maxWaitMs: o.maxWaitMs });
   const decode = limiter(Math.max(2, Math.floor(availableParallelism() / 2)));
-  const decodeOne = async (bytes: Buffer, name: string): Promise<Buffer> => {
+  const decodeOne = async (bytes: Buffer, name: string): Promise<{ pixels: Buffer; frames: number }> => {
     try {
-      return await decode(() => preprocessImage(bytes, name, { ...model.preprocess, maxPixels: o.maxPixels }));
+      const pre = { ...model.preprocess, maxPixels: o.maxPixels };
+      return await decode(() => preprocessFrames(bytes, name, pre, o.frames ?? 1));
     } catch (err) {
       if (!(err instanceof ImageError)) throw err;
       const status = err.reason === 'too-large' ? 413 : 400;
@@ -65,7 +81,10 @@ function tagger(model: TaggerModel, o: ServeOptions): Tagger {
         });
       queued++;
       try {
-        return await withTimeout(batcher.run(await decodeOne(bytes, name)), o.timeoutMs);
+        const { pixels, frames } = await decodeOne(bytes, name);
+        const px = pixels.length / frames;
+        const runs = Array.from({ length: frames }, (_, f) => batcher.run(pixels.subarray(f * px, (f + 1) * px)));
+        return mergeOutputs(await withTimeout(Promise.all(runs), o.timeoutMs), o.framesMerge ?? 'max');
       } finally {
         queued--;
       }

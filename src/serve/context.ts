@@ -3,6 +3,7 @@
 // through the batcher within the timeout.
 import type { TaggerModel } from '../predict/model.js';
 import type { NpyArray } from '../predict/npy.js';
+import type { FrameMerge } from '../predict/tagging.js';
 import type { VecIndexMeta } from '../predict/vectors.js';
 
 export interface ServeOptions {
@@ -15,6 +16,9 @@ export interface ServeOptions {
   bodyLimit: number;
   maxPixels: number;
   token?: string;
+  /** Evenly spaced frames of an animated image to tag (1: the first), and how their scores merge. */
+  frames?: number;
+  framesMerge?: FrameMerge;
   index?: { meta: VecIndexMeta; index: NpyArray };
 }
 

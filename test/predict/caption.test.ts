@@ -190,7 +190,7 @@ test('pred --thresholds reads eval --per-tag CSV; --category-threshold by name; 
   assert.equal(bad.code, 2);
   assert.match(
     bad.err.at(-1)!,
-    /Expected a category name \(general, artist, copyright, character, meta, rating, year, quality, model\) or id for --category-threshold but received "colour"/,
+    /Expected a category name \(general, artist, copyright, character, meta, rating, year, quality, model, species, lore, invalid\) or id for --category-threshold but received "colour"/,
   );
 });
 

@@ -6,7 +6,7 @@ import { stringify } from 'csv-stringify/sync';
 import type { Options } from 'yargs';
 import type { Io } from '../io.js';
 import { defineCommand, type Args, type Command } from '../command.js';
-import { loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
+import { FRAME_OPTIONS, loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
 import { withPredFlags } from '../pred-options.js';
 import { partFrom, selectOptionsFrom, type PredArgs } from '../../predict/options.js';
 import { captionerFrom, captionStyleOf, type CaptionItem, type Captioner } from '../../predict/caption-style.js';
@@ -49,12 +49,7 @@ const OPTIONS = {
     describe: 'Output format; caption writes NAME.txt next to each image',
   },
   device: { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Where the model runs' },
-  frames: {
-    type: 'number',
-    default: 1,
-    describe: 'Tag N evenly spaced frames of each animated GIF or WebP and merge their scores',
-  },
-  'frames-merge': { type: 'string', choices: FRAME_MERGES, default: 'max', describe: 'How frames merge: max or mean' },
+  ...FRAME_OPTIONS,
 } as const satisfies Record<string, Options>;
 
 export const predCommand: Command = ({ io }) =>

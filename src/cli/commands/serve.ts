@@ -5,7 +5,8 @@ import path from 'node:path';
 import type { Options } from 'yargs';
 import type { Io } from '../io.js';
 import { defineCommand, type Args, type Command } from '../command.js';
-import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
+import { FRAME_OPTIONS, loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
+import { FRAME_MERGES, type FrameMerge } from '../../predict/tagging.js';
 import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
 import { DEVICES, executionProviders, type Device } from '../../runtime/providers.js';
 import { TaggerModel } from '../../predict/model.js';
@@ -52,6 +53,7 @@ const OPTIONS = {
     describe: 'Require "Authorization: Bearer TOKEN" on the API (the page: open /#token=TOKEN)',
   },
   device: { type: 'string', choices: DEVICES, default: 'cpu' },
+  ...FRAME_OPTIONS,
 } as const satisfies Record<string, Options>;
 
 export const serveCommand: Command = ({ io }) =>
@@ -76,6 +78,8 @@ type RunServeArgs = Args<typeof OPTIONS> &
     maxPixels: number;
     token?: string;
     device: string;
+    frames: number;
+    framesMerge: string;
   };
 
 async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
@@ -93,6 +97,8 @@ async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
     bodyLimit: checkInteger('--max-body-mb', argv.maxBodyMb, 1, 4096) * 2 ** 20,
     maxPixels: checkInteger('--max-pixels', argv.maxPixels, 1, 2 ** 40),
     token: argv.token,
+    frames: checkInteger('--frames', argv.frames, 1, 1000),
+    framesMerge: checkChoice('--frames-merge', argv.framesMerge, FRAME_MERGES) as FrameMerge,
     index: argv.index ? await readVecIndex(argv.index) : undefined,
   };
   const device = checkChoice('--device', argv.device, DEVICES) as Device;

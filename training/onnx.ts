@@ -45,6 +45,10 @@ message ModelProto {
 message ModelMetadataProto {
   repeated StringStringEntryProto metadata_props = 14;
 }
+// ModelProto's operator sets alone, the same way.
+message ModelOpsetProto {
+  repeated OperatorSetIdProto opset_import = 8;
+}
 message GraphProto {
   repeated NodeProto node = 1;
   optional string name = 2;
@@ -89,6 +93,9 @@ message OperatorSetIdProto {
 const root = protobuf.parse(SCHEMA, { keepCase: true }).root;
 const ModelProto = root.lookupType('onnx.ModelProto');
 const ModelMetadataProto = root.lookupType('onnx.ModelMetadataProto');
+const ModelOpsetProto = root.lookupType('onnx.ModelOpsetProto');
+const NodeProto = root.lookupType('onnx.NodeProto');
+const TensorProto = root.lookupType('onnx.TensorProto');
 
 /** TensorProto.DataType values. */
 export const DataType = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float64: 11 } as const;
@@ -164,6 +171,28 @@ export function readMetadataProps(bytes: Uint8Array): Map<string, string> {
     metadata_props: { key?: string; value?: string }[];
   };
   return new Map(msg.metadata_props.map((e) => [e.key ?? '', e.value ?? '']));
+}
+
+/** A model's operator sets (domain '' is ONNX's own), without decoding its graph. */
+export function readOpsets(bytes: Uint8Array): Map<string, number> {
+  const msg = ModelOpsetProto.toObject(ModelOpsetProto.decode(bytes), { arrays: true, longs: Number }) as {
+    opset_import: { domain?: string; version?: number }[];
+  };
+  return new Map(msg.opset_import.map((o) => [o.domain ?? '', o.version ?? 0]));
+}
+
+/** One NodeProto or TensorProto on its own (a graph's entries, rewritten one at a time). */
+export function decodeNode(bytes: Uint8Array): NodeJson {
+  return NodeProto.toObject(NodeProto.decode(bytes), { longs: Number, arrays: true }) as unknown as NodeJson;
+}
+export function encodeNode(node: NodeJson): Uint8Array {
+  return NodeProto.encode(NodeProto.fromObject(node)).finish();
+}
+export function decodeTensor(bytes: Uint8Array): TensorProtoJson {
+  return TensorProto.toObject(TensorProto.decode(bytes), { longs: Number, arrays: true }) as unknown as TensorProtoJson;
+}
+export function encodeTensor(t: TensorProtoJson): Uint8Array {
+  return TensorProto.encode(TensorProto.fromObject(t)).finish();
 }
 
 const BYTES: Record<number, number> = { 1: 4, 2: 1, 6: 4, 7: 8, 9: 1, 11: 8 };

@@ -20,6 +20,7 @@ import { tagsCommand } from './commands/tags.js';
 import { kpiCommand } from './commands/kpi.js';
 import { galleryCommand } from './commands/gallery.js';
 import { serveCommand } from './commands/serve.js';
+import { quantizeCommand } from './commands/quantize.js';
 
 const COMMANDS: Command[] = [
   synthCommand,
@@ -34,6 +35,7 @@ const COMMANDS: Command[] = [
   kpiCommand,
   galleryCommand,
   serveCommand,
+  quantizeCommand,
   demoCommand,
   doctorCommand,
 ];

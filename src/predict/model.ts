@@ -42,6 +42,14 @@ export interface LoadOptions {
   onDownload?: HubOptions['progress'];
 }
 
+/** A float16 export is for GPUs: on the CPU it runs, slower than float32, and loading it says so. */
+function warnFp16OnCpu(meta: TaggerMetadata, file: string, opts: LoadOptions): void {
+  if (meta.precision === 'fp16' && !(opts.executionProviders ?? ['cpu']).includes('cuda'))
+    opts.onChoice?.(
+      `warning: ${file} is a float16 export, for GPUs: on the CPU, ONNX Runtime casts around every layer and runs it slower than the float32 export`,
+    );
+}
+
 /** `hf:…` as a local file, downloaded with the tags files the preset (or, for auto, any preset) names. */
 async function hubModel(text: string, opts: LoadOptions): Promise<string> {
   const docs = await presetDocs();
@@ -94,6 +102,10 @@ export class TaggerModel {
     private readonly session: WorkerSession,
     /** Identifies the model (its metadata, size and tags), for files made with it such as kpi.json. */
     readonly fingerprint: string,
+    /** The model file (an hf: reference resolved to its place in the cache). */
+    readonly file: string,
+    /** A foreign model's tags file. */
+    readonly tagsFile?: string,
   ) {}
 
   static async load(file: string, opts: LoadOptions = {}): Promise<TaggerModel> {
@@ -139,7 +151,8 @@ export class TaggerModel {
     }
     if (meta) {
       await checkOutputWidths(session, meta, file);
-      return new TaggerModel(meta, OURS(meta.imageSize, meta.pad), session, fingerprint(meta.tags));
+      warnFp16OnCpu(meta, file, opts);
+      return new TaggerModel(meta, OURS(meta.imageSize, meta.pad), session, fingerprint(meta.tags), file);
     }
     let chosen: Awaited<ReturnType<typeof chooseForeign>>;
     let contract: InputContract;
@@ -171,7 +184,7 @@ export class TaggerModel {
       source: `${contract.kind} model ${file}`,
       precision: 'fp32',
     };
-    return new TaggerModel(fmeta, contract, session, fingerprint(fmeta.tags));
+    return new TaggerModel(fmeta, contract, session, fingerprint(fmeta.tags), file, chosen.tagsFile);
   }
 
   /** How images are decoded for this model (size, padding, pad colour, resize kernel). */

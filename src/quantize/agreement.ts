@@ -1,0 +1,80 @@
+// How far an int8 model strays from its float original on the user's own images, at the thresholds
+// `pred` would use: the tags each gives (micro F1 of int8 tags against float tags, tags added and
+// dropped per image) and the scores (largest and mean |Δp|); the images that agree least are named.
+import type { TaggerModel } from '../predict/model.js';
+import type { SelectOptions } from '../predict/select.js';
+import { tagImages, type ImageEntry } from '../predict/tagging.js';
+
+export interface Agreement {
+  images: number;
+  /** Micro F1 of the int8 model's tags against the float model's (1 where both give none). */
+  f1: number;
+  addedPerImage: number;
+  droppedPerImage: number;
+  maxDelta: number;
+  meanDelta: number;
+  /** The images that agree least (per-image F1), worst first, at most 3. */
+  worst: { file: string; f1: number }[];
+  /** Images neither model could read. */
+  unreadable: string[];
+}
+
+async function scores(
+  model: TaggerModel,
+  entries: ImageEntry[],
+  select: SelectOptions,
+  batch: number,
+): Promise<Map<string, { tags: Set<string>; probs: Float32Array }>> {
+  const out = new Map<string, { tags: Set<string>; probs: Float32Array }>();
+  for await (const t of tagImages(model, entries, { batch, select }))
+    if (t.failure === undefined)
+      out.set(t.file, { tags: new Set(t.tags.map((s) => s.tag)), probs: Float32Array.from(t.probs) });
+  return out;
+}
+
+/** Both models over `entries`, one after the other (each at its own full speed). */
+export async function agreement(
+  float: TaggerModel,
+  int8: TaggerModel,
+  entries: ImageEntry[],
+  select: SelectOptions,
+  batch: number,
+): Promise<Agreement> {
+  const a = await scores(float, entries, select, batch);
+  const b = await scores(int8, entries, select, batch);
+  let [tp, na, nb, added, dropped, maxDelta, sumDelta, count] = [0, 0, 0, 0, 0, 0, 0, 0];
+  const per: { file: string; f1: number }[] = [];
+  const unreadable: string[] = [];
+  for (const { file } of entries) {
+    const x = a.get(file);
+    const y = b.get(file);
+    if (!x || !y) {
+      unreadable.push(file);
+      continue;
+    }
+    const both = [...x.tags].filter((t) => y.tags.has(t)).length;
+    tp += both;
+    na += x.tags.size;
+    nb += y.tags.size;
+    added += y.tags.size - both;
+    dropped += x.tags.size - both;
+    per.push({ file, f1: x.tags.size + y.tags.size === 0 ? 1 : (2 * both) / (x.tags.size + y.tags.size) });
+    for (let j = 0; j < x.probs.length; j++) {
+      const d = Math.abs(x.probs[j]! - y.probs[j]!);
+      maxDelta = Math.max(maxDelta, d);
+      sumDelta += d;
+      count++;
+    }
+  }
+  const images = per.length;
+  return {
+    images,
+    f1: na + nb === 0 ? 1 : (2 * tp) / (na + nb),
+    addedPerImage: images ? added / images : 0,
+    droppedPerImage: images ? dropped / images : 0,
+    maxDelta,
+    meanDelta: count ? sumDelta / count : 0,
+    worst: per.sort((p, q) => p.f1 - q.f1).slice(0, 3),
+    unreadable,
+  };
+}

@@ -20,14 +20,15 @@ import { makeJpegs } from './pairs.js';
 const quiet = (sink: (l: string) => void) => ({ out: () => undefined, err: sink, tty: false });
 
 /** One `pred` run over `data`: its rate after warm-up, model load and warm-up seconds. */
-async function predOnce(
+export async function predOnce(
   data: string,
   model: string,
   count: number,
+  batch = 8,
 ): Promise<{ rate: number; load: number; warm: number }> {
   let summary = '';
   const code = await runCli(
-    ['pred', data, '--model', model, '--batch', '8', '--format', 'jsonl'],
+    ['pred', data, '--model', model, '--batch', String(batch), '--format', 'jsonl'],
     quiet((l) => void (summary = l)),
   );
   if (code !== 0) throw new Error(`pred exited ${code}`);

@@ -1,4 +1,4 @@
-// `npm run bench -- [pairs|pred|wd|serve|torch|tiny|native|trainloop|loop|all] [--with-reference] [--quick] [--device cpu|cuda]`: our hot paths next to
+// `npm run bench -- [pairs|pred|wd|serve|torch|tiny|native|trainloop|loop|quantize|all] [--with-reference] [--quick] [--device cpu|cuda]`: our hot paths next to
 // their references, one table row each. Each bench is imported only when asked for (the GPU machine
 // has no sharp).
 import yargs from 'yargs';
@@ -14,6 +14,7 @@ const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown
   tiny: async () => (await import('./tiny.js')).benchTiny,
   wd: async () => (await import('./wd.js')).benchWd,
   serve: async () => (await import('./serve.js')).benchServe,
+  quantize: async () => (await import('./quantize.js')).benchQuantize,
 };
 
 const argv = await yargs(process.argv.slice(2))

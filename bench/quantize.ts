@@ -1,0 +1,160 @@
+// `npm run bench -- quantize`: `quantize` on stand-ins with the real architectures in the WD taggers'
+// input layout (NHWC BGR 0–255, selected_tags.csv beside), random weights: a ViT-B/16 (12 blocks, D 768,
+// MLP 3072) and a ConvNeXt-T (stages 3-3-9-3, dims 96…768), at 448 (--quick: 224), 10,000 tags. Then
+// `pred` with the float and the int8 model on the same JPEGs, alternating, medians of runs, the model
+// load beside, and the agreement `quantize --images` printed. On a CPU without VNNI (AVX2 only) the
+// integer kernels gain little; the ≥ 2× goal is for CPUs with VNNI (see `intFeatures`).
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { runCli } from '../src/cli/index.js';
+import { A, Graph } from '../training/graph.js';
+import { Rng } from '../training/rng.js';
+import { intFeatures, median, saveResult } from './common.js';
+import { makeJpegs } from './pairs.js';
+import { predOnce } from './pred.js';
+
+const TAGS = 10_000;
+
+class Builder {
+  readonly g = new Graph('stand_in');
+  private readonly rng = new Rng(7);
+  w(dims: number[], s = 0.02): string {
+    const n = dims.reduce((a, b) => a * b, 1);
+    return this.g.initializer(
+      'w',
+      'float32',
+      dims,
+      Float32Array.from({ length: n }, () => (this.rng.next() - 0.5) * 2 * s),
+    );
+  }
+  ln(x: string, d: number): string {
+    return this.g.op('LayerNormalization', [x, this.w([d], 1), this.w([d])], { axis: A.i(-1) });
+  }
+  linear(x: string, k: number, n: number): string {
+    return this.g.op('Add', [this.g.op('MatMul', [x, this.w([k, n])]), this.w([n])]);
+  }
+  gelu(x: string): string {
+    const g = this.g;
+    const erf = g.op('Erf', [g.op('Mul', [x, g.const(Math.SQRT1_2, 'float32')])]);
+    return g.op('Mul', [g.op('Mul', [x, g.const(0.5, 'float32')]), g.op('Add', [erf, g.const(1, 'float32')])]);
+  }
+  /** The head: pooled [N, D] → sigmoid scores [N, TAGS]. */
+  head(pooled: string, d: number): Uint8Array {
+    this.g.output(this.g.op('Sigmoid', [this.linear(pooled, d, TAGS)]), 'output', 'float32', ['N', TAGS]);
+    return this.g.encode();
+  }
+}
+
+function vitB16(size: number): Uint8Array {
+  const b = new Builder();
+  const { g } = b;
+  const [D, H, P] = [768, 12, 16];
+  const side = size / P;
+  const T = side * side;
+  const x = g.input('input', 'float32', ['N', size, size, 3]);
+  const patches = g.op('Reshape', [
+    g.op('Transpose', [g.op('Reshape', [x, g.const([-1, side, P, side, P, 3])])], { perm: A.ints([0, 1, 3, 2, 4, 5]) }),
+    g.const([-1, T, P * P * 3]),
+  ]);
+  let h = b.linear(patches, P * P * 3, D);
+  for (let l = 0; l < 12; l++) {
+    const qkv = b.linear(b.ln(h, D), D, 3 * D);
+    const heads = g.op('Transpose', [g.op('Reshape', [qkv, g.const([-1, T, 3, H, D / H])])], {
+      perm: A.ints([2, 0, 3, 1, 4]),
+    });
+    const [q, k, v] = g.node('Split', [heads], { axis: A.i(0) }, 3).map((t) => g.op('Squeeze', [t, g.const([0])]));
+    const kt = g.op('Transpose', [k!], { perm: A.ints([0, 1, 3, 2]) });
+    const att = g.op('Softmax', [g.op('Mul', [g.op('MatMul', [q!, kt]), g.const((D / H) ** -0.5, 'float32')])], {
+      axis: A.i(-1),
+    });
+    const o = g.op('Reshape', [
+      g.op('Transpose', [g.op('MatMul', [att, v!])], { perm: A.ints([0, 2, 1, 3]) }),
+      g.const([-1, T, D]),
+    ]);
+    h = g.op('Add', [h, b.linear(o, D, D)]);
+    h = g.op('Add', [h, b.linear(b.gelu(b.linear(b.ln(h, D), D, 4 * D)), 4 * D, D)]);
+  }
+  return b.head(g.op('ReduceMean', [b.ln(h, D)], { axes: A.ints([1]), keepdims: A.i(0) }), D);
+}
+
+function convnextT(size: number): Uint8Array {
+  const b = new Builder();
+  const { g } = b;
+  const dims = [96, 192, 384, 768];
+  const depths = [3, 3, 9, 3];
+  const x = g.op('Transpose', [g.input('input', 'float32', ['N', size, size, 3])], { perm: A.ints([0, 3, 1, 2]) });
+  let h = g.op('Conv', [x, b.w([96, 3, 4, 4]), b.w([96])], { strides: A.ints([4, 4]) });
+  const nhwc = (t: string): string => g.op('Transpose', [t], { perm: A.ints([0, 2, 3, 1]) });
+  const nchw = (t: string): string => g.op('Transpose', [t], { perm: A.ints([0, 3, 1, 2]) });
+  dims.forEach((c, s) => {
+    if (s > 0) {
+      const prev = dims[s - 1]!;
+      h = g.op('Conv', [nchw(b.ln(nhwc(h), prev)), b.w([c, prev, 2, 2]), b.w([c])], { strides: A.ints([2, 2]) });
+    }
+    for (let i = 0; i < depths[s]!; i++) {
+      const dw = g.op('Conv', [h, b.w([c, 1, 7, 7]), b.w([c])], { group: A.i(c), pads: A.ints([3, 3, 3, 3]) });
+      const mlp = b.linear(b.gelu(b.linear(b.ln(nhwc(dw), c), c, 4 * c)), 4 * c, c);
+      h = g.op('Add', [h, nchw(mlp)]);
+    }
+  });
+  const pooled = g.op('ReduceMean', [h], { axes: A.ints([2, 3]), keepdims: A.i(0) });
+  return b.head(b.ln(pooled, 768), 768);
+}
+
+export async function benchQuantize(opts: { quick: boolean }): Promise<Record<string, unknown>> {
+  const size = opts.quick ? 224 : 448;
+  const count = opts.quick ? 8 : 16;
+  const runs = opts.quick ? 2 : 3;
+  const data = path.resolve('bench', 'data', `jpeg-850x1200-${count}`);
+  await makeJpegs(data, count);
+  const rows: Record<string, unknown>[] = [];
+  for (const [arch, build] of [
+    ['ViT-B/16', vitB16],
+    ['ConvNeXt-T', convnextT],
+  ] as const) {
+    const dir = path.join(os.tmpdir(), 'alt-i2v-bench-quantize', arch.replace('/', '-'));
+    await mkdir(dir, { recursive: true });
+    const files = { fp32: path.join(dir, 'model.onnx'), int8: path.join(dir, 'int8', 'model.onnx') };
+    await mkdir(path.dirname(files.int8), { recursive: true });
+    await writeFile(files.fp32, build(size));
+    await writeFile(
+      path.join(dir, 'selected_tags.csv'),
+      `tag_id,name,category,count\n${Array.from({ length: TAGS }, (_, i) => `${i},tag_${i},0,1`).join('\n')}\n`,
+    );
+    const said: string[] = [];
+    const t = performance.now();
+    const code = await runCli(['quantize', files.fp32, '--out', files.int8, '--images', data], {
+      out: (l) => said.push(l),
+      err: () => undefined,
+      tty: false,
+    });
+    if (code !== 0) throw new Error(`quantize exited ${code}`);
+    const quantizeSeconds = (performance.now() - t) / 1000;
+    const r: Record<'fp32' | 'int8', { rate: number; load: number }[]> = { fp32: [], int8: [] };
+    for (let i = 0; i < runs; i++)
+      for (const k of ['fp32', 'int8'] as const) r[k].push(await predOnce(data, files[k], count, 1));
+    const rate = (k: 'fp32' | 'int8'): number => median(r[k].map((x) => x.rate));
+    const load = (k: 'fp32' | 'int8'): number => median(r[k].map((x) => x.load));
+    const row = {
+      arch,
+      size,
+      fp32ImgPerS: rate('fp32'),
+      int8ImgPerS: rate('int8'),
+      speedup: rate('int8') / rate('fp32'),
+      fp32LoadSeconds: load('fp32'),
+      int8LoadSeconds: load('int8'),
+      fp32MB: (await stat(files.fp32)).size / 2 ** 20,
+      int8MB: (await stat(files.int8)).size / 2 ** 20,
+      quantizeSeconds,
+      quantize: said,
+    };
+    rows.push(row);
+    console.log(
+      `quantize ${arch} @${size}: pred fp32 ${row.fp32ImgPerS.toFixed(2)} img/s, int8 ${row.int8ImgPerS.toFixed(2)} img/s (${row.speedup.toFixed(2)}×); load ${row.fp32LoadSeconds.toFixed(2)} s vs ${row.int8LoadSeconds.toFixed(2)} s; ${row.fp32MB.toFixed(0)} MB → ${row.int8MB.toFixed(0)} MB; ${said.at(-1)}`,
+    );
+  }
+  const result = { quick: opts.quick, cpu: intFeatures(), images: count, runs, rows };
+  console.log(`wrote ${await saveResult('quantize', result)}`);
+  return result;
+}

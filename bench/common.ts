@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import { sessionThreads } from '../training/threads.js';
+import type { TrainOptions } from '../src/train/run.js';
 
 export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -201,4 +202,23 @@ export function runWithPeakRss(cmd: string, args: string[]): { peakMiB: number; 
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`);
   const m = /PEAK_RSS_KB (\d+)/.exec(r.stderr);
   return { peakMiB: m ? Number(m[1]) / 1024 : NaN, seconds, stdout: r.stdout };
+}
+
+/** `train`'s options as the benches run it: the full VGG16 with the seed's head, on the CPU, from seed 1. */
+export function benchTrainOptions(shards: string, out: string, rounds: number, batch: number): TrainOptions {
+  return {
+    shards,
+    out,
+    backbone: 'vgg16',
+    rounds,
+    batch,
+    lr: 0.001,
+    device: 'cpu',
+    seed: 1,
+    resume: false,
+    hidden: 5000,
+    keep: 1,
+    logEvery: 1,
+    threads: 0,
+  };
 }

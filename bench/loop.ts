@@ -13,7 +13,7 @@ import type { EngineState, StepOutcome, TrainEngine } from '../src/train/engine.
 import { modelConfigFor } from '../src/train/run-config.js';
 import { trainRun, type TrainOptions } from '../src/train/run.js';
 import { numel, paramSpecs } from '../training/params.js';
-import { median, saveResult } from './common.js';
+import { benchTrainOptions, median, saveResult } from './common.js';
 import { randomShards } from './trainloop.js';
 
 /** A TrainEngine that holds the state and does no work: a step returns at once. */
@@ -97,20 +97,9 @@ async function runLoop(
   await rm(out, { recursive: true, force: true });
   const writes: number[] = [];
   const opts: TrainOptions = {
-    shards,
-    out,
-    backbone: 'vgg16',
-    rounds,
-    batch,
-    lr: 0.001,
-    device: 'cpu',
-    seed: 1,
-    resume: false,
-    hidden: 5000,
-    keep: 1,
+    ...benchTrainOptions(shards, out, rounds, batch),
     checkpointEvery,
     logEvery: 10,
-    threads: 0,
     openEngine: () => ({ engine: new NullEngine(), kind: 'ort', note: 'engine: null (bench/loop.ts)' }),
   };
   await trainRun(opts, { checkpointWritten: (_info, s) => writes.push(s) });

@@ -10,7 +10,7 @@ import { modelConfigFor } from '../src/train/run-config.js';
 import { TrainSession } from '../src/train/train-session.js';
 import { Rng } from '../training/rng.js';
 import { initParams } from '../training/params.js';
-import { median, runWithPeakRss, saveResult } from './common.js';
+import { benchTrainOptions, median, runWithPeakRss, saveResult } from './common.js';
 
 /** Shards of random pixels and labels: `shards` training shards of `perShard` images and one holdout shard. */
 export async function randomShards(
@@ -87,32 +87,15 @@ export async function benchTrainloop(opts: { quick: boolean }): Promise<Record<s
   let lastStep = 0;
   let lastDone = 0;
   const t0 = performance.now();
-  await trainRun(
-    {
-      shards: shardsDir,
-      out: run,
-      backbone: 'vgg16',
-      rounds: 2,
-      batch,
-      lr: 0.001,
-      device: 'cpu',
-      seed: 1,
-      resume: false,
-      hidden: 5000,
-      keep: 1,
-      logEvery: 1,
-      threads: 0,
+  await trainRun(benchTrainOptions(shardsDir, run, 2, batch), {
+    roundStart: () => (lastStep = 0),
+    step: (done) => {
+      const now = performance.now();
+      if (lastStep > 0) inRound.push((done - lastDone) / ((now - lastStep) / 1000));
+      lastStep = now;
+      lastDone = done;
     },
-    {
-      roundStart: () => (lastStep = 0),
-      step: (done) => {
-        const now = performance.now();
-        if (lastStep > 0) inRound.push((done - lastDone) / ((now - lastStep) / 1000));
-        lastStep = now;
-        lastDone = done;
-      },
-    },
-  );
+  });
   const wholeSeconds = (performance.now() - t0) / 1000;
   const { readFile } = await import('node:fs/promises');
   const roundsLog = (await readFile(path.join(run, 'log.jsonl'), 'utf8'))

@@ -88,20 +88,11 @@ test('Z3D-E621 contract (auto from tags-selected.csv): NHWC, BGR 0–255, white 
 });
 
 test("e621 tags-selected.csv: columns by header name, e621's category ids; malformed files named with the row", async () => {
-  // e621's tag categories, as its API documents them (https://e621.net/wiki_pages/help:tags).
-  assert.deepEqual(
-    [...E621_CATEGORY],
-    [
-      [0, CATEGORY.general],
-      [1, CATEGORY.artist],
-      [3, CATEGORY.copyright],
-      [4, CATEGORY.character],
-      [5, CATEGORY.species],
-      [6, CATEGORY.invalid],
-      [7, CATEGORY.meta],
-      [8, CATEGORY.lore],
-    ],
-  );
+  // e621's tag categories by name, as its API documents them (https://e621.net/wiki_pages/help:tags).
+  const e621 = { general: 0, artist: 1, copyright: 3, character: 4, species: 5, invalid: 6, meta: 7, lore: 8 };
+  assert.equal(E621_CATEGORY.size, Object.keys(e621).length);
+  for (const [name, id] of Object.entries(e621))
+    assert.equal(E621_CATEGORY.get(id), CATEGORY[name as keyof typeof CATEGORY], name);
   const write = async (name: string, body: string): Promise<string> => {
     const f = path.join(dir, 'e621', name, 'tags-selected.csv');
     await mkdir(path.dirname(f), { recursive: true });

@@ -8,13 +8,13 @@
 // HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE are honoured as huggingface_hub honours them.
 import { createHash, type Hash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
+import { readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { downloadFile, fileDownloadInfo } from '@huggingface/hub';
 import { cachedHfFile, hfFetchHint, hubCacheDir, parseHfRef, type HfRef } from './hf-cache.js';
 import { hubError, tapHubHeaders } from './hf-http.js';
 import { UsageError } from '../util/errors.js';
-import { fsReason, tempNameFor, writeAtomic, writeFileAtomic } from '../util/fsx.js';
+import { fsReason, makeFolder, tempNameFor, writeAtomic, writeFileAtomic } from '../util/fsx.js';
 import { waitLockFile } from '../util/lock.js';
 
 export interface HubOptions {
@@ -103,9 +103,9 @@ async function ensure(hub: Hub, file: string, required: boolean): Promise<string
   if (!Number.isSafeInteger(info.size) || info.size < 0)
     throw new UsageError(`Expected the size of ${file} from ${hub.endpoint} but it answered ${info.size}`);
   const blob = path.join(hub.repoDir, 'blobs', etag);
-  await mkdirOrSay(path.dirname(blob));
+  await makeFolder(path.dirname(blob), 'the Hugging Face cache');
   const locks = path.join(path.dirname(hub.repoDir), '.locks', path.basename(hub.repoDir));
-  await mkdirOrSay(locks);
+  await makeFolder(locks, 'the Hugging Face cache');
   const log = hub.o.log ?? (() => undefined);
   const lock = await waitLockFile(path.join(locks, `${etag}.alt-i2v-ort.lock`), `download ${file}`, log, (holder) =>
     log(`waiting for ${holder}, which downloads ${file} of ${ref.repo}`),
@@ -126,20 +126,10 @@ async function ensure(hub: Hub, file: string, required: boolean): Promise<string
   await placeLink(link, path.relative(path.dirname(link), blob));
   if (!hex(40).test(ref.revision)) {
     const refFile = path.join(hub.repoDir, 'refs', ...ref.revision.split('/'));
-    await mkdirOrSay(path.dirname(refFile));
+    await makeFolder(path.dirname(refFile), 'the Hugging Face cache');
     await writeFileAtomic(refFile, commit);
   }
   return link;
-}
-
-async function mkdirOrSay(dir: string): Promise<void> {
-  try {
-    await mkdir(dir, { recursive: true });
-  } catch (err) {
-    throw new UsageError(
-      `Expected a writable Hugging Face cache but ${JSON.stringify(dir)} cannot be made (${fsReason(err)})`,
-    );
-  }
 }
 
 /** The body into `blob` through a temp file, refused unless its size and hash match the hub's. */
@@ -182,7 +172,7 @@ async function fetchInto(
 
 /** A relative link at `link` to `target` (replacing another link atomically), as huggingface_hub makes. */
 async function placeLink(link: string, target: string): Promise<void> {
-  await mkdirOrSay(path.dirname(link));
+  await makeFolder(path.dirname(link), 'the Hugging Face cache');
   if ((await readlink(link).catch(() => undefined)) === target) return;
   const tmp = tempNameFor(link);
   try {

@@ -3,13 +3,13 @@
 // (agreement.ts): written to a hidden temp file beside --out, loaded and compared, then renamed into
 // place — or removed, when the tags agree less than --min-agreement.
 import { existsSync } from 'node:fs';
-import { realpath, rename, rm } from 'node:fs/promises';
+import { realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { TaggerModel, type LoadOptions } from '../predict/model.js';
 import type { SelectOptions } from '../predict/select.js';
 import type { ImageEntry } from '../predict/tagging.js';
 import { UsageError } from '../util/errors.js';
-import { checkOutputFile, readInput, tempNameFor, writeFileAtomic } from '../util/fsx.js';
+import { checkOutputFile, commitTemp, readInput, writeAll, writeFileAtomic, writeTemp } from '../util/fsx.js';
 import { agreement, type Agreement } from './agreement.js';
 import { quantizeDynamic, type QuantizedLayer } from './dynamic.js';
 
@@ -35,7 +35,7 @@ export interface QuantizeResult {
 export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
   await checkOutputFile(o.out, '--out');
   const float = await TaggerModel.load(o.model, o.load);
-  const tmp = tempNameFor(o.out);
+  let tmp: string | undefined;
   try {
     const same = await Promise.all([o.out, float.file].map((f) => realpath(f).catch(() => path.resolve(f))));
     if (same[0] === same[1])
@@ -53,7 +53,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       throw new UsageError(
         `Expected MatMul or Gemm layers with a constant float32 weight (at least 16 × 16) in ${JSON.stringify(float.file)} but it has none: nothing to quantize`,
       );
-    await writeFileAtomic(tmp, result.bytes);
+    tmp = await writeTemp(o.out, (fh) => writeAll(fh, [result.bytes]));
     let checked: Agreement | undefined;
     if (o.check) {
       const int8 = await TaggerModel.load(tmp, { ...o.load, tags: o.load.tags ?? float.tagsFile, onChoice: undefined });
@@ -68,7 +68,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
           `Expected the int8 model's tags to agree with the float model's at F1 ≥ ${o.minAgreement} but F1 is ${checked.f1.toFixed(4)} on ${checked.images} images (worst: ${checked.worst.map((w) => `${path.basename(w.file)} ${w.f1.toFixed(2)}`).join(', ')}); nothing was written (--min-agreement lower keeps it)`,
         );
     }
-    await rename(tmp, o.out);
+    await commitTemp(tmp, o.out);
     // A foreign model finds its tags file beside it: the float model's goes beside the int8 one.
     let tagsCopied: string | undefined;
     if (float.tagsFile) {
@@ -87,7 +87,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       agreement: checked,
     };
   } finally {
-    await rm(tmp, { force: true });
+    if (tmp) await rm(tmp, { force: true });
     await float.release();
   }
 }

@@ -85,7 +85,15 @@ async function fsyncDir(dir: string): Promise<void> {
  * throws a WriteError naming `file`; a previous `file` stays as it was.
  */
 export async function writeAtomic(file: string, fill: (fh: FileHandle) => Promise<void>, mode = 0o644): Promise<void> {
-  const tmp = await writeTemp(file, fill, mode);
+  await commitTemp(await writeTemp(file, fill, mode), file);
+}
+
+/**
+ * The second half of writeAtomic, for a temp file checked before it takes its place: `tmp` (from
+ * writeTemp) renamed over `file` and the folder fsynced; any failure removes `tmp` and throws a
+ * WriteError naming `file`.
+ */
+export async function commitTemp(tmp: string, file: string): Promise<void> {
   try {
     await rename(tmp, file);
     await fsyncDir(path.dirname(file));
@@ -100,7 +108,7 @@ export async function writeAtomic(file: string, fill: (fh: FileHandle) => Promis
  * never through a link, exactly `mode`), which is fsynced and closed; resolves to its name. Any
  * failure removes it and throws a WriteError naming `file`.
  */
-async function writeTemp(file: string, fill: (fh: FileHandle) => Promise<void>, mode: number): Promise<string> {
+export async function writeTemp(file: string, fill: (fh: FileHandle) => Promise<void>, mode = 0o644): Promise<string> {
   const tmp = tempNameFor(file);
   let fh: FileHandle | undefined;
   try {

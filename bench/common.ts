@@ -1,4 +1,5 @@
 // Benchmark plumbing: medians of alternating runs, machine facts, result files in bench/results/.
+import { hostInt8Support } from '../src/runtime/cpu.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -175,12 +176,10 @@ export const ofLimit = (imgPerS: number, flopPerImage: number, l: Limit): string
   `${((100 * imgPerS * flopPerImage) / 1e9 / l.gflops).toFixed(0)}% of ${l.gflops.toFixed(0)} GFLOP/s (${l.what}); ${((imgPerS * flopPerImage) / 1e9).toFixed(0)} GFLOP/s`;
 
 /** The CPU's integer dot-product features, for int8 rows. */
+/** The CPU's int8 flags (src/runtime/cpu.ts), for result files. */
 export function intFeatures(): string {
-  const flags = existsSync('/proc/cpuinfo')
-    ? (/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.split(/\s+/) ?? [])
-    : [];
-  const has = ['avx512_vnni', 'avx_vnni', 'amx_int8', 'avx512bw', 'avx2'].filter((f) => flags.includes(f));
-  return has.length ? has.join(' ') : 'unknown';
+  const s = hostInt8Support();
+  return s.flags?.length ? s.flags.join(' ') : 'unknown';
 }
 
 export async function saveResult(name: string, result: Record<string, unknown>): Promise<string> {

@@ -34,10 +34,11 @@ class Builder {
   linear(x: string, k: number, n: number): string {
     return this.g.op('Add', [this.g.op('MatMul', [x, this.w([k, n])]), this.w([n])]);
   }
+  /** GELU as torch.onnx exports nn.GELU (x / √2 → Erf → + 1 → × x → × 0.5), the form ONNX Runtime fuses. */
   gelu(x: string): string {
     const g = this.g;
-    const erf = g.op('Erf', [g.op('Mul', [x, g.const(Math.SQRT1_2, 'float32')])]);
-    return g.op('Mul', [g.op('Mul', [x, g.const(0.5, 'float32')]), g.op('Add', [erf, g.const(1, 'float32')])]);
+    const erf = g.op('Erf', [g.op('Div', [x, g.const(Math.SQRT2, 'float32')])]);
+    return g.op('Mul', [g.op('Mul', [x, g.op('Add', [erf, g.const(1, 'float32')])]), g.const(0.5, 'float32')]);
   }
   /** The head: pooled [N, D] → sigmoid scores [N, TAGS]. */
   head(pooled: string, d: number): Uint8Array {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { int8Line, int8Support } from '../../src/runtime/cpu.js';
 import { runtimeReport } from '../../src/runtime/providers.js';
 import { cli } from '../helpers.js';
 
@@ -41,4 +43,27 @@ test('doctor --gradcheck exits 1 naming the worst error when a gradient is wrong
   assert.match(r.stdout, /fc1\.weight +max rel error (\d\.\d+e-1|[1-9]\.\d+e\+0)/);
   assert.match(r.stdout, /gradcheck: worst \S+, tolerance 0\.002: FAILED/);
   assert.match(r.stderr.trim(), /^alt-i2v-ort: gradcheck failed on cpu: worst relative error \S+ exceeds 0\.002$/);
+});
+
+// Flags lines as Linux prints them (trimmed): Sapphire Rapids (AMX + AVX-512 VNNI), Alder Lake (AVX-VNNI
+// without AVX-512), Zen 2 (AVX2 only).
+const SPR = 'flags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8\n';
+const ADL = 'processor\t: 0\nflags\t\t: fpu sse2 avx2 avx_vnni\n';
+const ZEN2 = 'flags\t\t: fpu sse2 avx2 sha_ni\n';
+
+test('int8 support is read from the cpuinfo flags, and doctor says it for this CPU', async () => {
+  assert.deepEqual(int8Support(SPR), { flags: ['amx_int8', 'avx512_vnni', 'avx512bw', 'avx2'], vnni: true, amx: true });
+  assert.deepEqual(int8Support(ADL), { flags: ['avx_vnni', 'avx2'], vnni: true, amx: false });
+  assert.deepEqual(int8Support(ZEN2), { flags: ['avx2'], vnni: false, amx: false });
+  assert.deepEqual(int8Support(undefined), { vnni: false, amx: false });
+  assert.match(int8Line(int8Support(SPR)), /AMX kernels$/);
+  assert.match(int8Line(int8Support(ADL)), /: avx_vnni avx2: .*VNNI kernels$/);
+  assert.match(int8Line(int8Support(ZEN2)), /^int8 instructions: avx2: no VNNI or AMX/);
+  assert.match(int8Line(int8Support(undefined)), /unknown/);
+  // This machine, read independently of the parser: does any line of /proc/cpuinfo name a VNNI flag?
+  const r = await cli('doctor');
+  const line = r.out.find((l) => l.startsWith('int8 instructions: '));
+  if (!existsSync('/proc/cpuinfo')) return assert.match(line ?? '', /unknown/);
+  const vnni = /\b(avx512_vnni|avx_vnni|amx_int8)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  assert.match(line ?? '', vnni ? /(VNNI|AMX) kernels$/ : /no VNNI or AMX/);
 });

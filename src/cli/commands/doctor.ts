@@ -6,6 +6,7 @@ import { DEVICES, cudaMissingMessage, executionProviders, runtimeReport } from '
 import { gradcheck, gradcheckConfig } from '../../../training/gradcheck.js';
 import { addonStatus } from '../../train/native-engine.js';
 import { BUILD_HINT } from '../../train/engines.js';
+import { int8Line } from '../../runtime/cpu.js';
 
 export const doctorCommand: Command = ({ io }) =>
   defineCommand({
@@ -27,6 +28,7 @@ export const doctorCommand: Command = ({ io }) =>
         `backends: ${r.backends.map((b) => `${b.name}${b.bundled ? '' : ' (needs provider libraries)'}`).join(', ')}`,
       );
       io.out(`cuda provider libraries: ${r.cudaMissing.length === 0 ? 'present' : `missing ${r.cudaMissing.length}`}`);
+      io.out(int8Line());
       const addon = addonStatus();
       io.out(`native addon: ${addon.ok ? `loads (${addon.file})` : `NOT loading: ${addon.reason}`}`);
       io.out(

@@ -1,8 +1,9 @@
-// `npm run bench -- quantize`: `quantize` on stand-ins with the real architectures in the WD taggers'
-// input layout (NHWC BGR 0–255, selected_tags.csv beside), random weights: a ViT-B/16 (12 blocks, D 768,
-// MLP 3072) and a ConvNeXt-T (stages 3-3-9-3, dims 96…768), at 448 (--quick: 224), 10,000 tags. Then
-// `pred` with the float and the int8 model on the same JPEGs, alternating, medians of runs, the model
-// load beside, and the agreement `quantize --images` printed. On a CPU without VNNI (AVX2 only) the
+// `npm run bench -- quantize`: `quantize` (dynamic and static) on stand-ins with the real architectures,
+// random weights: a ViT-B/16 (12 blocks, D 768, MLP 3072) and a ConvNeXt-T (stages 3-3-9-3, dims
+// 96…768) in the WD taggers' input layout (NHWC BGR 0–255, selected_tags.csv beside), and a ResNet-50 in
+// DeepDanbooru's (NHWC RGB 0–1, tags.txt), at 448 (--quick: 224), 10,000 tags. Then `pred` with the
+// float and both int8 models on the same JPEGs, alternating, medians of runs, the model load beside,
+// and the agreement each `quantize --images` printed. On a CPU without VNNI (AVX2 only) the
 // integer kernels gain little; the ≥ 2× goal is for CPUs with VNNI (see `intFeatures`).
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -103,6 +104,60 @@ function convnextT(size: number): Uint8Array {
   return b.head(b.ln(pooled, 768), 768);
 }
 
+/**
+ * A ResNet-50 (bottlenecks 3-4-6-3, widths 256…2048, batch norm folded into the convolutions as exports
+ * do) in DeepDanbooru's input layout: NHWC RGB 0–1, tags.txt beside.
+ */
+function resnet50(size: number): Uint8Array {
+  const b = new Builder();
+  const { g } = b;
+  const conv = (x: string, ci: number, co: number, k: number, stride = 1): string =>
+    g.op('Conv', [x, b.w([co, ci, k, k], Math.sqrt(2 / (ci * k * k))), b.w([co])], {
+      strides: A.ints([stride, stride]),
+      pads: A.ints(Array(4).fill(k >> 1)),
+    });
+  const relu = (x: string): string => g.op('Relu', [x]);
+  const x = g.op('Transpose', [g.input('input', 'float32', ['N', size, size, 3])], { perm: A.ints([0, 3, 1, 2]) });
+  let h = g.op('MaxPool', [relu(conv(x, 3, 64, 7, 2))], {
+    kernel_shape: A.ints([3, 3]),
+    strides: A.ints([2, 2]),
+    pads: A.ints([1, 1, 1, 1]),
+  });
+  let ci = 64;
+  [3, 4, 6, 3].forEach((blocks, s) => {
+    const mid = 64 << s;
+    for (let i = 0; i < blocks; i++) {
+      const stride = i === 0 && s > 0 ? 2 : 1;
+      const y = conv(relu(conv(relu(conv(h, ci, mid, 1)), mid, mid, 3, stride)), mid, mid * 4, 1);
+      const skip = i === 0 ? conv(h, ci, mid * 4, 1, stride) : h;
+      h = relu(g.op('Add', [y, skip]));
+      ci = mid * 4;
+    }
+  });
+  return b.head(g.op('ReduceMean', [h], { axes: A.ints([2, 3]), keepdims: A.i(0) }), ci);
+}
+
+type Form = 'fp32' | 'dynamic' | 'static';
+
+/** `quantize` in `mode` through the CLI: the seconds it took and what it printed. */
+async function quantizeCli(
+  model: string,
+  out: string,
+  mode: string,
+  images: string,
+): Promise<{ seconds: number; said: string[] }> {
+  await mkdir(path.dirname(out), { recursive: true });
+  const said: string[] = [];
+  const t = performance.now();
+  const code = await runCli(['quantize', model, '--out', out, '--mode', mode, '--images', images], {
+    out: (l) => said.push(l),
+    err: () => undefined,
+    tty: false,
+  });
+  if (code !== 0) throw new Error(`quantize --mode ${mode} exited ${code}`);
+  return { seconds: (performance.now() - t) / 1000, said };
+}
+
 export async function benchQuantize(opts: { quick: boolean }): Promise<Record<string, unknown>> {
   const size = opts.quick ? 224 : 448;
   const count = opts.quick ? 8 : 16;
@@ -110,49 +165,61 @@ export async function benchQuantize(opts: { quick: boolean }): Promise<Record<st
   const data = path.resolve('bench', 'data', `jpeg-850x1200-${count}`);
   await makeJpegs(data, count);
   const rows: Record<string, unknown>[] = [];
-  for (const [arch, build] of [
-    ['ViT-B/16', vitB16],
-    ['ConvNeXt-T', convnextT],
+  const tags = Array.from({ length: TAGS }, (_, i) => `tag_${i}`);
+  for (const [arch, build, tagsFile, tagsText] of [
+    [
+      'ViT-B/16',
+      vitB16,
+      'selected_tags.csv',
+      `tag_id,name,category,count\n${tags.map((t, i) => `${i},${t},0,1`).join('\n')}\n`,
+    ],
+    [
+      'ConvNeXt-T',
+      convnextT,
+      'selected_tags.csv',
+      `tag_id,name,category,count\n${tags.map((t, i) => `${i},${t},0,1`).join('\n')}\n`,
+    ],
+    ['ResNet-50', resnet50, 'tags.txt', `${tags.join('\n')}\n`],
   ] as const) {
     const dir = path.join(os.tmpdir(), 'alt-i2v-bench-quantize', arch.replace('/', '-'));
     await mkdir(dir, { recursive: true });
-    const files = { fp32: path.join(dir, 'model.onnx'), int8: path.join(dir, 'int8', 'model.onnx') };
-    await mkdir(path.dirname(files.int8), { recursive: true });
+    const files: Record<Form, string> = {
+      fp32: path.join(dir, 'model.onnx'),
+      dynamic: path.join(dir, 'dynamic', 'model.onnx'),
+      static: path.join(dir, 'static', 'model.onnx'),
+    };
     await writeFile(files.fp32, build(size));
-    await writeFile(
-      path.join(dir, 'selected_tags.csv'),
-      `tag_id,name,category,count\n${Array.from({ length: TAGS }, (_, i) => `${i},tag_${i},0,1`).join('\n')}\n`,
-    );
-    const said: string[] = [];
-    const t = performance.now();
-    const code = await runCli(['quantize', files.fp32, '--out', files.int8, '--images', data], {
-      out: (l) => said.push(l),
-      err: () => undefined,
-      tty: false,
-    });
-    if (code !== 0) throw new Error(`quantize exited ${code}`);
-    const quantizeSeconds = (performance.now() - t) / 1000;
-    const r: Record<'fp32' | 'int8', { rate: number; load: number }[]> = { fp32: [], int8: [] };
+    await writeFile(path.join(dir, tagsFile), tagsText);
+    const q = {
+      dynamic: await quantizeCli(files.fp32, files.dynamic, 'dynamic', data),
+      static: await quantizeCli(files.fp32, files.static, 'static', data),
+    };
+    const r: Record<Form, { rate: number; load: number }[]> = { fp32: [], dynamic: [], static: [] };
     for (let i = 0; i < runs; i++)
-      for (const k of ['fp32', 'int8'] as const) r[k].push(await predOnce(data, files[k], count, 1));
-    const rate = (k: 'fp32' | 'int8'): number => median(r[k].map((x) => x.rate));
-    const load = (k: 'fp32' | 'int8'): number => median(r[k].map((x) => x.load));
+      for (const k of ['fp32', 'dynamic', 'static'] as const) r[k].push(await predOnce(data, files[k], count, 1));
+    const rate = (k: Form): number => median(r[k].map((x) => x.rate));
+    const load = (k: Form): number => median(r[k].map((x) => x.load));
+    const mb = async (k: Form): Promise<number> => (await stat(files[k])).size / 2 ** 20;
+    const form = async (k: 'dynamic' | 'static'): Promise<Record<string, unknown>> => ({
+      imgPerS: rate(k),
+      speedup: rate(k) / rate('fp32'),
+      loadSeconds: load(k),
+      MB: await mb(k),
+      quantizeSeconds: q[k].seconds,
+      quantize: q[k].said,
+    });
     const row = {
       arch,
       size,
-      fp32ImgPerS: rate('fp32'),
-      int8ImgPerS: rate('int8'),
-      speedup: rate('int8') / rate('fp32'),
-      fp32LoadSeconds: load('fp32'),
-      int8LoadSeconds: load('int8'),
-      fp32MB: (await stat(files.fp32)).size / 2 ** 20,
-      int8MB: (await stat(files.int8)).size / 2 ** 20,
-      quantizeSeconds,
-      quantize: said,
+      fp32: { imgPerS: rate('fp32'), loadSeconds: load('fp32'), MB: await mb('fp32') },
+      dynamic: await form('dynamic'),
+      static: await form('static'),
     };
     rows.push(row);
+    const line = (k: 'dynamic' | 'static'): string =>
+      `${k} ${rate(k).toFixed(2)} img/s (${(rate(k) / rate('fp32')).toFixed(2)}×, load ${load(k).toFixed(2)} s, ${(row[k].MB as number).toFixed(0)} MB; ${q[k].said.at(-1)?.replace(/^agreement on \d+ images: /, '')})`;
     console.log(
-      `quantize ${arch} @${size}: pred fp32 ${row.fp32ImgPerS.toFixed(2)} img/s, int8 ${row.int8ImgPerS.toFixed(2)} img/s (${row.speedup.toFixed(2)}×); load ${row.fp32LoadSeconds.toFixed(2)} s vs ${row.int8LoadSeconds.toFixed(2)} s; ${row.fp32MB.toFixed(0)} MB → ${row.int8MB.toFixed(0)} MB; ${said.at(-1)}`,
+      `quantize ${arch} @${size}: pred fp32 ${rate('fp32').toFixed(2)} img/s (load ${load('fp32').toFixed(2)} s, ${row.fp32.MB.toFixed(0)} MB); ${line('dynamic')}; ${line('static')}`,
     );
   }
   const result = { quick: opts.quick, cpu: intFeatures(), images: count, runs, rows };

@@ -96,6 +96,7 @@ const ModelMetadataProto = root.lookupType('onnx.ModelMetadataProto');
 const ModelOpsetProto = root.lookupType('onnx.ModelOpsetProto');
 const NodeProto = root.lookupType('onnx.NodeProto');
 const TensorProto = root.lookupType('onnx.TensorProto');
+const ValueInfoProto = root.lookupType('onnx.ValueInfoProto');
 
 /** TensorProto.DataType values. */
 export const DataType = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float64: 11 } as const;
@@ -187,6 +188,12 @@ export function decodeNode(bytes: Uint8Array): NodeJson {
 }
 export function encodeNode(node: NodeJson): Uint8Array {
   return NodeProto.encode(NodeProto.fromObject(node)).finish();
+}
+export function encodeValueInfo(v: ValueInfoJson): Uint8Array {
+  return ValueInfoProto.encode(ValueInfoProto.fromObject(v)).finish();
+}
+export function decodeValueInfo(bytes: Uint8Array): ValueInfoJson {
+  return ValueInfoProto.toObject(ValueInfoProto.decode(bytes), { longs: Number, arrays: true }) as unknown as ValueInfoJson;
 }
 export function decodeTensor(bytes: Uint8Array): TensorProtoJson {
   return TensorProto.toObject(TensorProto.decode(bytes), { longs: Number, arrays: true }) as unknown as TensorProtoJson;

@@ -8,6 +8,7 @@ import ort from 'onnxruntime-node';
 import type { PadRule, PreprocessOptions } from '../data/images.js';
 import { UsageError } from '../util/errors.js';
 import { readInput } from '../util/fsx.js';
+import { checkExternalData } from './external-data.js';
 import { chooseForeign } from './foreign.js';
 import { hfModelFile, type HubOptions } from './hf-download.js';
 import { presetDocs } from './contract-doc.js';
@@ -95,6 +96,25 @@ async function checkOutputWidths(session: WorkerSession, meta: TaggerMetadata, f
   }
 }
 
+/** The model's session on its worker thread; a model ONNX Runtime cannot load is a usage error naming it. */
+async function openSession(model: Uint8Array | string, file: string, opts: LoadOptions): Promise<WorkerSession> {
+  try {
+    // One thread per core, not spinning between runs: images decode on the same cores meanwhile
+    // (docs/ARCHITECTURE.md, "Threads").
+    return await WorkerSession.create(model, {
+      executionProviders: opts.executionProviders ?? ['cpu'],
+      intraOpNumThreads: sessionThreads(opts.threads),
+      graphOptimizationLevel: 'all',
+      enableMemPattern: false,
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
+    });
+  } catch (err) {
+    throw new UsageError(
+      `Expected an ONNX model that ONNX Runtime can load in ${JSON.stringify(file)} but it fails: ${(err as Error).message.split('\n')[0]}`,
+    );
+  }
+}
+
 export class TaggerModel {
   private constructor(
     readonly meta: TaggerMetadata,
@@ -128,27 +148,21 @@ export class TaggerModel {
         `Expected --preset auto and no --contract for ${JSON.stringify(file)}, an alt-i2v-ort model, but received ${opts.contract ? `--contract ${opts.contract}` : `--preset ${opts.preset}`}`,
       );
     const meta = ours ? parseTaggerMetadata(props, file) : undefined;
+    // Weights in external data files are checked before ONNX Runtime reads them from beside the file.
+    const external = await checkExternalData(bytes, file);
     const size = bytes.length; // the bytes go to the session's worker thread below
     const fingerprint = (tags: string[]): string =>
       createHash('sha256')
-        .update(JSON.stringify([[...props], size, tags]))
+        .update(
+          JSON.stringify([
+            [...props],
+            size,
+            tags,
+            ...(external.length ? [external.map((r) => [r.location, r.offset, r.length])] : []),
+          ]),
+        )
         .digest('hex');
-    let session: WorkerSession;
-    try {
-      // One thread per core, not spinning between runs: images decode on the same cores meanwhile
-      // (docs/ARCHITECTURE.md, "Threads").
-      session = await WorkerSession.create(bytes, {
-        executionProviders: opts.executionProviders ?? ['cpu'],
-        intraOpNumThreads: sessionThreads(opts.threads),
-        graphOptimizationLevel: 'all',
-        enableMemPattern: false,
-        extra: { session: { intra_op: { allow_spinning: '0' } } },
-      });
-    } catch (err) {
-      throw new UsageError(
-        `Expected an ONNX model that ONNX Runtime can load in ${JSON.stringify(file)} but it fails: ${(err as Error).message.split('\n')[0]}`,
-      );
-    }
+    const session = await openSession(external.length > 0 ? path.resolve(file) : bytes, file, opts);
     if (meta) {
       await checkOutputWidths(session, meta, file);
       warnFp16OnCpu(meta, file, opts);
@@ -252,6 +266,19 @@ export class TaggerModel {
       )
         nonFinite.push(i);
     return { probs, features, nonFinite };
+  }
+
+  /**
+   * Every output of the model on n decoded images in one run (a fixed batch padded with black images):
+   * `quantize --mode static` reads the activations its calibration model exposes as outputs.
+   */
+  async runOutputs(images: Uint8Array, n: number): Promise<Record<string, ort.Tensor>> {
+    const c = this.contract;
+    const per = c.fixedBatch ?? n;
+    if (per < n) throw new RangeError(`the model takes ${per} images per run, not ${n}`);
+    const batch = per === n ? images : new Uint8Array(per * c.size * c.size * 3);
+    if (batch !== images) batch.set(images);
+    return this.session.run({ [c.inputName]: inputTensor(c, batch, per) });
   }
 
   async release(): Promise<void> {

@@ -11,7 +11,7 @@ export interface WireTensor {
 }
 
 export type Request =
-  | { id: number; kind: 'create'; bytes: Uint8Array; options: ort.InferenceSession.SessionOptions }
+  | { id: number; kind: 'create'; model: Uint8Array | string; options: ort.InferenceSession.SessionOptions }
   | { id: number; kind: 'run'; feeds: Record<string, WireTensor> }
   | { id: number; kind: 'release' };
 
@@ -19,7 +19,12 @@ let session: ort.InferenceSession | undefined;
 
 async function handle(m: Request): Promise<{ result: unknown; transfer: ArrayBuffer[] }> {
   if (m.kind === 'create') {
-    session = await ort.InferenceSession.create(m.bytes, m.options);
+    // A file path where the model has external data: ONNX Runtime reads it beside the model (checked first:
+    // external-data.ts).
+    session =
+      typeof m.model === 'string'
+        ? await ort.InferenceSession.create(m.model, m.options)
+        : await ort.InferenceSession.create(m.model, m.options);
     const { inputNames, outputNames, inputMetadata, outputMetadata } = session;
     return { result: { inputNames, outputNames, inputMetadata, outputMetadata }, transfer: [] };
   }

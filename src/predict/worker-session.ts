@@ -33,16 +33,22 @@ export class WorkerSession implements Meta {
   }
 
   /**
-   * A session from model bytes (the worker gets no node flags: `--input-type` and the like are the
-   * main script's). The bytes' buffer is handed to the worker when it is theirs alone
-   * (the caller must not use them afterwards), else copied.
+   * A session from model bytes, or from a file path for a model with external data (the worker gets no
+   * node flags: `--input-type` and the like are the main script's). The bytes' buffer is handed to the
+   * worker when it is theirs alone (the caller must not use them afterwards), else copied.
    */
-  static async create(bytes: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<WorkerSession> {
+  static async create(
+    model: Uint8Array | string,
+    options: ort.InferenceSession.SessionOptions,
+  ): Promise<WorkerSession> {
     const s = new WorkerSession(new Worker(new URL('./session-worker.js', import.meta.url), { execArgv: [] }));
     const own =
-      bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
+      typeof model !== 'string' &&
+      model.byteOffset === 0 &&
+      model.byteLength === model.buffer.byteLength &&
+      model.buffer instanceof ArrayBuffer;
     try {
-      s.meta = (await s.call({ kind: 'create', bytes, options }, own ? [bytes.buffer as ArrayBuffer] : [])) as Meta;
+      s.meta = (await s.call({ kind: 'create', model, options }, own ? [model.buffer as ArrayBuffer] : [])) as Meta;
     } catch (err) {
       await s.worker.terminate();
       throw err;

@@ -19,14 +19,15 @@ import {
 } from '../../training/onnx.js';
 import { tensorProto } from '../../training/graph.js';
 import { quantizeWeights } from '../../training/quantize.js';
-import { rewriteGraph } from './wire.js';
+import { rewriteGraph } from '../../training/wire.js';
+import { isExternal } from '../predict/external-data.js';
 
 /** Weights with fewer rows or columns than this stay float (too small to gain). */
 export const MIN_DIM = 16;
 
 export interface QuantizedLayer {
   node: string;
-  op: 'MatMul' | 'Gemm';
+  op: 'MatMul' | 'Gemm' | 'Conv';
   k: number;
   n: number;
 }
@@ -34,7 +35,20 @@ export interface QuantizedLayer {
 export interface DynamicResult {
   bytes: Uint8Array;
   layers: QuantizedLayer[];
+  /** The external data file's bytes, in order (the float tensors that were external stay external). */
+  data: Uint8Array[];
 }
+
+/** A model whose weights sit in external data files (src/predict/external-data.ts). */
+export interface ExternalWeights {
+  /** The checked bytes of each external tensor, by name. */
+  bytes: Map<string, Uint8Array>;
+  /** The data file the result's external tensors name, beside the result. */
+  dataFile: string;
+}
+
+/** Offsets in the data file are multiples of this, so ONNX Runtime can map the tensors instead of copying. */
+export const DATA_ALIGN = 4096;
 
 const attr = (n: NodeJson, name: string): AttributeJson | undefined => n.attribute?.find((a) => a.name === name);
 const A = {
@@ -42,7 +56,7 @@ const A = {
 };
 
 /** The weight of a MatMul or Gemm that can go int8: [K, N] as stored, and whether Gemm transposes it. */
-function weightOf(
+export function weightOf(
   n: NodeJson,
   inits: Map<string, TensorProtoJson>,
 ): { w: TensorProtoJson; transB: boolean } | undefined {
@@ -64,7 +78,7 @@ interface QuantizedWeight {
 }
 
 /** The state of one graph's rewrite: fresh names, the int8 weights made so far, the nodes written. */
-class Rewrite {
+export class Rewrite {
   readonly added: TensorProtoJson[] = [];
   readonly weights = new Map<string, QuantizedWeight>();
   readonly nodes: Uint8Array[] = [];
@@ -97,6 +111,11 @@ class Rewrite {
     return made;
   }
 
+  /** `node` encoded into `into`; one without a name gets a fresh one from its first output. */
+  emitNode(node: NodeJson, into: Uint8Array[]): void {
+    into.push(encodeNode(node.name ? node : { ...node, name: this.fresh(`${node.output[0]}_${node.op_type}`) }));
+  }
+
   emit(base: string, op_type: string, input: string[], output: string[], attribute?: AttributeJson[]): void {
     const name = this.fresh(`${base}_${op_type}`);
     this.nodes.push(encodeNode({ op_type, input, output, name, ...(attribute ? { attribute } : {}) }));
@@ -126,15 +145,21 @@ class Rewrite {
 }
 
 /** `model` with its eligible MatMul and Gemm layers in int8; refused (Error) where the model cannot be. */
-export function quantizeDynamic(model: Uint8Array): DynamicResult {
+export function quantizeDynamic(model: Uint8Array, external?: ExternalWeights): DynamicResult {
   const opsets = readOpsets(model);
   const opset = opsets.get('') ?? opsets.get('ai.onnx') ?? 0;
   if (opset < 11)
     throw new Error(`the model imports ONNX opset ${opset}; DynamicQuantizeLinear needs opset 11 or later`);
   const layers: QuantizedLayer[] = [];
+  const data: Uint8Array[] = [];
   const bytes = rewriteGraph(model, ({ nodes, initializers }) => {
     const decodedInits = initializers.map(decodeTensor);
-    const inits = new Map<string, TensorProtoJson>(decodedInits.map((t) => [t.name ?? '', t]));
+    // External weights are read as if they were inside (a view of the checked bytes, no copy).
+    const inside = (t: TensorProtoJson): TensorProtoJson => {
+      const b = isExternal(t) ? external?.bytes.get(t.name ?? '') : undefined;
+      return b ? { ...t, raw_data: b, external_data: [], data_location: 0 } : t;
+    };
+    const inits = new Map<string, TensorProtoJson>(decodedInits.map((t) => [t.name ?? '', inside(t)]));
     const decoded = nodes.map(decodeNode);
     const r = new Rewrite(new Set([...inits.keys(), ...decoded.flatMap((n) => [...n.input, ...n.output])]));
     const read = new Set<string>(); // what the nodes left as they were read
@@ -155,13 +180,32 @@ export function quantizeDynamic(model: Uint8Array): DynamicResult {
     const subgraphs = decoded.some((n) => n.attribute?.some((a) => a.type === 5 || a.type === 10));
     const gone = (name: string): boolean =>
       !subgraphs && !read.has(name) && (r.weights.has(`${name}/false`) || r.weights.has(`${name}/true`));
-    const kept = initializers.filter((_, i) => !gone(decodedInits[i]!.name ?? ''));
+    const kept = initializers
+      .map((bytes, i) => ({ bytes, t: decodedInits[i]! }))
+      .filter(({ t }) => !gone(t.name ?? ''))
+      .map(({ bytes, t }) => (isExternal(t) && external ? moved(t, external, data) : bytes));
     return { nodes: r.nodes, initializers: [...kept, ...r.added.map(encodeTensor)] };
   });
-  return { bytes, layers };
+  return { bytes, layers, data };
 }
 
-function transpose(q: Int8Array, rows: number, cols: number): Int8Array {
+/** `t`, an external float tensor kept as it was, re-pointed at its bytes appended to the new data file. */
+export function moved(t: TensorProtoJson, external: ExternalWeights, data: Uint8Array[]): Uint8Array {
+  const at = data.reduce((a, b) => a + b.length, 0);
+  const pad = (DATA_ALIGN - (at % DATA_ALIGN)) % DATA_ALIGN;
+  if (pad) data.push(new Uint8Array(pad));
+  const b = external.bytes.get(t.name ?? '');
+  if (!b) throw new Error(`the external data of tensor ${t.name} was not read`);
+  data.push(b);
+  const entries = { location: external.dataFile, offset: String(at + pad), length: String(b.length) };
+  return encodeTensor({
+    ...t,
+    external_data: Object.entries(entries).map(([key, value]) => ({ key, value })),
+    data_location: 1,
+  });
+}
+
+export function transpose(q: Int8Array, rows: number, cols: number): Int8Array {
   const out = new Int8Array(q.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = q[r * cols + c]!;
   return out;

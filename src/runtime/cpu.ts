@@ -45,5 +45,5 @@ export function int8Line(s: Int8Support = hostInt8Support()): string {
   const names = s.flags.length ? s.flags.join(' ') : 'none of AVX2, AVX-512, VNNI, AMX';
   if (s.amx || s.vnni)
     return `int8 instructions: ${names}: int8 models (quantize, export --int8) run ONNX Runtime's ${s.amx ? 'AMX' : 'VNNI'} kernels`;
-  return `int8 instructions: ${names}: no VNNI or AMX, so int8 models (quantize, export --int8) gain less over float32 here (README, "quantize")`;
+  return `int8 instructions: ${names}: no VNNI or AMX, so int8 models (quantize, export --int8) gain less over float32 here (README, "Quantizing a tagger")`;
 }

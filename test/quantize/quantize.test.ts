@@ -12,7 +12,7 @@ import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { quantizeDynamic } from '../../src/quantize/dynamic.js';
 import { A, Graph } from '../../training/graph.js';
-import { decodeModel } from '../../training/onnx.js';
+import { decodeModel, encodeModel } from '../../training/onnx.js';
 import { Rng } from '../../training/rng.js';
 import { cli, tempDir } from '../helpers.js';
 
@@ -101,6 +101,34 @@ for (let i = 0; i < 6; i++) {
 }
 const model = path.join(dir, 'model.onnx');
 
+/**
+ * `bytes` with every initializer of at least `min` bytes moved to `data` beside it, as onnx's
+ * save_model(..., save_as_external_data=True) writes them (written here from the ONNX spec).
+ */
+async function externalize(bytes: Uint8Array, folder: string, name: string, data: string, min = 100): Promise<void> {
+  const m = decodeModel(bytes);
+  const chunks: Uint8Array[] = [];
+  let at = 0;
+  for (const t of m.graph.initializer) {
+    if (!t.raw_data || t.raw_data.length < min) continue;
+    chunks.push(t.raw_data);
+    t.external_data = [
+      { key: 'location', value: data },
+      { key: 'offset', value: String(at) },
+      { key: 'length', value: String(t.raw_data.length) },
+    ];
+    t.data_location = 1;
+    at += t.raw_data.length;
+    delete t.raw_data;
+  }
+  await writeFile(path.join(folder, data), Buffer.concat(chunks));
+  await writeFile(path.join(folder, name), encodeModel(m));
+}
+const extDir = path.join(dir, 'external');
+await mkdir(extDir);
+await writeFile(path.join(extDir, 'selected_tags.csv'), await readFile(path.join(dir, 'selected_tags.csv')));
+await externalize(await readFile(model), extDir, 'model.onnx', 'weights.bin');
+
 test('a MatMul and a Gemm (transB, bias) in int8 equal a float64 computation of dynamic quantization', async () => {
   const [rows, k, n] = [4, 32, 24];
   const w1 = randn(k * n, 0.5);
@@ -148,13 +176,14 @@ test('quantize a ViT-like tagger: weights int8, attention products float, unknow
   const r = await cli('quantize', model, '--out', out, '--images', images);
   assert.equal(r.code, 0, r.err.join('\n'));
   assert.deepEqual(await readdir(path.dirname(out)).then((f) => f.sort()), ['int8.onnx', 'selected_tags.csv']);
-  assert.match(r.out[0]!, /^wrote .*int8\.onnx: 8 MatMul\/Gemm layers in int8, [\d.]+ MB → [\d.]+ MB$/);
+  assert.match(r.out[0]!, /^wrote .*int8\.onnx: 8 layers in int8 \(7 MatMul, 1 Gemm\), [\d.]+ MB → [\d.]+ MB$/);
   assert.match(r.out[1]!, /^copied the tags file beside it: .*out\/selected_tags\.csv$/);
+  assert.match(r.out[2]!, /^mode dynamic: activations quantized at run time \(auto: convolutions hold 0% of the multiply-adds\)$/);
   const m =
     /^agreement on 6 images: F1 ([\d.]+) of int8 tags against float tags, \+[\d.]+ \/ −[\d.]+ tags per image, \|Δp\| max (0\.\d+) mean 0\.\d+$/.exec(
-      r.out[2]!,
+      r.out[3]!,
     );
-  assert.ok(m && Number(m[1]) >= 0.95 && Number(m[2]) > 0 && Number(m[2]) < 0.05, r.out[2]);
+  assert.ok(m && Number(m[1]) >= 0.95 && Number(m[2]) > 0 && Number(m[2]) < 0.05, r.out[3]);
   const bytes = await readFile(out);
   const ops = decodeModel(bytes).graph.node.map((n) => n.op_type);
   assert.equal(ops.filter((o) => o === 'MatMulInteger').length, 8);
@@ -218,4 +247,64 @@ test('under --min-agreement nothing is written and the worst images are named; -
   );
   assert.equal(none.code, 2);
   assert.match(none.err.at(-1)!, /Expected MatMul or Gemm layers with a constant float32 weight/);
+});
+
+test('a model with external data: pred and quantize read it, the int8 model keeps its float weights outside', async () => {
+  const ext = path.join(extDir, 'model.onnx');
+  assert.ok(decodeModel(await readFile(ext)).graph.initializer.some((t) => t.data_location === 1));
+  const probs = async (m: string): Promise<number[]> => {
+    const p = await cli('pred', images, '--model', m, '--format', 'jsonl', '--threshold', '0');
+    assert.equal(p.code, 0, p.err.join('\n'));
+    return p.out.flatMap((l) => (JSON.parse(l) as { tags: { prob: number }[] }).tags.map((t) => t.prob));
+  };
+  assert.deepEqual(await probs(ext), await probs(model), 'external weights read as the inline ones');
+  const outDir = path.join(extDir, 'out');
+  await mkdir(outDir);
+  const out = path.join(outDir, 'int8.onnx');
+  const inline = path.join(dir, 'inline-int8.onnx');
+  for (const [m, o] of [
+    [ext, out],
+    [model, inline],
+  ] as const)
+    assert.equal((await cli('quantize', m, '--out', o, '--images', images)).code, 0);
+  const data = (await readdir(outDir)).filter((f) => f !== 'int8.onnx' && f !== 'selected_tags.csv');
+  assert.equal(data.length, 1, data.join(' '));
+  assert.match(data[0]!, /^int8\.onnx\.[0-9a-f]{8}\.data$/);
+  // The float weights left (biases, layer norm) are outside; the int8 ones inside.
+  const inits = decodeModel(await readFile(out)).graph.initializer;
+  assert.ok(inits.some((t) => t.data_location === 1 && t.external_data?.[0]?.value === data[0]));
+  assert.ok(inits.filter((t) => t.data_type === 3).every((t) => t.data_location !== 1 && t.raw_data?.length));
+  assert.deepEqual(await probs(out), await probs(inline), 'int8 from external weights = int8 from inline weights');
+  // Quantized again to the same --out: the earlier run's data file goes with the model it belonged to.
+  assert.equal((await cli('quantize', ext, '--out', out)).code, 0);
+  const after = (await readdir(outDir)).filter((f) => f.endsWith('.data'));
+  assert.equal(after.length, 1);
+  assert.notEqual(after[0], data[0]);
+  assert.deepEqual(await probs(out), await probs(inline));
+});
+
+test("external data outside the model's folder, or short of what the tensor needs, is refused before a byte is read", async () => {
+  const cases: [string, (t: { key: string; value: string }[]) => void, RegExp][] = [
+    ['up', (e) => (e[0]!.value = '../selected_tags.csv'), /its location is "\.\.\/selected_tags\.csv"/],
+    ['abs', (e) => (e[0]!.value = path.join(dir, 'model.onnx')), /to name a file inside the model's folder/],
+    ['gone', (e) => (e[0]!.value = 'missing.bin'), /missing\.bin" but that cannot be read \(no such file/],
+    ['short', (e) => (e[1]!.value = '999999'), /at bytes 999999…\d+ of .*weights\.bin" but it has \d+$/],
+    ['length', (e) => (e[2]!.value = '4'), /to be \d+ bytes \(shape \[\d+, \d+\]\) but its length is 4$/],
+  ];
+  const m = decodeModel(await readFile(path.join(extDir, 'model.onnx')));
+  for (const [name, edit, want] of cases) {
+    const copy = structuredClone(m);
+    edit(copy.graph.initializer.find((t) => t.data_location === 1)!.external_data!);
+    const file = path.join(extDir, `${name}.onnx`);
+    await writeFile(file, encodeModel(copy));
+    for (const args of [
+      ['pred', images, '--model', file],
+      ['quantize', file, '--out', path.join(dir, `${name}-int8.onnx`)],
+    ]) {
+      const r = await cli(...args);
+      assert.equal(r.code, 2, `${name} ${args[0]}: ${r.err.join('\n')}`);
+      assert.match(r.err.at(-1)!, /^alt-i2v-ort: Expected the external data of tensor "\w+" in /);
+      assert.match(r.err.at(-1)!, want);
+    }
+  }
 });

@@ -1,16 +1,17 @@
-// `quantize MODEL --out FILE [--images DIR ...] [--min-agreement 0.95]`: a tagger with its MatMul and
-// Gemm layers in int8 (src/quantize/), checked on the user's images when given.
+// `quantize MODEL --out FILE [--images DIR ...] [--mode auto|dynamic|static] [--calibrate 256]
+// [--min-agreement 0.95]`: a tagger with its layers in int8 (src/quantize/), checked on the user's
+// images when given.
 import { defineCommand, type Command } from '../command.js';
 import { IMAGES_ARG, loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
-import { checkInteger, checkNumber } from '../../util/errors.js';
+import { checkChoice, checkInteger, checkNumber } from '../../util/errors.js';
 import { selectOptionsFrom, type PredArgs } from '../../predict/options.js';
 import { listImageEntries } from '../../predict/inputs.js';
-import { quantizeModel } from '../../quantize/quantize.js';
+import { MODES, quantizeModel, type QuantizeResult } from '../../quantize/quantize.js';
 
 export const quantizeCommand: Command = ({ io }) =>
   defineCommand({
     command: 'quantize <model>',
-    describe: "A tagger's MatMul and Gemm layers in int8 (dynamic activations), checked on your images",
+    describe: "A tagger's layers in int8 (dynamic, or static calibrated on your images), checked on your images",
     builder: (y) =>
       withModelOptions(y, false)
         .positional('model', { type: 'string', demandOption: true, describe: 'The float model (a file or hf:…)' })
@@ -21,6 +22,18 @@ export const quantizeCommand: Command = ({ io }) =>
           default: 0.95,
           describe: 'Least F1 of int8 tags against float tags on --images; below it nothing is written',
         })
+        .option('mode', {
+          type: 'string',
+          choices: MODES,
+          default: 'auto',
+          describe:
+            'dynamic: MatMul/Gemm, activations quantized at run time; static: Conv too, activations calibrated on --images; auto: static where convolutions hold half the work or more (with --images), else dynamic',
+        })
+        .option('calibrate', {
+          type: 'number',
+          default: 256,
+          describe: 'Images of --images that --mode static calibrates on (the first N)',
+        })
         .option('threshold', { type: 'number', describe: "Tag threshold for the check [default: the model's]" })
         .option('batch', { type: 'number', default: 8 }),
     handler: async (
@@ -29,12 +42,16 @@ export const quantizeCommand: Command = ({ io }) =>
         out: string;
         images?: string[];
         minAgreement: number;
+        mode: string;
+        calibrate: number;
         threshold?: number;
         batch: number;
       },
     ) => {
       const minAgreement = checkNumber('--min-agreement', argv.minAgreement, 0, 1);
       const batch = checkInteger('--batch', argv.batch, 1, 4096);
+      const mode = checkChoice('--mode', argv.mode, MODES);
+      const calibrate = checkInteger('--calibrate', argv.calibrate, 1, 1_000_000);
       const entries = [];
       for await (const e of listImageEntries(argv.images ?? [])) entries.push(e);
       const args = { threshold: argv.threshold, rating: 'top' } as PredArgs;
@@ -43,6 +60,8 @@ export const quantizeCommand: Command = ({ io }) =>
         out: argv.out,
         load: loadOptionsFrom(argv, io),
         minAgreement,
+        mode,
+        calibrate,
         check: argv.images
           ? {
               entries,
@@ -57,16 +76,31 @@ export const quantizeCommand: Command = ({ io }) =>
             }
           : undefined,
       });
-      const mb = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MB`;
-      io.out(
-        `wrote ${r.file}: ${r.layers.length} MatMul/Gemm layers in int8, ${mb(r.bytesBefore)} → ${mb(r.bytesAfter)}`,
-      );
-      if (r.tagsCopied) io.out(`copied the tags file beside it: ${r.tagsCopied}`);
-      const a = r.agreement;
-      if (a)
-        io.out(
-          `agreement on ${a.images} images: F1 ${a.f1.toFixed(4)} of int8 tags against float tags, +${a.addedPerImage.toFixed(2)} / −${a.droppedPerImage.toFixed(2)} tags per image, |Δp| max ${a.maxDelta.toFixed(4)} mean ${a.meanDelta.toFixed(5)}${a.unreadable.length ? `; ${a.unreadable.length} images unreadable` : ''}`,
-        );
-      else io.out('not checked on images: give --images DIR to compare int8 and float tags before keeping it');
+      for (const line of report(r)) io.out(line);
     },
   });
+
+/** What `quantize` prints: the file and its layers, the tags file copied, the mode, the agreement. */
+function report(r: QuantizeResult): string[] {
+  const mb = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MB`;
+  const ops = ['MatMul', 'Gemm', 'Conv']
+    .map((op) => [op, r.layers.filter((l) => l.op === op).length] as const)
+    .filter(([, n]) => n > 0)
+    .map(([op, n]) => `${n} ${op}`);
+  const lines = [
+    `wrote ${r.file}: ${r.layers.length} layers in int8 (${ops.join(', ')}), ${mb(r.bytesBefore)} → ${mb(r.bytesAfter)}`,
+  ];
+  if (r.tagsCopied) lines.push(`copied the tags file beside it: ${r.tagsCopied}`);
+  lines.push(
+    r.mode === 'static'
+      ? `mode static: activations at ranges calibrated on ${r.calibrated} images${r.why ? ` (${r.why})` : ''}`
+      : `mode dynamic: activations quantized at run time${r.why ? ` (${r.why})` : ''}`,
+  );
+  const a = r.agreement;
+  lines.push(
+    a
+      ? `agreement on ${a.images} images: F1 ${a.f1.toFixed(4)} of int8 tags against float tags, +${a.addedPerImage.toFixed(2)} / −${a.droppedPerImage.toFixed(2)} tags per image, |Δp| max ${a.maxDelta.toFixed(4)} mean ${a.meanDelta.toFixed(5)}${a.unreadable.length ? `; ${a.unreadable.length} images unreadable` : ''}`
+      : 'not checked on images: give --images DIR to compare int8 and float tags before keeping it',
+  );
+  return lines;
+}

@@ -48,31 +48,48 @@ export interface GraphEntries {
   nodes: Uint8Array[];
   /** Encoded TensorProtos. */
   initializers: Uint8Array[];
+  /** Encoded ValueInfoProtos of the graph's outputs (field 12); left as they are when an edit omits them. */
+  outputs?: Uint8Array[];
 }
 
-/** `model` with its graph's nodes and initializers replaced by what `edit` returns from them. */
-export function rewriteGraph(model: Uint8Array, edit: (g: GraphEntries) => GraphEntries): Uint8Array {
+function graphOf(model: Uint8Array): { top: Field[]; graph: Field[]; data: Uint8Array } & GraphEntries {
   const top = fields(model, 'the model');
   const graphs = top.filter((f) => f.no === 7 && f.data);
   if (graphs.length !== 1) throw new Error(`the model has ${graphs.length} graphs, expected 1`);
   const graph = fields(graphs[0]!.data!, 'the graph');
   const nodes = graph.filter((f) => f.no === 1 && f.data).map((f) => f.data!);
   const initializers = graph.filter((f) => f.no === 5 && f.data).map((f) => f.data!);
-  const next = edit({ nodes, initializers });
+  const outputs = graph.filter((f) => f.no === 12 && f.data).map((f) => f.data!);
+  return { top, graph, data: graphs[0]!.data!, nodes, initializers, outputs };
+}
+
+/** The graph's nodes and initializers as encoded in `model` (views into it, nothing decoded). */
+export function graphEntries(model: Uint8Array): GraphEntries {
+  const { nodes, initializers, outputs } = graphOf(model);
+  return { nodes, initializers, outputs };
+}
+
+/**
+ * `model` with its graph's nodes and initializers (and outputs, when `edit` returns them) replaced by
+ * what `edit` returns from them; each replaced list sits where its first entry was.
+ */
+export function rewriteGraph(model: Uint8Array, edit: (g: GraphEntries) => GraphEntries): Uint8Array {
+  const { top, graph, data, nodes, initializers, outputs } = graphOf(model);
+  const next = edit({ nodes, initializers, outputs });
+  const lists = new Map<number, Uint8Array[]>([
+    [1, next.nodes],
+    [5, next.initializers],
+  ]);
+  if (next.outputs) lists.set(12, next.outputs);
   const parts: Uint8Array[] = [];
-  let nodesOut = false;
-  let initsOut = false;
+  const written = new Set<number>();
   for (const f of graph) {
-    if (f.no === 1 && f.data) {
-      if (!nodesOut) parts.push(...next.nodes.map((n) => field(1, n)));
-      nodesOut = true;
-    } else if (f.no === 5 && f.data) {
-      if (!initsOut) parts.push(...next.initializers.map((t) => field(5, t)));
-      initsOut = true;
-    } else parts.push(graphs[0]!.data!.subarray(f.start, f.end));
+    const list = f.data ? lists.get(f.no) : undefined;
+    if (!list) parts.push(data.subarray(f.start, f.end));
+    else if (!written.has(f.no)) parts.push(...list.map((e) => field(f.no, e)));
+    if (list) written.add(f.no);
   }
-  if (!nodesOut) parts.push(...next.nodes.map((n) => field(1, n)));
-  if (!initsOut) parts.push(...next.initializers.map((t) => field(5, t)));
+  for (const [no, list] of lists) if (!written.has(no)) parts.push(...list.map((e) => field(no, e)));
   const out: Uint8Array[] = [];
   for (const f of top) out.push(f.no === 7 && f.data ? field(7, Buffer.concat(parts)) : model.subarray(f.start, f.end));
   return Buffer.concat(out);

@@ -193,7 +193,10 @@ export function encodeValueInfo(v: ValueInfoJson): Uint8Array {
   return ValueInfoProto.encode(ValueInfoProto.fromObject(v)).finish();
 }
 export function decodeValueInfo(bytes: Uint8Array): ValueInfoJson {
-  return ValueInfoProto.toObject(ValueInfoProto.decode(bytes), { longs: Number, arrays: true }) as unknown as ValueInfoJson;
+  return ValueInfoProto.toObject(ValueInfoProto.decode(bytes), {
+    longs: Number,
+    arrays: true,
+  }) as unknown as ValueInfoJson;
 }
 export function decodeTensor(bytes: Uint8Array): TensorProtoJson {
   return TensorProto.toObject(TensorProto.decode(bytes), { longs: Number, arrays: true }) as unknown as TensorProtoJson;

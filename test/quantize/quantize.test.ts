@@ -178,7 +178,10 @@ test('quantize a ViT-like tagger: weights int8, attention products float, unknow
   assert.deepEqual(await readdir(path.dirname(out)).then((f) => f.sort()), ['int8.onnx', 'selected_tags.csv']);
   assert.match(r.out[0]!, /^wrote .*int8\.onnx: 8 layers in int8 \(7 MatMul, 1 Gemm\), [\d.]+ MB → [\d.]+ MB$/);
   assert.match(r.out[1]!, /^copied the tags file beside it: .*out\/selected_tags\.csv$/);
-  assert.match(r.out[2]!, /^mode dynamic: activations quantized at run time \(auto: convolutions hold 0% of the multiply-adds\)$/);
+  assert.match(
+    r.out[2]!,
+    /^mode dynamic: activations quantized at run time \(auto: convolutions hold 0% of the multiply-adds\)$/,
+  );
   const m =
     /^agreement on 6 images: F1 ([\d.]+) of int8 tags against float tags, \+[\d.]+ \/ −[\d.]+ tags per image, \|Δp\| max (0\.\d+) mean 0\.\d+$/.exec(
       r.out[3]!,

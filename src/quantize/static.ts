@@ -93,7 +93,7 @@ function plan(nodes: NodeJson[], inits: Map<string, TensorProtoJson>): Planned[]
       if (!w || w.data_type !== 1 || w.dims.length !== 4 || w.data_location === 1) return;
       const [m, cg, kh, kw] = w.dims.map(Number) as [number, number, number, number];
       const group = Number(attr(node, 'group')?.i ?? 1);
-      if (m < MIN_DIM || cg * group <= 4 || cg * kh * kw < MIN_DIM) return;
+      if (m < MIN_DIM || cg * group <= 4) return;
       if (!constantBias(node, inits, m)) return;
       out.push({ at, node, w, axis: 0, layer: { node: name, op: 'Conv', k: cg * kh * kw, n: m }, tensors: io(node) });
       return;

@@ -103,6 +103,8 @@ test('a Conv → Relu and a MatMul in static QDQ form equal a float64 computatio
   const wc = f32(randn(M * C * 9, 0.3));
   const bc = f32(randn(M, 0.2));
   const wm = f32(randn(K * N, 0.05));
+  const wd = f32(randn(M * 9, 0.4));
+  const bd = f32(randn(M, 0.2));
   const g = new Graph('layers');
   const a = g.op('Add', [g.input('x', 'float32', [1, C, H, H]), g.const(0, 'float32')]);
   const conv = g.op(
@@ -113,7 +115,14 @@ test('a Conv → Relu and a MatMul in static QDQ form equal a float64 computatio
   const r = g.op('Relu', [conv]);
   const flat = g.op('Reshape', [r, g.const([1, K])]);
   const y = g.op('MatMul', [flat, g.initializer('wm', 'float32', [K, N], wm)]);
+  // A depthwise convolution (one 3 × 3 filter per channel) beside the MatMul.
+  const dw = g.op(
+    'Conv',
+    [r, g.initializer('wd', 'float32', [M, 1, 3, 3], wd), g.initializer('bd', 'float32', [M], bd)],
+    { pads: A.ints([1, 1, 1, 1]), group: A.i(M) },
+  );
   g.output(g.op('Identity', [r]), 'r', 'float32', [1, M, H, H]);
+  g.output(g.op('Identity', [dw]), 'd', 'float32', [1, M, H, H]);
   g.output(g.op('Identity', [y]), 'y', 'float32', [1, N]);
   // The float model's activations, in float64: they set the ranges, as calibration would.
   const convolve = (input: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number>): number[] => {
@@ -133,16 +142,34 @@ test('a Conv → Relu and a MatMul in static QDQ form equal a float64 computatio
         }
     return out;
   };
+  const depthwise = (input: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number>): number[] => {
+    const out: number[] = [];
+    for (let m = 0; m < M; m++)
+      for (let i = 0; i < H; i++)
+        for (let j = 0; j < H; j++) {
+          let acc = b[m]!;
+          for (let di = -1; di <= 1; di++)
+            for (let dj = -1; dj <= 1; dj++) {
+              const [ii, jj] = [i + di, j + dj];
+              if (ii >= 0 && ii < H && jj >= 0 && jj < H)
+                acc += input[(m * H + ii) * H + jj]! * w[(m * 3 + di + 1) * 3 + dj + 1]!;
+            }
+          out.push(acc);
+        }
+    return out;
+  };
   const matmul = (v: ArrayLike<number>, w: ArrayLike<number>): number[] =>
     Array.from({ length: N }, (_, n) => Array.from(v).reduce((s, vk, k) => s + vk * w[k * N + n]!, 0));
   const xf = f32(x);
   const rFloat = convolve(xf, wc, bc);
   const yFloat = matmul(rFloat, wm);
+  const dFloat = depthwise(rFloat, wd, bd);
   const ranges: Ranges = new Map([
     [a, { lo: minmax(xf)[0], hi: minmax(xf)[1] }],
     [r, { lo: minmax(rFloat)[0], hi: minmax(rFloat)[1] }],
     [flat, { lo: minmax(rFloat)[0], hi: minmax(rFloat)[1] }],
     [y, { lo: minmax(yFloat)[0], hi: minmax(yFloat)[1] }],
+    [dw, { lo: minmax(dFloat)[0], hi: minmax(dFloat)[1] }],
   ]);
   const q = quantizeStatic(g.encode(), ranges);
   assert.deepEqual(
@@ -150,16 +177,19 @@ test('a Conv → Relu and a MatMul in static QDQ form equal a float64 computatio
     [
       ['Conv', C * 9, M],
       ['MatMul', K, N],
+      ['Conv', 9, M],
     ],
   );
   // The int8 model, in float64: input, weights and bias quantized; the Relu output and y requantized.
   const xq = fakeQuant(xf, ...minmax(xf));
   const wcq = fakeWeights(wc, M, C * 9, true);
-  const biasScale = (m: number): number =>
-    Math.fround(xq.scale * Math.fround(Math.max(...wc.slice(m * C * 9, (m + 1) * C * 9).map(Math.abs)) / 63));
+  const biasScale = (m: number, w = wc, per = C * 9, inScale = xq.scale): number =>
+    Math.fround(inScale * Math.fround(Math.max(...w.slice(m * per, (m + 1) * per).map(Math.abs)) / 63));
   const bcq = Array.from(bc, (v, m) => Math.round(v / biasScale(m)) * biasScale(m));
   const rq = fakeQuant(convolve(xq.out, wcq, bcq), ...minmax(rFloat));
   const yq = fakeQuant(matmul(rq.out, fakeWeights(wm, N, K, false)), ...minmax(yFloat));
+  const bdq = Array.from(bd, (v, m) => Math.round(v / biasScale(m, wd, 9, rq.scale)) * biasScale(m, wd, 9, rq.scale));
+  const dq = fakeQuant(depthwise(rq.out, fakeWeights(wd, M, 9, true), bdq), ...minmax(dFloat));
   const file = path.join(dir, 'layers-int8.onnx');
   await writeFile(file, q.bytes);
   const optimized = path.join(dir, 'layers-optimized.onnx');
@@ -175,6 +205,7 @@ test('a Conv → Relu and a MatMul in static QDQ form equal a float64 computatio
   for (const [name, want] of [
     ['r', rq],
     ['y', yq],
+    ['d', dq],
   ] as const) {
     const got = out[name]!.data as Float32Array;
     const steps = want.out.map((v, i) => Math.abs(v - got[i]!) / want.scale);

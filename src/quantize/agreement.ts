@@ -19,29 +19,24 @@ export interface Agreement {
   unreadable: string[];
 }
 
-async function scores(
+/** A model's tags and probabilities on each image it could read. */
+export type Scores = Map<string, { tags: Set<string>; probs: Float32Array }>;
+
+export async function scores(
   model: TaggerModel,
   entries: ImageEntry[],
   select: SelectOptions,
   batch: number,
-): Promise<Map<string, { tags: Set<string>; probs: Float32Array }>> {
-  const out = new Map<string, { tags: Set<string>; probs: Float32Array }>();
+): Promise<Scores> {
+  const out: Scores = new Map();
   for await (const t of tagImages(model, entries, { batch, select }))
     if (t.failure === undefined)
       out.set(t.file, { tags: new Set(t.tags.map((s) => s.tag)), probs: Float32Array.from(t.probs) });
   return out;
 }
 
-/** Both models over `entries`, one after the other (each at its own full speed). */
-export async function agreement(
-  float: TaggerModel,
-  int8: TaggerModel,
-  entries: ImageEntry[],
-  select: SelectOptions,
-  batch: number,
-): Promise<Agreement> {
-  const a = await scores(float, entries, select, batch);
-  const b = await scores(int8, entries, select, batch);
+/** The int8 model's `b` against the float model's `a` (each run alone, at its own full speed) over `entries`. */
+export function agreement(a: Scores, b: Scores, entries: ImageEntry[]): Agreement {
   let [tp, na, nb, added, dropped, maxDelta, sumDelta, count] = [0, 0, 0, 0, 0, 0, 0, 0];
   const per: { file: string; f1: number }[] = [];
   const unreadable: string[] = [];

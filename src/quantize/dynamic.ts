@@ -144,8 +144,15 @@ export class Rewrite {
   }
 }
 
-/** `model` with its eligible MatMul and Gemm layers in int8; refused (Error) where the model cannot be. */
-export function quantizeDynamic(model: Uint8Array, external?: ExternalWeights): DynamicResult {
+/**
+ * `model` with its eligible MatMul and Gemm layers in int8, but for the nodes named in `keepFloat`;
+ * refused (Error) where the model cannot be.
+ */
+export function quantizeDynamic(
+  model: Uint8Array,
+  external?: ExternalWeights,
+  keepFloat: ReadonlySet<string> = new Set(),
+): DynamicResult {
   const opsets = readOpsets(model);
   const opset = opsets.get('') ?? opsets.get('ai.onnx') ?? 0;
   if (opset < 11)
@@ -164,7 +171,7 @@ export function quantizeDynamic(model: Uint8Array, external?: ExternalWeights): 
     const r = new Rewrite(new Set([...inits.keys(), ...decoded.flatMap((n) => [...n.input, ...n.output])]));
     const read = new Set<string>(); // what the nodes left as they were read
     decoded.forEach((node, at) => {
-      const found = weightOf(node, inits);
+      const found = keepFloat.has(node.name || node.output[0]!) ? undefined : weightOf(node, inits);
       if (!found) {
         r.nodes.push(nodes[at]!);
         for (const i of node.input) read.add(i);

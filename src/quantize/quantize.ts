@@ -12,7 +12,7 @@ import type { SelectOptions } from '../predict/select.js';
 import type { ImageEntry } from '../predict/tagging.js';
 import { UsageError } from '../util/errors.js';
 import { checkOutputFile, commitTemp, readInput, writeAll, writeFileAtomic, writeTemp } from '../util/fsx.js';
-import { agreement, type Agreement } from './agreement.js';
+import { agreement, scores, type Agreement, type Scores } from './agreement.js';
 import { quantizeDynamic, type DynamicResult, type ExternalWeights, type QuantizedLayer } from './dynamic.js';
 import { calibrate } from './calibrate.js';
 import { calibrationModel, convShare, planStatic, quantizeStatic, type StaticPlan } from './static.js';
@@ -32,7 +32,15 @@ export interface QuantizeOptions {
   mode: QuantizeMode;
   /** Images (the first of `check`'s) that static mode calibrates on. */
   calibrate: number;
+  /**
+   * The head (the last layer quantized): int8, float, or auto: int8 unless, with `check`, the model
+   * agrees under HEAD_CHECK_F1 and agrees better with the head float.
+   */
+  head: HeadMode;
 }
+
+export const HEAD_MODES = ['auto', 'int8', 'float'] as const;
+export type HeadMode = (typeof HEAD_MODES)[number];
 
 export const MODES = ['auto', 'dynamic', 'static'] as const;
 export type QuantizeMode = (typeof MODES)[number];
@@ -50,82 +58,127 @@ export interface QuantizeResult {
   why?: string;
   /** Where the tags file was copied beside --out (when it was not there). */
   tagsCopied?: string;
+  head: HeadChoice;
 }
 
 export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
   await checkOutputFile(o.out, '--out');
   const float = await TaggerModel.load(o.model, o.load);
-  let tmp: string | undefined;
-  let dataTmp: string | undefined;
-  let dataFile: string | undefined; // this run's data file until the model naming it is in place
+  const staged: string[] = []; // this run's files until the model naming them is in place
   try {
     const same = await Promise.all([o.out, float.file].map((f) => realpath(f).catch(() => path.resolve(f))));
     if (same[0] === same[1])
       throw new UsageError(`Expected --out to name a new file, not the model ${JSON.stringify(float.file)} itself`);
     const bytes = await readInput(float.file, 'a model file');
-    const ext = await externalWeights(bytes, float.file, o.out);
-    const { result, calibrated, mode, why } = await int8Form(bytes, float, o, ext);
-    // The float weights that were external stay so, in a data file of this run's own name: committed
-    // before the model that names it, so nothing an existing model reads is replaced.
+    const ext = await externalWeights(bytes, float.file);
+    const form = await int8Form(bytes, float, o, ext);
     const previous = ext ? await ownDataFiles(o.out) : [];
-    if (ext && result.data.length > 0) {
-      dataTmp = await writeTemp(path.join(path.dirname(o.out), ext.dataFile), (fh) => writeAll(fh, result.data));
-      await commitTemp(dataTmp, (dataFile = path.join(path.dirname(o.out), ext.dataFile)));
-      dataTmp = undefined;
-    }
-    tmp = await writeTemp(o.out, (fh) => writeAll(fh, [result.bytes]));
+    const first = form.first;
+    const headNode = first.layers.at(-1)!;
+    let chosen = await stage(o.out, o.head === 'float' ? form.build(new Set([headNode.node])) : first, staged);
     let checked: Agreement | undefined;
+    let head: HeadChoice = { layer: headNode, float: o.head === 'float' };
     if (o.check) {
-      const int8 = await TaggerModel.load(tmp, { ...o.load, tags: o.load.tags ?? float.tagsFile, onChoice: undefined });
-      try {
-        checked = await agreement(float, int8, o.check.entries, await o.check.select(float), o.check.batch);
-      } finally {
-        await int8.release();
+      const select = await o.check.select(float);
+      const against = await scores(float, o.check.entries, select, o.check.batch);
+      const check = (s: Staged): Promise<Agreement> => checkStaged(s, float, o, against, select);
+      checked = await check(chosen);
+      if (o.head === 'auto' && checked.f1 < HEAD_CHECK_F1 && first.layers.length > 1) {
+        const alt = await stage(o.out, form.build(new Set([headNode.node])), staged);
+        const altChecked = await check(alt);
+        head = { ...head, tried: { int8: checked.f1, float: altChecked.f1 } };
+        if (altChecked.f1 > checked.f1) [chosen, checked, head.float] = [alt, altChecked, true];
       }
-      if (checked.images === 0) throw new UsageError('Expected readable images for --images but none could be read');
       if (checked.f1 < o.minAgreement)
         throw new UsageError(
           `Expected the int8 model's tags to agree with the float model's at F1 ≥ ${o.minAgreement} but F1 is ${checked.f1.toFixed(4)} on ${checked.images} images (worst: ${checked.worst.map((w) => `${path.basename(w.file)} ${w.f1.toFixed(2)}`).join(', ')}); nothing was written (--min-agreement lower keeps it)`,
         );
     }
-    await commitTemp(tmp, o.out);
-    tmp = undefined;
-    for (const old of previous) if (old !== dataFile) await rm(old, { force: true });
-    dataFile = undefined;
-    // A foreign model finds its tags file beside it: the float model's goes beside the int8 one.
-    let tagsCopied: string | undefined;
-    if (float.tagsFile) {
-      const dest = path.join(path.dirname(o.out), path.basename(float.tagsFile));
-      if (!existsSync(dest)) {
-        await writeFileAtomic(dest, await readInput(float.tagsFile, 'the tags file'));
-        tagsCopied = dest;
-      }
-    }
+    await commitTemp(chosen.tmp, o.out);
+    staged.splice(staged.indexOf(chosen.tmp), 1);
+    if (chosen.dataFile) staged.splice(staged.indexOf(chosen.dataFile), 1);
+    for (const old of previous) if (old !== chosen.dataFile) await rm(old, { force: true });
     return {
-      mode,
-      why,
-      calibrated,
-      tagsCopied,
+      mode: form.mode,
+      why: form.why,
+      calibrated: form.calibrated,
+      tagsCopied: await copyTags(float, o.out),
       file: o.out,
-      layers: result.layers,
+      layers: chosen.result.layers,
+      head,
       bytesBefore: bytes.length,
-      bytesAfter: result.bytes.length,
+      bytesAfter: chosen.result.bytes.length,
       agreement: checked,
     };
   } finally {
-    for (const f of [tmp, dataTmp, dataFile]) if (f) await rm(f, { force: true });
+    for (const f of staged) await rm(f, { force: true });
     await float.release();
   }
 }
 
-/** The external weights of the model read from `file`, checked and read, with the data file to write. */
-async function externalWeights(bytes: Uint8Array, file: string, out: string): Promise<ExternalWeights | undefined> {
+/** Under this F1 of an all-int8 model, `--head auto` tries the head float and keeps the better. */
+export const HEAD_CHECK_F1 = 0.99;
+
+/** The last quantized layer (the head), whether it stayed float, and the F1 of both forms where both were tried. */
+export interface HeadChoice {
+  layer: QuantizedLayer;
+  float: boolean;
+  tried?: { int8: number; float: number };
+}
+
+type Staged = { result: Built; tmp: string; dataFile?: string };
+
+/**
+ * `result` written beside `out` to a hidden temp name, its float weights that were external in a data
+ * file of its own name, committed before the model that names it, so nothing an existing model reads is
+ * replaced. Both names are added to `staged`, which the caller removes unless kept.
+ */
+async function stage(out: string, result: Built, staged: string[]): Promise<Staged> {
+  let dataFile: string | undefined;
+  if (result.dataFile && result.data.length > 0) {
+    dataFile = path.join(path.dirname(out), result.dataFile);
+    const dataTmp = await writeTemp(dataFile, (fh) => writeAll(fh, result.data));
+    staged.push(dataTmp);
+    await commitTemp(dataTmp, dataFile);
+    staged.splice(staged.indexOf(dataTmp), 1, dataFile);
+  }
+  const tmp = await writeTemp(out, (fh) => writeAll(fh, [result.bytes]));
+  staged.push(tmp);
+  return { result, tmp, dataFile };
+}
+
+/** The staged int8 model loaded and run on `o.check`'s images against the float model's scores. */
+async function checkStaged(
+  s: Staged,
+  float: TaggerModel,
+  o: QuantizeOptions,
+  against: Scores,
+  select: SelectOptions,
+): Promise<Agreement> {
+  const check = o.check!;
+  const int8 = await TaggerModel.load(s.tmp, { ...o.load, tags: o.load.tags ?? float.tagsFile, onChoice: undefined });
+  try {
+    const a = agreement(against, await scores(int8, check.entries, select, check.batch), check.entries);
+    if (a.images === 0) throw new UsageError('Expected readable images for --images but none could be read');
+    return a;
+  } finally {
+    await int8.release();
+  }
+}
+
+/** A foreign model finds its tags file beside it: the float model's goes beside the int8 one, if none is there. */
+async function copyTags(float: TaggerModel, out: string): Promise<string | undefined> {
+  if (!float.tagsFile) return undefined;
+  const dest = path.join(path.dirname(out), path.basename(float.tagsFile));
+  if (existsSync(dest)) return undefined;
+  await writeFileAtomic(dest, await readInput(float.tagsFile, 'the tags file'));
+  return dest;
+}
+
+/** The external weights of the model read from `file`, checked and read (the data file is named per build). */
+async function externalWeights(bytes: Uint8Array, file: string): Promise<ExternalWeights | undefined> {
   const refs = await checkExternalData(bytes, file);
-  if (refs.length === 0) return undefined;
-  return {
-    bytes: await readExternalData(refs),
-    dataFile: `${path.basename(out)}.${randomBytes(4).toString('hex')}.data`,
-  };
+  return refs.length === 0 ? undefined : { bytes: await readExternalData(refs), dataFile: '' };
 }
 
 /** The data files that the model now at `out` (if any) names and that an earlier `quantize` wrote. */
@@ -142,9 +195,23 @@ async function ownDataFiles(out: string): Promise<string[]> {
 /** Convolutions' least share of the multiply-adds for auto to take static mode. */
 export const AUTO_STATIC_SHARE = 0.5;
 
-type Int8Form = { result: DynamicResult; calibrated?: number; mode: 'dynamic' | 'static'; why?: string };
+/** An int8 build: the model's bytes, its layers, and the data file its kept external weights go to. */
+type Built = DynamicResult & { dataFile?: string };
 
-/** The int8 form of the float model's `bytes` in `o.mode`; refused (UsageError) where it has no such layer. */
+type Int8Form = {
+  /** The model with every layer of the form in int8 but those named in `keep`. */
+  build: (keep: ReadonlySet<string>) => Built;
+  /** build(∅), built once to check the form has a layer. */
+  first: Built;
+  calibrated?: number;
+  mode: 'dynamic' | 'static';
+  why?: string;
+};
+
+/**
+ * The int8 form of the float model's `bytes` in `o.mode`, checked to build; refused (UsageError)
+ * where it has no such layer.
+ */
 async function int8Form(
   bytes: Uint8Array,
   float: TaggerModel,
@@ -157,16 +224,27 @@ async function int8Form(
     new UsageError(
       `Expected ${what} with a constant float32 weight (at least 16 × 16) in ${JSON.stringify(float.file)} but it has none: nothing to quantize`,
     );
-  const dynamic = (why?: string): Int8Form => {
-    let result: DynamicResult;
-    try {
-      result = quantizeDynamic(bytes, ext);
-    } catch (err) {
-      throw refused(err);
-    }
-    if (result.layers.length === 0) throw none('MatMul or Gemm layers');
-    return { result, mode: 'dynamic', why };
+  // Each build's external float weights go to a data file of its own name (`OUT.<8 hex>.data`).
+  const form = (
+    f: Omit<Int8Form, 'build' | 'first'>,
+    quantize: (e: ExternalWeights | undefined, keep: ReadonlySet<string>) => DynamicResult,
+    what: string,
+  ): Int8Form => {
+    const build = (keep: ReadonlySet<string>): Built => {
+      const e = ext && { ...ext, dataFile: `${path.basename(o.out)}.${randomBytes(4).toString('hex')}.data` };
+      let result: DynamicResult;
+      try {
+        result = quantize(e, keep);
+      } catch (err) {
+        throw refused(err);
+      }
+      if (result.layers.length === 0) throw none(what);
+      return { ...result, dataFile: e?.dataFile };
+    };
+    return { ...f, build, first: build(new Set()) };
   };
+  const dynamic = (why?: string): Int8Form =>
+    form({ mode: 'dynamic', why }, (e, keep) => quantizeDynamic(bytes, e, keep), 'MatMul or Gemm layers');
   if (o.mode === 'dynamic' || (o.mode === 'auto' && !o.check))
     return dynamic(o.mode === 'auto' ? 'auto: no --images to calibrate on' : undefined);
   if (!o.check) throw new UsageError('Expected --images DIR with --mode static: it calibrates activations on them');
@@ -190,12 +268,11 @@ async function int8Form(
   if (cal.stopped) return dynamic(`auto: ${pct}`);
   if (cal.images === 0)
     throw new UsageError('Expected readable images for --images to calibrate on but none could be read');
-  try {
-    const result = quantizeStatic(bytes, cal.ranges, ext);
-    return { result, calibrated: cal.images, mode: 'static', why: o.mode === 'auto' ? `auto: ${pct}` : undefined };
-  } catch (err) {
-    throw refused(err);
-  }
+  return form(
+    { calibrated: cal.images, mode: 'static', why: o.mode === 'auto' ? `auto: ${pct}` : undefined },
+    (e, keep) => quantizeStatic(bytes, cal.ranges, e, keep),
+    'Conv, MatMul or Gemm layers past the first',
+  );
 }
 
 /** The calibration run: the float model with the activations as outputs, beside --out while it runs, never kept. */

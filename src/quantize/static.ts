@@ -74,7 +74,7 @@ function constantBias(node: NodeJson, inits: Map<string, TensorProtoJson>, chann
   return !!b && b.data_type === 1 && b.dims.length === 1 && Number(b.dims[0]) === channels;
 }
 
-function plan(nodes: NodeJson[], inits: Map<string, TensorProtoJson>): Planned[] {
+function plan(nodes: NodeJson[], inits: Map<string, TensorProtoJson>, keepFloat: ReadonlySet<string>): Planned[] {
   const out: Planned[] = [];
   // A layer reading the graph's input directly stays float, like an RGB stem: the input is the image.
   const produced = new Set(nodes.flatMap((n) => n.output));
@@ -87,7 +87,7 @@ function plan(nodes: NodeJson[], inits: Map<string, TensorProtoJson>): Planned[]
   };
   nodes.forEach((node, at) => {
     const name = node.name || node.output[0]!;
-    if (!produced.has(node.input[0] ?? '')) return;
+    if (!produced.has(node.input[0] ?? '') || keepFloat.has(name)) return;
     if (node.op_type === 'Conv') {
       const w = inits.get(node.input[1] ?? '');
       if (!w || w.data_type !== 1 || w.dims.length !== 4 || w.data_location === 1) return;
@@ -129,7 +129,7 @@ export function planStatic(model: Uint8Array, external?: ExternalWeights): Stati
   checkOpset(model);
   let planned: Planned[] = [];
   rewriteGraph(model, (g) => {
-    planned = plan(g.nodes.map(decodeNode), initializerMap(g.initializers, external));
+    planned = plan(g.nodes.map(decodeNode), initializerMap(g.initializers, external), new Set());
     return g;
   });
   const tensors = new Set(planned.flatMap((p) => p.tensors));
@@ -170,15 +170,23 @@ export function foldRanges(ranges: Ranges, outputs: Record<string, { data: unkno
   }
 }
 
-/** `model` with the planned layers in int8 and their activations at the calibrated `ranges`. */
-export function quantizeStatic(model: Uint8Array, ranges: Ranges, external?: ExternalWeights): DynamicResult {
+/**
+ * `model` with the planned layers, but for the nodes named in `keepFloat`, in int8 and their
+ * activations at the calibrated `ranges`.
+ */
+export function quantizeStatic(
+  model: Uint8Array,
+  ranges: Ranges,
+  external?: ExternalWeights,
+  keepFloat: ReadonlySet<string> = new Set(),
+): DynamicResult {
   checkOpset(model);
   const layers: QuantizedLayer[] = [];
   const data: Uint8Array[] = [];
   const bytes = rewriteGraph(model, ({ nodes, initializers, outputs }) => {
     const decoded = nodes.map(decodeNode);
     const inits = initializerMap(initializers, external);
-    const planned = plan(decoded, inits);
+    const planned = plan(decoded, inits, keepFloat);
     const missing = planned.flatMap((p) => p.tensors).find((t) => !ranges.has(t));
     if (missing !== undefined) throw new Error(`no calibrated range for ${missing}`);
     const r = new Rewrite(

@@ -228,8 +228,9 @@ test('a ResNet-like tagger in static mode: calibrated on images, its convolution
     /^mode static: activations at ranges calibrated on 6 images \(auto: convolutions hold (\d+)% of the multiply-adds\)$/,
   );
   assert.ok(Number(/hold (\d+)%/.exec(r.out[2]!)![1]) >= 90, r.out[2]);
-  const m = /F1 ([\d.]+) .*\|Δp\| max ([\d.]+)/.exec(r.out[3]!);
-  assert.ok(m && Number(m[1]) >= 0.95 && Number(m[2]) > 0, r.out[3]);
+  assert.match(r.out[3]!, /^head \S+ \(Gemm \d+ × \d+\): int8$/);
+  const m = /F1 ([\d.]+) .*\|Δp\| max ([\d.]+)/.exec(r.out[4]!);
+  assert.ok(m && Number(m[1]) >= 0.99 && Number(m[2]) > 0, r.out[4]);
   const ops = decodeModel(await readFile(out)).graph.node.map((n) => n.op_type);
   // One Q per activation, shared by the layers that read it: the stem's output (read by two convolutions),
   // 2 + 1 + 1 in the first block, its output, 2 in the second, the pooled features and the logits.
@@ -242,6 +243,25 @@ test('a ResNet-like tagger in static mode: calibrated on images, its convolution
   const [a, b] = [await probs(model), await probs(out)];
   const delta = Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
   assert.ok(delta > 0 && delta < 0.05, `max |Δp| ${delta}`);
+  // The head forced float: the convolutions alone in int8, their ranges as calibrated.
+  const floatHead = path.join(dir, 'static', 'float-head.onnx');
+  const fh = await cli(
+    'quantize',
+    model,
+    '--out',
+    floatHead,
+    '--images',
+    images,
+    '--calibrate',
+    '6',
+    '--head',
+    'float',
+  );
+  assert.equal(fh.code, 0, fh.err.join('\n'));
+  assert.match(fh.out[0]!, /: 5 layers in int8 \(5 Conv\)/);
+  assert.ok(decodeModel(await readFile(floatHead)).graph.node.some((n) => n.op_type === 'Gemm'));
+  const c = await probs(floatHead);
+  assert.ok(Math.max(...a.map((v, i) => Math.abs(v - c[i]!))) < 0.05);
   // Forced dynamic, only the head is a MatMul/Gemm; without images static is refused.
   const dyn = await cli('quantize', model, '--out', path.join(dir, 'dyn.onnx'), '--mode', 'dynamic');
   assert.equal(dyn.code, 0, dyn.err.join('\n'));

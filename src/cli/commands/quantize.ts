@@ -6,7 +6,7 @@ import { IMAGES_ARG, loadOptionsFrom, withModelOptions, type ModelArgs } from '.
 import { checkChoice, checkInteger, checkNumber } from '../../util/errors.js';
 import { selectOptionsFrom, type PredArgs } from '../../predict/options.js';
 import { listImageEntries } from '../../predict/inputs.js';
-import { MODES, quantizeModel, type QuantizeResult } from '../../quantize/quantize.js';
+import { HEAD_CHECK_F1, HEAD_MODES, MODES, quantizeModel, type QuantizeResult } from '../../quantize/quantize.js';
 
 export const quantizeCommand: Command = ({ io }) =>
   defineCommand({
@@ -34,6 +34,12 @@ export const quantizeCommand: Command = ({ io }) =>
           default: 256,
           describe: 'Images of --images that --mode static calibrates on (the first N)',
         })
+        .option('head', {
+          type: 'string',
+          choices: HEAD_MODES,
+          default: 'auto',
+          describe: `The last layer (the head): int8, float, or auto: float when, with --images, int8 tags agree under F1 ${HEAD_CHECK_F1} and agree better with it float`,
+        })
         .option('threshold', { type: 'number', describe: "Tag threshold for the check [default: the model's]" })
         .option('batch', { type: 'number', default: 8 }),
     handler: async (
@@ -44,6 +50,7 @@ export const quantizeCommand: Command = ({ io }) =>
         minAgreement: number;
         mode: string;
         calibrate: number;
+        head: string;
         threshold?: number;
         batch: number;
       },
@@ -52,6 +59,7 @@ export const quantizeCommand: Command = ({ io }) =>
       const batch = checkInteger('--batch', argv.batch, 1, 4096);
       const mode = checkChoice('--mode', argv.mode, MODES);
       const calibrate = checkInteger('--calibrate', argv.calibrate, 1, 1_000_000);
+      const head = checkChoice('--head', argv.head, HEAD_MODES);
       const entries = [];
       for await (const e of listImageEntries(argv.images ?? [])) entries.push(e);
       const args = { threshold: argv.threshold, rating: 'top' } as PredArgs;
@@ -62,6 +70,7 @@ export const quantizeCommand: Command = ({ io }) =>
         minAgreement,
         mode,
         calibrate,
+        head,
         check: argv.images
           ? {
               entries,
@@ -96,6 +105,9 @@ function report(r: QuantizeResult): string[] {
       ? `mode static: activations at ranges calibrated on ${r.calibrated} images${r.why ? ` (${r.why})` : ''}`
       : `mode dynamic: activations quantized at run time${r.why ? ` (${r.why})` : ''}`,
   );
+  const h = r.head;
+  const tried = h.tried ? ` (F1 ${h.tried.int8.toFixed(4)} with it in int8, ${h.tried.float.toFixed(4)} float)` : '';
+  lines.push(`head ${h.layer.node} (${h.layer.op} ${h.layer.k} × ${h.layer.n}): ${h.float ? 'float' : 'int8'}${tried}`);
   const a = r.agreement;
   lines.push(
     a

@@ -2,13 +2,16 @@
 // random weights: a ViT-B/16 (12 blocks, D 768, MLP 3072) and a ConvNeXt-T (stages 3-3-9-3, dims
 // 96…768) in the WD taggers' input layout (NHWC BGR 0–255, selected_tags.csv beside), and a ResNet-50 in
 // DeepDanbooru's (NHWC RGB 0–1, tags.txt), at 448 (--quick: 224), 10,000 tags. Then `pred` with the
-// float and both int8 models on the same JPEGs, alternating, medians of runs, the model load beside,
+// float model, the float model with quantize's layer-norm rewrite alone (src/quantize/norms.ts: the
+// share of the gain that is not int8) and both int8 models on the same JPEGs, alternating, medians of
+// runs, the model load beside,
 // and the agreement each `quantize --images` printed. On a CPU without VNNI (AVX2 only) the
 // integer kernels gain little; the ≥ 2× goal is for CPUs with VNNI (see `intFeatures`).
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli } from '../src/cli/index.js';
+import { fastNorms } from '../src/quantize/norms.js';
 import { A, Graph } from '../training/graph.js';
 import { Rng } from '../training/rng.js';
 import { intFeatures, median, saveResult } from './common.js';
@@ -137,7 +140,8 @@ function resnet50(size: number): Uint8Array {
   return b.head(g.op('ReduceMean', [h], { axes: A.ints([2, 3]), keepdims: A.i(0) }), ci);
 }
 
-type Form = 'fp32' | 'dynamic' | 'static';
+/** fp32: the model as built; norms: the same with quantize's layer-norm rewrite alone (float, to show its share). */
+type Form = 'fp32' | 'norms' | 'dynamic' | 'static';
 
 /** `quantize` in `mode` through the CLI: the seconds it took and what it printed. */
 async function quantizeCli(
@@ -185,18 +189,23 @@ export async function benchQuantize(opts: { quick: boolean }): Promise<Record<st
     await mkdir(dir, { recursive: true });
     const files: Record<Form, string> = {
       fp32: path.join(dir, 'model.onnx'),
+      norms: path.join(dir, 'norms', 'model.onnx'),
       dynamic: path.join(dir, 'dynamic', 'model.onnx'),
       static: path.join(dir, 'static', 'model.onnx'),
     };
     await writeFile(files.fp32, build(size));
     await writeFile(path.join(dir, tagsFile), tagsText);
+    await mkdir(path.dirname(files.norms), { recursive: true });
+    await writeFile(files.norms, fastNorms(await readFile(files.fp32)).bytes);
+    await writeFile(path.join(path.dirname(files.norms), tagsFile), tagsText);
     const q = {
       dynamic: await quantizeCli(files.fp32, files.dynamic, 'dynamic', data),
       static: await quantizeCli(files.fp32, files.static, 'static', data),
     };
-    const r: Record<Form, { rate: number; load: number }[]> = { fp32: [], dynamic: [], static: [] };
+    const r: Record<Form, { rate: number; load: number }[]> = { fp32: [], norms: [], dynamic: [], static: [] };
     for (let i = 0; i < runs; i++)
-      for (const k of ['fp32', 'dynamic', 'static'] as const) r[k].push(await predOnce(data, files[k], count, 1));
+      for (const k of ['fp32', 'norms', 'dynamic', 'static'] as const)
+        r[k].push(await predOnce(data, files[k], count, 1));
     const rate = (k: Form): number => median(r[k].map((x) => x.rate));
     const load = (k: Form): number => median(r[k].map((x) => x.load));
     const mb = async (k: Form): Promise<number> => (await stat(files[k])).size / 2 ** 20;
@@ -212,6 +221,7 @@ export async function benchQuantize(opts: { quick: boolean }): Promise<Record<st
       arch,
       size,
       fp32: { imgPerS: rate('fp32'), loadSeconds: load('fp32'), MB: await mb('fp32') },
+      norms: { imgPerS: rate('norms'), speedup: rate('norms') / rate('fp32') },
       dynamic: await form('dynamic'),
       static: await form('static'),
     };
@@ -219,7 +229,7 @@ export async function benchQuantize(opts: { quick: boolean }): Promise<Record<st
     const line = (k: 'dynamic' | 'static'): string =>
       `${k} ${rate(k).toFixed(2)} img/s (${(rate(k) / rate('fp32')).toFixed(2)}×, load ${load(k).toFixed(2)} s, ${(row[k].MB as number).toFixed(0)} MB; ${q[k].said.at(-1)?.replace(/^agreement on \d+ images: /, '')})`;
     console.log(
-      `quantize ${arch} @${size}: pred fp32 ${rate('fp32').toFixed(2)} img/s (load ${load('fp32').toFixed(2)} s, ${row.fp32.MB.toFixed(0)} MB); ${line('dynamic')}; ${line('static')}`,
+      `quantize ${arch} @${size}: pred fp32 ${rate('fp32').toFixed(2)} img/s (load ${load('fp32').toFixed(2)} s, ${row.fp32.MB.toFixed(0)} MB); fp32 with the norms rewrite alone ${rate('norms').toFixed(2)} img/s; ${line('dynamic')}; ${line('static')}`,
     );
   }
   const result = { quick: opts.quick, cpu: intFeatures(), images: count, runs, rows };

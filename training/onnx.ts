@@ -132,6 +132,8 @@ export interface NodeJson {
   output: string[];
   name?: string;
   attribute?: AttributeJson[];
+  /** The operator set of op_type: absent or '' for ONNX's own. */
+  domain?: string;
 }
 
 export interface ValueInfoJson {

@@ -1,8 +1,9 @@
-// `quantize`: a tagger `pred` runs (ours or foreign, a file or hf:…) with its MatMul and Gemm layers in
-// int8 with activations quantized at run time (dynamic.ts), or with its convolutions too and
-// activations at ranges calibrated on the user's images (--mode static: static.ts, calibrate.ts), checked on the user's images against the float model before it is kept
-// (agreement.ts): written to a hidden temp file beside --out, loaded and compared, then renamed into
-// place — or removed, when the tags agree less than --min-agreement.
+// `quantize`: a tagger `pred` runs (ours or foreign, a file or hf:…) with its layer norms in the form
+// ONNX Runtime runs fastest (norms.ts) and its MatMul and Gemm layers in int8 with activations
+// quantized at run time (dynamic.ts), or with its convolutions too and activations at ranges calibrated
+// on the user's images (--mode static: static.ts, calibrate.ts), checked on the user's images against
+// the float model before it is kept (agreement.ts): written to a hidden temp file beside --out, loaded
+// and compared, then renamed into place — or removed, when the tags agree less than --min-agreement.
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { readFile, realpath, rm } from 'node:fs/promises';
@@ -15,6 +16,7 @@ import { checkOutputFile, commitTemp, readInput, writeAll, writeFileAtomic, writ
 import { agreement, scores, type Agreement, type Scores } from './agreement.js';
 import { quantizeDynamic, type DynamicResult, type ExternalWeights, type QuantizedLayer } from './dynamic.js';
 import { calibrate } from './calibrate.js';
+import { fastNorms, type NormsResult } from './norms.js';
 import { calibrationModel, convShare, planStatic, quantizeStatic, type StaticPlan } from './static.js';
 import { checkExternalData, readExternalData } from '../predict/external-data.js';
 
@@ -59,6 +61,8 @@ export interface QuantizeResult {
   /** Where the tags file was copied beside --out (when it was not there). */
   tagsCopied?: string;
   head: HeadChoice;
+  /** Layer norms in instance-norm form (norms.ts), and how many had their γ and β folded into the next layers. */
+  norms: { count: number; folded: number };
 }
 
 export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
@@ -71,7 +75,8 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       throw new UsageError(`Expected --out to name a new file, not the model ${JSON.stringify(float.file)} itself`);
     const bytes = await readInput(float.file, 'a model file');
     const ext = await externalWeights(bytes, float.file);
-    const form = await int8Form(bytes, float, o, ext);
+    const norms = rewriteNorms(bytes, float.file, ext);
+    const form = await int8Form(norms.bytes, float, o, ext);
     const previous = ext ? await ownDataFiles(o.out) : [];
     const first = form.first;
     const headNode = first.layers.at(-1)!;
@@ -106,6 +111,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       file: o.out,
       layers: chosen.result.layers,
       head,
+      norms: { count: norms.count, folded: norms.folded },
       bytesBefore: bytes.length,
       bytesAfter: chosen.result.bytes.length,
       agreement: checked,
@@ -113,6 +119,15 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   } finally {
     for (const f of staged) await rm(f, { force: true });
     await float.release();
+  }
+}
+
+/** `fastNorms` on the float model, a malformed graph refused as a bad input. */
+function rewriteNorms(bytes: Uint8Array, file: string, ext: ExternalWeights | undefined): NormsResult {
+  try {
+    return fastNorms(bytes, ext);
+  } catch (err) {
+    throw new UsageError(`Expected a model to quantize in ${JSON.stringify(file)} but ${(err as Error).message}`);
   }
 }
 

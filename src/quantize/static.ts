@@ -57,7 +57,7 @@ export type Ranges = Map<string, { lo: number; hi: number }>;
 const attr = (n: NodeJson, name: string): AttributeJson | undefined => n.attribute?.find((a) => a.name === name);
 
 /** Weights read from inside the file or from the checked external bytes (a view, no copy). */
-function initializerMap(initializers: Uint8Array[], external?: ExternalWeights): Map<string, TensorProtoJson> {
+export function initializerMap(initializers: Uint8Array[], external?: ExternalWeights): Map<string, TensorProtoJson> {
   const map = new Map<string, TensorProtoJson>();
   for (const bytes of initializers) {
     const t = decodeTensor(bytes);

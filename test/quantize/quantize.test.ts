@@ -160,16 +160,21 @@ test('quantize a ViT-like tagger: weights int8, attention products float, unknow
     r.out[2]!,
     /^mode dynamic: activations quantized at run time \(auto: convolutions hold 0% of the multiply-adds\)$/,
   );
-  assert.match(r.out[3]!, /^head \S+ \(Gemm 32 × 24\): (int8|float \(F1 [\d.]+ with it in int8, [\d.]+ float\))$/);
+  assert.match(
+    r.out[3]!,
+    /^1 layer norm as instance norms \(ONNX Runtime's vectorized kernel\), γ and β of 1 folded into the layers after them$/,
+  );
+  assert.match(r.out[4]!, /^head \S+ \(Gemm 32 × 24\): (int8|float \(F1 [\d.]+ with it in int8, [\d.]+ float\))$/);
   const m =
     /^agreement on 6 images: F1 ([\d.]+) of int8 tags against float tags, \+[\d.]+ \/ −[\d.]+ tags per image, \|Δp\| max (0\.\d+) mean 0\.\d+$/.exec(
-      r.out[4]!,
+      r.out[5]!,
     );
-  assert.ok(m && Number(m[1]) >= 0.95 && Number(m[2]) > 0 && Number(m[2]) < 0.05, r.out[4]);
+  assert.ok(m && Number(m[1]) >= 0.95 && Number(m[2]) > 0 && Number(m[2]) < 0.05, r.out[5]);
   const bytes = await readFile(out);
   const ops = decodeModel(bytes).graph.node.map((n) => n.op_type);
   assert.equal(ops.filter((o) => o === 'MatMulInteger').length, 8);
   assert.equal(ops.filter((o) => o === 'MatMul').length, 2, 'q·kᵀ and attention·v stay float');
+  assert.ok(ops.includes('InstanceNormalization') && !ops.includes('LayerNormalization'), ops.join(' '));
   assert.ok(bytes.includes(Buffer.from([0x32, 5, ...Buffer.from('hello')])), 'the doc_string field was lost');
   // pred runs it (the tags file copied beside it) and its scores stay near the float model's.
   const probs = async (m: string): Promise<number[]> => {

@@ -105,6 +105,11 @@ function report(r: QuantizeResult): string[] {
       ? `mode static: activations at ranges calibrated on ${r.calibrated} images${r.why ? ` (${r.why})` : ''}`
       : `mode dynamic: activations quantized at run time${r.why ? ` (${r.why})` : ''}`,
   );
+  const n = r.norms;
+  if (n.count > 0)
+    lines.push(
+      `${n.count} layer norm${n.count === 1 ? '' : 's'} as instance norms (ONNX Runtime's vectorized kernel), γ and β of ${n.folded} folded into the layers after them`,
+    );
   const h = r.head;
   const tried = h.tried ? ` (F1 ${h.tried.int8.toFixed(4)} with it in int8, ${h.tried.float.toFixed(4)} float)` : '';
   lines.push(`head ${h.layer.node} (${h.layer.op} ${h.layer.k} × ${h.layer.n}): ${h.float ? 'float' : 'int8'}${tried}`);

@@ -8,6 +8,9 @@
 // layer instead: (n ⊙ γ + β) · W + b = n · (diag(γ) W) + (β W + b). On the ConvNeXt-T bench stand-in
 // (448 px, 2 cores, ORT's profiler) its 22 layer norms took 30 of the int8 model's 123 ms per image as
 // LayerNormalization and take 5 ms this way (bench/quantize.ts).
+// Where x is a Transpose's output (ConvNeXt's NCHW → NHWC after its depthwise convolution), s is read
+// from Reshape(x, [0, …, 0]) instead: ORT moves a Shape of a Transpose above it, onto the convolution's
+// output, which its blocked (NCHWc) layout would then convert back to NCHW for nothing (2 ms an image).
 // A layer norm whose axis, scale or extra outputs do not fit this is left as it is.
 import {
   decodeNode,
@@ -183,6 +186,7 @@ export function fastNorms(model: Uint8Array, external?: ExternalWeights): NormsR
     const readers = new Map<string, NodeJson[]>();
     for (const n of decoded) for (const i of n.input) readers.set(i, [...(readers.get(i) ?? []), n]);
     const graphOutputs = new Set((outputs ?? []).map((o) => decodeValueInfo(o).name));
+    const producers = new Map(decoded.flatMap((n) => n.output.map((o) => [o, n] as const)));
     const r = new Rewrite(new Set([...inits.keys(), ...decoded.flatMap((n) => [...n.input, ...n.output])]));
     const added: TensorProtoJson[] = [];
     const constant = (hint: string, t: (name: string) => TensorProtoJson): string => {
@@ -196,7 +200,7 @@ export function fastNorms(model: Uint8Array, external?: ExternalWeights): NormsR
       const k = normLength(n, inits);
       if (k === undefined) continue;
       const folds = foldable(n.output[0]!, k, inits, readers, graphOutputs);
-      forms.set(n, instanceForm(n, k, !!folds, s));
+      forms.set(n, instanceForm(n, k, !!folds, s, transposeRank(producers.get(n.input[0]!))));
       if (folds) {
         const beta = n.input[2] ? tensorToFloat32(inits.get(n.input[2])!) : undefined;
         for (const d of folds) fold(d, tensorToFloat32(inits.get(n.input[1]!)!), beta, s);
@@ -228,7 +232,7 @@ export function fastNorms(model: Uint8Array, external?: ExternalWeights): NormsR
 }
 
 /** Layer norm `n` over K values as Shape → Reshape [-1, 1, K] → InstanceNormalization → Reshape (→ × γ → + β). */
-function instanceForm(n: NodeJson, k: number, folds: boolean, s: FoldState): NodeJson[] {
+function instanceForm(n: NodeJson, k: number, folds: boolean, s: FoldState, rank?: number): NodeJson[] {
   const [x, g, b] = [n.input[0]!, n.input[1]!, n.input[2]];
   const y = n.output[0]!;
   const base = n.name || y;
@@ -240,8 +244,15 @@ function instanceForm(n: NodeJson, k: number, folds: boolean, s: FoldState): Nod
   );
   const one = s.constant(`${base}_one`, (m) => tensorProto(m, 'float32', [1], Float32Array.of(1)));
   const zero = s.constant(`${base}_zero`, (m) => tensorProto(m, 'float32', [1], Float32Array.of(0)));
-  const form: NodeJson[] = [
-    { op_type: 'Shape', input: [x], output: [shape] },
+  const form: NodeJson[] = [];
+  let shapeOf = x;
+  if (rank !== undefined) {
+    shapeOf = v('same');
+    const zeros = s.constant(`${base}_same_shape`, (m) => tensorProto(m, 'int64', [rank], new BigInt64Array(rank)));
+    form.push({ op_type: 'Reshape', input: [x, zeros], output: [shapeOf] });
+  }
+  form.push(
+    { op_type: 'Shape', input: [shapeOf], output: [shape] },
     { op_type: 'Reshape', input: [x, rowsShape], output: [rows] },
     {
       op_type: 'InstanceNormalization',
@@ -250,10 +261,16 @@ function instanceForm(n: NodeJson, k: number, folds: boolean, s: FoldState): Nod
       attribute: [{ name: 'epsilon', type: 1, f: attr(n, 'epsilon')?.f ?? 1e-5 }],
     },
     { op_type: 'Reshape', input: [normed, shape], output: [out] },
-  ];
+  );
   if (folds) return form;
   const scaled = b ? v('scaled') : y;
   form.push({ op_type: 'Mul', input: [out, g], output: [scaled] });
   if (b) form.push({ op_type: 'Add', input: [scaled, b], output: [y] });
   return form;
+}
+
+/** The rank of a Transpose's output (its perm's length), where `n` is one. */
+function transposeRank(n: NodeJson | undefined): number | undefined {
+  if (!n || n.op_type !== 'Transpose' || (n.domain ?? '') !== '') return undefined;
+  return attr(n, 'perm')?.ints?.length;
 }

@@ -1,7 +1,7 @@
 // Layer norms rewritten as instance norms (src/quantize/norms.ts), against a float64 computation of
 // ONNX's LayerNormalization written here: γ and β folded into a MatMul + Add, a MatMul with no bias
 // (β W added after it), a Gemm with transB and C; kept as × γ + β where a reader is no dense layer;
-// a norm over two axes; and left alone where its axis or scale do not spell out the normalized axes.
+// a norm over two axes; one reading a Transpose; and left alone where its axis or scale do not spell out the normalized axes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import ort from 'onnxruntime-node';
@@ -87,16 +87,32 @@ function model(): Uint8Array {
   // 5: a positive axis (its rank unknown here) and a γ with an axis of 1 more than it normalizes: left as they are.
   g.output(ln('e', gamma, beta, 2), 'y6', 'float32', [2, T, K]);
   g.output(ln('f', f('g6', [1, K], new Float64Array(K).fill(1.5))), 'y7', 'float32', [2, T, K]);
+  // 6: reading a Transpose (ConvNeXt's NCHW → NHWC): its shape is read through a Reshape, not from the Transpose.
+  const xt = g.op('Transpose', [input], { perm: A.ints([1, 0, 2]) });
+  g.output(g.op('LayerNormalization', [xt, gamma], { axis: A.i(-1), epsilon: A.f(1e-3) }), 'y8', 'float32', [T, 2, K]);
   return g.encode();
 }
+
+/** x [2, T, K] as [T, 2, K]. */
+const swapped = (v: Float64Array): Float64Array =>
+  Float64Array.from(v, (_, i) => {
+    const [t, b, k] = [Math.floor(i / (2 * K)), Math.floor(i / K) % 2, i % K];
+    return v[(b * T + t) * K + k]!;
+  });
 
 test('layer norms as instance norms equal a float64 LayerNormalization, γ and β folded where only dense layers read them', async () => {
   const before = model();
   const r = fastNorms(before);
-  assert.deepEqual([r.count, r.folded], [5, 2]);
+  assert.deepEqual([r.count, r.folded], [6, 2]);
   const ops = decodeModel(r.bytes).graph.node.map((n) => n.op_type);
   assert.equal(ops.filter((o) => o === 'LayerNormalization').length, 2, 'the positive-axis and broadcast-γ norms stay');
-  assert.equal(ops.filter((o) => o === 'InstanceNormalization').length, 5);
+  assert.equal(ops.filter((o) => o === 'InstanceNormalization').length, 6);
+  // ONNX Runtime moves a Shape above the Transpose it reads, where a convolution's blocked output would
+  // then be converted back to NCHW just for it: no Shape reads a Transpose.
+  const nodes = decodeModel(r.bytes).graph.node;
+  const producer = new Map(nodes.flatMap((n) => n.output.map((o) => [o, n.op_type] as const)));
+  for (const n of nodes.filter((m) => m.op_type === 'Shape'))
+    assert.notEqual(producer.get(n.input[0]!), 'Transpose', `Shape ${n.name} reads a Transpose`);
   const inits = decodeModel(r.bytes).graph.initializer.map((t) => t.name);
   for (const gone of ['w1', 'c1', 'w2', 'c2', 'w3']) assert.ok(!inits.includes(gone), `${gone} was replaced, not kept`);
   assert.ok(inits.includes('g1') && inits.includes('b1'), 'γ and β still read by the unfolded norms');
@@ -115,6 +131,7 @@ test('layer norms as instance norms equal a float64 LayerNormalization, γ and �
     y5: layerNorm(x, T * K, 1e-5, g4, b4),
     y6: layerNorm(x, K, 1e-3, g1, b1),
     y7: layerNorm(x, K, 1e-3, new Float64Array(K).fill(1.5)),
+    y8: layerNorm(swapped(x), K, 1e-3, g1),
   };
   for (const [name, w] of Object.entries(want)) {
     const got = out[name]!.data as Float32Array;

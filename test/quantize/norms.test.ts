@@ -104,16 +104,16 @@ test('layer norms as instance norms equal a float64 LayerNormalization, γ and �
   const before = model();
   const r = fastNorms(before);
   assert.deepEqual([r.count, r.folded], [6, 2]);
-  const ops = decodeModel(r.bytes).graph.node.map((n) => n.op_type);
+  const { node: nodes, initializer } = decodeModel(r.bytes).graph;
+  const ops = nodes.map((n) => n.op_type);
   assert.equal(ops.filter((o) => o === 'LayerNormalization').length, 2, 'the positive-axis and broadcast-γ norms stay');
   assert.equal(ops.filter((o) => o === 'InstanceNormalization').length, 6);
   // ONNX Runtime moves a Shape above the Transpose it reads, where a convolution's blocked output would
   // then be converted back to NCHW just for it: no Shape reads a Transpose.
-  const nodes = decodeModel(r.bytes).graph.node;
   const producer = new Map(nodes.flatMap((n) => n.output.map((o) => [o, n.op_type] as const)));
   for (const n of nodes.filter((m) => m.op_type === 'Shape'))
     assert.notEqual(producer.get(n.input[0]!), 'Transpose', `Shape ${n.name} reads a Transpose`);
-  const inits = decodeModel(r.bytes).graph.initializer.map((t) => t.name);
+  const inits = initializer.map((t) => t.name);
   for (const gone of ['w1', 'c1', 'w2', 'c2', 'w3']) assert.ok(!inits.includes(gone), `${gone} was replaced, not kept`);
   assert.ok(inits.includes('g1') && inits.includes('b1'), 'γ and β still read by the unfolded norms');
 

@@ -2,8 +2,9 @@
 // random weights: a ViT-B/16 (12 blocks, D 768, MLP 3072) and a ConvNeXt-T (stages 3-3-9-3, dims
 // 96…768) in the WD taggers' input layout (NHWC BGR 0–255, selected_tags.csv beside), and a ResNet-50 in
 // DeepDanbooru's (NHWC RGB 0–1, tags.txt), at 448 (--quick: 224), 10,000 tags. Then `pred` with the
-// float model, the float model with quantize's layer-norm rewrite alone (src/quantize/norms.ts: the
-// share of the gain that is not int8) and both int8 models on the same JPEGs, alternating, medians of
+// float model, the float model with quantize's float rewrites alone (layer norms as instance norms,
+// residual adds in their branch's layout: src/quantize/norms.ts, layout.ts; the share of the gain that
+// is not int8) and both int8 models on the same JPEGs, alternating, medians of
 // runs, the model load beside,
 // and the agreement each `quantize --images` printed. On a CPU without VNNI (AVX2 only) the
 // integer kernels gain little; the ≥ 2× goal is for CPUs with VNNI (see `intFeatures`).
@@ -11,7 +12,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli } from '../src/cli/index.js';
-import { fastNorms } from '../src/quantize/norms.js';
+import { floatRewrites } from '../src/quantize/quantize.js';
 import { A, Graph } from '../training/graph.js';
 import { Rng } from '../training/rng.js';
 import { intFeatures, median, saveResult } from './common.js';
@@ -140,7 +141,7 @@ function resnet50(size: number): Uint8Array {
   return b.head(g.op('ReduceMean', [h], { axes: A.ints([2, 3]), keepdims: A.i(0) }), ci);
 }
 
-/** fp32: the model as built; norms: the same with quantize's layer-norm rewrite alone (float, to show its share). */
+/** fp32: the model as built; norms: the same with quantize's float rewrites alone (to show their share). */
 type Form = 'fp32' | 'norms' | 'dynamic' | 'static';
 
 /** `quantize` in `mode` through the CLI: the seconds it took and what it printed. */
@@ -196,7 +197,7 @@ export async function benchQuantize(opts: { quick: boolean }): Promise<Record<st
     await writeFile(files.fp32, build(size));
     await writeFile(path.join(dir, tagsFile), tagsText);
     await mkdir(path.dirname(files.norms), { recursive: true });
-    await writeFile(files.norms, fastNorms(await readFile(files.fp32)).bytes);
+    await writeFile(files.norms, floatRewrites(await readFile(files.fp32), files.fp32).bytes);
     await writeFile(path.join(path.dirname(files.norms), tagsFile), tagsText);
     const q = {
       dynamic: await quantizeCli(files.fp32, files.dynamic, 'dynamic', data),
@@ -229,7 +230,7 @@ export async function benchQuantize(opts: { quick: boolean }): Promise<Record<st
     const line = (k: 'dynamic' | 'static'): string =>
       `${k} ${rate(k).toFixed(2)} img/s (${(rate(k) / rate('fp32')).toFixed(2)}×, load ${load(k).toFixed(2)} s, ${(row[k].MB as number).toFixed(0)} MB; ${q[k].said.at(-1)?.replace(/^agreement on \d+ images: /, '')})`;
     console.log(
-      `quantize ${arch} @${size}: pred fp32 ${rate('fp32').toFixed(2)} img/s (load ${load('fp32').toFixed(2)} s, ${row.fp32.MB.toFixed(0)} MB); fp32 with the norms rewrite alone ${rate('norms').toFixed(2)} img/s; ${line('dynamic')}; ${line('static')}`,
+      `quantize ${arch} @${size}: pred fp32 ${rate('fp32').toFixed(2)} img/s (load ${load('fp32').toFixed(2)} s, ${row.fp32.MB.toFixed(0)} MB); fp32 with the float rewrites alone ${rate('norms').toFixed(2)} img/s; ${line('dynamic')}; ${line('static')}`,
     );
   }
   const result = { quick: opts.quick, cpu: intFeatures(), images: count, runs, rows };

@@ -27,6 +27,8 @@ export const MIN_DIM = 16;
 
 export interface QuantizedLayer {
   node: string;
+  /** The weight's initializer: a layer tiled into several nodes (tiles.ts) shares one. */
+  weight: string;
   op: 'MatMul' | 'Gemm' | 'Conv';
   k: number;
   n: number;
@@ -180,7 +182,13 @@ export function quantizeDynamic(
       r.layer(node, found.w, found.transB);
       const [rows, cols] = found.w.dims.map(Number) as [number, number];
       const [k, n] = found.transB ? [cols, rows] : [rows, cols];
-      layers.push({ node: node.name || node.output[0]!, op: node.op_type as 'MatMul' | 'Gemm', k, n });
+      layers.push({
+        node: node.name || node.output[0]!,
+        weight: found.w.name ?? '',
+        op: node.op_type as 'MatMul' | 'Gemm',
+        k,
+        n,
+      });
     });
     // Float weights that only quantized layers read are dropped (Gemm biases stay: Add reads them),
     // unless a node has a subgraph (If, Loop, Scan), which may read any initializer by name.

@@ -1,9 +1,10 @@
-// `quantize`: a tagger `pred` runs (ours or foreign, a file or hf:…) with its layer norms in the form
-// ONNX Runtime runs fastest (norms.ts) and its MatMul and Gemm layers in int8 with activations
-// quantized at run time (dynamic.ts), or with its convolutions too and activations at ranges calibrated
-// on the user's images (--mode static: static.ts, calibrate.ts), checked on the user's images against
-// the float model before it is kept (agreement.ts): written to a hidden temp file beside --out, loaded
-// and compared, then renamed into place — or removed, when the tags agree less than --min-agreement.
+// `quantize`: a tagger `pred` runs (ours or foreign, a file or hf:…) with its layer norms, residual adds
+// and wide MLPs in the forms ONNX Runtime runs fastest (norms.ts, layout.ts, tiles.ts) and its MatMul
+// and Gemm layers in int8 with activations quantized at run time (dynamic.ts), or with its convolutions
+// too and activations at ranges calibrated on the user's images (--mode static: static.ts,
+// calibrate.ts), checked on the user's images against the float model before it is kept
+// (agreement.ts): written to a hidden temp file beside --out, loaded and compared, then renamed into
+// place — or removed, when the tags agree less than --min-agreement.
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { readFile, realpath, rm } from 'node:fs/promises';
@@ -16,7 +17,9 @@ import { checkOutputFile, commitTemp, readInput, writeAll, writeFileAtomic, writ
 import { agreement, scores, type Agreement, type Scores } from './agreement.js';
 import { quantizeDynamic, type DynamicResult, type ExternalWeights, type QuantizedLayer } from './dynamic.js';
 import { calibrate } from './calibrate.js';
-import { fastNorms, type NormsResult } from './norms.js';
+import { fastNorms } from './norms.js';
+import { residualLayout } from './layout.js';
+import { expansionMlps, tileCount, tileMlps } from './tiles.js';
 import { calibrationModel, convShare, planStatic, quantizeStatic, type StaticPlan } from './static.js';
 import { checkExternalData, readExternalData } from '../predict/external-data.js';
 
@@ -63,6 +66,10 @@ export interface QuantizeResult {
   head: HeadChoice;
   /** Layer norms in instance-norm form (norms.ts), and how many had their γ and β folded into the next layers. */
   norms: { count: number; folded: number };
+  /** Residual adds moved into their branch's layout (layout.ts), a Transpose fewer each. */
+  residuals: number;
+  /** Expansion MLPs run a tile of rows at a time (tiles.ts). */
+  tiled: number;
 }
 
 export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
@@ -75,8 +82,9 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       throw new UsageError(`Expected --out to name a new file, not the model ${JSON.stringify(float.file)} itself`);
     const bytes = await readInput(float.file, 'a model file');
     const ext = await externalWeights(bytes, float.file);
-    const norms = rewriteNorms(bytes, float.file, ext);
-    const form = await int8Form(norms.bytes, float, o, ext);
+    const norms = floatRewrites(bytes, float.file, ext);
+    const tiles = await tileRows(norms.bytes, float, o, ext);
+    const form = await int8Form(tiles.bytes, float, o, ext);
     const previous = ext ? await ownDataFiles(o.out) : [];
     const first = form.first;
     const headNode = first.layers.at(-1)!;
@@ -112,6 +120,8 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       layers: chosen.result.layers,
       head,
       norms: { count: norms.count, folded: norms.folded },
+      residuals: norms.residuals,
+      tiled: tiles.count,
       bytesBefore: bytes.length,
       bytesAfter: chosen.result.bytes.length,
       agreement: checked,
@@ -122,13 +132,57 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   }
 }
 
-/** `fastNorms` on the float model, a malformed graph refused as a bad input. */
-function rewriteNorms(bytes: Uint8Array, file: string, ext: ExternalWeights | undefined): NormsResult {
+/** The float model's exact rewrites (`fastNorms`, then `residualLayout`), a malformed graph refused as a bad input. */
+export function floatRewrites(
+  bytes: Uint8Array,
+  file: string,
+  ext?: ExternalWeights,
+): { bytes: Uint8Array; count: number; folded: number; residuals: number } {
   try {
-    return fastNorms(bytes, ext);
+    const norms = fastNorms(bytes, ext);
+    const layout = residualLayout(norms.bytes);
+    return { ...norms, bytes: layout.bytes, residuals: layout.count };
   } catch (err) {
     throw new UsageError(`Expected a model to quantize in ${JSON.stringify(file)} but ${(err as Error).message}`);
   }
+}
+
+/**
+ * `bytes` with its expansion MLPs cut into row tiles where their hidden activation for one image is past
+ * the caches (tiles.ts): the rows of each are measured in one run of the float model on a black image,
+ * with the MLPs' inputs as outputs (a temp file beside --out). Not for external weights (the run would
+ * take them inline).
+ */
+async function tileRows(
+  bytes: Uint8Array,
+  float: TaggerModel,
+  o: QuantizeOptions,
+  ext: ExternalWeights | undefined,
+): Promise<{ bytes: Uint8Array; count: number }> {
+  const mlps = expansionMlps(bytes);
+  if (ext || mlps.length === 0) return { bytes, count: 0 };
+  const inputs = mlps.map((m) => m.input);
+  const tmp = await writeTemp(o.out, (fh) => writeAll(fh, [calibrationModel(bytes, inputs)]));
+  let out: Record<string, { dims: readonly number[] }>;
+  try {
+    const model = await TaggerModel.load(tmp, { ...o.load, tags: o.load.tags ?? float.tagsFile, onChoice: undefined });
+    try {
+      const per = model.contract.fixedBatch ?? 1;
+      out = await model.runOutputs(new Uint8Array(per * model.contract.size ** 2 * 3), per);
+    } finally {
+      await model.release();
+    }
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  const tiles = new Map(
+    mlps.map((m) => {
+      const d = out[m.input]?.dims ?? [];
+      const rows = d.slice(0, -1).reduce((a, b) => a * b, 1) / (float.contract.fixedBatch ?? 1);
+      return [m.input, d.length >= 2 ? tileCount(rows, m.channels, m.width) : 1] as const;
+    }),
+  );
+  return tileMlps(bytes, (input) => tiles.get(input) ?? 1);
 }
 
 /** Under this F1 of an all-int8 model, `--head auto` tries the head float and keeps the better. */

@@ -95,7 +95,14 @@ function plan(nodes: NodeJson[], inits: Map<string, TensorProtoJson>, keepFloat:
       const group = Number(attr(node, 'group')?.i ?? 1);
       if (m < MIN_DIM || cg * group <= 4) return;
       if (!constantBias(node, inits, m)) return;
-      out.push({ at, node, w, axis: 0, layer: { node: name, op: 'Conv', k: cg * kh * kw, n: m }, tensors: io(node) });
+      out.push({
+        at,
+        node,
+        w,
+        axis: 0,
+        layer: { node: name, weight: w.name ?? '', op: 'Conv', k: cg * kh * kw, n: m },
+        tensors: io(node),
+      });
       return;
     }
     const found = weightOf(node, inits);
@@ -108,7 +115,7 @@ function plan(nodes: NodeJson[], inits: Map<string, TensorProtoJson>, keepFloat:
       node,
       w: found.w,
       axis: found.transB ? 0 : 1,
-      layer: { node: name, op: node.op_type as 'MatMul' | 'Gemm', k, n },
+      layer: { node: name, weight: found.w.name ?? '', op: node.op_type as 'MatMul' | 'Gemm', k, n },
       tensors: io(node),
     });
   });

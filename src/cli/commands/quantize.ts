@@ -92,12 +92,13 @@ export const quantizeCommand: Command = ({ io }) =>
 /** What `quantize` prints: the file and its layers, the tags file copied, the mode, the agreement. */
 function report(r: QuantizeResult): string[] {
   const mb = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MB`;
+  const layers = [...new Map(r.layers.map((l) => [l.weight, l])).values()]; // a tiled MLP's nodes share their weights
   const ops = ['MatMul', 'Gemm', 'Conv']
-    .map((op) => [op, r.layers.filter((l) => l.op === op).length] as const)
+    .map((op) => [op, layers.filter((l) => l.op === op).length] as const)
     .filter(([, n]) => n > 0)
     .map(([op, n]) => `${n} ${op}`);
   const lines = [
-    `wrote ${r.file}: ${r.layers.length} layers in int8 (${ops.join(', ')}), ${mb(r.bytesBefore)} → ${mb(r.bytesAfter)}`,
+    `wrote ${r.file}: ${layers.length} layers in int8 (${ops.join(', ')}), ${mb(r.bytesBefore)} → ${mb(r.bytesAfter)}`,
   ];
   if (r.tagsCopied) lines.push(`copied the tags file beside it: ${r.tagsCopied}`);
   lines.push(
@@ -109,6 +110,14 @@ function report(r: QuantizeResult): string[] {
   if (n.count > 0)
     lines.push(
       `${n.count} layer norm${n.count === 1 ? '' : 's'} as instance norms (ONNX Runtime's vectorized kernel), γ and β of ${n.folded} folded into the layers after them`,
+    );
+  if (r.residuals > 0)
+    lines.push(
+      `${r.residuals} residual add${r.residuals === 1 ? '' : 's'} in their branch's layout (a Transpose fewer each)`,
+    );
+  if (r.tiled > 0)
+    lines.push(
+      `${r.tiled} MLP${r.tiled === 1 ? '' : 's'} a tile of rows at a time (their hidden activations stay in cache)`,
     );
   const h = r.head;
   const tried = h.tried ? ` (F1 ${h.tried.int8.toFixed(4)} with it in int8, ${h.tried.float.toFixed(4)} float)` : '';

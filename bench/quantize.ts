@@ -4,10 +4,11 @@
 // DeepDanbooru's (NHWC RGB 0–1, tags.txt), at 448 (--quick: 224), 10,000 tags. Then `pred` with the
 // float model, the float model with quantize's float rewrites alone (layer norms as instance norms,
 // residual adds in their branch's layout: src/quantize/norms.ts, layout.ts; the share of the gain that
-// is not int8) and both int8 models on the same JPEGs, alternating, medians of
-// runs, the model load beside,
-// and the agreement each `quantize --images` printed. On a CPU without VNNI (AVX2 only) the
-// integer kernels gain little; the ≥ 2× goal is for CPUs with VNNI (see `intFeatures`).
+// is not int8; MLP tiles are left out, being measured per model) and both int8 models on the same JPEGs,
+// at one image a run and at pred's default batch of 8, alternating, medians of runs (a speedup: the
+// median of each round's ratio to the fp32 run beside it), the model load beside, and the agreement each
+// `quantize --images` printed. On a CPU without VNNI (AVX2 only) the integer kernels gain little; the
+// ≥ 2× goal is for CPUs with VNNI (see `intFeatures`).
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -143,6 +144,9 @@ function resnet50(size: number): Uint8Array {
 
 /** fp32: the model as built; norms: the same with quantize's float rewrites alone (to show their share). */
 type Form = 'fp32' | 'norms' | 'dynamic' | 'static';
+const FORMS = ['fp32', 'norms', 'dynamic', 'static'] as const;
+/** `pred` at one image a run and at its default batch. */
+const BATCHES = [1, 8] as const;
 
 /** `quantize` in `mode` through the CLI: the seconds it took and what it printed. */
 async function quantizeCli(
@@ -203,16 +207,26 @@ export async function benchQuantize(opts: { quick: boolean }): Promise<Record<st
       dynamic: await quantizeCli(files.fp32, files.dynamic, 'dynamic', data),
       static: await quantizeCli(files.fp32, files.static, 'static', data),
     };
-    const r: Record<Form, { rate: number; load: number }[]> = { fp32: [], norms: [], dynamic: [], static: [] };
+    // pred at batch 1 and at its default batch (8), alternating forms, medians of the runs.
+    const r: Record<string, { rate: number; load: number }[]> = {};
     for (let i = 0; i < runs; i++)
-      for (const k of ['fp32', 'norms', 'dynamic', 'static'] as const)
-        r[k].push(await predOnce(data, files[k], count, 1));
-    const rate = (k: Form): number => median(r[k].map((x) => x.rate));
-    const load = (k: Form): number => median(r[k].map((x) => x.load));
+      for (const batch of BATCHES)
+        for (const k of FORMS) (r[`${k}/${batch}`] ??= []).push(await predOnce(data, files[k], count, batch));
+    const rate = (k: Form, batch = 1): number => median(r[`${k}/${batch}`]!.map((x) => x.rate));
+    const load = (k: Form): number => median(r[`${k}/1`]!.map((x) => x.load));
     const mb = async (k: Form): Promise<number> => (await stat(files[k])).size / 2 ** 20;
-    const form = async (k: 'dynamic' | 'static'): Promise<Record<string, unknown>> => ({
+    // A speedup is the median of each round's ratio to the fp32 run beside it: this VM's speed drifts
+    // by ±10% over minutes, which a ratio of medians taken minutes apart would carry.
+    const speedup = (k: Form, batch = 1): number =>
+      median(r[`${k}/${batch}`]!.map((x, i) => x.rate / r[`fp32/${batch}`]![i]!.rate));
+    const rates = (k: Form): Record<string, number> => ({
       imgPerS: rate(k),
-      speedup: rate(k) / rate('fp32'),
+      speedup: speedup(k),
+      imgPerSBatch8: rate(k, 8),
+      speedupBatch8: speedup(k, 8),
+    });
+    const form = async (k: 'dynamic' | 'static'): Promise<Record<string, unknown>> => ({
+      ...rates(k),
       loadSeconds: load(k),
       MB: await mb(k),
       quantizeSeconds: q[k].seconds,
@@ -221,16 +235,18 @@ export async function benchQuantize(opts: { quick: boolean }): Promise<Record<st
     const row = {
       arch,
       size,
-      fp32: { imgPerS: rate('fp32'), loadSeconds: load('fp32'), MB: await mb('fp32') },
-      norms: { imgPerS: rate('norms'), speedup: rate('norms') / rate('fp32') },
+      fp32: { imgPerS: rate('fp32'), imgPerSBatch8: rate('fp32', 8), loadSeconds: load('fp32'), MB: await mb('fp32') },
+      norms: rates('norms'),
       dynamic: await form('dynamic'),
       static: await form('static'),
     };
     rows.push(row);
+    const both = (k: Form): string =>
+      `${rate(k).toFixed(2)} img/s (${speedup(k).toFixed(2)}×), batch 8 ${rate(k, 8).toFixed(2)} (${speedup(k, 8).toFixed(2)}×)`;
     const line = (k: 'dynamic' | 'static'): string =>
-      `${k} ${rate(k).toFixed(2)} img/s (${(rate(k) / rate('fp32')).toFixed(2)}×, load ${load(k).toFixed(2)} s, ${(row[k].MB as number).toFixed(0)} MB; ${q[k].said.at(-1)?.replace(/^agreement on \d+ images: /, '')})`;
+      `${k} ${both(k)} (load ${load(k).toFixed(2)} s, ${(row[k].MB as number).toFixed(0)} MB; ${q[k].said.at(-1)?.replace(/^agreement on \d+ images: /, '')})`;
     console.log(
-      `quantize ${arch} @${size}: pred fp32 ${rate('fp32').toFixed(2)} img/s (load ${load('fp32').toFixed(2)} s, ${row.fp32.MB.toFixed(0)} MB); fp32 with the float rewrites alone ${rate('norms').toFixed(2)} img/s; ${line('dynamic')}; ${line('static')}`,
+      `quantize ${arch} @${size}: pred fp32 ${rate('fp32').toFixed(2)} img/s, batch 8 ${rate('fp32', 8).toFixed(2)} (load ${load('fp32').toFixed(2)} s, ${row.fp32.MB.toFixed(0)} MB); fp32 with the float rewrites alone ${both('norms')}; ${line('dynamic')}; ${line('static')}`,
     );
   }
   const result = { quick: opts.quick, cpu: intFeatures(), images: count, runs, rows };

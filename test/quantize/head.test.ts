@@ -8,13 +8,13 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import sharp from 'sharp';
 import { A, Graph } from '../../training/graph.js';
 import { decodeModel } from '../../training/onnx.js';
 import { Rng } from '../../training/rng.js';
 import { HEAD_CHECK_F1 } from '../../src/quantize/quantize.js';
 import { cli, tempDir } from '../helpers.js';
 import { externalize } from './externalize.js';
+import { writePngs, writeSelectedTags } from './fixtures.js';
 
 const dir = await tempDir();
 const rng = new Rng(31);
@@ -41,20 +41,10 @@ function tagger(outlier: number): Uint8Array {
   return g.encode();
 }
 
-await writeFile(
-  path.join(dir, 'selected_tags.csv'),
-  `tag_id,name,category,count\n${TAGS.map((t, i) => `${i},${t},0,1`).join('\n')}\n`,
-);
+await writeSelectedTags(dir, TAGS);
 await writeFile(path.join(dir, 'hurt.onnx'), tagger(400));
 await writeFile(path.join(dir, 'fine.onnx'), tagger(3));
-const images = path.join(dir, 'images');
-await mkdir(images);
-for (let i = 0; i < 12; i++) {
-  const raw = Buffer.from(Uint8Array.from({ length: S * S * 3 }, () => Math.floor(rng.next() * 256)));
-  await sharp(raw, { raw: { width: S, height: S, channels: 3 } })
-    .png()
-    .toFile(path.join(images, `${i}.png`));
-}
+const images = await writePngs(path.join(dir, 'images'), 12, S, () => Math.floor(rng.next() * 256));
 
 /** quantize's lines by what they start with: wrote, head, agreement. */
 const quantize = async (model: string, out: string, ...args: string[]): Promise<Record<string, string>> => {

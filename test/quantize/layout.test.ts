@@ -8,12 +8,12 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import ort from 'onnxruntime-node';
-import sharp from 'sharp';
 import { residualLayout } from '../../src/quantize/layout.js';
 import { A, Graph } from '../../training/graph.js';
 import { decodeModel, type NodeJson } from '../../training/onnx.js';
 import { Rng } from '../../training/rng.js';
 import { cli, tempDir } from '../helpers.js';
+import { writePngs, writeSelectedTags } from './fixtures.js';
 
 const rng = new Rng(71);
 const randn = (n: number, s: number): Float32Array =>
@@ -21,19 +21,21 @@ const randn = (n: number, s: number): Float32Array =>
 const [B, CIN, C, H, W] = [2, 3, 6, 5, 7]; // H ≠ W and C apart, so a wrong perm cannot pass
 const TO_NHWC = [0, 2, 3, 1];
 const TO_NCHW = [0, 3, 1, 2];
+/** A float32 initializer of `dims`, uniform on ±s. */
+const weight = (g: Graph, name: string, dims: number[], s: number): string =>
+  g.initializer(
+    name,
+    'float32',
+    dims,
+    randn(
+      dims.reduce((a, b) => a * b, 1),
+      s,
+    ),
+  );
 
 function model(): Uint8Array {
   const g = new Graph('stage');
-  const f = (name: string, dims: number[]): string =>
-    g.initializer(
-      name,
-      'float32',
-      dims,
-      randn(
-        dims.reduce((a, b) => a * b, 1),
-        0.5,
-      ),
-    );
+  const f = (name: string, dims: number[]): string => weight(g, name, dims, 0.5);
   const x = g.input('x', 'float32', [B, CIN, H, W]);
   const stem = g.op('Conv', [x, f('stem_w', [C, CIN, 1, 1]), f('stem_b', [C])], {}, 'stem');
   const branch = (h: string, i: number): string => {
@@ -131,16 +133,7 @@ test('quantize puts the residual adds of a ConvNeXt-like tagger in their branch 
   // 256 px → 64 × 64 rows of D = 160: a hidden activation of 10.5 MB an image, past TILE_MIN_BYTES (tiles.ts).
   const [S, D, TAGS] = [256, 160, Array.from({ length: 24 }, (_, i) => `tag_${i}`)];
   const g = new Graph('convnext');
-  const f = (name: string, dims: number[], s: number): string =>
-    g.initializer(
-      name,
-      'float32',
-      dims,
-      randn(
-        dims.reduce((a, b) => a * b, 1),
-        s,
-      ),
-    );
+  const f = (name: string, dims: number[], s: number): string => weight(g, name, dims, s);
   // WD layout (NHWC, 0–255) → NCHW → 4 × 4 patchify stem → two blocks → mean over pixels → head.
   const x = g.op('Mul', [
     g.op('Transpose', [g.input('input', 'float32', ['N', S, S, 3])], { perm: A.ints(TO_NCHW) }),
@@ -160,18 +153,8 @@ test('quantize puts the residual adds of a ConvNeXt-like tagger in their branch 
   const logits = g.op('Gemm', [pooled, f('head', [D, TAGS.length], 2)]);
   g.output(g.op('Sigmoid', [logits]), 'output', 'float32', ['N', TAGS.length]);
   await writeFile(path.join(dir, 'model.onnx'), g.encode());
-  await writeFile(
-    path.join(dir, 'selected_tags.csv'),
-    `tag_id,name,category,count\n${TAGS.map((t, i) => `${i},${t},0,1`).join('\n')}\n`,
-  );
-  const images = path.join(dir, 'images');
-  await mkdir(images);
-  for (let i = 0; i < 6; i++) {
-    const raw = Buffer.from(Uint8Array.from({ length: S * S * 3 }, () => Math.floor(rng.next() * 256)));
-    await sharp(raw, { raw: { width: S, height: S, channels: 3 } })
-      .png()
-      .toFile(path.join(images, `${i}.png`));
-  }
+  await writeSelectedTags(dir, TAGS);
+  const images = await writePngs(path.join(dir, 'images'), 6, S, () => Math.floor(rng.next() * 256));
   const out = path.join(dir, 'int8', 'model.onnx');
   await mkdir(path.dirname(out));
   const r = await cli('quantize', path.join(dir, 'model.onnx'), '--out', out, '--images', images, '--mode', 'dynamic');

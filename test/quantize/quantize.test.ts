@@ -9,13 +9,13 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import ort from 'onnxruntime-node';
-import sharp from 'sharp';
 import { quantizeDynamic } from '../../src/quantize/dynamic.js';
 import { A, Graph } from '../../training/graph.js';
 import { decodeModel, encodeModel } from '../../training/onnx.js';
 import { Rng } from '../../training/rng.js';
 import { cli, tempDir } from '../helpers.js';
 import { externalize } from './externalize.js';
+import { writePngs, writeSelectedTags } from './fixtures.js';
 
 const dir = await tempDir();
 const rng = new Rng(27);
@@ -88,18 +88,8 @@ function vit(): Uint8Array {
 }
 
 await writeFile(path.join(dir, 'model.onnx'), vit());
-await writeFile(
-  path.join(dir, 'selected_tags.csv'),
-  `tag_id,name,category,count\n${TAGS.map((t, i) => `${i},${t},0,1`).join('\n')}\n`,
-);
-const images = path.join(dir, 'images');
-await mkdir(images);
-for (let i = 0; i < 6; i++) {
-  const raw = Buffer.from(Uint8Array.from({ length: S * S * 3 }, (_, j) => (j * (i + 3) * 37 + i * 91) % 256));
-  await sharp(raw, { raw: { width: S, height: S, channels: 3 } })
-    .png()
-    .toFile(path.join(images, `${i}.png`));
-}
+await writeSelectedTags(dir, TAGS);
+const images = await writePngs(path.join(dir, 'images'), 6, S, (i, j) => (j * (i + 3) * 37 + i * 91) % 256);
 const model = path.join(dir, 'model.onnx');
 
 const extDir = path.join(dir, 'external');

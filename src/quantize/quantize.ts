@@ -168,7 +168,11 @@ async function tileRows(
     const model = await TaggerModel.load(tmp, { ...o.load, tags: o.load.tags ?? float.tagsFile, onChoice: undefined });
     try {
       const per = model.contract.fixedBatch ?? 1;
-      out = await model.runOutputs(new Uint8Array(per * model.contract.size ** 2 * 3), per);
+      out = await model.runOutputs(new Uint8Array(per * model.contract.size ** 2 * 3), per).catch((err: Error) => {
+        throw new UsageError(
+          `Expected ${JSON.stringify(float.file)} to run on a black image but it fails: ${err.message.split('\n')[0]}`,
+        );
+      });
     } finally {
       await model.release();
     }

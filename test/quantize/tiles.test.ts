@@ -3,6 +3,8 @@
 // more tiles than rows; in int8 too. MLPs whose hidden values are read elsewhere, that pass through an op
 // not known to work row by row, or that do not widen, are left as they are.
 import assert from 'node:assert/strict';
+import { readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { test } from 'node:test';
 import ort from 'onnxruntime-node';
 import { quantizeDynamic } from '../../src/quantize/dynamic.js';
@@ -17,6 +19,8 @@ import {
 import { A, Graph } from '../../training/graph.js';
 import { decodeModel } from '../../training/onnx.js';
 import { Rng } from '../../training/rng.js';
+import { cli, tempDir } from '../helpers.js';
+import { writeSelectedTags } from './fixtures.js';
 
 const rng = new Rng(83);
 const randn = (n: number, s: number): Float32Array =>
@@ -135,4 +139,26 @@ test("tiles: only where one image's hidden activation is past the caches and out
     1,
     'too few rows per channel',
   );
+});
+
+test('a model that fails on its measuring run: one line naming it, nothing written', async () => {
+  const dir = await tempDir();
+  const g = new Graph('broken');
+  const x = g.input('input', 'float32', ['N', 8, 8, 3]);
+  const rows = g.op('Reshape', [x, g.const([-1, 24])]);
+  const hidden = g.op('Relu', [g.op('MatMul', [rows, g.initializer('w1', 'float32', [24, 96], randn(24 * 96, 0.2))])]);
+  const y = g.op('MatMul', [hidden, g.initializer('w2', 'float32', [96, 24], randn(96 * 24, 0.2))]);
+  // 8 × 8 × 3 values do not make rows of 5: ONNX Runtime refuses it when it runs, not when it loads.
+  const bad = g.op('Reshape', [y, g.const([-1, 5])]);
+  g.output(g.op('Sigmoid', [g.op('ReduceMean', [bad], { axes: A.ints([1]), keepdims: A.i(0) })]), 'output', 'float32', [
+    'N',
+  ]);
+  await writeFile(path.join(dir, 'model.onnx'), g.encode());
+  await writeSelectedTags(dir, ['a']);
+  const r = await cli('quantize', path.join(dir, 'model.onnx'), '--out', path.join(dir, 'int8.onnx'));
+  assert.equal(r.code, 2, r.err.join('\n')); // a bad input, not a failure of ours
+  const errors = r.err.filter((l) => l.startsWith('alt-i2v-ort:')); // the other line says which preset it took
+  assert.equal(errors.length, 1, r.err.join('\n'));
+  assert.match(errors[0]!, /^alt-i2v-ort: Expected ".*model\.onnx" to run on a black image but it fails: [^\n]+$/);
+  assert.deepEqual((await readdir(dir)).sort(), ['model.onnx', 'selected_tags.csv']);
 });

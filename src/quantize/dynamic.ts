@@ -80,6 +80,13 @@ interface QuantizedWeight {
 }
 
 /** The state of one graph's rewrite: fresh names, the int8 weights made so far, the nodes written. */
+/** Whether a node has a subgraph (If, Loop, Scan: attribute types GRAPH, GRAPHS), which may read any name of the graph. */
+export const hasSubgraph = (decoded: NodeJson[]): boolean =>
+  decoded.some((n) => n.attribute?.some((a) => a.type === 5 || a.type === 10));
+
+/** Whether `n` is in ONNX's default domain. */
+export const standardDomain = (n: NodeJson): boolean => (n.domain ?? '') === '' || n.domain === 'ai.onnx';
+
 export class Rewrite {
   readonly added: TensorProtoJson[] = [];
   readonly weights = new Map<string, QuantizedWeight>();
@@ -192,7 +199,7 @@ export function quantizeDynamic(
     });
     // Float weights that only quantized layers read are dropped (Gemm biases stay: Add reads them),
     // unless a node has a subgraph (If, Loop, Scan), which may read any initializer by name.
-    const subgraphs = decoded.some((n) => n.attribute?.some((a) => a.type === 5 || a.type === 10));
+    const subgraphs = hasSubgraph(decoded);
     const gone = (name: string): boolean =>
       !subgraphs && !read.has(name) && (r.weights.has(`${name}/false`) || r.weights.has(`${name}/true`));
     const kept = initializers

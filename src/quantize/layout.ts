@@ -12,7 +12,7 @@
 // read any name) is left as it is.
 import { decodeNode, decodeTensor, decodeValueInfo, type AttributeJson, type NodeJson } from '../../training/onnx.js';
 import { rewriteGraph } from '../../training/wire.js';
-import { Rewrite } from './dynamic.js';
+import { hasSubgraph, Rewrite, standardDomain } from './dynamic.js';
 
 export interface LayoutResult {
   bytes: Uint8Array;
@@ -20,7 +20,6 @@ export interface LayoutResult {
   count: number;
 }
 
-const standard = (n: NodeJson): boolean => (n.domain ?? '') === '' || n.domain === 'ai.onnx';
 const permOf = (n: NodeJson): number[] | undefined => n.attribute?.find((a) => a.name === 'perm')?.ints?.map(Number);
 const permAttr = (perm: number[]): AttributeJson[] => [{ name: 'perm', type: 7, ints: perm }];
 
@@ -29,7 +28,7 @@ export function residualLayout(model: Uint8Array): LayoutResult {
   let count = 0;
   const bytes = rewriteGraph(model, ({ nodes, initializers, outputs }) => {
     const decoded = nodes.map(decodeNode);
-    if (decoded.some((n) => n.attribute?.some((a) => a.type === 5 || a.type === 10))) return { nodes, initializers };
+    if (hasSubgraph(decoded)) return { nodes, initializers };
     const graphOutputs = new Set((outputs ?? []).map((o) => decodeValueInfo(o).name));
     const producer = new Map(decoded.flatMap((n) => n.output.map((o) => [o, n] as const)));
     const readers = new Map<string, number>();
@@ -85,7 +84,9 @@ export function residualLayout(model: Uint8Array): LayoutResult {
 
 /** The rank of each standard Conv's output, by name: its weight's rank (a constant weight's dims). */
 function convRanks(decoded: NodeJson[], initializers: Uint8Array[]): Map<string, number> {
-  const weights = new Set(decoded.filter((n) => n.op_type === 'Conv' && standard(n)).map((n) => n.input[1] ?? ''));
+  const weights = new Set(
+    decoded.filter((n) => n.op_type === 'Conv' && standardDomain(n)).map((n) => n.input[1] ?? ''),
+  );
   const dims = new Map<string, number>();
   for (const b of initializers) {
     const t = decodeTensor(b);
@@ -93,7 +94,7 @@ function convRanks(decoded: NodeJson[], initializers: Uint8Array[]): Map<string,
   }
   const ranks = new Map<string, number>();
   for (const n of decoded)
-    if (n.op_type === 'Conv' && standard(n) && dims.has(n.input[1] ?? ''))
+    if (n.op_type === 'Conv' && standardDomain(n) && dims.has(n.input[1] ?? ''))
       ranks.set(n.output[0]!, dims.get(n.input[1]!)!);
   return ranks;
 }
@@ -111,12 +112,12 @@ function residual(
   inBranch: Map<string, { sum: string; perm: string }>,
   convRank: Map<string, number>,
 ): { side: number; t: NodeJson; perm: number[] } | undefined {
-  if (add.op_type !== 'Add' || !standard(add) || add.input.length !== 2 || add.input[0] === add.input[1])
+  if (add.op_type !== 'Add' || !standardDomain(add) || add.input.length !== 2 || add.input[0] === add.input[1])
     return undefined;
   for (const side of [1, 0]) {
     const t = producer.get(add.input[side]!);
     const other = add.input[1 - side]!;
-    if (!t || t.op_type !== 'Transpose' || !standard(t)) continue;
+    if (!t || t.op_type !== 'Transpose' || !standardDomain(t)) continue;
     const perm = permOf(t);
     if (!perm || perm.length < 3 || readers.get(t.output[0]!) !== 1 || graphOutputs.has(t.output[0]!)) continue;
     const chained = inBranch.get(other);

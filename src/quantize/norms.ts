@@ -25,7 +25,7 @@ import {
 import { tensorProto } from '../../training/graph.js';
 import { rewriteGraph } from '../../training/wire.js';
 import { isExternal } from '../predict/external-data.js';
-import { Rewrite, type ExternalWeights } from './dynamic.js';
+import { hasSubgraph, Rewrite, type ExternalWeights } from './dynamic.js';
 import { initializerMap } from './static.js';
 
 export interface NormsResult {
@@ -221,7 +221,7 @@ export function fastNorms(model: Uint8Array, external?: ExternalWeights): NormsR
     // What the folds replaced goes, unless another node (or a subgraph, which may read any) reads it.
     const emitted = decoded.flatMap((n) => forms.get(n) ?? [s.renamed.get(n) ?? n, ...(s.after.get(n) ?? [])]);
     const read = new Set(emitted.flatMap((m) => m.input));
-    const subgraphs = decoded.some((n) => n.attribute?.some((a) => a.type === 5 || a.type === 10));
+    const subgraphs = hasSubgraph(decoded);
     const kept = initializers.filter((_, i) => {
       const name = decodeTensor(initializers[i]!).name ?? '';
       return subgraphs || read.has(name) || graphOutputs.has(name) || !s.replaced.has(name);

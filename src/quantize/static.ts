@@ -24,6 +24,7 @@ import { rewriteGraph } from '../../training/wire.js';
 import { isExternal } from '../predict/external-data.js';
 import {
   MIN_DIM,
+  hasSubgraph,
   Rewrite,
   moved,
   weightOf,
@@ -217,7 +218,7 @@ export function quantizeStatic(
       for (const o of node.output) if (calibrated.has(o)) q.quantize(o, body);
     });
     // Float weights and biases only quantized layers read are dropped (all kept under subgraphs).
-    const subgraphs = decoded.some((n) => n.attribute?.some((a) => a.type === 5 || a.type === 10));
+    const subgraphs = hasSubgraph(decoded);
     const replaced = new Set(planned.flatMap((p) => [p.w.name ?? '', p.node.input[2] ?? '']));
     const kept = initializers
       .map((b) => ({ b, t: decodeTensor(b) }))

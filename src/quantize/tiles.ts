@@ -27,7 +27,7 @@ import {
 } from '../../training/onnx.js';
 import { tensorProto } from '../../training/graph.js';
 import { graphEntries, rewriteGraph } from '../../training/wire.js';
-import { Rewrite } from './dynamic.js';
+import { hasSubgraph, Rewrite, standardDomain } from './dynamic.js';
 
 export interface TilesResult {
   bytes: Uint8Array;
@@ -79,9 +79,8 @@ const ROWWISE = new Set([
   'LeakyRelu',
   'Identity',
 ]);
-const standard = (n: NodeJson): boolean => (n.domain ?? '') === '' || n.domain === 'ai.onnx';
 const known = (n: NodeJson): boolean =>
-  standard(n) || (n.domain === 'com.microsoft' && (n.op_type === 'Gelu' || n.op_type === 'FastGelu'));
+  standardDomain(n) || (n.domain === 'com.microsoft' && (n.op_type === 'Gelu' || n.op_type === 'FastGelu'));
 
 /** One expansion MLP: the first and second MatMul, the ops between, the hidden width and output width. */
 interface Mlp {
@@ -98,7 +97,7 @@ interface Mlp {
 
 /** The graph's expansion MLPs, none sharing a node; undefined for a graph with subgraphs. */
 function analyse(decoded: NodeJson[], initializers: Uint8Array[], outputs: Uint8Array[]): { mlps: Mlp[] } | undefined {
-  if (decoded.some((n) => n.attribute?.some((a) => a.type === 5 || a.type === 10))) return undefined;
+  if (hasSubgraph(decoded)) return undefined;
   const dims = constantDims(decoded, initializers);
   const order = new Map(decoded.map((n, i) => [n, i]));
   const graphOutputs = new Set(outputs.map((o) => decodeValueInfo(o).name));
@@ -160,7 +159,8 @@ function constantDims(decoded: NodeJson[], initializers: Uint8Array[]): Map<stri
     if (t.data_type === 1) dims.set(t.name ?? '', t.dims.map(Number));
   }
   for (const n of decoded) {
-    const value = n.op_type === 'Constant' && standard(n) ? n.attribute?.find((a) => a.name === 'value')?.t : undefined;
+    const value =
+      n.op_type === 'Constant' && standardDomain(n) ? n.attribute?.find((a) => a.name === 'value')?.t : undefined;
     if (value && value.data_type === 1) dims.set(n.output[0]!, value.dims.map(Number));
   }
   return dims;
@@ -169,13 +169,16 @@ function constantDims(decoded: NodeJson[], initializers: Uint8Array[]): Map<stri
 /** A constant float weight [rows, cols] read as `n`'s second input. */
 function weight(n: NodeJson, dims: Map<string, number[]>): [number, number] | undefined {
   const d = dims.get(n.input[1] ?? '');
-  return n.op_type === 'MatMul' && standard(n) && d?.length === 2 ? (d as [number, number]) : undefined;
+  return n.op_type === 'MatMul' && standardDomain(n) && d?.length === 2 ? (d as [number, number]) : undefined;
 }
 
-/** Whether constant `name` broadcasts along the last axis only: one value, or one per hidden unit. */
+/**
+ * Whether constant `name` broadcasts along the last axis only: one value, or one per hidden unit, of rank
+ * ≤ 1 (a constant of more axes could add axes to the result, which the tiles' Reshape back would drop).
+ */
 const rowConstant = (name: string, dims: Map<string, number[]>, k: number): boolean => {
   const d = dims.get(name);
-  return !!d && d.slice(0, -1).every((v) => v === 1) && (d.length === 0 || d.at(-1) === 1 || d.at(-1) === k);
+  return !!d && d.length <= 1 && (d.length === 0 || d[0] === 1 || d[0] === k);
 };
 
 /**
@@ -222,7 +225,7 @@ function expansion(
   const bias =
     after.length === 1 &&
     b!.op_type === 'Add' &&
-    standard(b!) &&
+    standardDomain(b!) &&
     b!.input.some((i) => i !== second.output[0] && dims.get(i)?.join() === `${n}`)
       ? b
       : undefined;

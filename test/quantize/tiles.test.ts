@@ -1,7 +1,7 @@
 // Expansion MLPs a tile of rows at a time (src/quantize/tiles.ts): the tiled graph gives the numbers of
 // a float64 computation of the MLP written here, for row counts the tiles do not divide, any batch, and
 // more tiles than rows; in int8 too. MLPs whose hidden values are read elsewhere, that pass through an op
-// not known to work row by row, or that do not widen, are left as they are.
+// not known to work row by row, add a constant of more than one axis, or do not widen, are left as they are.
 import assert from 'node:assert/strict';
 import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -86,6 +86,9 @@ function model(): Uint8Array {
   g.output(g.op('MatMul', [soft, f('w4b', [K, N], w4)]), 'y3', 'float32', ['batch', H, W, N]);
   const narrow = g.op('Relu', [g.op('MatMul', [x, f('w5', [C, C], randn(C * C, 0.5))])]);
   g.output(g.op('MatMul', [narrow, f('w6', [C, N], randn(C * N, 0.5))]), 'y4', 'float32', ['batch', H, W, N]);
+  // A constant of more than one axis could add axes (here [1, 1, 1, K] on a rank-4 x it does not): left alone.
+  const wide = g.op('Add', [g.op('MatMul', [x, f('w7', [C, K], w3)]), f('b7', [1, 1, 1, K], b1)]);
+  g.output(g.op('MatMul', [g.op('Relu', [wide]), f('w8', [K, N], w4)]), 'y6', 'float32', ['batch', H, W, N]);
   return g.encode();
 }
 
@@ -116,7 +119,7 @@ test('a tiled MLP equals a float64 MLP for any batch, row counts the tiles do no
       const [want, got] = [await run(before, x, batch), await run(r.bytes, x, batch)];
       const err = maxErr(got.y!, mlp(x));
       assert.ok(err < 1e-5, `${tiles} tiles, batch ${batch}: error ${err} against float64`);
-      for (const other of ['y2', 'h2', 'y3', 'y4']) assert.deepEqual(got[other], want[other], other);
+      for (const other of ['y2', 'h2', 'y3', 'y4', 'y6']) assert.deepEqual(got[other], want[other], other);
       // In int8 each tile quantizes its rows at its own range: close to float, empty tiles included.
       const int8 = await run(quantizeDynamic(r.bytes).bytes, x, batch);
       const qerr = maxErr(int8.y!, mlp(x));

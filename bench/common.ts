@@ -6,7 +6,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
-import { sessionThreads } from '../training/threads.js';
+import { sessionThreads } from '../src/runtime/threads.js';
 import type { TrainOptions } from '../src/train/run.js';
 
 export const median = (xs: number[]): number => {
@@ -47,7 +47,7 @@ export async function ortGflops(kernel: 'sgemm' | 'conv'): Promise<number> {
   const known = measured.get(kernel);
   if (known) return known;
   const ort = (await import('onnxruntime-node')).default;
-  const { Graph, A } = await import('../training/graph.js');
+  const { Graph, A } = await import('../src/onnx/graph.js');
   const g = new Graph(kernel);
   const fill = (n: number): Float32Array => Float32Array.from({ length: n }, (_, i) => ((i % 7) - 3) / 70);
   let feeds: Record<string, InstanceType<typeof ort.Tensor>>;

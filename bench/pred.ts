@@ -8,12 +8,12 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { runCli } from '../src/cli/index.js';
 import { preprocessImage } from '../src/data/images.js';
-import { emptyRanges, widenRanges } from '../src/train/calibrate.js';
+import { emptyRanges, widenRanges } from '../src/train/export-ranges.js';
 import { encodeInferenceModel } from '../training/artifacts.js';
 import { inferenceFlops } from '../training/flops.js';
-import { buildCalibrationGraph } from '../training/model.js';
+import { buildCalibrationGraph } from '../training/graphs.js';
 import { defaultConfig, initParams } from '../training/params.js';
-import { sessionThreads } from '../training/threads.js';
+import { sessionThreads } from '../src/runtime/threads.js';
 import { intFeatures, machineLimit, median, ofLimit, saveResult } from './common.js';
 import { makeJpegs } from './pairs.js';
 

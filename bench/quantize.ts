@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runCli } from '../src/cli/index.js';
 import { floatRewrites } from '../src/quantize/quantize.js';
-import { A, Graph } from '../training/graph.js';
+import { A, Graph } from '../src/onnx/graph.js';
 import { Rng } from '../training/rng.js';
 import { intFeatures, median, saveResult } from './common.js';
 import { makeJpegs } from './pairs.js';

@@ -9,13 +9,13 @@ import os from 'node:os';
 import { mkdtemp, readdir, writeFile, rm } from 'node:fs/promises';
 import { opShares, readProfile, type OpShare } from '../src/runtime/profile.js';
 import { inferenceFlops, trainStepFlops } from '../training/flops.js';
-import { buildTrainGraph } from '../training/model.js';
+import { buildTrainGraph } from '../training/graphs.js';
 import { TrainSession } from '../src/train/train-session.js';
 import { encodeInferenceModel } from '../training/artifacts.js';
 import { batchFeeds, randomBatch } from '../training/gradcheck.js';
 import { defaultConfig, initParams, paramSpecs, type ModelConfig } from '../training/params.js';
 import { hasPython, KEEP_MEMORY, machineLimit, median, ofLimit, saveResult } from './common.js';
-import { sessionThreads } from '../training/threads.js';
+import { sessionThreads } from '../src/runtime/threads.js';
 
 /**
  * The train graph's ops by time (shared with `tiny`), from ONNX Runtime's profiler: the graph and

@@ -7,12 +7,12 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { runCli } from '../src/cli/index.js';
 import { preprocessImage } from '../src/data/images.js';
-import { inputTensor, type InputContract } from '../src/predict/contract.js';
-import { A, Graph } from '../training/graph.js';
+import { inputTensor, type InputContract } from '../src/contracts/contract.js';
+import { A, Graph } from '../src/onnx/graph.js';
 import { Rng } from '../training/rng.js';
 import { median, saveResult } from './common.js';
 import { makeJpegs } from './pairs.js';
-import { sessionThreads } from '../training/threads.js';
+import { sessionThreads } from '../src/runtime/threads.js';
 
 const S = 448;
 const TAGS = 10861;

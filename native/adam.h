@@ -22,7 +22,7 @@ struct AdamTensor {
   size_t numel;
 };
 
-// The graph's update, op for op in float32 (training/model.ts adamUpdate):
+// The graph's update, op for op in float32 (training/graphs.ts adamUpdate):
 //   m' = m·β1 + g·(1−β1),  v' = v·β2 + (g·g)·(1−β2),  p' = p − (m'·lr_t) / (√v' + ε_t)
 // spread over `threads` threads (≥ 1) in chunks.
 void AdamInPlace(const std::vector<AdamTensor>& tensors, const AdamConstants& c, float lr_t, float eps_t, int threads);

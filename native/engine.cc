@@ -270,7 +270,7 @@ float Engine::Step(const uint8_t* images, const uint8_t* labels, const uint8_t* 
     if (*applied) AdamInPlace(in_place_, options_.adam_constants, lr_t, eps_t, adam_threads_);
     return loss;
   }
-  // Fused: a skipped step's graph outputs the old values (training/model.ts), so the swap keeps them.
+  // Fused: a skipped step's graph outputs the old values (training/graphs.ts), so the swap keeps them.
   for (size_t i : trainable_) std::swap(cur_[i], next_[i]);
   std::swap(m_, m_next_);
   std::swap(v_, v_next_);

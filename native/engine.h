@@ -26,7 +26,7 @@ struct TensorSpec {
   size_t numel;
 };
 
-// Graph input/output names, given by the TypeScript side that wrote the graphs (training/model.ts `io`)
+// Graph input/output names, given by the TypeScript side that wrote the graphs (training/graphs.ts `io`)
 // and checked against each session at load, so the two languages cannot drift apart silently.
 struct IoNames {
   std::string image, labels, keep, loss, probs, lr, eps, copy_in, copy_out, loss_scale, grads_finite;

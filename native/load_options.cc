@@ -1,5 +1,5 @@
 // NativeEngine.load()'s options object → engine Options, copied once. TypeScript validates the values and
-// fills every default (src/train/engine-options.ts); this side still checks every field it reads, so that
+// fills every default (src/train/engine.ts `engineOptions`); this side still checks every field it reads, so that
 // no options object can make the engine read out of bounds or guess: each field of the wrong type, an
 // unknown choice (adam, device, role) or a dimension that is not a positive integer throws a TypeError
 // naming it. Check all, never some.
@@ -102,7 +102,7 @@ AdamMode ParseAdam(const Napi::Object& o, AdamConstants* c) {
                              "Expected \"fused\" or \"in-place\" for options.adam but received \"" + mode + "\"");
 }
 
-// options.io: the graph names (training/model.ts `io`); the engine checks them against the graphs.
+// options.io: the graph names (training/graphs.ts `io`); the engine checks them against the graphs.
 IoNames ParseIoNames(const Napi::Value& v) {
   if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "Expected an object for options.io");
   Napi::Object o = v.As<Napi::Object>();

@@ -1,11 +1,11 @@
 // The training artifacts of a model config, in the spirit of onnxruntime-training's (train and eval
 // graphs plus a manifest), and the self-contained inference model for export. Returns bytes only:
 // the caller decides where and how files are written.
-import { OPSET } from './graph.js';
-import { buildEvalGraph, buildInferenceGraph, buildTrainGraph } from './model.js';
+import { OPSET } from '../src/onnx/graph.js';
+import { buildEvalGraph, buildInferenceGraph, buildTrainGraph } from './graphs.js';
 import { paramSpecs, type ModelConfig, type ParamSpec } from './params.js';
-import { buildInt8InferenceGraph, type ActivationRanges } from './quantize.js';
-import { encodeModel } from './onnx.js';
+import { buildInt8InferenceGraph, type ActivationRanges } from './int8.js';
+import { encodeModel } from '../src/onnx/proto.js';
 import { mixedPrecision } from './precision.js';
 
 export const ARTIFACTS_FORMAT = 'alt-i2v-ort/artifacts';

@@ -2,7 +2,7 @@
 // differences of the float64 reference forward, on a tiny model with random parameters.
 import ort from 'onnxruntime-node';
 import { Rng } from './rng.js';
-import { buildTrainGraph } from './model.js';
+import { buildTrainGraph } from './graphs.js';
 import { io, numel, paramSpecs, type ModelConfig, PARAM } from './params.js';
 import { referenceForward, type Batch } from './reference.js';
 

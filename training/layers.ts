@@ -1,7 +1,7 @@
 // Layers as pairs of graph builders, forward next to backward (llm.c style), in standard ONNX ops.
 // Letters: N batch, C/Ci/Co channels, H×W spatial, F flattened features, D hidden units, K tags.
 // Each backward takes what its forward saved and the gradient of its output, and returns gradients.
-import { A, type Graph } from './graph.js';
+import { A, type Graph } from '../src/onnx/graph.js';
 
 // ---- input normalization (no backward: nothing below it is trainable) ----
 

@@ -3,7 +3,7 @@
 // moments, batch-norm statistics, the loss and every graph input and output stay float32; the
 // convolutions and GEMMs (forward, dX and dW) take float16 operands; ops that only move, select or
 // compare values run in whatever type reaches them, so Conv → Relu → MaxPool → Conv stays float16.
-import { DataType, type ModelJson, type NodeJson } from './onnx.js';
+import { DataType, type ModelJson, type NodeJson } from '../src/onnx/proto.js';
 
 /** How an op type runs under mixed precision. */
 export type OpPrecision =

@@ -1,13 +1,15 @@
-// The options every command that loads a tagger model shares (pred, vec, similar, eval, serve): the
-// model, and for a foreign tagger its tags file, preset and input overrides.
+// The options every command that loads a tagger model shares (pred, vec, similar, eval, gallery, kpi
+// pred, serve, quantize), declared once with one meaning: the model, for a foreign tagger its tags file,
+// preset and input overrides, and where and how it runs (--device, --threads, --batch).
 import type { Argv } from 'yargs';
 import { PAD_COLORS, type PadColor, type Rgb } from '../data/images.js';
-import { CHANNEL_ORDERS } from '../predict/contract.js';
-import { PRESET_NAMES } from '../predict/contract-doc.js';
-import type { LoadOptions } from '../predict/model.js';
+import { CHANNEL_ORDERS } from '../contracts/contract.js';
+import { PRESET_NAMES } from '../contracts/contract-doc.js';
+import type { LoadOptions } from '../model/tagger.js';
 import { FRAME_MERGES } from '../predict/tagging.js';
 import { checkChoice, checkInteger, UsageError } from '../util/errors.js';
 import { startProgress, type Io } from './io.js';
+import { DEVICES, executionProviders, type Device } from '../runtime/providers.js';
 
 /** --frames and --frames-merge, for `pred` and `serve`. */
 export const FRAME_OPTIONS = {
@@ -44,7 +46,7 @@ export function withModelOptions(y: Argv, modelRequired = true): Argv {
       choices: ['auto', ...PRESET_NAMES],
       default: 'auto',
       describe:
-        'Contract of a foreign model (src/predict/contracts/): auto picks by the tags file and the input layout',
+        'Contract of a foreign model (src/contracts/presets/): auto picks by the tags file and the input layout',
     })
     .option('contract', {
       type: 'string',
@@ -69,8 +71,21 @@ export function withModelOptions(y: Argv, modelRequired = true): Argv {
       default: 0,
       describe:
         'Threads the model runs on (0 = one per core; 1 leaves the other cores to decoding, which suits small models)',
+    })
+    .option('device', { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Where the model runs' })
+    .option('batch', {
+      type: 'number',
+      default: 8,
+      alias: ['batch-size', 'batch_size'],
+      describe: `Images per model run (1–${MAX_BATCH})`,
     });
 }
+
+/** The largest --batch of a model run. */
+export const MAX_BATCH = 4096;
+
+/** --batch, checked. */
+export const batchOf = (argv: { batch: number }): number => checkInteger('--batch', argv.batch, 1, MAX_BATCH);
 
 export interface ModelArgs {
   tags?: string;
@@ -80,10 +95,13 @@ export interface ModelArgs {
   scale?: number;
   padColor?: string;
   threads?: number;
+  device: string;
+  batch: number;
 }
 
 export function loadOptionsFrom(argv: ModelArgs, io: Io, extra: Partial<LoadOptions> = {}): LoadOptions {
   return {
+    executionProviders: executionProviders(checkChoice('--device', argv.device, DEVICES) as Device),
     ...extra,
     threads: checkInteger('--threads', argv.threads ?? 0, 0, 1024),
     tags: argv.tags,

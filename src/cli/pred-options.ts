@@ -1,10 +1,10 @@
-// `pred`'s selection, caption and output flags as yargs options; their parsing is src/predict/options.ts
-// and src/predict/caption-style.ts. sd-scripts' tag_images_by_wd14_tagger.py options are accepted under
+// `pred`'s selection, caption and output flags as yargs options; their parsing is src/select/options.ts
+// and src/captions/style.ts. sd-scripts' tag_images_by_wd14_tagger.py options are accepted under
 // their own names (with underscores or dashes), as aliases of ours where they mean the same.
 import type { Argv, Options } from 'yargs';
-import { CAPTION_SORTS } from '../predict/caption.js';
-import { CAPTION_STYLES } from '../predict/caption-style.js';
-import { RATING_MODES } from '../predict/select.js';
+import { CAPTION_SORTS } from '../captions/ours.js';
+import { CAPTION_STYLES } from '../captions/style.js';
+import { RATING_MODES } from '../select/select.js';
 
 /** sd-scripts' spelling of a flag, with underscores and with dashes. */
 const sd = (...names: string[]): string[] => names.flatMap((n) => [n, n.replace(/_/g, '-')]);

@@ -1,11 +1,15 @@
 // The built-in demo dataset: illustration-like pictures of coloured shapes with booru-style tags that
 // are visible in the pixels, drawn from Zipf-like weights so tag frequencies are long-tailed as on a
 // booru. Same seed → same bytes.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { Rng } from '../../training/rng.js';
+import { UsageError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fsx.js';
+import { lockFolder, LOCK_NAME, type FolderLock } from '../util/lock.js';
 
 const COLOURS: Record<string, string> = {
   red: '#e02020',
@@ -164,4 +168,30 @@ export async function writeSynthDataset(
     }
   };
   await Promise.all(Array.from({ length: os.availableParallelism() }, worker));
+}
+
+const DEMO_MARKER = '.alt-i2v-ort-demo';
+
+/**
+ * `demo --out`'s folder, locked and emptied for a new run: only ever what an earlier demo made (its
+ * marker file is there) or an empty folder; anything else is refused, naming `given`. The caller
+ * releases the lock.
+ */
+export async function replaceDemoFolder(out: string, given: string, warn: (l: string) => void): Promise<FolderLock> {
+  await mkdir(out, { recursive: true });
+  const lock = await lockFolder(out, `alt-i2v-ort demo (pid ${process.pid})`, warn);
+  try {
+    const marker = path.join(out, DEMO_MARKER);
+    const entries = (await readdir(out)).filter((e) => e !== LOCK_NAME);
+    if (entries.length > 0 && !existsSync(marker))
+      throw new UsageError(
+        `Expected an empty or earlier demo folder for --out but ${JSON.stringify(given)} holds other files; choose another --out`,
+      );
+    for (const e of entries) await rm(path.join(out, e), { recursive: true, force: true });
+    await writeFileAtomic(marker, 'made by alt-i2v-ort demo; the next demo run replaces this folder\n');
+    return lock;
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
 }

@@ -7,11 +7,44 @@ import { UsageError } from '../util/errors.js';
 import { readInput } from '../util/fsx.js';
 import { MAX_TAG_LENGTH, readTagFile, TagFileError, walkDataset } from './scan.js';
 
-export const CATEGORY_GENERAL = 0;
-export const CATEGORY_RATING = 9;
+/**
+ * Tag categories: Danbooru's ids as WD's selected_tags.csv uses them (general 0, artist 1, copyright 3,
+ * character 4, meta 5; rating 9), and ids of our own for the categories other taggers add (Camie's year,
+ * cl_tagger's quality and model, e621's species, lore and invalid).
+ */
+export const CATEGORY = {
+  general: 0,
+  artist: 1,
+  copyright: 3,
+  character: 4,
+  meta: 5,
+  rating: 9,
+  year: 10,
+  quality: 11,
+  model: 12,
+  species: 13,
+  lore: 14,
+  invalid: 15,
+} as const;
 
 export function categoryOf(tag: string): number {
-  return tag.startsWith('rating:') ? CATEGORY_RATING : CATEGORY_GENERAL;
+  return tag.startsWith('rating:') ? CATEGORY.rating : CATEGORY.general;
+}
+
+// eslint-disable-next-line no-control-regex -- control characters are what this looks for
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Refuse tag names a terminal or a caption must not receive: empty, or holding control characters. */
+export function checkTagNames(tags: readonly string[], where: string): void {
+  tags.forEach((t, i) => {
+    if (typeof t !== 'string' || t.trim() === '')
+      throw new UsageError(`Expected a tag name at row ${i + 1} of ${where} but it is empty`);
+    const c = CONTROL.exec(t);
+    if (c)
+      throw new UsageError(
+        `Expected tag names without control characters in ${where} but row ${i + 1} holds U+${c[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}`,
+      );
+  });
 }
 
 export interface TagRow {

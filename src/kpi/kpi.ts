@@ -5,8 +5,8 @@ import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { UsageError } from '../util/errors.js';
 import { readInput, readJsonInput, writeFileAtomic } from '../util/fsx.js';
-import type { TaggerModel } from '../predict/model.js';
-import { readVecIndex, VEC_KINDS, vectorize, type VecKind } from '../predict/vectors.js';
+import type { TaggerModel } from '../model/tagger.js';
+import { readVecIndex, VEC_KINDS, vectorize, type VecKind } from '../outputs/vectors.js';
 import { fitKpi, KPI_KINDS, predictKpi, type CvReport, type KpiKind, type LinearModel } from './fit.js';
 
 export const KPI_FORMAT = 'alt-i2v-ort/kpi';

@@ -24,17 +24,6 @@ function column(data: ArrayLike<number>, n: number, k: number, j: number): numbe
 
 const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
-/** Macro mAP over tags with at least one positive; also the list per tag (null: no positives). */
-export function meanAveragePrecision(
-  probs: ArrayLike<number>,
-  labels: ArrayLike<number>,
-  n: number,
-  k: number,
-): { map: number; perTag: (number | null)[] } {
-  const perTag = Array.from({ length: k }, (_, j) => averagePrecision(column(probs, n, k, j), column(labels, n, k, j)));
-  return { map: mean(perTag.filter((v): v is number => v !== null)), perTag };
-}
-
 /** The mAP a scorer without information gets: each tag's positive rate, averaged like mAP. */
 export function baseRateMap(labels: ArrayLike<number>, n: number, k: number): number {
   const rates: number[] = [];

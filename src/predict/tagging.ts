@@ -1,10 +1,11 @@
 // `pred`'s work: images decoded ahead of the model, tags selected per image, an optional stable part
 // of the input list (for N machines or a job array), and the tag frequencies of the run. Caption files
-// are caption-file.ts.
+// are src/captions/caption-file.ts.
 import { createHash } from 'node:crypto';
 import { decodeBatches } from './inputs.js';
-import type { TaggerModel } from './model.js';
-import { selectTags, type SelectOptions, type TagScore } from './select.js';
+import type { TaggerModel } from '../model/tagger.js';
+import { selectTags, type SelectOptions, type TagScore } from '../select/select.js';
+import { UsageError } from '../util/errors.js';
 
 export interface Part {
   /** 1-based. */
@@ -112,4 +113,12 @@ export class TagFrequency {
   rows(): [string, number][] {
     return [...this.counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   }
+}
+
+export function partFrom(text: string | undefined): Part | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+  if (!m || Number(m[2]) < 1 || Number(m[1]) < 1 || Number(m[1]) > Number(m[2]))
+    throw new UsageError(`Expected I/N with 1 ≤ I ≤ N for --part but received ${JSON.stringify(text)}`);
+  return { index: Number(m[1]), count: Number(m[2]) };
 }

@@ -1,8 +1,8 @@
 // How far an int8 model strays from its float original on the user's own images, at the thresholds
 // `pred` would use: the tags each gives (micro F1 of int8 tags against float tags, tags added and
 // dropped per image) and the scores (largest and mean |Δp|); the images that agree least are named.
-import type { TaggerModel } from '../predict/model.js';
-import type { SelectOptions } from '../predict/select.js';
+import type { TaggerModel } from '../model/tagger.js';
+import type { SelectOptions } from '../select/select.js';
 import { tagImages, type ImageEntry } from '../predict/tagging.js';
 
 export interface Agreement {

@@ -2,7 +2,7 @@
 // outputs (static.ts), run on the user's images one at a time, decoded with the model's own contract
 // exactly as `pred` decodes them; each activation's min and max over all of them.
 import type ort from 'onnxruntime-node';
-import type { TaggerModel } from '../predict/model.js';
+import type { TaggerModel } from '../model/tagger.js';
 import { decodeBatches } from '../predict/inputs.js';
 import type { ImageEntry } from '../predict/tagging.js';
 import { foldRanges, type Ranges } from './static.js';

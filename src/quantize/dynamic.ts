@@ -4,23 +4,23 @@
 //   MatMulInteger(A_q, W_q int8 [K, N], a_zero, 0) → int32 → Cast float → × (a_scale · w_scale[N]) (+ C).
 // Activations are quantized per tensor at run time (no calibration images); weights once, symmetric,
 // one scale per output column, on 7 bits (±63: exact on CPUs without VNNI too, see
-// training/quantize.ts). Layers whose weight is not a constant 2-D float32 initializer (attention's
+// training/int8.ts). Layers whose weight is not a constant 2-D float32 initializer (attention's
 // activation × activation products), small ones, and everything else stay float.
 import {
   decodeNode,
   decodeTensor,
-  encodeNode,
   encodeTensor,
   readOpsets,
   tensorToFloat32,
   type AttributeJson,
   type NodeJson,
   type TensorProtoJson,
-} from '../../training/onnx.js';
-import { tensorProto } from '../../training/graph.js';
-import { quantizeWeights } from '../../training/quantize.js';
-import { rewriteGraph } from '../../training/wire.js';
-import { isExternal } from '../predict/external-data.js';
+} from '../onnx/proto.js';
+import { tensorProto } from '../onnx/graph.js';
+import { quantizeWeights } from '../../training/int8.js';
+import { rewriteGraph } from '../onnx/wire.js';
+import { hasSubgraph, Rewrite } from '../onnx/rewrite.js';
+import { isExternal } from '../model/external-data.js';
 
 /** Weights with fewer rows or columns than this stay float (too small to gain). */
 export const MIN_DIM = 16;
@@ -41,7 +41,7 @@ export interface DynamicResult {
   data: Uint8Array[];
 }
 
-/** A model whose weights sit in external data files (src/predict/external-data.ts). */
+/** A model whose weights sit in external data files (src/model/external-data.ts). */
 export interface ExternalWeights {
   /** The checked bytes of each external tensor, by name. */
   bytes: Map<string, Uint8Array>;
@@ -79,26 +79,9 @@ interface QuantizedWeight {
   zero: string;
 }
 
-/** The state of one graph's rewrite: fresh names, the int8 weights made so far, the nodes written. */
-/** Whether a node has a subgraph (If, Loop, Scan: attribute types GRAPH, GRAPHS), which may read any name of the graph. */
-export const hasSubgraph = (decoded: NodeJson[]): boolean =>
-  decoded.some((n) => n.attribute?.some((a) => a.type === 5 || a.type === 10));
-
-/** Whether `n` is in ONNX's default domain. */
-export const standardDomain = (n: NodeJson): boolean => (n.domain ?? '') === '' || n.domain === 'ai.onnx';
-
-export class Rewrite {
-  readonly added: TensorProtoJson[] = [];
+/** A rewrite that also makes int8 weights: once per weight and layout. */
+export class QuantizeRewrite extends Rewrite {
   readonly weights = new Map<string, QuantizedWeight>();
-  readonly nodes: Uint8Array[] = [];
-  constructor(private readonly names: Set<string>) {}
-
-  fresh(hint: string): string {
-    let name = hint;
-    for (let i = 1; this.names.has(name); i++) name = `${hint}_${i}`;
-    this.names.add(name);
-    return name;
-  }
 
   /** The int8 form of `w` ([K, N] after Gemm's transpose), made once per weight and layout. */
   weight(w: TensorProtoJson, transB: boolean): QuantizedWeight {
@@ -118,16 +101,6 @@ export class Rewrite {
     this.added.push(tensorProto(made.zero, 'int8', [n], new Int8Array(n)));
     this.weights.set(key, made);
     return made;
-  }
-
-  /** `node` encoded into `into`; one without a name gets a fresh one from its first output. */
-  emitNode(node: NodeJson, into: Uint8Array[]): void {
-    into.push(encodeNode(node.name ? node : { ...node, name: this.fresh(`${node.output[0]}_${node.op_type}`) }));
-  }
-
-  emit(base: string, op_type: string, input: string[], output: string[], attribute?: AttributeJson[]): void {
-    const name = this.fresh(`${base}_${op_type}`);
-    this.nodes.push(encodeNode({ op_type, input, output, name, ...(attribute ? { attribute } : {}) }));
   }
 
   /** The nodes that replace MatMul/Gemm `node` whose weight is `w`. */
@@ -177,7 +150,7 @@ export function quantizeDynamic(
     };
     const inits = new Map<string, TensorProtoJson>(decodedInits.map((t) => [t.name ?? '', inside(t)]));
     const decoded = nodes.map(decodeNode);
-    const r = new Rewrite(new Set([...inits.keys(), ...decoded.flatMap((n) => [...n.input, ...n.output])]));
+    const r = new QuantizeRewrite(new Set([...inits.keys(), ...decoded.flatMap((n) => [...n.input, ...n.output])]));
     const read = new Set<string>(); // what the nodes left as they were read
     decoded.forEach((node, at) => {
       const found = keepFloat.has(node.name || node.output[0]!) ? undefined : weightOf(node, inits);

@@ -10,9 +10,9 @@
 // An add is rewritten only where its rank is known to equal P's: the other operand is a Conv's output
 // (rank of its weight) or a sum already rewritten with the same P; a graph with subgraphs (which may
 // read any name) is left as it is.
-import { decodeNode, decodeTensor, decodeValueInfo, type AttributeJson, type NodeJson } from '../../training/onnx.js';
-import { rewriteGraph } from '../../training/wire.js';
-import { hasSubgraph, Rewrite, standardDomain } from './dynamic.js';
+import { decodeNode, decodeTensor, decodeValueInfo, type AttributeJson, type NodeJson } from '../onnx/proto.js';
+import { rewriteGraph } from '../onnx/wire.js';
+import { hasSubgraph, Rewrite, standardDomain } from '../onnx/rewrite.js';
 
 export interface LayoutResult {
   bytes: Uint8Array;

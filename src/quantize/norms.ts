@@ -21,11 +21,12 @@ import {
   type AttributeJson,
   type NodeJson,
   type TensorProtoJson,
-} from '../../training/onnx.js';
-import { tensorProto } from '../../training/graph.js';
-import { rewriteGraph } from '../../training/wire.js';
-import { isExternal } from '../predict/external-data.js';
-import { hasSubgraph, Rewrite, type ExternalWeights } from './dynamic.js';
+} from '../onnx/proto.js';
+import { tensorProto } from '../onnx/graph.js';
+import { rewriteGraph } from '../onnx/wire.js';
+import { isExternal } from '../model/external-data.js';
+import { type ExternalWeights } from './dynamic.js';
+import { hasSubgraph, Rewrite } from '../onnx/rewrite.js';
 import { initializerMap } from './static.js';
 
 export interface NormsResult {

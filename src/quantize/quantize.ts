@@ -9,8 +9,8 @@ import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { readFile, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { TaggerModel, type LoadOptions } from '../predict/model.js';
-import type { SelectOptions } from '../predict/select.js';
+import { TaggerModel, type LoadOptions } from '../model/tagger.js';
+import type { SelectOptions } from '../select/select.js';
 import type { ImageEntry } from '../predict/tagging.js';
 import { UsageError } from '../util/errors.js';
 import { checkOutputFile, commitTemp, readInput, writeAll, writeFileAtomic, writeTemp } from '../util/fsx.js';
@@ -21,7 +21,7 @@ import { fastNorms } from './norms.js';
 import { residualLayout } from './layout.js';
 import { expansionMlps, tileCount, tileMlps } from './tiles.js';
 import { calibrationModel, convShare, planStatic, quantizeStatic, type StaticPlan } from './static.js';
-import { checkExternalData, readExternalData } from '../predict/external-data.js';
+import { checkExternalData, readExternalData } from '../model/external-data.js';
 
 export interface QuantizeOptions {
   model: string;

@@ -3,7 +3,7 @@
 //   fixed uint8 scale and zero point (min/max over the calibration images, always holding 0);
 //   weights are int8 per output channel on ±63 through DequantizeLinear; biases int32 at input scale ×
 //   weight scale. ONNX Runtime's graph optimizer fuses DQ → Conv → Q into QLinearConv, DQ → MatMul → Q
-//   into QLinearMatMul and DQ → Gemm → Q into QGemm (training/quantize.ts builds our own export the
+//   into QLinearMatMul and DQ → Gemm → Q into QGemm (training/int8.ts builds our own export the
 //   same way). Convolutions are quantized here too, except a first one reading ≤ 4 channels (an RGB
 //   stem: its input is the image, its cost small, its error everywhere after it).
 import {
@@ -17,21 +17,13 @@ import {
   type AttributeJson,
   type NodeJson,
   type TensorProtoJson,
-} from '../../training/onnx.js';
-import { tensorProto } from '../../training/graph.js';
-import { activationQuant, quantizeWeights } from '../../training/quantize.js';
-import { rewriteGraph } from '../../training/wire.js';
-import { isExternal } from '../predict/external-data.js';
-import {
-  MIN_DIM,
-  hasSubgraph,
-  Rewrite,
-  moved,
-  weightOf,
-  type DynamicResult,
-  type ExternalWeights,
-  type QuantizedLayer,
-} from './dynamic.js';
+} from '../onnx/proto.js';
+import { tensorProto } from '../onnx/graph.js';
+import { activationQuant, quantizeWeights } from '../../training/int8.js';
+import { rewriteGraph } from '../onnx/wire.js';
+import { isExternal } from '../model/external-data.js';
+import { hasSubgraph, Rewrite } from '../onnx/rewrite.js';
+import { MIN_DIM, moved, weightOf, type DynamicResult, type ExternalWeights, type QuantizedLayer } from './dynamic.js';
 
 /** A layer static mode quantizes: its weight laid out [channels along `axis`], its activations. */
 interface Planned {

@@ -24,10 +24,10 @@ import {
   type NodeJson,
   readOpsets,
   type TensorProtoJson,
-} from '../../training/onnx.js';
-import { tensorProto } from '../../training/graph.js';
-import { graphEntries, rewriteGraph } from '../../training/wire.js';
-import { hasSubgraph, Rewrite, standardDomain } from './dynamic.js';
+} from '../onnx/proto.js';
+import { tensorProto } from '../onnx/graph.js';
+import { graphEntries, rewriteGraph } from '../onnx/wire.js';
+import { hasSubgraph, Rewrite, standardDomain } from '../onnx/rewrite.js';
 
 export interface TilesResult {
   bytes: Uint8Array;

@@ -1,7 +1,7 @@
 // Which int8 instructions this CPU has, from the flags Linux lists in /proc/cpuinfo. ONNX Runtime's
 // integer kernels (MLAS) pick their path by them: VNNI (AVX-512 VNNI or AVX-VNNI) multiplies uint8 by
 // int8 into int32 in one instruction; AMX (amx_int8) does it on tiles; with AVX2 alone the products go
-// through 16-bit sums, which is why int8 weights here use 7 bits (training/quantize.ts) and why an int8
+// through 16-bit sums, which is why int8 weights here use 7 bits (training/int8.ts) and why an int8
 // model gains much less over float32 there. `doctor` prints the line; the benches record it.
 import { existsSync, readFileSync } from 'node:fs';
 
@@ -45,5 +45,5 @@ export function int8Line(s: Int8Support = hostInt8Support()): string {
   const names = s.flags.length ? s.flags.join(' ') : 'none of AVX2, AVX-512, VNNI, AMX';
   if (s.amx || s.vnni)
     return `int8 instructions: ${names}: int8 models (quantize, export --int8) run ONNX Runtime's ${s.amx ? 'AMX' : 'VNNI'} kernels`;
-  return `int8 instructions: ${names}: no VNNI or AMX, so int8 models (quantize, export --int8) gain less over float32 here (README, "Quantizing a tagger")`;
+  return `int8 instructions: ${names}: no VNNI or AMX, so int8 models (quantize, export --int8) gain less over float32 here (docs/COMMANDS.md, "Quantizing a tagger")`;
 }

@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import fastify, { type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import { ImageError, preprocessFrames } from '../data/images.js';
-import type { TaggerModel } from '../predict/model.js';
+import type { TaggerModel } from '../model/tagger.js';
 import { mergeFrames, type FrameMerge } from '../predict/tagging.js';
 import { limiter } from '../util/limit.js';
 import { Batcher } from './batcher.js';

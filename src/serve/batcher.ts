@@ -1,7 +1,7 @@
 // Dynamic batching for `serve`: decoded images wait at most `maxWaitMs` to be run together, up to
 // `batch` per model call, one call at a time. It takes whatever it is given: the queue's bound is the
 // server's admission (app.ts), which counts images from upload to answer, decoding included.
-import type { TaggerModel } from '../predict/model.js';
+import type { TaggerModel } from '../model/tagger.js';
 import { HttpError } from './http-error.js';
 
 interface Waiting {

@@ -1,10 +1,10 @@
 // What `serve`'s routes share, decorated on the fastify instance as `app.tagger`: the model, the
 // server's options, and `infer`, which admits an image into the bounded queue, decodes it and runs it
 // through the batcher within the timeout.
-import type { TaggerModel } from '../predict/model.js';
-import type { NpyArray } from '../predict/npy.js';
+import type { TaggerModel } from '../model/tagger.js';
+import type { NpyArray } from '../outputs/npy.js';
 import type { FrameMerge } from '../predict/tagging.js';
-import type { VecIndexMeta } from '../predict/vectors.js';
+import type { VecIndexMeta } from '../outputs/vectors.js';
 
 export interface ServeOptions {
   name: string;

@@ -2,7 +2,7 @@
 // dashes or underscores, a repeated field accumulates, and a value that does not parse is a 400 naming
 // the field (never a silent default or clamp).
 import type { FastifyRequest } from 'fastify';
-import type { PredArgs } from '../predict/options.js';
+import type { PredArgs } from '../select/options.js';
 import { HttpError } from './http-error.js';
 
 export class Fields {
@@ -81,5 +81,7 @@ export function predArgs(f: Fields): PredArgs {
     weighted: f.flag('weighted'),
     separator: f.one('separator') ?? ', ',
     sort: f.one('sort') ?? 'confidence',
+    captionStyle: f.one('caption-style'),
+    useRatingTags: f.flag('use-rating-tags') || undefined,
   };
 }

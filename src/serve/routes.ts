@@ -5,11 +5,12 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import ort from 'onnxruntime-node';
-import { captionText, orderCaption } from '../predict/caption.js';
-import { thumbnailJpeg } from '../predict/gallery.js';
-import { captionOptionsFrom, selectOptionsFrom } from '../predict/options.js';
-import { CATEGORY, selectTags, type TagScore } from '../predict/select.js';
-import { nearest, packBits } from '../predict/vectors.js';
+import { thumbnailJpeg } from '../outputs/gallery.js';
+import { selectOptionsFrom } from '../select/options.js';
+import { captionerFrom } from '../captions/style.js';
+import { selectTags, type TagScore } from '../select/select.js';
+import { CATEGORY } from '../data/tags.js';
+import { nearest, packBits } from '../outputs/vectors.js';
 import { Fields, predArgs, queryFields } from './fields.js';
 import { HttpError, unsupportedType } from './http-error.js';
 
@@ -94,12 +95,15 @@ export async function routes(app: FastifyInstance): Promise<void> {
     const warnings: string[] = [];
     const args = predArgs(fields);
     const name = (option: string): string => option;
-    const select = await selectOptionsFrom(args, model, (l) => warnings.push(l), name);
-    const caption = captionOptionsFrom(args, model, (l) => warnings.push(l), name);
+    // The captioner `pred` uses: the reported tags and the caption by the chosen style's rules.
+    const captioner = captionerFrom(args, model, (l) => warnings.push(l), name);
+    const select =
+      captioner.style === 'ours' ? await selectOptionsFrom(args, model, (l) => warnings.push(l), name) : undefined;
     const results = await Promise.all(
       images.map(async (img) => {
-        const chosen = selectTags((await t.infer(img.bytes, img.name)).probs, tags, categories, select);
-        return { name: img.name, tags: grouped(chosen), caption: captionText(orderCaption(chosen, caption), caption) };
+        const { probs } = await t.infer(img.bytes, img.name);
+        const c = captioner.caption(select ? selectTags(probs, tags, categories, select) : [], probs);
+        return { name: img.name, tags: grouped(c.tags), caption: captioner.fileText(c.items).trimEnd() };
       }),
     );
     return { images: results, ...(warnings.length ? { warnings } : {}) };

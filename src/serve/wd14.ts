@@ -1,7 +1,7 @@
 // The WD14 web UI tagger's API (/tagger/v1/interrogators, /tagger/v1/interrogate) as a fastify plugin
 // over `app.tagger`, so clients written for that tagger work unchanged.
 import type { FastifyInstance } from 'fastify';
-import { CATEGORY } from '../predict/select.js';
+import { CATEGORY } from '../data/tags.js';
 import { HttpError } from './http-error.js';
 
 export async function wd14Routes(app: FastifyInstance): Promise<void> {

@@ -5,13 +5,7 @@
 import { readSafetensors } from '../data/safetensors.js';
 import { UsageError } from '../util/errors.js';
 import { fsReason, readInput } from '../util/fsx.js';
-import {
-  BackboneError,
-  convParams,
-  hwioToOihw,
-  importOnnxBackbone,
-  type ConvWeights,
-} from '../../training/backbone.js';
+import { BackboneError, convParams, hwioToOihw, importOnnxBackbone, type ConvWeights } from '../../training/vgg16.js';
 import type { ModelConfig } from '../../training/params.js';
 import { access } from 'node:fs/promises';
 import type { Dataset, File as H5File, Group } from 'h5wasm/node';

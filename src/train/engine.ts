@@ -2,10 +2,10 @@
 // implementations: NativeEngine (the C++ addon, native-engine.ts: state on the device, CPU or CUDA) and
 // OrtEngine (onnxruntime-node, ort-engine.ts: state in JS memory, CPU only). TrainSession sits above
 // them and validates every argument once; `engineOptions` fills the one options object both load.
-import { adamConstants, buildCopyGraph, buildEvalGraph, buildTrainGraph } from '../../training/model.js';
+import { adamConstants, buildCopyGraph, buildEvalGraph, buildTrainGraph } from '../../training/graphs.js';
 import { io, paramSpecs, type ModelConfig, type ParamRole } from '../../training/params.js';
-import { sessionThreads } from '../../training/threads.js';
-import { encodeModel } from '../../training/onnx.js';
+import { sessionThreads } from '../runtime/threads.js';
+import { encodeModel } from '../onnx/proto.js';
 import { mixedPrecision } from '../../training/precision.js';
 
 export interface EngineSpec {

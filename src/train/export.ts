@@ -4,7 +4,7 @@ import path from 'node:path';
 import { UsageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { encodeInferenceModel, type InferenceMetadata } from '../../training/artifacts.js';
-import { calibrate } from './calibrate.js';
+import { calibrate } from './export-ranges.js';
 import { bestCheckpoint, listCheckpoints, nonFinite, readCheckpoint, type CheckpointInfo } from './checkpoint.js';
 import { readRunConfig } from './run-config.js';
 

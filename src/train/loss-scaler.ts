@@ -1,6 +1,6 @@
 // Dynamic loss scaling for float16 training: the loss's gradient is multiplied by `scale` so small
 // gradients do not flush to zero in float16, and divided again in float32 before Adam (the graphs do
-// both; training/model.ts `lossScale`). After each step: a non-finite gradient skips the step (the
+// both; training/graphs.ts `lossScale`). After each step: a non-finite gradient skips the step (the
 // fused graph keeps every value) and halves the scale; `growthInterval` clean steps in a row double
 // it. The rules and defaults are PyTorch's GradScaler (torch.amp.GradScaler: init_scale 2¹⁶,
 // growth_factor 2, backoff_factor 0.5, growth_interval 2000). Its state goes into every checkpoint

@@ -99,7 +99,7 @@ export class OrtEngine implements TrainEngine {
         this.v[j] = take(io.newPrefix + io.vPrefix + name);
       }
       for (const i of this.updated) this.params[i] = take(io.newPrefix + specs[i]!.name);
-      // A skipped step's graph outputs the old values (training/model.ts), so taking them keeps them.
+      // A skipped step's graph outputs the old values (training/graphs.ts), so taking them keeps them.
       const applied = !o.lossScale || Boolean(out[io.gradsFinite]!.data[0]);
       return { loss: take(io.loss)[0]!, applied };
     });

@@ -8,7 +8,7 @@ import { cudaMissingMessage, runtimeReport, type Device } from '../runtime/provi
 import { checkInteger, expected } from '../util/errors.js';
 import { Rng } from '../../training/rng.js';
 import { LossScaler, type LossScaleState } from './loss-scaler.js';
-import { adamStepScalars } from '../../training/model.js';
+import { adamStepScalars } from '../../training/graphs.js';
 import {
   checkConfig,
   dropoutKeepMask,

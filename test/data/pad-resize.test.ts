@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import { preprocessImage } from '../../src/data/images.js';
-import { foreignContract } from '../../src/predict/contract.js';
-import { presetDocs } from '../../src/predict/contract-doc.js';
+import { foreignContract } from '../../src/contracts/contract.js';
+import { presetDocs } from '../../src/contracts/contract-doc.js';
 
 const S = 32;
 

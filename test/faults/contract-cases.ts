@@ -4,7 +4,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { A, Graph } from '../../training/graph.js';
+import { A, Graph } from '../../src/onnx/graph.js';
 import { assertOneLine, fault, root, run } from './harness.js';
 
 const dir = path.join(root, 'contract-cases');

@@ -8,7 +8,7 @@ import { chmod, cp, mkdir, readdir, readFile, stat, symlink, writeFile } from 'n
 import path from 'node:path';
 import { encodeInferenceModel } from '../../training/artifacts.js';
 import { gradcheckConfig, randomParams } from '../../training/gradcheck.js';
-import { decodeModel, encodeModel } from '../../training/onnx.js';
+import { decodeModel, encodeModel } from '../../src/onnx/proto.js';
 import { PARAM } from '../../training/params.js';
 import { assertOneLine, data, fault, root, run } from './harness.js';
 

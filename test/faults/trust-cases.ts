@@ -7,7 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { tinyModel } from '../helpers.js';
 import { buildServer, type ServeOptions } from '../../src/serve/app.js';
-import { TaggerModel } from '../../src/predict/model.js';
+import { TaggerModel } from '../../src/model/tagger.js';
 import { assertOneLine, data, fault, isRoot, root, run, tmpfs } from './harness.js';
 
 const TAGS = ['red_circle', 'blue_star', 'white_background', 'two_shapes', 'rating:general', 'rating:explicit'];

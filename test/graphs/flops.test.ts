@@ -8,7 +8,7 @@ import ort from 'onnxruntime-node';
 import { multiplyAdds, readProfile } from '../../src/runtime/profile.js';
 import { inferenceFlops, layerFlops, trainStepFlops } from '../../training/flops.js';
 import { batchFeeds, gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
-import { buildInferenceGraph, buildTrainGraph } from '../../training/model.js';
+import { buildInferenceGraph, buildTrainGraph } from '../../training/graphs.js';
 import { defaultConfig, io, type ModelConfig } from '../../training/params.js';
 import { tempDir } from '../helpers.js';
 

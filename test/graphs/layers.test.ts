@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import ort from 'onnxruntime-node';
-import { Graph } from '../../training/graph.js';
+import { Graph } from '../../src/onnx/graph.js';
 import * as L from '../../training/layers.js';
 import * as R from '../../training/reference.js';
 import { Rng } from '../../training/rng.js';

@@ -9,7 +9,7 @@ import ort from 'onnxruntime-node';
 import { artifactFiles, encodeInferenceModel } from '../../training/artifacts.js';
 import { batchFeeds, gradcheck, gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
 import { Rng } from '../../training/rng.js';
-import { ADAM, adamStepScalars, buildEvalGraph, buildTrainGraph } from '../../training/model.js';
+import { ADAM, adamStepScalars, buildEvalGraph, buildTrainGraph } from '../../training/graphs.js';
 import { checkConfig, defaultConfig, io, numel, paramSpecs } from '../../training/params.js';
 import { referenceForward } from '../../training/reference.js';
 import { tempDir } from '../helpers.js';

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import ort from 'onnxruntime-node';
-import { buildEvalGraph, buildTrainGraph } from '../../training/model.js';
-import { encodeModel, type ModelJson } from '../../training/onnx.js';
+import { buildEvalGraph, buildTrainGraph } from '../../training/graphs.js';
+import { encodeModel, type ModelJson } from '../../src/onnx/proto.js';
 import { dropoutKeepMask, initParams, io, paramSpecs, type ModelConfig } from '../../training/params.js';
 import { mixedPrecision, OP_PRECISION } from '../../training/precision.js';
 import { referenceForward } from '../../training/reference.js';

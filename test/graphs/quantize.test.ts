@@ -7,16 +7,16 @@ import path from 'node:path';
 import { test } from 'node:test';
 import ort from 'onnxruntime-node';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
-import { buildCalibrationGraph, buildInferenceGraph, RANGE } from '../../training/model.js';
+import { buildCalibrationGraph, buildInferenceGraph, RANGE } from '../../training/graphs.js';
 import { featureCount, POOL_AFTER, type ModelConfig } from '../../training/params.js';
-import { decodeModel } from '../../training/onnx.js';
+import { decodeModel } from '../../src/onnx/proto.js';
 import {
   activationQuant,
   buildInt8InferenceGraph,
   quantizeWeights,
   WEIGHT_QMAX,
   type ActivationRanges,
-} from '../../training/quantize.js';
+} from '../../training/int8.js';
 import { conv3x3, dense, maxpool2, relu } from '../../training/reference.js';
 import { Rng } from '../../training/rng.js';
 import { tempDir } from '../helpers.js';

@@ -7,7 +7,7 @@ import { makeShards } from '../../src/data/make-shards.js';
 import { readShard } from '../../src/data/shards.js';
 import { writeSynthDataset } from '../../src/data/synth.js';
 import { TagIndex, countTags, formatTagsCsv, selectTags } from '../../src/data/tags.js';
-import { baseRateMap, meanAveragePrecision } from '../../src/metrics/metrics.js';
+import { baseRateMap, evaluatePredictions } from '../../src/metrics/metrics.js';
 import { Rng } from '../../training/rng.js';
 import { TrainSession } from '../../src/train/train-session.js';
 import { defaultConfig, initParams, VGG16_TINY_WIDTHS } from '../../training/params.js';
@@ -65,13 +65,13 @@ test('the tiny model learns synth tags: loss falls, holdout mAP far above base r
     epochLoss.push(sum / steps);
   }
   const r = await session.evaluate(hold.images, hold.labels, hold.count);
-  const { map, perTag } = meanAveragePrecision(r.probs, hold.labels, hold.count, k);
+  const { map, perTag } = evaluatePredictions(r.probs, hold.labels, hold.count, tags.names, 0.5);
   const base = baseRateMap(hold.labels, hold.count, k);
   t.diagnostic(`training loss by epoch: ${epochLoss.map((l) => l.toFixed(4)).join(' ')}; ${session.steps} steps`);
   t.diagnostic(
     `holdout (${hold.count} images, ${k} tags): loss ${r.loss.toFixed(4)}, mAP ${map.toFixed(3)} vs base rate ${base.toFixed(3)}`,
   );
-  const ap = (tag: string): number => perTag[tags.indexOf(tag)!]!;
+  const ap = (tag: string): number => perTag[tags.indexOf(tag)!]!.ap!;
   t.diagnostic(
     `AP black_background ${ap('black_background').toFixed(2)}, white_background ${ap('white_background').toFixed(2)}, single_shape ${ap('single_shape').toFixed(2)}`,
   );

@@ -1,6 +1,6 @@
 // Generates an ONNX file in the ONNX Model Zoo's VGG16 layout (Conv/Relu/MaxPool, Flatten, Gemm)
 // with random weights, for the --backbone import tests. Never a real model.
-import { A, Graph } from '../../training/graph.js';
+import { A, Graph } from '../../src/onnx/graph.js';
 import { POOL_AFTER } from '../../training/params.js';
 import { Rng } from '../../training/rng.js';
 

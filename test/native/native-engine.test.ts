@@ -10,7 +10,7 @@ import { loadAddon } from '../../src/train/native-engine.js';
 import { TrainSession } from '../../src/train/train-session.js';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
 import { referenceConvFeatures } from '../../training/reference.js';
-import { adamConstants, buildCopyGraph, buildEvalGraph, buildTrainGraph } from '../../training/model.js';
+import { adamConstants, buildCopyGraph, buildEvalGraph, buildTrainGraph } from '../../training/graphs.js';
 import { defaultConfig, initParams, paramSpecs, VGG16_TINY_WIDTHS } from '../../training/params.js';
 
 const device = process.env.ALT_I2V_TEST_DEVICE === 'cuda' ? 'cuda' : 'cpu';

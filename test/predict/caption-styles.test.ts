@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { A, Graph } from '../../training/graph.js';
+import { A, Graph } from '../../src/onnx/graph.js';
 import { Rng } from '../../training/rng.js';
 import { cli, solid, tempDir } from '../helpers.js';
 import { sdScriptsReference, webuiReference, type SdArgs, type WebuiArgs } from './caption-refs.js';

@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { lstat, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { CHARACTER_MCUT_FLOOR, selectTags } from '../../src/predict/select.js';
+import { CHARACTER_MCUT_FLOOR, selectTags } from '../../src/select/select.js';
 import { inPart } from '../../src/predict/tagging.js';
-import { A, Graph } from '../../training/graph.js';
+import { A, Graph } from '../../src/onnx/graph.js';
 import { cli, solid, tempDir } from '../helpers.js';
 
 const S = 8;

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { presetDocs } from '../../src/predict/contract-doc.js';
-import { CATEGORY } from '../../src/predict/select.js';
-import { E621_CATEGORY, readForeignTags } from '../../src/predict/tag-files.js';
+import { presetDocs } from '../../src/contracts/contract-doc.js';
+import { CATEGORY } from '../../src/data/tags.js';
+import { E621_CATEGORY, readForeignTags } from '../../src/contracts/tag-files.js';
 import { tempDir } from '../helpers.js';
 import { close, image, predProbs, reference, S, standIn, type StandIn } from './stand-ins.js';
 

@@ -8,10 +8,10 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { parseContractDoc, presetDocs, PRESET_NAMES } from '../../src/predict/contract-doc.js';
+import { parseContractDoc, presetDocs, PRESET_NAMES } from '../../src/contracts/contract-doc.js';
 import { preprocessImage } from '../../src/data/images.js';
-import { CATEGORY } from '../../src/predict/select.js';
-import { readForeignTags } from '../../src/predict/tag-files.js';
+import { CATEGORY } from '../../src/data/tags.js';
+import { readForeignTags } from '../../src/contracts/tag-files.js';
 import { cli, tempDir } from '../helpers.js';
 import { close, image, predProbs, reference, S, standIn, type Family } from './stand-ins.js';
 
@@ -68,7 +68,7 @@ test('Camie v2 contract: resize then pad with (124, 116, 104), ImageNet mean/std
 });
 
 test('each contract field matters: one changed in a --contract file moves the probabilities off the float64 computation', async () => {
-  const base = JSON.parse(await readFile(path.join('src', 'predict', 'contracts', 'joytag.json'), 'utf8'));
+  const base = JSON.parse(await readFile(path.join('src', 'contracts', 'presets', 'joytag.json'), 'utf8'));
   const want = reference(raw, S, 9, JOY);
   const changes: [string, (d: typeof base) => void][] = [
     ['channels', (d) => (d.input.channels = 'bgr')],
@@ -176,7 +176,7 @@ test('tags files of the new families: txt, Camie, PixAI and cl_tagger JSON; malf
 
 test('contract documents: every preset parses and is named as its file; a field of the wrong kind or unknown is one line naming it', async () => {
   assert.deepEqual([...docs.keys()].sort(), [...PRESET_NAMES]);
-  const good = JSON.parse(await readFile(path.join('src', 'predict', 'contracts', 'wd.json'), 'utf8'));
+  const good = JSON.parse(await readFile(path.join('src', 'contracts', 'presets', 'wd.json'), 'utf8'));
   const cases: [(d: typeof good) => void, RegExp][] = [
     [(d) => (d.input.layout = 'CHW'), /Expected one of NHWC, NCHW for input\.layout in x\.json but received "CHW"/],
     [(d) => (d.input.std = [1, 0, 1]), /Expected 3 numbers in \[0\.000001, 1000\], none 0 for input\.std/],

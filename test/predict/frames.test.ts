@@ -8,9 +8,9 @@ import sharp from 'sharp';
 import { readFile, writeFile } from 'node:fs/promises';
 import UPNG from 'upng-js';
 import { ImageError, preprocessFrames } from '../../src/data/images.js';
-import { TaggerModel } from '../../src/predict/model.js';
+import { TaggerModel } from '../../src/model/tagger.js';
 import { buildServer } from '../../src/serve/app.js';
-import { A, Graph } from '../../training/graph.js';
+import { A, Graph } from '../../src/onnx/graph.js';
 import { cli, tempDir } from '../helpers.js';
 
 const S = 8;

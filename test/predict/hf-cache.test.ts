@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import sharp from 'sharp';
-import { hubCacheDir, parseHfRef } from '../../src/predict/hf-cache.js';
+import { hubCacheDir, parseHfRef } from '../../src/hub/hf-cache.js';
 import { cli, tempDir } from '../helpers.js';
 import { wdStandIn as model } from './stand-ins.js';
 

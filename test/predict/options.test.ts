@@ -2,10 +2,11 @@
 // the web UI tagger's other defaults (general 0.35, character 0.85) instead of letting every tag pass.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { TaggerModel } from '../../src/predict/model.js';
-import { presetDocs } from '../../src/predict/contract-doc.js';
-import { selectOptionsFrom, type PredArgs } from '../../src/predict/options.js';
-import { CATEGORY, selectTags } from '../../src/predict/select.js';
+import type { TaggerModel } from '../../src/model/tagger.js';
+import { presetDocs } from '../../src/contracts/contract-doc.js';
+import { selectOptionsFrom, type PredArgs } from '../../src/select/options.js';
+import { selectTags } from '../../src/select/select.js';
+import { CATEGORY } from '../../src/data/tags.js';
 
 const TAGS = ['1girl', 'smile', 'hatsune_miku', 'kagamine_rin', 'rating:general'];
 const CATS = [0, 0, 4, 4, 9];

@@ -3,7 +3,7 @@
 // src/ (pad or stretch, channel order, scale, mean/std, layout, sigmoid).
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
-import { A, Graph } from '../../training/graph.js';
+import { A, Graph } from '../../src/onnx/graph.js';
 import { Rng } from '../../training/rng.js';
 import { cli } from '../helpers.js';
 

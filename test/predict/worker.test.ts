@@ -7,10 +7,10 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { TaggerModel } from '../../src/predict/model.js';
+import { TaggerModel } from '../../src/model/tagger.js';
 import { encodeInferenceModel } from '../../training/artifacts.js';
 import { gradcheckConfig, randomParams } from '../../training/gradcheck.js';
-import { decodeModel, encodeModel } from '../../training/onnx.js';
+import { decodeModel, encodeModel } from '../../src/onnx/proto.js';
 import { cli, tempDir } from '../helpers.js';
 
 const dir = await tempDir();
@@ -70,7 +70,7 @@ test('a file ONNX Runtime cannot load is one line naming it', async () => {
 });
 
 test('a process that never releases its model still exits; one awaiting a run waits for it; release during a warm-up is safe', () => {
-  const modelJs = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/predict/model.js');
+  const modelJs = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/model/tagger.js');
   const script = (release: boolean): string =>
     `const { TaggerModel } = await import(${JSON.stringify(modelJs)});
      const m = await TaggerModel.load(${JSON.stringify(modelFile)});

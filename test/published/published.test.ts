@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import ort from 'onnxruntime-node';
-import { averagePrecision, meanAveragePrecision } from '../../src/metrics/metrics.js';
-import { DEFAULT_CAPTION, displayTag, KAOMOJI } from '../../src/predict/caption.js';
-import { SD_SCRIPTS_DEFAULTS, SD_SCRIPTS_MODEL_DIR, SD_SCRIPTS_REPO_ID } from '../../src/predict/sd-scripts.js';
-import { DEFAULT_UNDERSCORE_EXCLUDES, WEBUI_THRESHOLD } from '../../src/predict/webui-caption.js';
+import { averagePrecision, evaluatePredictions } from '../../src/metrics/metrics.js';
+import { DEFAULT_CAPTION, displayTag, KAOMOJI } from '../../src/captions/ours.js';
+import { SD_SCRIPTS_DEFAULTS, SD_SCRIPTS_MODEL_DIR, SD_SCRIPTS_REPO_ID } from '../../src/captions/sd-scripts.js';
+import { DEFAULT_UNDERSCORE_EXCLUDES, WEBUI_THRESHOLD } from '../../src/captions/webui.js';
 import { batchFeeds, gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
-import { ADAM, adamConstants, buildTrainGraph } from '../../training/model.js';
+import { ADAM, adamConstants, buildTrainGraph } from '../../training/graphs.js';
 import { defaultConfig, initParams, io, numel, paramSpecs } from '../../training/params.js';
 import { referenceConvFeatures } from '../../training/reference.js';
 import { LOSS_SCALE_DEFAULTS, LossScaler } from '../../src/train/loss-scaler.js';
@@ -144,9 +144,10 @@ test('mAP by hand: the macro mean of AP over tags with positives; a tag without 
   //        → AP = (1/3 + 2/4) / 2 = 5/12
   const probs = [0.9, 0.1, 0.3, 0.5, 0.2, 0.6, 0.2, 0.5, 0.6, 0.7, 0.8, 0.4, 0.1, 0.3, 0.4, 0.9];
   const labels = [1, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0];
-  const { map, perTag } = meanAveragePrecision(probs, labels, 4, 4);
+  // The one mAP `eval` and `train` report.
+  const { map, perTag } = evaluatePredictions(probs, labels, 4, ['t0', 't1', 't2', 't3'], 0.5);
   const want = [1, 1 / 2, null, 5 / 12];
-  perTag.forEach((ap, j) =>
+  perTag.forEach(({ ap }, j) =>
     assert.ok(ap === want[j] || (ap !== null && Math.abs(ap - want[j]!) < 1e-12), `tag ${j}: ${ap} vs ${want[j]}`),
   );
   assert.ok(Math.abs(map - (1 + 1 / 2 + 5 / 12) / 3) < 1e-12, `mAP ${map}`);

@@ -1,7 +1,7 @@
 // A model's weights moved to an external data file, for the tests of models with external data.
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { decodeModel, encodeModel } from '../../training/onnx.js';
+import { decodeModel, encodeModel } from '../../src/onnx/proto.js';
 
 /**
  * `bytes` with every initializer of at least `min` bytes moved to `data` beside it, as onnx's

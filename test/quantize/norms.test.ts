@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import ort from 'onnxruntime-node';
 import { fastNorms } from '../../src/quantize/norms.js';
-import { A, Graph } from '../../training/graph.js';
-import { decodeModel } from '../../training/onnx.js';
+import { A, Graph } from '../../src/onnx/graph.js';
+import { decodeModel } from '../../src/onnx/proto.js';
 import { Rng } from '../../training/rng.js';
 
 const rng = new Rng(53);

@@ -11,8 +11,8 @@ import { test } from 'node:test';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { quantizeStatic, type Ranges } from '../../src/quantize/static.js';
-import { A, Graph } from '../../training/graph.js';
-import { decodeModel } from '../../training/onnx.js';
+import { A, Graph } from '../../src/onnx/graph.js';
+import { decodeModel } from '../../src/onnx/proto.js';
 import { Rng } from '../../training/rng.js';
 import { cli, tempDir } from '../helpers.js';
 

@@ -16,8 +16,8 @@ import {
   TILE_MIN_BYTES,
   TILE_MIN_ROWS_PER_CHANNEL,
 } from '../../src/quantize/tiles.js';
-import { A, Graph } from '../../training/graph.js';
-import { decodeModel } from '../../training/onnx.js';
+import { A, Graph } from '../../src/onnx/graph.js';
+import { decodeModel } from '../../src/onnx/proto.js';
 import { Rng } from '../../training/rng.js';
 import { cli, tempDir } from '../helpers.js';
 import { writeSelectedTags } from './fixtures.js';

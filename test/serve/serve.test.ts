@@ -8,16 +8,16 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { TaggerModel } from '../../src/predict/model.js';
-import { readVecIndex } from '../../src/predict/vectors.js';
+import { TaggerModel } from '../../src/model/tagger.js';
+import { readVecIndex } from '../../src/outputs/vectors.js';
 import type { InjectOptions } from 'fastify';
 import { buildServer, type ServeOptions } from '../../src/serve/app.js';
 import { cli, solid, tempDir, tinyModel } from '../helpers.js';
 import ort from 'onnxruntime-node';
-import { emptyRanges, widenRanges } from '../../src/train/calibrate.js';
+import { emptyRanges, widenRanges } from '../../src/train/export-ranges.js';
 import { encodeInferenceModel } from '../../training/artifacts.js';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
-import { buildCalibrationGraph } from '../../training/model.js';
+import { buildCalibrationGraph } from '../../training/graphs.js';
 
 const dir = await tempDir();
 const TAGS = ['red_circle', 'blue_star', 'white_background', 'two_shapes', 'rating:general', 'rating:explicit'];
@@ -81,6 +81,37 @@ test('POST /v1/tag gives the tags and probabilities `pred` gives, grouped by cat
       assert.equal(cat, { 0: 'general', 4: 'character', 9: 'rating' }[want.find((w) => w.tag === t.tag)!.category]);
   }
   assert.equal(typeof body.images[0].caption, 'string');
+});
+
+test('POST /v1/tag with caption-style writes the caption `pred --format caption` writes in that style; a flag the style lacks is a 400 naming it', async () => {
+  const folder = path.join(dir, 'serve-style');
+  await mkdir(folder, { recursive: true });
+  await writeFile(path.join(folder, 'a.png'), png);
+  // The WD layout sd-scripts reads: 4 ratings, then general tags, then characters.
+  const wdTags = ['general', 'sensitive', 'questionable', 'explicit', 'red_circle', 'blue_star', 'hero_(series)'];
+  const wdModel = await tinyModel(path.join(dir, 'wd-layout.onnx'), wdTags, [9, 9, 9, 9, 0, 0, 4]);
+  const wd = await buildServer(await TaggerModel.load(wdModel), OPTS);
+  const r = await wd.inject({
+    method: 'POST',
+    url: '/v1/tag?caption-style=sd-scripts&threshold=0.2&character-first&use-rating-tags',
+    headers: { 'content-type': 'image/png' },
+    payload: png,
+  });
+  assert.equal(r.statusCode, 200, r.body);
+  const styleArgs = ['--caption-style', 'sd-scripts', '--threshold', '0.2', '--character-first', '--use-rating-tags'];
+  const pred = await cli('pred', folder, '--model', wdModel, '--format', 'caption', ...styleArgs);
+  assert.equal(pred.code, 0, pred.err.join('\n'));
+  assert.ok(r.json().images[0].caption.length > 0);
+  assert.equal(r.json().images[0].caption, (await readFile(path.join(folder, 'a.txt'), 'utf8')).trimEnd());
+  const bad = await wd.inject({
+    method: 'POST',
+    url: '/v1/tag?caption-style=sd-scripts&weighted',
+    headers: { 'content-type': 'image/png' },
+    payload: png,
+  });
+  assert.equal(bad.statusCode, 400, bad.body);
+  assert.match(bad.json().error, /Expected weighted only with --caption-style ours or webui/);
+  await wd.close();
 });
 
 test('multipart: several images and option fields in one request; /v1/vec equals `vec`; /v1/similar finds the image itself', async () => {

@@ -1,6 +1,6 @@
 // The docs against the tree: every src/ folder is in README's layout table and ARCHITECTURE's folder
-// list; every file ARCHITECTURE names exists where it says, and every source file is named there; every
-// path the docs name exists; every section a comment cites ("docs/ARCHITECTURE.md, "Files"") is a heading.
+// list; every file ARCHITECTURE names exists where it says; each folder imports only what its bullet
+// says it may; every path the docs name exists; every section a comment cites ("docs/ARCHITECTURE.md, "Files"") is a heading.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -58,26 +58,51 @@ test("every src/ folder is in README's layout table and ARCHITECTURE's folder li
   );
 });
 
-test('each file ARCHITECTURE names under a folder exists there, and every source file is named', () => {
+test('each file ARCHITECTURE names under a folder exists there', () => {
   const missing: string[] = [];
-  const unnamed: string[] = [];
   for (const [dir, text] of folderBullets(ARCH)) {
     if (!dir.startsWith('src/') && dir !== 'training/' && dir !== 'native/') continue;
     const here = filesUnder(dir, /\.(ts|cc|h|js|html|css)$/).map((f) => path.relative(dir, f));
-    const named = namedFiles(text);
-    for (const n of named)
+    for (const n of namedFiles(text))
       if (!n.includes('/') && !here.some((f) => f === n || path.basename(f) === n)) missing.push(`${dir}${n}`);
-    for (const f of here) if (!named.includes(f) && !named.includes(path.basename(f))) unnamed.push(`${dir}${f}`);
   }
   assert.deepEqual(missing, [], 'named in docs/ARCHITECTURE.md but not there');
-  assert.deepEqual(unnamed, [], 'source files docs/ARCHITECTURE.md does not name in their folder');
+});
+
+/** The src/ folders a bullet's "Imports `a/`, `b/`…" sentence allows (`anything above`: all). */
+export function allowedImports(bullet: string): Set<string> | 'any' {
+  const m = /Imports ([^.]*)\./.exec(bullet.replace(/\s+/g, ' '));
+  if (!m) return new Set();
+  if (/anything above/.test(m[1]!)) return 'any';
+  return new Set([...m[1]!.matchAll(/`([\w-]+)\/`/g)].map((x) => `src/${x[1]}`));
+}
+
+test('each src/ folder imports only the folders its ARCHITECTURE bullet names (and the parser reads a bullet)', () => {
+  const bullets = folderBullets(ARCH);
+  const wrong: string[] = [];
+  for (const dir of srcFolders) {
+    const allowed = allowedImports(bullets.get(dir) ?? '');
+    if (allowed === 'any') continue;
+    const imported = new Set<string>();
+    for (const f of filesUnder(dir, /\.ts$/))
+      for (const m of read(f).matchAll(/^(?:import|export)\b[^;]*?from '(\.[^']+)'/gms)) {
+        const to = path.normalize(path.join(path.dirname(f), m[1]!)).split(path.sep);
+        if (to[0] === 'src' && `src/${to[1]}/` !== dir) imported.add(`src/${to[1]}`);
+      }
+    for (const i of imported) if (!allowed.has(i)) wrong.push(`${dir} imports ${i}/`);
+  }
+  assert.deepEqual(wrong, []);
+  assert.deepEqual(
+    allowedImports('owns x. Imports `data/`, `util/`, `training/`.'),
+    new Set(['src/data', 'src/util', 'src/training']),
+  );
 });
 
 test('every repository path the docs name exists', () => {
   const missing: string[] = [];
   for (const [doc, text] of [
     ['README.md', README],
-    ['docs/ARCHITECTURE.md', ARCH],
+    ...filesUnder('docs', /\.md$/).map((f) => [f, read(f)] as const),
   ] as const) {
     for (const m of text.matchAll(/`((?:src|training|native|test|bench|docs|scripts)\/[\w./-]*)`/g)) {
       const p = m[1]!.replace(/\/$/, '');
@@ -87,12 +112,12 @@ test('every repository path the docs name exists', () => {
   assert.deepEqual(missing, []);
 });
 
-/** The sections comments cite: (file, doc, title) for `docs/ARCHITECTURE.md, "Title"` and `README, "Title"`. */
-export function citedSections(text: string): { doc: 'README.md' | 'docs/ARCHITECTURE.md'; title: string }[] {
+/** The sections comments cite: (doc, title) for `docs/NAME.md, "Title"` and `README, "Title"`. */
+export function citedSections(text: string): { doc: string; title: string }[] {
   return [
-    ...text.matchAll(/\b(docs\/ARCHITECTURE\.md|ARCHITECTURE\.md|README(?:\.md)?),\s*(?:\/\/\s*|\*\s*)?"([^"]+)"/g),
+    ...text.matchAll(/\b(docs\/[A-Z]+\.md|ARCHITECTURE\.md|README(?:\.md)?),\s*(?:\/\/\s*|\*\s*)?"([^"]+)"/g),
   ].map((m) => ({
-    doc: m[1]!.startsWith('README') ? 'README.md' : 'docs/ARCHITECTURE.md',
+    doc: m[1]!.startsWith('README') ? 'README.md' : m[1] === 'ARCHITECTURE.md' ? 'docs/ARCHITECTURE.md' : m[1]!,
     // A title wrapped over two comment lines reads as one.
     title: m[2]!.replace(/\s*\n\s*(?:\/\/|\*)?\s*/g, ' '),
   }));
@@ -108,19 +133,26 @@ test('every section a comment cites is a heading of that document (and the finde
     ...filesUnder('bench', /\.(ts|sh)$/),
     'CMakeLists.txt',
   ];
-  const docs = { 'README.md': headings(README), 'docs/ARCHITECTURE.md': headings(ARCH) };
+  const docs = new Map<string, string[]>([
+    ['README.md', headings(README)],
+    ...filesUnder('docs', /\.md$/).map((f) => [f, headings(read(f))] as const),
+  ]);
   const dangling: string[] = [];
   let cited = 0;
   for (const f of sources) {
     for (const c of citedSections(read(f))) {
       cited++;
-      if (!docs[c.doc].some((h) => h.startsWith(c.title))) dangling.push(`${f}: ${c.doc}, "${c.title}"`);
+      if (!(docs.get(c.doc) ?? []).some((h) => h.startsWith(c.title))) dangling.push(`${f}: ${c.doc}, "${c.title}"`);
     }
   }
   assert.deepEqual(dangling, []);
   assert.ok(cited >= 5, `${cited} citations found`);
-  assert.deepEqual(citedSections('// (docs/ARCHITECTURE.md, "Nowhere")\n// see README, "Far\n// away"'), [
-    { doc: 'docs/ARCHITECTURE.md', title: 'Nowhere' },
-    { doc: 'README.md', title: 'Far away' },
-  ]);
+  assert.deepEqual(
+    citedSections('// (docs/ARCHITECTURE.md, "Nowhere")\n// see README, "Far\n// away"; docs/COMMANDS.md, "X"'),
+    [
+      { doc: 'docs/ARCHITECTURE.md', title: 'Nowhere' },
+      { doc: 'README.md', title: 'Far away' },
+      { doc: 'docs/COMMANDS.md', title: 'X' },
+    ],
+  );
 });

@@ -1,4 +1,5 @@
-// The tree's rules, checked on the sources: training/ is the ground floor (imports nothing from src/),
+// The tree's rules, checked on the sources: src/onnx/ is the ground floor (imports nothing of ours), training/
+// imports from src/ only src/onnx/, no two source files share a name,
 // src/ folders and source files import each other without loops, no file over 400 lines, no function
 // over 80, and comments point only at files inside the repository.
 import assert from 'node:assert/strict';
@@ -75,15 +76,27 @@ export function findCycle(g: Map<string, Set<string>>): string[] | null {
   return null;
 }
 
-test('training/ imports nothing from src/', () => {
-  const up = sources
-    .filter((f) => f.startsWith('training/'))
-    .flatMap((f) =>
-      importsOf(f)
-        .filter((i) => i.startsWith('src/'))
-        .map((i) => `${f} → ${i}`),
-    );
+test('the ground floor src/onnx/ imports nothing of ours; training/ imports from src/ only src/onnx/', () => {
+  const up = sources.flatMap((f) =>
+    importsOf(f)
+      .filter((i) =>
+        f.startsWith('src/onnx/')
+          ? !i.startsWith('src/onnx/')
+          : f.startsWith('training/') && i.startsWith('src/') && !i.startsWith('src/onnx/'),
+      )
+      .map((i) => `${f} → ${i}`),
+  );
   assert.deepEqual(up, []);
+});
+
+test("no two source files share a name (a command file may carry its command's name)", () => {
+  const byName = new Map<string, string[]>();
+  for (const f of sources.filter((f) => !f.startsWith('src/cli/commands/')))
+    byName.set(path.basename(f), [...(byName.get(path.basename(f)) ?? []), f]);
+  assert.deepEqual(
+    [...byName.values()].filter((fs) => fs.length > 1),
+    [],
+  );
 });
 
 test('src/ folders import each other without a loop (and the loop finder finds one)', (t) => {
@@ -144,6 +157,31 @@ test('comments and README name only documents inside the repository', () => {
       const name = m[1]!;
       const candidates = [path.join(root, name), path.join(root, path.dirname(f), name)];
       if (!candidates.some((c) => existsSync(c) && c.startsWith(root + path.sep))) cited.push(`${f}: ${name}`);
+    }
+  }
+  assert.deepEqual(cited, []);
+});
+
+test('comments and docs name only source files that exist (a bare name: in its own folder or the tree)', () => {
+  const tree = [...sources, ...native, ...filesUnder('test', /\.ts$/), ...filesUnder('bench', /\.(ts|sh|py)$/)];
+  const basenames = new Set(tree.map((f) => path.basename(f)));
+  const cited: string[] = [];
+  const texts = [...tree, ...filesUnder('docs', /\.md$/), 'README.md', 'CMakeLists.txt'];
+  for (const f of texts) {
+    const text = readFileSync(path.join(root, f), 'utf8');
+    const md = f.endsWith('.md');
+    for (const line of text.split('\n')) {
+      const comment = md || /^\s*(\/\/|\*|\/\*|#)/.test(line);
+      if (!comment) continue;
+      // Paths from the repository root (bench/results/ holds what benches write), and bare .ts names.
+      for (const m of line.matchAll(
+        /(?<![\w.@/-])((?:src|training|native|test|bench|docs|scripts)\/[\w./-]*\.(?:ts|cc|h|json|sh|py))\b/g,
+      ))
+        if (!m[1]!.startsWith('bench/results/') && !existsSync(path.join(root, m[1]!))) cited.push(`${f}: ${m[1]}`);
+      for (const m of line.matchAll(/(?<![\w.@/-])([a-z][\w-]+\.ts)\b(?!\/)/g)) {
+        const name = m[1]!;
+        if (!existsSync(path.join(root, path.dirname(f), name)) && !basenames.has(name)) cited.push(`${f}: ${name}`);
+      }
     }
   }
   assert.deepEqual(cited, []);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { TaggerModel } from '../../src/predict/model.js';
+import { TaggerModel } from '../../src/model/tagger.js';
 import { encodeInferenceModel } from '../../training/artifacts.js';
 import { gradcheckConfig, randomParams } from '../../training/gradcheck.js';
 import { Rng } from '../../training/rng.js';

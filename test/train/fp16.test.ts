@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { listCheckpoints, readCheckpoint } from '../../src/train/checkpoint.js';
-import { TaggerModel } from '../../src/predict/model.js';
+import { TaggerModel } from '../../src/model/tagger.js';
 import { addonStatus } from '../../src/train/native-engine.js';
 import { modelConfigFor, readRunConfig } from '../../src/train/run-config.js';
 import { TrainSession, type TrainState } from '../../src/train/train-session.js';

@@ -6,9 +6,9 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { readShard, readShardIndex } from '../../src/data/shards.js';
-import { TaggerModel } from '../../src/predict/model.js';
-import { readMetadataProps } from '../../training/onnx.js';
-import { calibrationPlan } from '../../src/train/calibrate.js';
+import { TaggerModel } from '../../src/model/tagger.js';
+import { readMetadataProps } from '../../src/onnx/proto.js';
+import { calibrationPlan } from '../../src/train/export-ranges.js';
 import { cli, cliSteps, tempDir } from '../helpers.js';
 
 const root = await tempDir();

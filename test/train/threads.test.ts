@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { TaggerModel } from '../../src/predict/model.js';
+import { TaggerModel } from '../../src/model/tagger.js';
 import { TrainSession } from '../../src/train/train-session.js';
 import { gradcheckConfig, randomParams } from '../../training/gradcheck.js';
-import { coreCount, readCpuFacts, sessionThreads } from '../../training/threads.js';
+import { coreCount, readCpuFacts, sessionThreads } from '../../src/runtime/threads.js';
 import { cli, solid, tempDir, tinyModel } from '../helpers.js';
 
 test('coreCount: affinity scaled by cores per logical CPU, capped by a cgroup quota, at least 1', () => {

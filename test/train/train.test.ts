@@ -6,9 +6,9 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { readShard, readShardIndex } from '../../src/data/shards.js';
-import { TaggerModel } from '../../src/predict/model.js';
+import { TaggerModel } from '../../src/model/tagger.js';
 import { listCheckpoints, nonFinite, readCheckpoint } from '../../src/train/checkpoint.js';
-import { baseRateMap, meanAveragePrecision } from '../../src/metrics/metrics.js';
+import { baseRateMap, evaluatePredictions } from '../../src/metrics/metrics.js';
 import { readRunConfig } from '../../src/train/run-config.js';
 import { TrainSession } from '../../src/train/train-session.js';
 import { cli, cliSteps, tempDir } from '../helpers.js';
@@ -108,7 +108,7 @@ test('train → export: the model learns, and pred-path probabilities match the 
     `exported model vs TrainSession.evaluate: max |Δprob| ${worst.toExponential(2)} over ${probs.length} probabilities`,
   );
   assert.ok(worst <= 1e-4, `${worst}`);
-  assert.ok(meanAveragePrecision(probs, hold.labels, n, index.tags.count).map > base);
+  assert.ok(evaluatePredictions(probs, hold.labels, n, index.tags.names, 0.5).map > base);
   session.dispose();
   await tagger.release();
 });

@@ -11,7 +11,7 @@ import { writeSafetensors, type TensorSpec } from '../../src/data/safetensors.js
 import { importBackbone } from '../../src/train/backbone.js';
 import { UsageError } from '../../src/util/errors.js';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
-import { buildInferenceGraph } from '../../training/model.js';
+import { buildInferenceGraph } from '../../training/graphs.js';
 import { referenceForward } from '../../training/reference.js';
 import { tempDir } from '../helpers.js';
 import { zooVgg16 } from '../graphs/zoo.js';

@@ -1,72 +1,50 @@
 // `demo [--out DIR]`: the whole pipeline on built-in demo data, each step printed as the command it
 // runs: synth → tags → pairs → train (vgg16-tiny, 64 px) → export → predictions on holdout images next
 // to their true tags, with the holdout mAP against the base rate.
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { defineCommand, type Command, type Ctx } from '../command.js';
+import type { Options } from 'yargs';
+import { defineCommand, type Args, type Command, type Ctx } from '../command.js';
 import type { Io } from '../io.js';
-import { writeFileAtomic } from '../../util/fsx.js';
-import { lockFolder, LOCK_NAME } from '../../util/lock.js';
-import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
+import { checkChoice, checkInteger } from '../../util/errors.js';
 import { ENGINES } from '../../train/engines.js';
 import { PRECISIONS } from '../../train/run-config.js';
-import { preprocessImage } from '../../data/images.js';
-import { readShard, readShardIndex, type ShardIndexJson } from '../../data/shards.js';
+import { readShard, readShardIndex } from '../../data/shards.js';
+import { replaceDemoFolder } from '../../data/synth.js';
 import { readTagFile } from '../../data/scan.js';
-import { baseRateMap } from '../../metrics/metrics.js';
+import { holdoutBaseRate } from '../../outputs/evaluate.js';
 import { bestCheckpoint, listCheckpoints } from '../../train/checkpoint.js';
-import { TaggerModel } from '../../predict/model.js';
+import { TaggerModel } from '../../model/tagger.js';
+import { tagImages } from '../../predict/tagging.js';
+
+const OPTIONS = {
+  out: {
+    type: 'string',
+    default: 'demo-out',
+    describe: 'Working folder, replaced on each run (an empty or earlier demo folder)',
+  },
+  count: { type: 'number', default: 1200, describe: 'Demo images to draw' },
+  rounds: { type: 'number', default: 60, describe: 'Training rounds' },
+  device: { type: 'string', default: 'cpu', describe: 'cpu or cuda' },
+  engine: { type: 'string', choices: ENGINES, default: 'auto', describe: 'Training engine (see train --help)' },
+  precision: {
+    type: 'string',
+    choices: PRECISIONS,
+    default: 'fp32',
+    describe: 'Training precision (see train --help)',
+  },
+} as const satisfies Record<string, Options>;
 
 export const demoCommand: Command = ({ io, run }) =>
   defineCommand({
     command: 'demo',
     describe: 'Run the whole pipeline on built-in demo data: synth → tags → pairs → train → export → predictions',
-    builder: (y) =>
-      y
-        .option('out', {
-          type: 'string',
-          default: 'demo-out',
-          describe: 'Working folder, replaced on each run (an empty or earlier demo folder)',
-        })
-        .option('count', { type: 'number', default: 1200, describe: 'Demo images to draw' })
-        .option('rounds', { type: 'number', default: 60, describe: 'Training rounds' })
-        .option('device', { type: 'string', default: 'cpu', describe: 'cpu or cuda' })
-        .option('engine', {
-          type: 'string',
-          choices: ENGINES,
-          default: 'auto',
-          describe: 'Training engine (see train --help)',
-        })
-        .option('precision', {
-          type: 'string',
-          choices: PRECISIONS,
-          default: 'fp32',
-          describe: 'Training precision (see train --help)',
-        }),
-    handler: async (argv: {
-      out: string;
-      count: number;
-      rounds: number;
-      device: string;
-      engine: string;
-      precision: string;
-    }) => {
+    builder: (y) => y.options(OPTIONS),
+    handler: async (argv: Args<typeof OPTIONS>) => {
       const count = checkInteger('--count', argv.count, 50, 1_000_000);
       const rounds = checkInteger('--rounds', argv.rounds, 1, 100_000);
       const out = path.resolve(argv.out);
-      // Start afresh each time, but only ever delete what an earlier demo made, and never under another demo.
-      const marker = path.join(out, '.alt-i2v-ort-demo');
-      await mkdir(out, { recursive: true });
-      const lock = await lockFolder(out, `alt-i2v-ort demo (pid ${process.pid})`, (l) => io.err(l));
+      const lock = await replaceDemoFolder(out, argv.out, (l) => io.err(l));
       try {
-        const entries = (await readdir(out)).filter((e) => e !== LOCK_NAME);
-        if (entries.length > 0 && !existsSync(marker))
-          throw new UsageError(
-            `Expected an empty or earlier demo folder for --out but ${JSON.stringify(argv.out)} holds other files; choose another --out`,
-          );
-        for (const e of entries) await rm(path.join(out, e), { recursive: true, force: true });
-        await writeFileAtomic(marker, 'made by alt-i2v-ort demo; the next demo run replaces this folder\n');
         const train = {
           device: argv.device,
           engine: checkChoice('--engine', argv.engine, ENGINES),
@@ -89,49 +67,21 @@ async function runDemo(
   const data = path.join(out, 'data');
   const shards = path.join(out, 'shards');
   const model = path.join(out, 'model.onnx');
+  const [tags, runDir, gallery] = [path.join(out, 'tags.csv'), path.join(out, 'run'), path.join(out, 'gallery.html')];
+  // The demo's recipe: the 30 most frequent tags (rare colour–shape pairs left out, so the holdout has
+  // positives for every tag), 64 px, the tiny VGG16 with a 128-wide head at lr 7e-4 for 60 rounds.
   const steps: string[][] = [
-    ['synth', '--out', data, '--count', String(count), '--seed', '1'],
-    // The demo's recipe: the 30 most frequent tags (rare colour–shape pairs left out, so the holdout has
-    // positives for every tag), 64 px, the tiny VGG16 with a 128-wide head at lr 7e-4 for 60 rounds.
-    ['tags', data, '--out', path.join(out, 'tags.csv'), '--top', '30', '--min-count', '5'],
-    [
-      'pairs',
-      data,
-      '--tags',
-      path.join(out, 'tags.csv'),
-      '--out',
-      shards,
-      '--size',
-      '64',
-      '--shard-size',
-      String(Math.ceil(count / 3)),
-      '--holdout',
-      '0.18',
-    ],
+    ['synth', ...flags({ out: data, count, seed: 1 })],
+    ['tags', data, ...flags({ out: tags, top: 30, 'min-count': 5 })],
+    ['pairs', data, ...flags({ tags, out: shards, size: 64, 'shard-size': Math.ceil(count / 3), holdout: 0.18 })],
     [
       'train',
       shards,
-      '--out',
-      path.join(out, 'run'),
-      '--backbone',
-      'vgg16-tiny',
-      '--hidden',
-      '128',
-      '--batch',
-      '16',
-      '--lr',
-      '0.0007',
-      '--rounds',
-      String(rounds),
-      '--device',
-      device,
-      '--engine',
-      engine,
-      '--precision',
-      precision,
+      ...flags({ out: runDir, backbone: 'vgg16-tiny', hidden: 128, batch: 16, lr: 0.0007, rounds }),
+      ...flags({ device, engine, precision }),
     ],
-    ['export', path.join(out, 'run'), '--out', model],
-    ['gallery', shards, '--model', model, '--out', path.join(out, 'gallery.html'), '--limit', '48'],
+    ['export', runDir, ...flags({ out: model })],
+    ['gallery', shards, ...flags({ model, out: gallery, limit: 48 })],
   ];
   const t0 = performance.now();
   for (const step of steps) {
@@ -152,36 +102,22 @@ async function runDemo(
   );
 }
 
-/** Predictions on a few holdout images, read back from their files like `pred` does. */
+/** Predictions on a few holdout images, read back from their files through `pred`'s own tagging. */
 async function showPredictions(io: Io, data: string, model: string, first: { names: string[] }): Promise<void> {
   const tagger = await TaggerModel.load(model);
-  const { imageSize: size, pad } = tagger.meta;
   io.out('\npredictions on holdout images (probability ≥ 0.5), true tags after "|":');
-  for (const name of first.names.slice(0, 5)) {
-    const file = path.join(data, name);
-    const pixels = await preprocessImage(file, file, { size, pad, maxPixels: 1e8 });
-    const { probs } = await tagger.run(pixels, 1);
-    const predicted = [...probs]
-      .map((p, j) => [p, j] as const)
-      .filter(([p]) => p >= 0.5)
-      .sort((a, b) => b[0] - a[0]);
-    const truth = (await readTagFile(file.replace(/\.\w+$/, '.txt'))).filter((t) => tagger.meta.tags.includes(t));
-    io.out(
-      `  ${name}: ${predicted.map(([p, j]) => `${tagger.meta.tags[j]} ${p.toFixed(2)}`).join(', ') || '(none)'}\n      | ${truth.join(', ')}`,
-    );
+  const entries = first.names.slice(0, 5).map((name) => ({ file: path.join(data, name), key: name }));
+  try {
+    for await (const t of tagImages(tagger, entries, { batch: 5, select: { threshold: 0.5, rating: 'all' } })) {
+      const predicted = t.tags?.map((s) => `${s.tag} ${s.prob.toFixed(2)}`).join(', ') || `(${t.failure ?? 'none'})`;
+      const truth = (await readTagFile(t.file.replace(/\.\w+$/, '.txt'))).filter((x) => tagger.meta.tags.includes(x));
+      io.out(`  ${path.relative(data, t.file)}: ${predicted}\n      | ${truth.join(', ')}`);
+    }
+  } finally {
+    await tagger.release();
   }
-  await tagger.release();
 }
 
-/** The mAP of a tagger that only knows each tag's frequency, on the holdout shards. */
-async function holdoutBaseRate(shards: string, index: ShardIndexJson): Promise<{ base: number; n: number }> {
-  const labels: Uint8Array[] = [];
-  let n = 0;
-  for (const h of index.shards.filter((s) => s.split === 'holdout')) {
-    const s = await readShard(shards, h, index);
-    labels.push(s.labels);
-    n += s.count;
-  }
-  const base = baseRateMap(Buffer.concat(labels), n, index.tags.count);
-  return { base, n };
-}
+/** `--name value` pairs in the order given. */
+const flags = (o: Record<string, string | number>): string[] =>
+  Object.entries(o).flatMap(([k, v]) => [`--${k}`, String(v)]);

@@ -2,14 +2,13 @@
 import { stringify } from 'csv-stringify/sync';
 import { defineCommand, type Command } from '../command.js';
 import { setIntegrityCheck } from '../../data/safetensors.js';
-import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
-import { checkChoice, checkInteger, checkNumber } from '../../util/errors.js';
+import { batchOf, loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
+import { checkChoice, checkNumber } from '../../util/errors.js';
 import { writeFileAtomic } from '../../util/fsx.js';
 import { evaluatePredictions } from '../../metrics/metrics.js';
-import { predictShards } from '../../predict/evaluate.js';
-import { describeContract } from '../../predict/contract.js';
-import { TaggerModel } from '../../predict/model.js';
-import { DEVICES, executionProviders, type Device } from '../../runtime/providers.js';
+import { predictShards } from '../../outputs/evaluate.js';
+import { describeContract } from '../../contracts/contract.js';
+import { TaggerModel } from '../../model/tagger.js';
 
 const SPLITS = ['holdout', 'train', 'all'] as const;
 
@@ -25,13 +24,11 @@ export const evalCommand: Command = ({ io }) =>
         .option('threshold', { type: 'number', default: 0.5, describe: 'Threshold for F1' })
         .option('format', { type: 'string', choices: ['text', 'json'], default: 'text' })
         .option('per-tag', { type: 'string', describe: 'Write per-tag AP and F1 to this CSV file' })
-        .option('batch', { type: 'number', default: 32 })
         .option('verify', {
           type: 'boolean',
           default: true,
           describe: 'Check each shard against its SHA-256 (--no-verify skips it)',
-        })
-        .option('device', { type: 'string', choices: DEVICES, default: 'cpu' }),
+        }),
     handler: async (
       argv: ModelArgs & {
         shards: string;
@@ -40,21 +37,14 @@ export const evalCommand: Command = ({ io }) =>
         threshold: number;
         format: string;
         perTag?: string;
-        batch: number;
-        device: string;
         verify: boolean;
       },
     ) => {
       setIntegrityCheck(argv.verify);
       const threshold = checkNumber('--threshold', argv.threshold, 0, 1);
       const split = checkChoice('--split', argv.split, SPLITS);
-      const batch = checkInteger('--batch', argv.batch, 1, 4096);
-      const model = await TaggerModel.load(
-        argv.model,
-        loadOptionsFrom(argv, io, {
-          executionProviders: executionProviders(checkChoice('--device', argv.device, DEVICES) as Device),
-        }),
-      );
+      const batch = batchOf(argv);
+      const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io));
       if (model.contract.kind !== 'ours')
         io.err(
           `warning: the model expects its own preprocessing (${describeContract(model.contract)}) but shards are letterboxed on black; its scores may be a little lower than on its own preprocessing`,

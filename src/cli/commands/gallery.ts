@@ -1,12 +1,12 @@
 // `gallery DIR|SHARDS --model model.onnx --out gallery.html [--limit 100]`: one self-contained page of
-// images with their predicted tags, marked against the true tags where known (src/predict/gallery.ts).
+// images with their predicted tags, marked against the true tags where known (src/outputs/gallery.ts).
 import path from 'node:path';
 import { defineCommand, type Command } from '../command.js';
 import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
 import { checkInteger, checkNumber, UsageError } from '../../util/errors.js';
 import { writeFileAtomic } from '../../util/fsx.js';
-import { galleryHtml, galleryItems } from '../../predict/gallery.js';
-import { TaggerModel } from '../../predict/model.js';
+import { galleryHtml, galleryItems } from '../../outputs/gallery.js';
+import { TaggerModel } from '../../model/tagger.js';
 
 export const galleryCommand: Command = ({ io }) =>
   defineCommand({

@@ -3,11 +3,11 @@
 import { stringify } from 'csv-stringify/sync';
 import type { Argv } from 'yargs';
 import { defineCommand, type Command, type Ctx } from '../command.js';
-import { loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
+import { batchOf, loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
 import { checkChoice, checkInteger } from '../../util/errors.js';
 import { fitKpiFile, predictKpiFiles, readKpiFile, writeKpiFile } from '../../kpi/kpi.js';
 import { KPI_KINDS, type KpiKind } from '../../kpi/fit.js';
-import { TaggerModel } from '../../predict/model.js';
+import { TaggerModel } from '../../model/tagger.js';
 
 const FORMATS = ['text', 'json', 'csv'] as const;
 
@@ -67,13 +67,10 @@ function predCommand({ io }: Ctx): ReturnType<typeof defineCommand> {
     builder: (y) =>
       withModelOptions(y.positional('images', IMAGES_ARG))
         .option('kpi', { type: 'string', demandOption: true, describe: 'kpi.json written by `kpi fit`' })
-        .option('format', { type: 'string', choices: FORMATS, default: 'text' })
-        .option('batch', { type: 'number', default: 8 }),
-    handler: async (
-      argv: ModelArgs & { images: string[]; model: string; kpi: string; format: string; batch: number },
-    ) => {
+        .option('format', { type: 'string', choices: FORMATS, default: 'text' }),
+    handler: async (argv: ModelArgs & { images: string[]; model: string; kpi: string; format: string }) => {
       const format = checkChoice('--format', argv.format, FORMATS);
-      const batch = checkInteger('--batch', argv.batch, 1, 4096);
+      const batch = batchOf(argv);
       const kpi = await readKpiFile(argv.kpi);
       const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io));
       let failed = 0;

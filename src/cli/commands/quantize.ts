@@ -2,9 +2,9 @@
 // [--min-agreement 0.95]`: a tagger with its layers in int8 (src/quantize/), checked on the user's
 // images when given.
 import { defineCommand, type Command } from '../command.js';
-import { IMAGES_ARG, loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
+import { batchOf, IMAGES_ARG, loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
 import { checkChoice, checkInteger, checkNumber } from '../../util/errors.js';
-import { selectOptionsFrom, type PredArgs } from '../../predict/options.js';
+import { selectOptionsFrom, type PredArgs } from '../../select/options.js';
 import { listImageEntries } from '../../predict/inputs.js';
 import { HEAD_CHECK_F1, HEAD_MODES, MODES, quantizeModel, type QuantizeResult } from '../../quantize/quantize.js';
 
@@ -40,8 +40,7 @@ export const quantizeCommand: Command = ({ io }) =>
           default: 'auto',
           describe: `The last layer (the head): int8, float, or auto: float when, with --images, int8 tags agree under F1 ${HEAD_CHECK_F1} and agree better with it float`,
         })
-        .option('threshold', { type: 'number', describe: "Tag threshold for the check [default: the model's]" })
-        .option('batch', { type: 'number', default: 8 }),
+        .option('threshold', { type: 'number', describe: "Tag threshold for the check [default: the model's]" }),
     handler: async (
       argv: ModelArgs & {
         model: string;
@@ -56,7 +55,7 @@ export const quantizeCommand: Command = ({ io }) =>
       },
     ) => {
       const minAgreement = checkNumber('--min-agreement', argv.minAgreement, 0, 1);
-      const batch = checkInteger('--batch', argv.batch, 1, 4096);
+      const batch = batchOf(argv);
       const mode = checkChoice('--mode', argv.mode, MODES);
       const calibrate = checkInteger('--calibrate', argv.calibrate, 1, 1_000_000);
       const head = checkChoice('--head', argv.head, HEAD_MODES);

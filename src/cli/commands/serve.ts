@@ -5,12 +5,11 @@ import path from 'node:path';
 import type { Options } from 'yargs';
 import type { Io } from '../io.js';
 import { defineCommand, type Args, type Command } from '../command.js';
-import { FRAME_OPTIONS, loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
+import { batchOf, FRAME_OPTIONS, loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
 import { FRAME_MERGES, type FrameMerge } from '../../predict/tagging.js';
 import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
-import { DEVICES, executionProviders, type Device } from '../../runtime/providers.js';
-import { TaggerModel } from '../../predict/model.js';
-import { readVecIndex } from '../../predict/vectors.js';
+import { TaggerModel } from '../../model/tagger.js';
+import { readVecIndex } from '../../outputs/vectors.js';
 import { buildServer, closeServer } from '../../serve/app.js';
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -26,7 +25,6 @@ const OPTIONS = {
     describe: 'Address to bind (anything but loopback needs --token)',
   },
   port: { type: 'number', default: 8080 },
-  batch: { type: 'number', default: 8, describe: 'Images per model call at most' },
   'max-wait-ms': {
     type: 'number',
     default: 10,
@@ -52,7 +50,6 @@ const OPTIONS = {
     type: 'string',
     describe: 'Require "Authorization: Bearer TOKEN" on the API (the page: open /#token=TOKEN)',
   },
-  device: { type: 'string', choices: DEVICES, default: 'cpu' },
   ...FRAME_OPTIONS,
 } as const satisfies Record<string, Options>;
 
@@ -90,7 +87,7 @@ async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
     );
   const opts = {
     name: path.basename(argv.model, path.extname(argv.model)),
-    batch: checkInteger('--batch', argv.batch, 1, 1024),
+    batch: batchOf(argv),
     maxWaitMs: checkInteger('--max-wait-ms', argv.maxWaitMs, 0, 60_000),
     queue: checkInteger('--queue', argv.queue, 1, 1_000_000),
     timeoutMs: checkInteger('--timeout-ms', argv.timeoutMs, 1, 3_600_000),
@@ -101,11 +98,7 @@ async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
     framesMerge: checkChoice('--frames-merge', argv.framesMerge, FRAME_MERGES) as FrameMerge,
     index: argv.index ? await readVecIndex(argv.index) : undefined,
   };
-  const device = checkChoice('--device', argv.device, DEVICES) as Device;
-  const model = await TaggerModel.load(
-    argv.model,
-    loadOptionsFrom(argv, io, { executionProviders: executionProviders(device) }),
-  );
+  const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io));
   // The first requests should not pay the runtime's first-run work: warm up on a dummy batch while fastify starts.
   const warm = model.warmUp(opts.batch);
   const app = await buildServer(model, opts);

@@ -1,12 +1,12 @@
 // `similar QUERY --index FILE.npy [--k 10]`: nearest neighbours of an image among the rows of a `vec`
-// index (src/predict/vectors.ts).
+// index (src/outputs/vectors.ts).
 import { stat } from 'node:fs/promises';
 import { defineCommand, type Command } from '../command.js';
 import { fsReason } from '../../util/fsx.js';
 import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
 import { checkInteger, UsageError } from '../../util/errors.js';
-import { TaggerModel } from '../../predict/model.js';
-import { nearest, readVecIndex, vectorize, type Vectors } from '../../predict/vectors.js';
+import { TaggerModel } from '../../model/tagger.js';
+import { nearest, readVecIndex, vectorize, type Vectors } from '../../outputs/vectors.js';
 
 export const similarCommand: Command = ({ io }) =>
   defineCommand({

@@ -1,11 +1,11 @@
 // `vec IMAGE|DIR|- ... --model model.onnx [--kind probs|features|binary] [--out FILE]`: the
-// "illustration to vector" (src/predict/vectors.ts) as .npy (with FILE.npy.json naming the rows) or JSONL.
+// "illustration to vector" (src/outputs/vectors.ts) as .npy (with FILE.npy.json naming the rows) or JSONL.
 import { defineCommand, type Command } from '../command.js';
-import { loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
-import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
+import { batchOf, loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
+import { checkChoice, UsageError } from '../../util/errors.js';
 import { writeFileAtomic } from '../../util/fsx.js';
-import { TaggerModel } from '../../predict/model.js';
-import { VEC_KINDS, vectorize, vectorLines, writeVecIndex, type Vectors } from '../../predict/vectors.js';
+import { TaggerModel } from '../../model/tagger.js';
+import { VEC_KINDS, vectorize, vectorLines, writeVecIndex, type Vectors } from '../../outputs/vectors.js';
 
 export const vecCommand: Command = ({ io }) =>
   defineCommand({
@@ -22,13 +22,10 @@ export const vecCommand: Command = ({ io }) =>
         .option('out', {
           type: 'string',
           describe: 'FILE.npy (plus FILE.npy.json naming the rows) or FILE.jsonl [default: JSONL on stdout]',
-        })
-        .option('batch', { type: 'number', default: 8 }),
-    handler: async (
-      argv: ModelArgs & { images: string[]; model: string; kind: string; out?: string; batch: number },
-    ) => {
+        }),
+    handler: async (argv: ModelArgs & { images: string[]; model: string; kind: string; out?: string }) => {
       const kind = checkChoice('--kind', argv.kind, VEC_KINDS);
-      const batch = checkInteger('--batch', argv.batch, 1, 4096);
+      const batch = batchOf(argv);
       if (argv.out && !/\.(npy|jsonl)$/.test(argv.out))
         throw new UsageError(`Expected --out ending in .npy or .jsonl but received ${JSON.stringify(argv.out)}`);
       const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io));

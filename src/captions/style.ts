@@ -1,14 +1,16 @@
-// Which rules a caption follows (`--caption-style`): ours (caption.ts: thresholds per category, MCut,
-// ratings, confidence order, kaomoji kept), sd-scripts (sd-scripts.ts) or webui (webui-caption.ts). One
+// Which rules a caption follows (`--caption-style`): ours (ours.ts: thresholds per category, MCut,
+// ratings, confidence order, kaomoji kept), sd-scripts (sd-scripts.ts) or webui (webui.ts). One
 // Captioner per run turns an image's scores into the tags reported, the caption items and the caption
 // file's text. A flag that a style does not have is refused with one line, never silently ignored.
-import { captionText, orderCaption } from './caption.js';
-import type { TaggerModel } from './model.js';
-import { captionOptionsFrom, cliName, type OptionName, type PredArgs } from './options.js';
+import { captionText, orderCaption } from './ours.js';
+import type { TaggerModel } from '../model/tagger.js';
+import { cliName, listFlag, modelTags, type OptionName, type PredArgs } from '../select/options.js';
 import { SD_SCRIPTS_DEFAULTS, SdScriptsCaptioner } from './sd-scripts.js';
-import type { TagScore } from './select.js';
-import { DEFAULT_UNDERSCORE_EXCLUDES, splitWebui, WEBUI_THRESHOLD, WebuiCaptioner } from './webui-caption.js';
+import type { TagScore } from '../select/select.js';
+import { DEFAULT_UNDERSCORE_EXCLUDES, splitWebui, WEBUI_THRESHOLD, WebuiCaptioner } from './webui.js';
 import { checkChoice, checkNumber, UsageError } from '../util/errors.js';
+import { CAPTION_SORTS, DEFAULT_CAPTION, type CaptionOptions } from './ours.js';
+import { tagKey } from '../select/select.js';
 
 export const CAPTION_STYLES = ['ours', 'sd-scripts', 'webui'] as const;
 export type CaptionStyle = (typeof CAPTION_STYLES)[number];
@@ -181,5 +183,32 @@ function webuiCaptioner(
       ),
     overwrite: a.overwrite ?? false,
     merge: mode,
+  };
+}
+
+export function captionOptionsFrom(
+  a: PredArgs,
+  model: TaggerModel,
+  warn: (l: string) => void,
+  name: OptionName = cliName,
+): CaptionOptions {
+  const known = new Set(model.meta.tags);
+  const replace = new Map<string, string>();
+  for (const item of listFlag(a.replace)) {
+    const m = /^([^=]+)=(.+)$/.exec(item);
+    if (!m) throw new UsageError(`Expected OLD=NEW for ${name('replace')} but received ${JSON.stringify(item)}`);
+    replace.set(modelTags([m[1]!], name('replace'), known, warn)[0]!, m[2]!.trim());
+  }
+  return {
+    ...DEFAULT_CAPTION,
+    underscores: a.underscores,
+    escapeBrackets: a.escapeBrackets,
+    weighted: a.weighted,
+    separator: a.separator,
+    characterFirst: a.characterFirst,
+    sort: checkChoice(name('sort'), a.sort, CAPTION_SORTS),
+    ratingPosition: checkChoice(name('rating-position'), a.ratingPosition, ['first', 'last'] as const),
+    alwaysFirst: listFlag(a.alwaysFirst).map(tagKey),
+    replace,
   };
 }

@@ -1,6 +1,6 @@
 // What a tagger model expects as input and gives as output: our own exports (uint8 RGB, black
 // letterbox, normalization inside) and foreign taggers, whose contract is a JSON document
-// (contract-doc.ts; the presets in contracts/, or --contract FILE.json): layout, channel order,
+// (contract-doc.ts; the presets in presets/, or --contract FILE.json): layout, channel order,
 // scale, mean and std, resize and filter, pad colour, which output holds the scores and whether they
 // are logits. `auto` recognises our export by its metadata, and a foreign model by its tags file and
 // its input layout; explicit overrides (--channels, --scale, --pad-color) win.

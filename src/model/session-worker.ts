@@ -20,7 +20,7 @@ let session: ort.InferenceSession | undefined;
 async function handle(m: Request): Promise<{ result: unknown; transfer: ArrayBuffer[] }> {
   if (m.kind === 'create') {
     // A file path where the model has external data: ONNX Runtime reads it beside the model (checked first:
-    // external-data.ts).
+    // src/model/external-data.ts).
     session =
       typeof m.model === 'string'
         ? await ort.InferenceSession.create(m.model, m.options)

@@ -11,12 +11,11 @@
 //   first, then tag_split.character_tag_count character tags);
 // - cl-tagger-json: cl_tagger's tag_mapping.json ({"0": {"tag", "category"}}, categories Rating, General,
 //   Character, Copyright, Artist, Meta, Quality, Model).
-// Categories map onto ours (select.ts CATEGORY); a name we have no id for is refused, not guessed.
+// Categories map onto ours (src/data/tags.ts CATEGORY); a name we have no id for is refused, not guessed.
 import path from 'node:path';
-import { categoryOf, TagIndex } from '../data/tags.js';
-import { checkTagNames } from './metadata.js';
+import { categoryOf, checkTagNames, TagIndex } from '../data/tags.js';
 import { parse } from 'csv-parse/sync';
-import { CATEGORY } from './select.js';
+import { CATEGORY } from '../data/tags.js';
 import { UsageError } from '../util/errors.js';
 import { readInput } from '../util/fsx.js';
 

@@ -18,8 +18,8 @@
 //   stripped separator, each part stripped, empty ones dropped, then the new tags it lacks.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { TagScore } from './select.js';
-import { CATEGORY } from './select.js';
+import type { TagScore } from '../select/select.js';
+import { CATEGORY } from '../data/tags.js';
 import { UsageError } from '../util/errors.js';
 
 export const SD_SCRIPTS_VERSION = 'v0.9.1';

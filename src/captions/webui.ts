@@ -12,9 +12,9 @@
 //   ("copy"), or joined after (--append) or before (--prepend) its stripped text with ", ";
 //   --remove-duplicated-tag then splits the whole on commas, strips each part and drops repeats;
 // - no newline at the end of the file.
-import { KAOMOJI } from './caption.js';
-import type { TagScore } from './select.js';
-import { CATEGORY } from './select.js';
+import { KAOMOJI } from './ours.js';
+import type { TagScore } from '../select/select.js';
+import { CATEGORY } from '../data/tags.js';
 import { UsageError } from '../util/errors.js';
 
 export const WEBUI_COMMIT = '99bf7d8';

@@ -1,6 +1,6 @@
 // A tagger model as used by prediction: our export (one ONNX file, uint8 letterboxed images in,
 // `probs` and `features` out, tags and preprocessing in its metadata_props) or a foreign tagger (WD,
-// DeepDanbooru) with its tags from a separate file and its input contract from a preset (contract.ts).
+// DeepDanbooru) with its tags from a separate file and its input contract from a preset (src/contracts/contract.ts).
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -9,11 +9,11 @@ import type { PadRule, PreprocessOptions } from '../data/images.js';
 import { UsageError } from '../util/errors.js';
 import { readInput } from '../util/fsx.js';
 import { checkExternalData } from './external-data.js';
-import { chooseForeign } from './foreign.js';
-import { hfModelFile, type HubOptions } from './hf-download.js';
-import { presetDocs } from './contract-doc.js';
+import { chooseForeign } from '../contracts/foreign.js';
+import { hfModelFile, type HubOptions } from '../hub/hf-download.js';
+import { presetDocs } from '../contracts/contract-doc.js';
 import { INFERENCE_FORMAT } from '../../training/artifacts.js';
-import { readMetadataProps } from '../../training/onnx.js';
+import { readMetadataProps } from '../onnx/proto.js';
 import { WorkerSession } from './worker-session.js';
 import { parseTaggerMetadata, type TaggerMetadata } from './metadata.js';
 
@@ -24,13 +24,13 @@ import {
   inputTensor,
   type ContractOverrides,
   type InputContract,
-} from './contract.js';
-import { sessionThreads } from '../../training/threads.js';
+} from '../contracts/contract.js';
+import { sessionThreads } from '../runtime/threads.js';
 
 export interface LoadOptions {
   executionProviders?: string[];
   threads?: number;
-  /** Tags of a foreign model (tag-files.ts); default: its contract's tags file beside the model. */
+  /** Tags of a foreign model (src/contracts/tag-files.ts); default: its contract's tags file beside the model. */
   tags?: string;
   /** A preset's family name, or 'auto'. */
   preset?: string;

@@ -1,7 +1,7 @@
 // Imports the 13 conv weights and biases of an ONNX VGG16 (ONNX Model Zoo vgg16-7/vgg16-12, or a
 // torchvision export) from its bytes: Conv nodes taken in graph order, each checked by shape against
 // the config. Errors are BackboneError, which the CLI reports as a usage error.
-import { decodeModel, tensorToFloat32, type ModelJson, type TensorProtoJson } from './onnx.js';
+import { decodeModel, tensorToFloat32, type ModelJson, type TensorProtoJson } from '../src/onnx/proto.js';
 import type { ModelConfig } from './params.js';
 import { PARAM } from './params.js';
 

@@ -10,7 +10,7 @@ import {
   type NodeJson,
   type TensorProtoJson,
   type ValueInfoJson,
-} from './onnx.js';
+} from './proto.js';
 
 export const OPSET = 17;
 export const IR_VERSION = 8;

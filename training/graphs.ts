@@ -1,7 +1,7 @@
 // The seed's VGG16 transfer model as graphs: train (loss, gradients, new BN running stats; with
 // `fuseOptimizer`, Adam's update too), eval (loss, probabilities) and inference (uint8 image → probs,
 // features). Configurable widths, input size, hidden width, tag count and freeze depth.
-import { A, Graph } from './graph.js';
+import { A, Graph } from '../src/onnx/graph.js';
 import {
   batchnormBackward,
   batchnormForward,

@@ -1,9 +1,10 @@
 // `eval`: the exported model run over shards (holdout by default), with the labels to score it against
-// (the metrics themselves live in src/metrics/).
-import { predictOverShards, readShardIndex } from '../data/shards.js';
+// (the metrics themselves live in src/metrics/), and the base rate a model is measured against.
+import { predictOverShards, readShard, readShardIndex, type ShardIndexJson } from '../data/shards.js';
+import { baseRateMap } from '../metrics/metrics.js';
 import { UsageError } from '../util/errors.js';
-import type { TaggerModel } from './model.js';
-import { nonFiniteError } from './tagging.js';
+import type { TaggerModel } from '../model/tagger.js';
+import { nonFiniteError } from '../predict/tagging.js';
 
 /** Run the exported model over shards (holdout by default) and collect probabilities and labels. */
 export async function predictShards(
@@ -31,4 +32,17 @@ export async function predictShards(
     return probs;
   });
   return { ...r, names: index.tags.names };
+}
+
+/** The mAP of a tagger that only knows each tag's frequency, on the holdout shards. */
+export async function holdoutBaseRate(shards: string, index: ShardIndexJson): Promise<{ base: number; n: number }> {
+  const labels: Uint8Array[] = [];
+  let n = 0;
+  for (const h of index.shards.filter((s) => s.split === 'holdout')) {
+    const s = await readShard(shards, h, index);
+    labels.push(s.labels);
+    n += s.count;
+  }
+  const base = baseRateMap(Buffer.concat(labels), n, index.tags.count);
+  return { base, n };
 }

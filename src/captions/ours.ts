@@ -1,9 +1,9 @@
-// Our caption style (`--caption-style ours`; sd-scripts.ts and webui-caption.ts are theirs): tags renamed (--replace), ordered
+// Our caption style (`--caption-style ours`; sd-scripts.ts and webui.ts are theirs): tags renamed (--replace), ordered
 // (confidence or alpha, characters first, always-first tags, rating first or last), underscores shown as
 // spaces except in kaomoji and tags of 3 characters or fewer, brackets escaped, weights shown, joined
 // by a separator, and merged with an existing caption (--append / --prepend) without duplicates.
-import type { TagScore } from './select.js';
-import { CATEGORY } from './select.js';
+import { tagKey, type TagScore } from '../select/select.js';
+import { CATEGORY } from '../data/tags.js';
 
 /**
  * Kaomoji whose underscores are part of the face: the WD14 web UI tagger's list (tagger/ui.py; sd-scripts
@@ -30,9 +30,6 @@ export const KAOMOJI = new Set([
   '|_|',
   '||_||',
 ]);
-
-/** The one form tags are matched in: underscores for spaces, as in tags.csv. */
-export const tagKey = (tag: string): string => tag.trim().replace(/ +/g, '_');
 
 export const CAPTION_SORTS = ['confidence', 'alpha'] as const;
 

@@ -3,7 +3,7 @@
 // weights through DequantizeLinear (int8 on 7 bits, one scale per output channel, symmetric). ONNX Runtime's
 // graph optimizer fuses each DQ → Conv → ReLU → Q into one QLinearConv on integer dot products
 // (VNNI where the CPU has it); any other runtime can run the same file as plain float ops.
-import { A, Graph } from './graph.js';
+import { A, Graph } from '../src/onnx/graph.js';
 import { maxpoolForward, normalizeForward } from './layers.js';
 import { checkConfig, featureCount, io, numel, paramSpecs, POOL_AFTER, type ModelConfig, PARAM } from './params.js';
 

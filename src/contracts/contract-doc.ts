@@ -1,5 +1,5 @@
 // A model contract as data: how a foreign tagger wants its images and what its outputs and tags file
-// are, one small JSON document per model family (src/predict/contracts/*.json, or a user's own with
+// are, one small JSON document per model family (src/contracts/presets/*.json, or a user's own with
 // --contract). Every field is checked, with one line naming the file and the field; unknown fields are
 // refused (a typo must not silently fall back to a default). docs/CONTRACTS.md describes the format.
 import { readdirSync } from 'node:fs';
@@ -41,7 +41,7 @@ export interface ContractDoc {
 }
 
 /** The preset documents' folder: the source folder, from this module's place in dist/ (tsc copies no .json). */
-const PRESET_DIR = fileURLToPath(new URL('../../../src/predict/contracts/', import.meta.url));
+const PRESET_DIR = fileURLToPath(new URL('../../../src/contracts/presets/', import.meta.url));
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -4,6 +4,7 @@
 // characters, which would reach a terminal or a caption as they are.
 import type { PadRule } from '../data/images.js';
 import { UsageError } from '../util/errors.js';
+import { checkTagNames } from '../data/tags.js';
 import { INFERENCE_FORMAT } from '../../training/artifacts.js';
 
 export interface TaggerMetadata {
@@ -16,22 +17,6 @@ export interface TaggerMetadata {
   source: string;
   /** `int8` for a model from `export --int8`; `fp32` otherwise (foreign models included). */
   precision: 'fp32' | 'fp16' | 'int8';
-}
-
-// eslint-disable-next-line no-control-regex -- control characters are what this looks for
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-
-/** Refuse tag names a terminal or a caption must not receive: empty, or holding control characters. */
-export function checkTagNames(tags: readonly string[], where: string): void {
-  tags.forEach((t, i) => {
-    if (typeof t !== 'string' || t.trim() === '')
-      throw new UsageError(`Expected a tag name at row ${i + 1} of ${where} but it is empty`);
-    const c = CONTROL.exec(t);
-    if (c)
-      throw new UsageError(
-        `Expected tag names without control characters in ${where} but row ${i + 1} holds U+${c[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}`,
-      );
-  });
 }
 
 export function parseTaggerMetadata(props: Map<string, string>, file: string): TaggerMetadata {

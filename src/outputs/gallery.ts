@@ -6,9 +6,9 @@ import { readShard, readShardIndex } from '../data/shards.js';
 import sharp from 'sharp';
 import { readTagFile } from '../data/scan.js';
 import { stat } from 'node:fs/promises';
-import { decodeBatches, listImages } from './inputs.js';
-import type { TaggerModel } from './model.js';
-import { NON_FINITE, nonFiniteError } from './tagging.js';
+import { decodeBatches, listImages } from '../predict/inputs.js';
+import type { TaggerModel } from '../model/tagger.js';
+import { NON_FINITE, nonFiniteError } from '../predict/tagging.js';
 
 export interface GalleryItem {
   name: string;

@@ -4,10 +4,10 @@
 import ort from 'onnxruntime-node';
 import { ShardSlot, readShard, readShardIndex } from '../data/shards.js';
 import { UsageError } from '../util/errors.js';
-import { buildCalibrationGraph, RANGE } from '../../training/model.js';
+import { buildCalibrationGraph, RANGE } from '../../training/graphs.js';
 import { type ModelConfig } from '../../training/params.js';
-import type { ActivationRanges } from '../../training/quantize.js';
-import { sessionThreads } from '../../training/threads.js';
+import type { ActivationRanges } from '../../training/int8.js';
+import { sessionThreads } from '../runtime/threads.js';
 
 export const CALIBRATION_BATCH = 8;
 

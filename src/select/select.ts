@@ -1,6 +1,10 @@
 // Which tags to report for one image, as sd-scripts' WD tagger decides them: a threshold per category
 // (general, character, any other by id) or per tag, MCut per category (character floored at 0.15),
 // ratings apart (the most probable one, all, or none), excluded tags removed, then at most the top K.
+import { CATEGORY } from '../data/tags.js';
+
+/** The one form tags are matched in: underscores for spaces, as in tags.csv. */
+export const tagKey = (tag: string): string => tag.trim().replace(/ +/g, '_');
 
 export interface TagScore {
   tag: string;
@@ -8,25 +12,6 @@ export interface TagScore {
   category: number;
 }
 
-/**
- * Tag categories: Danbooru's ids as WD's selected_tags.csv uses them (general 0, artist 1, copyright 3,
- * character 4, meta 5; rating 9), and ids of our own for the categories other taggers add (Camie's year,
- * cl_tagger's quality and model, e621's species, lore and invalid).
- */
-export const CATEGORY = {
-  general: 0,
-  artist: 1,
-  copyright: 3,
-  character: 4,
-  meta: 5,
-  rating: 9,
-  year: 10,
-  quality: 11,
-  model: 12,
-  species: 13,
-  lore: 14,
-  invalid: 15,
-} as const;
 export const RATING_MODES = ['top', 'all', 'none'] as const;
 export type RatingMode = (typeof RATING_MODES)[number];
 

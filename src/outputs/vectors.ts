@@ -5,10 +5,10 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { UsageError } from '../util/errors.js';
 import { readInput, readJsonInput, writeFilesAtomic } from '../util/fsx.js';
-import { decodeBatches, listImages } from './inputs.js';
-import type { TaggerModel } from './model.js';
+import { decodeBatches, listImages } from '../predict/inputs.js';
+import type { TaggerModel } from '../model/tagger.js';
 import { encodeNpy, parseNpy, type NpyArray } from './npy.js';
-import { NON_FINITE } from './tagging.js';
+import { NON_FINITE } from '../predict/tagging.js';
 
 export const VEC_KINDS = ['probs', 'features', 'binary'] as const;
 export type VecKind = (typeof VEC_KINDS)[number];

@@ -5,8 +5,8 @@
 // tensor's shape and type need — checked here before ONNX Runtime or `quantize` reads a byte of it.
 import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { decodeTensor, type TensorProtoJson } from '../../training/onnx.js';
-import { graphEntries } from '../../training/wire.js';
+import { decodeTensor, type TensorProtoJson } from '../onnx/proto.js';
+import { graphEntries } from '../onnx/wire.js';
 import { UsageError } from '../util/errors.js';
 import { fsReason } from '../util/fsx.js';
 

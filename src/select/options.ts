@@ -3,10 +3,9 @@
 // forms, repeated values accumulate), caption order and format, --part I/N. Tags the model does not
 // have get a warning each. Errors and warnings name each option as its caller spells it: `--exclude` on
 // the command line (`cliName`), `exclude` in an HTTP request.
-import { CAPTION_SORTS, DEFAULT_CAPTION, tagKey, type CaptionOptions } from './caption.js';
-import type { TaggerModel } from './model.js';
-import { CATEGORY, RATING_MODES, type SelectOptions } from './select.js';
-import type { Part } from './tagging.js';
+import type { TaggerModel } from '../model/tagger.js';
+import { RATING_MODES, tagKey, type SelectOptions } from './select.js';
+import { CATEGORY } from '../data/tags.js';
 import { readTagThresholds } from './thresholds.js';
 import { checkChoice, checkInteger, checkNumber, UsageError } from '../util/errors.js';
 
@@ -33,7 +32,7 @@ export interface PredArgs {
   overwrite?: boolean;
   append?: boolean;
   prepend?: boolean;
-  /** ours (default), sd-scripts or webui: caption-style.ts. */
+  /** ours (default), sd-scripts or webui: src/captions/style.ts. */
   captionStyle?: string;
   removeUnderscore?: boolean;
   tagReplacement?: string;
@@ -67,7 +66,12 @@ function categoryId(name: string, flag: string): number {
 }
 
 /** Tag keys from a list flag, with a warning for each tag the model does not have. */
-function modelTags(values: string[], flag: string, known: ReadonlySet<string>, warn: (l: string) => void): string[] {
+export function modelTags(
+  values: string[],
+  flag: string,
+  known: ReadonlySet<string>,
+  warn: (l: string) => void,
+): string[] {
   const keys = values.map(tagKey);
   for (const k of keys) if (!known.has(k)) warn(`${flag}: the model has no tag ${JSON.stringify(k)}`);
   return keys;
@@ -127,39 +131,4 @@ export async function selectOptionsFrom(
     rating: checkChoice(name('rating'), a.rating, RATING_MODES),
     exclude: new Set(modelTags(listFlag(a.exclude), name('exclude'), known, warn)),
   };
-}
-
-export function captionOptionsFrom(
-  a: PredArgs,
-  model: TaggerModel,
-  warn: (l: string) => void,
-  name: OptionName = cliName,
-): CaptionOptions {
-  const known = new Set(model.meta.tags);
-  const replace = new Map<string, string>();
-  for (const item of listFlag(a.replace)) {
-    const m = /^([^=]+)=(.+)$/.exec(item);
-    if (!m) throw new UsageError(`Expected OLD=NEW for ${name('replace')} but received ${JSON.stringify(item)}`);
-    replace.set(modelTags([m[1]!], name('replace'), known, warn)[0]!, m[2]!.trim());
-  }
-  return {
-    ...DEFAULT_CAPTION,
-    underscores: a.underscores,
-    escapeBrackets: a.escapeBrackets,
-    weighted: a.weighted,
-    separator: a.separator,
-    characterFirst: a.characterFirst,
-    sort: checkChoice(name('sort'), a.sort, CAPTION_SORTS),
-    ratingPosition: checkChoice(name('rating-position'), a.ratingPosition, ['first', 'last'] as const),
-    alwaysFirst: listFlag(a.alwaysFirst).map(tagKey),
-    replace,
-  };
-}
-
-export function partFrom(text: string | undefined): Part | undefined {
-  if (text === undefined) return undefined;
-  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
-  if (!m || Number(m[2]) < 1 || Number(m[1]) < 1 || Number(m[1]) > Number(m[2]))
-    throw new UsageError(`Expected I/N with 1 ≤ I ≤ N for --part but received ${JSON.stringify(text)}`);
-  return { index: Number(m[1]), count: Number(m[2]) };
 }

@@ -1,0 +1,77 @@
+// Where `pred`'s results go, by --format: lines on stdout (text, the seed's `NAME tag=… prob=…`; jsonl;
+// csv), one JSON array at the end, or caption files beside the images (written as the captioner says,
+// never replacing an image or another image's caption); and the run's tag frequencies as a CSV.
+import path from 'node:path';
+import { stringify } from 'csv-stringify/sync';
+import { captionTargets, saveCaption, type CaptionOutcome } from '../captions/caption-file.js';
+import type { Captioner } from '../captions/style.js';
+import type { PredictSink } from '../predict/predict-images.js';
+import type { TagFrequency } from '../predict/tagging.js';
+import type { TagScore } from '../select/select.js';
+import { writeFileAtomic } from '../util/fsx.js';
+
+export const PRED_FORMATS = ['text', 'json', 'jsonl', 'csv', 'caption'] as const;
+export type PredFormat = (typeof PRED_FORMATS)[number];
+
+export interface PredOutputOptions {
+  format: PredFormat;
+  captioner: Captioner;
+  /** caption: the caption files' extension, and whether an image without tags may empty its caption. */
+  captionExt: string;
+  allowEmpty: boolean;
+  /** Lines of the results (stdout), and notes and warnings (stderr). */
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+export interface PredOutput extends PredictSink {
+  /** The JSON array, or the caption summary line. */
+  end(): void;
+  /** How the caption files went. */
+  captions: Record<CaptionOutcome, number>;
+  /** Whether a caption file was to be written (listFirst for predictImages). */
+  listFirst: boolean;
+}
+
+export function predOutput(o: PredOutputOptions): PredOutput {
+  const json: { file: string; tags: TagScore[] }[] = [];
+  const captions: Record<CaptionOutcome, number> = { written: 0, kept: 0, empty: 0, failed: 0 };
+  let targets = new Map<string, string>();
+  const { format, out, err, captioner } = o;
+  return {
+    captions,
+    listFirst: format === 'caption',
+    begin(files) {
+      if (format === 'csv') out(stringify([['file', 'tag', 'prob', 'category']]).trimEnd());
+      if (format === 'caption') targets = captionTargets(files ?? [], o.captionExt, err);
+    },
+    async add({ file, tags, items }) {
+      if (format === 'text') for (const s of tags) out(`${file} tag=${s.tag} prob=${s.prob.toFixed(4)}`);
+      else if (format === 'jsonl') out(JSON.stringify({ file, tags }));
+      else if (format === 'json') json.push({ file, tags });
+      else if (format === 'csv')
+        out(stringify(tags.map((s) => [file, s.tag, s.prob.toFixed(6), s.category])).trimEnd());
+      else {
+        const r = await saveCaption(targets.get(file)!, (existing) => captioner.fileText(items, existing), {
+          overwrite: captioner.overwrite,
+          merge: captioner.merge !== undefined,
+          allowEmpty: o.allowEmpty,
+        });
+        captions[r.outcome]++;
+        if (r.note) err(`warning: ${r.note}`);
+      }
+    },
+    end() {
+      if (format === 'json') out(JSON.stringify(json, null, 1));
+      if (format === 'caption')
+        err(
+          `pred: captions written ${captions.written}, kept ${captions.kept}, empty ${captions.empty}, failed ${captions.failed}`,
+        );
+    },
+  };
+}
+
+/** The run's tag counts as CSV (tag,count), most frequent first, ties by name, written atomically. */
+export async function writeFrequency(file: string, frequency: TagFrequency): Promise<void> {
+  await writeFileAtomic(path.resolve(file), stringify(frequency.rows(), { header: true, columns: ['tag', 'count'] }));
+}

@@ -3,6 +3,7 @@
 // spaces except in kaomoji and tags of 3 characters or fewer, brackets escaped, weights shown, joined
 // by a separator, and merged with an existing caption (--append / --prepend) without duplicates.
 import { tagKey, type TagScore } from '../select/select.js';
+import type { CAPTION_SORTS } from '../select/pred-spec.js';
 import { CATEGORY } from '../data/tags.js';
 
 /**
@@ -31,8 +32,6 @@ export const KAOMOJI = new Set([
   '||_||',
 ]);
 
-export const CAPTION_SORTS = ['confidence', 'alpha'] as const;
-
 export interface CaptionOptions {
   /** Keep underscores (default: spaces, except kaomoji and short tags). */
   underscores: boolean;
@@ -40,7 +39,7 @@ export interface CaptionOptions {
   /** `(tag:0.93)` */
   weighted: boolean;
   separator: string;
-  sort: 'confidence' | 'alpha';
+  sort: (typeof CAPTION_SORTS)[number];
   characterFirst: boolean;
   /** Tag keys put first, in this order, when predicted. */
   alwaysFirst: readonly string[];

@@ -4,16 +4,22 @@
 // file's text. A flag that a style does not have is refused with one line, never silently ignored.
 import { captionText, orderCaption } from './ours.js';
 import type { TaggerModel } from '../model/tagger.js';
-import { cliName, listFlag, modelTags, type OptionName, type PredArgs } from '../select/options.js';
+import { cliName, listFlag, modelTags, type OptionName } from '../select/options.js';
+import {
+  CAPTION_SORTS,
+  CAPTION_STYLES,
+  isGiven,
+  PRED_OPTIONS,
+  type CaptionStyle,
+  type OptionSpec,
+  type PredArgs,
+} from '../select/pred-spec.js';
 import { SD_SCRIPTS_DEFAULTS, SdScriptsCaptioner } from './sd-scripts.js';
 import type { TagScore } from '../select/select.js';
 import { DEFAULT_UNDERSCORE_EXCLUDES, splitWebui, WEBUI_THRESHOLD, WebuiCaptioner } from './webui.js';
 import { checkChoice, checkNumber, UsageError } from '../util/errors.js';
-import { CAPTION_SORTS, DEFAULT_CAPTION, type CaptionOptions } from './ours.js';
+import { DEFAULT_CAPTION, type CaptionOptions } from './ours.js';
 import { tagKey } from '../select/select.js';
-
-export const CAPTION_STYLES = ['ours', 'sd-scripts', 'webui'] as const;
-export type CaptionStyle = (typeof CAPTION_STYLES)[number];
 
 /** One caption item: what is written, and the key duplicates are found by. */
 export interface CaptionItem {
@@ -35,34 +41,6 @@ export interface Captioner {
   merge: 'append' | 'prepend' | undefined;
 }
 
-/** The flags only some styles have, with their value when not given. */
-const STYLE_FLAGS: Record<string, { styles: readonly CaptionStyle[]; unset: (a: PredArgs) => boolean }> = {
-  top: { styles: ['ours'], unset: (a) => a.top === undefined },
-  'category-threshold': { styles: ['ours'], unset: (a) => a.categoryThreshold === undefined },
-  thresholds: { styles: ['ours'], unset: (a) => a.thresholds === undefined },
-  mcut: { styles: ['ours'], unset: (a) => a.mcut === undefined },
-  rating: { styles: ['ours'], unset: (a) => a.rating === 'top' },
-  'rating-position': { styles: ['ours'], unset: (a) => a.ratingPosition === 'first' },
-  replace: { styles: ['ours'], unset: (a) => a.replace === undefined },
-  'general-threshold': { styles: ['ours', 'sd-scripts'], unset: (a) => a.generalThreshold === undefined },
-  'character-threshold': { styles: ['ours', 'sd-scripts'], unset: (a) => a.characterThreshold === undefined },
-  'always-first': { styles: ['ours', 'sd-scripts'], unset: (a) => a.alwaysFirst === undefined },
-  'character-first': { styles: ['ours', 'sd-scripts'], unset: (a) => !a.characterFirst },
-  separator: { styles: ['ours', 'sd-scripts'], unset: (a) => a.separator === ', ' },
-  underscores: { styles: ['ours', 'webui'], unset: (a) => !a.underscores },
-  'escape-brackets': { styles: ['ours', 'webui'], unset: (a) => !a.escapeBrackets },
-  weighted: { styles: ['ours', 'webui'], unset: (a) => !a.weighted },
-  sort: { styles: ['ours', 'webui'], unset: (a) => a.sort === 'confidence' },
-  prepend: { styles: ['ours', 'webui'], unset: (a) => !a.prepend },
-  'tag-replacement': { styles: ['sd-scripts'], unset: (a) => a.tagReplacement === undefined },
-  'use-rating-tags': { styles: ['sd-scripts'], unset: (a) => !a.useRatingTags },
-  'use-rating-tags-as-last-tag': { styles: ['sd-scripts'], unset: (a) => !a.useRatingTagsAsLastTag },
-  'character-tag-expand': { styles: ['sd-scripts'], unset: (a) => !a.characterTagExpand },
-  'additional-tags': { styles: ['webui'], unset: (a) => a.additionalTags === undefined },
-  'underscore-excludes': { styles: ['webui'], unset: (a) => a.underscoreExcludes === undefined },
-  'remove-duplicated-tag': { styles: ['webui'], unset: (a) => !a.removeDuplicatedTag },
-};
-
 /** The caption style asked for, once every flag given is one that style has (checked before a model loads). */
 export function captionStyleOf(a: PredArgs, name: OptionName = cliName): CaptionStyle {
   const style = checkChoice(name('caption-style'), a.captionStyle ?? 'ours', CAPTION_STYLES);
@@ -70,9 +48,10 @@ export function captionStyleOf(a: PredArgs, name: OptionName = cliName): Caption
   return style;
 }
 
+/** A flag that only some styles have (its spec's `styles`), given under another style, is refused. */
 function checkStyleFlags(a: PredArgs, style: CaptionStyle, name: OptionName): void {
-  for (const [flag, f] of Object.entries(STYLE_FLAGS))
-    if (!f.styles.includes(style) && !f.unset(a))
+  for (const [flag, f] of Object.entries(PRED_OPTIONS) as [keyof typeof PRED_OPTIONS, OptionSpec][])
+    if (f.styles && !f.styles.includes(style) && isGiven(a, flag))
       throw new UsageError(
         `Expected ${name(flag)} only with --caption-style ${f.styles.join(' or ')} but the caption style is ${style}`,
       );

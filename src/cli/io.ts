@@ -23,7 +23,8 @@ export interface Progress {
   stop(): void;
 }
 
-const fmtTime = (s: number): string => {
+/** Seconds as 42s or 3m07s ('?' when unknown). */
+export const fmtTime = (s: number): string => {
   if (!Number.isFinite(s)) return '?';
   const m = Math.floor(s / 60);
   return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`;

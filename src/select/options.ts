@@ -4,45 +4,11 @@
 // have get a warning each. Errors and warnings name each option as its caller spells it: `--exclude` on
 // the command line (`cliName`), `exclude` in an HTTP request.
 import type { TaggerModel } from '../model/tagger.js';
-import { RATING_MODES, tagKey, type SelectOptions } from './select.js';
+import { tagKey, type SelectOptions } from './select.js';
+import { RATING_MODES, type PredArgs } from './pred-spec.js';
 import { CATEGORY } from '../data/tags.js';
 import { readTagThresholds } from './thresholds.js';
 import { checkChoice, checkInteger, checkNumber, UsageError } from '../util/errors.js';
-
-export interface PredArgs {
-  top?: number;
-  threshold?: number;
-  generalThreshold?: number;
-  characterThreshold?: number;
-  categoryThreshold?: string | string[];
-  thresholds?: string;
-  mcut?: string;
-  rating: string;
-  ratingPosition: string;
-  exclude?: string | string[];
-  replace?: string | string[];
-  alwaysFirst?: string | string[];
-  characterFirst: boolean;
-  underscores: boolean;
-  escapeBrackets: boolean;
-  weighted: boolean;
-  separator: string;
-  sort: string;
-  part?: string;
-  overwrite?: boolean;
-  append?: boolean;
-  prepend?: boolean;
-  /** ours (default), sd-scripts or webui: src/captions/style.ts. */
-  captionStyle?: string;
-  removeUnderscore?: boolean;
-  tagReplacement?: string;
-  useRatingTags?: boolean;
-  useRatingTagsAsLastTag?: boolean;
-  characterTagExpand?: boolean;
-  additionalTags?: string | string[];
-  underscoreExcludes?: string;
-  removeDuplicatedTag?: boolean;
-}
 
 /** How an option is named in messages: `--general-threshold` (CLI) or `general-threshold` (HTTP). */
 export type OptionName = (option: string) => string;

@@ -2,6 +2,7 @@
 // (general, character, any other by id) or per tag, MCut per category (character floored at 0.15),
 // ratings apart (the most probable one, all, or none), excluded tags removed, then at most the top K.
 import { CATEGORY } from '../data/tags.js';
+import type { RATING_MODES } from './pred-spec.js';
 
 /** The one form tags are matched in: underscores for spaces, as in tags.csv. */
 export const tagKey = (tag: string): string => tag.trim().replace(/ +/g, '_');
@@ -12,7 +13,6 @@ export interface TagScore {
   category: number;
 }
 
-export const RATING_MODES = ['top', 'all', 'none'] as const;
 export type RatingMode = (typeof RATING_MODES)[number];
 
 /** MCut's floor for character tags (the WD taggers' web UI). */

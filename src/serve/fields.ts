@@ -2,7 +2,7 @@
 // dashes or underscores, a repeated field accumulates, and a value that does not parse is a 400 naming
 // the field (never a silent default or clamp).
 import type { FastifyRequest } from 'fastify';
-import type { PredArgs } from '../select/options.js';
+import { camel, predDefaults, PRED_OPTIONS, type OptionSpec, type PredArgs } from '../select/pred-spec.js';
 import { HttpError } from './http-error.js';
 
 export class Fields {
@@ -61,27 +61,25 @@ export function queryFields(req: FastifyRequest): Fields {
   return f;
 }
 
-/** pred's options from a request's fields (`general-threshold=0.4`, `exclude=a,b`, `rating=all`, …). */
+/**
+ * pred's options from a request's fields (`general-threshold=0.4`, `exclude=a,b`, `rating=all`, …): every
+ * option of the spec that is not `cliOnly` (file paths and run-level options are not request fields),
+ * parsed by its type, its default where absent.
+ */
 export function predArgs(f: Fields): PredArgs {
-  return {
-    top: f.number('top'),
-    threshold: f.number('threshold'),
-    generalThreshold: f.number('general-threshold'),
-    characterThreshold: f.number('character-threshold'),
-    categoryThreshold: f.all('category-threshold'),
-    mcut: f.one('mcut'),
-    rating: f.one('rating') ?? 'top',
-    ratingPosition: f.one('rating-position') ?? 'first',
-    exclude: f.all('exclude'),
-    replace: f.all('replace'),
-    alwaysFirst: f.all('always-first'),
-    characterFirst: f.flag('character-first'),
-    underscores: f.flag('underscores'),
-    escapeBrackets: f.flag('escape-brackets'),
-    weighted: f.flag('weighted'),
-    separator: f.one('separator') ?? ', ',
-    sort: f.one('sort') ?? 'confidence',
-    captionStyle: f.one('caption-style'),
-    useRatingTags: f.flag('use-rating-tags') || undefined,
-  };
+  const out: Record<string, unknown> = predDefaults();
+  for (const [name, o] of Object.entries(PRED_OPTIONS) as [string, OptionSpec][]) {
+    if (o.cliOnly || f.one(name) === undefined) continue;
+    out[camel(name)] =
+      o.type === 'number'
+        ? f.number(name)
+        : o.type === 'boolean'
+          ? f.flag(name)
+          : o.type === 'list'
+            ? f.all(name)
+            : o.choices
+              ? f.choice(name, o.choices)
+              : f.one(name);
+  }
+  return out as PredArgs;
 }

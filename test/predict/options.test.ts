@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { TaggerModel } from '../../src/model/tagger.js';
 import { presetDocs } from '../../src/contracts/contract-doc.js';
-import { selectOptionsFrom, type PredArgs } from '../../src/select/options.js';
+import { selectOptionsFrom } from '../../src/select/options.js';
+import { predDefaults, type PredArgs } from '../../src/select/pred-spec.js';
 import { selectTags } from '../../src/select/select.js';
 import { CATEGORY } from '../../src/data/tags.js';
 
@@ -16,16 +17,7 @@ const wd = {
   meta: { tags: TAGS, categories: CATS },
   contract: { kind: 'wd', thresholds: wdDoc.thresholds },
 } as unknown as TaggerModel;
-const base: PredArgs = {
-  rating: 'top',
-  ratingPosition: 'first',
-  characterFirst: false,
-  underscores: false,
-  escapeBrackets: false,
-  weighted: false,
-  separator: ', ',
-  sort: 'confidence',
-};
+const base: PredArgs = predDefaults();
 const chosen = async (over: Partial<PredArgs>): Promise<string[]> =>
   selectTags(PROBS, TAGS, CATS, await selectOptionsFrom({ ...base, ...over }, wd, () => undefined)).map((t) => t.tag);
 

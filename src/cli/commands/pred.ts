@@ -13,7 +13,8 @@ import {
   IMAGES_ARG,
 } from '../model-options.js';
 import { withPredFlags } from '../pred-options.js';
-import { selectOptionsFrom, type PredArgs } from '../../select/options.js';
+import { selectOptionsFrom } from '../../select/options.js';
+import type { PredArgs } from '../../select/pred-spec.js';
 import { captionerFrom, captionStyleOf } from '../../captions/style.js';
 import { sdScriptsFrequencyLines, sdScriptsModelFiles } from '../../captions/sd-scripts.js';
 import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
@@ -24,22 +25,7 @@ import { predictImages } from '../../predict/predict-images.js';
 import { checkCaptionExt } from '../../captions/caption-file.js';
 import { PRED_FORMATS, predOutput, writeFrequency } from '../../outputs/pred-output.js';
 
-type Argv = PredArgs &
-  ModelArgs & {
-    images: string[];
-    model?: string;
-    batch: number;
-    format: string;
-    allowEmpty: boolean;
-    captionExt: string;
-    frequency?: string;
-    frequencyTags?: boolean;
-    recursive?: boolean;
-    repoId?: string;
-    modelDir?: string;
-    forceDownload?: boolean;
-    device: string;
-  };
+type Argv = PredArgs & ModelArgs & { images: string[]; model?: string; format: string };
 
 const OPTIONS = {
   format: {

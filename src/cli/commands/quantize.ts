@@ -4,7 +4,8 @@
 import { defineCommand, type Command } from '../command.js';
 import { batchOf, IMAGES_ARG, loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
 import { checkChoice, checkInteger, checkNumber } from '../../util/errors.js';
-import { selectOptionsFrom, type PredArgs } from '../../select/options.js';
+import { selectOptionsFrom } from '../../select/options.js';
+import { predDefaults, type PredArgs } from '../../select/pred-spec.js';
 import { listImageEntries } from '../../predict/inputs.js';
 import { HEAD_CHECK_F1, HEAD_MODES, MODES, quantizeModel, type QuantizeResult } from '../../quantize/quantize.js';
 
@@ -61,7 +62,7 @@ export const quantizeCommand: Command = ({ io }) =>
       const head = checkChoice('--head', argv.head, HEAD_MODES);
       const entries = [];
       for await (const e of listImageEntries(argv.images ?? [])) entries.push(e);
-      const args = { threshold: argv.threshold, rating: 'top' } as PredArgs;
+      const args: PredArgs = { ...predDefaults(), threshold: argv.threshold };
       const r = await quantizeModel({
         model: argv.model,
         out: argv.out,

@@ -61,23 +61,7 @@ export const serveCommand: Command = ({ io }) =>
     handler: (argv: RunServeArgs) => runServe(io, argv),
   });
 
-type RunServeArgs = Args<typeof OPTIONS> &
-  ModelArgs & {
-    model: string;
-    index?: string;
-    host: string;
-    port: number;
-    batch: number;
-    maxWaitMs: number;
-    queue: number;
-    timeoutMs: number;
-    maxBodyMb: number;
-    maxPixels: number;
-    token?: string;
-    device: string;
-    frames: number;
-    framesMerge: string;
-  };
+type RunServeArgs = Args<typeof OPTIONS> & ModelArgs & { model: string };
 
 async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
   const port = checkInteger('--port', argv.port, 0, 65535);

@@ -4,11 +4,12 @@ import type { Options } from 'yargs';
 import { defineCommand, type Args, type Command } from '../command.js';
 import { checkChoice, checkInteger, checkNumber, InterruptedError } from '../../util/errors.js';
 import { DEVICES } from '../../runtime/providers.js';
-import { trainRun, type TrainHooks } from '../../train/run.js';
+import { trainRun } from '../../train/run.js';
 import { PRECISIONS, trainPrecision } from '../../train/run-config.js';
 import { ENGINES } from '../../train/engines.js';
 import { setIntegrityCheck } from '../../data/safetensors.js';
-import { startProgress, type Io, type Progress } from '../io.js';
+import type { Io } from '../io.js';
+import { roundProgress } from '../train-progress.js';
 
 const OPTIONS = {
   out: {
@@ -33,18 +34,10 @@ const OPTIONS = {
       'fp32; tf32 on CUDA (tensor cores, ~1e-3 relative error per product); fp16 (convolutions and GEMMs in float16, dynamic loss scaling; for CUDA, slow on the CPU); bf16 is refused (no CUDA bfloat16 kernels)',
   },
   seed: { type: 'number', default: 1, describe: 'Seed of init, shard order, batch order, dropout' },
-  resume: {
-    type: 'boolean',
-    default: false,
-    describe: 'Continue the run in --out from its last checkpoint',
-  },
+  resume: { type: 'boolean', default: false, describe: 'Continue the run in --out from its last checkpoint' },
   hidden: { type: 'number', default: 5000, describe: 'Width of the hidden dense layer' },
   freeze: { type: 'number', describe: 'Convs frozen from the bottom [default: 8, 0 for vgg16-tiny]' },
-  keep: {
-    type: 'number',
-    default: 3,
-    describe: 'Finished-round checkpoints kept (the best is always kept)',
-  },
+  keep: { type: 'number', default: 3, describe: 'Finished-round checkpoints kept (the best is always kept)' },
   'checkpoint-every': {
     type: 'number',
     default: 1,
@@ -75,38 +68,6 @@ export const trainCommand: Command = ({ io }) =>
         .options(OPTIONS),
     handler: (argv: RunTrainArgs) => runTrain(io, argv),
   });
-
-/** A progress bar per round, with the whole run's ETA from the mean duration of the rounds done so far. */
-function roundProgress(
-  io: Io,
-  rounds: number,
-): { hooks: Pick<TrainHooks, 'roundStart' | 'step' | 'roundEnd'>; log: (line: string) => void; stop: () => void } {
-  let bar: Progress | undefined;
-  const roundTimes: number[] = [];
-  let roundStarted = 0;
-  let runEta = '';
-  const fmt = (s: number): string =>
-    s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`;
-  return {
-    hooks: {
-      roundStart: (round, _shard, images) => {
-        if (roundStarted) roundTimes.push((performance.now() - roundStarted) / 1000);
-        roundStarted = performance.now();
-        const mean = roundTimes.length ? roundTimes.reduce((a, b) => a + b, 0) / roundTimes.length : 0;
-        runEta = mean ? ` | run ETA ${fmt(mean * (rounds - round + 1))}` : '';
-        bar = startProgress(io, `round ${round}/${rounds}`, images);
-      },
-      step: (done, loss) => bar?.update(done, `loss ${loss.toFixed(4)}${runEta}`),
-      roundEnd: (line) => {
-        bar?.stop();
-        bar = undefined;
-        io.out(line);
-      },
-    },
-    log: (line) => (bar ? bar.log(line) : io.err(line)),
-    stop: () => bar?.stop(),
-  };
-}
 
 type RunTrainArgs = Args<typeof OPTIONS> & { shards: string };
 

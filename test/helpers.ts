@@ -39,20 +39,42 @@ export async function cliSteps(...steps: string[][]): Promise<void> {
   }
 }
 
-/** Demo images → tags.csv → 32 px shards of 40 images (a fifth held out) under `root`; returns the shards folder. */
-export async function tinyShards(root: string, count: number, seed: number): Promise<string> {
+/** The tiny dataset every test that trains or evaluates starts from: its folders under `root`. */
+export interface TinyDataset {
+  data: string;
+  tags: string;
+  shards: string;
+}
+
+/**
+ * Demo images → tags.csv → shards under `root` (data/, tags.csv, shards/), by the CLI as a user runs it:
+ * `count` images drawn with `seed`, tags on at least `minCount` images, `size` px shards of `shardSize`
+ * images with a `holdout` share held out.
+ */
+export async function tinyDataset(
+  root: string,
+  o: { count: number; seed: number; minCount?: number; size?: number; shardSize?: number; holdout?: number },
+): Promise<TinyDataset> {
   const [data, tags, shards] = ['data', 'tags.csv', 'shards'].map((f) => path.join(root, f)) as [
     string,
     string,
     string,
   ];
+  const { minCount = 5, size = 32, shardSize = 40, holdout = 0.2 } = o;
   await cliSteps(
-    ['synth', '--out', data, '--count', String(count), '--seed', String(seed)],
-    ['tags', data, '--out', tags, '--min-count', '5'],
-    ['pairs', data, '--tags', tags, '--out', shards, '--size', '32', '--shard-size', '40', '--holdout', '0.2'],
+    ['synth', '--out', data, '--count', String(o.count), '--seed', String(o.seed)],
+    ['tags', data, '--out', tags, '--min-count', String(minCount)],
+    [
+      ...['pairs', data, '--tags', tags, '--out', shards, '--size', String(size), '--shard-size', String(shardSize)],
+      ...['--holdout', String(holdout)],
+    ],
   );
-  return shards;
+  return { data, tags, shards };
 }
+
+/** tinyDataset's shards folder with its defaults (32 px, shards of 40, a fifth held out). */
+export const tinyShards = async (root: string, count: number, seed: number): Promise<string> =>
+  (await tinyDataset(root, { count, seed })).shards;
 
 /** `train SHARDS --out OUT` of the tiny VGG16 (hidden 16, batch 8) with `more` options. */
 export const tinyTrain = (shards: string, out: string, ...more: string[]): Promise<Captured> =>

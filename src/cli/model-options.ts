@@ -1,25 +1,13 @@
-// The options every command that loads a tagger model shares (pred, vec, similar, eval, gallery, kpi
-// pred, serve, quantize), declared once with one meaning: the model, for a foreign tagger its tags file,
-// preset and input overrides, and where and how it runs (--device, --threads, --batch).
+// The options every command that loads a tagger shares, declared once with one meaning: the model, a
+// foreign tagger's tags file, preset and input overrides, and where it runs (--device, --threads, --batch).
 import type { Argv } from 'yargs';
-import { PAD_COLORS, type PadColor, type Rgb } from '../data/images.js';
+import { padColorOf } from '../data/images.js';
 import { CHANNEL_ORDERS } from '../contracts/contract.js';
 import { PRESET_NAMES } from '../contracts/contract-doc.js';
 import type { LoadOptions } from '../model/tagger.js';
-import { FRAME_MERGES } from '../predict/tagging.js';
-import { checkChoice, checkInteger, UsageError } from '../util/errors.js';
+import { checkChoice, checkInteger } from '../util/errors.js';
 import { startProgress, type Io } from './io.js';
 import { DEVICES, executionProviders, type Device } from '../runtime/providers.js';
-
-/** --frames and --frames-merge, for `pred` and `serve`. */
-export const FRAME_OPTIONS = {
-  frames: {
-    type: 'number',
-    default: 1,
-    describe: 'Tag N evenly spaced frames of each animated GIF, WebP or APNG and merge their scores',
-  },
-  'frames-merge': { type: 'string', choices: FRAME_MERGES, default: 'max', describe: 'How frames merge: max or mean' },
-} as const;
 
 /** The image inputs of every command that tags images: files, folders (recursive) or `-` (paths on stdin). */
 export const IMAGES_ARG = {
@@ -50,7 +38,7 @@ export function withModelOptions(y: Argv, modelRequired = true): Argv {
     })
     .option('contract', {
       type: 'string',
-      describe: "A foreign model's contract as a JSON file (docs/CONTRACTS.md), instead of a preset",
+      describe: "A foreign model's contract file (docs/CONTRACTS.md), not a preset",
     })
     .option('channels', {
       type: 'string',
@@ -110,7 +98,7 @@ export function loadOptionsFrom(argv: ModelArgs, io: Io, extra: Partial<LoadOpti
     overrides: {
       channels: argv.channels === undefined ? undefined : checkChoice('--channels', argv.channels, CHANNEL_ORDERS),
       scale: argv.scale,
-      padColor: argv.padColor === undefined ? undefined : padColorOf(argv.padColor),
+      padColor: argv.padColor === undefined ? undefined : padColorOf(argv.padColor, '--pad-color'),
     },
     onChoice: (line) => io.err(line),
     onDownload: (label, total) => {
@@ -119,15 +107,4 @@ export function loadOptionsFrom(argv: ModelArgs, io: Io, extra: Partial<LoadOpti
       return { update: (done) => bar.update(mb(done)), stop: () => bar.stop() };
     },
   };
-}
-
-/** --pad-color: a name or R,G,B (each 0–255). */
-export function padColorOf(text: string): PadColor | Rgb {
-  if ((PAD_COLORS as readonly string[]).includes(text)) return text as PadColor;
-  const parts = text.split(',').map((p) => Number(p.trim()));
-  if (parts.length !== 3 || !parts.every((v) => Number.isInteger(v) && v >= 0 && v <= 255))
-    throw new UsageError(
-      `Expected white, black or R,G,B (each 0–255) for --pad-color but received ${JSON.stringify(text)}`,
-    );
-  return parts as unknown as Rgb;
 }

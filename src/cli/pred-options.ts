@@ -3,6 +3,7 @@
 // own names (with underscores or dashes), as aliases of ours where they mean the same.
 import type { Argv, Options } from 'yargs';
 import { PRED_OPTIONS, type OptionSpec } from '../select/pred-spec.js';
+import { FRAME_MERGES } from '../predict/tagging.js';
 
 /** One spec entry as a yargs option: a `list` is a string that may repeat (yargs collects the values). */
 export function yargsOption(o: OptionSpec): Options {
@@ -21,3 +22,13 @@ export function withPredFlags(y: Argv): Argv {
   const entries = Object.entries(PRED_OPTIONS) as [string, OptionSpec][];
   return y.options(Object.fromEntries(entries.map(([name, o]) => [name, yargsOption(o)])));
 }
+
+/** --frames and --frames-merge, for `pred` and `serve`. */
+export const FRAME_OPTIONS = {
+  frames: {
+    type: 'number',
+    default: 1,
+    describe: 'Tag N evenly spaced frames of each animated GIF, WebP or APNG and merge their scores',
+  },
+  'frames-merge': { type: 'string', choices: FRAME_MERGES, default: 'max', describe: 'How frames merge: max or mean' },
+} as const;

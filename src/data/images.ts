@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { apngFrames, apngInfo } from './apng.js';
+import { UsageError } from '../util/errors.js';
 
 export type PadRule = 'center' | 'topleft';
 export const PAD_RULES: readonly PadRule[] = ['center', 'topleft'];
@@ -215,4 +216,15 @@ export async function preprocessFrames(
     for (const png of pngs) frames.push(await preprocessImage(png, file, opts));
   } else for (const page of picks) frames.push(await preprocessImage(bytes, file, { ...opts, page }));
   return { pixels: Buffer.concat(frames), frames: frames.length };
+}
+
+/** A pad colour as a user writes it (`--pad-color`): a name or R,G,B (each 0–255). */
+export function padColorOf(text: string, flag: string): PadColor | Rgb {
+  if ((PAD_COLORS as readonly string[]).includes(text)) return text as PadColor;
+  const parts = text.split(',').map((p) => Number(p.trim()));
+  if (parts.length !== 3 || !parts.every((v) => Number.isInteger(v) && v >= 0 && v <= 255))
+    throw new UsageError(
+      `Expected white, black or R,G,B (each 0–255) for ${flag} but received ${JSON.stringify(text)}`,
+    );
+  return parts as unknown as Rgb;
 }

@@ -3,6 +3,8 @@
 // dropped per image) and the scores (largest and mean |Δp|); the images that agree least are named.
 import type { TaggerModel } from '../model/tagger.js';
 import type { SelectOptions } from '../select/select.js';
+import { selectOptionsFrom } from '../select/options.js';
+import { predDefaults } from '../select/pred-spec.js';
 import { tagImages, type ImageEntry } from '../predict/tagging.js';
 
 export interface Agreement {
@@ -17,6 +19,21 @@ export interface Agreement {
   worst: { file: string; f1: number }[];
   /** Images neither model could read. */
   unreadable: string[];
+}
+
+/**
+ * The tags the check compares: `pred`'s selection at `threshold` (else the model's own defaults); our own
+ * models, which report a top 30 when nothing else decides, are compared at 0.5 instead.
+ */
+export async function checkSelection(
+  model: TaggerModel,
+  threshold: number | undefined,
+  warn: (l: string) => void,
+): Promise<SelectOptions> {
+  const s = await selectOptionsFrom({ ...predDefaults(), threshold }, model, warn);
+  return s.threshold === undefined && !s.categoryThresholds?.size && !s.mcut
+    ? { ...s, threshold: 0.5, top: undefined }
+    : s;
 }
 
 /** A model's tags and probabilities on each image it could read. */

@@ -7,7 +7,7 @@ import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { cliSteps } from '../helpers.js';
+import { tinyDataset } from '../helpers.js';
 
 let cases = 0;
 let held = 0;
@@ -35,11 +35,7 @@ after(() => rm(root, { recursive: true, force: true }));
 export const data = path.join(root, 'data');
 export const tagsCsv = path.join(root, 'tags.csv');
 export const shards = path.join(root, 'shards');
-await cliSteps(
-  ['synth', '--out', data, '--count', '150', '--seed', '9'],
-  ['tags', data, '--out', tagsCsv, '--min-count', '3'],
-  ['pairs', data, '--tags', tagsCsv, '--out', shards, '--size', '32', '--shard-size', '40', '--holdout', '0.15'],
-);
+await tinyDataset(root, { count: 150, seed: 9, minCount: 3, holdout: 0.15 });
 
 export const trainArgs = (out: string, rounds = 2, extra: string[] = []): string[] => [
   'train',

@@ -9,29 +9,14 @@ import { parseTags } from '../../src/data/scan.js';
 import { fitRows, predictKpi } from '../../src/kpi/fit.js';
 import { rocAuc } from '../../src/metrics/metrics.js';
 import { Rng } from '../../training/rng.js';
-import { cli, cliSteps, tempDir } from '../helpers.js';
+import { cli, cliSteps, tempDir, tinyDataset } from '../helpers.js';
 
 // The data for the CLI runs, made before any test is defined.
 const root = await tempDir();
 const data = path.join(root, 'data');
 const model = path.join(root, 'model.onnx');
+await tinyDataset(root, { count: 600, seed: 5, minCount: 3, size: 64, shardSize: 200, holdout: 0.1 });
 await cliSteps(
-  ['synth', '--out', data, '--count', '600', '--seed', '5'],
-  ['tags', data, '--out', path.join(root, 'tags.csv'), '--min-count', '3'],
-  [
-    'pairs',
-    data,
-    '--tags',
-    path.join(root, 'tags.csv'),
-    '--out',
-    path.join(root, 'shards'),
-    '--size',
-    '64',
-    '--shard-size',
-    '200',
-    '--holdout',
-    '0.1',
-  ],
   [
     'train',
     path.join(root, 'shards'),

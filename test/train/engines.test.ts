@@ -11,30 +11,13 @@ import { OrtEngine } from '../../src/train/ort-engine.js';
 import { readRunConfig } from '../../src/train/run-config.js';
 import { TrainSession } from '../../src/train/train-session.js';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
-import { cli, cliSteps, tempDir } from '../helpers.js';
+import { cli, tempDir, tinyDataset } from '../helpers.js';
 
 // A tiny dataset for the CLI runs, made before any test is defined (a temp dir's after() hook must not
 // run while it is still being written).
 const root = await tempDir();
 const shards = path.join(root, 'shards');
-await cliSteps(
-  ['synth', '--out', path.join(root, 'data'), '--count', '240', '--seed', '6'],
-  ['tags', path.join(root, 'data'), '--out', path.join(root, 'tags.csv'), '--min-count', '5'],
-  [
-    'pairs',
-    path.join(root, 'data'),
-    '--tags',
-    path.join(root, 'tags.csv'),
-    '--out',
-    shards,
-    '--size',
-    '32',
-    '--shard-size',
-    '100',
-    '--holdout',
-    '0.15',
-  ],
-);
+await tinyDataset(root, { count: 240, seed: 6, shardSize: 100, holdout: 0.15 });
 
 // The native engine's Adam in each placement against the ort engine's step-graph Adam: the in-place C++ pass
 // (the native CPU default) must round exactly as the graph's float32 ops do.

@@ -9,31 +9,27 @@ import { readShard, readShardIndex } from '../../src/data/shards.js';
 import { TaggerModel } from '../../src/model/tagger.js';
 import { readMetadataProps } from '../../src/onnx/proto.js';
 import { calibrationPlan } from '../../src/train/export-ranges.js';
-import { cli, cliSteps, tempDir } from '../helpers.js';
+import { cli, cliSteps, tempDir, tinyDataset } from '../helpers.js';
 
 const root = await tempDir();
 const data = path.join(root, 'data');
 const shards = path.join(root, 'shards');
 const run = path.join(root, 'run');
-await cliSteps(
-  ['synth', '--out', data, '--count', '500', '--seed', '8'],
-  ['tags', data, '--out', path.join(root, 'tags.csv'), '--min-count', '5'],
-  [
-    'pairs',
-    data,
-    '--tags',
-    path.join(root, 'tags.csv'),
-    '--out',
-    shards,
-    '--size',
-    '32',
-    '--shard-size',
-    '120',
-    '--holdout',
-    '0.2',
-  ],
-  ['train', shards, '--out', run, '--backbone', 'vgg16-tiny', '--hidden', '64', '--batch', '16', '--rounds', '50'],
-);
+await tinyDataset(root, { count: 500, seed: 8, shardSize: 120 });
+await cliSteps([
+  'train',
+  shards,
+  '--out',
+  run,
+  '--backbone',
+  'vgg16-tiny',
+  '--hidden',
+  '64',
+  '--batch',
+  '16',
+  '--rounds',
+  '50',
+]);
 
 test('calibration reads images spread over the training shards, never more than a shard holds', () => {
   const plan = calibrationPlan([120, 120, 120, 120, 50], 256);

@@ -8,45 +8,28 @@ import { test } from 'node:test';
 import ort from 'onnxruntime-node';
 import { readShard, readShardIndex } from '../../src/data/shards.js';
 import { evaluatePredictions } from '../../src/metrics/metrics.js';
-import { cli, cliSteps, tempDir } from '../helpers.js';
+import { cli, cliSteps, tempDir, tinyDataset } from '../helpers.js';
 
 const root = await tempDir();
 const shards = path.join(root, 'shards');
 const run = path.join(root, 'run');
-await cliSteps(
-  ['synth', '--out', path.join(root, 'data'), '--count', '240', '--seed', '12'],
-  ['tags', path.join(root, 'data'), '--out', path.join(root, 'tags.csv'), '--min-count', '4'],
-  [
-    'pairs',
-    path.join(root, 'data'),
-    '--tags',
-    path.join(root, 'tags.csv'),
-    '--out',
-    shards,
-    '--size',
-    '32',
-    '--shard-size',
-    '60',
-    '--holdout',
-    '0.2',
-  ],
-  [
-    'train',
-    shards,
-    '--out',
-    run,
-    '--backbone',
-    'vgg16-tiny',
-    '--hidden',
-    '16',
-    '--batch',
-    '8',
-    '--rounds',
-    '4',
-    '--keep',
-    '2',
-  ],
-);
+await tinyDataset(root, { count: 240, seed: 12, minCount: 4, shardSize: 60 });
+await cliSteps([
+  'train',
+  shards,
+  '--out',
+  run,
+  '--backbone',
+  'vgg16-tiny',
+  '--hidden',
+  '16',
+  '--batch',
+  '8',
+  '--rounds',
+  '4',
+  '--keep',
+  '2',
+]);
 
 test('--keep 2 over 4 rounds leaves the last 2 finished rounds and the best; export picks the best mAP in log.jsonl', async () => {
   const rounds = (await readFile(path.join(run, 'log.jsonl'), 'utf8'))

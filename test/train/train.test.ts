@@ -11,32 +11,12 @@ import { listCheckpoints, nonFinite, readCheckpoint } from '../../src/train/chec
 import { baseRateMap, evaluatePredictions } from '../../src/metrics/metrics.js';
 import { readRunConfig } from '../../src/train/run-config.js';
 import { TrainSession } from '../../src/train/train-session.js';
-import { cli, cliSteps, tempDir } from '../helpers.js';
+import { cli, tempDir, tinyDataset } from '../helpers.js';
 
 // Built once at the top level (a temp dir made in a before() hook is removed when the hook ends).
 const root = await tempDir();
 const shards = path.join(root, 'shards');
-{
-  const data = path.join(root, 'data');
-  await cliSteps(
-    ['synth', '--out', data, '--count', '600', '--seed', '4'],
-    ['tags', data, '--out', path.join(root, 'tags.csv'), '--min-count', '5'],
-    [
-      'pairs',
-      data,
-      '--tags',
-      path.join(root, 'tags.csv'),
-      '--out',
-      shards,
-      '--size',
-      '32',
-      '--shard-size',
-      '180',
-      '--holdout',
-      '0.15',
-    ],
-  );
-}
+await tinyDataset(root, { count: 600, seed: 4, shardSize: 180, holdout: 0.15 });
 
 const trainArgs = (out: string, rounds: number, batch = 16): string[] => [
   'train',

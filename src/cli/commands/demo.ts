@@ -70,16 +70,13 @@ async function runDemo(
   const [tags, runDir, gallery] = [path.join(out, 'tags.csv'), path.join(out, 'run'), path.join(out, 'gallery.html')];
   // The demo's recipe: the 30 most frequent tags (rare colour–shape pairs left out, so the holdout has
   // positives for every tag), 64 px, the tiny VGG16 with a 128-wide head at lr 7e-4 for 60 rounds.
+  const recipe = flags({ out: runDir, backbone: 'vgg16-tiny', hidden: 128, batch: 16, lr: 0.0007, rounds });
+  const train = ['train', shards, ...recipe, ...flags({ device, engine, precision })];
   const steps: string[][] = [
     ['synth', ...flags({ out: data, count, seed: 1 })],
     ['tags', data, ...flags({ out: tags, top: 30, 'min-count': 5 })],
     ['pairs', data, ...flags({ tags, out: shards, size: 64, 'shard-size': Math.ceil(count / 3), holdout: 0.18 })],
-    [
-      'train',
-      shards,
-      ...flags({ out: runDir, backbone: 'vgg16-tiny', hidden: 128, batch: 16, lr: 0.0007, rounds }),
-      ...flags({ device, engine, precision }),
-    ],
+    train,
     ['export', runDir, ...flags({ out: model })],
     ['gallery', shards, ...flags({ model, out: gallery, limit: 48 })],
   ];
@@ -93,13 +90,11 @@ async function runDemo(
   const holdouts = index.shards.filter((s) => s.split === 'holdout');
   await showPredictions(io, data, model, await readShard(shards, holdouts[0]!, index));
   const { base, n } = await holdoutBaseRate(shards, index);
-  const best = bestCheckpoint(await listCheckpoints(path.join(out, 'run', 'checkpoints')));
+  const best = bestCheckpoint(await listCheckpoints(path.join(runDir, 'checkpoints')));
   io.out(
     `\nholdout mAP ${best?.metrics?.map.toFixed(3) ?? '?'} (${n} images, ${index.tags.count} tags) vs ${base.toFixed(3)} for a tagger that only knows tag frequencies; ${((performance.now() - t0) / 1000).toFixed(0)} s in all`,
   );
-  io.out(
-    `curves: ${path.join(out, 'run', 'curves.svg')}; model: ${model}; gallery of holdout images: ${path.join(out, 'gallery.html')}`,
-  );
+  io.out(`curves: ${path.join(runDir, 'curves.svg')}; model: ${model}; gallery of holdout images: ${gallery}`);
 }
 
 /** Predictions on a few holdout images, read back from their files through `pred`'s own tagging. */

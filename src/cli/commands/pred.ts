@@ -4,15 +4,8 @@
 import type { Options } from 'yargs';
 import type { Io } from '../io.js';
 import { defineCommand, type Args, type Command } from '../command.js';
-import {
-  batchOf,
-  FRAME_OPTIONS,
-  loadOptionsFrom,
-  withModelOptions,
-  type ModelArgs,
-  IMAGES_ARG,
-} from '../model-options.js';
-import { withPredFlags } from '../pred-options.js';
+import { batchOf, loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
+import { FRAME_OPTIONS, withPredFlags } from '../pred-options.js';
 import { selectOptionsFrom } from '../../select/options.js';
 import type { PredArgs } from '../../select/pred-spec.js';
 import { captionerFrom, captionStyleOf } from '../../captions/style.js';

@@ -3,7 +3,7 @@
 // Captioner per run turns an image's scores into the tags reported, the caption items and the caption
 // file's text. A flag that a style does not have is refused with one line, never silently ignored.
 import { captionText, orderCaption } from './ours.js';
-import type { TaggerModel } from '../model/tagger.js';
+import type { TagInfo } from '../data/tags.js';
 import { cliName, listFlag, modelTags, type OptionName } from '../select/options.js';
 import {
   CAPTION_SORTS,
@@ -11,7 +11,7 @@ import {
   isGiven,
   PRED_OPTIONS,
   type CaptionStyle,
-  type OptionSpec,
+  type PredOptionSpec,
   type PredArgs,
 } from '../select/pred-spec.js';
 import { SD_SCRIPTS_DEFAULTS, SdScriptsCaptioner } from './sd-scripts.js';
@@ -50,7 +50,7 @@ export function captionStyleOf(a: PredArgs, name: OptionName = cliName): Caption
 
 /** A flag that only some styles have (its spec's `styles`), given under another style, is refused. */
 function checkStyleFlags(a: PredArgs, style: CaptionStyle, name: OptionName): void {
-  for (const [flag, f] of Object.entries(PRED_OPTIONS) as [keyof typeof PRED_OPTIONS, OptionSpec][])
+  for (const [flag, f] of Object.entries(PRED_OPTIONS) as [keyof typeof PRED_OPTIONS, PredOptionSpec][])
     if (f.styles && !f.styles.includes(style) && isGiven(a, flag))
       throw new UsageError(
         `Expected ${name(flag)} only with --caption-style ${f.styles.join(' or ')} but the caption style is ${style}`,
@@ -63,7 +63,7 @@ const typed = (v: string | string[] | undefined, sep: string): string | undefine
 
 export function captionerFrom(
   a: PredArgs,
-  model: TaggerModel,
+  model: TagInfo,
   warn: (line: string) => void,
   name: OptionName = cliName,
 ): Captioner {
@@ -90,11 +90,11 @@ const threshold = (name: OptionName, flag: string, v: number | undefined, d: num
 
 const itemsOf = (names: readonly string[]): CaptionItem[] => names.map((t) => ({ key: t, text: t }));
 
-function sdScriptsCaptioner(a: PredArgs, model: TaggerModel, name: OptionName): Captioner {
+function sdScriptsCaptioner(a: PredArgs, model: TagInfo, name: OptionName): Captioner {
   const thresh = threshold(name, 'thresh', a.threshold, SD_SCRIPTS_DEFAULTS.thresh);
   const sd = new SdScriptsCaptioner(
-    model.meta.tags,
-    model.meta.categories,
+    model.tags,
+    model.categories,
     {
       generalThreshold: threshold(name, 'general-threshold', a.generalThreshold, thresh),
       characterThreshold: threshold(name, 'character-threshold', a.characterThreshold, thresh),
@@ -108,7 +108,7 @@ function sdScriptsCaptioner(a: PredArgs, model: TaggerModel, name: OptionName): 
       useRatingTagsAsLastTag: a.useRatingTagsAsLastTag ?? false,
       separator: a.separator,
     },
-    model.meta.source || 'the tags file',
+    model.source || 'the tags file',
   );
   return {
     style: 'sd-scripts',
@@ -128,13 +128,13 @@ function sdScriptsCaptioner(a: PredArgs, model: TaggerModel, name: OptionName): 
 
 function webuiCaptioner(
   a: PredArgs,
-  model: TaggerModel,
+  model: TagInfo,
   mode: 'append' | 'prepend' | undefined,
   name: OptionName,
 ): Captioner {
   const web = new WebuiCaptioner(
-    model.meta.tags,
-    model.meta.categories,
+    model.tags,
+    model.categories,
     {
       threshold: threshold(name, 'threshold', a.threshold, WEBUI_THRESHOLD),
       additionalTags: splitWebui(typed(a.additionalTags, ',') ?? ''),
@@ -147,7 +147,7 @@ function webuiCaptioner(
       escape: a.escapeBrackets,
       removeDuplicated: a.removeDuplicatedTag ?? false,
     },
-    model.meta.source || 'the tags file',
+    model.source || 'the tags file',
   );
   return {
     style: 'webui',
@@ -167,11 +167,11 @@ function webuiCaptioner(
 
 export function captionOptionsFrom(
   a: PredArgs,
-  model: TaggerModel,
+  model: TagInfo,
   warn: (l: string) => void,
   name: OptionName = cliName,
 ): CaptionOptions {
-  const known = new Set(model.meta.tags);
+  const known = new Set(model.tags);
   const replace = new Map<string, string>();
   for (const item of listFlag(a.replace)) {
     const m = /^([^=]+)=(.+)$/.exec(item);

@@ -1,6 +1,7 @@
 // The shape of a CLI command module: one file per command under commands/, each a function of the context.
 import type { ArgumentsCamelCase, Argv, CommandModule, InferredOptionTypes, Options } from 'yargs';
 import type { Io } from './io.js';
+import type { OptionSpec, Specs } from '../util/option-spec.js';
 
 /** Arguments every command handler receives next to its own. */
 export interface Ctx {
@@ -23,3 +24,20 @@ export const defineCommand = <T>(m: {
 
 /** The parsed arguments of a command's options table, under their camel-case names. */
 export type Args<O extends Record<string, Options>> = ArgumentsCamelCase<InferredOptionTypes<O>>;
+
+/** One declared option (src/util/option-spec.ts) as a yargs option. */
+export function yargsOption(o: OptionSpec, describe = o.describe): Options {
+  return {
+    type: o.type === 'list' ? 'string' : o.type,
+    ...(o.default !== undefined ? { default: o.default } : {}),
+    ...(o.required ? { demandOption: true } : {}),
+    ...(o.alias ? { alias: [...o.alias] } : {}),
+    ...(o.choices ? { choices: [...o.choices] } : {}),
+    ...(o.hidden ? { hidden: true } : {}),
+    describe,
+  };
+}
+
+/** A table of declared options as yargs options. */
+export const yargsOptions = (specs: Specs): Record<string, Options> =>
+  Object.fromEntries(Object.entries(specs).map(([name, o]) => [name, yargsOption(o)]));

@@ -47,6 +47,18 @@ export function checkTagNames(tags: readonly string[], where: string): void {
   });
 }
 
+/**
+ * What the option parsers read of a model (src/select/options.ts, src/captions/style.ts): its tags and
+ * their categories in output order, where they come from (for messages), and its family's published
+ * default thresholds, if any.
+ */
+export interface TagInfo {
+  tags: readonly string[];
+  categories: readonly number[];
+  source: string;
+  thresholds: { default: number; character?: number } | null;
+}
+
 export interface TagRow {
   name: string;
   category: number;

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import type { PadRule, PreprocessOptions } from '../data/images.js';
+import type { TagInfo } from '../data/tags.js';
 import { UsageError } from '../util/errors.js';
 import { readInput } from '../util/fsx.js';
 import { checkExternalData } from './external-data.js';
@@ -202,6 +203,12 @@ export class TaggerModel {
   }
 
   /** How images are decoded for this model (size, padding, pad colour, resize kernel). */
+  /** The model's tags as the option parsers read them. */
+  get tagInfo(): TagInfo {
+    const { tags, categories, source } = this.meta;
+    return { tags, categories, source, thresholds: this.contract.thresholds };
+  }
+
   get preprocess(): Omit<PreprocessOptions, 'maxPixels'> {
     const c = this.contract;
     return { size: c.size, pad: c.pad, padColor: c.padColor, kernel: c.kernel, fit: c.fit };

@@ -30,7 +30,7 @@ export async function checkSelection(
   threshold: number | undefined,
   warn: (l: string) => void,
 ): Promise<SelectOptions> {
-  const s = await selectOptionsFrom({ ...predDefaults(), threshold }, model, warn);
+  const s = await selectOptionsFrom({ ...predDefaults(), threshold }, model.tagInfo, warn);
   return s.threshold === undefined && !s.categoryThresholds?.size && !s.mcut
     ? { ...s, threshold: 0.5, top: undefined }
     : s;

@@ -3,10 +3,9 @@
 // forms, repeated values accumulate), caption order and format, --part I/N. Tags the model does not
 // have get a warning each. Errors and warnings name each option as its caller spells it: `--exclude` on
 // the command line (`cliName`), `exclude` in an HTTP request.
-import type { TaggerModel } from '../model/tagger.js';
 import { tagKey, type SelectOptions } from './select.js';
 import { RATING_MODES, type PredArgs } from './pred-spec.js';
-import { CATEGORY } from '../data/tags.js';
+import { CATEGORY, type TagInfo } from '../data/tags.js';
 import { readTagThresholds } from './thresholds.js';
 import { checkChoice, checkInteger, checkNumber, UsageError } from '../util/errors.js';
 
@@ -45,11 +44,11 @@ export function modelTags(
 
 export async function selectOptionsFrom(
   a: PredArgs,
-  model: TaggerModel,
+  model: TagInfo,
   warn: (l: string) => void,
   name: OptionName = cliName,
 ): Promise<SelectOptions> {
-  const known = new Set(model.meta.tags);
+  const known = new Set(model.tags);
   const categoryThresholds = new Map<number, number>();
   for (const item of listFlag(a.categoryThreshold)) {
     const m = /^([^=]+)=([\d.]+)$/.exec(item);
@@ -79,7 +78,7 @@ export async function selectOptionsFrom(
   // A foreign contract's published defaults fill whatever is not given: --general-threshold alone keeps the
   // character default (without it, every character tag passed), --threshold covers every category
   // without its own, and MCut replaces the thresholds of the categories it covers.
-  const preset = model.contract.thresholds;
+  const preset = model.thresholds;
   if (preset && mcut !== 'all') {
     threshold ??= preset.default;
     const characterCut = mcut instanceof Set && mcut.has(CATEGORY.character);

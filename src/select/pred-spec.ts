@@ -4,24 +4,19 @@
 // options (src/cli/pred-options.ts), serve's request fields (src/serve/fields.ts), the `PredArgs`
 // type every parser takes, the defaults, and the refusal of a flag under a style that lacks it
 // (src/captions/style.ts) — as fastify derives validation and types from a route schema.
+import { camel, defaultsOf, type ArgsOf, type OptionSpec } from '../util/option-spec.js';
 
 export const CAPTION_STYLES = ['ours', 'sd-scripts', 'webui'] as const;
 export type CaptionStyle = (typeof CAPTION_STYLES)[number];
 export const RATING_MODES = ['top', 'all', 'none'] as const;
 export const CAPTION_SORTS = ['confidence', 'alpha'] as const;
 
-export interface OptionSpec {
-  /** `list`: a string that may repeat or hold commas; the values accumulate. */
-  type: 'number' | 'string' | 'boolean' | 'list';
-  default?: string | number | boolean;
-  alias?: readonly string[];
-  choices?: readonly string[];
+/** A pred option: a declared option (src/util/option-spec.ts) and the caption styles that accept it. */
+export interface PredOptionSpec extends OptionSpec {
   /** Accepted only with these caption styles; given under another, refused naming it. */
   styles?: readonly CaptionStyle[];
   /** Not a field of an HTTP request (a file path, or what only a run over files means). */
   cliOnly?: boolean;
-  hidden?: boolean;
-  describe: string;
 }
 
 /** sd-scripts' spelling of a flag, with underscores and with dashes. */
@@ -240,37 +235,16 @@ export const PRED_OPTIONS = {
     describe: "webui style: tags whose underscores stay [default: the web UI tagger's 19 kaomoji]",
   },
   'remove-duplicated-tag': { type: 'boolean', styles: WEBUI, describe: 'webui style: drop repeats after a merge' },
-} as const satisfies Record<string, OptionSpec>;
-
-type Spec = typeof PRED_OPTIONS;
-type Camel<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
-type ValueOf<O> = O extends { type: 'number' }
-  ? number
-  : O extends { type: 'boolean' }
-    ? boolean
-    : O extends { type: 'list' }
-      ? string | string[]
-      : string;
-type WithDefault = { [K in keyof Spec]: Spec[K] extends { default: unknown } ? K : never }[keyof Spec];
+} as const satisfies Record<string, PredOptionSpec>;
 
 /** pred's options as every parser takes them: camel-case names, present where the spec has a default. */
-export type PredArgs = { [K in WithDefault as Camel<K>]: ValueOf<Spec[K]> } & {
-  [K in Exclude<keyof Spec, WithDefault> as Camel<K>]?: ValueOf<Spec[K]>;
-};
-
-/** `caption-style` → `captionStyle`. */
-export const camel = (name: string): string => name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+export type PredArgs = ArgsOf<typeof PRED_OPTIONS>;
 
 /** Every option at its default (those without one absent): the start of a caller's own PredArgs. */
-export function predDefaults(): PredArgs {
-  const out: Record<string, unknown> = {};
-  for (const [name, o] of Object.entries(PRED_OPTIONS) as [string, OptionSpec][])
-    if (o.default !== undefined) out[camel(name)] = o.default;
-  return out as PredArgs;
-}
+export const predDefaults = (): PredArgs => defaultsOf(PRED_OPTIONS) as PredArgs;
 
 /** Whether option `name` of `a` is given (not absent, not its default). */
-export function isGiven(a: PredArgs, name: keyof Spec): boolean {
+export function isGiven(a: PredArgs, name: keyof typeof PRED_OPTIONS): boolean {
   const v = (a as Record<string, unknown>)[camel(name)];
-  return v !== undefined && v !== (PRED_OPTIONS[name] as OptionSpec).default;
+  return v !== undefined && v !== (PRED_OPTIONS[name] as PredOptionSpec).default;
 }

@@ -2,7 +2,8 @@
 // dashes or underscores, a repeated field accumulates, and a value that does not parse is a 400 naming
 // the field (never a silent default or clamp).
 import type { FastifyRequest } from 'fastify';
-import { camel, predDefaults, PRED_OPTIONS, type OptionSpec, type PredArgs } from '../select/pred-spec.js';
+import { predDefaults, PRED_OPTIONS, type PredArgs, type PredOptionSpec } from '../select/pred-spec.js';
+import { camel } from '../util/option-spec.js';
 import { HttpError } from './http-error.js';
 
 export class Fields {
@@ -68,7 +69,7 @@ export function queryFields(req: FastifyRequest): Fields {
  */
 export function predArgs(f: Fields): PredArgs {
   const out: Record<string, unknown> = predDefaults();
-  for (const [name, o] of Object.entries(PRED_OPTIONS) as [string, OptionSpec][]) {
+  for (const [name, o] of Object.entries(PRED_OPTIONS) as [string, PredOptionSpec][]) {
     if (o.cliOnly || f.one(name) === undefined) continue;
     out[camel(name)] =
       o.type === 'number'

@@ -96,9 +96,11 @@ export async function routes(app: FastifyInstance): Promise<void> {
     const args = predArgs(fields);
     const name = (option: string): string => option;
     // The captioner `pred` uses: the reported tags and the caption by the chosen style's rules.
-    const captioner = captionerFrom(args, model, (l) => warnings.push(l), name);
+    const captioner = captionerFrom(args, model.tagInfo, (l) => warnings.push(l), name);
     const select =
-      captioner.style === 'ours' ? await selectOptionsFrom(args, model, (l) => warnings.push(l), name) : undefined;
+      captioner.style === 'ours'
+        ? await selectOptionsFrom(args, model.tagInfo, (l) => warnings.push(l), name)
+        : undefined;
     const results = await Promise.all(
       images.map(async (img) => {
         const { probs } = await t.infer(img.bytes, img.name);

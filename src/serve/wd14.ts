@@ -2,6 +2,7 @@
 // over `app.tagger`, so clients written for that tagger work unchanged.
 import type { FastifyInstance } from 'fastify';
 import { CATEGORY } from '../data/tags.js';
+import { WEBUI_THRESHOLD } from '../captions/webui.js';
 import { HttpError } from './http-error.js';
 
 export async function wd14Routes(app: FastifyInstance): Promise<void> {
@@ -12,7 +13,10 @@ export async function wd14Routes(app: FastifyInstance): Promise<void> {
   app.post('/tagger/v1/interrogate', async (req) => {
     const body = req.body as { image?: unknown; model?: unknown; threshold?: unknown } | undefined;
     if (!body || typeof body !== 'object' || Buffer.isBuffer(body))
-      throw new HttpError(400, 'Expected a JSON body {"image": "<base64>", "model": NAME, "threshold": 0.35}');
+      throw new HttpError(
+        400,
+        `Expected a JSON body {"image": "<base64>", "model": NAME, "threshold": ${WEBUI_THRESHOLD}}`,
+      );
     if (typeof body.image !== 'string' || body.image.length === 0)
       throw new HttpError(400, 'Expected "image" to be a base64 string');
     if (body.model !== undefined && body.model !== name)
@@ -20,7 +24,7 @@ export async function wd14Routes(app: FastifyInstance): Promise<void> {
         404,
         `Expected model ${JSON.stringify(name)} (GET /tagger/v1/interrogators) but received ${JSON.stringify(body.model)}`,
       );
-    const threshold = body.threshold === undefined ? 0.35 : Number(body.threshold);
+    const threshold = body.threshold === undefined ? WEBUI_THRESHOLD : Number(body.threshold);
     if (!(threshold >= 0 && threshold <= 1))
       throw new HttpError(400, `Expected "threshold" between 0 and 1 but received ${JSON.stringify(body.threshold)}`);
     const b64 = body.image.replace(/^data:[^;,]*;base64,/, '');

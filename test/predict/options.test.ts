@@ -2,21 +2,17 @@
 // the web UI tagger's other defaults (general 0.35, character 0.85) instead of letting every tag pass.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { TaggerModel } from '../../src/model/tagger.js';
 import { presetDocs } from '../../src/contracts/contract-doc.js';
 import { selectOptionsFrom } from '../../src/select/options.js';
 import { predDefaults, type PredArgs } from '../../src/select/pred-spec.js';
 import { selectTags } from '../../src/select/select.js';
-import { CATEGORY } from '../../src/data/tags.js';
+import { CATEGORY, type TagInfo } from '../../src/data/tags.js';
 
 const TAGS = ['1girl', 'smile', 'hatsune_miku', 'kagamine_rin', 'rating:general'];
 const CATS = [0, 0, 4, 4, 9];
 const PROBS = [0.9, 0.4, 0.9, 0.3, 0.8];
 const wdDoc = (await presetDocs()).get('wd')!;
-const wd = {
-  meta: { tags: TAGS, categories: CATS },
-  contract: { kind: 'wd', thresholds: wdDoc.thresholds },
-} as unknown as TaggerModel;
+const wd: TagInfo = { tags: TAGS, categories: CATS, source: 'test', thresholds: wdDoc.thresholds };
 const base: PredArgs = predDefaults();
 const chosen = async (over: Partial<PredArgs>): Promise<string[]> =>
   selectTags(PROBS, TAGS, CATS, await selectOptionsFrom({ ...base, ...over }, wd, () => undefined)).map((t) => t.tag);

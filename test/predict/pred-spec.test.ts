@@ -5,24 +5,24 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { captionStyleOf } from '../../src/captions/style.js';
 import {
-  camel,
   CAPTION_STYLES,
   predDefaults,
   PRED_OPTIONS,
-  type OptionSpec,
   type PredArgs,
+  type PredOptionSpec,
 } from '../../src/select/pred-spec.js';
+import { camel } from '../../src/util/option-spec.js';
 import { Fields, predArgs } from '../../src/serve/fields.js';
 import { cli } from '../helpers.js';
 
-const entries = Object.entries(PRED_OPTIONS) as [string, OptionSpec][];
+const entries = Object.entries(PRED_OPTIONS) as [string, PredOptionSpec][];
 
 /** A value of option `o` other than its default, as a parser receives it. */
-function otherValue(o: OptionSpec): unknown {
+function otherValue(o: PredOptionSpec): unknown {
   if (o.type === 'number') return 0.5;
   if (o.type === 'boolean') return !o.default;
   if (o.type === 'list') return ['x'];
-  return o.choices ? o.choices.find((c) => c !== o.default) : 'x';
+  return o.choices ? o.choices.find((c: string) => c !== o.default) : 'x';
 }
 
 test('pred --help lists every flag of the spec under its name and aliases, with its default', async () => {

@@ -9,6 +9,7 @@ import { averagePrecision, evaluatePredictions } from '../../src/metrics/metrics
 import { DEFAULT_CAPTION, displayTag, KAOMOJI } from '../../src/captions/ours.js';
 import { SD_SCRIPTS_DEFAULTS, SD_SCRIPTS_MODEL_DIR, SD_SCRIPTS_REPO_ID } from '../../src/captions/sd-scripts.js';
 import { DEFAULT_UNDERSCORE_EXCLUDES, WEBUI_THRESHOLD } from '../../src/captions/webui.js';
+import { PRED_OPTIONS } from '../../src/select/pred-spec.js';
 import { batchFeeds, gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
 import { ADAM, adamConstants, buildTrainGraph } from '../../training/graphs.js';
 import { defaultConfig, initParams, io, numel, paramSpecs } from '../../training/params.js';
@@ -129,6 +130,9 @@ test("sd-scripts v0.9.1's defaults (finetune/tag_images_by_wd14_tagger.py, setup
   assert.equal(SD_SCRIPTS_DEFAULTS.thresh, 0.35); // --thresh, default=0.35; general/character fall back to it
   assert.equal(SD_SCRIPTS_DEFAULTS.captionSeparator, ', '); // --caption_separator, default=", "
   assert.equal(SD_SCRIPTS_DEFAULTS.captionExtension, '.txt'); // --caption_extension, default=".txt"
+  // pred's own defaults for the flags it shares with sd-scripts are sd-scripts', so its command lines mean the same.
+  assert.equal(PRED_OPTIONS.separator.default, SD_SCRIPTS_DEFAULTS.captionSeparator);
+  assert.equal(PRED_OPTIONS['caption-ext'].default, SD_SCRIPTS_DEFAULTS.captionExtension);
   assert.equal(SD_SCRIPTS_MODEL_DIR, 'wd14_tagger_model'); // --model_dir, default="wd14_tagger_model"
   assert.equal(SD_SCRIPTS_REPO_ID, 'SmilingWolf/wd-v1-4-convnext-tagger-v2'); // DEFAULT_WD14_TAGGER_REPO
   assert.equal(WEBUI_THRESHOLD, 0.35); // gr.Slider(label='Threshold', ..., value=0.35)

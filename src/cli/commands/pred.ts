@@ -58,9 +58,11 @@ async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
   let out: ReturnType<typeof predOutput> | undefined;
   let stats: Awaited<ReturnType<typeof predictImages>>;
   try {
-    const captioner = captionerFrom(argv, tagger, (l) => warn(`warning: ${l}`));
+    const captioner = captionerFrom(argv, tagger.tagInfo, (l) => warn(`warning: ${l}`));
     const select =
-      captioner.style === 'ours' ? await selectOptionsFrom(argv, tagger, (l) => warn(`warning: ${l}`)) : undefined;
+      captioner.style === 'ours'
+        ? await selectOptionsFrom(argv, tagger.tagInfo, (l) => warn(`warning: ${l}`))
+        : undefined;
     // sd-scripts looks into subfolders only with --recursive; the other styles always do.
     const recursive = captioner.style !== 'sd-scripts' || argv.recursive === true;
     out = predOutput({ format, captioner, captionExt, allowEmpty: argv.allowEmpty, out: (l) => io.out(l), err: warn });

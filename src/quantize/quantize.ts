@@ -5,9 +5,8 @@
 // calibrate.ts), checked on the user's images against the float model before it is kept
 // (agreement.ts): written to a hidden temp file beside --out, loaded and compared, then renamed into
 // place — or removed, when the tags agree less than --min-agreement.
-import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { readFile, realpath, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { TaggerModel, type LoadOptions } from '../model/tagger.js';
 import type { SelectOptions } from '../select/select.js';
@@ -19,6 +18,7 @@ import { quantizeDynamic, type DynamicResult, type ExternalWeights, type Quantiz
 import { calibrate } from './calibrate.js';
 import { fastNorms } from './norms.js';
 import { residualLayout } from './layout.js';
+import { checkQuantizeOut, tagsTarget } from './out-file.js';
 import { expansionMlps, tileCount, tileMlps } from './tiles.js';
 import { calibrationModel, convShare, planStatic, quantizeStatic, type StaticPlan } from './static.js';
 import { checkExternalData, readExternalData } from '../model/external-data.js';
@@ -77,11 +77,11 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   const float = await TaggerModel.load(o.model, o.load);
   const staged: string[] = []; // this run's files until the model naming them is in place
   try {
-    const same = await Promise.all([o.out, float.file].map((f) => realpath(f).catch(() => path.resolve(f))));
-    if (same[0] === same[1])
-      throw new UsageError(`Expected --out to name a new file, not the model ${JSON.stringify(float.file)} itself`);
     const bytes = await readInput(float.file, 'a model file');
-    const ext = await externalWeights(bytes, float.file);
+    const refs = await checkExternalData(bytes, float.file);
+    await checkQuantizeOut(o.out, float, [...new Set(refs.map((r) => r.file))]);
+    const tagsDest = await tagsTarget(float, o.out);
+    const ext = refs.length === 0 ? undefined : { bytes: await readExternalData(refs), dataFile: '' };
     const norms = floatRewrites(bytes, float.file, ext);
     const tiles = await tileRows(norms.bytes, float, o, ext);
     const form = await int8Form(tiles.bytes, float, o, ext);
@@ -115,7 +115,8 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       mode: form.mode,
       why: form.why,
       calibrated: form.calibrated,
-      tagsCopied: await copyTags(float, o.out),
+      tagsCopied:
+        tagsDest && (await writeFileAtomic(tagsDest, await readInput(float.tagsFile!, 'the tags file')), tagsDest),
       file: o.out,
       layers: chosen.result.layers,
       head,
@@ -237,21 +238,6 @@ async function checkStaged(
   } finally {
     await int8.release();
   }
-}
-
-/** A foreign model finds its tags file beside it: the float model's goes beside the int8 one, if none is there. */
-async function copyTags(float: TaggerModel, out: string): Promise<string | undefined> {
-  if (!float.tagsFile) return undefined;
-  const dest = path.join(path.dirname(out), path.basename(float.tagsFile));
-  if (existsSync(dest)) return undefined;
-  await writeFileAtomic(dest, await readInput(float.tagsFile, 'the tags file'));
-  return dest;
-}
-
-/** The external weights of the model read from `file`, checked and read (the data file is named per build). */
-async function externalWeights(bytes: Uint8Array, file: string): Promise<ExternalWeights | undefined> {
-  const refs = await checkExternalData(bytes, file);
-  return refs.length === 0 ? undefined : { bytes: await readExternalData(refs), dataFile: '' };
 }
 
 /** The data files that the model now at `out` (if any) names and that an earlier `quantize` wrote. */

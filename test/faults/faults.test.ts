@@ -7,6 +7,7 @@ import { registerForeign } from './foreign-cases.js';
 import { registerTrust } from './trust-cases.js';
 import { summary } from './harness.js';
 import { registerKills } from './kill-cases.js';
+import { registerQuantize } from './quantize-cases.js';
 
 // The kill cases time reference runs first, so every case is registered after them.
 await registerKills({ pairs: 10, train: 10 });
@@ -15,4 +16,5 @@ registerCrafted();
 registerForeign();
 registerTrust();
 registerContracts();
+registerQuantize();
 summary();

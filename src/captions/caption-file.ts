@@ -3,7 +3,7 @@
 // (x.jpg, x.png → x.txt) each get their own (x.jpg.txt, the form the tag reader also takes); an existing
 // caption is read as tag files are (UTF-8, or UTF-16 with its BOM; other bytes refuse it), and written
 // back in its encoding and with its permissions; nothing is written through a symlink.
-import { lstat, readFile } from 'node:fs/promises';
+import { lstat, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeText, encodeText, IMAGE_EXTENSIONS, TagFileError, type TextEncoding } from '../data/scan.js';
 import { UsageError } from '../util/errors.js';
@@ -47,6 +47,35 @@ export function captionTargets(
     }
   }
   return out;
+}
+
+/**
+ * Refuse captions that would land outside the folder they were found under: an image reached through a
+ * folder link gets its caption beside it, in the link's target. `entries` name their folder argument
+ * (`root`); an image given as a file is captioned beside it wherever it is.
+ */
+export async function checkCaptionsInside(
+  entries: readonly { file: string; root?: string }[],
+  targets: ReadonlyMap<string, string>,
+): Promise<void> {
+  const real = new Map<string, Promise<string>>();
+  const realOf = (dir: string): Promise<string> => {
+    if (!real.has(dir))
+      real.set(
+        dir,
+        realpath(dir).catch(() => path.resolve(dir)),
+      );
+    return real.get(dir)!;
+  };
+  for (const e of entries) {
+    const target = targets.get(e.file);
+    if (!e.root || !target) continue;
+    const [root, dir] = await Promise.all([realOf(e.root), realOf(path.dirname(target))]);
+    if (dir !== root && !dir.startsWith(root + path.sep))
+      throw new UsageError(
+        `Expected every caption inside the folder given, but the caption of ${JSON.stringify(e.file)} would be written in ${JSON.stringify(dir)}, outside ${JSON.stringify(e.root)} (a folder link leads there); nothing was written: give that folder itself to caption it`,
+      );
+  }
 }
 
 export type CaptionOutcome = 'written' | 'kept' | 'empty' | 'failed';

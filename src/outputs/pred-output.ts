@@ -3,7 +3,7 @@
 // never replacing an image or another image's caption); and the run's tag frequencies as a CSV.
 import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
-import { captionTargets, saveCaption, type CaptionOutcome } from '../captions/caption-file.js';
+import { captionTargets, checkCaptionsInside, saveCaption, type CaptionOutcome } from '../captions/caption-file.js';
 import type { Captioner } from '../captions/style.js';
 import type { PredictSink } from '../predict/predict-images.js';
 import type { TagFrequency } from '../predict/tagging.js';
@@ -41,9 +41,15 @@ export function predOutput(o: PredOutputOptions): PredOutput {
   return {
     captions,
     listFirst: format === 'caption',
-    begin(files) {
+    async begin(entries) {
       if (format === 'csv') out(stringify([['file', 'tag', 'prob', 'category']]).trimEnd());
-      if (format === 'caption') targets = captionTargets(files ?? [], o.captionExt, err);
+      if (format !== 'caption') return;
+      targets = captionTargets(
+        (entries ?? []).map((e) => e.file),
+        o.captionExt,
+        err,
+      );
+      await checkCaptionsInside(entries ?? [], targets);
     },
     async add({ file, tags, items }) {
       if (format === 'text') for (const s of tags) out(`${file} tag=${s.tag} prob=${s.prob.toFixed(4)}`);

@@ -22,7 +22,7 @@ export async function* listImageEntries(
   args: readonly string[],
   stdin: NodeJS.ReadableStream = process.stdin,
   recursive = true,
-): AsyncGenerator<{ file: string; key: string }> {
+): AsyncGenerator<{ file: string; key: string; root?: string }> {
   for (const arg of args) {
     if (arg === '-' || arg === STDIN_ARG) {
       for await (const line of createInterface({ input: stdin, crlfDelay: Infinity }))
@@ -33,7 +33,7 @@ export async function* listImageEntries(
     if (!info) throw new UsageError(`Expected an image file or folder but ${JSON.stringify(arg)} does not exist`);
     if (info.isDirectory()) {
       for await (const e of walkDataset(path.resolve(arg), recursive))
-        if (e.kind === 'image') yield { file: e.file, key: e.name };
+        if (e.kind === 'image') yield { file: e.file, key: e.name, root: path.resolve(arg) };
     } else yield { file: arg, key: arg };
   }
 }

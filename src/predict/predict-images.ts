@@ -39,7 +39,7 @@ export interface Prediction {
 
 export interface PredictSink {
   /** Called once before the first result, with every image when `listFirst`. */
-  begin?(files: readonly string[] | undefined): void;
+  begin?(entries: readonly ImageEntry[] | undefined): void | Promise<void>;
   add(p: Prediction): Promise<void>;
 }
 
@@ -69,7 +69,7 @@ export async function predictImages(
   const entries = o.listFirst
     ? await allEntries(o.images, o.recursive)
     : listImageEntries(o.images, undefined, o.recursive);
-  sink.begin?.(Array.isArray(entries) ? entries.map((e) => e.file) : undefined);
+  await sink.begin?.(Array.isArray(entries) ? entries : undefined);
   const { batch, select, part, frames, merge } = o;
   for await (const t of tagImages(model, entries, { batch, select, part, frames, merge })) {
     if (t.failure !== undefined) {

@@ -21,7 +21,8 @@ export function inPart(key: string, part: Part): boolean {
   return createHash('sha1').update(key).digest().readUInt32BE(0) % part.count === part.index - 1;
 }
 
-export type ImageEntry = { file: string; key: string };
+/** An image to tag: its file, its stable key, and the folder argument it was found under (if one). */
+export type ImageEntry = { file: string; key: string; root?: string };
 
 async function* onlyPart(
   entries: AsyncIterable<ImageEntry> | Iterable<ImageEntry>,

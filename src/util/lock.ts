@@ -1,8 +1,10 @@
 // One writer per output folder: `train`, `pairs` and `demo` hold FOLDER/.alt-i2v-ort.lock (pid, host,
-// start time, command) while they write. A second writer is refused with the holder named; the lock of
-// a process that no longer runs on this host is taken over with a warning.
-import { constants } from 'node:fs';
-import { open, readFile, rm } from 'node:fs/promises';
+// start time, command) while they write. The lock appears whole (hard-linked from a written temp file),
+// so a second writer is refused with the holder named however close the starts; the lock of a process
+// that no longer runs on this host is taken over with a warning, by one process at a time.
+import { randomBytes } from 'node:crypto';
+import { constants, existsSync } from 'node:fs';
+import { link, open, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UsageError } from './errors.js';
@@ -31,58 +33,118 @@ function alive(pid: number): boolean {
   }
 }
 
-async function create(file: string, me: Holder): Promise<boolean> {
+/** Errors of a filesystem without hard links, where the lock falls back to an exclusive create. */
+const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
+
+function cannotCreate(file: string, err: unknown): UsageError {
+  return new UsageError(
+    `Expected a writable folder but the lock ${JSON.stringify(file)} cannot be created (${fsReason(err)})`,
+  );
+}
+
+/** `text` in a new file `file` (exclusive, never through a link), fsynced. */
+async function writeNew(file: string, text: string): Promise<void> {
+  const fh = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
   try {
-    const fh = await open(
-      file,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      0o644,
-    );
-    try {
-      await fh.writeFile(`${JSON.stringify(me)}\n`);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Create `file` holding `me`, atomically with its content: the holder is written and fsynced to a temp
+ * file first, then hard-linked to `file`, which fails if a lock is there; so no process ever reads a lock
+ * before its owner is in it. Where hard links are not offered, an exclusive create (content after).
+ */
+async function create(file: string, me: Holder): Promise<boolean> {
+  const text = `${JSON.stringify(me)}\n`;
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeNew(tmp, text);
+    await link(tmp, file);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (code === 'EEXIST') return false;
+    if (!NO_LINKS.has(code)) throw cannotCreate(file, err);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  try {
+    await writeNew(file, text);
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw new UsageError(
-      `Expected a writable folder but the lock ${JSON.stringify(file)} cannot be created (${fsReason(err)})`,
+    throw cannotCreate(file, err);
+  }
+}
+
+async function readHolder(file: string): Promise<Holder | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as Holder;
+  } catch {
+    return undefined;
+  }
+}
+
+const sameHolder = (a: Holder | undefined, b: Holder | undefined): boolean =>
+  !!a && !!b && a.pid === b.pid && a.host === b.host && a.started === b.started;
+
+/** A holder on this host whose process is gone (or, for a lock without one, a writer that died creating it). */
+const gone = (h: Holder | undefined, me: Holder): boolean => !h || (h.host === me.host && !alive(h.pid));
+
+/**
+ * Remove the lock `file` of `stale` — only if it still holds `stale`, and only by one process at a time:
+ * the one that creates FILE.takeover (a takeover lock of its own, itself taken over when its owner died).
+ */
+async function takeOver(
+  file: string,
+  stale: Holder | undefined,
+  me: Holder,
+  warn: (line: string) => void,
+): Promise<void> {
+  const takeover = `${file}.takeover`;
+  if (!(await create(takeover, me))) {
+    const other = await readHolder(takeover);
+    if (gone(other, me) && other) await rm(takeover, { force: true });
+    return;
+  }
+  try {
+    const now = await readHolder(file);
+    if (stale ? !sameHolder(now, stale) : now !== undefined) return;
+    warn(
+      `warning: ${file}: taking over the lock of ${stale ? `pid ${stale.pid} (${stale.command}, since ${stale.started}), which no longer runs` : 'a writer that died while taking it'}`,
     );
+    await rm(file, { force: true });
+  } finally {
+    await rm(takeover, { force: true });
   }
 }
 
 /** The lock in `file`, or the holder's description when a live process holds it. */
 async function acquire(file: string, command: string, warn: (line: string) => void): Promise<FolderLock | string> {
   const me: Holder = { pid: process.pid, host: os.hostname(), started: new Date().toISOString(), command };
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; attempt < 50; attempt++) {
     if (await create(file, me)) {
       return {
         file,
         release: async () => {
           // Only our own lock: never one a later writer took over.
-          const now = await readFile(file, 'utf8').catch(() => '');
-          if (now.includes(`"pid":${me.pid},`) && now.includes(`"started":"${me.started}"`))
-            await rm(file, { force: true });
+          if (sameHolder(await readHolder(file), me)) await rm(file, { force: true });
         },
       };
     }
-    let holder: Holder | undefined;
-    try {
-      holder = JSON.parse(await readFile(file, 'utf8')) as Holder;
-    } catch {
-      holder = undefined; // torn or unreadable: a writer died while creating it
-    }
-    const stale = !holder || (holder.host === me.host && !alive(holder.pid));
-    if (!stale) return `${holder!.command} (pid ${holder!.pid} on ${holder!.host}, since ${holder!.started})`;
-    warn(
-      `warning: ${file}: taking over the lock of ${holder ? `pid ${holder.pid} (${holder.command}, since ${holder.started}), which no longer runs` : 'a writer that died while taking it'}`,
-    );
-    await rm(file, { force: true });
+    const holder = await readHolder(file);
+    if (!existsSync(file)) continue; // released between our try and our read: try again
+    if (!gone(holder, me))
+      return `${holder!.command} (pid ${holder!.pid} on ${holder!.host}, since ${holder!.started})`;
+    await takeOver(file, holder, me, warn);
+    await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
   }
   throw new UsageError(
-    `Expected to take the lock ${JSON.stringify(file)} but another writer took it at the same moment`,
+    `Expected to take the lock ${JSON.stringify(file)} but other writers kept taking it at the same moment`,
   );
 }
 

@@ -8,6 +8,7 @@ import { registerTrust } from './trust-cases.js';
 import { summary } from './harness.js';
 import { registerKills } from './kill-cases.js';
 import { registerQuantize } from './quantize-cases.js';
+import { registerLocks } from './lock-cases.js';
 
 // The kill cases time reference runs first, so every case is registered after them.
 await registerKills({ pairs: 10, train: 10 });
@@ -17,4 +18,5 @@ registerForeign();
 registerTrust();
 registerContracts();
 registerQuantize();
+registerLocks();
 summary();

@@ -140,6 +140,29 @@ export function registerForeign(): void {
     assert.ok(files.some((f) => f.includes(`${path.sep}linked${path.sep}`)));
   });
 
+  fault(
+    'captions: a folder link leading out of the folder given is refused before any caption is written, naming where',
+    async () => {
+      const { dir, files } = await images('cap-link-top', 1);
+      const outside = await images('cap-link-outside', 1);
+      await symlink(outside.dir, path.join(dir, 'linked'));
+      const r = caption(dir);
+      assert.equal(r.code, 2, r.err);
+      assertOneLine(
+        r.err,
+        new RegExp(
+          `Expected every caption inside the folder given, but the caption of ".*linked.*" would be written in ".*cap-link-outside", outside ".*cap-link-top"`,
+        ),
+      );
+      for (const f of [...files, ...outside.files])
+        assert.ok(!existsSync(f.replace(/\.\w+$/, '.txt')), `no caption beside ${f}`);
+      // The linked folder given itself is captioned as usual; a link inside the folder given is fine.
+      assert.equal(caption(outside.dir).code, 0);
+      await symlink(path.join(dir, files[0]!.split(path.sep).at(-1)!), path.join(dir, 'alias.png'));
+      assert.equal(caption(dir, '--overwrite').code, 2, 'still refused for the folder link');
+    },
+  );
+
   fault('--part I/N agrees across mount points: the same folder under two paths splits alike', async () => {
     const { dir } = await images('part-a', 6);
     const alias = path.join(root, 'part-alias');

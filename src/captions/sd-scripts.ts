@@ -52,7 +52,14 @@ export function parseTagReplacement(text: string, flag = '--tag-replacement'): [
       throw new UsageError(
         `Expected source,target pairs separated by ; (\\, and \\; for literal ones) for ${flag} but received ${JSON.stringify(text)}`,
       );
-    return parts.map((t) => t.replace(/@@@@/g, ',').replace(/####/g, ';')) as [string, string];
+    const pairOut = parts.map((t) => t.replace(/@@@@/g, ',').replace(/####/g, ';')) as [string, string];
+    // eslint-disable-next-line no-control-regex -- control characters are what this looks for
+    const control = pairOut.find((t) => /[\u0000-\u001f\u007f-\u009f]/.test(t));
+    if (control !== undefined)
+      throw new UsageError(
+        `Expected tags without control characters (a newline would split the caption) for ${flag} but received ${JSON.stringify(control)}`,
+      );
+    return pairOut;
   });
 }
 

@@ -65,6 +65,13 @@ class Checker {
     if (typeof v !== 'string' || v === '') this.fail(field, 'a non-empty string', v);
     return v;
   }
+  /** A file beside the model: a plain name, no folder part (no /, \\, .., absolute path). */
+  fileName(v: unknown, field: string): string {
+    const name = this.string(v, field);
+    if (/[/\\\0]/.test(name) || name === '.' || name === '..')
+      this.fail(field, "a file name beside the model (no folder, no '..')", name);
+    return name;
+  }
   rgb(v: unknown, field: string, min: number, max: number, notZero = false): Rgb {
     if (
       !Array.isArray(v) ||
@@ -91,8 +98,8 @@ export function parseContractDoc(j: unknown, where: string): ContractDoc {
   const inp = c.object(top.input, 'input', INPUT);
   const out = c.object(top.output, 'output', ['name', 'index', 'scores']);
   const tags = c.object(top.tags, 'tags', ['file', 'format']);
-  if (!Array.isArray(top.tagsFiles) || !top.tagsFiles.every((t) => typeof t === 'string'))
-    c.fail('tagsFiles', 'a list of file names', top.tagsFiles);
+  if (!Array.isArray(top.tagsFiles)) c.fail('tagsFiles', 'a list of file names', top.tagsFiles);
+  (top.tagsFiles as unknown[]).forEach((t, i) => c.fileName(t, `tagsFiles[${i}]`));
   const size = inp.size;
   if (size !== null && !(Number.isInteger(size) && (size as number) >= 8 && (size as number) <= 4096))
     c.fail('input.size', 'null (the model says) or an integer in [8, 4096]', size);
@@ -126,7 +133,7 @@ export function parseContractDoc(j: unknown, where: string): ContractDoc {
       index: index as number,
       scores: c.choice(out.scores, 'output.scores', ['probabilities', 'logits'] as const),
     },
-    tags: { file: c.string(tags.file, 'tags.file'), format: c.choice(tags.format, 'tags.format', TAG_FORMATS) },
+    tags: { file: c.fileName(tags.file, 'tags.file'), format: c.choice(tags.format, 'tags.format', TAG_FORMATS) },
     thresholds,
   };
 }

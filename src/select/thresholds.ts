@@ -24,7 +24,11 @@ export async function readTagThresholds(
     if (err instanceof UsageError) throw err;
     throw new UsageError(`Expected CSV in ${where} but it does not parse: ${(err as Error).message}`);
   }
-  if (rows.length > 0 && (!('tag' in rows[0]!) || !(PR_COLUMN in rows[0]!))) {
+  if (rows.length === 0)
+    throw new UsageError(
+      `Expected per-tag thresholds (rows of tag,${PR_COLUMN} as \`eval --per-tag\` writes) in ${where} but it has none`,
+    );
+  if (!('tag' in rows[0]!) || !(PR_COLUMN in rows[0]!)) {
     throw new UsageError(
       `Expected columns tag and ${PR_COLUMN} (as \`eval --per-tag\` writes) in ${where} but found ${Object.keys(rows[0]!).join(', ')}`,
     );

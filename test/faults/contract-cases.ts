@@ -76,6 +76,17 @@ export function registerContracts(): void {
           /Expected the scores output "probs" \(contract mine\) in ".*model\.onnx" but its outputs are \["logits"\]/,
         ],
         ['{"format": ', /Expected JSON in ".*c3\.json" but it does not parse/],
+        // A contract's files stay beside the model: no folder part, no '..', no absolute path.
+        [
+          { ...CONTRACT, tags: { file: '../../../../etc/passwd', format: 'txt' } },
+          /Expected a file name beside the model \(no folder, no '\.\.'\) for tags\.file in ".*c4\.json"/,
+        ],
+        [
+          { ...CONTRACT, tags: { file: '/etc/passwd', format: 'txt' } },
+          /Expected a file name beside the model .* for tags\.file in ".*c5\.json" but received "\/etc\/passwd"/,
+        ],
+        [{ ...CONTRACT, tagsFiles: ['ok.txt', 'sub/x.txt'] }, /for tagsFiles\[1\] in ".*c6\.json"/],
+        [{ ...CONTRACT, tags: { file: '..', format: 'txt' } }, /for tags\.file in ".*c7\.json"/],
       ];
       for (const [i, [body, message]] of cases.entries()) {
         const r = run(['pred', img, '--model', onnx, '--tags', tags, '--contract', await write(`c${i}.json`, body)]);

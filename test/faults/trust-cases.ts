@@ -149,6 +149,44 @@ export function registerTrust(): void {
   });
 
   fault(
+    'an empty --thresholds file, and a --tag_replacement target holding a newline, are refused naming them',
+    async () => {
+      for (const body of ['', 'tag,threshold_p_eq_r\n']) {
+        const file = path.join(root, 'thresholds-empty.csv');
+        await writeFile(file, body);
+        const r = run(['pred', folder, '--model', model, '--thresholds', file]);
+        assert.equal(r.code, 2, r.err);
+        assertOneLine(r.err, /Expected per-tag thresholds .* in ".*thresholds-empty\.csv" but it has none/);
+      }
+      // sd-scripts' rules read the WD layout: 4 ratings, then general tags.
+      const wd = await tinyModel(
+        path.join(root, 'trust-wd.onnx'),
+        ['general', 'sensitive', 'questionable', 'explicit', 'red_circle', 'blue_star'],
+        [9, 9, 9, 9, 0, 0],
+      );
+      const before = await readdir(folder);
+      const r = run([
+        'pred',
+        folder,
+        '--model',
+        wd,
+        '--format',
+        'caption',
+        '--caption-style',
+        'sd-scripts',
+        '--tag_replacement',
+        'red_circle,red\ncircle',
+      ]);
+      assert.equal(r.code, 2, r.err);
+      assertOneLine(
+        r.err,
+        /Expected tags without control characters .* for --tag-replacement but received "red\\ncircle"/,
+      );
+      assert.deepEqual(await readdir(folder), before, 'no caption written');
+    },
+  );
+
+  fault(
     'serve: a multipart body over --max-body-mb in many parts is 413 as it arrives; a malformed one 400; SVG 415',
     async () => {
       const o: ServeOptions = {

@@ -25,6 +25,8 @@ export interface RunConfig {
   shards: string;
   pad: string;
   tags: { sha256: string; names: string[]; categories: number[] };
+  /** The run's precision, kept by --resume (absent in runs written before it was recorded). */
+  precision?: TrainPrecision;
 }
 
 /** Model config for a backbone name (or weights file) and the model flags. */

@@ -14,7 +14,7 @@ import { initParams } from '../../training/params.js';
 import { importBackbone } from './backbone.js';
 import { nonFinite, readCheckpoint, scanCheckpoints, type CheckpointInfo } from './checkpoint.js';
 import type { CurvePoint } from './curves.js';
-import { modelConfigFor, readRunConfig, RUN_FORMAT, type RunConfig } from './run-config.js';
+import { modelConfigFor, readRunConfig, RUN_FORMAT, type RunConfig, type TrainPrecision } from './run-config.js';
 import type { TrainState } from './train-session.js';
 
 /** Where training starts: the run's config, its state, and the round and batch to continue from. */
@@ -25,6 +25,8 @@ export interface Opened {
   position: number;
   /** The checkpoint resumed from; absent for a new run. */
   from?: CheckpointInfo;
+  /** The run's precision: a new run's from --precision (fp32 without it), a resumed run's its own. */
+  precision: TrainPrecision;
 }
 
 export interface OpenOptions {
@@ -37,6 +39,8 @@ export interface OpenOptions {
   resume: boolean;
   hidden: number;
   freeze?: number;
+  /** --precision as given (undefined: not given). */
+  precision?: TrainPrecision;
 }
 
 /** The newest checkpoint that reads, verifies and holds finite weights; each one passed over is a warning. */
@@ -51,8 +55,12 @@ async function newestGood(
     try {
       const { state, info } = await readCheckpoint(c.file, run.model);
       const broken = nonFinite(state.params);
-      if (!broken) return { info, state };
-      warn(`warning: ${c.file}: passed over, ${broken} holds NaN or infinite values`);
+      if (run.precision === 'fp16' && !info.lossScale)
+        warn(
+          `warning: ${c.file}: passed over, it holds no loss-scaler state (every checkpoint of an fp16 run keeps it)`,
+        );
+      else if (!broken) return { info, state };
+      else warn(`warning: ${c.file}: passed over, ${broken} holds NaN or infinite values`);
     } catch (err) {
       warn(`warning: ${c.file}: passed over, ${messageOf(err)}`);
     }
@@ -65,17 +73,29 @@ async function newestGood(
 /** Temp files our own checkpoint writes leave when killed mid-write. */
 const OWN_TEMP = /^\.round-\d{6}(-partial)?\.safetensors\.\d+\.\w+\.tmp$/;
 
-async function resumeRun(runDir: string, warn: (l: string) => void, info: (l: string) => void): Promise<Opened> {
+async function resumeRun(
+  runDir: string,
+  asked: TrainPrecision | undefined,
+  warn: (l: string) => void,
+  info: (l: string) => void,
+): Promise<Opened> {
   const run = await readRunConfig(runDir);
   const ckptDir = path.join(runDir, 'checkpoints');
   for (const f of await readdir(ckptDir).catch(() => []))
     if (OWN_TEMP.test(f)) await rm(path.join(ckptDir, f), { force: true });
   const { info: from, state } = await newestGood(run, path.join(runDir, 'checkpoints'), warn);
   const [round, position] = from.position < 0 ? [from.round + 1, 0] : [from.round, from.position];
+  // A run written before its precision was recorded: its checkpoints' loss-scaler state says fp16.
+  const own = run.precision ?? (from.lossScale ? 'fp16' : undefined);
+  if (asked !== undefined && own !== undefined && asked !== own)
+    throw new UsageError(
+      `Expected --precision ${own} (the run's own) or none with --resume but received --precision ${asked}: a run keeps its precision; start a new run (another --out) to train in ${asked}`,
+    );
+  const precision = own ?? asked ?? 'fp32';
   info(
-    `resuming ${runDir} from ${path.basename(from.file)} (round ${round}, batch ${position}, step ${state.step}); model, seed, batch and lr from config.json`,
+    `resuming ${runDir} from ${path.basename(from.file)} (round ${round}, batch ${position}, step ${state.step}); model, seed, batch, lr and precision (${precision}) from config.json`,
   );
-  return { run, initial: state, round, position, from };
+  return { run, initial: state, round, position, from, precision };
 }
 
 /** A new run's config and initial state; nothing is written yet. */
@@ -104,8 +124,9 @@ async function createRun(opts: OpenOptions, index: ShardIndexJson, info: (l: str
       names: index.tags.names,
       categories: index.tags.categories ?? index.tags.names.map(categoryOf),
     },
+    precision: opts.precision ?? 'fp32',
   };
-  return { run, initial: { params }, round: 1, position: 0 };
+  return { run, initial: { params }, round: 1, position: 0, precision: run.precision! };
 }
 
 /**
@@ -161,7 +182,7 @@ export async function openRun(
       `Expected a run to resume in ${JSON.stringify(opts.out)} but it has no config.json${started ? ' (its start was interrupted before it was complete: run the same command without --resume to start it again)' : ''}`,
     );
   }
-  const opened = exists ? await resumeRun(runDir, warn, info) : await createRun(opts, index, info);
+  const opened = exists ? await resumeRun(runDir, opts.precision, warn, info) : await createRun(opts, index, info);
   const { run } = opened;
   if (run.tags.sha256 !== index.tags.sha256) {
     throw new UsageError(

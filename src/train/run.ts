@@ -328,19 +328,24 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
     await pruneCheckpoints(path.join(runDir, 'checkpoints'), opts.keep);
   });
   try {
-    const { run, initial, round, position, from } = await openRun(opts, index, runDir, warn, (l) => hooks.info?.(l));
+    const opened = await openRun(opts, index, runDir, warn, (l) => hooks.info?.(l));
+    const { run, initial, round, position, from, precision } = opened;
+    if (precision === 'tf32' && opts.device !== 'cuda')
+      throw new UsageError(
+        'Expected --device cuda to resume this run: it trains in tf32, a mode of NVIDIA tensor cores',
+      );
     session = await TrainSession.create(run.model, initial, {
       device: opts.device,
       seed: run.seed,
       intraOpThreads: opts.threads,
       engine: opts.engine,
-      tf32: opts.precision === 'tf32',
-      fp16: opts.precision === 'fp16',
+      tf32: precision === 'tf32',
+      fp16: precision === 'fp16',
       lossScale: from?.lossScale,
       openEngine: opts.openEngine,
     });
     hooks.info?.(session.engineNote);
-    if (opts.precision === 'fp16' && opts.device === 'cpu')
+    if (precision === 'fp16' && opts.device === 'cpu')
       hooks.info?.(
         'precision fp16 on the CPU: ONNX Runtime runs the float16 nodes through float32 kernels, so it is slower than fp32; use it to check a run, and train with it on CUDA',
       );

@@ -30,9 +30,8 @@ export const TRAIN_OPTIONS = {
   precision: {
     type: 'string',
     choices: PRECISIONS,
-    default: 'fp32',
     describe:
-      'fp32; tf32 on CUDA (tensor cores, ~1e-3 relative error per product); fp16 (convolutions and GEMMs in float16, dynamic loss scaling; for CUDA, slow on the CPU); bf16 is refused (no CUDA bfloat16 kernels)',
+      "fp32 (a new run's default; --resume keeps the run's own); tf32 on CUDA (tensor cores, ~1e-3 relative error per product); fp16 (convolutions and GEMMs in float16, dynamic loss scaling; for CUDA, slow on the CPU); bf16 is refused (no CUDA bfloat16 kernels)",
   },
   seed: {
     type: 'number',

@@ -9,6 +9,7 @@ import { summary } from './harness.js';
 import { registerKills } from './kill-cases.js';
 import { registerQuantize } from './quantize-cases.js';
 import { registerLocks } from './lock-cases.js';
+import { registerPrecision } from './precision-cases.js';
 
 // The kill cases time reference runs first, so every case is registered after them.
 await registerKills({ pairs: 10, train: 10 });
@@ -19,4 +20,5 @@ registerTrust();
 registerContracts();
 registerQuantize();
 registerLocks();
+registerPrecision();
 summary();

@@ -26,7 +26,8 @@ type RunTrainArgs = ArgsOf<typeof TRAIN_OPTIONS> & { shards: string };
 async function runTrain(io: Io, argv: RunTrainArgs): Promise<void> {
   setIntegrityCheck(argv.verify);
   const { verify: _, ...args } = checkedOptions(TRAIN_OPTIONS, argv);
-  const opts = { ...args, shards: argv.shards, precision: trainPrecision(args.precision, args.device) };
+  const precision = args.precision === undefined ? undefined : trainPrecision(args.precision, args.device);
+  const opts = { ...args, shards: argv.shards, precision };
   let stop = false;
   const onSignal = (): void => {
     if (stop) process.exit(130);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TAG_FORMATS, type TagFormat } from './tag-files.js';
 import { UsageError } from '../util/errors.js';
+import { parseJson } from '../util/json.js';
 import { readInput } from '../util/fsx.js';
 
 export const CONTRACT_FORMAT = 'alt-i2v-ort contract 1';
@@ -143,7 +144,7 @@ export async function readContractFile(file: string): Promise<ContractDoc> {
   const bytes = await readInput(file, 'a contract JSON file for --contract');
   let j: unknown;
   try {
-    j = JSON.parse(bytes.toString('utf8'));
+    j = parseJson(bytes.toString('utf8'));
   } catch (err) {
     throw new UsageError(`Expected JSON in ${JSON.stringify(file)} but it does not parse: ${(err as Error).message}`);
   }

@@ -17,6 +17,7 @@ import { categoryOf, checkTagNames, TagIndex } from '../data/tags.js';
 import { parse } from 'csv-parse/sync';
 import { CATEGORY } from '../data/tags.js';
 import { UsageError } from '../util/errors.js';
+import { parseJson } from '../util/json.js';
 import { readInput } from '../util/fsx.js';
 
 export const TAG_FORMATS = ['wd-csv', 'e621-csv', 'txt', 'camie-json', 'pixai-json', 'cl-tagger-json'] as const;
@@ -32,7 +33,9 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
 
 /** A category name of a JSON tags file as our id (case-insensitive). */
 function categoryId(name: unknown, where: string): number {
-  const id = typeof name === 'string' ? (CATEGORY as Record<string, number>)[name.toLowerCase()] : undefined;
+  // Own keys only: "__proto__" or "constructor" are not categories.
+  const key = typeof name === 'string' ? name.toLowerCase() : '';
+  const id = Object.hasOwn(CATEGORY, key) ? (CATEGORY as Record<string, number>)[key] : undefined;
   if (id === undefined)
     throw new UsageError(
       `Expected a category (${Object.keys(CATEGORY).join(', ')}) at ${where} but received ${JSON.stringify(name)}`,
@@ -68,7 +71,12 @@ function camie(j: Json, where: string): ForeignTags {
   const names = tags as string[];
   return {
     tags: names,
-    categories: names.map((t) => categoryId(toCategory[t], `tag_to_category[${JSON.stringify(t)}] of ${where}`)),
+    categories: names.map((t) =>
+      categoryId(
+        Object.hasOwn(toCategory, t) ? toCategory[t] : undefined,
+        `tag_to_category[${JSON.stringify(t)}] of ${where}`,
+      ),
+    ),
   };
 }
 
@@ -156,16 +164,16 @@ export function sniffTagFormat(file: string, bytes: Buffer): TagFormat {
   if (path.basename(file).toLowerCase() === 'tags-selected.csv') return 'e621-csv';
   if (ext === '.csv') return 'wd-csv';
   if (ext !== '.json') return 'txt';
-  const j = parseJson(bytes, file);
+  const j = jsonObject(bytes, file);
   if (isObject(j.dataset_info)) return 'camie-json';
   if ('tag_map' in j) return 'pixai-json';
   return 'cl-tagger-json';
 }
 
-function parseJson(bytes: Buffer, file: string): Json {
+function jsonObject(bytes: Buffer, file: string): Json {
   let j: unknown;
   try {
-    j = JSON.parse(bytes.toString('utf8').replace(/^\uFEFF/, ''));
+    j = parseJson(bytes.toString('utf8').replace(/^\uFEFF/, ''));
   } catch (err) {
     throw new UsageError(`Expected JSON in ${JSON.stringify(file)} but it does not parse: ${(err as Error).message}`);
   }
@@ -200,10 +208,19 @@ export function parseForeignTags(bytes: Buffer, file: string, format?: TagFormat
       .filter(Boolean);
     out = { tags, categories: tags.map(categoryOf) };
   } else {
-    const j = parseJson(bytes, file);
+    const j = jsonObject(bytes, file);
     out = fmt === 'camie-json' ? camie(j, where) : fmt === 'pixai-json' ? pixai(j, where) : clTagger(j, where);
   }
   if (out.tags.length === 0) throw new UsageError(`Expected at least one tag in ${where} but it has none`);
   checkTagNames(out.tags, where);
+  const first = new Map<string, number>();
+  out.tags.forEach((t, i) => {
+    const at = first.get(t);
+    if (at !== undefined)
+      throw new UsageError(
+        `Expected each tag once in ${where} but ${JSON.stringify(t)} is at rows ${at + 1} and ${i + 1} (scores could not be told apart)`,
+      );
+    first.set(t, i);
+  });
   return { ...out, format: fmt };
 }

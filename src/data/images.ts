@@ -221,8 +221,9 @@ export async function preprocessFrames(
 /** A pad colour as a user writes it (`--pad-color`): a name or R,G,B (each 0–255). */
 export function padColorOf(text: string, flag: string): PadColor | Rgb {
   if ((PAD_COLORS as readonly string[]).includes(text)) return text as PadColor;
-  const parts = text.split(',').map((p) => Number(p.trim()));
-  if (parts.length !== 3 || !parts.every((v) => Number.isInteger(v) && v >= 0 && v <= 255))
+  const fields = text.split(',').map((p) => p.trim());
+  const parts = fields.map(Number);
+  if (parts.length !== 3 || !fields.every((f, i) => /^\d{1,3}$/.test(f) && parts[i]! <= 255))
     throw new UsageError(
       `Expected white, black or R,G,B (each 0–255) for ${flag} but received ${JSON.stringify(text)}`,
     );

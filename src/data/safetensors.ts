@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { UsageError } from '../util/errors.js';
 import { fsReason, writeAll, writeAtomic } from '../util/fsx.js';
+import { parseJson } from '../util/json.js';
 
 export type Dtype = 'U8' | 'F32' | 'F64' | 'I64' | 'I32';
 const DTYPE_BYTES: Record<Dtype, number> = { U8: 1, F32: 4, F64: 8, I64: 8, I32: 4 };
@@ -152,7 +153,7 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
     await fh.read(json, 0, len, 8);
     let parsed: Record<string, unknown>;
     try {
-      parsed = JSON.parse(json.toString('utf8'));
+      parsed = parseJson(json.toString('utf8')) as Record<string, unknown>;
     } catch {
       throw bad('has a header that is not JSON');
     }

@@ -4,6 +4,7 @@
 // characters, which would reach a terminal or a caption as they are.
 import type { PadRule } from '../data/images.js';
 import { UsageError } from '../util/errors.js';
+import { parseJson } from '../util/json.js';
 import { checkTagNames } from '../data/tags.js';
 import { INFERENCE_FORMAT } from '../../training/artifacts.js';
 
@@ -32,7 +33,7 @@ export function parseTaggerMetadata(props: Map<string, string>, file: string): T
     new UsageError(`Expected ${what} in the metadata field ${field} of ${where} but it is not`);
   const json = (field: string): unknown => {
     try {
-      return JSON.parse(props.get(field)!);
+      return parseJson(props.get(field)!);
     } catch {
       throw bad(field, 'JSON');
     }

@@ -6,6 +6,7 @@ import { constants, type PathLike } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { messageOf, UsageError } from './errors.js';
+import { parseJson } from './json.js';
 
 const REASONS: Record<string, string> = {
   ENOENT: 'no such file or folder',
@@ -220,8 +221,9 @@ export async function readInput(file: PathLike, what: string): Promise<Buffer> {
 export async function readJsonInput<T>(file: string, what: string): Promise<T> {
   const text = (await readInput(file, what)).toString('utf8');
   try {
-    return JSON.parse(text) as T;
-  } catch {
-    throw new UsageError(`Expected ${what} but ${JSON.stringify(file)} is not valid JSON`);
+    return parseJson(text) as T;
+  } catch (err) {
+    const deep = messageOf(err).startsWith('it is nested') ? `: ${messageOf(err)}` : '';
+    throw new UsageError(`Expected ${what} but ${JSON.stringify(file)} is not valid JSON${deep}`);
   }
 }

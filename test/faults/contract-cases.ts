@@ -87,6 +87,11 @@ export function registerContracts(): void {
         ],
         [{ ...CONTRACT, tagsFiles: ['ok.txt', 'sub/x.txt'] }, /for tagsFiles\[1\] in ".*c6\.json"/],
         [{ ...CONTRACT, tags: { file: '..', format: 'txt' } }, /for tags\.file in ".*c7\.json"/],
+        // Nested 100,000 deep: refused before any walk of it could overflow the stack.
+        [
+          `{"format": "alt-i2v-ort contract 1", "about": ${'['.repeat(100_000)}${']'.repeat(100_000)}}`,
+          /Expected JSON in ".*c8\.json" but it does not parse: it is nested more than 100 levels deep/,
+        ],
       ];
       for (const [i, [body, message]] of cases.entries()) {
         const r = run(['pred', img, '--model', onnx, '--tags', tags, '--contract', await write(`c${i}.json`, body)]);
@@ -119,6 +124,37 @@ export function registerContracts(): void {
           },
           /at "1"\.category of ".*tag_mapping\.json" but received "Vibes"/,
         ],
+        // Categories are our own ids only, never an object's inherited keys; each tag once.
+        [
+          'cl2/tag_mapping.json',
+          {
+            0: { tag: 'a', category: '__proto__' },
+            1: { tag: 'b', category: 'General' },
+            2: { tag: 'c', category: 'General' },
+          },
+          /at "0"\.category of ".*cl2\/tag_mapping\.json" but received "__proto__"/,
+        ],
+        [
+          'camie2/camie-tagger-v2-metadata.json',
+          {
+            dataset_info: {
+              tag_mapping: {
+                idx_to_tag: { 0: 'a', 1: 'constructor', 2: 'c' },
+                tag_to_category: { a: 'General', c: 'General' },
+              },
+            },
+          },
+          /tag_to_category\["constructor"\] of ".*camie-tagger-v2-metadata\.json" but received undefined/,
+        ],
+        [
+          'cl3/tag_mapping.json',
+          {
+            0: { tag: 'a', category: 'General' },
+            1: { tag: 'b', category: 'General' },
+            2: { tag: 'a', category: 'General' },
+          },
+          /Expected each tag once in ".*cl3\/tag_mapping\.json" but "a" is at rows 1 and 3/,
+        ],
       ];
       for (const [name, body, message] of cases)
         assertOneLine(run(['pred', img, '--model', onnx, '--tags', await write(name, body)]).err, message);
@@ -140,6 +176,10 @@ export function registerContracts(): void {
       assertOneLine(
         run(['pred', img, '--model', onnx, '--pad-color', '300,0,0']).err,
         /Expected white, black or R,G,B \(each 0–255\) for --pad-color but received "300,0,0"/,
+      );
+      assertOneLine(
+        run(['pred', img, '--model', onnx, '--pad-color', ',,']).err,
+        /Expected white, black or R,G,B \(each 0–255\) for --pad-color but received ",,"/,
       );
     },
   );

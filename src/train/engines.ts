@@ -2,7 +2,8 @@
 // where the addon is not built, OrtEngine (onnxruntime-node: state copied each step, CPU only).
 // `--engine auto` takes the native one when it loads.
 import type { TrainEngine } from './engine.js';
-import { addonStatus, loadAddon } from './native-engine.js';
+import { addonStatus } from './native-binding.js';
+import { NativeEngine } from './native-engine.js';
 import type { Device } from '../runtime/providers.js';
 import { UsageError } from '../util/errors.js';
 import { OrtEngine } from './ort-engine.js';
@@ -34,8 +35,7 @@ export function openEngine(choice: EngineChoice, device: Device): OpenedEngine {
     };
   }
   const status = addonStatus();
-  if (status.ok)
-    return { engine: new (loadAddon().NativeEngine)(), kind: 'native', note: `engine: native addon (${status.file})` };
+  if (status.ok) return { engine: new NativeEngine(), kind: 'native', note: `engine: native addon (${status.file})` };
   if (choice === 'native' || device !== 'cpu') {
     const why = choice === 'native' ? '--engine native' : `--device ${device}`;
     throw new UsageError(

@@ -1,76 +1,53 @@
-// NativeEngine: loads the native trainer addon (native/, built by `npm run build:native`), whose engine
-// class implements TrainEngine. Tries each place the binary can be and, if none loads, throws one
-// message listing what it tried and what to run. The native surface is declared here, once.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { TrainEngine } from './engine.js';
+// NativeEngine: the TrainEngine over the native addon's raw binding (native-binding.ts). Training code
+// sees only TrainEngine; what the C++ class takes and returns is declared once, in the binding.
+import type { EngineOptions, EngineState, StepOutcome, TrainEngine } from './engine.js';
+import { loadAddon, type NativeEngineBinding } from './native-binding.js';
 
-/** The addon's exports: its engine class is a TrainEngine (native/native_engine.cc). */
-export interface NativeAddon {
-  NativeEngine: new () => TrainEngine;
-  ortApiVersion: number;
-}
+export class NativeEngine implements TrainEngine {
+  private readonly raw: NativeEngineBinding;
 
-/** The package root (where package.json and build/ live), from this file in src/ or dist/src/. */
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json')) || !existsSync(path.join(dir, 'CMakeLists.txt'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('alt-i2v-ort: cannot find the package root (package.json next to CMakeLists.txt)');
-    dir = up;
+  /** Loads the addon (an Error listing the places tried when it cannot be loaded). */
+  constructor() {
+    this.raw = new (loadAddon().NativeEngine)();
   }
-  return dir;
-}
 
-let cached: NativeAddon | undefined;
-
-export function loadAddon(): NativeAddon {
-  if (cached) return cached;
-  const root = packageRoot();
-  // ALT_I2V_NATIVE=off behaves as if the addon were not built (to try or test the fallback engine).
-  if (process.env.ALT_I2V_NATIVE === 'off')
-    throw new Error('the native trainer addon is turned off by ALT_I2V_NATIVE=off');
-  const require = createRequire(import.meta.url);
-  const tried: string[] = [];
-  for (const file of [
-    process.env.ALT_I2V_NATIVE || undefined,
-    path.join(root, 'build', 'Release', 'alt_i2v_native.node'),
-    path.join(root, 'build', 'Debug', 'alt_i2v_native.node'),
-  ]) {
-    if (!file) continue;
-    if (!existsSync(file)) {
-      tried.push(`${file}: not found`);
-      continue;
-    }
-    try {
-      cached = require(file) as NativeAddon;
-      return cached;
-    } catch (err) {
-      tried.push(`${file}: ${(err as Error).message.split('\n')[0]}`);
-    }
+  get busy(): boolean {
+    return this.raw.busy;
   }
-  throw new Error(
-    `the native trainer addon could not be loaded (tried ${tried.join('; ')}); run \`npm run build:native\` in ${root}`,
-  );
-}
 
-/** Whether the addon loads, and why not (the full message, and a short form for one-line notes). */
-export function addonStatus(): { ok: true; file: string } | { ok: false; reason: string; missing: string } {
-  try {
-    loadAddon();
-    return { ok: true, file: path.join(packageRoot(), 'build', 'Release', 'alt_i2v_native.node') };
-  } catch (err) {
-    const reason = (err as Error).message;
-    const built = path.join(packageRoot(), 'build', 'Release', 'alt_i2v_native.node');
-    const rel = path.relative(packageRoot(), built);
-    const missing =
-      process.env.ALT_I2V_NATIVE === 'off'
-        ? 'turned off by ALT_I2V_NATIVE=off'
-        : existsSync(built)
-          ? `${rel} does not load`
-          : `no ${rel}`;
-    return { ok: false, reason, missing };
+  get loaded(): boolean {
+    return this.raw.loaded;
+  }
+
+  load(options: EngineOptions, params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void> {
+    return this.raw.load(options, params, m, v);
+  }
+
+  setState(params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void> {
+    return this.raw.setState(params, m, v);
+  }
+
+  step(
+    images: Uint8Array,
+    labels: Uint8Array,
+    keep: Uint8Array | null,
+    n: number,
+    lrT: number,
+    epsT: number,
+    lossScale?: number,
+  ): Promise<StepOutcome> {
+    return this.raw.step(images, labels, keep, n, lrT, epsT, lossScale);
+  }
+
+  evaluate(images: Uint8Array, labels: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }> {
+    return this.raw.evaluate(images, labels, n);
+  }
+
+  getState(into?: EngineState): Promise<EngineState> {
+    return this.raw.getState(into);
+  }
+
+  dispose(): void {
+    this.raw.dispose();
   }
 }

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { ENGINE_IO, type TrainEngine } from '../../src/train/engine.js';
-import { loadAddon } from '../../src/train/native-engine.js';
+import { loadAddon } from '../../src/train/native-binding.js';
 import { TrainSession } from '../../src/train/train-session.js';
 import { gradcheckConfig, randomBatch, randomParams } from '../../training/gradcheck.js';
 import { referenceConvFeatures } from '../../training/reference.js';

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ENGINE_IO, engineOptions } from '../../src/train/engine.js';
 import { gradcheckConfig } from '../../training/gradcheck.js';
+import { NATIVE_METHODS } from '../../src/train/native-binding.js';
 
 const root = (() => {
   let dir = path.dirname(fileURLToPath(import.meta.url));
@@ -40,4 +41,12 @@ test('the load options the addon reads are exactly those engineOptions() writes 
   );
   assert.deepEqual([...read].sort(), written.sort());
   assert.deepEqual([...keysRead('x = o.Get("a"); y = IntOf(o, "b", 0); z = s.Get("c");')], ['a', 'b']);
+});
+
+test("the C++ class defines exactly the binding's methods and its two accessors", () => {
+  const cls = readFileSync(path.join(root, 'native/native_engine.cc'), 'utf8');
+  const defined = (kind: string): string[] =>
+    [...cls.matchAll(new RegExp(`Instance${kind}<&NativeEngine::\\w+>\\("(\\w+)"\\)`, 'g'))].map((m) => m[1]!).sort();
+  assert.deepEqual(defined('Method'), [...NATIVE_METHODS].sort());
+  assert.deepEqual(defined('Accessor'), ['busy', 'loaded']);
 });

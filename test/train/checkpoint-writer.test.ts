@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { checkpointPayload, listCheckpoints, readCheckpoint, type CheckpointInfo } from '../../src/train/checkpoint.js';
 import { CheckpointWriter } from '../../src/train/checkpoint-writer.js';
-import { addonStatus } from '../../src/train/native-engine.js';
+import { addonStatus } from '../../src/train/native-binding.js';
 import { modelConfigFor } from '../../src/train/run-config.js';
 import { TrainSession, type TrainState } from '../../src/train/train-session.js';
 import { initParams } from '../../training/params.js';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { listCheckpoints, readCheckpoint } from '../../src/train/checkpoint.js';
 import { TaggerModel } from '../../src/model/tagger.js';
-import { addonStatus } from '../../src/train/native-engine.js';
+import { addonStatus } from '../../src/train/native-binding.js';
 import { modelConfigFor, readRunConfig } from '../../src/train/run-config.js';
 import { TrainSession, type TrainState } from '../../src/train/train-session.js';
 import { initParams } from '../../training/params.js';

@@ -4,7 +4,7 @@ import { defineCommand, type Command } from '../command.js';
 import { checkChoice } from '../../util/errors.js';
 import { DEVICES, cudaMissingMessage, executionProviders, runtimeReport } from '../../runtime/providers.js';
 import { gradcheck, gradcheckConfig } from '../../../training/gradcheck.js';
-import { addonStatus } from '../../train/native-engine.js';
+import { addonStatus } from '../../train/native-binding.js';
 import { BUILD_HINT } from '../../train/engines.js';
 import { int8Line } from '../../runtime/cpu.js';
 

@@ -7,34 +7,18 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { EngineOptions, EngineState, StepOutcome } from './engine.js';
+import type { TrainEngine } from './engine.js';
 
 /** The methods the C++ class defines. */
 export const NATIVE_METHODS = ['load', 'step', 'evaluate', 'getState', 'setState', 'dispose'] as const;
 
 /**
- * The C++ engine class as JavaScript sees it. It trusts the TypeScript side for the values (TrainSession
- * checks them once) and checks what memory safety needs: each options field's type and dimensions
- * (native/load_options.cc), array counts and sizes, one call at a time.
+ * The C++ engine class as JavaScript sees it: the methods above and the busy/loaded accessors, each
+ * taking and returning exactly what TrainEngine's does. It trusts the TypeScript side for the values
+ * (TrainSession checks them once) and checks what memory safety needs: each options field's type and
+ * dimensions (native/load_options.cc), array counts and sizes, one call at a time.
  */
-export interface NativeEngineBinding {
-  readonly busy: boolean;
-  readonly loaded: boolean;
-  load(options: EngineOptions, params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void>;
-  step(
-    images: Uint8Array,
-    labels: Uint8Array,
-    keep: Uint8Array | null,
-    n: number,
-    lrT: number,
-    epsT: number,
-    lossScale?: number,
-  ): Promise<StepOutcome>;
-  evaluate(images: Uint8Array, labels: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }>;
-  getState(into?: EngineState): Promise<EngineState>;
-  setState(params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void>;
-  dispose(): void;
-}
+export type NativeEngineBinding = Pick<TrainEngine, (typeof NATIVE_METHODS)[number] | 'busy' | 'loaded'>;
 
 /** The addon's exports. */
 export interface NativeAddon {

@@ -1,6 +1,6 @@
 // NativeEngine: the TrainEngine over the native addon's raw binding (native-binding.ts). Training code
 // sees only TrainEngine; what the C++ class takes and returns is declared once, in the binding.
-import type { EngineOptions, EngineState, StepOutcome, TrainEngine } from './engine.js';
+import type { TrainEngine } from './engine.js';
 import { loadAddon, type NativeEngineBinding } from './native-binding.js';
 
 export class NativeEngine implements TrainEngine {
@@ -19,32 +19,24 @@ export class NativeEngine implements TrainEngine {
     return this.raw.loaded;
   }
 
-  load(options: EngineOptions, params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void> {
-    return this.raw.load(options, params, m, v);
+  load(...a: Parameters<TrainEngine['load']>): ReturnType<TrainEngine['load']> {
+    return this.raw.load(...a);
   }
 
-  setState(params: Float32Array[], m?: Float32Array[], v?: Float32Array[]): Promise<void> {
-    return this.raw.setState(params, m, v);
+  setState(...a: Parameters<TrainEngine['setState']>): ReturnType<TrainEngine['setState']> {
+    return this.raw.setState(...a);
   }
 
-  step(
-    images: Uint8Array,
-    labels: Uint8Array,
-    keep: Uint8Array | null,
-    n: number,
-    lrT: number,
-    epsT: number,
-    lossScale?: number,
-  ): Promise<StepOutcome> {
-    return this.raw.step(images, labels, keep, n, lrT, epsT, lossScale);
+  step(...a: Parameters<TrainEngine['step']>): ReturnType<TrainEngine['step']> {
+    return this.raw.step(...a);
   }
 
-  evaluate(images: Uint8Array, labels: Uint8Array, n: number): Promise<{ loss: number; probs: Float32Array }> {
-    return this.raw.evaluate(images, labels, n);
+  evaluate(...a: Parameters<TrainEngine['evaluate']>): ReturnType<TrainEngine['evaluate']> {
+    return this.raw.evaluate(...a);
   }
 
-  getState(into?: EngineState): Promise<EngineState> {
-    return this.raw.getState(into);
+  getState(...a: Parameters<TrainEngine['getState']>): ReturnType<TrainEngine['getState']> {
+    return this.raw.getState(...a);
   }
 
   dispose(): void {

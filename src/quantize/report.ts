@@ -38,8 +38,16 @@ export function quantizeReport(r: QuantizeResult): string[] {
   const a = r.agreement;
   lines.push(
     a
-      ? `agreement on ${a.images} images: F1 ${a.f1.toFixed(4)} of int8 tags against float tags, +${a.addedPerImage.toFixed(2)} / −${a.droppedPerImage.toFixed(2)} tags per image, |Δp| max ${a.maxDelta.toFixed(4)} mean ${a.meanDelta.toFixed(5)}${a.unreadable.length ? `; ${a.unreadable.length} images unreadable` : ''}`
+      ? `agreement on ${a.images} images: F1 ${a.f1.toFixed(4)} of int8 tags against float tags, +${a.addedPerImage.toFixed(2)} / −${a.droppedPerImage.toFixed(2)} tags per image, |Δp| max ${a.maxDelta.toFixed(4)} mean ${a.meanDelta.toFixed(5)}${unreadable(a.unreadable)}`
       : 'not checked on images: give --images DIR to compare int8 and float tags before keeping it',
   );
   return lines;
+}
+
+/** The images neither model could read, named (the first three, then how many more). */
+function unreadable(files: readonly string[]): string {
+  if (files.length === 0) return '';
+  const named = files.slice(0, 3).map((f) => JSON.stringify(f));
+  const more = files.length > 3 ? ` and ${files.length - 3} more` : '';
+  return `; ${files.length} image${files.length === 1 ? '' : 's'} unreadable: ${named.join(', ')}${more}`;
 }

@@ -111,4 +111,27 @@ export function registerQuantize(): void {
       assert.doesNotMatch(ok.out, /copied the tags file/);
     },
   );
+
+  fault('quantize --images names the images it could not read, not only their count', async () => {
+    const { dir, model } = await folder('q-unreadable');
+    const images = path.join(dir, 'images');
+    await mkdir(images);
+    for (const name of ['a.png', 'b.png'])
+      await sharp({ create: { width: 8, height: 8, channels: 3, background: '#406080' } })
+        .png()
+        .toFile(path.join(images, name));
+    await writeFile(path.join(images, 'broken.png'), 'not a png');
+    const r = run([
+      'quantize',
+      model,
+      '--out',
+      path.join(dir, 'int8.onnx'),
+      '--images',
+      images,
+      '--min-agreement',
+      '0',
+    ]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /agreement on 2 images: .*; 1 image unreadable: ".*broken\.png"/);
+  });
 }

@@ -57,8 +57,8 @@ export async function checkQuantizeOut(out: string, float: TaggerModel, dataFile
 export async function tagsTarget(float: TaggerModel, out: string): Promise<string | undefined> {
   if (!float.tagsFile) return undefined;
   const dest = path.join(path.dirname(out), path.basename(float.tagsFile));
-  if (!existsSync(dest) || (await real(dest)) === (await real(float.tagsFile)))
-    return existsSync(dest) ? undefined : dest;
+  if (!existsSync(dest)) return dest;
+  if ((await real(dest)) === (await real(float.tagsFile))) return undefined; // --out beside the float model
   const there = await readFile(dest).catch(() => undefined);
   if (!sameTags(there, dest, float.meta.tags))
     throw new UsageError(

@@ -111,12 +111,12 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     staged.splice(staged.indexOf(chosen.tmp), 1);
     if (chosen.dataFile) staged.splice(staged.indexOf(chosen.dataFile), 1);
     for (const old of previous) if (old !== chosen.dataFile) await rm(old, { force: true });
+    if (tagsDest) await writeFileAtomic(tagsDest, await readInput(float.tagsFile!, 'the tags file'));
     return {
       mode: form.mode,
       why: form.why,
       calibrated: form.calibrated,
-      tagsCopied:
-        tagsDest && (await writeFileAtomic(tagsDest, await readInput(float.tagsFile!, 'the tags file')), tagsDest),
+      tagsCopied: tagsDest,
       file: o.out,
       layers: chosen.result.layers,
       head,

@@ -11,5 +11,5 @@ exec node --test --test-concurrency=2 \
   $t/structure/*.test.js $t/published/*.test.js \
   $t/data/{tags,scan,synth,pad-resize,images}.test.js \
   $t/predict/{options,caption,caption-styles,pred-spec,contracts,foreign,frames,hf-cache,hf-download,gallery,batched}.test.js \
-  $t/graphs/{rng,flops,layers,precision}.test.js $t/train/{loss-scaler,threads,train-spec}.test.js \
-  $t/quantize/{norms,layout,tiles}.test.js $t/serve/serve.test.js $t/cli/cli.test.js $t/util/*.test.js
+  $t/graphs/{rng,flops,layers,precision}.test.js $t/train/{loss-scaler,threads}.test.js \
+  $t/quantize/{norms,layout,tiles}.test.js $t/serve/serve.test.js $t/cli/{cli,option-specs}.test.js $t/util/*.test.js

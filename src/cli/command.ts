@@ -1,5 +1,5 @@
 // The shape of a CLI command module: one file per command under commands/, each a function of the context.
-import type { ArgumentsCamelCase, Argv, CommandModule, InferredOptionTypes, Options } from 'yargs';
+import type { Argv, CommandModule, Options } from 'yargs';
 import type { Io } from './io.js';
 import type { OptionSpec, Specs } from '../util/option-spec.js';
 
@@ -21,9 +21,6 @@ export const defineCommand = <T>(m: {
   handler: (argv: T) => Promise<void>;
 }): CommandModule<object, any> => m as unknown as CommandModule<object, any>;
 /* eslint-enable @typescript-eslint/no-explicit-any */
-
-/** The parsed arguments of a command's options table, under their camel-case names. */
-export type Args<O extends Record<string, Options>> = ArgumentsCamelCase<InferredOptionTypes<O>>;
 
 /** One declared option (src/util/option-spec.ts) as a yargs option. */
 export function yargsOption(o: OptionSpec, describe = o.describe): Options {

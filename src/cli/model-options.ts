@@ -5,7 +5,8 @@ import { padColorOf } from '../data/images.js';
 import { CHANNEL_ORDERS } from '../contracts/contract.js';
 import { PRESET_NAMES } from '../contracts/contract-doc.js';
 import type { LoadOptions } from '../model/tagger.js';
-import { checkChoice, checkInteger } from '../util/errors.js';
+import { checkedOptions, checkOption, type ArgsOf, type Specs } from '../util/option-spec.js';
+import { yargsOption, yargsOptions } from './command.js';
 import { startProgress, type Io } from './io.js';
 import { DEVICES, executionProviders, type Device } from '../runtime/providers.js';
 
@@ -17,87 +18,77 @@ export const IMAGES_ARG = {
   describe: 'Image files, folders, or - for a list on stdin',
 } as const;
 
-export function withModelOptions(y: Argv, modelRequired = true): Argv {
-  return y
-    .option('model', {
-      type: 'string',
-      demandOption: modelRequired,
-      describe:
-        'Model: exported by `export`, a foreign ONNX tagger (its tags file beside it, or --tags), or hf:OWNER/REPO[@REVISION][:FILE] from the Hugging Face cache',
-    })
-    .option('tags', {
-      type: 'string',
-      describe: 'Tags of a WD or DeepDanbooru model: selected_tags.csv, or tags.txt with one tag per line',
-    })
-    .option('preset', {
-      type: 'string',
-      choices: ['auto', ...PRESET_NAMES],
-      default: 'auto',
-      describe:
-        'Contract of a foreign model (src/contracts/presets/): auto picks by the tags file and the input layout',
-    })
-    .option('contract', {
-      type: 'string',
-      describe: "A foreign model's contract file (docs/CONTRACTS.md), not a preset",
-    })
-    .option('channels', {
-      type: 'string',
-      choices: CHANNEL_ORDERS,
-      describe: 'Override: channel order of a foreign model',
-    })
-    .option('scale', {
-      type: 'number',
-      choices: [255, 1],
-      describe: 'Override: a foreign model takes 0–255 (255) or 0–1 (1)',
-    })
-    .option('pad-color', {
-      type: 'string',
-      describe: 'Override: letterbox and alpha colour of a foreign model (white, black or R,G,B)',
-    })
-    .option('threads', {
-      type: 'number',
-      default: 0,
-      describe:
-        'Threads the model runs on (0 = one per core; 1 leaves the other cores to decoding, which suits small models)',
-    })
-    .option('device', { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Where the model runs' })
-    .option('batch', {
-      type: 'number',
-      default: 8,
-      alias: ['batch-size', 'batch_size'],
-      describe: `Images per model run (1–${MAX_BATCH})`,
-    });
-}
-
 /** The largest --batch of a model run. */
 export const MAX_BATCH = 4096;
 
-/** --batch, checked. */
-export const batchOf = (argv: { batch: number }): number => checkInteger('--batch', argv.batch, 1, MAX_BATCH);
+/** The options of every command that loads a tagger (src/util/option-spec.ts). */
+export const MODEL_OPTIONS = {
+  model: {
+    type: 'string',
+    required: true,
+    describe:
+      'Model: exported by `export`, a foreign ONNX tagger (its tags file beside it, or --tags), or hf:OWNER/REPO[@REVISION][:FILE] from the Hugging Face cache',
+  },
+  tags: {
+    type: 'string',
+    describe: 'Tags of a WD or DeepDanbooru model: selected_tags.csv, or tags.txt with one tag per line',
+  },
+  preset: {
+    type: 'string',
+    choices: ['auto', ...PRESET_NAMES],
+    default: 'auto',
+    describe: 'Contract of a foreign model (src/contracts/presets/): auto picks by the tags file and the input layout',
+  },
+  contract: { type: 'string', describe: "A foreign model's contract file (docs/CONTRACTS.md), not a preset" },
+  channels: { type: 'string', choices: CHANNEL_ORDERS, describe: 'Override: channel order of a foreign model' },
+  scale: { type: 'number', choices: [255, 1], describe: 'Override: a foreign model takes 0–255 (255) or 0–1 (1)' },
+  'pad-color': {
+    type: 'string',
+    describe: 'Override: letterbox and alpha colour of a foreign model (white, black or R,G,B)',
+  },
+  threads: {
+    type: 'number',
+    default: 0,
+    range: [0, 1024],
+    integer: true,
+    describe:
+      'Threads the model runs on (0 = one per core; 1 leaves the other cores to decoding, which suits small models)',
+  },
+  device: { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Where the model runs' },
+  batch: {
+    type: 'number',
+    default: 8,
+    range: [1, MAX_BATCH],
+    integer: true,
+    alias: ['batch-size', 'batch_size'],
+    describe: `Images per model run (1–${MAX_BATCH})`,
+  },
+} as const satisfies Specs;
 
-export interface ModelArgs {
-  tags?: string;
-  preset: string;
-  contract?: string;
-  channels?: string;
-  scale?: number;
-  padColor?: string;
-  threads?: number;
-  device: string;
-  batch: number;
+/** MODEL_OPTIONS as yargs options; `--model` optional where a command finds the model elsewhere. */
+export function withModelOptions(y: Argv, modelRequired = true): Argv {
+  const { model, ...rest } = MODEL_OPTIONS;
+  return y.options({ model: yargsOption({ ...model, required: modelRequired }), ...yargsOptions(rest) });
 }
 
-export function loadOptionsFrom(argv: ModelArgs, io: Io, extra: Partial<LoadOptions> = {}): LoadOptions {
+/** --batch, checked. */
+export const batchOf = (argv: { batch: number }): number =>
+  checkOption('--batch', MODEL_OPTIONS.batch, argv.batch) as number;
+
+export type ModelArgs = Omit<ArgsOf<typeof MODEL_OPTIONS>, 'model'>;
+
+export function loadOptionsFrom(argv: ModelArgs, io: Io): LoadOptions {
+  const { model: _, ...specs } = MODEL_OPTIONS;
+  const checked = checkedOptions(specs, argv);
   return {
-    executionProviders: executionProviders(checkChoice('--device', argv.device, DEVICES) as Device),
-    ...extra,
-    threads: checkInteger('--threads', argv.threads ?? 0, 0, 1024),
+    executionProviders: executionProviders(checked.device as Device),
+    threads: checked.threads,
     tags: argv.tags,
-    preset: checkChoice('--preset', argv.preset, ['auto', ...PRESET_NAMES]),
+    preset: checked.preset,
     contract: argv.contract,
     overrides: {
-      channels: argv.channels === undefined ? undefined : checkChoice('--channels', argv.channels, CHANNEL_ORDERS),
-      scale: argv.scale,
+      channels: checked.channels,
+      scale: checked.scale,
       padColor: argv.padColor === undefined ? undefined : padColorOf(argv.padColor, '--pad-color'),
     },
     onChoice: (line) => io.err(line),

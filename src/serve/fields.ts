@@ -79,7 +79,7 @@ export function predArgs(f: Fields): PredArgs {
           : o.type === 'list'
             ? f.all(name)
             : o.choices
-              ? f.choice(name, o.choices)
+              ? f.choice(name, o.choices as readonly string[])
               : f.one(name);
   }
   return out as PredArgs;

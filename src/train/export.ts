@@ -58,8 +58,6 @@ export async function exportModel(
   };
   if (opts.int8) {
     const images = opts.calibrate ?? DEFAULT_CALIBRATION_IMAGES;
-    if (!Number.isInteger(images) || images < 1)
-      throw new UsageError(`Expected --calibrate to be a whole number of images ≥ 1 but received ${opts.calibrate}`);
     const shards = path.resolve(opts.shards ?? run.shards);
     const cal = await calibrate(run.model, state.params, shards, images, opts.onProgress);
     meta.int8 = { ranges: cal.ranges, images: cal.images, from: shards };

@@ -2,14 +2,15 @@
 // the CLI derives its yargs options (src/cli/command.ts `yargsOptions`), TypeScript derives the parsed
 // arguments' type (`ArgsOf`), and `checkedOptions` checks every value against its range or choices —
 // so a default or a limit is written in one place. Imports nothing of ours but the error builders.
-import { checkChoice, checkInteger, checkNumber } from './errors.js';
+import { checkChoice, checkInteger, checkNumber, expected } from './errors.js';
 
 export interface OptionSpec {
   /** `list`: a string that may repeat or hold commas; the values accumulate. */
   type: 'number' | 'string' | 'boolean' | 'list';
   default?: string | number | boolean;
   alias?: readonly string[];
-  choices?: readonly string[];
+  /** The values allowed (numbers for a `number` option with a few values, e.g. --scale 255 or 1). */
+  choices?: readonly string[] | readonly number[];
   /** The closed range of a number, and whether it must be a whole number. */
   range?: readonly [number, number];
   integer?: boolean;
@@ -55,7 +56,12 @@ export function checkOption(flag: string, o: OptionSpec, value: unknown): unknow
     const [min, max] = o.range;
     return o.integer ? checkInteger(flag, value, min, max) : checkNumber(flag, value, min, max);
   }
-  if (o.choices) return checkChoice(flag, value, o.choices);
+  if (o.choices && o.type === 'number') {
+    if (!(o.choices as readonly unknown[]).includes(value))
+      throw expected(`one of ${o.choices.join(', ')}`, flag, value);
+    return value;
+  }
+  if (o.choices) return checkChoice(flag, value, o.choices as readonly string[]);
   return value;
 }
 

@@ -22,7 +22,7 @@ function otherValue(o: PredOptionSpec): unknown {
   if (o.type === 'number') return 0.5;
   if (o.type === 'boolean') return !o.default;
   if (o.type === 'list') return ['x'];
-  return o.choices ? o.choices.find((c: string) => c !== o.default) : 'x';
+  return o.choices ? o.choices.find((c) => c !== o.default) : 'x';
 }
 
 test('pred --help lists every flag of the spec under its name and aliases, with its default', async () => {

@@ -2,10 +2,10 @@
 // runs: synth → tags → pairs → train (vgg16-tiny, 64 px) → export → predictions on holdout images next
 // to their true tags, with the holdout mAP against the base rate.
 import path from 'node:path';
-import type { Options } from 'yargs';
-import { defineCommand, type Args, type Command, type Ctx } from '../command.js';
+import { defineCommand, yargsOptions, type Command, type Ctx } from '../command.js';
+import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
 import type { Io } from '../io.js';
-import { checkChoice, checkInteger } from '../../util/errors.js';
+import { DEVICES } from '../../runtime/providers.js';
 import { ENGINES } from '../../train/engines.js';
 import { PRECISIONS } from '../../train/run-config.js';
 import { readShard, readShardIndex } from '../../data/shards.js';
@@ -16,15 +16,15 @@ import { bestCheckpoint, listCheckpoints } from '../../train/checkpoint.js';
 import { TaggerModel } from '../../model/tagger.js';
 import { tagImages } from '../../predict/tagging.js';
 
-const OPTIONS = {
+export const OPTIONS = {
   out: {
     type: 'string',
     default: 'demo-out',
     describe: 'Working folder, replaced on each run (an empty or earlier demo folder)',
   },
-  count: { type: 'number', default: 1200, describe: 'Demo images to draw' },
-  rounds: { type: 'number', default: 60, describe: 'Training rounds' },
-  device: { type: 'string', default: 'cpu', describe: 'cpu or cuda' },
+  count: { type: 'number', default: 1200, range: [50, 1_000_000], integer: true, describe: 'Demo images to draw' },
+  rounds: { type: 'number', default: 60, range: [1, 100_000], integer: true, describe: 'Training rounds' },
+  device: { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Where it trains' },
   engine: { type: 'string', choices: ENGINES, default: 'auto', describe: 'Training engine (see train --help)' },
   precision: {
     type: 'string',
@@ -32,25 +32,19 @@ const OPTIONS = {
     default: 'fp32',
     describe: 'Training precision (see train --help)',
   },
-} as const satisfies Record<string, Options>;
+} as const satisfies Specs;
 
 export const demoCommand: Command = ({ io, run }) =>
   defineCommand({
     command: 'demo',
     describe: 'Run the whole pipeline on built-in demo data: synth → tags → pairs → train → export → predictions',
-    builder: (y) => y.options(OPTIONS),
-    handler: async (argv: Args<typeof OPTIONS>) => {
-      const count = checkInteger('--count', argv.count, 50, 1_000_000);
-      const rounds = checkInteger('--rounds', argv.rounds, 1, 100_000);
+    builder: (y) => y.options(yargsOptions(OPTIONS)),
+    handler: async (argv: ArgsOf<typeof OPTIONS>) => {
+      const { count, rounds, device, engine, precision } = checkedOptions(OPTIONS, argv);
       const out = path.resolve(argv.out);
       const lock = await replaceDemoFolder(out, argv.out, (l) => io.err(l));
       try {
-        const train = {
-          device: argv.device,
-          engine: checkChoice('--engine', argv.engine, ENGINES),
-          precision: checkChoice('--precision', argv.precision, PRECISIONS),
-        };
-        await runDemo(out, count, rounds, train, { io, run });
+        await runDemo(out, count, rounds, { device, engine, precision }, { io, run });
       } finally {
         await lock.release();
       }

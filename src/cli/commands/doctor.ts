@@ -1,27 +1,25 @@
 // `doctor [--device cpu|cuda] [--gradcheck]`: what the runtime can do here, and whether the training
 // graphs' gradients are right on this device. The first stop for a broken CUDA set-up.
-import { defineCommand, type Command } from '../command.js';
-import { checkChoice } from '../../util/errors.js';
+import { defineCommand, yargsOptions, type Command } from '../command.js';
+import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
 import { DEVICES, cudaMissingMessage, executionProviders, runtimeReport } from '../../runtime/providers.js';
 import { gradcheck, gradcheckConfig } from '../../../training/gradcheck.js';
 import { addonStatus } from '../../train/native-binding.js';
 import { BUILD_HINT } from '../../train/engines.js';
 import { int8Line } from '../../runtime/cpu.js';
 
+export const OPTIONS = {
+  device: { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Device to check' },
+  gradcheck: { type: 'boolean', default: false, describe: 'Finite-difference check of the tiny model on the device' },
+} as const satisfies Specs;
+
 export const doctorCommand: Command = ({ io }) =>
   defineCommand({
     command: 'doctor',
     describe: 'Report ONNX Runtime, execution providers and the native addon; --gradcheck verifies gradients',
-    builder: (y) =>
-      y
-        .option('device', { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Device to check' })
-        .option('gradcheck', {
-          type: 'boolean',
-          default: false,
-          describe: 'Finite-difference check of the tiny model on the device',
-        }),
-    handler: async (argv: { device: string; gradcheck: boolean }) => {
-      const device = checkChoice('--device', argv.device, DEVICES);
+    builder: (y) => y.options(yargsOptions(OPTIONS)),
+    handler: async (argv: ArgsOf<typeof OPTIONS>) => {
+      const { device } = checkedOptions(OPTIONS, argv);
       const r = runtimeReport();
       io.out(`onnxruntime: ${r.ortVersion} (${r.libDir})`);
       io.out(

@@ -1,9 +1,9 @@
 // `eval SHARDS --model model.onnx`: metrics on the holdout (or other) shards, and per-tag AP/F1.
 import { stringify } from 'csv-stringify/sync';
-import { defineCommand, type Command } from '../command.js';
+import { defineCommand, yargsOptions, type Command } from '../command.js';
+import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
 import { setIntegrityCheck } from '../../data/safetensors.js';
 import { batchOf, loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
-import { checkChoice, checkNumber } from '../../util/errors.js';
 import { writeFileAtomic } from '../../util/fsx.js';
 import { evaluatePredictions } from '../../metrics/metrics.js';
 import { predictShards } from '../../outputs/evaluate.js';
@@ -12,6 +12,14 @@ import { TaggerModel } from '../../model/tagger.js';
 
 const SPLITS = ['holdout', 'train', 'all'] as const;
 
+export const OPTIONS = {
+  split: { type: 'string', choices: SPLITS, default: 'holdout', describe: 'Which shards' },
+  threshold: { type: 'number', default: 0.5, range: [0, 1], describe: 'Threshold for F1' },
+  format: { type: 'string', choices: ['text', 'json'], default: 'text', describe: 'text, or json for scripts' },
+  'per-tag': { type: 'string', describe: 'Write per-tag AP and F1 to this CSV file' },
+  verify: { type: 'boolean', default: true, describe: 'Check each shard against its SHA-256 (--no-verify skips it)' },
+} as const satisfies Specs;
+
 export const evalCommand: Command = ({ io }) =>
   defineCommand({
     command: 'eval <shards>',
@@ -19,30 +27,10 @@ export const evalCommand: Command = ({ io }) =>
     builder: (y) =>
       withModelOptions(
         y.positional('shards', { type: 'string', demandOption: true, describe: 'Shards folder made by `pairs`' }),
-      )
-        .option('split', { type: 'string', choices: SPLITS, default: 'holdout', describe: 'Which shards' })
-        .option('threshold', { type: 'number', default: 0.5, describe: 'Threshold for F1' })
-        .option('format', { type: 'string', choices: ['text', 'json'], default: 'text' })
-        .option('per-tag', { type: 'string', describe: 'Write per-tag AP and F1 to this CSV file' })
-        .option('verify', {
-          type: 'boolean',
-          default: true,
-          describe: 'Check each shard against its SHA-256 (--no-verify skips it)',
-        }),
-    handler: async (
-      argv: ModelArgs & {
-        shards: string;
-        model: string;
-        split: string;
-        threshold: number;
-        format: string;
-        perTag?: string;
-        verify: boolean;
-      },
-    ) => {
+      ).options(yargsOptions(OPTIONS)),
+    handler: async (argv: ModelArgs & ArgsOf<typeof OPTIONS> & { shards: string; model: string }) => {
       setIntegrityCheck(argv.verify);
-      const threshold = checkNumber('--threshold', argv.threshold, 0, 1);
-      const split = checkChoice('--split', argv.split, SPLITS);
+      const { threshold, split } = checkedOptions(OPTIONS, argv);
       const batch = batchOf(argv);
       const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io));
       if (model.contract.kind !== 'ours')

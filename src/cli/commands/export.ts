@@ -1,8 +1,33 @@
 // `export RUN --out model.onnx [--checkpoint FILE] [--int8 [--calibrate N] [--shards DIR] | --fp16]`: the self-contained inference model of a run.
-import { defineCommand, type Command } from '../command.js';
+import { defineCommand, yargsOptions, type Command } from '../command.js';
+import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
 import { startProgress, type Progress } from '../io.js';
 import { UsageError } from '../../util/errors.js';
 import { DEFAULT_CALIBRATION_IMAGES, exportModel } from '../../train/export.js';
+
+export const OPTIONS = {
+  out: { type: 'string', required: true, describe: 'ONNX file to write' },
+  checkpoint: { type: 'string', describe: 'Checkpoint file [default: the best by holdout mAP]' },
+  int8: {
+    type: 'boolean',
+    default: false,
+    describe:
+      'Write an int8 model (QDQ, per-channel int8 weights): about 4× smaller and, on CPUs with VNNI, about 3× faster',
+  },
+  fp16: {
+    type: 'boolean',
+    default: false,
+    describe:
+      'Write a float16 model for GPUs (--device cuda): convolutions and GEMMs in float16; on a CPU it is much slower than fp32',
+  },
+  calibrate: {
+    type: 'number',
+    range: [1, 1_000_000],
+    integer: true,
+    describe: `Images of the training shards to calibrate int8 activations on [default: ${DEFAULT_CALIBRATION_IMAGES}]`,
+  },
+  shards: { type: 'string', describe: 'Shards folder to calibrate on [default: the one the run was trained on]' },
+} as const satisfies Specs;
 
 export const exportCommand: Command = ({ io }) =>
   defineCommand({
@@ -11,28 +36,7 @@ export const exportCommand: Command = ({ io }) =>
     builder: (y) =>
       y
         .positional('run', { type: 'string', demandOption: true, describe: 'Run folder made by `train`' })
-        .option('out', { type: 'string', demandOption: true, describe: 'ONNX file to write' })
-        .option('checkpoint', { type: 'string', describe: 'Checkpoint file [default: the best by holdout mAP]' })
-        .option('int8', {
-          type: 'boolean',
-          default: false,
-          describe:
-            'Write an int8 model (QDQ, per-channel int8 weights): about 4× smaller and, on CPUs with VNNI, about 3× faster',
-        })
-        .option('fp16', {
-          type: 'boolean',
-          default: false,
-          describe:
-            'Write a float16 model for GPUs (--device cuda): convolutions and GEMMs in float16; on a CPU it is much slower than fp32',
-        })
-        .option('calibrate', {
-          type: 'number',
-          describe: `Images of the training shards to calibrate int8 activations on [default: ${DEFAULT_CALIBRATION_IMAGES}]`,
-        })
-        .option('shards', {
-          type: 'string',
-          describe: 'Shards folder to calibrate on [default: the one the run was trained on]',
-        })
+        .options(yargsOptions(OPTIONS))
         .check((a) => {
           if ((a.calibrate !== undefined || a.shards !== undefined) && !a.int8)
             throw new UsageError('Expected --int8 with --calibrate or --shards: they only apply to the int8 model');
@@ -40,26 +44,12 @@ export const exportCommand: Command = ({ io }) =>
             throw new UsageError('Expected --int8 or --fp16, not both: a model is one or the other');
           return true;
         }),
-    handler: async (argv: {
-      run: string;
-      out: string;
-      checkpoint?: string;
-      int8: boolean;
-      fp16: boolean;
-      calibrate?: number;
-      shards?: string;
-    }) => {
+    handler: async (argv: ArgsOf<typeof OPTIONS> & { run: string }) => {
+      const o = checkedOptions(OPTIONS, argv);
       let progress: Progress | undefined;
       const onProgress = (done: number, total: number): void =>
         (progress ??= startProgress(io, 'calibrating', total)).update(done);
-      const r = await exportModel(argv.run, argv.out, {
-        checkpoint: argv.checkpoint,
-        int8: argv.int8,
-        fp16: argv.fp16,
-        calibrate: argv.calibrate,
-        shards: argv.shards,
-        onProgress,
-      });
+      const r = await exportModel(argv.run, o.out, { ...o, onProgress });
       progress?.stop();
       const map = r.checkpoint.metrics ? `, holdout mAP ${r.checkpoint.metrics.map.toFixed(4)}` : '';
       const kind = r.calibrated

@@ -2,14 +2,31 @@
 // a KPI (click-through rate, likes, sales) predicted from illustration vectors (src/kpi/).
 import { stringify } from 'csv-stringify/sync';
 import type { Argv } from 'yargs';
-import { defineCommand, type Command, type Ctx } from '../command.js';
+import { defineCommand, yargsOptions, type Command, type Ctx } from '../command.js';
+import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
 import { batchOf, loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
-import { checkChoice, checkInteger } from '../../util/errors.js';
 import { fitKpiFile, predictKpiFiles, readKpiFile, writeKpiFile } from '../../kpi/kpi.js';
-import { KPI_KINDS, type KpiKind } from '../../kpi/fit.js';
+import { KPI_KINDS } from '../../kpi/fit.js';
 import { TaggerModel } from '../../model/tagger.js';
 
 const FORMATS = ['text', 'json', 'csv'] as const;
+
+export const KPI_FIT_OPTIONS = {
+  target: { type: 'string', required: true, describe: 'TARGETS.csv with file,value rows (paths relative to the CSV)' },
+  out: { type: 'string', required: true, describe: 'kpi.json to write' },
+  kind: {
+    type: 'string',
+    choices: KPI_KINDS,
+    default: 'linear',
+    describe: 'linear (a value) or logistic (0/1 outcomes)',
+  },
+  folds: { type: 'number', default: 5, range: [2, 100], integer: true, describe: 'Cross-validation folds' },
+} as const satisfies Specs;
+
+export const KPI_PRED_OPTIONS = {
+  kpi: { type: 'string', required: true, describe: 'kpi.json written by `kpi fit`' },
+  format: { type: 'string', choices: FORMATS, default: 'text', describe: 'text, json or csv' },
+} as const satisfies Specs;
 
 function fitCommand({ io }: Ctx): ReturnType<typeof defineCommand> {
   return defineCommand({
@@ -22,22 +39,9 @@ function fitCommand({ io }: Ctx): ReturnType<typeof defineCommand> {
           demandOption: true,
           describe: '.npy written by `vec --out` (probs, features or binary)',
         })
-        .option('target', {
-          type: 'string',
-          demandOption: true,
-          describe: 'TARGETS.csv with file,value rows (paths relative to the CSV)',
-        })
-        .option('out', { type: 'string', demandOption: true, describe: 'kpi.json to write' })
-        .option('kind', {
-          type: 'string',
-          choices: KPI_KINDS,
-          default: 'linear',
-          describe: 'linear (a value) or logistic (0/1 outcomes)',
-        })
-        .option('folds', { type: 'number', default: 5, describe: 'Cross-validation folds' }),
-    handler: async (argv: { vec: string; target: string; out: string; kind: string; folds: number }) => {
-      const kind = checkChoice('--kind', argv.kind, KPI_KINDS) as KpiKind;
-      const folds = checkInteger('--folds', argv.folds, 2, 100);
+        .options(yargsOptions(KPI_FIT_OPTIONS)),
+    handler: async (argv: ArgsOf<typeof KPI_FIT_OPTIONS> & { vec: string }) => {
+      const { kind, folds } = checkedOptions(KPI_FIT_OPTIONS, argv);
       const r = await fitKpiFile(argv.vec, argv.target, kind, folds);
       if (r.withoutTarget > 0) io.err(`kpi: ${r.withoutTarget} vectors have no target and were left out`);
       if (r.targetsWithoutRow.length > 0)
@@ -64,15 +68,13 @@ function predCommand({ io }: Ctx): ReturnType<typeof defineCommand> {
   return defineCommand({
     command: 'pred <images..>',
     describe: 'Predict a fitted KPI for images, folders or `-`',
-    builder: (y) =>
-      withModelOptions(y.positional('images', IMAGES_ARG))
-        .option('kpi', { type: 'string', demandOption: true, describe: 'kpi.json written by `kpi fit`' })
-        .option('format', { type: 'string', choices: FORMATS, default: 'text' }),
-    handler: async (argv: ModelArgs & { images: string[]; model: string; kpi: string; format: string }) => {
-      const format = checkChoice('--format', argv.format, FORMATS);
+    builder: (y) => withModelOptions(y.positional('images', IMAGES_ARG)).options(yargsOptions(KPI_PRED_OPTIONS)),
+    handler: async (argv: ModelArgs & ArgsOf<typeof KPI_PRED_OPTIONS> & { images: string[]; model: string }) => {
+      const { format } = checkedOptions(KPI_PRED_OPTIONS, argv);
       const batch = batchOf(argv);
+      const load = loadOptionsFrom(argv, io);
       const kpi = await readKpiFile(argv.kpi);
-      const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io));
+      const model = await TaggerModel.load(argv.model, load);
       let failed = 0;
       let rows: { file: string; value: number }[];
       try {

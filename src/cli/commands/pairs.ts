@@ -1,26 +1,39 @@
 // `pairs DATASET --tags tags.csv --out SHARDS`: the seed's make_pair, as resumable safetensors shards.
 import path from 'node:path';
-import type { Options } from 'yargs';
-import { defineCommand, type Args, type Command } from '../command.js';
-import { checkChoice, checkInteger, checkNumber, UsageError } from '../../util/errors.js';
+import { defineCommand, yargsOptions, type Command } from '../command.js';
+import { checkInteger, UsageError } from '../../util/errors.js';
+import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
 import { checkDatasetDir } from '../../data/scan.js';
 import { DEFAULT_MAX_PIXELS, PAD_RULES } from '../../data/images.js';
 import { makeShards } from '../../data/make-shards.js';
 import { TagIndex } from '../../data/tags.js';
 import { startProgress, type Io, type Progress } from '../io.js';
 
-const OPTIONS = {
-  tags: { type: 'string', demandOption: true, describe: 'tags.csv made by `tags`' },
+export const OPTIONS = {
+  tags: { type: 'string', required: true, describe: 'tags.csv made by `tags`' },
   out: {
     type: 'string',
-    demandOption: true,
+    required: true,
     describe: 'Shards folder (re-run to continue an interrupted run)',
   },
-  'shard-size': { type: 'number', default: 15000, describe: 'Training images per shard' },
-  size: { type: 'number', default: 224, describe: 'Image side S in pixels' },
+  'shard-size': {
+    type: 'number',
+    default: 15000,
+    range: [1, 28_000],
+    integer: true,
+    describe: 'Training images per shard',
+  },
+  size: {
+    type: 'number',
+    default: 224,
+    range: [32, 2048],
+    integer: true,
+    describe: 'Image side S in pixels (a multiple of 32)',
+  },
   holdout: {
     type: 'number',
     default: 0.01,
+    range: [0, 0.5],
     describe: 'Fraction held out for evaluation (by file name hash)',
   },
   pad: {
@@ -32,10 +45,17 @@ const OPTIONS = {
   'max-pixels': {
     type: 'number',
     default: DEFAULT_MAX_PIXELS,
+    range: [1, 2 ** 40],
+    integer: true,
     describe: 'Skip images with more pixels (decompression bombs)',
   },
-  concurrency: { type: 'number', describe: 'Images decoded at once [default: cores]' },
-} as const satisfies Record<string, Options>;
+  concurrency: {
+    type: 'number',
+    range: [1, 256],
+    integer: true,
+    describe: 'Images decoded at once [default: cores]',
+  },
+} as const satisfies Specs;
 
 export const pairsCommand: Command = ({ io }) =>
   defineCommand({
@@ -48,33 +68,17 @@ export const pairsCommand: Command = ({ io }) =>
           demandOption: true,
           describe: 'Folder of images with sibling .txt tag files',
         })
-        .options(OPTIONS),
+        .options(yargsOptions(OPTIONS)),
     handler: (argv: RunPairsArgs) => runPairs(io, argv),
   });
 
-type RunPairsArgs = Args<typeof OPTIONS> & {
-  dataset: string;
-  tags: string;
-  out: string;
-  shardSize: number;
-  size: number;
-  holdout: number;
-  pad: string;
-  maxPixels: number;
-  concurrency?: number;
-};
+type RunPairsArgs = ArgsOf<typeof OPTIONS> & { dataset: string };
 
 async function runPairs(io: Io, argv: RunPairsArgs): Promise<void> {
-  const shardSize = checkInteger('--shard-size', argv.shardSize, 1, 28_000);
-  const size = checkInteger('--size', argv.size, 32, 2048);
+  const { shardSize, size, holdout, pad, maxPixels, concurrency } = checkedOptions(OPTIONS, argv);
   // train's VGG16 halves the image five times: refuse now what it would refuse later.
   if (size % 32 !== 0)
     throw new UsageError(`Expected a multiple of 32 for --size (VGG16 halves the image 5 times) but received ${size}`);
-  const holdout = checkNumber('--holdout', argv.holdout, 0, 0.5);
-  const pad = checkChoice('--pad', argv.pad, PAD_RULES);
-  const maxPixels = checkInteger('--max-pixels', argv.maxPixels, 1, 2 ** 40);
-  const concurrency =
-    argv.concurrency === undefined ? undefined : checkInteger('--concurrency', argv.concurrency, 1, 256);
   if (shardSize * size * size * 3 > 2 ** 32 - 1)
     checkInteger('--shard-size', shardSize, 1, Math.floor((2 ** 32 - 1) / (size * size * 3)));
   const dataset = await checkDatasetDir(argv.dataset);

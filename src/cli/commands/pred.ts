@@ -1,26 +1,26 @@
 // `pred IMAGE|DIR|- ... --model model.onnx`: tags for images, the seed's --pred done for collections
 // and for the taggers users already have (WD, DeepDanbooru): thresholds per category, MCut, ratings,
 // several output formats, captions next to the images edited as sd-scripts does.
-import type { Options } from 'yargs';
 import type { Io } from '../io.js';
-import { defineCommand, type Args, type Command } from '../command.js';
+import { defineCommand, yargsOptions, type Command } from '../command.js';
 import { batchOf, loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
 import { FRAME_OPTIONS, withPredFlags } from '../pred-options.js';
 import { selectOptionsFrom } from '../../select/options.js';
 import type { PredArgs } from '../../select/pred-spec.js';
 import { captionerFrom, captionStyleOf } from '../../captions/style.js';
 import { sdScriptsFrequencyLines, sdScriptsModelFiles } from '../../captions/sd-scripts.js';
-import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
+import { UsageError } from '../../util/errors.js';
+import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
 import { checkOutputFile } from '../../util/fsx.js';
 import { TaggerModel } from '../../model/tagger.js';
-import { FRAME_MERGES, partFrom } from '../../predict/tagging.js';
+import { partFrom } from '../../predict/tagging.js';
 import { predictImages } from '../../predict/predict-images.js';
 import { checkCaptionExt } from '../../captions/caption-file.js';
 import { PRED_FORMATS, predOutput, writeFrequency } from '../../outputs/pred-output.js';
 
 type Argv = PredArgs & ModelArgs & { images: string[]; model?: string; format: string };
 
-const OPTIONS = {
+export const OPTIONS = {
   format: {
     type: 'string',
     choices: PRED_FORMATS,
@@ -28,24 +28,23 @@ const OPTIONS = {
     describe: 'Output format; caption writes NAME.txt next to each image',
   },
   ...FRAME_OPTIONS,
-} as const satisfies Record<string, Options>;
+} as const satisfies Specs;
 
 export const predCommand: Command = ({ io }) =>
   defineCommand({
     command: 'pred <images..>',
     describe: 'Predict tags for images, folders (recursive) or `-` (paths on stdin)',
-    builder: (y) => withPredFlags(withModelOptions(y.positional('images', IMAGES_ARG), false)).options(OPTIONS),
+    builder: (y) =>
+      withPredFlags(withModelOptions(y.positional('images', IMAGES_ARG), false)).options(yargsOptions(OPTIONS)),
     handler: (argv: RunPredArgs) => runPred(io, argv),
   });
 
-type RunPredArgs = Args<typeof OPTIONS> & Argv;
+type RunPredArgs = ArgsOf<typeof OPTIONS> & Argv;
 
 async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
   const batch = batchOf(argv);
-  const format = checkChoice('--format', argv.format, PRED_FORMATS);
+  const { format, frames, framesMerge: merge } = checkedOptions(OPTIONS, argv);
   const part = partFrom(argv.part);
-  const frames = checkInteger('--frames', argv.frames, 1, 1000);
-  const merge = checkChoice('--frames-merge', argv.framesMerge, FRAME_MERGES);
   if (argv.append && argv.prepend) throw new UsageError('Expected one of --append and --prepend but received both');
   const captionExt = checkCaptionExt(argv.captionExt);
   captionStyleOf(argv);

@@ -1,13 +1,44 @@
 // `quantize MODEL --out FILE [--images DIR ...] [--mode auto|dynamic|static] [--calibrate 256]
 // [--min-agreement 0.95]`: a tagger with its layers in int8 (src/quantize/), checked on the user's
 // images when given.
-import { defineCommand, type Command } from '../command.js';
+import { defineCommand, yargsOptions, type Command } from '../command.js';
+import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
 import { batchOf, IMAGES_ARG, loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
-import { checkChoice, checkInteger, checkNumber } from '../../util/errors.js';
 import { listImageEntries } from '../../predict/inputs.js';
 import { HEAD_CHECK_F1, HEAD_MODES, MODES, quantizeModel } from '../../quantize/quantize.js';
 import { checkSelection } from '../../quantize/agreement.js';
 import { quantizeReport } from '../../quantize/report.js';
+
+export const OPTIONS = {
+  out: { type: 'string', required: true, describe: 'The int8 model to write' },
+  'min-agreement': {
+    type: 'number',
+    default: 0.95,
+    range: [0, 1],
+    describe: 'Least F1 of int8 tags against float tags on --images; below it nothing is written',
+  },
+  mode: {
+    type: 'string',
+    choices: MODES,
+    default: 'auto',
+    describe:
+      'dynamic: MatMul/Gemm, activations quantized at run time; static: Conv too, activations calibrated on --images; auto: static where convolutions hold half the work or more (with --images), else dynamic',
+  },
+  calibrate: {
+    type: 'number',
+    default: 256,
+    range: [1, 1_000_000],
+    integer: true,
+    describe: 'Images of --images that --mode static calibrates on (the first N)',
+  },
+  head: {
+    type: 'string',
+    choices: HEAD_MODES,
+    default: 'auto',
+    describe: `The last layer (the head): int8, float, or auto: float when, with --images, int8 tags agree under F1 ${HEAD_CHECK_F1} and agree better with it float`,
+  },
+  threshold: { type: 'number', range: [0, 1], describe: "Tag threshold for the check [default: the model's]" },
+} as const satisfies Specs;
 
 export const quantizeCommand: Command = ({ io }) =>
   defineCommand({
@@ -16,50 +47,11 @@ export const quantizeCommand: Command = ({ io }) =>
     builder: (y) =>
       withModelOptions(y, false)
         .positional('model', { type: 'string', demandOption: true, describe: 'The float model (a file or hf:…)' })
-        .option('out', { type: 'string', demandOption: true, describe: 'The int8 model to write' })
         .option('images', { ...IMAGES_ARG, demandOption: false, describe: 'Images to compare int8 and float on' })
-        .option('min-agreement', {
-          type: 'number',
-          default: 0.95,
-          describe: 'Least F1 of int8 tags against float tags on --images; below it nothing is written',
-        })
-        .option('mode', {
-          type: 'string',
-          choices: MODES,
-          default: 'auto',
-          describe:
-            'dynamic: MatMul/Gemm, activations quantized at run time; static: Conv too, activations calibrated on --images; auto: static where convolutions hold half the work or more (with --images), else dynamic',
-        })
-        .option('calibrate', {
-          type: 'number',
-          default: 256,
-          describe: 'Images of --images that --mode static calibrates on (the first N)',
-        })
-        .option('head', {
-          type: 'string',
-          choices: HEAD_MODES,
-          default: 'auto',
-          describe: `The last layer (the head): int8, float, or auto: float when, with --images, int8 tags agree under F1 ${HEAD_CHECK_F1} and agree better with it float`,
-        })
-        .option('threshold', { type: 'number', describe: "Tag threshold for the check [default: the model's]" }),
-    handler: async (
-      argv: ModelArgs & {
-        model: string;
-        out: string;
-        images?: string[];
-        minAgreement: number;
-        mode: string;
-        calibrate: number;
-        head: string;
-        threshold?: number;
-        batch: number;
-      },
-    ) => {
-      const minAgreement = checkNumber('--min-agreement', argv.minAgreement, 0, 1);
+        .options(yargsOptions(OPTIONS)),
+    handler: async (argv: ModelArgs & ArgsOf<typeof OPTIONS> & { model: string; images?: string[] }) => {
+      const { minAgreement, mode, calibrate, head } = checkedOptions(OPTIONS, argv);
       const batch = batchOf(argv);
-      const mode = checkChoice('--mode', argv.mode, MODES);
-      const calibrate = checkInteger('--calibrate', argv.calibrate, 1, 1_000_000);
-      const head = checkChoice('--head', argv.head, HEAD_MODES);
       const entries = [];
       for await (const e of listImageEntries(argv.images ?? [])) entries.push(e);
       const r = await quantizeModel({

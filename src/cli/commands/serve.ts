@@ -2,20 +2,19 @@
 // Binding anything but the loopback needs --token. SIGINT/SIGTERM: stop accepting, finish in-flight
 // requests, exit 0.
 import path from 'node:path';
-import type { Options } from 'yargs';
 import type { Io } from '../io.js';
-import { defineCommand, type Args, type Command } from '../command.js';
+import { defineCommand, yargsOptions, type Command } from '../command.js';
+import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
 import { FRAME_OPTIONS } from '../pred-options.js';
 import { batchOf, loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
-import { FRAME_MERGES, type FrameMerge } from '../../predict/tagging.js';
-import { checkChoice, checkInteger, UsageError } from '../../util/errors.js';
+import { UsageError } from '../../util/errors.js';
 import { TaggerModel } from '../../model/tagger.js';
 import { readVecIndex } from '../../outputs/vectors.js';
 import { buildServer, closeServer } from '../../serve/app.js';
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
-const OPTIONS = {
+export const OPTIONS = {
   index: {
     type: 'string',
     describe: "A `vec` index (.npy) for /v1/similar and the page's similar images",
@@ -25,26 +24,40 @@ const OPTIONS = {
     default: '127.0.0.1',
     describe: 'Address to bind (anything but loopback needs --token)',
   },
-  port: { type: 'number', default: 8080 },
+  port: { type: 'number', default: 8080, range: [0, 65535], integer: true, describe: 'Port (0: any free one)' },
   'max-wait-ms': {
     type: 'number',
     default: 10,
+    range: [0, 60_000],
+    integer: true,
     describe: 'How long an image waits for others to batch with',
   },
   queue: {
     type: 'number',
     default: 256,
+    range: [1, 1_000_000],
+    integer: true,
     describe: 'Images waiting at most; beyond, 503 with Retry-After',
   },
   'timeout-ms': {
     type: 'number',
     default: 30000,
+    range: [1, 3_600_000],
+    integer: true,
     describe: 'Per-request limit on waiting for the model (503 after)',
   },
-  'max-body-mb': { type: 'number', default: 32, describe: 'Largest request body (413 beyond)' },
+  'max-body-mb': {
+    type: 'number',
+    default: 32,
+    range: [1, 4096],
+    integer: true,
+    describe: 'Largest request body (413 beyond)',
+  },
   'max-pixels': {
     type: 'number',
     default: 40_000_000,
+    range: [1, 2 ** 40],
+    integer: true,
     describe: 'Largest image in pixels (413 beyond: decompression bombs)',
   },
   token: {
@@ -52,20 +65,20 @@ const OPTIONS = {
     describe: 'Require "Authorization: Bearer TOKEN" on the API (the page: open /#token=TOKEN)',
   },
   ...FRAME_OPTIONS,
-} as const satisfies Record<string, Options>;
+} as const satisfies Specs;
 
 export const serveCommand: Command = ({ io }) =>
   defineCommand({
     command: 'serve',
     describe: 'Serve a model over HTTP: JSON API, the WD14 tagger API, and a web page to try it',
-    builder: (y) => withModelOptions(y).options(OPTIONS),
+    builder: (y) => withModelOptions(y).options(yargsOptions(OPTIONS)),
     handler: (argv: RunServeArgs) => runServe(io, argv),
   });
 
-type RunServeArgs = Args<typeof OPTIONS> & ModelArgs & { model: string };
+type RunServeArgs = ArgsOf<typeof OPTIONS> & ModelArgs & { model: string };
 
 async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
-  const port = checkInteger('--port', argv.port, 0, 65535);
+  const o = checkedOptions(OPTIONS, argv);
   if (!LOOPBACK.test(argv.host) && !argv.token)
     throw new UsageError(
       `Expected --token to bind ${argv.host}, which is reachable from other machines (or bind 127.0.0.1)`,
@@ -73,14 +86,14 @@ async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
   const opts = {
     name: path.basename(argv.model, path.extname(argv.model)),
     batch: batchOf(argv),
-    maxWaitMs: checkInteger('--max-wait-ms', argv.maxWaitMs, 0, 60_000),
-    queue: checkInteger('--queue', argv.queue, 1, 1_000_000),
-    timeoutMs: checkInteger('--timeout-ms', argv.timeoutMs, 1, 3_600_000),
-    bodyLimit: checkInteger('--max-body-mb', argv.maxBodyMb, 1, 4096) * 2 ** 20,
-    maxPixels: checkInteger('--max-pixels', argv.maxPixels, 1, 2 ** 40),
+    maxWaitMs: o.maxWaitMs,
+    queue: o.queue,
+    timeoutMs: o.timeoutMs,
+    bodyLimit: o.maxBodyMb * 2 ** 20,
+    maxPixels: o.maxPixels,
     token: argv.token,
-    frames: checkInteger('--frames', argv.frames, 1, 1000),
-    framesMerge: checkChoice('--frames-merge', argv.framesMerge, FRAME_MERGES) as FrameMerge,
+    frames: o.frames,
+    framesMerge: o.framesMerge,
     index: argv.index ? await readVecIndex(argv.index) : undefined,
   };
   const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io));
@@ -88,9 +101,9 @@ async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
   const warm = model.warmUp(opts.batch);
   const app = await buildServer(model, opts);
   await warm;
-  const address = await app.listen({ host: argv.host, port }).catch(async (err: Error) => {
+  const address = await app.listen({ host: argv.host, port: o.port }).catch(async (err: Error) => {
     await model.release();
-    throw new UsageError(`Expected to listen on ${argv.host}:${port} but it fails: ${err.message}`);
+    throw new UsageError(`Expected to listen on ${argv.host}:${o.port} but it fails: ${err.message}`);
   });
   io.err(
     `serve: ${opts.name} (${model.meta.tags.length} tags, ${model.meta.precision}) on ${address}; API under /v1 and /tagger/v1, page at /`,

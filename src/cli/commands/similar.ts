@@ -1,23 +1,31 @@
 // `similar QUERY --index FILE.npy [--k 10]`: nearest neighbours of an image among the rows of a `vec`
 // index (src/outputs/vectors.ts).
 import { stat } from 'node:fs/promises';
-import { defineCommand, type Command } from '../command.js';
+import { defineCommand, yargsOptions, type Command } from '../command.js';
+import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
 import { fsReason } from '../../util/fsx.js';
 import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
-import { checkInteger, UsageError } from '../../util/errors.js';
+import { UsageError } from '../../util/errors.js';
 import { TaggerModel } from '../../model/tagger.js';
 import { nearest, readVecIndex, vectorize, type Vectors } from '../../outputs/vectors.js';
+
+export const OPTIONS = {
+  index: { type: 'string', required: true, describe: '.npy written by `vec --out`' },
+  k: { type: 'number', default: 10, range: [1, 1e6], integer: true, describe: 'Neighbours to list' },
+} as const satisfies Specs;
 
 export const similarCommand: Command = ({ io }) =>
   defineCommand({
     command: 'similar <query>',
     describe: 'Nearest neighbours of an image in a `vec` index (cosine, or Hamming for binary)',
     builder: (y) =>
-      withModelOptions(y.positional('query', { type: 'string', demandOption: true, describe: 'Query image' }), false)
-        .option('index', { type: 'string', demandOption: true, describe: '.npy written by `vec --out`' })
-        .option('k', { type: 'number', default: 10, describe: 'Neighbours to list' }),
-    handler: async (argv: ModelArgs & { query: string; index: string; k: number; model?: string }) => {
-      const k = checkInteger('--k', argv.k, 1, 1e6);
+      withModelOptions(
+        y.positional('query', { type: 'string', demandOption: true, describe: 'Query image' }),
+        false,
+      ).options(yargsOptions(OPTIONS)),
+    handler: async (argv: ModelArgs & ArgsOf<typeof OPTIONS> & { query: string; model?: string }) => {
+      const { k } = checkedOptions(OPTIONS, argv);
+      const load = loadOptionsFrom(argv, io);
       const info = await stat(argv.query).catch((err: unknown) => {
         throw new UsageError(
           `Expected an image file for QUERY but ${JSON.stringify(argv.query)} cannot be read (${fsReason(err)})`,
@@ -28,7 +36,7 @@ export const similarCommand: Command = ({ io }) =>
           `Expected one image file for QUERY but ${JSON.stringify(argv.query)} is a folder or not a regular file`,
         );
       const { meta, index } = await readVecIndex(argv.index);
-      const model = await TaggerModel.load(argv.model ?? meta.model, loadOptionsFrom(argv, io));
+      const model = await TaggerModel.load(argv.model ?? meta.model, load);
       let q: Vectors;
       try {
         q = await vectorize(model, [argv.query], meta.kind, 1, (file, reason) => {

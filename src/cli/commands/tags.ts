@@ -1,10 +1,29 @@
 // `tags DATASET --out tags.csv [--top 5000] [--min-count N]`: the seed's make_tag_index.
 import path from 'node:path';
-import { defineCommand, type Command } from '../command.js';
-import { checkInteger, UsageError } from '../../util/errors.js';
+import { defineCommand, yargsOptions, type Command } from '../command.js';
+import { UsageError } from '../../util/errors.js';
+import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
 import { checkDatasetDir } from '../../data/scan.js';
 import { countTags, formatTagsCsv, selectTags } from '../../data/tags.js';
 import { writeFileAtomic } from '../../util/fsx.js';
+
+export const OPTIONS = {
+  out: { type: 'string', required: true, describe: 'tags.csv to write' },
+  top: {
+    type: 'number',
+    default: 5000,
+    range: [1, 1_000_000],
+    integer: true,
+    describe: 'Keep the K most frequent tags',
+  },
+  'min-count': {
+    type: 'number',
+    default: 2,
+    range: [1, 1e12],
+    integer: true,
+    describe: 'Drop tags on fewer images than this (a tag on one image cannot be learned or evaluated)',
+  },
+} as const satisfies Specs;
 
 export const tagsCommand: Command = ({ io }) =>
   defineCommand({
@@ -17,16 +36,9 @@ export const tagsCommand: Command = ({ io }) =>
           demandOption: true,
           describe: 'Folder of images with sibling .txt tag files',
         })
-        .option('out', { type: 'string', demandOption: true, describe: 'tags.csv to write' })
-        .option('top', { type: 'number', default: 5000, describe: 'Keep the K most frequent tags' })
-        .option('min-count', {
-          type: 'number',
-          default: 2,
-          describe: 'Drop tags on fewer images than this (a tag on one image cannot be learned or evaluated)',
-        }),
-    handler: async (argv: { dataset: string; out: string; top: number; minCount: number }) => {
-      const top = checkInteger('--top', argv.top, 1, 1_000_000);
-      const minCount = checkInteger('--min-count', argv.minCount, 1, 1e12);
+        .options(yargsOptions(OPTIONS)),
+    handler: async (argv: ArgsOf<typeof OPTIONS> & { dataset: string }) => {
+      const { top, minCount } = checkedOptions(OPTIONS, argv);
       const root = await checkDatasetDir(argv.dataset);
       let lastReport = performance.now();
       const counted = await countTags(

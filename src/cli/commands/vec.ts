@@ -1,30 +1,33 @@
 // `vec IMAGE|DIR|- ... --model model.onnx [--kind probs|features|binary] [--out FILE]`: the
 // "illustration to vector" (src/outputs/vectors.ts) as .npy (with FILE.npy.json naming the rows) or JSONL.
-import { defineCommand, type Command } from '../command.js';
+import { defineCommand, yargsOptions, type Command } from '../command.js';
+import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
 import { batchOf, loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
-import { checkChoice, UsageError } from '../../util/errors.js';
+import { UsageError } from '../../util/errors.js';
 import { writeFileAtomic } from '../../util/fsx.js';
 import { TaggerModel } from '../../model/tagger.js';
 import { VEC_KINDS, vectorize, vectorLines, writeVecIndex, type Vectors } from '../../outputs/vectors.js';
+
+export const OPTIONS = {
+  kind: {
+    type: 'string',
+    choices: VEC_KINDS,
+    default: 'features',
+    describe: 'probs (K), features (hidden), binary (features > 0, packed bits)',
+  },
+  out: {
+    type: 'string',
+    describe: 'FILE.npy (plus FILE.npy.json naming the rows) or FILE.jsonl [default: JSONL on stdout]',
+  },
+} as const satisfies Specs;
 
 export const vecCommand: Command = ({ io }) =>
   defineCommand({
     command: 'vec <images..>',
     describe: 'Illustration vectors: tag probabilities, hidden features or binary hashes, as .npy or JSONL',
-    builder: (y) =>
-      withModelOptions(y.positional('images', IMAGES_ARG))
-        .option('kind', {
-          type: 'string',
-          choices: VEC_KINDS,
-          default: 'features',
-          describe: 'probs (K), features (hidden), binary (features > 0, packed bits)',
-        })
-        .option('out', {
-          type: 'string',
-          describe: 'FILE.npy (plus FILE.npy.json naming the rows) or FILE.jsonl [default: JSONL on stdout]',
-        }),
-    handler: async (argv: ModelArgs & { images: string[]; model: string; kind: string; out?: string }) => {
-      const kind = checkChoice('--kind', argv.kind, VEC_KINDS);
+    builder: (y) => withModelOptions(y.positional('images', IMAGES_ARG)).options(yargsOptions(OPTIONS)),
+    handler: async (argv: ModelArgs & ArgsOf<typeof OPTIONS> & { images: string[]; model: string }) => {
+      const { kind } = checkedOptions(OPTIONS, argv);
       const batch = batchOf(argv);
       if (argv.out && !/\.(npy|jsonl)$/.test(argv.out))
         throw new UsageError(`Expected --out ending in .npy or .jsonl but received ${JSON.stringify(argv.out)}`);

@@ -4,7 +4,7 @@
 // first and then resize it (as their reference code does). Failures are classified.
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
-import { apngFrames, apngInfo } from './apng.js';
+import { apngFrames, apngInfo, apngRefusal } from './apng.js';
 import { UsageError } from '../util/errors.js';
 
 export type PadRule = 'center' | 'topleft';
@@ -200,13 +200,8 @@ export async function preprocessFrames(
   const picks = [...new Set(Array.from({ length: count }, (_, i) => Math.floor((i * pages) / count)))];
   const frames = [];
   if (apng && apng.frames > 1) {
-    // Composing keeps every frame as RGBA in memory: bounded by 4 × the pixel limit in all.
-    if (apng.width * apng.height * apng.frames > opts.maxPixels * 4)
-      throw new ImageError(
-        file,
-        'too-large',
-        `an APNG of ${apng.frames} frames of ${apng.width}×${apng.height}, beyond ${opts.maxPixels * 4} pixels in all`,
-      );
+    const refusal = apngRefusal(apng, opts.maxPixels);
+    if (refusal) throw new ImageError(file, refusal.reason, refusal.detail);
     let pngs: Buffer[];
     try {
       pngs = await apngFrames(bytes, apng, picks);

@@ -1,0 +1,104 @@
+// Trust, round four: animated PNGs whose chunk headers lie about their frames. Each is refused from the
+// headers, before a frame is inflated, and the process's peak memory shows it.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { crc32, createDeflate, deflateSync } from 'node:zlib';
+import { tinyModel } from '../helpers.js';
+import { fault, root } from './harness.js';
+
+const dir = path.join(root, 'hostile');
+await mkdir(dir, { recursive: true });
+const model = await tinyModel(path.join(dir, 'model.onnx'), ['red_circle', 'blue_star'], [0, 0]);
+
+function chunk(type: string, data: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+  return Buffer.concat([head, data, crc]);
+}
+const u32 = (...xs: number[]): Buffer => Buffer.concat(xs.map((x) => Buffer.from([x >>> 24, x >>> 16, x >>> 8, x])));
+/** fcTL: sequence, width, height, x, y, delay 1/10 s, dispose none, blend source. */
+const fcTL = (seq: number, w: number, h: number): Buffer =>
+  chunk('fcTL', Buffer.concat([u32(seq, w, h, 0, 0), Buffer.from([0, 1, 0, 10, 0, 0])]));
+
+/** The zlib stream of `rows` rows of `width` RGBA pixels, all zero (filter byte 0), made a MiB at a time. */
+async function zeroRows(width: number, rows: number): Promise<Buffer> {
+  const z = createDeflate();
+  const out: Buffer[] = [];
+  z.on('data', (c: Buffer) => out.push(c));
+  const done = new Promise((resolve) => z.on('end', resolve));
+  let left = rows * (1 + width * 4);
+  const mib = Buffer.alloc(2 ** 20);
+  while (left > 0) {
+    const n = Math.min(left, mib.length);
+    if (!z.write(mib.subarray(0, n))) await new Promise((resolve) => z.once('drain', resolve));
+    left -= n;
+  }
+  z.end();
+  await done;
+  return Buffer.concat(out);
+}
+
+/**
+ * An APNG of a `size`² canvas whose acTL declares `declared` frames: the first frame the canvas, then
+ * `extra` frames of `frame`² pixels (their data as large as they say).
+ */
+async function apng(size: number, declared: number, frame: number, extra: number): Promise<Buffer> {
+  const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const ihdr = chunk('IHDR', Buffer.concat([u32(size, size), Buffer.from([8, 6, 0, 0, 0])]));
+  const parts = [sig, ihdr, chunk('acTL', u32(declared, 0)), fcTL(0, size, size)];
+  parts.push(chunk('IDAT', deflateSync(Buffer.alloc(size * (1 + size * 4)))));
+  const data = await zeroRows(frame, frame);
+  for (let i = 0, seq = 1; i < extra; i++, seq += 2)
+    parts.push(fcTL(seq, frame, frame), chunk('fdAT', Buffer.concat([u32(seq + 1), data])));
+  return Buffer.concat([...parts, chunk('IEND', Buffer.alloc(0))]);
+}
+
+// The CLI in a child that reports its peak resident memory (KiB) as its last stderr line.
+const rssHook = path.join(dir, 'rss.mjs');
+await writeFile(
+  rssHook,
+  "process.on('exit', () => process.stderr.write(`maxrss ${process.resourceUsage().maxRSS}\\n`));\n",
+);
+function tagFrames(file: string): { code: number | null; err: string; mib: number } {
+  const r = spawnSync(
+    process.execPath,
+    ['--import', rssHook, path.resolve('dist/src/cli/main.js'), 'pred', file, '--model', model, '--frames', '4'],
+    { encoding: 'utf8' },
+  );
+  const kib = Number(/maxrss (\d+)\n$/.exec(r.stderr)?.[1]);
+  return { code: r.status, err: r.stderr, mib: kib / 1024 };
+}
+
+export function registerHostile(): void {
+  fault(
+    'APNG: a frame larger than its canvas, or more frames than acTL declares, is refused before decoding, in a few MiB',
+    async () => {
+      const fine = path.join(dir, 'fine.png');
+      const huge = path.join(dir, 'huge-frame.png');
+      const many = path.join(dir, 'many-frames.png');
+      await writeFile(fine, await apng(64, 2, 64, 1));
+      // The issue's file: a 64×64 canvas with an 8000×8000 frame (256 MB as RGBA) in a few hundred KB.
+      await writeFile(huge, await apng(64, 2, 8000, 1));
+      // acTL says 2 frames; 120 frames of 1024×1024 follow (480 MB composed).
+      await writeFile(many, await apng(1024, 2, 1024, 119));
+      const base = tagFrames(fine);
+      assert.equal(base.code, 0, base.err);
+      for (const [file, why] of [
+        [huge, /huge-frame\.png: skipped, .*APNG frame 2 \(8000×8000 at 0,0\) lies outside its 64×64 canvas/],
+        [many, /many-frames\.png: skipped, .*its acTL declares 2 APNG frames but it holds 120/],
+      ] as const) {
+        const r = tagFrames(file);
+        assert.match(r.err, why);
+        assert.ok(
+          r.mib < base.mib + 64,
+          `${path.basename(file)}: peak ${r.mib.toFixed(0)} MiB vs ${base.mib.toFixed(0)}`,
+        );
+      }
+    },
+  );
+}

@@ -12,6 +12,7 @@ import { mergeFrames, type FrameMerge } from '../predict/tagging.js';
 import { limiter } from '../util/limit.js';
 import { Batcher } from './batcher.js';
 import type { ServeOptions, Tagger } from './context.js';
+import { describeNonImage, imageFormatOf } from '../data/sniff.js';
 import { HttpError, replyOf, unsupportedType } from './http-error.js';
 import { routes } from './routes.js';
 import { wd14Routes } from './wd14.js';
@@ -73,8 +74,13 @@ function tagger(model: TaggerModel, o: ServeOptions): Tagger {
     stats: batcher.stats,
     infer: async (bytes, name) => {
       if (bytes.length === 0) throw new HttpError(400, `Expected image bytes for ${name} but received an empty body`);
-      // SVG (XML: its first byte is "<") is not an image this server decodes: scripts, external references.
-      if (/^\s*</.test(bytes.subarray(0, 64).toString('latin1'))) throw unsupportedType(`${name}: SVG or other XML`);
+      // The bytes decide, not the declared type: only the raster formats go on to libvips, which would
+      // also render SVG (scripts, external references) behind a byte-order mark, spaces or gzip.
+      if (!imageFormatOf(bytes))
+        throw new HttpError(
+          415,
+          `Expected JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIF bytes for ${name} but they are ${describeNonImage(bytes)}`,
+        );
       if (queued >= o.queue)
         throw new HttpError(503, `the server is busy (${o.queue} images queued); retry shortly`, {
           'retry-after': '1',
@@ -157,7 +163,13 @@ export async function buildServer(model: TaggerModel, o: ServeOptions): Promise<
   }
   app.setErrorHandler((err, req, reply) => {
     const e = replyOf(err, req.headers['content-type']);
-    void reply.code(e.status).headers(e.headers).send({ error: e.message });
+    // Refused before its body was read whole (413 as it arrives): the connection closes after the reply,
+    // so no client is left sending into it and no socket waits on the rest.
+    const close = req.raw.complete ? {} : { connection: 'close' };
+    void reply
+      .code(e.status)
+      .headers({ ...e.headers, ...close })
+      .send({ error: e.message });
   });
   app.setNotFoundHandler(
     (req, reply) => void reply.code(404).send({ error: `No route ${req.method} ${req.url.split('?')[0]}` }),

@@ -13,6 +13,7 @@ import { CATEGORY } from '../data/tags.js';
 import { nearest, packBits } from '../outputs/vectors.js';
 import { Fields, predArgs, queryFields } from './fields.js';
 import { HttpError, unsupportedType } from './http-error.js';
+import { messageOf } from '../util/errors.js';
 
 /** The page's files: the source folder, from this module's place in dist/ (tsc copies no .html). */
 const PAGE_DIR = fileURLToPath(new URL('../../../src/serve/page/', import.meta.url));
@@ -31,28 +32,47 @@ const categoryName = (id: number): string => CATEGORY_NAMES.get(id) ?? `category
 
 type Image = { name: string; bytes: Buffer };
 
-/** The images of a request (a raw image/* body, or the files of a multipart form) and its fields (query and form). */
-async function imagesOf(req: FastifyRequest): Promise<{ images: Image[]; fields: Fields }> {
-  const fields = queryFields(req);
-  const images: Image[] = [];
-  if (req.isMultipart()) {
-    const limit = req.server.tagger.o.bodyLimit;
-    let total = 0;
-    for await (const part of req.parts()) {
+/**
+ * The files and fields of a multipart form, every byte of the body counted against --max-body-mb as it
+ * arrives (fields and part headers too, not only files: 413 beyond). Anything the parser cannot read (an
+ * unterminated part, no closing boundary) is the client's: 400.
+ */
+async function formParts(req: FastifyRequest, images: Image[], fields: Fields): Promise<void> {
+  const limit = req.server.tagger.o.bodyLimit;
+  const parts = req.parts();
+  let seen = 0;
+  const count = (chunk: Buffer): void => {
+    seen += chunk.length;
+    if (seen <= limit) return;
+    req.raw.off('data', count);
+    // The parser ends its parts with this error: the loop below throws it.
+    req.raw.emit('error', new HttpError(413, `Expected a request of at most ${limit} bytes but it holds more`));
+  };
+  req.raw.on('data', count);
+  try {
+    for await (const part of parts) {
       if (part.type === 'field') {
         fields.add(part.fieldname, String(part.value));
         continue;
       }
       const chunks: Buffer[] = [];
-      for await (const chunk of part.file as AsyncIterable<Buffer>) {
-        total += chunk.length;
-        if (total > limit)
-          throw new HttpError(413, `Expected a request of at most ${limit} bytes but its files hold more`);
-        chunks.push(chunk);
-      }
+      for await (const chunk of part.file as AsyncIterable<Buffer>) chunks.push(chunk);
       images.push({ name: part.filename || `image ${images.length + 1}`, bytes: Buffer.concat(chunks) });
     }
-  } else if (Buffer.isBuffer(req.body)) images.push({ name: 'the image', bytes: req.body });
+  } catch (err) {
+    if (err instanceof HttpError || typeof (err as { statusCode?: unknown }).statusCode === 'number') throw err;
+    throw new HttpError(400, `Expected a well-formed multipart/form-data body but it is not (${messageOf(err)})`);
+  } finally {
+    req.raw.off('data', count);
+  }
+}
+
+/** The images of a request (a raw image/* body, or the files of a multipart form) and its fields (query and form). */
+async function imagesOf(req: FastifyRequest): Promise<{ images: Image[]; fields: Fields }> {
+  const fields = queryFields(req);
+  const images: Image[] = [];
+  if (req.isMultipart()) await formParts(req, images, fields);
+  else if (Buffer.isBuffer(req.body)) images.push({ name: 'the image', bytes: req.body });
   else throw unsupportedType(req.headers['content-type']);
   if (images.length === 0) throw new HttpError(400, 'Expected at least one image file in the form but it has none');
   return { images, fields };

@@ -210,8 +210,8 @@ test('every bad request gets a 4xx JSON error naming the problem, and the server
     [
       'not an image',
       { method: 'POST', url: '/v1/tag', headers: { 'content-type': 'image/jpeg' }, payload: Buffer.from('hello') },
-      400,
-      /not-an-image/,
+      415,
+      /bytes for the image but they are of an unknown format \(first bytes 68 65 6c 6c 6f\)/,
     ],
     [
       'a decompression bomb',

@@ -1,0 +1,38 @@
+// What an image's bytes are, from their first bytes (their "magic numbers"), whatever a file name or an
+// HTTP Content-Type says: the formats this tool decodes (through sharp/libvips), and a name for common
+// bytes that are not one of them. `serve` refuses anything else before libvips sees it — libvips would
+// also parse SVG (with or without a byte-order mark, gzip-compressed as SVGZ), and that is not an image
+// a tagging server should render.
+
+/** The raster formats decoded, as sharp names them. */
+export const IMAGE_FORMATS = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif'] as const;
+export type ImageFormat = (typeof IMAGE_FORMATS)[number];
+
+const starts = (b: Buffer, sig: readonly number[], at = 0): boolean =>
+  b.length >= at + sig.length && sig.every((x, i) => b[at + i] === x);
+const ascii = (b: Buffer, from: number, to: number): string => b.toString('latin1', from, to);
+
+/** The raster format of `bytes`, or undefined when they start as none of IMAGE_FORMATS does. */
+export function imageFormatOf(bytes: Buffer): ImageFormat | undefined {
+  if (starts(bytes, [0xff, 0xd8, 0xff])) return 'jpeg';
+  if (starts(bytes, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'png';
+  if (ascii(bytes, 0, 4) === 'RIFF' && ascii(bytes, 8, 12) === 'WEBP') return 'webp';
+  if (/^GIF8[79]a$/.test(ascii(bytes, 0, 6))) return 'gif';
+  if (starts(bytes, [0x49, 0x49, 0x2a, 0x00]) || starts(bytes, [0x4d, 0x4d, 0x00, 0x2a])) return 'tiff';
+  // ISO base media file (HEIF, AVIF): a box of type ftyp first.
+  if (ascii(bytes, 4, 8) === 'ftyp') return 'heif';
+  return undefined;
+}
+
+/** What bytes that are not an image look like, for a message: XML (SVG) after what a browser strips, gzip, or unknown. */
+export function describeNonImage(bytes: Buffer): string {
+  if (starts(bytes, [0x1f, 0x8b])) return 'gzip-compressed data (SVGZ or other)';
+  let text = bytes.subarray(0, 256).toString('utf8');
+  if (starts(bytes, [0xff, 0xfe]) || starts(bytes, [0xfe, 0xff]))
+    text = bytes
+      .subarray(2, 512)
+      .toString(bytes[0] === 0xff ? 'utf16le' : 'latin1')
+      .replace(/\0/g, '');
+  if (/^[\s\ufeff\u00a0]*</.test(text)) return 'SVG or other XML/HTML';
+  return `of an unknown format (first bytes ${[...bytes.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ')})`;
+}

@@ -12,7 +12,7 @@ import { readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { downloadFile, fileDownloadInfo } from '@huggingface/hub';
 import { cachedHfFile, hfFetchHint, hubCacheDir, parseHfRef, type HfRef } from './hf-cache.js';
-import { hubError, tapHubHeaders } from './hf-http.js';
+import { downloadReason, downloadTimeoutS, hubError, tapHubHeaders } from './hf-http.js';
 import { UsageError } from '../util/errors.js';
 import { fsReason, makeFolder, tempNameFor, writeAtomic, writeFileAtomic } from '../util/fsx.js';
 import { waitLockFile } from '../util/lock.js';
@@ -36,6 +36,8 @@ interface Hub {
   endpoint: string;
   token: string | undefined;
   offline: boolean;
+  /** Seconds a request may wait for its answer or its next bytes. */
+  timeoutS: number;
   repoDir: string;
   o: HubOptions;
 }
@@ -53,6 +55,7 @@ export async function hfModelFile(text: string, o: HubOptions = {}): Promise<str
     endpoint: (env.HF_ENDPOINT || 'https://huggingface.co').replace(/\/+$/, ''),
     token,
     offline: TRUE.has((env.HF_HUB_OFFLINE ?? '').toLowerCase()),
+    timeoutS: downloadTimeoutS(env),
     repoDir: path.join(hubCacheDir(env), `models--${ref.repo.replace('/', '--')}`),
     o,
   };
@@ -74,7 +77,7 @@ async function ensure(hub: Hub, file: string, required: boolean): Promise<string
     if (!required) return undefined;
     throw new UsageError(`${local.why}; HF_HUB_OFFLINE is set, so nothing is downloaded (${hfFetchHint(ref)})`);
   }
-  const tap = tapHubHeaders(hub.endpoint);
+  const tap = tapHubHeaders(hub.endpoint, hub.timeoutS);
   const params = {
     repo: ref.repo,
     path: file,
@@ -155,7 +158,9 @@ async function fetchInto(
           bar?.update(got);
         }
       } catch (err) {
-        throw new UsageError(`Expected ${where} but the download broke off after ${got} bytes (${String(err)})`);
+        throw new UsageError(
+          `Expected ${w.size} bytes of ${where} but ${downloadReason(err)} after ${got}; nothing was placed in the cache`,
+        );
       }
       if (got !== w.size)
         throw new UsageError(`Expected ${w.size} bytes of ${where} but ${got > w.size ? 'more' : got} arrived`);

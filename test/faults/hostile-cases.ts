@@ -1,9 +1,11 @@
 // Trust, round four: animated PNGs whose chunk headers lie about their frames (refused from the headers,
 // before a frame is inflated, as the process's peak memory shows), and `serve`'s hostile bodies over a
-// real socket: form fields past --max-body-mb, a form without its closing boundary, SVG in disguise.
+// real socket: form fields past --max-body-mb, a form without its closing boundary, SVG in disguise; and
+// a Hugging Face hub that stalls, answers 204 or cuts the connection.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import path from 'node:path';
 import { crc32, createDeflate, deflateSync, gzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
@@ -11,7 +13,7 @@ import sharp from 'sharp';
 import { tinyModel } from '../helpers.js';
 import { buildServer } from '../../src/serve/app.js';
 import { TaggerModel } from '../../src/model/tagger.js';
-import { fault, root } from './harness.js';
+import { assertOneLine, fault, root } from './harness.js';
 
 const dir = path.join(root, 'hostile');
 await mkdir(dir, { recursive: true });
@@ -102,6 +104,17 @@ async function post(
   return { status: r.status, error: ((await r.json()) as { error: string }).error };
 }
 
+/** The CLI in a child, without blocking this process (whose servers the child talks to). */
+function runAsync(args: string[], env: Record<string, string>): Promise<{ code: number | null; err: string }> {
+  const child = spawn(process.execPath, [path.resolve('dist/src/cli/main.js'), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, err })));
+}
+
 export function registerHostile(): void {
   fault(
     'APNG: a frame larger than its canvas, or more frames than acTL declares, is refused before decoding, in a few MiB',
@@ -185,6 +198,72 @@ export function registerHostile(): void {
         }
       } finally {
         await app.close();
+      }
+    },
+  );
+
+  fault(
+    'hub downloads: a server that stalls mid-body, answers 204 or cuts the connection is one line each, in seconds, leaving no temp file or lock',
+    async () => {
+      const COMMIT = 'c'.repeat(39) + '7';
+      const size = 4096;
+      const etag = 'a'.repeat(64);
+      const server = createServer((req, res) => {
+        const m = /^\/Owner\/(\w+)\/resolve\/main\/model\.onnx$/.exec(req.url ?? '');
+        if (!m) return void res.writeHead(404, { 'X-Error-Code': 'EntryNotFound' }).end();
+        const hub = { 'X-Repo-Commit': COMMIT, ETag: `"${etag}"` };
+        if (req.headers.range === 'bytes=0-0')
+          return void res.writeHead(206, { ...hub, 'Content-Range': `bytes 0-0/${size}` }).end('x');
+        if (m[1] === 'nocontent') return void res.writeHead(204, hub).end();
+        res.writeHead(200, { ...hub, 'Content-Length': String(size) });
+        res.write(Buffer.alloc(size / 2));
+        if (m[1] === 'cut') setTimeout(() => res.socket?.destroy(), 50);
+        // 'stall': the rest never comes.
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const cache = path.join(dir, 'hub-cache');
+      const image = path.join(dir, 'fine.png');
+      try {
+        for (const [repo, why] of [
+          [
+            'stall',
+            /but nothing arrived for 1 s \(HF_HUB_DOWNLOAD_TIMEOUT=1\) after 2048; nothing was placed in the cache$/,
+          ],
+          ['nocontent', /but the hub answered 204 where a file was expected/],
+          ['cut', /but the connection closed.* after 2048; nothing was placed in the cache$/],
+        ] as const) {
+          const t0 = performance.now();
+          const r = await runAsync(['pred', image, '--model', `hf:Owner/${repo}`], {
+            HF_HUB_CACHE: cache,
+            HF_ENDPOINT: endpoint,
+            HF_HUB_DOWNLOAD_TIMEOUT: '1',
+          });
+          const s = (performance.now() - t0) / 1000;
+          assert.equal(r.code, 2, `${repo}: ${r.err}`);
+          assertOneLine(r.err, why);
+          assert.doesNotMatch(r.err, /TypeError|terminated/);
+          assert.ok(s < 15, `${repo}: ${s.toFixed(1)} s`);
+          const left = await readdir(cache, { recursive: true });
+          assert.deepEqual(
+            left.filter((f) => /\.tmp$|\.lock$/.test(f)),
+            [],
+            `${repo}: ${left.join(', ')}`,
+          );
+        }
+        const bad = await runAsync(['pred', image, '--model', 'hf:Owner/stall'], {
+          HF_HUB_CACHE: cache,
+          HF_ENDPOINT: endpoint,
+          HF_HUB_DOWNLOAD_TIMEOUT: '1.5',
+        });
+        assert.equal(bad.code, 2);
+        assertOneLine(
+          bad.err,
+          /Expected a whole number of seconds \(1 to 86400\) in HF_HUB_DOWNLOAD_TIMEOUT but it holds "1.5"/,
+        );
+      } finally {
+        server.close();
+        server.closeAllConnections();
       }
     },
   );

@@ -11,6 +11,8 @@ export interface Agreement {
   images: number;
   /** Micro F1 of the int8 model's tags against the float model's (1 where both give none). */
   f1: number;
+  /** Tags given in all, by the float model and by the int8 model (both 0: F1 measures nothing). */
+  given: { float: number; int8: number };
   addedPerImage: number;
   droppedPerImage: number;
   maxDelta: number;
@@ -20,6 +22,9 @@ export interface Agreement {
   /** Images neither model could read. */
   unreadable: string[];
 }
+
+/** `N image(s)`. */
+export const imagesText = (n: number): string => `${n} image${n === 1 ? '' : 's'}`;
 
 /**
  * The tags the check compares: `pred`'s selection at `threshold` (else the model's own defaults); our own
@@ -82,6 +87,7 @@ export function agreement(a: Scores, b: Scores, entries: ImageEntry[]): Agreemen
   return {
     images,
     f1: na + nb === 0 ? 1 : (2 * tp) / (na + nb),
+    given: { float: na, int8: nb },
     addedPerImage: images ? added / images : 0,
     droppedPerImage: images ? dropped / images : 0,
     maxDelta,

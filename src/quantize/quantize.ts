@@ -13,7 +13,7 @@ import type { SelectOptions } from '../select/select.js';
 import type { ImageEntry } from '../predict/tagging.js';
 import { UsageError } from '../util/errors.js';
 import { checkOutputFile, commitTemp, readInput, writeAll, writeFileAtomic, writeTemp } from '../util/fsx.js';
-import { agreement, scores, type Agreement, type Scores } from './agreement.js';
+import { agreement, imagesText, scores, type Agreement, type Scores } from './agreement.js';
 import { quantizeDynamic, type DynamicResult, type ExternalWeights, type QuantizedLayer } from './dynamic.js';
 import { calibrate } from './calibrate.js';
 import { fastNorms } from './norms.js';
@@ -104,7 +104,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       }
       if (checked.f1 < o.minAgreement)
         throw new UsageError(
-          `Expected the int8 model's tags to agree with the float model's at F1 ≥ ${o.minAgreement} but F1 is ${checked.f1.toFixed(4)} on ${checked.images} images (worst: ${checked.worst.map((w) => `${path.basename(w.file)} ${w.f1.toFixed(2)}`).join(', ')}); nothing was written (--min-agreement lower keeps it)`,
+          `Expected the int8 model's tags to agree with the float model's at F1 ≥ ${o.minAgreement} but F1 is ${checked.f1.toFixed(4)} on ${imagesText(checked.images)} (worst: ${checked.worst.map((w) => `${path.basename(w.file)} ${w.f1.toFixed(2)}`).join(', ')}); nothing was written (--min-agreement lower keeps it)`,
         );
     }
     await commitTemp(chosen.tmp, o.out);

@@ -1,5 +1,6 @@
 // `quantize`'s report, a line each: the file and its layers in int8, the tags file copied, the mode and
 // why, the float rewrites applied, the head's form, and the agreement with the float model.
+import { imagesText, type Agreement } from './agreement.js';
 import type { QuantizeResult } from './quantize.js';
 
 /** What `quantize` prints: the file and its layers, the tags file copied, the mode, the agreement. */
@@ -35,13 +36,21 @@ export function quantizeReport(r: QuantizeResult): string[] {
   const h = r.head;
   const tried = h.tried ? ` (F1 ${h.tried.int8.toFixed(4)} with it in int8, ${h.tried.float.toFixed(4)} float)` : '';
   lines.push(`head ${h.layer.node} (${h.layer.op} ${h.layer.k} × ${h.layer.n}): ${h.float ? 'float' : 'int8'}${tried}`);
-  const a = r.agreement;
   lines.push(
-    a
-      ? `agreement on ${a.images} images: F1 ${a.f1.toFixed(4)} of int8 tags against float tags, +${a.addedPerImage.toFixed(2)} / −${a.droppedPerImage.toFixed(2)} tags per image, |Δp| max ${a.maxDelta.toFixed(4)} mean ${a.meanDelta.toFixed(5)}${unreadable(a.unreadable)}`
+    r.agreement
+      ? agreementLine(r.agreement)
       : 'not checked on images: give --images DIR to compare int8 and float tags before keeping it',
   );
   return lines;
+}
+
+/** The agreement of the int8 model's tags and scores with the float model's, on one line. */
+export function agreementLine(a: Agreement): string {
+  const none =
+    a.given.float + a.given.int8 === 0
+      ? '; neither model gives a tag on them at the thresholds used, so F1 measures nothing: judge by |Δp|, or check at a lower --threshold'
+      : '';
+  return `agreement on ${imagesText(a.images)}: F1 ${a.f1.toFixed(4)} of int8 tags against float tags (${a.given.float} float, ${a.given.int8} int8), +${a.addedPerImage.toFixed(2)} / −${a.droppedPerImage.toFixed(2)} tags per image, |Δp| max ${a.maxDelta.toFixed(4)} mean ${a.meanDelta.toFixed(5)}${none}${unreadable(a.unreadable)}`;
 }
 
 /** The images neither model could read, named (the first three, then how many more). */

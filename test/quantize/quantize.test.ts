@@ -156,7 +156,7 @@ test('quantize a ViT-like tagger: weights int8, attention products float, unknow
   );
   assert.match(r.out[4]!, /^head \S+ \(Gemm 32 × 24\): (int8|float \(F1 [\d.]+ with it in int8, [\d.]+ float\))$/);
   const m =
-    /^agreement on 6 images: F1 ([\d.]+) of int8 tags against float tags, \+[\d.]+ \/ −[\d.]+ tags per image, \|Δp\| max (0\.\d+) mean 0\.\d+$/.exec(
+    /^agreement on 6 images: F1 ([\d.]+) of int8 tags against float tags \(\d+ float, \d+ int8\), \+[\d.]+ \/ −[\d.]+ tags per image, \|Δp\| max (0\.\d+) mean 0\.\d+$/.exec(
       r.out[5]!,
     );
   assert.ok(m && Number(m[1]) >= 0.95 && Number(m[2]) > 0 && Number(m[2]) < 0.05, r.out[5]);

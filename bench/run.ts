@@ -1,9 +1,15 @@
-// `npm run bench -- [pairs|pred|wd|serve|torch|tiny|native|trainloop|loop|quantize|all] [--with-reference] [--quick] [--device cpu|cuda]`: our hot paths next to
+// `npm run bench -- [pairs|pred|wd|resize|serve|torch|tiny|native|trainloop|loop|quantize|all] [--with-reference] [--quick] [--device cpu|cuda] [--against DIR]`: our hot paths next to
 // their references, one table row each. Each bench is imported only when asked for (the GPU machine
 // has no sharp).
 import yargs from 'yargs';
 
-type BenchOptions = { quick: boolean; device?: 'cpu' | 'cuda'; batches?: number[]; withReference?: boolean };
+type BenchOptions = {
+  quick: boolean;
+  device?: 'cpu' | 'cuda';
+  batches?: number[];
+  withReference?: boolean;
+  against?: string;
+};
 const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown>>> = {
   pairs: async () => (await import('./pairs.js')).benchPairs,
   native: async () => (await import('./native.js')).benchNative,
@@ -13,6 +19,7 @@ const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown
   torch: async () => (await import('./torch.js')).benchTorch,
   tiny: async () => (await import('./tiny.js')).benchTiny,
   wd: async () => (await import('./wd.js')).benchWd,
+  resize: async () => (await import('./resize.js')).benchResize,
   serve: async () => (await import('./serve.js')).benchServe,
   quantize: async () => (await import('./quantize.js')).benchQuantize,
 };
@@ -29,6 +36,7 @@ const argv = await yargs(process.argv.slice(2))
     describe: 'Device for the native bench',
   })
   .option('batches', { type: 'array', describe: 'Batch sizes for the CUDA bench' })
+  .option('against', { type: 'string', describe: 'Another build (a checkout with dist/ built) for the resize bench' })
   .option('with-reference', {
     type: 'boolean',
     default: false,
@@ -39,8 +47,16 @@ const argv = await yargs(process.argv.slice(2))
 // `all --quick` runs the rows users compare us by (data preparation, prediction fp32 and int8, training
 // against PyTorch, full and tiny); the full `all` adds the internal comparisons (graph variants, native vs onnxruntime-node, loop).
 const QUICK_ALL = ['pairs', 'pred', 'torch', 'tiny'];
-const which = argv.which === 'all' ? (argv.quick ? QUICK_ALL : Object.keys(BENCHES)) : [argv.which as string];
+// resize compares two builds: only when asked for, with --against.
+const ALL = Object.keys(BENCHES).filter((b) => b !== 'resize');
+const which = argv.which === 'all' ? (argv.quick ? QUICK_ALL : ALL) : [argv.which as string];
 for (const name of which)
   await (
     await BENCHES[name]!()
-  )({ quick: argv.quick, device: argv.device, batches: argv.batches?.map(Number), withReference: argv.withReference });
+  )({
+    quick: argv.quick,
+    device: argv.device,
+    batches: argv.batches?.map(Number),
+    withReference: argv.withReference,
+    against: argv.against,
+  });

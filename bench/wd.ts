@@ -17,7 +17,8 @@ import { sessionThreads } from '../src/runtime/threads.js';
 const S = 448;
 const TAGS = 10861;
 // (out channels, stride) of the stand-in's convs, 3×3 each.
-const CONVS: [number, number][] = [
+export type Convs = readonly (readonly [number, number])[];
+const CONVS: Convs = [
   [64, 2],
   [128, 2],
   [256, 2],
@@ -26,11 +27,11 @@ const CONVS: [number, number][] = [
 ];
 
 /** 2 × multiply-adds per image of the stand-in. */
-function standInGflop(): number {
+export function standInGflop(convs: Convs = CONVS): number {
   let side = S;
   let cin = 3;
   let macs = 0;
-  for (const [co, stride] of CONVS) {
+  for (const [co, stride] of convs) {
     side /= stride;
     macs += side * side * co * cin * 9;
     cin = co;
@@ -38,12 +39,13 @@ function standInGflop(): number {
   return (2 * (macs + cin * TAGS)) / 1e9;
 }
 
-function standInModel(): Uint8Array {
+/** A WD-shaped stand-in (NHWC float32 448² in, 10,861 sigmoid scores out) with `convs` as its body. */
+export function standInModel(convs: Convs = CONVS): Uint8Array {
   const rng = new Rng(3);
   const g = new Graph('wd_stand_in');
   let x = g.op('Transpose', [g.input('input', 'float32', ['N', S, S, 3])], { perm: A.ints([0, 3, 1, 2]) });
   let cin = 3;
-  for (const [co, stride] of CONVS) {
+  for (const [co, stride] of convs) {
     const w = g.initializer(
       'w',
       'float32',
@@ -71,6 +73,10 @@ function standInModel(): Uint8Array {
   return g.encode();
 }
 
+/** The stand-in's selected_tags.csv. */
+export const standInTags = (): string =>
+  `tag_id,name,category,count\n${Array.from({ length: TAGS }, (_, i) => `${i},tag_${i},${i < 4 ? 9 : i % 10 === 0 ? 4 : 0},1`).join('\n')}\n`;
+
 export async function benchWd(opts: { quick: boolean }): Promise<Record<string, unknown>> {
   const count = opts.quick ? 48 : 144;
   const runs = opts.quick ? 2 : 5;
@@ -81,10 +87,7 @@ export async function benchWd(opts: { quick: boolean }): Promise<Record<string, 
   const modelFile = path.join(tmp, 'model.onnx');
   const tagsFile = path.join(tmp, 'selected_tags.csv');
   await writeFile(modelFile, standInModel());
-  await writeFile(
-    tagsFile,
-    `tag_id,name,category,count\n${Array.from({ length: TAGS }, (_, i) => `${i},tag_${i},${i < 4 ? 9 : i % 10 === 0 ? 4 : 0},1`).join('\n')}\n`,
-  );
+  await writeFile(tagsFile, standInTags());
 
   const contract: InputContract = {
     kind: 'wd',

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { apngFrames, apngInfo, apngRefusal } from './apng.js';
+import { resizeAntialiased } from './resize.js';
 import { UsageError } from '../util/errors.js';
 
 export type PadRule = 'center' | 'topleft';
@@ -128,6 +129,11 @@ async function padThenResize(input: string | Buffer, opts: PreprocessOptions, rg
   const top = opts.pad === 'center' ? Math.floor((side - h) / 2) : 0;
   const left = opts.pad === 'center' ? Math.floor((side - w) / 2) : 0;
   const grey = rgb[0] === rgb[1] && rgb[1] === rgb[2];
+  const kernel = opts.kernel ?? 'lanczos3';
+  if (side > opts.size && grey && kernel !== 'lanczos3') {
+    const pad = { top, left, bottom: side - h - top, right: side - w - left, value: rgb[0] };
+    return resizeAntialiased(data, w, h, opts.size, opts.size, kernel, pad);
+  }
   const square = Buffer.alloc(side * side * 3, grey ? rgb[0] : 0);
   if (!grey) for (let i = 0; i < square.length; i += 3) square.set(rgb, i);
   for (let r = 0; r < h; r++) data.copy(square, ((r + top) * side + left) * 3, r * w * 3, (r + 1) * w * 3);
@@ -139,8 +145,11 @@ async function resample(data: Buffer, w: number, h: number, opts: PreprocessOpti
   const size = opts.size;
   if (w === size && h === size) return data;
   if (w <= size && h <= size) return enlarge(data, w, h, size);
+  const kernel = opts.kernel ?? 'lanczos3';
+  // Shrinking with PIL's kernels as PIL does (resize.ts); libvips' box pre-shrink would be 1–4 grey levels off.
+  if (kernel !== 'lanczos3') return resizeAntialiased(data, w, h, size, size, kernel);
   const out = await sharp(data, { raw: { width: w, height: h, channels: 3 } })
-    .resize(size, size, { fit: 'fill', kernel: opts.kernel ?? 'lanczos3' })
+    .resize(size, size, { fit: 'fill', kernel })
     .raw({ depth: 'uchar' })
     .toBuffer();
   if (out.length !== size * size * 3) throw new Error(`resized to ${out.length} bytes`);

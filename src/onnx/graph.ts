@@ -1,5 +1,5 @@
 // A small ONNX graph builder: named values, initializers, graph inputs/outputs with shapes (symbolic
-// dims as strings), and `op()` that adds a node and returns its output names. Opset 17.
+// dims as strings), and `op()` that adds a node and returns its output names. Opset 17 unless asked.
 import {
   AttrType,
   DataType,
@@ -72,7 +72,11 @@ export class Graph {
   private readonly constCache = new Map<string, string>();
   private counter = 0;
 
-  constructor(readonly name: string) {}
+  constructor(
+    readonly name: string,
+    /** The default ONNX opset of the model (17; a graph that needs a newer operator version asks for it). */
+    readonly opset = OPSET,
+  ) {}
 
   /** A fresh value name starting with `hint`. */
   fresh(hint: string): string {
@@ -163,7 +167,7 @@ export class Graph {
     return {
       ir_version: IR_VERSION,
       producer_name: 'alt-i2v-ort',
-      opset_import: [{ domain: '', version: OPSET }],
+      opset_import: [{ domain: '', version: this.opset }],
       graph: { name: this.name, node: this.nodes, initializer: this.inits, input: this.inputs, output: this.outputs },
       metadata_props: Object.entries(metadata).map(([key, value]) => ({ key, value })),
     };

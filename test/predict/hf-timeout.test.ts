@@ -1,4 +1,4 @@
-// HF_HUB_DOWNLOAD_TIMEOUT is read as huggingface_hub reads it (src/huggingface_hub/constants.py:
+// HF_HUB_DOWNLOAD_TIMEOUT is read as huggingface_hub reads it (its constants module:
 // `_as_int(os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT")) or DEFAULT_DOWNLOAD_TIMEOUT`: whole seconds, 0 or
 // unset meaning the default), with our default of 60 s in place of its 10.
 import assert from 'node:assert/strict';

@@ -12,4 +12,4 @@ exec node --test --test-concurrency=2 \
   $t/data/{tags,scan,synth,pad-resize,images,sniff}.test.js \
   $t/predict/{options,caption,caption-styles,pred-spec,contracts,foreign,frames,hf-cache,hf-download,hf-timeout,gallery,batched}.test.js \
   $t/graphs/{rng,flops,layers,precision}.test.js $t/train/{loss-scaler,threads}.test.js \
-  $t/quantize/{norms,layout,tiles,agreement}.test.js $t/serve/serve.test.js $t/cli/{cli,option-specs}.test.js $t/util/*.test.js
+  $t/quantize/{norms,layout,tiles,agreement}.test.js $t/serve/serve.test.js $t/model/embedding.test.js $t/cli/{cli,option-specs}.test.js $t/util/*.test.js

@@ -21,6 +21,15 @@ export const IMAGES_ARG = {
 /** The largest --batch of a model run. */
 export const MAX_BATCH = 4096;
 
+/** --embedding: which tensor of a foreign tagger is its features (vec, similar). */
+export const EMBEDDING_OPTION = {
+  embedding: {
+    type: 'string',
+    describe:
+      "A foreign tagger's features for --kind features or binary: the tensor its last layer reads [default: found by walking back from its scores to their MatMul, Gemm or 1×1 Conv]",
+  },
+} as const satisfies Specs;
+
 /** The options of every command that loads a tagger (src/util/option-spec.ts). */
 export const MODEL_OPTIONS = {
   model: {

@@ -16,6 +16,7 @@ import { presetDocs } from '../contracts/contract-doc.js';
 import { INFERENCE_FORMAT } from '../../training/artifacts.js';
 import { readMetadataProps } from '../onnx/proto.js';
 import { WorkerSession } from './worker-session.js';
+import { EMBEDDING_OUTPUT, findEmbedding, withEmbeddingOutput } from './embedding.js';
 import { parseTaggerMetadata, type TaggerMetadata } from './metadata.js';
 
 export type { TaggerMetadata } from './metadata.js';
@@ -42,6 +43,11 @@ export interface LoadOptions {
   onChoice?: (line: string) => void;
   /** A progress display for a download from the Hugging Face hub. */
   onDownload?: HubOptions['progress'];
+  /**
+   * A foreign model's embedding as its features (src/model/embedding.ts): `true` finds it, a tensor
+   * name (--embedding) names it. Our own models have their features output already.
+   */
+  embedding?: true | string;
 }
 
 /** A float16 export is for GPUs: on the CPU it runs, slower than float32, and loading it says so. */
@@ -98,7 +104,13 @@ async function checkOutputWidths(session: WorkerSession, meta: TaggerMetadata, f
 }
 
 /** The model's session on its worker thread; a model ONNX Runtime cannot load is a usage error naming it. */
-async function openSession(model: Uint8Array | string, file: string, opts: LoadOptions): Promise<WorkerSession> {
+async function openSession(
+  model: Uint8Array | string,
+  file: string,
+  opts: LoadOptions,
+  /** Where a model given as bytes finds its external data files. */
+  externalDir?: string,
+): Promise<WorkerSession> {
   try {
     // One thread per core, not spinning between runs: images decode on the same cores meanwhile
     // (docs/ARCHITECTURE.md, "Threads").
@@ -107,13 +119,50 @@ async function openSession(model: Uint8Array | string, file: string, opts: LoadO
       intraOpNumThreads: sessionThreads(opts.threads),
       graphOptimizationLevel: 'all',
       enableMemPattern: false,
-      extra: { session: { intra_op: { allow_spinning: '0' } } },
+      extra: {
+        session: {
+          intra_op: { allow_spinning: '0' },
+          ...(externalDir ? { model_external_initializers_file_folder_path: externalDir } : {}),
+        },
+      },
     });
   } catch (err) {
     throw new UsageError(
       `Expected an ONNX model that ONNX Runtime can load in ${JSON.stringify(file)} but it fails: ${(err as Error).message.split('\n')[0]}`,
     );
   }
+}
+
+/**
+ * A foreign model's session again, with its embedding (opts.embedding: found, or named) as one more
+ * output, which the contract then reads as the model's features; the first session is released.
+ */
+async function reopenWithEmbedding(
+  first: WorkerSession,
+  bytes: Uint8Array,
+  contract: InputContract,
+  file: string,
+  opts: LoadOptions,
+  externalData: boolean,
+): Promise<{ session: WorkerSession; contract: InputContract; width: number }> {
+  const override = opts.embedding === true ? undefined : opts.embedding;
+  const cut = await Promise.resolve()
+    .then(() => findEmbedding(bytes, contract.probsName, file, override))
+    .finally(() => first.release());
+  const dir = externalData ? path.dirname(path.resolve(file)) : undefined;
+  const session = await openSession(withEmbeddingOutput(bytes, cut), file, opts, dir);
+  const c = { ...contract, featuresName: EMBEDDING_OUTPUT };
+  return { session, contract: c, width: cut.width ?? (await embeddingWidth(session, c, file)) };
+}
+
+/** The width of the embedding output, from one run on a black image (an --embedding the weights do not size). */
+async function embeddingWidth(session: WorkerSession, c: InputContract, file: string): Promise<number> {
+  const n = c.fixedBatch ?? 1;
+  const out = await session.run({ [c.inputName]: inputTensor(c, new Uint8Array(n * c.size * c.size * 3), n) });
+  const width = out[EMBEDDING_OUTPUT]!.data.length / n;
+  if (!Number.isInteger(width) || width < 1)
+    throw new UsageError(`Expected an embedding of at least one number per image from ${JSON.stringify(file)}`);
+  return width;
 }
 
 export class TaggerModel {
@@ -163,7 +212,9 @@ export class TaggerModel {
           ]),
         )
         .digest('hex');
-    const session = await openSession(external.length > 0 ? path.resolve(file) : bytes, file, opts);
+    // The bytes go to the session's worker; a copy stays where the embedding is cut from them later.
+    const kept = opts.embedding !== undefined && !ours && external.length === 0 ? new Uint8Array(bytes) : bytes;
+    let session = await openSession(external.length > 0 ? path.resolve(file) : bytes, file, opts);
     if (meta) {
       await checkOutputWidths(session, meta, file);
       warnFp16OnCpu(meta, file, opts);
@@ -199,6 +250,10 @@ export class TaggerModel {
       source: `${contract.kind} model ${file}`,
       precision: 'fp32',
     };
+    if (opts.embedding !== undefined) {
+      const e = await reopenWithEmbedding(session, kept, contract, file, opts, external.length > 0);
+      [session, contract, fmeta.hidden] = [e.session, e.contract, e.width];
+    }
     return new TaggerModel(fmeta, contract, session, fingerprint(fmeta.tags), file, chosen.tagsFile);
   }
 
@@ -263,7 +318,14 @@ export class TaggerModel {
         );
       probs.set(scores.subarray(0, m * k), i * k);
       if (c.logits) for (let j = i * k; j < (i + m) * k; j++) probs[j] = 1 / (1 + Math.exp(-probs[j]!));
-      if (c.featuresName) features.set((out[c.featuresName]!.data as Float32Array).subarray(0, m * d), i * d);
+      if (c.featuresName) {
+        const f = out[c.featuresName]!.data as Float32Array;
+        if (f.length !== per * d)
+          throw new UsageError(
+            `Expected ${d} features per image from ${this.meta.source || 'the model'} but it gives ${f.length / per}`,
+          );
+        features.set(f.subarray(0, m * d), i * d);
+      }
     }
     const nonFinite: number[] = [];
     for (let i = 0; i < n; i++)

@@ -55,7 +55,7 @@ export async function vectorize(
   const rows: (Float32Array | Uint8Array)[] = [];
   if (kind !== 'probs' && model.meta.hidden === 0)
     throw new UsageError(
-      `Expected --kind probs for ${model.meta.source}: it has no features output (features and binary need an alt-i2v-ort model)`,
+      `Expected --kind probs for ${model.meta.source}: it has no features output (load it with its embedding for features and binary)`,
     );
   const dim = kind === 'probs' ? model.meta.tags.length : model.meta.hidden;
   for await (const b of decodeBatches(listImages(args), { ...model.preprocess, batch })) {

@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import { defineCommand, yargsOptions, type Command } from '../command.js';
 import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
 import { fsReason } from '../../util/fsx.js';
-import { loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
+import { EMBEDDING_OPTION, loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
 import { UsageError } from '../../util/errors.js';
 import { TaggerModel } from '../../model/tagger.js';
 import { nearest, readVecIndex, vectorize, type Vectors } from '../../outputs/vectors.js';
@@ -12,6 +12,7 @@ import { nearest, readVecIndex, vectorize, type Vectors } from '../../outputs/ve
 export const OPTIONS = {
   index: { type: 'string', required: true, describe: '.npy written by `vec --out`' },
   k: { type: 'number', default: 10, range: [1, 1e6], integer: true, describe: 'Neighbours to list' },
+  ...EMBEDDING_OPTION,
 } as const satisfies Specs;
 
 export const similarCommand: Command = ({ io }) =>
@@ -24,7 +25,7 @@ export const similarCommand: Command = ({ io }) =>
         false,
       ).options(yargsOptions(OPTIONS)),
     handler: async (argv: ModelArgs & ArgsOf<typeof OPTIONS> & { query: string; model?: string }) => {
-      const { k } = checkedOptions(OPTIONS, argv);
+      const { k, embedding } = checkedOptions(OPTIONS, argv);
       const load = loadOptionsFrom(argv, io);
       const info = await stat(argv.query).catch((err: unknown) => {
         throw new UsageError(
@@ -36,7 +37,10 @@ export const similarCommand: Command = ({ io }) =>
           `Expected one image file for QUERY but ${JSON.stringify(argv.query)} is a folder or not a regular file`,
         );
       const { meta, index } = await readVecIndex(argv.index);
-      const model = await TaggerModel.load(argv.model ?? meta.model, load);
+      const model = await TaggerModel.load(argv.model ?? meta.model, {
+        ...load,
+        ...(meta.kind === 'probs' ? {} : { embedding: embedding ?? true }),
+      });
       let q: Vectors;
       try {
         q = await vectorize(model, [argv.query], meta.kind, 1, (file, reason) => {

@@ -2,7 +2,14 @@
 // "illustration to vector" (src/outputs/vectors.ts) as .npy (with FILE.npy.json naming the rows) or JSONL.
 import { defineCommand, yargsOptions, type Command } from '../command.js';
 import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
-import { batchOf, loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
+import {
+  batchOf,
+  EMBEDDING_OPTION,
+  IMAGES_ARG,
+  loadOptionsFrom,
+  withModelOptions,
+  type ModelArgs,
+} from '../model-options.js';
 import { UsageError } from '../../util/errors.js';
 import { writeFileAtomic } from '../../util/fsx.js';
 import { TaggerModel } from '../../model/tagger.js';
@@ -19,6 +26,7 @@ export const OPTIONS = {
     type: 'string',
     describe: 'FILE.npy (plus FILE.npy.json naming the rows) or FILE.jsonl [default: JSONL on stdout]',
   },
+  ...EMBEDDING_OPTION,
 } as const satisfies Specs;
 
 export const vecCommand: Command = ({ io }) =>
@@ -27,11 +35,14 @@ export const vecCommand: Command = ({ io }) =>
     describe: 'Illustration vectors: tag probabilities, hidden features or binary hashes, as .npy or JSONL',
     builder: (y) => withModelOptions(y.positional('images', IMAGES_ARG)).options(yargsOptions(OPTIONS)),
     handler: async (argv: ModelArgs & ArgsOf<typeof OPTIONS> & { images: string[]; model: string }) => {
-      const { kind } = checkedOptions(OPTIONS, argv);
+      const { kind, embedding } = checkedOptions(OPTIONS, argv);
       const batch = batchOf(argv);
       if (argv.out && !/\.(npy|jsonl)$/.test(argv.out))
         throw new UsageError(`Expected --out ending in .npy or .jsonl but received ${JSON.stringify(argv.out)}`);
-      const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io));
+      const model = await TaggerModel.load(argv.model, {
+        ...loadOptionsFrom(argv, io),
+        ...(kind === 'probs' ? {} : { embedding: embedding ?? true }),
+      });
       let failed = 0;
       let v: Vectors;
       try {

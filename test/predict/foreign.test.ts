@@ -192,13 +192,22 @@ test('overrides change the contract: --channels rgb --scale 1 on a WD model', as
   assertClose(got, sorted);
 });
 
-test("vec gives a foreign model's probabilities (features need our export); eval scores it on shards made with its tags", async () => {
+test("vec gives a foreign model's probabilities, and its embedding as features; eval scores it on shards made with its tags", async () => {
   const v = await cli('vec', images[0]!.file, '--model', wdModel, '--tags', wdTags, '--kind', 'probs');
   assert.equal(v.code, 0, v.err.join('\n'));
   assertClose(JSON.parse(v.out[0]!).vector, reference(images[0]!.raw, images[0]!.w, images[0]!.h, W, B, K, true, 255));
+  // Features: the input of its scoring MatMul (the flattened pixels as the model sees them), from which
+  // the stand-in's own W and b give the probabilities above.
   const f = await cli('vec', images[0]!.file, '--model', wdModel, '--tags', wdTags, '--kind', 'features');
-  assert.equal(f.code, 2);
-  assert.match(f.err.at(-1)!, /Expected --kind probs for wd model .*: it has no features output/);
+  assert.equal(f.code, 0, f.err.join('\n'));
+  const embedding = JSON.parse(f.out[0]!).vector as number[];
+  assert.equal(embedding.length, S * S * 3);
+  const probs = Array.from({ length: K }, (_, k) => {
+    let z = B[k]!;
+    for (let d = 0; d < embedding.length; d++) z += embedding[d]! * W[d * K + k]!;
+    return 1 / (1 + Math.exp(-z));
+  });
+  assertClose(JSON.parse(v.out[0]!).vector, probs);
   const data = path.join(dir, 'data');
   await mkdir(data);
   for (const [i, tags] of ['1girl long_hair', 'general 1girl', 'sensitive hatsune_miku'].entries()) {

@@ -183,7 +183,8 @@ export function intFeatures(): string {
 }
 
 export async function saveResult(name: string, result: Record<string, unknown>): Promise<string> {
-  const dir = path.resolve('bench', 'results');
+  // bench/gpu.sh names its output folder here (its --dry-run a temporary one, never the results kept in git).
+  const dir = path.resolve(process.env.ALT_I2V_BENCH_RESULTS || path.join('bench', 'results'));
   await mkdir(dir, { recursive: true });
   const file = path.join(dir, `${name}.json`);
   await writeFile(

@@ -83,15 +83,18 @@ export async function benchNative(opts: {
   quick: boolean;
   device?: Device;
   batches?: number[];
+  /** bench/gpu.sh --dry-run: the CUDA cases and rows, with the tiny model, on the CPU. */
+  rehearse?: boolean;
 }): Promise<Record<string, unknown>> {
   const device = opts.device ?? 'cpu';
+  const rehearse = opts.rehearse === true && device === 'cpu';
   const gpu = device === 'cuda' ? gpuName() : undefined;
   const results: Record<string, unknown> = {};
   const cases: Case[] = [];
   const native: Side = { name: 'native' };
   const host: Side = { name: 'onnxruntime-node', native: { engine: 'ort' } };
   const engines = { label: 'native vs onnxruntime-node', ours: native, ref: host };
-  if (device === 'cpu') {
+  if (device === 'cpu' && !rehearse) {
     const inPlace = {
       label: 'in-place Adam vs Adam in the step graph (both native)',
       ours: native,
@@ -109,23 +112,28 @@ export async function benchNative(opts: {
     cases.push({ name: 'vgg16', config: full, batch: 8, runs: opts.quick ? 2 : 5, rows: [engines, inPlace] });
     cases.push({ name: 'vgg16-baked', config: full, batch: 8, runs: opts.quick ? 2 : 5, rows: [baked] });
   } else {
+    // The device run's cases: float32, TF32 and float16 (mixed, with loss scaling) per batch; rehearsed
+    // on the CPU with the tiny model (TF32 is a CUDA mode: the CPU runs that row in float32).
+    const config = (): ModelConfig =>
+      rehearse
+        ? defaultConfig({ tags: 69, widths: [...VGG16_TINY_WIDTHS], imageSize: 64, hidden: 64, freeze: 0 })
+        : defaultConfig({ tags: 5000 });
+    const runs = rehearse ? 2 : 6;
     for (const batch of opts.batches ?? [32, 64]) {
-      cases.push({
-        name: `vgg16-b${batch}`,
-        config: defaultConfig({ tags: 5000 }),
-        batch,
-        runs: 10,
-        // OrtEngine trains on the CPU only: on CUDA the float32 row stands alone.
-        rows: [{ label: 'float32', ours: native, ref: native }],
-      });
-      const tf32: Side = { name: 'tf32', native: { tf32: true } };
-      cases.push({
-        name: `vgg16-b${batch}-tf32`,
-        config: defaultConfig({ tags: 5000 }),
-        batch,
-        runs: 10,
-        rows: [{ label: 'TF32', ours: tf32, ref: tf32 }],
-      });
+      const sides: [string, Side][] = [
+        // OrtEngine trains on the CPU only: on CUDA each row stands alone.
+        ['float32', native],
+        ['TF32', { name: 'tf32', native: { tf32: !rehearse } }],
+        ['float16', { name: 'fp16', native: { fp16: true } }],
+      ];
+      for (const [label, side] of sides)
+        cases.push({
+          name: `${rehearse ? 'tiny' : 'vgg16'}-b${batch}${side === native ? '' : `-${side.name}`}`,
+          config: config(),
+          batch,
+          runs,
+          rows: [{ label, ours: side, ref: side }],
+        });
     }
   }
   for (const k of cases) {
@@ -146,11 +154,16 @@ export async function benchNative(opts: {
       const [a, b] = [sec[r.ours.name]!, sec[r.ref.name]!];
       const vs = r.ours === r.ref ? '' : `${(b / a).toFixed(2)}×`;
       console.log(
-        `| train step ${k.name}, batch ${k.batch}, ${device}: ${r.label} (\`native\`) | ${img(a)} | ${r.ours === r.ref ? '' : `${r.ref.name}: ${img(b)}`} | ${vs} | ${device === 'cuda' ? throughput(k.config, k.batch / a, r.ours, gpu) : ''} |`,
+        `| train step ${k.name}, batch ${k.batch}, ${device}: ${r.label} (\`native\`) | ${img(a)} | ${r.ours === r.ref ? '' : `${r.ref.name}: ${img(b)}`} | ${vs} | ${device === 'cuda' || rehearse ? throughput(k.config, k.batch / a, r.ours, gpu) : ''} |`,
       );
     }
   }
-  const f = await saveResult(`native-${device}`, { device, gpu, rows: results });
+  const f = await saveResult(`native-${rehearse ? 'cuda' : device}`, {
+    device,
+    gpu,
+    rehearsal: rehearse,
+    rows: results,
+  });
   console.log(`  results in ${f}`);
   return results;
 }

@@ -9,6 +9,7 @@ type BenchOptions = {
   batches?: number[];
   withReference?: boolean;
   against?: string;
+  rehearse?: boolean;
 };
 const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown>>> = {
   pairs: async () => (await import('./pairs.js')).benchPairs,
@@ -36,6 +37,11 @@ const argv = await yargs(process.argv.slice(2))
     describe: 'Device for the native bench',
   })
   .option('batches', { type: 'array', describe: 'Batch sizes for the CUDA bench' })
+  .option('rehearse', {
+    type: 'boolean',
+    default: false,
+    describe: "native: the CUDA run's cases with the tiny model on the CPU (bench/gpu.sh --dry-run)",
+  })
   .option('against', { type: 'string', describe: 'Another build (a checkout with dist/ built) for the resize bench' })
   .option('with-reference', {
     type: 'boolean',
@@ -59,4 +65,5 @@ for (const name of which)
     batches: argv.batches?.map(Number),
     withReference: argv.withReference,
     against: argv.against,
+    rehearse: argv.rehearse,
   });

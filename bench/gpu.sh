@@ -85,7 +85,8 @@ demo() {
   local precision=$1
   rm -rf "$tmp/alt-i2v-demo-$dev-$precision"
   node dist/src/cli/main.js demo --device $dev --precision "$precision" "${demo_size[@]}" \
-    --out "$tmp/alt-i2v-demo-$dev-$precision" 2>/dev/null | grep -E '^round (1|2|30|60)/|^done|^holdout mAP'
+    --out "$tmp/alt-i2v-demo-$dev-$precision" 2>/dev/null | grep -E '^round (1|2|30|60)/|^done|^holdout mAP' |
+    tee "$out/demo-$precision.txt"
   return "${PIPESTATUS[0]}"
 }
 step_bench() {
@@ -113,8 +114,15 @@ if [ "${GPU_BENCH:-1}" = 1 ]; then
 fi
 
 log "results in $out"
-for f in native-cuda.json loop-gpu-host.json; do
-  if [ "${GPU_BENCH:-1}" = 1 ] && [ ! -s "$out/$f" ]; then
+results=(demo-fp32.txt demo-fp16.txt)
+if [ "${GPU_BENCH:-1}" = 1 ]; then
+  # The summary (gpu-DATE.json) and README's table of the run: node dist/bench/gpu-report.js DIR --readme
+  # where the results came back to.
+  node dist/bench/gpu-report.js "$out" || failed=1
+  results+=(native-cuda.json loop-gpu-host.json "gpu-$(date -u +%F).json")
+fi
+for f in "${results[@]}"; do
+  if [ ! -s "$out/$f" ]; then
     echo "!! missing result $out/$f"
     failed=1
   fi

@@ -24,12 +24,18 @@ function gpuName(): string | undefined {
   return r.status === 0 ? r.stdout.split('\n')[0]!.trim() : undefined;
 }
 
+/** TFLOP/s of a side's steps, and the share of this GPU's dense peak in its precision (where known). */
+function rate(c: ModelConfig, imgPerS: number, side: Side, gpu: string | undefined) {
+  const tflops = (trainStepFlops(c) * imgPerS) / 1e12;
+  const precision = side.native?.fp16 ? 'fp16' : side.native?.tf32 ? 'tf32' : 'fp32';
+  const peak = PEAKS.find((p) => gpu && p.match.test(gpu))?.[precision];
+  return { precision, tflops, peakPercent: peak ? (100 * tflops) / peak : undefined };
+}
+
 /** "N TFLOP/s, P% of the dense peak" for a side's precision on this GPU. */
 function throughput(c: ModelConfig, imgPerS: number, side: Side, gpu: string | undefined): string {
-  const tflops = (trainStepFlops(c) * imgPerS) / 1e12;
-  const kind = side.native?.fp16 ? 'fp16' : side.native?.tf32 ? 'tf32' : 'fp32';
-  const peak = PEAKS.find((p) => gpu && p.match.test(gpu))?.[kind];
-  return `${tflops.toFixed(1)} TFLOP/s${peak ? `, ${((100 * tflops) / peak).toFixed(0)}% of ${gpu}'s ${kind} peak` : ''}`;
+  const r = rate(c, imgPerS, side, gpu);
+  return `${r.tflops.toFixed(1)} TFLOP/s${r.peakPercent ? `, ${r.peakPercent.toFixed(0)}% of ${gpu}'s ${r.precision} peak` : ''}`;
 }
 
 /**
@@ -143,10 +149,14 @@ export async function benchNative(opts: {
     );
     const t = await timeSteps(k.config, k.batch, k.runs, device, sides);
     const sec = Object.fromEntries(Object.entries(t).map(([name, xs]) => [name, median(xs)]));
+    const ours = k.rows[0]!.ours;
     results[k.name] = {
       batch: k.batch,
       secondsPerStep: sec,
       imgPerS: Object.fromEntries(Object.entries(sec).map(([n, s]) => [n, k.batch / s])),
+      // The first row's own side, as bench/gpu-report.ts tabulates it.
+      ...rate(k.config, k.batch / sec[ours.name]!, ours, gpu),
+      side: ours.name,
       runs: t,
     };
     const img = (s: number): string => `${(k.batch / s).toFixed(2)} img/s (${(s * 1000).toFixed(1)} ms)`;

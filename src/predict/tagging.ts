@@ -5,7 +5,6 @@ import { createHash } from 'node:crypto';
 import { decodeBatches } from './inputs.js';
 import type { TaggerModel } from '../model/tagger.js';
 import { selectTags, type SelectOptions, type TagScore } from '../select/select.js';
-import { UsageError } from '../util/errors.js';
 
 export interface Part {
   /** 1-based. */
@@ -114,12 +113,4 @@ export class TagFrequency {
   rows(): [string, number][] {
     return [...this.counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   }
-}
-
-export function partFrom(text: string | undefined): Part | undefined {
-  if (text === undefined) return undefined;
-  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
-  if (!m || Number(m[2]) < 1 || Number(m[1]) < 1 || Number(m[1]) > Number(m[2]))
-    throw new UsageError(`Expected I/N with 1 ≤ I ≤ N for --part but received ${JSON.stringify(text)}`);
-  return { index: Number(m[1]), count: Number(m[2]) };
 }

@@ -155,7 +155,15 @@ export const PRED_OPTIONS = {
   part: {
     type: 'string',
     cliOnly: true,
-    describe: 'I/N: tag only part I of N of the inputs (a stable split, for N machines or a job array)',
+    describe:
+      'I/N: tag only part I of N of the inputs (a stable split, for N machines or a job array); auto: from the Slurm job array or Kubernetes Indexed Job that runs it',
+  },
+  parts: {
+    type: 'number',
+    cliOnly: true,
+    range: [1, 1_000_000],
+    integer: true,
+    describe: "--part auto in a Kubernetes Indexed Job: the Job's completions (or JOB_COMPLETIONS)",
   },
   // sd-scripts' own flags: its caption rules, and those accepted for its command lines to work as typed.
   'remove-underscore': {

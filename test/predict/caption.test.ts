@@ -261,5 +261,5 @@ test('--frequency counts the written tags over the run; --part I/N splits the in
     for (const f of list) assert.ok(inPart(path.relative(imgDir, f), { index: i + 1, count: 3 }));
   const bad = await cli('pred', imgDir, ...wd, '--part', '4/3');
   assert.equal(bad.code, 2);
-  assert.match(bad.err[0]!, /Expected I\/N with 1 ≤ I ≤ N for --part but received "4\/3"/);
+  assert.match(bad.err[0]!, /Expected I\/N with 1 ≤ I ≤ N, or auto, for --part but received "4\/3"/);
 });

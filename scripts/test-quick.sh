@@ -10,6 +10,6 @@ t=dist/test
 exec node --test --test-concurrency=2 \
   $t/structure/*.test.js $t/published/*.test.js \
   $t/data/{tags,scan,synth,pad-resize,images,sniff}.test.js \
-  $t/predict/{options,caption,caption-styles,pred-spec,contracts,foreign,frames,hf-cache,hf-download,hf-timeout,part,gallery,batched}.test.js \
+  $t/predict/{options,caption,caption-styles,pred-spec,contracts,foreign,frames,hf-cache,hf-download,hf-timeout,part,skip-done,gallery,batched}.test.js \
   $t/graphs/{rng,flops,layers,precision}.test.js $t/train/{loss-scaler,threads}.test.js \
   $t/quantize/{norms,layout,tiles,agreement}.test.js $t/serve/serve.test.js $t/model/embedding.test.js $t/cli/{cli,option-specs}.test.js $t/util/*.test.js

@@ -7,7 +7,7 @@ import type { CaptionItem, Captioner } from '../captions/style.js';
 import type { TaggerModel } from '../model/tagger.js';
 import type { SelectOptions, TagScore } from '../select/select.js';
 import { listImageEntries } from './inputs.js';
-import { TagFrequency, tagImages, type FrameMerge, type ImageEntry, type Part } from './tagging.js';
+import { inPart, TagFrequency, tagImages, type FrameMerge, type ImageEntry, type Part } from './tagging.js';
 
 export interface PredictOptions {
   /** Files, folders (walked in sorted order) and `-` (paths on stdin). */
@@ -26,6 +26,8 @@ export interface PredictOptions {
    * two images must not share one); otherwise images stream from the listing into the model.
    */
   listFirst?: boolean;
+  /** Images already done (--skip-done), asked after the sink's `begin`: left out, and counted. */
+  skip?: (file: string) => boolean;
 }
 
 export interface Prediction {
@@ -45,6 +47,8 @@ export interface PredictSink {
 
 export interface PredictStats {
   done: number;
+  /** Images left out as already done. */
+  skipped: number;
   failed: number;
   frequency: TagFrequency;
   /** When the warm-up ended (performance.now()), and how long it took. */
@@ -65,13 +69,14 @@ export async function predictImages(
     (s) => ((warmedAt = performance.now()), (warmSeconds = s)),
     () => undefined,
   );
-  const stats = { done: 0, failed: 0, frequency: new TagFrequency() };
+  const stats = { done: 0, skipped: 0, failed: 0, frequency: new TagFrequency() };
   const entries = o.listFirst
     ? await allEntries(o.images, o.recursive)
     : listImageEntries(o.images, undefined, o.recursive);
   await sink.begin?.(Array.isArray(entries) ? entries : undefined);
-  const { batch, select, part, frames, merge } = o;
-  for await (const t of tagImages(model, entries, { batch, select, part, frames, merge })) {
+  const { batch, select, part, frames, merge, skip } = o;
+  const todo = skip ? notDone(entries, part, skip, () => stats.skipped++) : entries;
+  for await (const t of tagImages(model, todo, { batch, select, part, frames, merge })) {
     if (t.failure !== undefined) {
       stats.failed++;
       warn(`warning: ${t.file}: skipped, ${t.failure}`);
@@ -90,4 +95,18 @@ async function allEntries(args: readonly string[], recursive: boolean): Promise<
   const out: ImageEntry[] = [];
   for await (const e of listImageEntries(args, undefined, recursive)) out.push(e);
   return out;
+}
+
+/** `entries` of `part` without those `skip` says are done (each counted by `skipped`), listed or streamed alike. */
+async function* notDone(
+  entries: AsyncIterable<ImageEntry> | Iterable<ImageEntry>,
+  part: Part | undefined,
+  skip: (file: string) => boolean,
+  skipped: () => void,
+): AsyncGenerator<ImageEntry> {
+  for await (const e of entries) {
+    if (part && !inPart(e.key, part)) continue; // another part's: neither done nor skipped here
+    if (skip(e.file)) skipped();
+    else yield e;
+  }
 }

@@ -158,6 +158,19 @@ export const PRED_OPTIONS = {
     describe:
       'I/N: tag only part I of N of the inputs (a stable split, for N machines or a job array); auto: from the Slurm job array or Kubernetes Indexed Job that runs it',
   },
+  out: {
+    type: 'string',
+    cliOnly: true,
+    describe:
+      'jsonl and csv: write the rows to this file, one write per row (a kill leaves whole rows), instead of stdout',
+  },
+  'skip-done': {
+    type: 'boolean',
+    default: false,
+    cliOnly: true,
+    describe:
+      'Leave out images already done: their caption exists (--format caption) or --out already holds their rows (continued)',
+  },
   parts: {
     type: 'number',
     cliOnly: true,

@@ -157,6 +157,16 @@ export async function lockFolder(dir: string, command: string, warn: (line: stri
   );
 }
 
+/** Take the lock of one output file (`.NAME.alt-i2v-ort.lock` beside it); a second writer is refused, naming the holder. */
+export async function lockFile(target: string, command: string, warn: (line: string) => void): Promise<FolderLock> {
+  const file = path.join(path.dirname(target), `.${path.basename(target)}${LOCK_NAME}`);
+  const got = await acquire(file, command, warn);
+  if (typeof got !== 'string') return got;
+  throw new UsageError(
+    `Expected no other writer of ${JSON.stringify(target)} but ${got} holds ${path.basename(file)}; wait for it to finish, or delete the lock if that process is gone`,
+  );
+}
+
 /**
  * Take the lock in `file` (its folder must exist), waiting while a live process holds it: `waiting`
  * hears once who holds it. For work that a second process would only repeat (a download).

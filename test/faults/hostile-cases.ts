@@ -1,10 +1,10 @@
 // Trust, round four: animated PNGs whose chunk headers lie about their frames (refused from the headers,
 // before a frame is inflated, as the process's peak memory shows), and `serve`'s hostile bodies over a
 // real socket: form fields past --max-body-mb, a form without its closing boundary, SVG in disguise; and
-// a Hugging Face hub that stalls, answers 204 or cuts the connection.
+// a Hugging Face hub that stalls, answers 204 or cuts the connection; pred --out killed mid-run.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import path from 'node:path';
 import { crc32, createDeflate, deflateSync, gzipSync } from 'node:zlib';
@@ -13,7 +13,7 @@ import sharp from 'sharp';
 import { tinyModel } from '../helpers.js';
 import { buildServer } from '../../src/serve/app.js';
 import { TaggerModel } from '../../src/model/tagger.js';
-import { assertOneLine, fault, root } from './harness.js';
+import { assertOneLine, data, fault, killAfter, root, run } from './harness.js';
 
 const dir = path.join(root, 'hostile');
 await mkdir(dir, { recursive: true });
@@ -265,6 +265,50 @@ export function registerHostile(): void {
         server.close();
         server.closeAllConnections();
       }
+    },
+  );
+
+  fault(
+    'pred --out killed (-9) at random moments leaves whole rows only; --skip-done then tags each image exactly once',
+    async () => {
+      const out = path.join(dir, 'killed.jsonl');
+      const args = [
+        'pred',
+        data,
+        '--model',
+        model,
+        '--format',
+        'jsonl',
+        '--out',
+        out,
+        '--batch',
+        '4',
+        '--threshold',
+        '0',
+      ];
+      const all = (await readdir(data, { recursive: true })).filter((f) => /\.(png|jpg|webp)$/.test(f)).length;
+      // A whole run, timed, so the kills land inside the work on any machine.
+      const t0 = performance.now();
+      assert.equal(run(args).code, 0);
+      const wholeMs = performance.now() - t0;
+      let killedMidRun = 0;
+      for (const ms of [0.3, 0.55, 0.8].map((f) => Math.round(f * wholeMs))) {
+        await rm(out, { force: true });
+        const k = await killAfter(args, ms);
+        if (k.killed) killedMidRun++;
+        const left = await readFile(out, 'utf8').catch(() => '');
+        const whole = left.slice(0, left.lastIndexOf('\n') + 1);
+        for (const line of whole.split('\n').filter(Boolean)) JSON.parse(line); // whole rows parse
+        const resumed = run([...args, '--skip-done']);
+        assert.equal(resumed.code, 0, resumed.err);
+        const files = (await readFile(out, 'utf8'))
+          .trimEnd()
+          .split('\n')
+          .map((l) => (JSON.parse(l) as { file: string }).file);
+        assert.equal(files.length, all, `${ms} ms: ${files.length} rows for ${all} images`);
+        assert.equal(new Set(files).size, all, `${ms} ms: an image twice`);
+      }
+      assert.ok(killedMidRun >= 1, 'at least one kill landed mid-run');
     },
   );
 }

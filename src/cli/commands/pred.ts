@@ -16,7 +16,7 @@ import { TaggerModel } from '../../model/tagger.js';
 import { partFrom } from '../../predict/part.js';
 import { predictImages } from '../../predict/predict-images.js';
 import { checkCaptionExt } from '../../captions/caption-file.js';
-import { PRED_FORMATS, predOutput, writeFrequency } from '../../outputs/pred-output.js';
+import { PRED_FORMATS, predOutput, predRows, writeFrequency } from '../../outputs/pred-output.js';
 
 type Argv = PredArgs & ModelArgs & { images: string[]; model?: string; format: string };
 
@@ -52,9 +52,16 @@ async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
   captionStyleOf(argv);
   if (argv.frequency) await checkOutputFile(argv.frequency, '--frequency');
   const warn = (l: string): void => io.err(l);
+  const rows = await predRows(format, argv.out, argv.skipDone, warn);
   const files = modelFiles(argv, warn);
   const t0 = performance.now();
-  const tagger = await TaggerModel.load(files.model, loadOptionsFrom({ ...argv, tags: argv.tags ?? files.tags }, io));
+  const tagger = await TaggerModel.load(
+    files.model,
+    loadOptionsFrom({ ...argv, tags: argv.tags ?? files.tags }, io),
+  ).catch(async (err: unknown) => {
+    await rows?.close();
+    throw err;
+  });
   const loaded = performance.now();
   let out: ReturnType<typeof predOutput> | undefined;
   let stats: Awaited<ReturnType<typeof predictImages>>;
@@ -66,13 +73,25 @@ async function runPred(io: Io, argv: RunPredArgs): Promise<void> {
         : undefined;
     // sd-scripts looks into subfolders only with --recursive; the other styles always do.
     const recursive = captioner.style !== 'sd-scripts' || argv.recursive === true;
-    out = predOutput({ format, captioner, captionExt, allowEmpty: argv.allowEmpty, out: (l) => io.out(l), err: warn });
+    const sink = predOutput({
+      format,
+      captioner,
+      captionExt,
+      allowEmpty: argv.allowEmpty,
+      out: (l) => io.out(l),
+      err: warn,
+      rows,
+    });
+    out = sink;
     const o = { images: argv.images, recursive, batch, part, frames, merge, select, captioner };
-    stats = await predictImages(tagger, { ...o, listFirst: out.listFirst }, out, warn);
+    const skip = argv.skipDone ? (file: string): boolean => sink.isDone(file) : undefined;
+    stats = await predictImages(tagger, { ...o, listFirst: out.listFirst, skip }, out, warn);
   } finally {
     await tagger.release();
+    await rows?.close();
   }
   out.end();
+  if (stats.skipped > 0) io.err(`pred: ${stats.skipped} images already done, left out (--skip-done)`);
   const { done, failed, frequency } = stats;
   if (argv.frequencyTags) for (const line of sdScriptsFrequencyLines(frequency.entries())) io.out(line);
   if (argv.frequency) {

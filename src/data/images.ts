@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { apngFrames, apngInfo, apngRefusal } from './apng.js';
 import { resizeAntialiased } from './resize.js';
+import { isVideoBytes, isVideoFile, VideoError, videoFrames } from './video.js';
 import { UsageError } from '../util/errors.js';
 
 export type PadRule = 'center' | 'topleft';
@@ -195,6 +196,8 @@ export async function preprocessFrames(
   opts: PreprocessOptions,
   count: number,
 ): Promise<{ pixels: Buffer; frames: number }> {
+  if (typeof input === 'string' ? isVideoFile(input) : isVideoBytes(input))
+    return videoPixels(input, file, opts, count);
   if (count <= 1) return { pixels: await preprocessImage(input, file, opts), frames: 1 };
   let bytes: Buffer;
   let pages = 1;
@@ -219,6 +222,25 @@ export async function preprocessFrames(
     }
     for (const png of pngs) frames.push(await preprocessImage(png, file, opts));
   } else for (const page of picks) frames.push(await preprocessImage(bytes, file, { ...opts, page }));
+  return { pixels: Buffer.concat(frames), frames: frames.length };
+}
+
+/** `count` frames of a video (video.ts: ffmpeg), each preprocessed as an image as it comes. */
+async function videoPixels(
+  input: string | Buffer,
+  file: string,
+  opts: PreprocessOptions,
+  count: number,
+): Promise<{ pixels: Buffer; frames: number }> {
+  const frames: Buffer[] = [];
+  try {
+    await videoFrames(input, Math.max(1, count), opts.maxPixels, async (png) => {
+      frames.push(await preprocessImage(png, file, opts));
+    });
+  } catch (err) {
+    if (err instanceof VideoError) throw new ImageError(file, err.reason, err.message);
+    throw err;
+  }
   return { pixels: Buffer.concat(frames), frames: frames.length };
 }
 

@@ -8,6 +8,8 @@
 export const IMAGE_FORMATS = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif'] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 
+const HEIF_BRANDS = new Set(['heic', 'heix', 'hevc', 'hevx', 'heim', 'heis', 'mif1', 'msf1', 'avif', 'avis']);
+
 const starts = (b: Buffer, sig: readonly number[], at = 0): boolean =>
   b.length >= at + sig.length && sig.every((x, i) => b[at + i] === x);
 const ascii = (b: Buffer, from: number, to: number): string => b.toString('latin1', from, to);
@@ -19,8 +21,9 @@ export function imageFormatOf(bytes: Buffer): ImageFormat | undefined {
   if (ascii(bytes, 0, 4) === 'RIFF' && ascii(bytes, 8, 12) === 'WEBP') return 'webp';
   if (/^GIF8[79]a$/.test(ascii(bytes, 0, 6))) return 'gif';
   if (starts(bytes, [0x49, 0x49, 0x2a, 0x00]) || starts(bytes, [0x4d, 0x4d, 0x00, 0x2a])) return 'tiff';
-  // ISO base media file (HEIF, AVIF): a box of type ftyp first.
-  if (ascii(bytes, 4, 8) === 'ftyp') return 'heif';
+  // ISO base media file of an image brand (HEIF, AVIF): a box of type ftyp first, its major brand next
+  // (an MP4 or MOV video has the same box with its own brands).
+  if (ascii(bytes, 4, 8) === 'ftyp' && HEIF_BRANDS.has(ascii(bytes, 8, 12))) return 'heif';
   return undefined;
 }
 

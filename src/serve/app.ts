@@ -13,6 +13,7 @@ import { limiter } from '../util/limit.js';
 import { Batcher } from './batcher.js';
 import type { ServeOptions, Tagger } from './context.js';
 import { describeNonImage, imageFormatOf } from '../data/sniff.js';
+import { isVideoBytes } from '../data/video.js';
 import { HttpError, replyOf, unsupportedType } from './http-error.js';
 import { routes } from './routes.js';
 import { wd14Routes } from './wd14.js';
@@ -76,10 +77,10 @@ function tagger(model: TaggerModel, o: ServeOptions): Tagger {
       if (bytes.length === 0) throw new HttpError(400, `Expected image bytes for ${name} but received an empty body`);
       // The bytes decide, not the declared type: only the raster formats go on to libvips, which would
       // also render SVG (scripts, external references) behind a byte-order mark, spaces or gzip.
-      if (!imageFormatOf(bytes))
+      if (!imageFormatOf(bytes) && !isVideoBytes(bytes))
         throw new HttpError(
           415,
-          `Expected JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIF bytes for ${name} but they are ${describeNonImage(bytes)}`,
+          `Expected JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIF bytes (or a video) for ${name} but they are ${describeNonImage(bytes)}`,
         );
       if (queued >= o.queue)
         throw new HttpError(503, `the server is busy (${o.queue} images queued); retry shortly`, {
@@ -147,7 +148,7 @@ export async function buildServer(model: TaggerModel, o: ServeOptions): Promise<
     if (declared > o.bodyLimit)
       throw new HttpError(413, `Expected a request of at most ${o.bodyLimit} bytes but it declares ${declared}`);
   });
-  app.addContentTypeParser(/^image\//, { parseAs: 'buffer' }, (req, body, done) =>
+  app.addContentTypeParser(/^(image|video)\//, { parseAs: 'buffer' }, (req, body, done) =>
     /^image\/svg/i.test(req.headers['content-type'] ?? '')
       ? done(unsupportedType(req.headers['content-type']), undefined)
       : done(null, body),

@@ -18,7 +18,7 @@ export class HttpError extends Error {
 export const unsupportedType = (contentType: string | undefined): HttpError =>
   new HttpError(
     415,
-    `Expected an image (image/*, not SVG), multipart/form-data or JSON body but received ${JSON.stringify(contentType ?? 'none')}`,
+    `Expected an image (image/*, not SVG), a video (video/*), multipart/form-data or JSON body but received ${JSON.stringify(contentType ?? 'none')}`,
   );
 
 /** The reply for any thrown value: HttpError as it is, a bad option (UsageError) 400, fastify's own by its code. */

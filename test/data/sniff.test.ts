@@ -39,6 +39,12 @@ test('SVG behind a byte-order mark, spaces, UTF-16 or gzip, and plain text, are 
   assert.equal(imageFormatOf(gzipSync(svg)), undefined);
   assert.match(describeNonImage(gzipSync(svg)), /^gzip/);
   assert.equal(imageFormatOf(Buffer.from('hello')), undefined);
+  // An MP4's ftyp box (major brand isom) is no HEIF image.
+  const mp4 = Buffer.concat([
+    Buffer.from([0, 0, 0, 0x20]),
+    Buffer.from('ftypisom\0\0\x02\0isomiso2avc1mp41', 'latin1'),
+  ]);
+  assert.equal(imageFormatOf(mp4), undefined);
   assert.equal(describeNonImage(Buffer.from('hello')), 'of an unknown format (first bytes 68 65 6c 6c 6f)');
   assert.equal(imageFormatOf(Buffer.alloc(0)), undefined);
 });

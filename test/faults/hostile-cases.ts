@@ -193,7 +193,7 @@ export function registerHostile(): void {
           assert.equal(r.status, 415, `${what}: ${r.error}`);
           assert.match(
             r.error,
-            /^Expected JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIF bytes for the image but they are (SVG|gzip)/,
+            /^Expected JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIF bytes \(or a video\) for the image but they are (SVG|gzip)/,
           );
         }
       } finally {

@@ -211,7 +211,7 @@ test('every bad request gets a 4xx JSON error naming the problem, and the server
       'not an image',
       { method: 'POST', url: '/v1/tag', headers: { 'content-type': 'image/jpeg' }, payload: Buffer.from('hello') },
       415,
-      /bytes for the image but they are of an unknown format \(first bytes 68 65 6c 6c 6f\)/,
+      /bytes \(or a video\) for the image but they are of an unknown format \(first bytes 68 65 6c 6c 6f\)/,
     ],
     [
       'a decompression bomb',
@@ -223,7 +223,7 @@ test('every bad request gets a 4xx JSON error naming the problem, and the server
       'a wrong content type',
       { method: 'POST', url: '/v1/tag', headers: { 'content-type': 'text/plain' }, payload: 'x' },
       415,
-      /Expected an image \(image\/\*, not SVG\), multipart\/form-data or JSON body but received "text\/plain"/,
+      /Expected an image \(image\/\*, not SVG\), a video \(video\/\*\), multipart\/form-data or JSON body but received "text\/plain"/,
     ],
     [
       'a body over the limit',

@@ -7,6 +7,7 @@ import { gradcheck, gradcheckConfig } from '../../../training/gradcheck.js';
 import { addonStatus } from '../../train/native-binding.js';
 import { BUILD_HINT } from '../../train/engines.js';
 import { int8Line } from '../../runtime/cpu.js';
+import { FFMPEG_HINT, ffmpegVersion } from '../../data/video.js';
 
 export const OPTIONS = {
   device: { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Device to check' },
@@ -27,6 +28,8 @@ export const doctorCommand: Command = ({ io }) =>
       );
       io.out(`cuda provider libraries: ${r.cudaMissing.length === 0 ? 'present' : `missing ${r.cudaMissing.length}`}`);
       io.out(int8Line());
+      const ffmpeg = ffmpegVersion();
+      io.out(`ffmpeg (video frames): ${ffmpeg ?? `not found: ${FFMPEG_HINT}`}`);
       const addon = addonStatus();
       io.out(`native addon: ${addon.ok ? `loads (${addon.file})` : `NOT loading: ${addon.reason}`}`);
       io.out(

@@ -73,9 +73,11 @@ export async function videoFrames(
       file = path.join(dir, 'upload');
       await writeFile(file, input, { mode: 0o600 });
     }
+    // ffmpeg reads a name as a protocol URL (`concat:…`, `http:…`) or an option (`-…`): a file it is.
+    const url = `file:${path.resolve(file)}`;
     const probe = await runTool('ffprobe', [
       '-v', 'error', '-select_streams', 'v:0',
-      '-show_entries', 'stream=width,height:format=duration', '-of', 'json', file,
+      '-show_entries', 'stream=width,height:format=duration', '-of', 'json', url,
     ]); // prettier-ignore
     if (probe.code !== 0) throw new VideoError('unreadable', `ffprobe: ${firstLine(probe.err)}`);
     const info = JSON.parse(probe.out.toString()) as {
@@ -94,7 +96,7 @@ export async function videoFrames(
         : [0];
     for (const t of times) {
       const r = await runTool('ffmpeg', [
-        '-v', 'error', '-ss', t.toFixed(3), '-i', file,
+        '-v', 'error', '-ss', t.toFixed(3), '-i', url,
         '-frames:v', '1', '-f', 'image2pipe', '-vcodec', 'png', '-',
       ]); // prettier-ignore
       if (r.code !== 0 || r.out.length === 0)

@@ -119,30 +119,43 @@ test(
   },
 );
 
-test('a truncated video, and no ffmpeg on PATH, are one line for that file', { skip }, async () => {
-  const mp4 = path.join(dir, 'clip.mp4');
-  const cut = path.join(dir, 'cut.mp4');
-  await writeFile(cut, (await readFile(mp4)).subarray(0, 300));
-  const broken = await scoresOf(cut, '--frames', '4');
-  assert.equal(broken.code, 1);
-  assert.ok(
-    broken.err.some((l) => /^warning: .*cut\.mp4: skipped, unreadable \(ffprobe: /.test(l)),
-    broken.err.join('\n'),
-  );
-  const path0 = process.env.PATH;
-  try {
-    process.env.PATH = '/nonexistent';
-    const none = await scoresOf(mp4, '--frames', '4');
-    assert.equal(none.code, 1);
+test(
+  'a file named like a protocol is read as a file; a truncated video, and no ffmpeg on PATH, are one line for that file',
+  { skip },
+  async () => {
+    const mp4 = path.join(dir, 'clip.mp4');
+    const cut = path.join(dir, 'cut.mp4');
+    await writeFile(cut, (await readFile(mp4)).subarray(0, 300));
+    // A relative name ffmpeg would take for a protocol URL (data:…) is read as the file it is.
+    await writeFile(path.join(dir, 'data:clip.mp4'), await readFile(mp4));
+    const cwd = process.cwd();
+    try {
+      process.chdir(dir);
+      near((await scoresOf('data:clip.mp4', '--frames', '4', '--frames-merge', 'mean')).probs, mean);
+    } finally {
+      process.chdir(cwd);
+    }
+    const broken = await scoresOf(cut, '--frames', '4');
+    assert.equal(broken.code, 1);
     assert.ok(
-      none.err.some((l) =>
-        /clip\.mp4: skipped, unreadable \(reading video needs ffmpeg on PATH \(Debian\/Ubuntu: apt install ffmpeg/.test(
-          l,
-        ),
-      ),
-      none.err.join('\n'),
+      broken.err.some((l) => /^warning: .*cut\.mp4: skipped, unreadable \(ffprobe: /.test(l)),
+      broken.err.join('\n'),
     );
-  } finally {
-    process.env.PATH = path0;
-  }
-});
+    const path0 = process.env.PATH;
+    try {
+      process.env.PATH = '/nonexistent';
+      const none = await scoresOf(mp4, '--frames', '4');
+      assert.equal(none.code, 1);
+      assert.ok(
+        none.err.some((l) =>
+          /clip\.mp4: skipped, unreadable \(reading video needs ffmpeg on PATH \(Debian\/Ubuntu: apt install ffmpeg/.test(
+            l,
+          ),
+        ),
+        none.err.join('\n'),
+      );
+    } finally {
+      process.env.PATH = path0;
+    }
+  },
+);

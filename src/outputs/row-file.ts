@@ -35,13 +35,25 @@ async function wholeRowsLength(file: string, size: number): Promise<number> {
   }
 }
 
-/** The `file` key of each row already in `file`: JSONL objects, or CSV rows under `header`. */
-async function rowsDone(file: string, format: 'jsonl' | 'csv', header: string | undefined): Promise<Set<string>> {
+/**
+ * The `file` key of each row already in `file` (JSONL objects, or CSV rows under `header`), and where the
+ * rows of the last image begin: a CSV image is several rows, all of one write, which a kill can end
+ * part-way at a page boundary, leaving whole rows of a partly written image.
+ */
+async function rowsDone(
+  file: string,
+  format: 'jsonl' | 'csv',
+  header: string | undefined,
+): Promise<{ done: Set<string>; last?: { key: string; start: number }; end: number }> {
   const done = new Set<string>();
   const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
   let n = 0;
+  let offset = 0;
+  let last: { key: string; start: number } | undefined;
   for await (const line of lines) {
     n++;
+    const start = offset;
+    offset += Buffer.byteLength(line) + 1;
     const bad = (what: string): never => {
       throw new UsageError(
         `Expected ${what} on line ${n} of ${JSON.stringify(file)} (--out, continued by --skip-done) but it holds ${JSON.stringify(line.slice(0, 80))}`,
@@ -58,9 +70,10 @@ async function rowsDone(file: string, format: 'jsonl' | 'csv', header: string | 
       bad(`a ${format === 'jsonl' ? 'JSON object' : 'CSV row'} of pred's`);
     }
     if (typeof key !== 'string' || key === '') bad('a row naming its image file first');
+    if (last?.key !== key) last = { key: key as string, start };
     done.add(key as string);
   }
-  return done;
+  return { done, last, end: offset };
 }
 
 /**
@@ -97,7 +110,17 @@ export async function openRowFile(
           `warning: ${file}: its last row was cut off (${size - whole} bytes, a run stopped mid-write): dropped; that image is tagged again`,
         );
       }
-      done = await rowsDone(file, format, o.header);
+      const read = await rowsDone(file, format, o.header);
+      if (read.end !== whole)
+        throw new UsageError(
+          `Expected pred's rows, each ending in a line feed, in ${JSON.stringify(file)} (--out) but its line endings are others (edited elsewhere?): continue a copy written by pred`,
+        );
+      done = read.done;
+      // CSV: the last image's rows are cut and it is tagged again, whole (it may have been cut short).
+      if (format === 'csv' && read.last) {
+        await truncate(file, read.last.start);
+        done.delete(read.last.key);
+      }
     }
     fh = await open(file, 'a');
     const handle = fh;

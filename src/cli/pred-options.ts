@@ -4,8 +4,6 @@
 import type { Argv } from 'yargs';
 import { PRED_OPTIONS, type PredOptionSpec } from '../select/pred-spec.js';
 import { yargsOption } from './command.js';
-import type { Specs } from '../util/option-spec.js';
-import { FRAME_MERGES } from '../predict/tagging.js';
 
 /** pred's flags: ours, sd-scripts' and the web UI tagger's. */
 export function withPredFlags(y: Argv): Argv {
@@ -14,15 +12,3 @@ export function withPredFlags(y: Argv): Argv {
     o.styles ? `${o.describe} (caption styles: ${o.styles.join(', ')})` : o.describe;
   return y.options(Object.fromEntries(entries.map(([name, o]) => [name, yargsOption(o, described(o))])));
 }
-
-/** --frames and --frames-merge, for `pred` and `serve`. */
-export const FRAME_OPTIONS = {
-  frames: {
-    type: 'number',
-    default: 1,
-    range: [1, 1000],
-    integer: true,
-    describe: 'Tag N evenly spaced frames of each animated GIF, WebP or APNG and merge their scores',
-  },
-  'frames-merge': { type: 'string', choices: FRAME_MERGES, default: 'max', describe: 'How frames merge: max or mean' },
-} as const satisfies Specs;

@@ -2,6 +2,7 @@
 // of the input list (for N machines or a job array), and the tag frequencies of the run. Caption files
 // are src/captions/caption-file.ts.
 import { createHash } from 'node:crypto';
+import type { Specs } from '../util/option-spec.js';
 import { decodeBatches } from './inputs.js';
 import type { TaggerModel } from '../model/tagger.js';
 import { selectTags, type SelectOptions, type TagScore } from '../select/select.js';
@@ -82,6 +83,18 @@ export async function* tagImages(
 
 export const FRAME_MERGES = ['max', 'mean'] as const;
 export type FrameMerge = (typeof FRAME_MERGES)[number];
+
+/** --frames and --frames-merge, declared once for `pred` and `serve` (src/util/option-spec.ts). */
+export const FRAME_OPTIONS = {
+  frames: {
+    type: 'number',
+    default: 1,
+    range: [1, 1000],
+    integer: true,
+    describe: 'Tag N evenly spaced frames of each animated GIF, WebP, APNG or video and merge their scores',
+  },
+  'frames-merge': { type: 'string', choices: FRAME_MERGES, default: 'max', describe: 'How frames merge: max or mean' },
+} as const satisfies Specs;
 
 /** One score per tag from an image's `n` frame rows starting at `first`: the largest, or the mean. */
 export function mergeFrames(probs: Float32Array, first: number, n: number, k: number, merge: FrameMerge): Float32Array {

@@ -4,7 +4,8 @@
 import type { Io } from '../io.js';
 import { defineCommand, yargsOptions, type Command } from '../command.js';
 import { batchOf, loadOptionsFrom, withModelOptions, type ModelArgs, IMAGES_ARG } from '../model-options.js';
-import { FRAME_OPTIONS, withPredFlags } from '../pred-options.js';
+import { withPredFlags } from '../pred-options.js';
+import { FRAME_OPTIONS } from '../../predict/tagging.js';
 import { selectOptionsFrom } from '../../select/options.js';
 import { PRED_OPTIONS, type PredArgs } from '../../select/pred-spec.js';
 import { captionerFrom, captionStyleOf } from '../../captions/style.js';

@@ -4,8 +4,8 @@
 import path from 'node:path';
 import type { Io } from '../io.js';
 import { defineCommand, yargsOptions, type Command } from '../command.js';
-import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
-import { FRAME_OPTIONS } from '../pred-options.js';
+import { checkedOptions, type ArgsOf } from '../../util/option-spec.js';
+import { SERVE_OPTIONS } from '../../serve/serve-spec.js';
 import { batchOf, loadOptionsFrom, withModelOptions, type ModelArgs } from '../model-options.js';
 import { UsageError } from '../../util/errors.js';
 import { TaggerModel } from '../../model/tagger.js';
@@ -14,58 +14,7 @@ import { buildServer, closeServer } from '../../serve/app.js';
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
-export const OPTIONS = {
-  index: {
-    type: 'string',
-    describe: "A `vec` index (.npy) for /v1/similar and the page's similar images",
-  },
-  host: {
-    type: 'string',
-    default: '127.0.0.1',
-    describe: 'Address to bind (anything but loopback needs --token)',
-  },
-  port: { type: 'number', default: 8080, range: [0, 65535], integer: true, describe: 'Port (0: any free one)' },
-  'max-wait-ms': {
-    type: 'number',
-    default: 10,
-    range: [0, 60_000],
-    integer: true,
-    describe: 'How long an image waits for others to batch with',
-  },
-  queue: {
-    type: 'number',
-    default: 256,
-    range: [1, 1_000_000],
-    integer: true,
-    describe: 'Images waiting at most; beyond, 503 with Retry-After',
-  },
-  'timeout-ms': {
-    type: 'number',
-    default: 30000,
-    range: [1, 3_600_000],
-    integer: true,
-    describe: 'Per-request limit on waiting for the model (503 after)',
-  },
-  'max-body-mb': {
-    type: 'number',
-    default: 32,
-    range: [1, 4096],
-    integer: true,
-    describe: 'Largest request body (413 beyond)',
-  },
-  'max-pixels': {
-    type: 'number',
-    default: 40_000_000,
-    range: [1, 2 ** 40],
-    integer: true,
-    describe: 'Largest image in pixels (413 beyond: decompression bombs)',
-  },
-  token: {
-    type: 'string',
-    describe: 'Require "Authorization: Bearer TOKEN" on the API (the page: open /#token=TOKEN)',
-  },
-  ...FRAME_OPTIONS,
-} as const satisfies Specs;
+export const OPTIONS = SERVE_OPTIONS;
 
 export const serveCommand: Command = ({ io }) =>
   defineCommand({

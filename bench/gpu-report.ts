@@ -37,7 +37,7 @@ async function demoMap(file: string): Promise<number | undefined> {
 
 export async function gpuReport(dir: string): Promise<{ summary: Record<string, unknown>; table: string }> {
   const native = await json<NativeResult>(path.join(dir, 'native-cuda.json'));
-  const loop = await json<{ rows?: unknown } & Record<string, unknown>>(path.join(dir, 'loop-gpu-host.json'));
+  const loop = await json<Record<string, unknown>>(path.join(dir, 'loop-gpu-host.json'));
   const demo = {
     fp32: await demoMap(path.join(dir, 'demo-fp32.txt')),
     fp16: await demoMap(path.join(dir, 'demo-fp16.txt')),

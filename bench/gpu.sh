@@ -107,7 +107,6 @@ step doctor doctor
 step equality equality
 step demo demo fp32
 step demo-fp16 demo fp16
-[ "${GPU_BENCH:-1}" = 1 ] || order=(libraries doctor equality demo demo-fp16)
 if [ "${GPU_BENCH:-1}" = 1 ]; then
   step step-bench step_bench
   step loop loop
@@ -130,7 +129,8 @@ done
 total=0
 printf '%-12s %8s %14s\n' step "took (s)" "device budget"
 for s in "${order[@]}"; do
-  printf '%-12s %8s %14s\n' "$s" "${took[$s]:-–}" "${budget[$s]}"
+  [ -n "${took[$s]:-}" ] || continue # a step GPU_BENCH=0 leaves out
+  printf '%-12s %8s %14s\n' "$s" "${took[$s]}" "${budget[$s]}"
   total=$((total + budget[$s]))
 done
 printf '%-12s %8s %14s\n' total "$SECONDS" "$total"

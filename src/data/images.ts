@@ -6,7 +6,8 @@ import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { apngFrames, apngInfo, apngRefusal } from './apng.js';
 import { resizeAntialiased } from './resize.js';
-import { isVideoBytes, isVideoFile, VideoError, videoFrames } from './video.js';
+import { isVideoBytes } from './sniff.js';
+import { isVideoFile, VideoError, videoFrames } from './video.js';
 import { UsageError } from '../util/errors.js';
 
 export type PadRule = 'center' | 'topleft';

@@ -12,14 +12,6 @@ export const VIDEO_EXTENSIONS = ['.mp4', '.webm', '.mkv', '.mov', '.m4v'];
 /** Whether `file` names a video by its extension. */
 export const isVideoFile = (file: string): boolean => VIDEO_EXTENSIONS.includes(path.extname(file).toLowerCase());
 
-const VIDEO_BRANDS = new Set(['isom', 'iso2', 'mp41', 'mp42', 'avc1', 'M4V ', 'qt  ', 'dash', '3gp4', '3gp5']);
-
-/** Whether `bytes` start as a video: Matroska/WebM's EBML header, or an MP4/MOV ftyp box of a video brand. */
-export function isVideoBytes(bytes: Buffer): boolean {
-  if (bytes.length >= 4 && bytes.readUInt32BE(0) === 0x1a45dfa3) return true;
-  return bytes.toString('latin1', 4, 8) === 'ftyp' && VIDEO_BRANDS.has(bytes.toString('latin1', 8, 12));
-}
-
 /** ffmpeg's version line, or undefined where it is not on PATH. */
 export function ffmpegVersion(): string | undefined {
   const r = spawnSync('ffmpeg', ['-hide_banner', '-version'], { encoding: 'utf8' });
@@ -53,7 +45,7 @@ function runTool(cmd: string, args: string[]): Promise<{ code: number | null; ou
   });
 }
 
-const firstLine = (text: string): string => text.trim().split('\n').at(-1)?.trim() || 'no reason given';
+const lastLine = (text: string): string => text.trim().split('\n').at(-1)?.trim() || 'no reason given';
 
 /**
  * `count` frames of the video `input` (a path, or bytes to be written to a temp file) as PNGs, frame i
@@ -79,7 +71,7 @@ export async function videoFrames(
       '-v', 'error', '-select_streams', 'v:0',
       '-show_entries', 'stream=width,height:format=duration', '-of', 'json', url,
     ]); // prettier-ignore
-    if (probe.code !== 0) throw new VideoError('unreadable', `ffprobe: ${firstLine(probe.err)}`);
+    if (probe.code !== 0) throw new VideoError('unreadable', `ffprobe: ${lastLine(probe.err)}`);
     const info = JSON.parse(probe.out.toString()) as {
       streams?: { width?: number; height?: number }[];
       format?: { duration?: string };
@@ -100,7 +92,7 @@ export async function videoFrames(
         '-frames:v', '1', '-f', 'image2pipe', '-vcodec', 'png', '-',
       ]); // prettier-ignore
       if (r.code !== 0 || r.out.length === 0)
-        throw new VideoError('unreadable', `ffmpeg at ${t.toFixed(2)} s: ${firstLine(r.err || 'no frame there')}`);
+        throw new VideoError('unreadable', `ffmpeg at ${t.toFixed(2)} s: ${lastLine(r.err || 'no frame there')}`);
       await each(r.out);
     }
     return times.length;

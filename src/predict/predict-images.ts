@@ -75,8 +75,8 @@ export async function predictImages(
     : listImageEntries(o.images, undefined, o.recursive);
   await sink.begin?.(Array.isArray(entries) ? entries : undefined);
   const { batch, select, part, frames, merge, skip } = o;
-  const todo = skip ? notDone(entries, part, skip, () => stats.skipped++) : entries;
-  for await (const t of tagImages(model, todo, { batch, select, part, frames, merge })) {
+  const todo = part || skip ? selected(entries, part, skip, () => stats.skipped++) : entries;
+  for await (const t of tagImages(model, todo, { batch, select, frames, merge })) {
     if (t.failure !== undefined) {
       stats.failed++;
       warn(`warning: ${t.file}: skipped, ${t.failure}`);
@@ -98,15 +98,15 @@ async function allEntries(args: readonly string[], recursive: boolean): Promise<
 }
 
 /** `entries` of `part` without those `skip` says are done (each counted by `skipped`), listed or streamed alike. */
-async function* notDone(
+async function* selected(
   entries: AsyncIterable<ImageEntry> | Iterable<ImageEntry>,
   part: Part | undefined,
-  skip: (file: string) => boolean,
+  skip: ((file: string) => boolean) | undefined,
   skipped: () => void,
 ): AsyncGenerator<ImageEntry> {
   for await (const e of entries) {
     if (part && !inPart(e.key, part)) continue; // another part's: neither done nor skipped here
-    if (skip(e.file)) skipped();
+    if (skip?.(e.file)) skipped();
     else yield e;
   }
 }

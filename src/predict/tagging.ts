@@ -1,5 +1,5 @@
-// `pred`'s work: images decoded ahead of the model, tags selected per image, an optional stable part
-// of the input list (for N machines or a job array), and the tag frequencies of the run. Caption files
+// `pred`'s work: images decoded ahead of the model, tags selected per image, which images belong to a
+// stable part of the input list (for N machines or a job array), and the tag frequencies of the run. Caption files
 // are src/captions/caption-file.ts.
 import { createHash } from 'node:crypto';
 import type { Specs } from '../util/option-spec.js';
@@ -24,11 +24,8 @@ export function inPart(key: string, part: Part): boolean {
 /** An image to tag: its file, its stable key, and the folder argument it was found under (if one). */
 export type ImageEntry = { file: string; key: string; root?: string };
 
-async function* onlyPart(
-  entries: AsyncIterable<ImageEntry> | Iterable<ImageEntry>,
-  part?: Part,
-): AsyncGenerator<string> {
-  for await (const e of entries) if (!part || inPart(e.key, part)) yield e.file;
+async function* filesOf(entries: AsyncIterable<ImageEntry> | Iterable<ImageEntry>): AsyncGenerator<string> {
+  for await (const e of entries) yield e.file;
 }
 
 /** Why an image whose scores hold a NaN or an infinity gets no tags. */
@@ -52,11 +49,11 @@ export type Tagged =
 export async function* tagImages(
   model: TaggerModel,
   entries: AsyncIterable<ImageEntry> | Iterable<ImageEntry>,
-  opts: { batch: number; select?: SelectOptions; part?: Part; frames?: number; merge?: FrameMerge },
+  opts: { batch: number; select?: SelectOptions; frames?: number; merge?: FrameMerge },
 ): AsyncGenerator<Tagged> {
   const { tags, categories } = model.meta;
   const k = tags.length;
-  for await (const b of decodeBatches(onlyPart(entries, opts.part), {
+  for await (const b of decodeBatches(filesOf(entries), {
     ...model.preprocess,
     batch: opts.batch,
     frames: opts.frames,

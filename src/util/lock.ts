@@ -4,7 +4,7 @@
 // that no longer runs on this host is taken over with a warning, by one process at a time.
 import { randomBytes } from 'node:crypto';
 import { constants, existsSync } from 'node:fs';
-import { link, open, readFile, rm } from 'node:fs/promises';
+import { link, open, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UsageError } from './errors.js';
@@ -81,6 +81,20 @@ async function create(file: string, me: Holder): Promise<boolean> {
   }
 }
 
+/**
+ * The temp files of `file` (and of its takeover lock) that a writer killed between writing and
+ * linking them left behind: those whose pid no longer runs here, removed once the lock is ours.
+ */
+async function sweepTemps(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const base = path.basename(file).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const temp = new RegExp(`^${base}(\\.takeover)?\\.(\\d+)\\.[0-9a-f]{8}\\.tmp$`);
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const m = temp.exec(name);
+    if (m && !alive(Number(m[2]))) await rm(path.join(dir, name), { force: true });
+  }
+}
+
 async function readHolder(file: string): Promise<Holder | undefined> {
   try {
     return JSON.parse(await readFile(file, 'utf8')) as Holder;
@@ -128,6 +142,7 @@ async function acquire(file: string, command: string, warn: (line: string) => vo
   const me: Holder = { pid: process.pid, host: os.hostname(), started: new Date().toISOString(), command };
   for (let attempt = 0; attempt < 50; attempt++) {
     if (await create(file, me)) {
+      await sweepTemps(file);
       return {
         file,
         release: async () => {

@@ -3,11 +3,11 @@
 // and exactly one holds it each time; every other is refused naming the holder.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { LOCK_NAME } from '../../src/util/lock.js';
+import { LOCK_NAME, lockFolder } from '../../src/util/lock.js';
 import { fault, root } from './harness.js';
 
 const LOCK_JS = pathToFileURL(path.resolve('dist/src/util/lock.js')).href;
@@ -64,6 +64,21 @@ export function registerLocks(): void {
         const got = await race(dir);
         assert.equal(got.filter((g) => g === 'held').length, 1, got.join('\n'));
       }
+    },
+  );
+
+  fault(
+    'the temp files of a writer killed while taking the lock are removed by the next writer; a live one’s stay',
+    async () => {
+      const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+      const dir = path.join(root, 'lock-temps');
+      await mkdir(dir);
+      const left = [`${LOCK_NAME}.${dead}.0a1b2c3d.tmp`, `${LOCK_NAME}.takeover.${dead}.0a1b2c3e.tmp`];
+      const live = `${LOCK_NAME}.${process.pid}.0a1b2c3f.tmp`;
+      for (const f of [...left, live]) await writeFile(path.join(dir, f), '{}\n');
+      const lock = await lockFolder(dir, 'test', () => undefined);
+      await lock.release();
+      assert.deepEqual(await readdir(dir), [live]);
     },
   );
 }

@@ -133,7 +133,7 @@ Engine::Engine(Options options)
 // Every name Step/Evaluate/Copy will bind exists in its graph: a mismatch fails at load, by name.
 void Engine::CheckGraphNames() const {
   const IoNames& io = options_.io;
-  std::vector<std::string> batch{io.image, io.labels}, all_specs, train_out{io.loss}, adam_in{io.lr, io.eps}, adam_out,
+  std::vector<std::string> batch{io.input, io.labels}, all_specs, train_out{io.loss}, adam_in{io.lr, io.eps}, adam_out,
       grads;
   if (options_.has_keep) batch.push_back(io.keep);
   for (size_t i = 0; i < options_.specs.size(); i++) {
@@ -160,7 +160,7 @@ void Engine::CheckGraphNames() const {
     RequireNames(*train_, "train", true, {io.loss_scale});
     RequireNames(*train_, "train", false, {io.grads_finite});
   }
-  RequireNames(*eval_, "eval", true, {io.image, io.labels});
+  RequireNames(*eval_, "eval", true, {io.input, io.labels});
   RequireNames(*eval_, "eval", true, all_specs);
   RequireNames(*eval_, "eval", false, {io.loss, io.probs});
   RequireNames(*copy_, "copy", true, {io.copy_in});
@@ -201,19 +201,21 @@ void Engine::Upload(const std::vector<const float*>& params, const std::vector<c
   }
 }
 
-// Binds the host batch: image (N, S, S, 3) uint8, labels (N, K) uint8, keep (N, D) bool when given.
+// Binds the host batch: the input (N, S, S, 3) uint8 images or (N, D) float16 embeddings, labels (N, K) uint8, keep (N, D) bool when given.
 void Engine::BindBatch(Ort::IoBinding& binding, const uint8_t* images, const uint8_t* labels, const uint8_t* keep,
                        int64_t n, std::vector<Ort::Value>* keep_alive) {
   auto bind = [&](const std::string& name, const uint8_t* data, std::vector<int64_t> shape,
                   ONNXTensorElementDataType type) {
-    size_t bytes = 1;
+    size_t bytes = type == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16 ? 2 : 1;
     for (int64_t d : shape) bytes *= static_cast<size_t>(d);
     keep_alive->push_back(
         Ort::Value::CreateTensor(cpu_info_, const_cast<uint8_t*>(data), bytes, shape.data(), shape.size(), type));
     binding.BindInput(name.c_str(), keep_alive->back());
   };
-  const int64_t s = options_.image_size;
-  bind(options_.io.image, images, {n, s, s, 3}, ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8);
+  std::vector<int64_t> shape{n};
+  shape.insert(shape.end(), options_.input_dims.begin(), options_.input_dims.end());
+  bind(options_.io.input, images, shape,
+       options_.input_float16 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16 : ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8);
   bind(options_.io.labels, labels, {n, options_.tags}, ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8);
   if (keep != nullptr) bind(options_.io.keep, keep, {n, options_.hidden}, ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL);
 }

@@ -29,7 +29,7 @@ struct TensorSpec {
 // Graph input/output names, given by the TypeScript side that wrote the graphs (training/graphs.ts `io`)
 // and checked against each session at load, so the two languages cannot drift apart silently.
 struct IoNames {
-  std::string image, labels, keep, loss, probs, lr, eps, copy_in, copy_out, loss_scale, grads_finite;
+  std::string input, labels, keep, loss, probs, lr, eps, copy_in, copy_out, loss_scale, grads_finite;
   // Per-tensor names are prefix + tensor name: grad:P, new:P, adam_m:P, adam_v:P (new:adam_m:P …).
   std::string grad_prefix, new_prefix, m_prefix, v_prefix;
 };
@@ -48,7 +48,10 @@ struct Options {
   std::vector<std::pair<std::string, std::string>> cuda_options;
   int intra_threads = 0;
   int inter_threads = 0;
-  int64_t image_size = 0;
+  // One batch item of the input: a uint8 image (S, S, 3) or a float16 embedding (D) (training/params.ts inputOf).
+  std::vector<int64_t> input_dims;
+  bool input_float16 = false;
+  int64_t input_bytes = 0;  // bytes of one item
   int64_t tags = 0;
   int64_t hidden = 0;
   bool has_keep = false;

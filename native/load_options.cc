@@ -107,7 +107,7 @@ IoNames ParseIoNames(const Napi::Value& v) {
   if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "Expected an object for options.io");
   Napi::Object o = v.As<Napi::Object>();
   IoNames io;
-  io.image = StringOf(o, "image");
+  io.input = StringOf(o, "input");
   io.labels = StringOf(o, "labels");
   io.keep = StringOf(o, "keep");
   io.loss = StringOf(o, "loss");
@@ -123,6 +123,25 @@ IoNames ParseIoNames(const Napi::Value& v) {
   io.loss_scale = StringOf(o, "lossScale");
   io.grads_finite = StringOf(o, "gradsFinite");
   return io;
+}
+
+// options.inputDims (positive integers: one item's shape) and options.inputType ("uint8" or "float16").
+void ParseInput(const Napi::Object& o, Options* opt) {
+  Napi::Value dims = o.Get("inputDims");
+  if (!dims.IsArray() || dims.As<Napi::Array>().Length() == 0)
+    throw Napi::TypeError::New(o.Env(), "Expected a non-empty array for options.inputDims");
+  Napi::Array arr = dims.As<Napi::Array>();
+  int64_t count = 1;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    opt->input_dims.push_back(IntegerOf(arr.Get(i), 1, "options.inputDims[" + std::to_string(i) + "]"));
+    count *= opt->input_dims.back();
+  }
+  const std::string type = ChoiceOf(o, "inputType");
+  if (type != "uint8" && type != "float16")
+    throw Napi::TypeError::New(o.Env(),
+                               "Expected \"uint8\" or \"float16\" for options.inputType but received \"" + type + "\"");
+  opt->input_float16 = type == "float16";
+  opt->input_bytes = count * (opt->input_float16 ? 2 : 1);
 }
 
 }  // namespace
@@ -203,9 +222,9 @@ Options ParseLoadOptions(const Napi::Object& o) {
   }
   opt.intra_threads = static_cast<int>(IntOf(o, "intraOpThreads", 0));
   opt.inter_threads = static_cast<int>(IntOf(o, "interOpThreads", 0));
-  opt.image_size = IntOf(o, "imageSize", 1);
+  ParseInput(o, &opt);
   opt.tags = IntOf(o, "tags", 1);
-  opt.hidden = IntOf(o, "hidden", 1);
+  opt.hidden = IntOf(o, "hidden", 0);
   opt.has_keep = BoolOf(o, "hasKeep");
   opt.baked_frozen = BoolOf(o, "bakedFrozen");
   opt.loss_scale = BoolOf(o, "lossScale");

@@ -226,7 +226,7 @@ struct Batch {
 Batch CheckBatch(const Napi::CallbackInfo& info, size_t n_index, const Options& o) {
   int64_t n = info[n_index].As<Napi::Number>().Int64Value();
   if (n < 1) throw Napi::RangeError::New(info.Env(), "Expected n ≥ 1");
-  return {CheckedBytes(info[0], static_cast<size_t>(n * o.image_size * o.image_size * 3), "images"),
+  return {CheckedBytes(info[0], static_cast<size_t>(n * o.input_bytes), "images"),
           CheckedBytes(info[1], static_cast<size_t>(n * o.tags), "labels"), n};
 }
 

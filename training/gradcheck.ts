@@ -3,7 +3,8 @@
 import ort from 'onnxruntime-node';
 import { Rng } from './rng.js';
 import { buildTrainGraph } from './graphs.js';
-import { io, numel, paramSpecs, type ModelConfig, PARAM } from './params.js';
+import { hasDropout, inputOf, io, numel, paramSpecs, type ModelConfig, PARAM } from './params.js';
+import { toHalf } from '../src/onnx/half.js';
 import { referenceForward, type Batch } from './reference.js';
 
 export const GRADCHECK_TOLERANCE = 2e-3;
@@ -53,9 +54,15 @@ export function randomParams(c: ModelConfig, seed: number): Map<string, Float32A
 export function randomBatch(c: ModelConfig, n: number, seed: number): Batch {
   const rng = new Rng(seed);
   const s = c.imageSize;
+  // A head's embedding: values of either sign and several scales, as float16 bits.
+  const embedding = (d: number): Uint8Array =>
+    new Uint8Array(toHalf(Array.from({ length: n * d }, () => (rng.next() * 2 - 1) * 2 ** rng.int(-2, 2))).buffer);
   return {
     n,
-    images: Uint8Array.from({ length: n * s * s * 3 }, () => rng.int(0, 255)),
+    images:
+      c.embedding === undefined
+        ? Uint8Array.from({ length: n * s * s * 3 }, () => rng.int(0, 255))
+        : embedding(c.embedding),
     labels: Uint8Array.from({ length: n * c.tags }, () => (rng.next() < 0.3 ? 1 : 0)),
     keep: Uint8Array.from({ length: n * c.hidden }, () => (rng.next() < 1 - c.dropout ? 1 : 0)),
   };
@@ -68,12 +75,16 @@ export function batchFeeds(
   params: Map<string, Float32Array>,
   withKeep: boolean,
 ): Record<string, ort.Tensor> {
-  const s = c.imageSize;
+  const x = inputOf(c);
+  const b = batch.images;
   const feeds: Record<string, ort.Tensor> = {
-    [io.image]: new ort.Tensor('uint8', batch.images, [batch.n, s, s, 3]),
+    [x.name]:
+      x.dtype === 'float16'
+        ? new ort.Tensor('float16', new Uint16Array(b.buffer, b.byteOffset, b.length / 2), [batch.n, ...x.dims])
+        : new ort.Tensor('uint8', b, [batch.n, ...x.dims]),
     [io.labels]: new ort.Tensor('uint8', batch.labels, [batch.n, c.tags]),
   };
-  if (withKeep && c.dropout > 0) feeds[io.keep] = new ort.Tensor('bool', batch.keep!, [batch.n, c.hidden]);
+  if (withKeep && hasDropout(c)) feeds[io.keep] = new ort.Tensor('bool', batch.keep!, [batch.n, c.hidden]);
   for (const spec of paramSpecs(c))
     feeds[io.param(spec.name)] = new ort.Tensor('float32', params.get(spec.name)!, spec.shape);
   return feeds;

@@ -30,11 +30,16 @@ import {
   ParamSpec,
   checkConfig,
   featureCount,
+  hasDropout,
+  hasHidden,
   io,
   numel,
   paramSpecs,
   PARAM,
 } from './params.js';
+import { adamScalars, adamUpdate, unscale } from './optimizer.js';
+
+export { ADAM, adamConstants, adamStepScalars } from './optimizer.js';
 
 interface Forward {
   logits: string;
@@ -53,13 +58,16 @@ interface Forward {
   hd: string;
 }
 
-function buildForward(
+type Trunk = Pick<Forward, 'convIn' | 'convOut' | 'poolIn' | 'poolIndices' | 'pool5' | 'flat'>;
+
+/** VGG16's 13 convs and 5 pools over the normalized uint8 image, flattened: (N, F). */
+function vggTrunk(
   g: Graph,
   c: ModelConfig,
   p: (name: string) => string,
   mode: 'train' | 'eval',
-  device: GraphDevice = 'cpu',
-): Forward {
+  device: GraphDevice,
+): Trunk {
   const s = c.imageSize;
   // The train graph on the CPU: a BatchNormalization affine (see normalizeForward), MaxUnpool pools.
   const cpuTrain = mode === 'train' && device === 'cpu';
@@ -96,6 +104,29 @@ function buildForward(
   }
   const pool5 = x;
   const flat = g.op('Flatten', [pool5], { axis: A.i(1) }, 'flat'); // (N, F)
+  return { convIn, convOut, poolIn, poolIndices, pool5, flat };
+}
+
+/** A frozen tagger's embedding, stored float16, as float32 (N, D): the head's input. */
+function embeddingTrunk(g: Graph, c: ModelConfig): Trunk {
+  const x = g.input(io.embedding, 'float16', ['N', c.embedding!]);
+  const flat = g.op('Cast', [x], { to: A.i(1) }, 'flat');
+  return { convIn: [], convOut: [], poolIn: new Map(), poolIndices: new Map(), pool5: flat, flat };
+}
+
+function buildForward(
+  g: Graph,
+  c: ModelConfig,
+  p: (name: string) => string,
+  mode: 'train' | 'eval',
+  device: GraphDevice = 'cpu',
+): Forward {
+  const t = c.embedding === undefined ? vggTrunk(g, c, p, mode, device) : embeddingTrunk(g, c);
+  const { convIn, convOut, poolIn, poolIndices, pool5, flat } = t;
+  if (!hasHidden(c)) {
+    const logits = denseForward(g, flat, p(PARAM.fc2Weight), p(PARAM.fc2Bias), 'logits'); // (N, K)
+    return { logits, features: flat, convOut, convIn, poolIn, poolIndices, flat, pool5, bnY: flat, h: flat, hd: flat };
+  }
   let bn: Forward['bn'];
   let bnY: string;
   if (mode === 'train') {
@@ -106,7 +137,7 @@ function buildForward(
   }
   const h = reluForward(g, denseForward(g, bnY, p(PARAM.fc1Weight), p(PARAM.fc1Bias), 'fc1'), 'features_relu'); // (N, D)
   const hd =
-    mode === 'train' && c.dropout > 0 ? dropoutForward(g, h, g.input(io.keep, 'bool', ['N', c.hidden]), c.dropout) : h;
+    mode === 'train' && hasDropout(c) ? dropoutForward(g, h, g.input(io.keep, 'bool', ['N', c.hidden]), c.dropout) : h;
   const logits = denseForward(g, hd, p(PARAM.fc2Weight), p(PARAM.fc2Bias), 'logits'); // (N, K)
   return { logits, features: h, convOut, convIn, poolIn, poolIndices, flat, pool5, bn, bnY, h, hd };
 }
@@ -148,13 +179,14 @@ function buildBackward(
   dlogits: string,
 ): Map<string, string> {
   const grads = new Map<string, string>();
-  const fc2 = denseBackward(g, f.hd, p(PARAM.fc2Weight), dlogits, true, 'fc2');
+  const fc2 = denseBackward(g, f.hd, p(PARAM.fc2Weight), dlogits, hasHidden(c), 'fc2');
   grads.set(PARAM.fc2Weight, fc2.dw).set(PARAM.fc2Bias, fc2.db);
-  const dh = c.dropout > 0 ? dropoutBackward(g, io.keep, fc2.dx!, c.dropout) : fc2.dx!;
+  if (!hasHidden(c)) return grads;
+  const dh = hasDropout(c) ? dropoutBackward(g, io.keep, fc2.dx!, c.dropout) : fc2.dx!;
   const dpre1 = reluBackward(g, f.h, dh);
   const fc1 = denseBackward(g, f.bnY, p(PARAM.fc1Weight), dpre1, true, 'fc1');
   grads.set(PARAM.fc1Weight, fc1.dw).set(PARAM.fc1Bias, fc1.db);
-  const anyConv = c.freeze < 13;
+  const anyConv = c.embedding === undefined && c.freeze < 13;
   const bn = batchnormBackward(g, f.bn!, p(PARAM.bnGamma), fc1.dx!, anyConv);
   grads.set(PARAM.bnGamma, bn.dgamma).set(PARAM.bnBeta, bn.dbeta);
   if (!anyConv) return grads;
@@ -220,10 +252,12 @@ export function buildTrainGraph(c: ModelConfig, opts: TrainGraphOptions = {}): G
   const grads = buildBackward(g, c, p, f, scale ? g.op('Mul', [dlogits, scale], {}, 'dlogits_scaled') : dlogits);
   const finite = scale ? unscale(g, grads, scale) : undefined;
   if (finite) g.output(finite, io.gradsFinite, 'bool', []);
-  const run = batchnormRunningUpdate(g, f.bn!, p(PARAM.bnMean), p(PARAM.bnVar), c.bnMomentum);
-  const fcount = featureCount(c);
-  g.output(run.mean, io.newParam(PARAM.bnMean), 'float32', [fcount]);
-  g.output(run.var, io.newParam(PARAM.bnVar), 'float32', [fcount]);
+  if (f.bn) {
+    const run = batchnormRunningUpdate(g, f.bn, p(PARAM.bnMean), p(PARAM.bnVar), c.bnMomentum);
+    const fcount = featureCount(c);
+    g.output(run.mean, io.newParam(PARAM.bnMean), 'float32', [fcount]);
+    g.output(run.var, io.newParam(PARAM.bnVar), 'float32', [fcount]);
+  }
   const trainable = paramSpecs(c).filter((s) => s.role === 'trainable');
   if (opts.fuseOptimizer) {
     const scalars = adamScalars(g);
@@ -232,64 +266,6 @@ export function buildTrainGraph(c: ModelConfig, opts: TrainGraphOptions = {}): G
     for (const s of trainable) g.output(grads.get(s.name)!, io.grad(s.name), 'float32', s.shape);
   }
   return g;
-}
-
-/**
- * Divides every gradient in `grads` by `scale` (in place in the map); returns a bool scalar: whether
- * all of them are finite (a sum that is NaN or ±∞ times 0 is NaN; a finite one times 0 is 0).
- */
-function unscale(g: Graph, grads: Map<string, string>, scale: string): string {
-  const inv = g.op('Reciprocal', [scale], {}, 'inv_loss_scale');
-  let total: string | undefined;
-  for (const [name, grad] of grads) {
-    const u = g.op('Mul', [grad, inv], {}, `unscaled_${name}`);
-    grads.set(name, u);
-    const sum = g.op('ReduceSum', [u], { keepdims: A.i(0) });
-    total = total ? g.op('Add', [total, sum]) : sum;
-  }
-  const nan = g.op('IsNaN', [g.op('Mul', [total!, g.const(0, 'float32')])]);
-  return g.op('Not', [nan], {}, 'all_finite');
-}
-
-export const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 } as const;
-
-/** [β1, 1−β1, β2, 1−β2] rounded to float32 exactly as adamUpdate's graph constants are. */
-export function adamConstants(): number[] {
-  return [ADAM.beta1, 1 - ADAM.beta1, ADAM.beta2, 1 - ADAM.beta2].map(Math.fround);
-}
-
-/**
- * Host-side bias correction (float64): a_t = lr·√(1−β2^t)/(1−β1^t), ε_t = ε·√(1−β2^t), so the graph
- * computes p − a_t·m/(√v + ε_t), which equals Keras' p − lr·m̂/(√v̂ + ε).
- */
-export function adamStepScalars(lr: number, step: number): { lrT: number; epsT: number } {
-  const c2 = Math.sqrt(1 - ADAM.beta2 ** step);
-  return { lrT: (lr * c2) / (1 - ADAM.beta1 ** step), epsT: ADAM.epsilon * c2 };
-}
-
-function adamScalars(g: Graph): { lr: string; eps: string } {
-  return { lr: g.input(io.lr, 'float32', []), eps: g.input(io.eps, 'float32', []) };
-}
-
-function adamUpdate(
-  g: Graph,
-  s: ParamSpec,
-  param: string,
-  grad: string,
-  sc: { lr: string; eps: string },
-  finite?: string,
-): void {
-  const m = g.input(io.m(s.name), 'float32', s.shape);
-  const v = g.input(io.v(s.name), 'float32', s.shape);
-  const [b1, c1, b2, c2] = adamConstants().map((k) => g.const(k, 'float32'));
-  const mNew = g.op('Add', [g.op('Mul', [m, b1!]), g.op('Mul', [grad, c1!])]);
-  const vNew = g.op('Add', [g.op('Mul', [v, b2!]), g.op('Mul', [g.op('Mul', [grad, grad]), c2!])]);
-  const step = g.op('Div', [g.op('Mul', [mNew, sc.lr]), g.op('Add', [g.op('Sqrt', [vNew]), sc.eps])]);
-  // A skipped step (a non-finite gradient under loss scaling) keeps every value as it was.
-  const keep = (next: string, old: string): string => (finite ? g.op('Where', [finite, next, old]) : next);
-  g.output(keep(g.op('Sub', [param, step]), param), io.newParam(s.name), 'float32', s.shape);
-  g.output(keep(mNew, m), io.newM(s.name), 'float32', s.shape);
-  g.output(keep(vNew, v), io.newV(s.name), 'float32', s.shape);
 }
 
 /** Eval graph: no dropout, running BN stats → loss and probabilities. */
@@ -322,7 +298,7 @@ function inferenceGraph(c: ModelConfig, params: Map<string, Float32Array>): { g:
   }
   const f = buildForward(g, c, (n) => names.get(n)!, 'eval');
   g.output(g.op('Sigmoid', [f.logits]), io.probs, 'float32', ['N', c.tags]);
-  g.output(f.features, io.features, 'float32', ['N', c.hidden]);
+  g.output(f.features, io.features, 'float32', ['N', hasHidden(c) ? c.hidden : featureCount(c)]);
   return { g, f };
 }
 

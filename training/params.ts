@@ -10,6 +10,12 @@ export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
 
 export interface ModelConfig {
+  /**
+   * A head over a frozen tagger's embedding (`pairs --backbone`): the input is the embedding, float16
+   * (N, D), instead of an image, and there is no conv trunk (widths, imageSize and freeze unused).
+   * With hidden 0 the head is one linear layer (fc2 of D × K), without BN.
+   */
+  embedding?: number;
   /** Output channels of the 13 convs. */
   widths: number[];
   /** Input side S, a multiple of 32. */
@@ -46,14 +52,20 @@ export function checkConfig(c: ModelConfig): void {
   const bad = (what: string): never => {
     throw new RangeError(`model config: ${what}`);
   };
-  if (c.widths.length !== 13 || !c.widths.every((w) => Number.isInteger(w) && w > 0))
-    bad(`expected 13 positive integer conv widths but received [${c.widths}]`);
-  if (!Number.isInteger(c.imageSize) || c.imageSize < 32 || c.imageSize % 32 !== 0)
-    bad(`expected imageSize a multiple of 32 (≥ 32) but received ${c.imageSize}`);
-  if (!Number.isInteger(c.hidden) || c.hidden < 1) bad(`expected hidden ≥ 1 but received ${c.hidden}`);
+  if (c.embedding !== undefined) {
+    if (!Number.isInteger(c.embedding) || c.embedding < 1)
+      bad(`expected an embedding width ≥ 1 but received ${c.embedding}`);
+    if (!Number.isInteger(c.hidden) || c.hidden < 0) bad(`expected hidden ≥ 0 but received ${c.hidden}`);
+  } else {
+    if (c.widths.length !== 13 || !c.widths.every((w) => Number.isInteger(w) && w > 0))
+      bad(`expected 13 positive integer conv widths but received [${c.widths}]`);
+    if (!Number.isInteger(c.imageSize) || c.imageSize < 32 || c.imageSize % 32 !== 0)
+      bad(`expected imageSize a multiple of 32 (≥ 32) but received ${c.imageSize}`);
+    if (!Number.isInteger(c.hidden) || c.hidden < 1) bad(`expected hidden ≥ 1 but received ${c.hidden}`);
+    if (!Number.isInteger(c.freeze) || c.freeze < 0 || c.freeze > 13)
+      bad(`expected freeze between 0 and 13 but received ${c.freeze}`);
+  }
   if (!Number.isInteger(c.tags) || c.tags < 1) bad(`expected tags ≥ 1 but received ${c.tags}`);
-  if (!Number.isInteger(c.freeze) || c.freeze < 0 || c.freeze > 13)
-    bad(`expected freeze between 0 and 13 but received ${c.freeze}`);
   if (!(c.dropout >= 0 && c.dropout < 1)) bad(`expected dropout in [0, 1) but received ${c.dropout}`);
 }
 
@@ -69,7 +81,22 @@ export interface ParamSpec {
   fanOut?: number;
 }
 
-export const featureCount = (c: ModelConfig): number => c.widths[12]! * (c.imageSize / 32) ** 2;
+/** The width of what the head's BN reads: VGG16's flattened pool5, or the embedding. */
+export const featureCount = (c: ModelConfig): number => c.embedding ?? c.widths[12]! * (c.imageSize / 32) ** 2;
+
+/** Whether the head has its hidden layer (BN, fc1, ReLU, dropout) before fc2: all but a linear embedding head. */
+export const hasHidden = (c: ModelConfig): boolean => c.hidden > 0;
+
+/** Whether the train graph takes a dropout keep mask (N, hidden): a hidden layer with dropout. */
+export const hasDropout = (c: ModelConfig): boolean => hasHidden(c) && c.dropout > 0;
+
+/** The model's input per item: a uint8 letterboxed image (S, S, 3), or a float16 embedding (D). */
+export function inputOf(c: ModelConfig): { name: string; dtype: 'uint8' | 'float16'; dims: number[]; bytes: number } {
+  if (c.embedding !== undefined)
+    return { name: io.embedding, dtype: 'float16', dims: [c.embedding], bytes: c.embedding * 2 };
+  const s = c.imageSize;
+  return { name: io.image, dtype: 'uint8', dims: [s, s, 3], bytes: s * s * 3 };
+}
 
 /** The names of the model's tensors, as checkpoints and graphs know them (`paramSpecs` lists them all). */
 export const PARAM = {
@@ -90,39 +117,43 @@ export const PARAM = {
 export function paramSpecs(c: ModelConfig): ParamSpec[] {
   const specs: ParamSpec[] = [];
   let cin = 3;
-  c.widths.forEach((co, i) => {
-    const role: ParamRole = i < c.freeze ? 'frozen' : 'trainable';
-    specs.push({
-      name: PARAM.convWeight(i),
-      shape: [co, cin, 3, 3],
-      role,
-      init: 'glorot',
-      fanIn: cin * 9,
-      fanOut: co * 9,
+  if (c.embedding === undefined)
+    c.widths.forEach((co, i) => {
+      const role: ParamRole = i < c.freeze ? 'frozen' : 'trainable';
+      specs.push({
+        name: PARAM.convWeight(i),
+        shape: [co, cin, 3, 3],
+        role,
+        init: 'glorot',
+        fanIn: cin * 9,
+        fanOut: co * 9,
+      });
+      specs.push({ name: PARAM.convBias(i), shape: [co], role, init: 'zeros' });
+      cin = co;
     });
-    specs.push({ name: PARAM.convBias(i), shape: [co], role, init: 'zeros' });
-    cin = co;
-  });
   const f = featureCount(c);
-  specs.push({ name: PARAM.bnGamma, shape: [f], role: 'trainable', init: 'ones' });
-  specs.push({ name: PARAM.bnBeta, shape: [f], role: 'trainable', init: 'zeros' });
-  specs.push({ name: PARAM.bnMean, shape: [f], role: 'state', init: 'zeros' });
-  specs.push({ name: PARAM.bnVar, shape: [f], role: 'state', init: 'ones' });
-  specs.push({
-    name: PARAM.fc1Weight,
-    shape: [f, c.hidden],
-    role: 'trainable',
-    init: 'glorot',
-    fanIn: f,
-    fanOut: c.hidden,
-  });
-  specs.push({ name: PARAM.fc1Bias, shape: [c.hidden], role: 'trainable', init: 'zeros' });
+  if (hasHidden(c)) {
+    specs.push({ name: PARAM.bnGamma, shape: [f], role: 'trainable', init: 'ones' });
+    specs.push({ name: PARAM.bnBeta, shape: [f], role: 'trainable', init: 'zeros' });
+    specs.push({ name: PARAM.bnMean, shape: [f], role: 'state', init: 'zeros' });
+    specs.push({ name: PARAM.bnVar, shape: [f], role: 'state', init: 'ones' });
+    specs.push({
+      name: PARAM.fc1Weight,
+      shape: [f, c.hidden],
+      role: 'trainable',
+      init: 'glorot',
+      fanIn: f,
+      fanOut: c.hidden,
+    });
+    specs.push({ name: PARAM.fc1Bias, shape: [c.hidden], role: 'trainable', init: 'zeros' });
+  }
+  const into = hasHidden(c) ? c.hidden : f;
   specs.push({
     name: PARAM.fc2Weight,
-    shape: [c.hidden, c.tags],
+    shape: [into, c.tags],
     role: 'trainable',
     init: 'glorot',
-    fanIn: c.hidden,
+    fanIn: into,
     fanOut: c.tags,
   });
   specs.push({ name: PARAM.fc2Bias, shape: [c.tags], role: 'trainable', init: 'zeros' });
@@ -161,6 +192,8 @@ const PREFIX = { grad: 'grad:', new: 'new:', m: 'adam_m:', v: 'adam_v:' } as con
  */
 export const io = {
   image: 'image',
+  /** The embedding input of a head over a frozen tagger (ModelConfig.embedding). */
+  embedding: 'embedding',
   labels: 'labels',
   keep: 'dropout_keep',
   loss: 'loss',

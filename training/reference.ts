@@ -1,10 +1,11 @@
 // A plain float64 forward pass of the model, written independently of the ONNX graphs: the reference
 // that gradient checks differentiate by central finite differences. Slow; meant for tiny configs.
+import { fromHalf } from '../src/onnx/half.js';
 import { POOL_AFTER, featureCount, type ModelConfig, PARAM } from './params.js';
 
 export interface Batch {
   n: number;
-  /** uint8 (N, S, S, 3) RGB */
+  /** uint8 (N, S, S, 3) RGB; for a head over an embedding, its float16 (N, D) bits as bytes */
   images: Uint8Array;
   /** uint8 (N, K) in {0, 1} */
   labels: Uint8Array;
@@ -170,8 +171,15 @@ export function referenceConvFeatures(c: ModelConfig, p: Params, batch: Pick<Bat
 /** The model's forward pass in float64; `train` uses batch statistics and the dropout mask. */
 export function referenceForward(c: ModelConfig, p: Params, batch: Batch, mode: 'train' | 'eval'): ReferenceOutput {
   const { n } = batch;
-  const x = referenceConvFeatures(c, p, batch);
   const f = featureCount(c);
+  const x =
+    c.embedding === undefined
+      ? referenceConvFeatures(c, p, batch)
+      : Float64Array.from(fromHalf(new Uint16Array(batch.images.buffer, batch.images.byteOffset, n * f)));
+  if (c.hidden === 0) {
+    const logits = dense(x, n, f, get(p, PARAM.fc2Weight), get(p, PARAM.fc2Bias), c.tags);
+    return { loss: bce(logits, batch.labels), logits, features: x };
+  }
   const running = mode === 'eval' ? { mean: get(p, PARAM.bnMean), var: get(p, PARAM.bnVar) } : undefined;
   const y = batchnorm(x, n, f, get(p, PARAM.bnGamma), get(p, PARAM.bnBeta), c.bnEpsilon, running);
   const features = relu(dense(y, n, f, get(p, PARAM.fc1Weight), get(p, PARAM.fc1Bias), c.hidden));

@@ -3,7 +3,7 @@
 // OrtEngine (onnxruntime-node, ort-engine.ts: state in JS memory, CPU only). TrainSession sits above
 // them and validates every argument once; `engineOptions` fills the one options object both load.
 import { adamConstants, buildCopyGraph, buildEvalGraph, buildTrainGraph } from '../../training/graphs.js';
-import { io, paramSpecs, type ModelConfig, type ParamRole } from '../../training/params.js';
+import { hasDropout, inputOf, io, paramSpecs, type ModelConfig, type ParamRole } from '../../training/params.js';
 import { sessionThreads } from '../runtime/threads.js';
 import { encodeModel } from '../onnx/proto.js';
 import { mixedPrecision } from '../../training/precision.js';
@@ -16,7 +16,8 @@ export interface EngineSpec {
 
 /** Graph names the engine binds (training/params.ts `io`), checked against the graphs at load. */
 export interface EngineIoNames {
-  image: string;
+  /** The batch input: `image` of the VGG16 model, `embedding` of a head (training/params.ts inputOf). */
+  input: string;
   labels: string;
   keep: string;
   loss: string;
@@ -52,7 +53,9 @@ export interface EngineOptions {
   cudaOptions?: Record<string, string>;
   intraOpThreads: number;
   interOpThreads: number;
-  imageSize: number;
+  /** One batch item's shape and type: a uint8 image (S, S, 3) or a float16 embedding (D). */
+  inputDims: readonly number[];
+  inputType: 'uint8' | 'float16';
   tags: number;
   hidden: number;
   hasKeep: boolean;
@@ -135,7 +138,7 @@ export function checkCudaOptions(options: Record<string, string>): Record<string
 
 /** The graph names, from the graphs' own `io` table. */
 export const ENGINE_IO: EngineIoNames = {
-  image: io.image,
+  input: io.image,
   labels: io.labels,
   keep: io.keep,
   loss: io.loss,
@@ -172,6 +175,7 @@ export interface EngineChoices {
 export function engineOptions(config: ModelConfig, o: EngineChoices): EngineOptions {
   const { frozen } = o;
   const lossScale = o.fp16 === true;
+  const input = inputOf(config);
   const train = buildTrainGraph(config, { fuseOptimizer: o.adam === 'fused', frozen, device: o.device, lossScale });
   return {
     trainModel: encodeModel(lossScale ? mixedPrecision(train.toJson()).model : train.toJson()),
@@ -185,13 +189,14 @@ export function engineOptions(config: ModelConfig, o: EngineChoices): EngineOpti
     ...(o.cudaOptions ? { cudaOptions: checkCudaOptions(o.cudaOptions) } : {}),
     intraOpThreads: sessionThreads(o.intraOpThreads),
     interOpThreads: o.interOpThreads ?? 0,
-    imageSize: config.imageSize,
+    inputDims: input.dims,
+    inputType: input.dtype,
     tags: config.tags,
     hidden: config.hidden,
-    hasKeep: config.dropout > 0,
+    hasKeep: hasDropout(config),
     lossScale,
     bakedFrozen: frozen !== undefined,
-    io: ENGINE_IO,
+    io: { ...ENGINE_IO, input: input.name },
     specs: paramSpecs(config).map((s) => ({ name: s.name, role: s.role, shape: s.shape })),
   };
 }

@@ -169,9 +169,15 @@ export class OrtEngine implements TrainEngine {
 
   private batchFeeds(images: Uint8Array, labels: Uint8Array, n: number): Feeds {
     const o = this.o!;
-    const s = o.imageSize;
+    const x =
+      o.inputType === 'float16'
+        ? new ort.Tensor('float16', new Uint16Array(images.buffer, images.byteOffset, images.length / 2), [
+            n,
+            ...o.inputDims,
+          ])
+        : new ort.Tensor('uint8', images, [n, ...o.inputDims]);
     const feeds: Feeds = {
-      [o.io.image]: new ort.Tensor('uint8', images, [n, s, s, 3]),
+      [o.io.input]: x,
       [o.io.labels]: new ort.Tensor('uint8', labels, [n, o.tags]),
     };
     o.specs.forEach((spec, i) => {

@@ -12,6 +12,8 @@ import { adamStepScalars } from '../../training/graphs.js';
 import {
   checkConfig,
   dropoutKeepMask,
+  hasDropout,
+  inputOf,
   numel,
   paramSpecs,
   type ModelConfig,
@@ -138,7 +140,7 @@ export class TrainSession {
     if (!(lr > 0 && Number.isFinite(lr))) throw expected('a positive learning rate', 'lr', lr);
     const c = this.config;
     const rngBefore = this.rng.state();
-    const keep = c.dropout > 0 ? dropoutKeepMask(this.rng, n, c.hidden, c.dropout) : null;
+    const keep = hasDropout(c) ? dropoutKeepMask(this.rng, n, c.hidden, c.dropout) : null;
     const { lrT, epsT } = adamStepScalars(lr, this.stepCount + 1);
     try {
       const r = await this.impl.step(images, labels, keep, n, lrT, epsT, this.scaler?.scale ?? 1);
@@ -211,9 +213,10 @@ export class TrainSession {
   private checkBatch(images: Uint8Array, labels: Uint8Array, n: number): void {
     const c = this.config;
     checkInteger('n', n, 1, 1 << 20);
-    if (!(images instanceof Uint8Array) || images.length !== n * c.imageSize * c.imageSize * 3) {
+    const x = inputOf(c);
+    if (!(images instanceof Uint8Array) || images.length !== n * x.bytes) {
       throw new RangeError(
-        `Expected ${n * c.imageSize * c.imageSize * 3} bytes for images (n=${n} × ${c.imageSize}×${c.imageSize}×3) but received ${images?.length}`,
+        `Expected ${n * x.bytes} bytes for ${x.name} (n=${n} × ${x.dims.join('×')} ${x.dtype}) but received ${images?.length}`,
       );
     }
     if (!(labels instanceof Uint8Array) || labels.length !== n * c.tags) {

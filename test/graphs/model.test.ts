@@ -14,7 +14,7 @@ import { checkConfig, defaultConfig, io, numel, paramSpecs } from '../../trainin
 import { referenceForward } from '../../training/reference.js';
 import { tempDir } from '../helpers.js';
 
-for (const over of [{}, { freeze: 0, dropout: 0 }, { freeze: 13 }]) {
+for (const over of [{}, { freeze: 0, dropout: 0 }, { freeze: 13 }, { embedding: 12 }, { embedding: 12, hidden: 0 }]) {
   test(`whole tiny model: every gradient matches finite differences (${JSON.stringify(over)})`, async (t) => {
     const r = await gradcheck(gradcheckConfig(over));
     t.diagnostic(`loss: onnxruntime ${r.ortLoss} reference ${r.refLoss}`);

@@ -172,7 +172,8 @@ test('an ONNX Runtime failure becomes a JS error with the ORT code and the calle
         tf32: false,
         intraOpThreads: 1,
         interOpThreads: 1,
-        imageSize: 32,
+        inputDims: [32, 32, 3],
+        inputType: 'uint8',
         tags: 1,
         hidden: 1,
         hasKeep: false,
@@ -207,7 +208,8 @@ test('graph names are one contract: a name the graphs lack fails at load, naming
     tf32: false,
     intraOpThreads: 1,
     interOpThreads: 1,
-    imageSize: c.imageSize,
+    inputDims: [c.imageSize, c.imageSize, 3],
+    inputType: 'uint8',
     tags: c.tags,
     hidden: c.hidden,
     hasKeep: c.dropout > 0,
@@ -217,7 +219,7 @@ test('graph names are one contract: a name the graphs lack fails at load, naming
   } as const;
   const params = paramSpecs(c).map((s) => randomParams(c, 1).get(s.name)!);
   for (const [key, value, graph, kind] of [
-    ['image', 'pixels', 'train', 'input'],
+    ['input', 'pixels', 'train', 'input'],
     ['newPrefix', 'next:', 'train', 'output'],
     ['copyOut', 'z', 'copy', 'output'],
   ] as const) {
@@ -241,7 +243,11 @@ test('graph names are one contract: a name the graphs lack fails at load, naming
     [{ adamConstants: [0.9] }, /^TypeError: Expected 4 numbers for options\.adamConstants$/],
     [{ adamConstants: [0.9, 0.1, '0.999', 0.001] }, /^TypeError: Expected 4 numbers for options\.adamConstants$/],
     [{ device: 'gpu' }, /^TypeError: Expected "cpu" or "cuda" for options\.device but received "gpu"$/],
-    [{ imageSize: 0 }, /^TypeError: Expected an integer ≥ 1 for options\.imageSize$/],
+    [{ inputDims: [0] }, /^TypeError: Expected an integer ≥ 1 for options\.inputDims\[0\]$/],
+    [
+      { inputType: 'float64' },
+      /^TypeError: Expected "uint8" or "float16" for options\.inputType but received "float64"$/,
+    ],
     [{ tags: 2.5 }, /^TypeError: Expected an integer ≥ 1 for options\.tags$/],
     [{ intraOpThreads: -1 }, /^TypeError: Expected an integer ≥ 0 for options\.intraOpThreads$/],
     [{ hasKeep: 'yes' }, /^TypeError: Expected a boolean for options\.hasKeep$/],

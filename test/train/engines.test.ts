@@ -21,12 +21,14 @@ await tinyDataset(root, { count: 240, seed: 6, shardSize: 100, holdout: 0.15 });
 
 // The native engine's Adam in each placement against the ort engine's step-graph Adam: the in-place C++ pass
 // (the native CPU default) must round exactly as the graph's float32 ops do.
-for (const [native, ort] of [
-  ['in-place', 'fused'],
-  ['fused', 'fused'],
+for (const [native, ort, over] of [
+  ['in-place', 'fused', {}],
+  ['fused', 'fused', {}],
+  ['in-place', 'fused', { embedding: 24, hidden: 16 }],
+  ['fused', 'fused', { embedding: 24, hidden: 0 }],
 ] as const) {
-  test(`native and ort engines: 12 steps from one seed give bit-identical losses, parameters and Adam state (native ${native} Adam, ort ${ort})`, async () => {
-    const c = gradcheckConfig();
+  test(`native and ort engines: 12 steps from one seed give bit-identical losses, parameters and Adam state (native ${native} Adam, ort ${ort}${over.embedding ? `, a head over a float16 embedding, hidden ${over.hidden}` : ''})`, async () => {
+    const c = gradcheckConfig(over);
     const params = randomParams(c, 3);
     const [a, b] = [
       await TrainSession.create(c, { params }, { seed: 9, adam: native, engine: 'native' }),

@@ -186,6 +186,10 @@ async function makeShardsLocked(opts: MakeShardsOptions): Promise<ShardIndexJson
 
 function checkResumable(index: ShardIndexJson, want: ShardIndexJson, out: string): void {
   const where = JSON.stringify(path.join(out, INDEX));
+  if (index.embedding)
+    throw new UsageError(
+      `Expected shards of images in ${where} but it holds embeddings of ${index.embedding.model} (made with --backbone): run pairs with the same --backbone, or use a new --out`,
+    );
   if (index.tags.sha256 !== want.tags.sha256) {
     throw new UsageError(
       `Expected the tags.csv that ${where} was started with but --tags has changed since (sha256 ${index.tags.sha256.slice(0, 12)}… vs ${want.tags.sha256.slice(0, 12)}…); use a new --out`,

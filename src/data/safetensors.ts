@@ -6,8 +6,8 @@ import { UsageError } from '../util/errors.js';
 import { fsReason, writeAll, writeAtomic } from '../util/fsx.js';
 import { parseJson } from '../util/json.js';
 
-export type Dtype = 'U8' | 'F32' | 'F64' | 'I64' | 'I32';
-const DTYPE_BYTES: Record<Dtype, number> = { U8: 1, F32: 4, F64: 8, I64: 8, I32: 4 };
+export type Dtype = 'U8' | 'F16' | 'F32' | 'F64' | 'I64' | 'I32';
+const DTYPE_BYTES: Record<Dtype, number> = { U8: 1, F16: 2, F32: 4, F64: 8, I64: 8, I32: 4 };
 
 export interface TensorSpec {
   dtype: Dtype;

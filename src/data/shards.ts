@@ -1,5 +1,6 @@
 // Training shards (docs/ARCHITECTURE.md, "Files"): SHARDS/index.json plus shard-NNNNN.safetensors
-// holding `images` uint8 [N, S, S, 3] and `labels` uint8 [N, K]: the format, its reader and writer, and batches over
+// holding `images` uint8 [N, S, S, 3] (or, made with `pairs --backbone`, `embeddings` float16 [N, D]: a
+// frozen tagger's embedding) and `labels` uint8 [N, K]: the format, its reader and writer, and batches over
 // shards. Making shards from a dataset is make-shards.ts.
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -22,6 +23,22 @@ export interface ShardEntry {
   sha256?: string;
 }
 
+/** What `pairs --backbone` embedded with: the base tagger, recorded so a head is joined to no other. */
+export interface EmbeddingSource {
+  /** The model as resolved (a file path). */
+  model: string;
+  /** modelSha256 of it (the .onnx and its external data). */
+  sha256: string;
+  /** --embedding as given, or null: found by walking back from the scores (src/model/embedding.ts). */
+  tensor: string | null;
+  /** Numbers per embedding. */
+  width: number;
+  /** How the base was loaded (its tags file, preset or contract, overrides): export loads it the same way. */
+  load: { tags?: string; preset?: string; contract?: string; channels?: string; scale?: number; padColor?: string };
+  /** The input contract, in words (describeContract). */
+  contract: string;
+}
+
 export interface ShardIndexJson {
   format: typeof SHARDS_FORMAT;
   version: number;
@@ -35,6 +52,14 @@ export interface ShardIndexJson {
   shards: ShardEntry[];
   progress: { sourcesDone: number; lastSource: string | null; complete: boolean };
   stats: { kept: number; skipped: Partial<Record<SkipKind, number>>; orphanTagFiles: number };
+  /** Present in shards of embeddings instead of images. */
+  embedding?: EmbeddingSource;
+}
+
+/** A shard's input tensor: its name, dtype and the shape of one item. */
+export function shardInput(index: ShardIndexJson): { name: string; dtype: 'U8' | 'F16'; dims: number[] } {
+  if (index.embedding) return { name: 'embeddings', dtype: 'F16', dims: [index.embedding.width] };
+  return { name: 'images', dtype: 'U8', dims: [index.imageSize, index.imageSize, 3] };
 }
 
 export interface Shard {
@@ -42,6 +67,7 @@ export interface Shard {
   count: number;
   imageSize: number;
   tagCount: number;
+  /** The inputs: uint8 images, or float16 embeddings of embedding shards (shardInput). */
   images: Buffer;
   labels: Buffer;
 }
@@ -133,6 +159,15 @@ function checkIndexFields(j: ShardIndexJson, file: string): void {
     if (!int(e.count)) fail(`shards.${i}.count`, 'a non-negative integer');
     if (e.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(e.sha256)) fail(`shards.${i}.sha256`, 'a SHA-256 hex string');
   });
+  const emb = j.embedding;
+  if (emb !== undefined) {
+    if (typeof emb?.model !== 'string') fail('embedding.model', 'the base model file');
+    if (!/^[0-9a-f]{64}$/.test(String(emb.sha256))) fail('embedding.sha256', 'a SHA-256 hex string');
+    if (!int(emb.width) || emb.width < 1 || emb.width > 1 << 20)
+      fail('embedding.width', 'an integer from 1 to 1048576');
+    if (emb.tensor !== null && typeof emb.tensor !== 'string') fail('embedding.tensor', 'a tensor name or null');
+    if (typeof emb.load !== 'object' || emb.load === null) fail('embedding.load', "the base model's load options");
+  }
   if (!int(j.progress?.sourcesDone) || typeof j.progress.complete !== 'boolean')
     fail('progress', 'the progress record {sourcesDone, lastSource, complete}');
 }
@@ -166,30 +201,31 @@ export async function readShard(
   slot?: ShardSlot,
 ): Promise<Shard> {
   const file = path.join(dir, entry.file);
+  const x = shardInput(index);
   const { header, data } = await readSafetensors(
     file,
-    ['images', 'labels'],
+    [x.name, 'labels'],
     slot && ((name, bytes) => slot.take(name, bytes)),
   );
   const s = index.imageSize;
   const k = index.tags.count;
-  const img = header.tensors.get('images')!;
+  const img = header.tensors.get(x.name)!;
   const lab = header.tensors.get('labels')!;
   const shapeOk =
-    img.dtype === 'U8' &&
+    img.dtype === x.dtype &&
     lab.dtype === 'U8' &&
-    `${img.shape}` === `${entry.count},${s},${s},3` &&
+    `${img.shape}` === `${entry.count},${x.dims}` &&
     `${lab.shape}` === `${entry.count},${k}`;
   if (!shapeOk) {
     throw new UsageError(
-      `Expected images [${entry.count},${s},${s},3] and labels [${entry.count},${k}] in ${JSON.stringify(file)} but found [${img.shape}] and [${lab.shape}]`,
+      `Expected ${x.name} [${entry.count},${x.dims}] ${x.dtype} and labels [${entry.count},${k}] in ${JSON.stringify(file)} but found [${img.shape}] ${img.dtype} and [${lab.shape}]`,
     );
   }
   if (header.metadata.tags_sha256 !== index.tags.sha256)
     throw new UsageError(
       `Expected ${JSON.stringify(file)} to be made with the tags.csv of its index.json but its tags hash differs`,
     );
-  const images = data.get('images')!;
+  const images = data.get(x.name)!;
   const labels = data.get('labels')!;
   if (entry.sha256 && integrityCheck()) {
     const got = sha256Hex([images, labels]);
@@ -228,7 +264,8 @@ export async function predictOverShards(
 ): Promise<{ probs: Float32Array; labels: Uint8Array; n: number }> {
   const n = entries.reduce((a, s) => a + s.count, 0);
   const k = index.tags.count;
-  const px = index.imageSize ** 2 * 3;
+  const x = shardInput(index);
+  const px = x.dims.reduce((a, b) => a * b, 1) * (x.dtype === 'F16' ? 2 : 1);
   const probs = new Float32Array(n * k);
   const labels = new Uint8Array(n * k);
   let at = 0;

@@ -3,6 +3,7 @@
 import { UsageError } from '../util/errors.js';
 import { readJsonInput } from '../util/fsx.js';
 import type { Device } from '../runtime/providers.js';
+import type { EmbeddingSource } from '../data/shards.js';
 import path from 'node:path';
 import {
   checkConfig,
@@ -25,6 +26,8 @@ export interface RunConfig {
   shards: string;
   pad: string;
   tags: { sha256: string; names: string[]; categories: number[] };
+  /** A head over a frozen tagger's embedding: the base it was trained on (the shards' index.json). */
+  base?: EmbeddingSource;
   /** The run's precision, kept by --resume (absent in runs written before it was recorded). */
   precision?: TrainPrecision;
 }
@@ -37,6 +40,10 @@ export function modelConfigFor(
   hidden: number,
   freeze: number | undefined,
 ): ModelConfig {
+  if (hidden === 0)
+    throw new UsageError(
+      "Expected --hidden 1 or more for a VGG16 model: --hidden 0 (one linear layer) is for a head over a tagger's embedding (shards made with pairs --backbone)",
+    );
   const tiny = backbone === 'vgg16-tiny';
   const config = defaultConfig({
     tags,
@@ -46,6 +53,23 @@ export function modelConfigFor(
     // The seed froze 8 pretrained convs; a tiny backbone has nothing pretrained to keep.
     freeze: freeze ?? (tiny ? 0 : 8),
   });
+  try {
+    checkConfig(config);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return config;
+}
+
+/** Model config of a head over an embedding `width` wide (shards of `pairs --backbone`). */
+export function headConfigFor(width: number, tags: number, hidden: number): ModelConfig {
+  const config: ModelConfig = {
+    ...defaultConfig({ tags, hidden }),
+    embedding: width,
+    widths: [],
+    imageSize: 0,
+    freeze: 0,
+  };
   try {
     checkConfig(config);
   } catch (err) {

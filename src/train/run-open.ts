@@ -14,7 +14,14 @@ import { initParams } from '../../training/params.js';
 import { importBackbone } from './backbone.js';
 import { nonFinite, readCheckpoint, scanCheckpoints, type CheckpointInfo } from './checkpoint.js';
 import type { CurvePoint } from './curves.js';
-import { modelConfigFor, readRunConfig, RUN_FORMAT, type RunConfig, type TrainPrecision } from './run-config.js';
+import {
+  headConfigFor,
+  modelConfigFor,
+  readRunConfig,
+  RUN_FORMAT,
+  type RunConfig,
+  type TrainPrecision,
+} from './run-config.js';
 import type { TrainState } from './train-session.js';
 
 /** Where training starts: the run's config, its state, and the round and batch to continue from. */
@@ -101,9 +108,20 @@ async function resumeRun(
 /** A new run's config and initial state; nothing is written yet. */
 async function createRun(opts: OpenOptions, index: ShardIndexJson, info: (l: string) => void): Promise<Opened> {
   const isFile = opts.backbone !== 'vgg16' && opts.backbone !== 'vgg16-tiny';
-  const model = modelConfigFor(opts.backbone, index.tags.count, index.imageSize, opts.hidden, opts.freeze);
+  const base = index.embedding;
+  if (base && (opts.backbone !== 'vgg16' || opts.freeze !== undefined))
+    throw new UsageError(
+      `Expected no --backbone or --freeze for ${JSON.stringify(opts.shards)}: its shards hold the embeddings of ${base.model}, the frozen backbone, and train a head over them`,
+    );
+  const model = base
+    ? headConfigFor(base.width, index.tags.count, opts.hidden)
+    : modelConfigFor(opts.backbone, index.tags.count, index.imageSize, opts.hidden, opts.freeze);
   const params = initParams(model, opts.seed);
-  if (opts.backbone === 'vgg16') {
+  if (base)
+    info(
+      `train: a head (hidden ${model.hidden || 'none: one linear layer'}) over the ${base.width}-wide embedding of ${base.model}`,
+    );
+  else if (opts.backbone === 'vgg16') {
     info(
       'train: --backbone vgg16 starts from random weights (training from scratch); to start from ImageNet weights as the seed did, pass --backbone with vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 (Keras), a torchvision VGG16 state dict as .safetensors, or an ONNX VGG16',
     );
@@ -113,7 +131,8 @@ async function createRun(opts: OpenOptions, index: ShardIndexJson, info: (l: str
     format: RUN_FORMAT,
     version: 1,
     model,
-    backbone: isFile ? path.resolve(opts.backbone) : opts.backbone,
+    backbone: base ? base.model : isFile ? path.resolve(opts.backbone) : opts.backbone,
+    ...(base ? { base } : {}),
     seed: opts.seed,
     batch: opts.batch,
     lr: opts.lr,
@@ -189,7 +208,14 @@ export async function openRun(
       `Expected shards made with this run's tags.csv but ${JSON.stringify(opts.shards)} has tags sha256 ${index.tags.sha256.slice(0, 12)}…, the run ${run.tags.sha256.slice(0, 12)}…`,
     );
   }
-  if (run.model.imageSize !== index.imageSize) {
+  if ((run.base?.sha256 ?? null) !== (index.embedding?.sha256 ?? null)) {
+    const what = (sha?: string): string =>
+      sha ? `embeddings of the base model with SHA-256 ${sha.slice(0, 12)}…` : 'images';
+    throw new UsageError(
+      `Expected shards of ${what(run.base?.sha256)} for this run but ${JSON.stringify(opts.shards)} holds ${what(index.embedding?.sha256)}`,
+    );
+  }
+  if (!run.base && run.model.imageSize !== index.imageSize) {
     throw new UsageError(
       `Expected shards of ${run.model.imageSize}px images for this run but ${JSON.stringify(opts.shards)} has ${index.imageSize}px`,
     );

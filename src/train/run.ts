@@ -20,6 +20,7 @@ import { UsageError } from '../util/errors.js';
 import { makeFolder, writeFileAtomic } from '../util/fsx.js';
 import { lockFolder, type FolderLock } from '../util/lock.js';
 import { Rng } from '../../training/rng.js';
+import { inputOf } from '../../training/params.js';
 import {
   bestCheckpoint,
   checkpointPayload,
@@ -171,7 +172,7 @@ async function trainEpoch(L: Loop, round: number, position: number, shard: Shard
   const { run, session } = L;
   const b = run.batch;
   const k = run.model.tags;
-  const px = run.model.imageSize ** 2 * 3;
+  const px = inputOf(run.model).bytes;
   const images = new Uint8Array(b * px);
   const labels = new Uint8Array(b * k);
   const order = batchOrder(run.seed, round, shard.count);

@@ -44,9 +44,9 @@ export const TRAIN_OPTIONS = {
   hidden: {
     type: 'number',
     default: 5000,
-    range: [1, 1e6],
+    range: [0, 1e6],
     integer: true,
-    describe: 'Width of the hidden dense layer',
+    describe: "Width of the hidden dense layer (0: none, one linear layer; for a head over a tagger's embedding only)",
   },
   freeze: {
     type: 'number',

@@ -35,7 +35,9 @@ test('the graph names the addon reads are exactly ENGINE_IO', () => {
 });
 
 test('the load options the addon reads are exactly those engineOptions() writes (and the reader reads)', () => {
-  const read = new Set([...keysRead(functionBody(cc, 'ParseLoadOptions')), ...keysRead(functionBody(cc, 'ParseAdam'))]);
+  const read = new Set(
+    ['ParseLoadOptions', 'ParseAdam', 'ParseInput'].flatMap((f) => [...keysRead(functionBody(cc, f))]),
+  );
   const written = Object.keys(
     engineOptions(gradcheckConfig(), { device: 'cuda', adam: 'fused', cudaOptions: { prefer_nhwc: '1' } }),
   );

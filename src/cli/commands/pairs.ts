@@ -8,6 +8,8 @@ import { DEFAULT_MAX_PIXELS, PAD_RULES } from '../../data/images.js';
 import { makeShards } from '../../data/make-shards.js';
 import { TagIndex } from '../../data/tags.js';
 import { startProgress, type Io, type Progress } from '../io.js';
+import { BACKBONE_OPTIONS, runEmbeddingPairs } from './pairs-backbone.js';
+import { EMBEDDING_OPTION } from '../model-options.js';
 
 export const OPTIONS = {
   tags: { type: 'string', required: true, describe: 'tags.csv made by `tags`' },
@@ -49,6 +51,17 @@ export const OPTIONS = {
     integer: true,
     describe: 'Skip images with more pixels (decompression bombs)',
   },
+  backbone: {
+    type: 'string',
+    describe:
+      "A tagger to embed with instead of pixels (any model pred runs: a file or hf:OWNER/REPO): the shards hold its embedding, for a head taught new tags (train); --size and --pad are then the tagger's own",
+  },
+  'backbone-tags': {
+    type: 'string',
+    describe: "The --backbone tagger's own tags file, where it is not beside the model (pred's --tags)",
+  },
+  ...BACKBONE_OPTIONS,
+  ...EMBEDDING_OPTION,
   concurrency: {
     type: 'number',
     range: [1, 256],
@@ -75,7 +88,9 @@ export const pairsCommand: Command = ({ io }) =>
 type RunPairsArgs = ArgsOf<typeof OPTIONS> & { dataset: string };
 
 async function runPairs(io: Io, argv: RunPairsArgs): Promise<void> {
-  const { shardSize, size, holdout, pad, maxPixels, concurrency } = checkedOptions(OPTIONS, argv);
+  const checked = checkedOptions(OPTIONS, argv);
+  const { shardSize, size, holdout, pad, maxPixels, concurrency, backbone } = checked;
+  if (backbone !== undefined) return runEmbeddingPairs(io, { ...argv, ...checked, backbone });
   // train's VGG16 halves the image five times: refuse now what it would refuse later.
   if (size % 32 !== 0)
     throw new UsageError(`Expected a multiple of 32 for --size (VGG16 halves the image 5 times) but received ${size}`);

@@ -27,7 +27,6 @@ import {
   ModelConfig,
   POOL_AFTER,
   ParamRole,
-  ParamSpec,
   checkConfig,
   featureCount,
   hasDropout,

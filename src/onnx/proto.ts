@@ -99,7 +99,16 @@ const TensorProto = root.lookupType('onnx.TensorProto');
 const ValueInfoProto = root.lookupType('onnx.ValueInfoProto');
 
 /** TensorProto.DataType values. */
-export const DataType = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11 } as const;
+export const DataType = {
+  float32: 1,
+  uint8: 2,
+  int8: 3,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float16: 10,
+  float64: 11,
+} as const;
 export type DType = keyof typeof DataType;
 
 export const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;

@@ -201,7 +201,8 @@ void Engine::Upload(const std::vector<const float*>& params, const std::vector<c
   }
 }
 
-// Binds the host batch: the input (N, S, S, 3) uint8 images or (N, D) float16 embeddings, labels (N, K) uint8, keep (N, D) bool when given.
+// Binds the host batch: the input (N, S, S, 3) uint8 images or (N, D) float16 embeddings, labels (N, K) uint8, keep (N,
+// D) bool when given.
 void Engine::BindBatch(Ort::IoBinding& binding, const uint8_t* images, const uint8_t* labels, const uint8_t* keep,
                        int64_t n, std::vector<Ort::Value>* keep_alive) {
   auto bind = [&](const std::string& name, const uint8_t* data, std::vector<int64_t> shape,

@@ -306,6 +306,21 @@ export function buildInferenceGraph(c: ModelConfig, params: Map<string, Float32A
   return inferenceGraph(c, params).g;
 }
 
+/** The output of buildHeadGraph: the head's scores for the new tags. */
+export const HEAD_SCORES = 'head_scores';
+
+/**
+ * A head over an embedding alone, its parameters as initializers: input `embedding` float16 (N, D)
+ * (what the head trained on), output HEAD_SCORES (N, K), probabilities or, with `logits`, the logits
+ * before the sigmoid. What a merged model runs on its base's embedding (src/teach/merge.ts).
+ */
+export function buildHeadGraph(c: ModelConfig, params: Map<string, Float32Array>, logits: boolean): Graph {
+  if (c.embedding === undefined) throw new RangeError('buildHeadGraph: a head over an embedding, not VGG16');
+  const { g, f } = inferenceGraph(c, params);
+  g.output(logits ? f.logits : g.op('Sigmoid', [f.logits]), HEAD_SCORES, 'float32', ['N', c.tags]);
+  return g;
+}
+
 /** Output names of the calibration graph: the batch's max of each conv's ReLU, min/max of the BN output, max of the hidden ReLU. */
 export const RANGE = {
   relu: (i: number): string => `range:relu${i + 1}`,

@@ -18,6 +18,8 @@ import { readMetadataProps } from '../onnx/proto.js';
 import { WorkerSession } from './worker-session.js';
 import { EMBEDDING_OUTPUT, findEmbedding, withEmbeddingOutput } from './embedding.js';
 import { parseTaggerMetadata, type TaggerMetadata } from './metadata.js';
+import { parseTaught, TAUGHT_KEY, taughtChoice } from './taught.js';
+import type { ContractDoc } from '../contracts/contract-doc.js';
 
 export type { TaggerMetadata } from './metadata.js';
 import {
@@ -165,6 +167,36 @@ async function embeddingWidth(session: WorkerSession, c: InputContract, file: st
   return width;
 }
 
+/** A foreign model's contract and tags: from its own metadata when it is a taught model, else chooseForeign. */
+async function foreignChoice(
+  session: WorkerSession,
+  file: string,
+  props: Map<string, string>,
+  opts: LoadOptions,
+): Promise<[Awaited<ReturnType<typeof chooseForeign>>, InputContract]> {
+  const taught = parseTaught(props, file);
+  if (taught && !taught.contract)
+    throw new UsageError(`Expected the base's contract in the metadata ${TAUGHT_KEY} of ${JSON.stringify(file)}`);
+  const given = Object.fromEntries(Object.entries(opts.overrides ?? {}).filter(([, v]) => v !== undefined));
+  const chosen = taught ? taughtChoice(taught) : await chooseForeign(session, file, opts);
+  return [chosen, foreignContract(session, file, chosen.doc, { ...(taught?.overrides ?? {}), ...given })];
+}
+
+/** The model file's bytes and metadata; a run folder or a file that is not ONNX is a usage error naming it. */
+async function readModelFile(file: string): Promise<{ bytes: Buffer; props: Map<string, string> }> {
+  if (existsSync(path.join(file, 'config.json'))) {
+    throw new UsageError(
+      `Expected a model file for --model but ${JSON.stringify(file)} is a training run folder; export its best checkpoint first: alt-i2v-ort export ${file} --out model.onnx`,
+    );
+  }
+  const bytes = await readInput(file, 'a model file for --model');
+  try {
+    return { bytes, props: readMetadataProps(bytes) };
+  } catch {
+    throw new UsageError(`Expected an ONNX model in ${JSON.stringify(file)} but it does not parse`);
+  }
+}
+
 export class TaggerModel {
   private constructor(
     readonly meta: TaggerMetadata,
@@ -174,24 +206,15 @@ export class TaggerModel {
     readonly fingerprint: string,
     /** The model file (an hf: reference resolved to its place in the cache). */
     readonly file: string,
-    /** A foreign model's tags file. */
+    /** A foreign model's tags file (none for a taught model: it carries its tags). */
     readonly tagsFile?: string,
+    /** A foreign model's contract document (what a model taught on it carries). */
+    readonly doc?: ContractDoc,
   ) {}
 
   static async load(file: string, opts: LoadOptions = {}): Promise<TaggerModel> {
     if (file.startsWith('hf:')) file = await hubModel(file, opts);
-    if (existsSync(path.join(file, 'config.json'))) {
-      throw new UsageError(
-        `Expected a model file for --model but ${JSON.stringify(file)} is a training run folder; export its best checkpoint first: alt-i2v-ort export ${file} --out model.onnx`,
-      );
-    }
-    const bytes = await readInput(file, 'a model file for --model');
-    let props: Map<string, string>;
-    try {
-      props = readMetadataProps(bytes);
-    } catch {
-      throw new UsageError(`Expected an ONNX model in ${JSON.stringify(file)} but it does not parse`);
-    }
+    const { bytes, props } = await readModelFile(file);
     const ours = props.get('format') === INFERENCE_FORMAT;
     if (ours && ((opts.preset && opts.preset !== 'auto') || opts.contract))
       throw new UsageError(
@@ -223,8 +246,7 @@ export class TaggerModel {
     let chosen: Awaited<ReturnType<typeof chooseForeign>>;
     let contract: InputContract;
     try {
-      chosen = await chooseForeign(session, file, opts);
-      contract = foreignContract(session, file, chosen.doc, opts.overrides ?? {});
+      [chosen, contract] = await foreignChoice(session, file, props, opts);
     } catch (err) {
       await session.release();
       throw err;
@@ -254,7 +276,15 @@ export class TaggerModel {
       const e = await reopenWithEmbedding(session, kept, contract, file, opts, external.length > 0);
       [session, contract, fmeta.hidden] = [e.session, e.contract, e.width];
     }
-    return new TaggerModel(fmeta, contract, session, fingerprint(fmeta.tags), file, chosen.tagsFile);
+    return new TaggerModel(
+      fmeta,
+      contract,
+      session,
+      fingerprint(fmeta.tags),
+      file,
+      chosen.tagsFile || undefined,
+      chosen.doc,
+    );
   }
 
   /** How images are decoded for this model (size, padding, pad colour, resize kernel). */

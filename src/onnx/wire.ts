@@ -94,3 +94,28 @@ export function rewriteGraph(model: Uint8Array, edit: (g: GraphEntries) => Graph
   for (const f of top) out.push(f.no === 7 && f.data ? field(7, Buffer.concat(parts)) : model.subarray(f.start, f.end));
   return Buffer.concat(out);
 }
+
+/** A StringStringEntryProto: key = 1, value = 2. */
+function entry(key: string, value: string): Uint8Array {
+  const w = protobuf.Writer.create();
+  w.uint32((1 << 3) | 2).string(key);
+  w.uint32((2 << 3) | 2).string(value);
+  return w.finish();
+}
+
+/**
+ * `model` with metadata_props (ModelProto field 14) `props` set: entries of those keys replaced, the
+ * others kept; every other byte as it was.
+ */
+export function withMetadataProps(model: Uint8Array, props: Record<string, string>): Uint8Array {
+  const keys = new Set(Object.keys(props));
+  const keyOf = (data: Uint8Array): string => {
+    const f = fields(data, 'a metadata entry').find((x) => x.no === 1 && x.data);
+    return f ? Buffer.from(f.data!).toString('utf8') : '';
+  };
+  const out: Uint8Array[] = [];
+  for (const f of fields(model, 'the model'))
+    if (!(f.no === 14 && f.data && keys.has(keyOf(f.data)))) out.push(model.subarray(f.start, f.end));
+  for (const [k, v] of Object.entries(props)) out.push(field(14, entry(k, v)));
+  return Buffer.concat(out);
+}

@@ -6,7 +6,7 @@ import { writeFileAtomic } from '../util/fsx.js';
 import { encodeInferenceModel, type InferenceMetadata } from '../../training/artifacts.js';
 import { calibrate } from './export-ranges.js';
 import { bestCheckpoint, listCheckpoints, nonFinite, readCheckpoint, type CheckpointInfo } from './checkpoint.js';
-import { readRunConfig } from './run-config.js';
+import { readRunConfig, type RunConfig } from './run-config.js';
 
 export interface ExportOptions {
   checkpoint?: string;
@@ -21,14 +21,14 @@ export interface ExportOptions {
 
 export const DEFAULT_CALIBRATION_IMAGES = 256;
 
-export async function exportModel(
+/** The state to export: the best checkpoint by holdout mAP (else the newest) or a named one, checked. */
+export async function exportState(
   runDir: string,
-  out: string,
-  opts: ExportOptions = {},
-): Promise<{ checkpoint: CheckpointInfo; bytes: number; calibrated?: number }> {
-  const run = await readRunConfig(runDir);
+  run: RunConfig,
+  checkpoint?: string,
+): Promise<{ state: Awaited<ReturnType<typeof readCheckpoint>>['state']; info: CheckpointInfo }> {
   let chosen: CheckpointInfo | undefined;
-  if (opts.checkpoint) chosen = { file: opts.checkpoint, round: -1, position: -1, step: -1 };
+  if (checkpoint) chosen = { file: checkpoint, round: -1, position: -1, step: -1 };
   else {
     const list = await listCheckpoints(path.join(runDir, 'checkpoints'));
     chosen = bestCheckpoint(list) ?? list.at(-1);
@@ -48,6 +48,20 @@ export async function exportModel(
     throw new UsageError(
       `Expected finite weights in ${JSON.stringify(chosen.file)} but ${broken} holds NaN or infinite values (a diverged run); export another checkpoint with --checkpoint`,
     );
+  return { state, info };
+}
+
+export async function exportModel(
+  runDir: string,
+  out: string,
+  opts: ExportOptions = {},
+): Promise<{ checkpoint: CheckpointInfo; bytes: number; calibrated?: number }> {
+  const run = await readRunConfig(runDir);
+  if (run.base)
+    throw new UsageError(
+      `Expected a run of the VGG16 model for this export but ${JSON.stringify(runDir)} is a head taught over ${run.base.model}`,
+    );
+  const { state, info } = await exportState(runDir, run, opts.checkpoint);
   const mapText = info.metrics ? `, holdout mAP ${info.metrics.map.toFixed(4)}` : '';
   const meta: InferenceMetadata = {
     tags: run.tags.names,

@@ -1,10 +1,13 @@
-// A stand-in of a WD tagger to teach: NHWC BGR 0–255 input, random 3×3 conv features pooled into a
-// `width`-wide embedding, a MatMul + bias scoring layer and a sigmoid, with selected_tags.csv beside
-// it. Random features of the synth pictures' colours and shapes carry enough to learn their tags from.
+// Stand-ins of the taggers users teach, with their tags files beside them: WD's shape (NHWC BGR 0–255,
+// pooled random conv features, a MatMul or Gemm scoring layer, sigmoid probabilities, selected_tags.csv)
+// and JoyTag's (NCHW RGB 0–1 with CLIP's mean/std, a 1×1 Conv scoring layer before pooling, logits,
+// top_tags.txt); optionally with the weights in an external data file. Random features of the synth
+// pictures' colours and shapes carry enough to learn their tags from.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { A, Graph } from '../../src/onnx/graph.js';
 import { Rng } from '../../training/rng.js';
+import { externalize } from '../quantize/externalize.js';
 
 export interface BaseTagger {
   file: string;
@@ -13,19 +16,35 @@ export interface BaseTagger {
   width: number;
 }
 
-export async function writeBaseTagger(
-  dir: string,
-  o: { size?: number; width?: number; tags?: string[]; seed?: number; op?: 'MatMul' | 'Gemm' } = {},
-): Promise<BaseTagger> {
+export interface BaseOptions {
+  family?: 'wd' | 'joytag';
+  size?: number;
+  width?: number;
+  tags?: string[];
+  seed?: number;
+  /** WD's scoring layer: MatMul + Add (default) or Gemm. */
+  op?: 'MatMul' | 'Gemm';
+  /** Weights in model.onnx.data beside the model. */
+  external?: boolean;
+}
+
+export async function writeBaseTagger(dir: string, o: BaseOptions = {}): Promise<BaseTagger> {
   const size = o.size ?? 32;
   const width = o.width ?? 48;
-  const tags = o.tags ?? ['1girl', 'solo', 'red_background', 'rating:general'];
+  const joy = o.family === 'joytag';
+  const tags =
+    o.tags ?? (joy ? ['1girl', 'solo', 'circle', 'smile'] : ['1girl', 'solo', 'red_background', 'rating:general']);
   const rng = new Rng(o.seed ?? 5);
   const random = (n: number, scale: number): Float32Array =>
     Float32Array.from({ length: n }, () => (rng.next() * 2 - 1) * scale);
-  const g = new Graph('wd_stand_in');
-  const x = g.input('input', 'float32', ['N', size, size, 3]);
-  const nchw = g.op('Mul', [g.op('Transpose', [x], { perm: A.ints([0, 3, 1, 2]) }), g.const(1 / 255, 'float32')]);
+  const g = new Graph(joy ? 'joytag_stand_in' : 'wd_stand_in');
+  const k = tags.length;
+  const nchw = joy
+    ? g.input('input', 'float32', ['N', 3, size, size])
+    : g.op('Mul', [
+        g.op('Transpose', [g.input('input', 'float32', ['N', size, size, 3])], { perm: A.ints([0, 3, 1, 2]) }),
+        g.const(1 / 255, 'float32'),
+      ]);
   const conv = g.op('Relu', [
     g.op(
       'Conv',
@@ -37,25 +56,39 @@ export async function writeBaseTagger(
       { pads: A.ints([2, 2, 2, 2]), strides: A.ints([2, 2]) },
     ),
   ]);
-  const embedding = g.op('Flatten', [g.op('GlobalAveragePool', [conv])], { axis: A.i(1) }, 'pooled');
-  const k = tags.length;
   const w = random(width * k, 1);
   const b = random(k, 0.5);
-  const scores =
-    o.op === 'Gemm'
-      ? g.op('Gemm', [
-          embedding,
-          g.initializer('fc_w', 'float32', [width, k], w),
-          g.initializer('fc_b', 'float32', [k], b),
-        ])
-      : g.op('Add', [
-          g.op('MatMul', [embedding, g.initializer('fc_w', 'float32', [width, k], w)]),
-          g.initializer('fc_b', 'float32', [k], b),
-        ]);
-  g.output(g.op('Sigmoid', [scores]), 'output', 'float32', ['N', k]);
+  if (joy) {
+    const head = g.op('Conv', [
+      conv,
+      g.initializer('head_w', 'float32', [k, width, 1, 1], w),
+      g.initializer('head_b', 'float32', [k], b),
+    ]);
+    g.output(g.op('Flatten', [g.op('GlobalAveragePool', [head])], { axis: A.i(1) }), 'logits', 'float32', ['N', k]);
+  } else {
+    const embedding = g.op('Flatten', [g.op('GlobalAveragePool', [conv])], { axis: A.i(1) }, 'pooled');
+    const scores =
+      o.op === 'Gemm'
+        ? g.op('Gemm', [
+            embedding,
+            g.initializer('fc_w', 'float32', [width, k], w),
+            g.initializer('fc_b', 'float32', [k], b),
+          ])
+        : g.op('Add', [
+            g.op('MatMul', [embedding, g.initializer('fc_w', 'float32', [width, k], w)]),
+            g.initializer('fc_b', 'float32', [k], b),
+          ]);
+    g.output(g.op('Sigmoid', [scores]), 'output', 'float32', ['N', k]);
+  }
   await mkdir(dir, { recursive: true });
   const file = path.join(dir, 'model.onnx');
-  await writeFile(file, g.encode());
+  if (o.external) await externalize(g.encode(), dir, 'model.onnx', 'model.onnx.data');
+  else await writeFile(file, g.encode());
+  if (joy) {
+    const tagsFile = path.join(dir, 'top_tags.txt');
+    await writeFile(tagsFile, `${tags.join('\n')}\n`);
+    return { file, tagsFile, tags, width };
+  }
   const tagsFile = path.join(dir, 'selected_tags.csv');
   const category = (t: string): number => (t.startsWith('rating:') ? 9 : 0);
   await writeFile(

@@ -4,6 +4,11 @@ import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.
 import { startProgress, type Progress } from '../io.js';
 import { UsageError } from '../../util/errors.js';
 import { DEFAULT_CALIBRATION_IMAGES, exportModel } from '../../train/export.js';
+import { readRunConfig, type RunConfig } from '../../train/run-config.js';
+import { exportTaught } from '../../teach/export-taught.js';
+import type { Io } from '../io.js';
+
+type CheckedExport = ReturnType<typeof checkedOptions<typeof OPTIONS>>;
 
 export const OPTIONS = {
   out: { type: 'string', required: true, describe: 'ONNX file to write' },
@@ -27,6 +32,15 @@ export const OPTIONS = {
     describe: `Images of the training shards to calibrate int8 activations on [default: ${DEFAULT_CALIBRATION_IMAGES}]`,
   },
   shards: { type: 'string', describe: 'Shards folder to calibrate on [default: the one the run was trained on]' },
+  'only-new': {
+    type: 'boolean',
+    default: false,
+    describe: "A head taught over a tagger (pairs --backbone): the new tags' outputs alone, without the base's",
+  },
+  base: {
+    type: 'string',
+    describe: 'A head taught over a tagger: the base model, where it is no longer where the shards recorded it',
+  },
 } as const satisfies Specs;
 
 export const exportCommand: Command = ({ io }) =>
@@ -46,6 +60,12 @@ export const exportCommand: Command = ({ io }) =>
         }),
     handler: async (argv: ArgsOf<typeof OPTIONS> & { run: string }) => {
       const o = checkedOptions(OPTIONS, argv);
+      const run = await readRunConfig(argv.run);
+      if (run.base) return exportTaughtRun(io, argv.run, run, o);
+      if (o.onlyNew || o.base)
+        throw new UsageError(
+          `Expected --only-new and --base only for a head taught over a tagger, but ${JSON.stringify(argv.run)} trains the VGG16 model`,
+        );
       let progress: Progress | undefined;
       const onProgress = (done: number, total: number): void =>
         (progress ??= startProgress(io, 'calibrating', total)).update(done);
@@ -63,3 +83,21 @@ export const exportCommand: Command = ({ io }) =>
       io.out(`next: alt-i2v-ort pred IMAGES_OR_FOLDER --model ${argv.out}`);
     },
   });
+
+async function exportTaughtRun(io: Io, runDir: string, run: RunConfig, o: CheckedExport): Promise<void> {
+  if (o.int8 || o.fp16)
+    throw new UsageError(
+      `Expected no --int8 or --fp16 for ${JSON.stringify(runDir)}, a head taught over a tagger: export it, then \`alt-i2v-ort quantize\` the merged model`,
+    );
+  const r = await exportTaught(runDir, run, o.out, {
+    checkpoint: o.checkpoint,
+    onlyNew: o.onlyNew,
+    base: o.base,
+    onNote: (l) => io.err(l),
+  });
+  const map = r.checkpoint.metrics ? `, holdout mAP ${r.checkpoint.metrics.map.toFixed(4)}` : '';
+  io.out(
+    `wrote ${o.out} (${(r.bytes / 2 ** 20).toFixed(1)} MiB: ${run.base!.model} with ${r.taught.length} taught tags, ${r.tags} outputs) and its tags to ${r.tagsFile}, from ${r.checkpoint.file} (round ${r.checkpoint.round}${map})`,
+  );
+  io.out(`next: alt-i2v-ort pred IMAGES_OR_FOLDER --model ${o.out}`);
+}

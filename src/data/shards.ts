@@ -281,3 +281,26 @@ export async function predictOverShards(
   }
   return { probs, labels, n };
 }
+
+/** Positives of every tag in the shards of one split, and its images (labels only are read). */
+export async function shardPositives(
+  dir: string,
+  index: ShardIndexJson,
+  split: Split,
+): Promise<{ counts: number[]; images: number }> {
+  const k = index.tags.count;
+  const counts = new Array<number>(k).fill(0);
+  let images = 0;
+  for (const e of index.shards.filter((s) => s.split === split)) {
+    const file = path.join(dir, e.file);
+    const { header, data } = await readSafetensors(file, ['labels']);
+    if (`${header.tensors.get('labels')!.shape}` !== `${e.count},${k}`)
+      throw new UsageError(
+        `Expected labels [${e.count},${k}] in ${JSON.stringify(file)} but found [${header.tensors.get('labels')!.shape}]`,
+      );
+    const labels = data.get('labels')!;
+    for (let i = 0; i < labels.length; i++) counts[i % k]! += labels[i]! ? 1 : 0;
+    images += e.count;
+  }
+  return { counts, images };
+}

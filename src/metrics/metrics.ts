@@ -179,3 +179,29 @@ export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): nu
   const neg = scores.length - pos;
   return pos === 0 || neg === 0 ? 0.5 : (rankSumPos - (pos * (pos + 1)) / 2) / (pos * neg);
 }
+
+/**
+ * The threshold where one tag's F1 is highest (prediction = score ≥ threshold): halfway between the
+ * lowest score kept and the next lower one, so the same scores give the same F1 again. Null without
+ * positives.
+ */
+export function bestF1Threshold(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+): { threshold: number; f1: number } | null {
+  const order = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => scores[b]! - scores[a]!);
+  const positives = order.reduce((s, i) => s + (labels[i] ? 1 : 0), 0);
+  if (positives === 0) return null;
+  let tp = 0;
+  let best = { f1: -1, at: 0 };
+  for (let r = 0; r < order.length; r++) {
+    if (labels[order[r]!]) tp++;
+    const last = r + 1 === order.length || scores[order[r + 1]!]! < scores[order[r]!]!;
+    if (!last) continue; // ties are kept or dropped together
+    const f1 = (2 * tp) / (r + 1 + positives);
+    if (f1 > best.f1) best = { f1, at: r };
+  }
+  const kept = scores[order[best.at]!]!;
+  const next = best.at + 1 < order.length ? scores[order[best.at + 1]!]! : kept;
+  return { threshold: next < kept ? (kept + next) / 2 : kept, f1: best.f1 };
+}

@@ -2,6 +2,7 @@
 // tagger with the head reading its embedding (merge.ts), its tags (the base's, then the taught ones; a
 // taught tag of a name the base has replaces that output) and contract in its own metadata, a tags
 // file beside it for other tools. The base must be the model the shards were embedded with, by SHA-256.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { formatTagsCsv } from '../data/tags.js';
 import { padColorOf } from '../data/images.js';
@@ -21,6 +22,7 @@ import { exportState } from '../train/export.js';
 import type { RunConfig } from '../train/run-config.js';
 import type { CheckpointInfo } from '../train/checkpoint.js';
 import { mergeHead } from './merge.js';
+import { headHoldout, thresholdsCsv, thresholdsFileFor } from './holdout.js';
 
 export interface TaughtExportOptions {
   checkpoint?: string;
@@ -36,7 +38,10 @@ export interface TaughtExport {
   checkpoint: CheckpointInfo;
   bytes: number;
   tagsFile: string;
+  /** Per-tag thresholds at the holdout's best F1 (absent without a holdout). */
+  thresholdsFile?: string;
   tags: number;
+  holdout?: Awaited<ReturnType<typeof headHoldout>>;
   taught: string[];
   replaced: string[];
 }
@@ -167,9 +172,26 @@ export async function exportTaught(
   const result = withMetadataProps(merged, props);
   const tagsFile = tagsFileFor(out);
   const rows = tags.map((name, i) => ({ name, category: categories[i]!, count: 0 }));
-  await writeFilesAtomic([
+  const files: [string, Uint8Array][] = [
     [out, result],
     [tagsFile, Buffer.from(formatTagsCsv(rows))],
-  ]);
-  return { checkpoint: info, bytes: result.length, tagsFile, tags: tags.length, taught, replaced };
+  ];
+  // Per-tag thresholds at the holdout's best F1, for pred --thresholds (when the run's shards are still there).
+  let holdout: TaughtExport['holdout'];
+  if (existsSync(path.join(run.shards, 'index.json'))) {
+    holdout = await headHoldout(run.model, state.params, run.shards);
+    if (holdout.images > 0) files.push([thresholdsFileFor(out), Buffer.from(thresholdsCsv(holdout.tags))]);
+  } else o.onNote?.(`export: no thresholds file: the run's shards ${run.shards} are gone`);
+  await writeFilesAtomic(files);
+  const thresholdsFile = holdout?.images ? thresholdsFileFor(out) : undefined;
+  return {
+    checkpoint: info,
+    bytes: result.length,
+    tagsFile,
+    thresholdsFile,
+    tags: tags.length,
+    taught,
+    replaced,
+    holdout,
+  };
 }

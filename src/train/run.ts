@@ -6,7 +6,6 @@ import { existsSync } from 'node:fs';
 import { rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  predictOverShards,
   readShard,
   readShardIndex,
   ShardSlot,
@@ -14,7 +13,6 @@ import {
   type ShardEntry,
   type ShardIndexJson,
 } from '../data/shards.js';
-import { baseRateMap, evaluatePredictions } from '../metrics/metrics.js';
 import type { Device } from '../runtime/providers.js';
 import { UsageError } from '../util/errors.js';
 import { makeFolder, writeFileAtomic } from '../util/fsx.js';
@@ -34,6 +32,8 @@ import { curvesSvg } from './curves.js';
 import type { RunConfig, TrainPrecision } from './run-config.js';
 import type { EngineChoice } from './engines.js';
 import { openRun, RunLog, writeNewRun } from './run-open.js';
+import { evaluateHoldout } from './holdout.js';
+import { checkHeadTags } from './head-tags.js';
 import { TrainSession, type TrainSessionOptions } from './train-session.js';
 
 export interface TrainOptions {
@@ -49,6 +49,8 @@ export interface TrainOptions {
   hidden: number;
   freeze?: number;
   keep: number;
+  /** Stop when the holdout mAP has not improved for this many rounds (0 or absent: never). */
+  patience?: number;
   /** Float precision of the step: fp32 (default) or tf32 (CUDA tensor cores; see trainPrecision). */
   precision?: TrainPrecision;
   /** Finished rounds between checkpoints (default 1); the last round and a stop always write one. */
@@ -91,34 +93,6 @@ function shardForRound(seed: number, round: number, shards: ShardEntry[]): Shard
 
 function batchOrder(seed: number, round: number, count: number): number[] {
   return new Rng((seed * 2654435761 + round * 40503 + 1) >>> 0).shuffle([...Array(count).keys()]);
-}
-
-/** Evaluate on every holdout shard, one shard in memory at a time (in `slot` when given). */
-export async function evaluateHoldout(
-  session: TrainSession,
-  dir: string,
-  index: ShardIndexJson,
-  slot?: ShardSlot,
-  evalBatch = 64,
-): Promise<{ metrics: RoundMetrics; images: number; baseMap: number } | undefined> {
-  const holdouts = index.shards.filter((s) => s.split === 'holdout');
-  let lossSum = 0;
-  const { probs, labels, n } = await predictOverShards(
-    dir,
-    index,
-    holdouts,
-    evalBatch,
-    async (images, lab, m) => {
-      const r = await session.evaluate(images, lab, m);
-      lossSum += r.loss * m;
-      return r.probs;
-    },
-    slot,
-  );
-  if (n === 0) return undefined;
-  const r = evaluatePredictions(probs, labels, n, index.tags.names, 0.5);
-  const metrics = { holdoutLoss: lossSum / n, map: r.map, microF1: r.microF1, macroF1: r.macroF1, mse: r.mse };
-  return { metrics, images: n, baseMap: baseRateMap(labels, n, index.tags.count) };
 }
 
 /** Everything one round needs; `last` is the newest checkpoint written. */
@@ -297,8 +271,22 @@ async function trainRounds(L: Loop, round: number, position: number): Promise<Tr
     if (epoch.interrupted) return 'interrupted';
     await finishRound(L, round, entry, epoch, slotFor(round));
     if (L.hooks.stopRequested?.()) return 'interrupted';
+    if (noLongerImproving(L, round)) return 'done';
   }
   return 'done';
+}
+
+/** --patience: whether the holdout mAP's best round is `patience` or more rounds back (said once). */
+function noLongerImproving(L: Loop, round: number): boolean {
+  const patience = L.opts.patience ?? 0;
+  const curves = L.log.curves.filter((c) => Number.isFinite(c.map));
+  if (patience === 0 || curves.length === 0) return false;
+  const best = curves.reduce((a, c) => (c.map > a.map ? c : a));
+  if (round - best.round < patience) return false;
+  L.hooks.info?.(
+    `train: stopping early after round ${round}: the holdout mAP has not improved for ${round - best.round} rounds (best ${best.map.toFixed(4)} at round ${best.round}, --patience ${patience})`,
+  );
+  return true;
 }
 
 /** Create the run folder if needed (remembering whether we made it) and take its lock. */
@@ -317,6 +305,7 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
   const index = await readShardIndex(opts.shards);
   if (!index.shards.some((s) => s.split === 'train'))
     throw new UsageError(`Expected training shards in ${JSON.stringify(opts.shards)} but its index.json lists none`);
+  if (index.embedding) await checkHeadTags(opts.shards, index, (l) => (hooks.warn ?? hooks.info)?.(l));
   const runDir = path.resolve(opts.out);
   const warn = (l: string): void => (hooks.warn ?? hooks.info)?.(l);
   const { lock, made } = await lockRunFolder(runDir, warn);

@@ -25,6 +25,13 @@ export const TRAIN_OPTIONS = {
     describe: 'Rounds: one epoch over one shard each',
   },
   batch: { type: 'number', default: 32, range: [2, 4096], integer: true, describe: 'Images per step' },
+  patience: {
+    type: 'number',
+    default: 0,
+    range: [0, 1e7],
+    integer: true,
+    describe: 'Stop early when the holdout mAP has not improved for this many rounds (0: train every round)',
+  },
   lr: { type: 'number', default: 0.001, range: [1e-12, 10], describe: 'Adam learning rate' },
   device: { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Where the model trains' },
   precision: {

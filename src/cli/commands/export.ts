@@ -99,5 +99,6 @@ async function exportTaughtRun(io: Io, runDir: string, run: RunConfig, o: Checke
   io.out(
     `wrote ${o.out} (${(r.bytes / 2 ** 20).toFixed(1)} MiB: ${run.base!.model} with ${r.taught.length} taught tags, ${r.tags} outputs) and its tags to ${r.tagsFile}, from ${r.checkpoint.file} (round ${r.checkpoint.round}${map})`,
   );
+  if (r.thresholdsFile) io.out(`per-tag thresholds at the holdout's best F1: ${r.thresholdsFile} (pred --thresholds)`);
   io.out(`next: alt-i2v-ort pred IMAGES_OR_FOLDER --model ${o.out}`);
 }

@@ -51,7 +51,7 @@ async function runTrain(io: Io, argv: RunTrainArgs): Promise<void> {
       );
     }
     io.out(
-      `done: ${opts.rounds} rounds; last checkpoint ${result.last.file}${result.best ? `; best ${result.best.file} (holdout mAP ${result.best.metrics!.map.toFixed(4)})` : ''}`,
+      `done: ${result.last.round === opts.rounds ? `${opts.rounds} rounds` : `round ${result.last.round} of ${opts.rounds} (stopped early)`}; last checkpoint ${result.last.file}${result.best ? `; best ${result.best.file} (holdout mAP ${result.best.metrics!.map.toFixed(4)})` : ''}`,
     );
     io.out(`next: alt-i2v-ort export ${argv.out} --out model.onnx`);
   } finally {

@@ -1,0 +1,34 @@
+// The holdout pass of a round: the session's eval graph over every holdout shard, one shard in memory
+// at a time, and the metrics it gives (loss, mAP, F1, MSE) beside the base rate's mAP.
+import { predictOverShards, type ShardIndexJson, type ShardSlot } from '../data/shards.js';
+import { baseRateMap, evaluatePredictions } from '../metrics/metrics.js';
+import type { RoundMetrics } from './checkpoint.js';
+import type { TrainSession } from './train-session.js';
+
+/** Evaluate on every holdout shard, one shard in memory at a time (in `slot` when given). */
+export async function evaluateHoldout(
+  session: TrainSession,
+  dir: string,
+  index: ShardIndexJson,
+  slot?: ShardSlot,
+  evalBatch = 64,
+): Promise<{ metrics: RoundMetrics; images: number; baseMap: number } | undefined> {
+  const holdouts = index.shards.filter((s) => s.split === 'holdout');
+  let lossSum = 0;
+  const { probs, labels, n } = await predictOverShards(
+    dir,
+    index,
+    holdouts,
+    evalBatch,
+    async (images, lab, m) => {
+      const r = await session.evaluate(images, lab, m);
+      lossSum += r.loss * m;
+      return r.probs;
+    },
+    slot,
+  );
+  if (n === 0) return undefined;
+  const r = evaluatePredictions(probs, labels, n, index.tags.names, 0.5);
+  const metrics = { holdoutLoss: lossSum / n, map: r.map, microF1: r.microF1, macroF1: r.macroF1, mse: r.mse };
+  return { metrics, images: n, baseMap: baseRateMap(labels, n, index.tags.count) };
+}

@@ -22,7 +22,7 @@ import { exportState } from '../train/export.js';
 import type { RunConfig } from '../train/run-config.js';
 import type { CheckpointInfo } from '../train/checkpoint.js';
 import { mergeHead } from './merge.js';
-import { headHoldout, thresholdsCsv, thresholdsFileFor } from './holdout.js';
+import { headHoldout, thresholdsCsv, thresholdsFileFor } from './head-report.js';
 
 export interface TaughtExportOptions {
   checkpoint?: string;

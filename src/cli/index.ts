@@ -15,6 +15,7 @@ import { vecCommand } from './commands/vec.js';
 import { similarCommand } from './commands/similar.js';
 import { trainCommand } from './commands/train.js';
 import { pairsCommand } from './commands/pairs.js';
+import { teachCommand } from './commands/teach.js';
 import { synthCommand } from './commands/synth.js';
 import { tagsCommand } from './commands/tags.js';
 import { kpiCommand } from './commands/kpi.js';
@@ -28,6 +29,7 @@ const COMMANDS: Command[] = [
   pairsCommand,
   trainCommand,
   exportCommand,
+  teachCommand,
   predCommand,
   evalCommand,
   vecCommand,

@@ -28,6 +28,9 @@ import type { TagIndex } from '../data/tags.js';
 import { decodeBatches } from '../predict/inputs.js';
 import type { TaggerModel } from '../model/tagger.js';
 
+/** The names of --negatives images in the shards: `(negatives)/` and their path in that folder. */
+export const NEGATIVES_PREFIX = '(negatives)/';
+
 /** Embeddings per cache chunk: a kill loses at most this many. */
 export const CACHE_CHUNK = 256;
 
@@ -37,6 +40,8 @@ export interface EmbedShardsOptions {
   out: string;
   shardSize: number;
   holdout: number;
+  /** A folder of images that hold none of the tags (teach --negatives): every image a negative example. */
+  negatives?: string;
   /** The base tagger, loaded with its embedding as its features. */
   model: TaggerModel;
   source: Omit<EmbeddingSource, 'width'>;
@@ -103,14 +108,21 @@ async function listItems(
   };
   const tagsOf =
     o.tagsOf ?? (async (e: DatasetEntry): Promise<string[] | null> => (e.tagFile ? readTagFile(e.tagFile) : null));
-  for await (const e of walkDataset(o.dataset)) {
+  const negatives = async function* (): AsyncGenerator<DatasetEntry & { negative?: true }> {
+    yield* walkDataset(o.dataset);
+    if (!o.negatives) return;
+    // Named apart from the dataset's own images (a holdout split by name, shard rows by name).
+    for await (const e of walkDataset(o.negatives))
+      yield { ...e, name: `${NEGATIVES_PREFIX}${e.name}`, negative: true };
+  };
+  for await (const e of negatives()) {
     if (e.kind === 'orphan-tags') {
       orphans++;
       continue;
     }
     let tags: string[] | null;
     try {
-      tags = await tagsOf(e);
+      tags = e.negative ? [] : await tagsOf(e);
     } catch (err) {
       skip(e, 'bad-tag-file', `tag file ${e.tagFile} ${(err as Error).message}`);
       continue;

@@ -1,4 +1,4 @@
-// `npm run bench -- [pairs|pred|wd|resize|serve|torch|tiny|native|trainloop|loop|quantize|all] [--with-reference] [--quick] [--device cpu|cuda] [--against DIR]`: our hot paths next to
+// `npm run bench -- [pairs|pred|wd|resize|serve|torch|tiny|native|trainloop|loop|quantize|teach|all] [--with-reference] [--quick] [--device cpu|cuda] [--against DIR]`: our hot paths next to
 // their references, one table row each. Each bench is imported only when asked for (the GPU machine
 // has no sharp).
 import yargs from 'yargs';
@@ -23,6 +23,7 @@ const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown
   resize: async () => (await import('./resize.js')).benchResize,
   serve: async () => (await import('./serve.js')).benchServe,
   quantize: async () => (await import('./quantize.js')).benchQuantize,
+  teach: async () => (await import('./teach.js')).benchTeach,
 };
 
 const argv = await yargs(process.argv.slice(2))

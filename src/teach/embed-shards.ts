@@ -9,6 +9,7 @@ import path from 'node:path';
 import { UsageError } from '../util/errors.js';
 import { fsReason, makeFolder } from '../util/fsx.js';
 import { lockFolder } from '../util/lock.js';
+import { limiter } from '../util/limit.js';
 import { toHalf } from '../onnx/half.js';
 import { readSafetensors, sha256Hex, writeSafetensors } from '../data/safetensors.js';
 import { readTagFile, walkDataset, type DatasetEntry } from '../data/scan.js';
@@ -115,36 +116,36 @@ async function listItems(
     for await (const e of walkDataset(o.negatives))
       yield { ...e, name: `${NEGATIVES_PREFIX}${e.name}`, negative: true };
   };
-  for await (const e of negatives()) {
-    if (e.kind === 'orphan-tags') {
-      orphans++;
-      continue;
-    }
+  // Each entry read (caption, then the image's bytes for its key) 16 at a time, kept in dataset order.
+  const limit = limiter(16);
+  const pending: Promise<Item | null>[] = [];
+  const read = async (e: DatasetEntry & { negative?: true }): Promise<Item | null> => {
     let tags: string[] | null;
     try {
       tags = e.negative ? [] : await tagsOf(e);
     } catch (err) {
       skip(e, 'bad-tag-file', `tag file ${e.tagFile} ${(err as Error).message}`);
-      continue;
+      return null;
     }
-    if (!tags) {
-      skip(e, 'no-tag-file', 'no sibling .txt');
-      continue;
-    }
+    if (!tags) return (skip(e, 'no-tag-file', 'no sibling .txt'), null);
     let bytes: Buffer;
     try {
       bytes = await readFile(e.file);
     } catch (err) {
-      skip(e, 'unreadable', fsReason(err));
-      continue;
+      return (skip(e, 'unreadable', fsReason(err)), null);
     }
     const label = Buffer.alloc(o.tags.size);
     for (const t of tags) {
       const i = o.tags.indexOf(t);
       if (i !== undefined) label[i] = 1;
     }
-    items.push({ name: e.name, file: e.file, key: createHash('sha256').update(bytes).digest('hex'), label });
+    return { name: e.name, file: e.file, key: createHash('sha256').update(bytes).digest('hex'), label };
+  };
+  for await (const e of negatives()) {
+    if (e.kind === 'orphan-tags') orphans++;
+    else pending.push(limit(() => read(e)));
   }
+  for (const item of await Promise.all(pending)) if (item) items.push(item);
   return { items, orphans };
 }
 

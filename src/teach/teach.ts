@@ -24,7 +24,7 @@ import { exportTaught, type TaughtExport } from './export-taught.js';
 /** teach's defaults for 5–500 images per tag (`npm run bench -- teach` measures them). */
 export const TEACH_DEFAULTS = {
   hidden: 0,
-  lr: 0.01,
+  lr: 0.03,
   batch: 32,
   rounds: 500,
   patience: 25,

@@ -28,7 +28,7 @@ import {
   type RoundMetrics,
 } from './checkpoint.js';
 import { CheckpointWriter } from './checkpoint-writer.js';
-import { curvesSvg } from './curves.js';
+import { curvesSvg, type CurveContext } from './curves.js';
 import type { RunConfig, TrainPrecision } from './run-config.js';
 import type { EngineChoice } from './engines.js';
 import { openRun, RunLog, writeNewRun } from './run-open.js';
@@ -112,6 +112,17 @@ interface Loop {
   /** Seconds the loop waited for the last checkpoint: in all, and for a previous write still in flight. */
   blocked: number;
   waited: number;
+  /** curves.svg: when it was last drawn, with what holdout, and whether rounds since are not in it. */
+  curves: { at: number; context: CurveContext; pending: boolean };
+}
+
+/** curves.svg is redrawn at most this often (a head's rounds take milliseconds) and after the last round. */
+const CURVES_EVERY_MS = 2000;
+
+async function drawCurves(L: Loop, now: boolean): Promise<void> {
+  if (!L.curves.pending || (!now && performance.now() - L.curves.at < CURVES_EVERY_MS)) return;
+  await writeFileAtomic(path.join(L.runDir, 'curves.svg'), curvesSvg(L.log.curves, L.curves.context));
+  L.curves = { ...L.curves, at: performance.now(), pending: false };
 }
 
 /**
@@ -238,10 +249,8 @@ async function finishRound(L: Loop, round: number, entry: ShardEntry, e: Epoch, 
     holdoutLoss: metrics?.holdoutLoss ?? NaN,
     map: metrics?.map ?? NaN,
   });
-  await writeFileAtomic(
-    path.join(L.runDir, 'curves.svg'),
-    curvesSvg(L.log.curves, { holdout: held?.images ?? 0, baseMap: held?.baseMap }),
-  );
+  L.curves = { ...L.curves, context: { holdout: held?.images ?? 0, baseMap: held?.baseMap }, pending: true };
+  await drawCurves(L, round >= L.opts.rounds);
   L.hooks.roundEnd?.(
     `round ${round}/${L.opts.rounds} (${entry.file}): train loss ${trainLoss.toFixed(4)}` +
       (metrics
@@ -251,8 +260,15 @@ async function finishRound(L: Loop, round: number, entry: ShardEntry, e: Epoch, 
   );
 }
 
-/** Rounds from `round` (batch `position`) to opts.rounds, the next shard read while one trains. */
+/** Rounds from `round` (batch `position`) to opts.rounds; curves.svg drawn with the last of them. */
 async function trainRounds(L: Loop, round: number, position: number): Promise<TrainResult['status']> {
+  const status = await roundsFrom(L, round, position);
+  await drawCurves(L, true);
+  return status;
+}
+
+/** The rounds, the next shard read while one trains. */
+async function roundsFrom(L: Loop, round: number, position: number): Promise<TrainResult['status']> {
   const trainShards = L.index.shards.filter((s) => s.split === 'train');
   // Two slots of shard memory, alternating by round: the shard being trained and the next one being
   // read. Holdout shards are read into the current round's slot once its epoch is done.
@@ -356,6 +372,7 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
       writer,
       blocked: 0,
       waited: 0,
+      curves: { at: 0, context: { holdout: 0 }, pending: false },
     };
     const loop = L;
     // A new run keeps its starting point, so a NaN in round 1 still leaves a good checkpoint.

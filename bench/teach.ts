@@ -20,6 +20,7 @@ import { fromHalf } from '../src/onnx/half.js';
 import { decodeBatches, listImages } from '../src/predict/inputs.js';
 import { makeEmbeddingShards } from '../src/teach/embed-shards.js';
 import { headHoldout } from '../src/teach/head-report.js';
+import { exportTaught } from '../src/teach/export-taught.js';
 import { TEACH_DEFAULTS } from '../src/teach/teach.js';
 import { exportState } from '../src/train/export.js';
 import { readRunConfig } from '../src/train/run-config.js';
@@ -273,6 +274,7 @@ export async function benchTeach(opts: { quick: boolean }): Promise<Record<strin
       hidden: TEACH_DEFAULTS.hidden,
       keep: 2,
       patience: TEACH_DEFAULTS.patience,
+      best: TEACH_DEFAULTS.best,
       logEvery: 1000,
       threads: 0,
     });
@@ -323,6 +325,22 @@ export async function benchTeach(opts: { quick: boolean }): Promise<Record<strin
       `teach: ${c} positives per tag (${rows.names.length} images): head mean AP ${headAp.toFixed(3)}, logistic regression ${lrAp.toFixed(3)} (on float32 embeddings ${lr32.toFixed(3)}), head trained in ${headSeconds.toFixed(1)} s`,
     );
   }
+  // The merged model (the 100-positive head) against its base in `pred`: alternating, medians.
+  const lastRun = path.join(root, `teach-${COUNTS.at(-1)}-run`);
+  const merged = path.join(root, 'merged.onnx');
+  await exportTaught(lastRun, await readRunConfig(lastRun), merged);
+  const predOnce = async (model: string): Promise<number> => {
+    const t = performance.now();
+    await runCli(['pred', evalSet, '--model', model, '--batch', '32', '--format', 'jsonl'], quiet);
+    return (performance.now() - t) / 1000;
+  };
+  const predTimes: Record<'base' | 'merged', number[]> = { base: [], merged: [] };
+  for (let r = 0; r < (opts.quick ? 1 : 3); r++) {
+    predTimes.base.push(await predOnce(base));
+    predTimes.merged.push(await predOnce(merged));
+  }
+  const evalImages = opts.quick ? 400 : 800;
+  const predVsBase = median(predTimes.base) / median(predTimes.merged);
   const baseRate = taught.reduce((a, t) => a + counts.counts.get(t)! / counts.images, 0) / k;
   const row = {
     taught,
@@ -331,10 +349,12 @@ export async function benchTeach(opts: { quick: boolean }): Promise<Record<strin
     embedSeconds: median(embedTimes),
     vecSeconds: median(vecTimes),
     embedVsVec: median(vecTimes) / median(embedTimes),
+    predImgPerS: { base: evalImages / median(predTimes.base), merged: evalImages / median(predTimes.merged) },
+    predVsBase,
     scratchAp,
     baseRate,
     counts: results,
-    runs: { embedTimes, vecTimes },
+    runs: { embedTimes, vecTimes, predTimes },
   };
   await saveResult('teach', row);
   await writeFile(path.join('docs', 'teach.svg'), teachPlot(row));
@@ -344,6 +364,9 @@ export async function benchTeach(opts: { quick: boolean }): Promise<Record<strin
     );
   console.log(
     `| embedding ${poolCount} images with the base (\`teach\`, pairs --backbone) | ${(poolCount / row.embedSeconds).toFixed(0)} img/s | \`vec --kind features\`: ${(poolCount / row.vecSeconds).toFixed(0)} img/s | ${row.embedVsVec.toFixed(2)}× | |`,
+  );
+  console.log(
+    `| \`pred\` with the merged model (base + 20 taught tags), ${evalImages} images | ${row.predImgPerS.merged.toFixed(0)} img/s | the base model: ${row.predImgPerS.base.toFixed(0)} img/s | ${predVsBase.toFixed(2)}× | |`,
   );
   await rm(root, { recursive: true, force: true });
   return row;

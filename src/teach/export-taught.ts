@@ -3,6 +3,7 @@
 // taught tag of a name the base has replaces that output) and contract in its own metadata, a tags
 // file beside it for other tools. The base must be the model the shards were embedded with, by SHA-256.
 import { existsSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { formatTagsCsv } from '../data/tags.js';
 import { padColorOf } from '../data/images.js';
@@ -76,6 +77,19 @@ function mergedColumns(
   };
 }
 
+/** Refuse outputs that would overwrite the base model, its external data or its tags file. */
+async function checkOutputs(out: string, file: string, bytes: Uint8Array, tagsFile?: string): Promise<void> {
+  const real = (f: string): Promise<string> => realpath(f).catch(() => path.resolve(f));
+  const theirs = [file, ...(await checkExternalData(bytes, file)).map((r) => r.file), ...(tagsFile ? [tagsFile] : [])];
+  const mine = [out, tagsFileFor(out), thresholdsFileFor(out)];
+  for (const t of theirs)
+    for (const m of mine)
+      if ((await real(m)) === (await real(t)))
+        throw new UsageError(
+          `Expected --out to name new files, but ${JSON.stringify(m)} is ${JSON.stringify(t)}, a file of the base model ${JSON.stringify(file)}`,
+        );
+}
+
 /** The base model the run was taught on, checked by SHA-256, loaded for its contract and tags, and its embedding cut. */
 async function openBase(run: RunConfig, out: string, given?: string) {
   const base = run.base!;
@@ -115,6 +129,40 @@ async function openBase(run: RunConfig, out: string, given?: string) {
   return { file, bytes, model, scores, cut };
 }
 
+/** The merged model's metadata: the taught entry, and for a base of ours its own tags and categories too. */
+function taughtProps(
+  model: TaggerModel,
+  run: RunConfig,
+  file: string,
+  t: Pick<TaughtMeta, 'tags' | 'categories' | 'taught' | 'replaced'>,
+): Record<string, string> {
+  const ours = model.contract.kind === 'ours';
+  const l = run.base!.load;
+  const meta: TaughtMeta = {
+    format: TAUGHT_FORMAT,
+    version: 1,
+    base: { file: path.basename(file), sha256: run.base!.sha256 },
+    // The document as a contract file holds it: parseTaught reads it back with parseContractDoc.
+    ...(ours ? {} : { contract: { format: CONTRACT_FORMAT, ...model.doc! } as ContractDoc }),
+    overrides: {
+      ...(l.channels ? { channels: l.channels as 'rgb' | 'bgr' } : {}),
+      ...(l.scale ? { scale: l.scale } : {}),
+      ...(Array.isArray(model.contract.padColor) && l.padColor
+        ? { padColor: model.contract.padColor as [number, number, number] }
+        : {}),
+    },
+    ...t,
+  };
+  const props: Record<string, string> = { [TAUGHT_KEY]: JSON.stringify(meta) };
+  if (ours)
+    Object.assign(props, {
+      format: INFERENCE_FORMAT,
+      tags: JSON.stringify(t.tags),
+      categories: JSON.stringify(t.categories),
+    });
+  return props;
+}
+
 export async function exportTaught(
   runDir: string,
   run: RunConfig,
@@ -123,7 +171,7 @@ export async function exportTaught(
 ): Promise<TaughtExport> {
   if (!/\.onnx$/i.test(out)) throw new UsageError(`Expected --out ending in .onnx but received ${JSON.stringify(out)}`);
   const { file, bytes, model, scores, cut } = await openBase(run, out, o.base);
-  const l = run.base!.load;
+  await checkOutputs(out, file, bytes, model.tagsFile);
   const { state, info } = await exportState(runDir, run, o.checkpoint);
   const taught = run.tags.names;
   const { columns, tags, categories, replaced } = mergedColumns(model.meta, run.tags, o.onlyNew === true);
@@ -143,32 +191,7 @@ export async function exportTaught(
     columns,
     width: tags.length,
   });
-  const ours = model.contract.kind === 'ours';
-  const meta: TaughtMeta = {
-    format: TAUGHT_FORMAT,
-    version: 1,
-    base: { file: path.basename(file), sha256: run.base!.sha256 },
-    // The document as a contract file holds it: parseTaught reads it back with parseContractDoc.
-    ...(ours ? {} : { contract: { format: CONTRACT_FORMAT, ...model.doc! } as ContractDoc }),
-    overrides: {
-      ...(l.channels ? { channels: l.channels as 'rgb' | 'bgr' } : {}),
-      ...(l.scale ? { scale: l.scale } : {}),
-      ...(Array.isArray(model.contract.padColor) && l.padColor
-        ? { padColor: model.contract.padColor as [number, number, number] }
-        : {}),
-    },
-    tags,
-    categories,
-    taught,
-    replaced,
-  };
-  const props: Record<string, string> = { [TAUGHT_KEY]: JSON.stringify(meta) };
-  if (ours)
-    Object.assign(props, {
-      format: INFERENCE_FORMAT,
-      tags: JSON.stringify(tags),
-      categories: JSON.stringify(categories),
-    });
+  const props = taughtProps(model, run, file, { tags, categories, taught, replaced });
   const result = withMetadataProps(merged, props);
   const tagsFile = tagsFileFor(out);
   const rows = tags.map((name, i) => ({ name, category: categories[i]!, count: 0 }));

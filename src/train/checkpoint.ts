@@ -264,18 +264,30 @@ export function nonFinite(params: ReadonlyMap<string, Float32Array>): string | n
 }
 
 /** The finished-round checkpoint with the best holdout mAP (ties: the later one). */
-export function bestCheckpoint(list: CheckpointInfo[]): CheckpointInfo | undefined {
+/** Which holdout metric picks a run's best round: the highest mAP (default), or the lowest loss. */
+export type BestBy = 'map' | 'loss';
+export const BEST_BY: readonly BestBy[] = ['map', 'loss'];
+
+/** Whether metrics `a` are at least as good as `b` by `by` (a later round wins a tie). */
+export const atLeastAsGood = (
+  a: Pick<RoundMetrics, 'map' | 'holdoutLoss'>,
+  b: Pick<RoundMetrics, 'map' | 'holdoutLoss'>,
+  by: BestBy,
+): boolean => (by === 'loss' ? a.holdoutLoss <= b.holdoutLoss : a.map >= b.map);
+
+export function bestCheckpoint(list: CheckpointInfo[], by: BestBy = 'map'): CheckpointInfo | undefined {
   let best: CheckpointInfo | undefined;
-  for (const c of list) if (c.position < 0 && c.metrics && (!best || c.metrics.map >= best.metrics!.map)) best = c;
+  for (const c of list)
+    if (c.position < 0 && c.metrics && (!best || atLeastAsGood(c.metrics, best.metrics!, by))) best = c;
   return best;
 }
 
 /** Keep the last `keep` finished rounds, the best, and a partial newer than all of them; delete the rest. */
-export async function pruneCheckpoints(dir: string, keep: number): Promise<void> {
+export async function pruneCheckpoints(dir: string, keep: number, by: BestBy = 'map'): Promise<void> {
   const list = await listCheckpoints(dir);
   const finished = list.filter((c) => c.position < 0);
   const kept = new Set(finished.slice(-keep).map((c) => c.file));
-  const best = bestCheckpoint(list);
+  const best = bestCheckpoint(list, by);
   if (best) kept.add(best.file);
   const last = list.at(-1);
   if (last) kept.add(last.file);

@@ -31,7 +31,7 @@ export async function exportState(
   if (checkpoint) chosen = { file: checkpoint, round: -1, position: -1, step: -1 };
   else {
     const list = await listCheckpoints(path.join(runDir, 'checkpoints'));
-    chosen = bestCheckpoint(list) ?? list.at(-1);
+    chosen = bestCheckpoint(list, run.best ?? 'map') ?? list.at(-1);
     if (!chosen)
       throw new UsageError(
         `Expected checkpoints in ${JSON.stringify(path.join(runDir, 'checkpoints'))} but there are none: train first`,

@@ -4,6 +4,7 @@ import { UsageError } from '../util/errors.js';
 import { readJsonInput } from '../util/fsx.js';
 import type { Device } from '../runtime/providers.js';
 import type { EmbeddingSource } from '../data/shards.js';
+import type { BestBy } from './checkpoint.js';
 import path from 'node:path';
 import {
   checkConfig,
@@ -28,6 +29,8 @@ export interface RunConfig {
   tags: { sha256: string; names: string[]; categories: number[] };
   /** A head over a frozen tagger's embedding: the base it was trained on (the shards' index.json). */
   base?: EmbeddingSource;
+  /** The holdout metric that picks the best round (absent: map, as runs written before it). */
+  best?: BestBy;
   /** The run's precision, kept by --resume (absent in runs written before it was recorded). */
   precision?: TrainPrecision;
 }

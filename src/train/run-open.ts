@@ -12,7 +12,7 @@ import { WriteError, writeFileAtomic } from '../util/fsx.js';
 import { artifactFiles } from '../../training/artifacts.js';
 import { initParams } from '../../training/params.js';
 import { importBackbone } from './backbone.js';
-import { nonFinite, readCheckpoint, scanCheckpoints, type CheckpointInfo } from './checkpoint.js';
+import { nonFinite, readCheckpoint, scanCheckpoints, type BestBy, type CheckpointInfo } from './checkpoint.js';
 import type { CurvePoint } from './curves.js';
 import {
   headConfigFor,
@@ -46,6 +46,8 @@ export interface OpenOptions {
   resume: boolean;
   hidden: number;
   freeze?: number;
+  /** The holdout metric that picks the best round (default map); a resumed run keeps its own. */
+  best?: BestBy;
   /** --precision as given (undefined: not given). */
   precision?: TrainPrecision;
 }
@@ -144,6 +146,7 @@ async function createRun(opts: OpenOptions, index: ShardIndexJson, info: (l: str
       categories: index.tags.categories ?? index.tags.names.map(categoryOf),
     },
     precision: opts.precision ?? 'fp32',
+    ...(opts.best && opts.best !== 'map' ? { best: opts.best } : {}),
   };
   return { run, initial: { params }, round: 1, position: 0, precision: run.precision! };
 }

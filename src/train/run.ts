@@ -21,6 +21,7 @@ import { Rng } from '../../training/rng.js';
 import { inputOf } from '../../training/params.js';
 import {
   bestCheckpoint,
+  type BestBy,
   checkpointPayload,
   listCheckpoints,
   pruneCheckpoints,
@@ -32,7 +33,7 @@ import { curvesSvg, type CurveContext } from './curves.js';
 import type { RunConfig, TrainPrecision } from './run-config.js';
 import type { EngineChoice } from './engines.js';
 import { openRun, RunLog, writeNewRun } from './run-open.js';
-import { evaluateHoldout } from './holdout.js';
+import { earlyStop, evaluateHoldout } from './holdout.js';
 import { checkHeadTags } from './head-tags.js';
 import { TrainSession, type TrainSessionOptions } from './train-session.js';
 
@@ -49,8 +50,10 @@ export interface TrainOptions {
   hidden: number;
   freeze?: number;
   keep: number;
-  /** Stop when the holdout mAP has not improved for this many rounds (0 or absent: never). */
+  /** Stop when the holdout metric (`best`) has not improved for this many rounds (0 or absent: never). */
   patience?: number;
+  /** The holdout metric that picks the best round (default map). */
+  best?: BestBy;
   /** Float precision of the step: fp32 (default) or tf32 (CUDA tensor cores; see trainPrecision). */
   precision?: TrainPrecision;
   /** Finished rounds between checkpoints (default 1); the last round and a stop always write one. */
@@ -287,22 +290,10 @@ async function roundsFrom(L: Loop, round: number, position: number): Promise<Tra
     if (epoch.interrupted) return 'interrupted';
     await finishRound(L, round, entry, epoch, slotFor(round));
     if (L.hooks.stopRequested?.()) return 'interrupted';
-    if (noLongerImproving(L, round)) return 'done';
+    const stop = earlyStop(L.log.curves, round, L.opts.patience ?? 0, L.run.best ?? 'map');
+    if (stop) return (L.hooks.info?.(stop), 'done');
   }
   return 'done';
-}
-
-/** --patience: whether the holdout mAP's best round is `patience` or more rounds back (said once). */
-function noLongerImproving(L: Loop, round: number): boolean {
-  const patience = L.opts.patience ?? 0;
-  const curves = L.log.curves.filter((c) => Number.isFinite(c.map));
-  if (patience === 0 || curves.length === 0) return false;
-  const best = curves.reduce((a, c) => (c.map > a.map ? c : a));
-  if (round - best.round < patience) return false;
-  L.hooks.info?.(
-    `train: stopping early after round ${round}: the holdout mAP has not improved for ${round - best.round} rounds (best ${best.map.toFixed(4)} at round ${best.round}, --patience ${patience})`,
-  );
-  return true;
 }
 
 /** Create the run folder if needed (remembering whether we made it) and take its lock. */
@@ -331,7 +322,7 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
   const writer = new CheckpointWriter(async (info, seconds) => {
     L!.last = info;
     hooks.checkpointWritten?.(info, seconds);
-    await pruneCheckpoints(path.join(runDir, 'checkpoints'), opts.keep);
+    await pruneCheckpoints(path.join(runDir, 'checkpoints'), opts.keep, L?.run.best ?? 'map');
   });
   try {
     const opened = await openRun(opts, index, runDir, warn, (l) => hooks.info?.(l));
@@ -385,7 +376,7 @@ export async function trainRun(opts: TrainOptions, hooks: TrainHooks = {}): Prom
     started = true;
     const status = await trainRounds(loop, round, position);
     await writer.flush();
-    return { status, last: loop.last, best: bestCheckpoint(await listCheckpoints(ckptDir)) };
+    return { status, last: loop.last, best: bestCheckpoint(await listCheckpoints(ckptDir), run.best ?? 'map') };
   } finally {
     await writer.close().catch(() => undefined); // a failure not thrown yet was thrown by flush() above
     session?.dispose();

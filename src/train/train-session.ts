@@ -216,7 +216,7 @@ export class TrainSession {
     const x = inputOf(c);
     if (!(images instanceof Uint8Array) || images.length !== n * x.bytes) {
       throw new RangeError(
-        `Expected ${n * x.bytes} bytes for ${x.name} (n=${n} × ${x.dims.join('×')} ${x.dtype}) but received ${images?.length}`,
+        `Expected ${n * x.bytes} bytes for ${x.dtype === 'uint8' ? 'images' : 'embeddings'} (n=${n} × ${x.dims.join('×')}${x.dtype === 'uint8' ? '' : ` ${x.dtype}`}) but received ${images?.length}`,
       );
     }
     if (!(labels instanceof Uint8Array) || labels.length !== n * c.tags) {

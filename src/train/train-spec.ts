@@ -5,6 +5,7 @@ import { DEVICES } from '../runtime/providers.js';
 import type { OptionSpec } from '../util/option-spec.js';
 import { ENGINES } from './engines.js';
 import { PRECISIONS } from './run-config.js';
+import { BEST_BY } from './checkpoint.js';
 
 export const TRAIN_OPTIONS = {
   out: {
@@ -25,6 +26,13 @@ export const TRAIN_OPTIONS = {
     describe: 'Rounds: one epoch over one shard each',
   },
   batch: { type: 'number', default: 32, range: [2, 4096], integer: true, describe: 'Images per step' },
+  best: {
+    type: 'string',
+    choices: BEST_BY,
+    default: 'map',
+    describe:
+      "The holdout metric that picks the best round (export's checkpoint, --patience): map, or loss (steadier with few holdout positives; teach's)",
+  },
   patience: {
     type: 'number',
     default: 0,

@@ -130,6 +130,15 @@ test('export refuses a base model other than the one the shards were embedded wi
     r.err.at(-1)!,
     /^alt-i2v-ort: Expected the base model the run was taught on \(SHA-256 \w{12}…, the shards' index\.json\) in .* but it has SHA-256 \w{12}…/,
   );
+  const base = path.join(dir, 'base', 'model.onnx');
+  const before = await readFile(base);
+  const over = await cli('export', path.join(dir, 'run'), '--out', base);
+  assert.equal(over.code, 2);
+  assert.match(
+    over.err.at(-1)!,
+    /^alt-i2v-ort: Expected --out to name new files, but .* is .*model\.onnx", a file of the base model/,
+  );
+  assert.deepEqual(await readFile(base), before);
   const tampered = path.join(root, 'tampered.onnx');
   const bytes = await readFile(path.join(dir, 'merged.onnx'));
   const meta = JSON.parse(readMetadataProps(bytes).get(TAUGHT_KEY)!);

@@ -3,7 +3,7 @@
 // file beside a merged model: its APs are the holdout APs the trainer's own eval graph measured (an
 // independent path: TrainSession's eval graph, not the exported head), and pred --thresholds reads it.
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'csv-parse/sync';
@@ -107,4 +107,43 @@ test("the thresholds file beside a merged model holds the holdout's APs and best
   );
   assert.equal(p.code, 0, p.err.join('\n'));
   assert.ok(!p.err.some((l) => /warning|has no tag/.test(l)), p.err.join('\n'));
+});
+
+test('--best loss: the round with the lowest holdout loss in log.jsonl is kept and exported, and --patience counts from it', async () => {
+  const run = path.join(root, 'by-loss');
+  const r = await cli(
+    'train',
+    shards,
+    '--out',
+    run,
+    '--hidden',
+    '0',
+    '--rounds',
+    '30',
+    '--batch',
+    '16',
+    '--lr',
+    '0.05',
+    '--keep',
+    '1',
+    '--best',
+    'loss',
+    '--patience',
+    '4',
+  );
+  assert.equal(r.code, 0, r.err.join('\n'));
+  const rounds = (await readFile(path.join(run, 'log.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.type === 'round');
+  let best = rounds[0];
+  for (const x of rounds) if (x.holdoutLoss <= best.holdoutLoss) best = x; // ties: the later one
+  const name = `round-${String(best.round).padStart(6, '0')}.safetensors`;
+  assert.ok((await readdir(path.join(run, 'checkpoints'))).includes(name));
+  if (rounds.length < 30) assert.equal(rounds.at(-1).round - best.round, 4);
+  const e = await cli('export', run, '--out', path.join(root, 'by-loss.onnx'));
+  assert.equal(e.code, 0, e.err.join('\n'));
+  assert.match(e.out[0]!, new RegExp(`from .*${name}`));
+  assert.equal(JSON.parse(await readFile(path.join(run, 'config.json'), 'utf8')).best, 'loss');
 });

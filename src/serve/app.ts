@@ -16,11 +16,12 @@ import { describeNonImage, imageFormatOf, isVideoBytes } from '../data/sniff.js'
 import { HttpError, replyOf, unsupportedType } from './http-error.js';
 import { routes } from './routes.js';
 import { wd14Routes } from './wd14.js';
+import { reviewRoutes } from './review-routes.js';
 
 export type { ServeOptions } from './context.js';
 
 /** Paths that answer without the token: they hold no model output (the page asks for the token itself). */
-const OPEN_PATHS = new Set(['/healthz', '/', '/page.js', '/page.css']);
+const OPEN_PATHS = new Set(['/healthz', '/', '/page.js', '/page.css', '/review', '/review.js', '/review.css']);
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout;
@@ -169,12 +170,16 @@ export async function buildServer(model: TaggerModel, o: ServeOptions): Promise<
     void reply
       .code(e.status)
       .headers({ ...e.headers, ...close })
-      .send({ error: e.message });
+      .send({ error: e.message, ...e.body });
   });
   app.setNotFoundHandler(
     (req, reply) => void reply.code(404).send({ error: `No route ${req.method} ${req.url.split('?')[0]}` }),
   );
   await app.register(routes);
   await app.register(wd14Routes);
+  if (o.dataset) {
+    const set = o.dataset;
+    await app.register(async (a) => reviewRoutes(a, set));
+  }
   return app;
 }

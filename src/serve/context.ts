@@ -5,6 +5,7 @@ import type { TaggerModel } from '../model/tagger.js';
 import type { NpyArray } from '../outputs/npy.js';
 import type { FrameMerge } from '../predict/tagging.js';
 import type { VecIndexMeta } from '../outputs/vectors.js';
+import type { ReviewSet } from '../review/review-set.js';
 
 export interface ServeOptions {
   name: string;
@@ -20,6 +21,8 @@ export interface ServeOptions {
   frames?: number;
   framesMerge?: FrameMerge;
   index?: { meta: VecIndexMeta; index: NpyArray };
+  /** `--dataset DIR`: the dataset the review API and page work on (src/review/). */
+  dataset?: ReviewSet;
 }
 
 export interface Tagger {

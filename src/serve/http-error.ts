@@ -9,6 +9,8 @@ export class HttpError extends Error {
     readonly status: number,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** More of the reply beside {"error": …} (a 409's current caption). */
+    readonly body: Record<string, unknown> = {},
   ) {
     super(message);
   }

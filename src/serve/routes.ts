@@ -21,6 +21,9 @@ const PAGE_FILES = {
   '/': ['index.html', 'text/html; charset=utf-8'],
   '/page.js': ['page.js', 'text/javascript; charset=utf-8'],
   '/page.css': ['page.css', 'text/css; charset=utf-8'],
+  '/review': ['review.html', 'text/html; charset=utf-8'],
+  '/review.js': ['review.js', 'text/javascript; charset=utf-8'],
+  '/review.css': ['review.css', 'text/css; charset=utf-8'],
 } as const;
 const CSP =
   "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";

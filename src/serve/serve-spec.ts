@@ -9,6 +9,11 @@ export const SERVE_OPTIONS = {
     type: 'string',
     describe: "A `vec` index (.npy) for /v1/similar and the page's similar images",
   },
+  dataset: {
+    type: 'string',
+    describe:
+      "A folder of images with .txt captions to review at /review: the model's tags beside the captions, edits written as captions",
+  },
   host: {
     type: 'string',
     default: '127.0.0.1',

@@ -11,6 +11,7 @@ import { UsageError } from '../../util/errors.js';
 import { TaggerModel } from '../../model/tagger.js';
 import { readVecIndex } from '../../outputs/vectors.js';
 import { buildServer, closeServer } from '../../serve/app.js';
+import { ReviewSet } from '../../review/review-set.js';
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
@@ -44,6 +45,7 @@ async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
     frames: o.frames,
     framesMerge: o.framesMerge,
     index: argv.index ? await readVecIndex(argv.index) : undefined,
+    dataset: argv.dataset ? await ReviewSet.open(argv.dataset) : undefined,
   };
   const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io));
   // The first requests should not pay the runtime's first-run work: warm up on a dummy batch while fastify starts.
@@ -55,7 +57,7 @@ async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
     throw new UsageError(`Expected to listen on ${argv.host}:${o.port} but it fails: ${err.message}`);
   });
   io.err(
-    `serve: ${opts.name} (${model.meta.tags.length} tags, ${model.meta.precision}) on ${address}; API under /v1 and /tagger/v1, page at /`,
+    `serve: ${opts.name} (${model.meta.tags.length} tags, ${model.meta.precision}) on ${address}; API under /v1 and /tagger/v1, page at /${opts.dataset ? `, review of ${opts.dataset.images.length} images at /review` : ''}`,
   );
   await new Promise<void>((resolve) => {
     const stop = (): void => {

@@ -258,31 +258,40 @@ export async function benchTeach(opts: { quick: boolean }): Promise<Record<strin
     const hold = (i: number): boolean => new Rng(i * 7919 + c).next() < TEACH_DEFAULTS.holdout;
     const shards = path.join(root, `teach-${c}`);
     await writeSubset(shards, poolRows.index, rows, hold);
-    const runDir = path.join(root, `teach-${c}-run`);
-    await rm(runDir, { recursive: true, force: true });
-    const t = performance.now();
-    await trainRun({
-      shards,
-      out: runDir,
-      backbone: 'vgg16',
-      rounds: TEACH_DEFAULTS.rounds,
-      batch: TEACH_DEFAULTS.batch,
-      lr: TEACH_DEFAULTS.lr,
-      device: 'cpu',
-      seed: 1,
-      resume: false,
-      hidden: TEACH_DEFAULTS.hidden,
-      keep: 2,
-      patience: TEACH_DEFAULTS.patience,
-      best: TEACH_DEFAULTS.best,
-      logEvery: 1000,
-      threads: 0,
-    });
-    const headSeconds = (performance.now() - t) / 1000;
-    const run = await readRunConfig(runDir);
-    const { state } = await exportState(runDir, run);
-    const report = await headHoldout(run.model, state.params, path.join(root, 'eval-emb'));
-    const headAp = report.tags.reduce((a, x) => a + (x.ap ?? 0), 0) / k;
+    const head = async (posWeight: 'none' | 'auto'): Promise<{ ap: number; seconds: number }> => {
+      const runDir = path.join(root, `teach-${c}-run${posWeight === 'auto' ? '-weighted' : ''}`);
+      await rm(runDir, { recursive: true, force: true });
+      const t = performance.now();
+      await trainRun({
+        shards,
+        out: runDir,
+        backbone: 'vgg16',
+        rounds: TEACH_DEFAULTS.rounds,
+        batch: TEACH_DEFAULTS.batch,
+        lr: TEACH_DEFAULTS.lr,
+        device: 'cpu',
+        seed: 1,
+        resume: false,
+        hidden: TEACH_DEFAULTS.hidden,
+        keep: 2,
+        patience: TEACH_DEFAULTS.patience,
+        best: TEACH_DEFAULTS.best,
+        posWeight,
+        logEvery: 1000,
+        threads: 0,
+      });
+      const seconds = (performance.now() - t) / 1000;
+      const run = await readRunConfig(runDir);
+      const { state } = await exportState(runDir, run);
+      const report = await headHoldout(run.model, state.params, path.join(root, 'eval-emb'));
+      return { ap: report.tags.reduce((a, x) => a + (x.ap ?? 0), 0) / k, seconds };
+    };
+    // teach's default, and the other weighting (class imbalance: positives weighted by negatives/positives).
+    const plain = await head(TEACH_DEFAULTS.posWeight);
+    const other = await head(TEACH_DEFAULTS.posWeight === 'auto' ? 'none' : 'auto');
+    const [headAp, headSeconds] = [plain.ap, plain.seconds];
+    const weightedAp = TEACH_DEFAULTS.posWeight === 'auto' ? plain.ap : other.ap;
+    const unweightedAp = TEACH_DEFAULTS.posWeight === 'auto' ? other.ap : plain.ap;
     // (a) float64 logistic regression per tag on the same training rows (the run's train split).
     const train = rows.names.flatMap((_, i) => (hold(i) ? [] : [i]));
     const x = train.map((i) =>
@@ -317,16 +326,21 @@ export async function benchTeach(opts: { quick: boolean }): Promise<Record<strin
       headAp,
       lrAp,
       lrApFloat32: lr32,
+      unweightedAp,
+      weightedAp,
       headSeconds,
       minPositives: Math.min(...positives),
       medianPositives: median(positives),
     });
     console.error(
-      `teach: ${c} positives per tag (${rows.names.length} images): head mean AP ${headAp.toFixed(3)}, logistic regression ${lrAp.toFixed(3)} (on float32 embeddings ${lr32.toFixed(3)}), head trained in ${headSeconds.toFixed(1)} s`,
+      `teach: ${c} positives per tag (${rows.names.length} images): head mean AP ${headAp.toFixed(3)}, logistic regression ${lrAp.toFixed(3)} (on float32 embeddings ${lr32.toFixed(3)}); positives unweighted ${unweightedAp.toFixed(3)}, weighted ${weightedAp.toFixed(3)}; head trained in ${headSeconds.toFixed(1)} s`,
     );
   }
   // The merged model (the 100-positive head) against its base in `pred`: alternating, medians.
-  const lastRun = path.join(root, `teach-${COUNTS.at(-1)}-run`);
+  const lastRun = path.join(
+    root,
+    `teach-${COUNTS.at(-1)}-run${TEACH_DEFAULTS.posWeight === 'auto' ? '-weighted' : ''}`,
+  );
   const merged = path.join(root, 'merged.onnx');
   await exportTaught(lastRun, await readRunConfig(lastRun), merged);
   const predOnce = async (model: string): Promise<number> => {

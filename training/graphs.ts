@@ -9,6 +9,7 @@ import {
   batchnormRunningUpdate,
   bceBackward,
   bceForward,
+  weightedBce,
   convBackward,
   convForward,
   denseBackward,
@@ -245,9 +246,12 @@ export function buildTrainGraph(c: ModelConfig, opts: TrainGraphOptions = {}): G
   const p = paramInputs(g, c, ['trainable', 'frozen', 'state'], opts.frozen);
   const f = buildForward(g, c, p, 'train', opts.device);
   const y = labelsFloat(g, c);
-  g.output(bceForward(g, f.logits, y), io.loss, 'float32', []);
+  const weighted = c.posWeight
+    ? weightedBce(g, f.logits, y, g.const(c.posWeight, 'float32', [c.tags]))
+    : { loss: bceForward(g, f.logits, y), dz: bceBackward(g, f.logits, y) };
+  g.output(weighted.loss, io.loss, 'float32', []);
   const scale = opts.lossScale ? g.input(io.lossScale, 'float32', []) : undefined;
-  const dlogits = bceBackward(g, f.logits, y);
+  const dlogits = weighted.dz;
   const grads = buildBackward(g, c, p, f, scale ? g.op('Mul', [dlogits, scale], {}, 'dlogits_scaled') : dlogits);
   const finite = scale ? unscale(g, grads, scale) : undefined;
   if (finite) g.output(finite, io.gradsFinite, 'bool', []);

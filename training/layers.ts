@@ -333,6 +333,25 @@ export function bceForward(g: Graph, z: string, y: string): string {
   return g.op('ReduceMean', [terms], { keepdims: A.i(0) }, 'loss');
 }
 
+/**
+ * Binary cross-entropy with a weight w (K) on each tag's positive term, mean over N·K:
+ * (1 − y)·softplus(z) + w·y·softplus(−z), in the stable form softplus(±z) = relu(±z) + softplus(−|z|).
+ * At w = 1 it is bceForward. Returns the loss and dz = (σ(z)·(1 + (w − 1)·y) − w·y)/(N·K).
+ */
+export function weightedBce(g: Graph, z: string, y: string, w: string): { loss: string; dz: string } {
+  const tail = g.op('Softplus', [g.op('Neg', [g.op('Abs', [z])])]);
+  const spPos = g.op('Add', [g.op('Relu', [z]), tail]);
+  const spNeg = g.op('Add', [g.op('Sub', [g.op('Relu', [z]), z]), tail]);
+  const wy = g.op('Mul', [y, w], {}, 'pos_weight_y');
+  const terms = g.op('Add', [g.op('Sub', [spPos, g.op('Mul', [y, spPos])]), g.op('Mul', [wy, spNeg])]);
+  const loss = g.op('ReduceMean', [terms], { keepdims: A.i(0) }, 'loss');
+  const one = g.const(1, 'float32');
+  const coef = g.op('Add', [one, g.op('Mul', [y, g.op('Sub', [w, one])])]);
+  const count = g.op('Cast', [g.op('Size', [z])], { to: A.i(1) });
+  const dz = g.op('Div', [g.op('Sub', [g.op('Mul', [g.op('Sigmoid', [z]), coef]), wy]), count], {}, 'dlogits');
+  return { loss, dz };
+}
+
 /** dz = (σ(z) − y)/(N·K) */
 export function bceBackward(g: Graph, z: string, y: string): string {
   const count = g.op('Cast', [g.op('Size', [z])], { to: A.i(1) });

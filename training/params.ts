@@ -16,6 +16,11 @@ export interface ModelConfig {
    * With hidden 0 the head is one linear layer (fc2 of D × K), without BN.
    */
   embedding?: number;
+  /**
+   * Weights on each tag's positive term of the training loss (length tags, each ≥ 1): few positives
+   * against many negatives (train --pos-weight auto). Absent: plain binary cross-entropy.
+   */
+  posWeight?: number[];
   /** Output channels of the 13 convs. */
   widths: number[];
   /** Input side S, a multiple of 32. */
@@ -66,6 +71,8 @@ export function checkConfig(c: ModelConfig): void {
       bad(`expected freeze between 0 and 13 but received ${c.freeze}`);
   }
   if (!Number.isInteger(c.tags) || c.tags < 1) bad(`expected tags ≥ 1 but received ${c.tags}`);
+  if (c.posWeight !== undefined && (c.posWeight.length !== c.tags || !c.posWeight.every((w) => w >= 1 && w <= 1e6)))
+    bad(`expected ${c.tags} positive weights between 1 and 1e6 but received ${c.posWeight.length}`);
   if (!(c.dropout >= 0 && c.dropout < 1)) bad(`expected dropout in [0, 1) but received ${c.dropout}`);
 }
 

@@ -128,11 +128,16 @@ export function dense(
   return y;
 }
 
-export function bce(z: Float64Array, y: ArrayLike<number>): number {
+export function bce(z: Float64Array, y: ArrayLike<number>, posWeight?: readonly number[]): number {
   let s = 0;
+  const k = posWeight?.length ?? 1;
   for (let i = 0; i < z.length; i++) {
     const v = z[i]!;
-    s += Math.max(v, 0) - v * y[i]! + Math.log1p(Math.exp(-Math.abs(v)));
+    // −[w·y·log σ(v) + (1 − y)·log(1 − σ(v))], log σ(v) = −log1p(e^−v), log(1 − σ(v)) = −log1p(e^v)
+    const w = posWeight ? posWeight[i % k]! : 1;
+    const logSig = -(Math.max(-v, 0) + Math.log1p(Math.exp(-Math.abs(v))));
+    const log1mSig = -(Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v))));
+    s -= w * y[i]! * logSig + (1 - y[i]!) * log1mSig;
   }
   return s / z.length;
 }
@@ -178,7 +183,7 @@ export function referenceForward(c: ModelConfig, p: Params, batch: Batch, mode: 
       : Float64Array.from(fromHalf(new Uint16Array(batch.images.buffer, batch.images.byteOffset, n * f)));
   if (c.hidden === 0) {
     const logits = dense(x, n, f, get(p, PARAM.fc2Weight), get(p, PARAM.fc2Bias), c.tags);
-    return { loss: bce(logits, batch.labels), logits, features: x };
+    return { loss: bce(logits, batch.labels, mode === 'train' ? c.posWeight : undefined), logits, features: x };
   }
   const running = mode === 'eval' ? { mean: get(p, PARAM.bnMean), var: get(p, PARAM.bnVar) } : undefined;
   const y = batchnorm(x, n, f, get(p, PARAM.bnGamma), get(p, PARAM.bnBeta), c.bnEpsilon, running);
@@ -190,5 +195,5 @@ export function referenceForward(c: ModelConfig, p: Params, batch: Batch, mode: 
     hd = features.map((v, i) => (keep[i] ? v / (1 - c.dropout) : 0));
   }
   const logits = dense(hd, n, c.hidden, get(p, PARAM.fc2Weight), get(p, PARAM.fc2Bias), c.tags);
-  return { loss: bce(logits, batch.labels), logits, features };
+  return { loss: bce(logits, batch.labels, mode === 'train' ? c.posWeight : undefined), logits, features };
 }

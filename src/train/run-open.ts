@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { categoryOf } from '../data/tags.js';
-import type { ShardIndexJson } from '../data/shards.js';
+import { shardPositives, type ShardIndexJson } from '../data/shards.js';
 import { messageOf, UsageError } from '../util/errors.js';
 import { WriteError, writeFileAtomic } from '../util/fsx.js';
 import { artifactFiles } from '../../training/artifacts.js';
@@ -46,6 +46,8 @@ export interface OpenOptions {
   resume: boolean;
   hidden: number;
   freeze?: number;
+  /** auto: weight each tag's positives by its negatives / positives in the training shards. */
+  posWeight?: 'none' | 'auto';
   /** The holdout metric that picks the best round (default map); a resumed run keeps its own. */
   best?: BestBy;
   /** --precision as given (undefined: not given). */
@@ -107,6 +109,14 @@ async function resumeRun(
   return { run, initial: state, round, position, from, precision };
 }
 
+/** Each tag's negatives / positives in the training shards, between 1 and MAX_POS_WEIGHT (1 without positives). */
+async function positiveWeights(dir: string, index: ShardIndexJson): Promise<number[]> {
+  const { counts, images } = await shardPositives(dir, index, 'train');
+  return counts.map((p) => (p === 0 ? 1 : Math.min(MAX_POS_WEIGHT, Math.max(1, (images - p) / p))));
+}
+
+export const MAX_POS_WEIGHT = 100;
+
 /** A new run's config and initial state; nothing is written yet. */
 async function createRun(opts: OpenOptions, index: ShardIndexJson, info: (l: string) => void): Promise<Opened> {
   const isFile = opts.backbone !== 'vgg16' && opts.backbone !== 'vgg16-tiny';
@@ -118,6 +128,7 @@ async function createRun(opts: OpenOptions, index: ShardIndexJson, info: (l: str
   const model = base
     ? headConfigFor(base.width, index.tags.count, opts.hidden)
     : modelConfigFor(opts.backbone, index.tags.count, index.imageSize, opts.hidden, opts.freeze);
+  if (opts.posWeight === 'auto') model.posWeight = await positiveWeights(opts.shards, index);
   const params = initParams(model, opts.seed);
   if (base)
     info(

@@ -54,6 +54,8 @@ export interface TrainOptions {
   patience?: number;
   /** The holdout metric that picks the best round (default map). */
   best?: BestBy;
+  /** Weight each tag's positive term by its negatives / positives in the training shards (1–100). */
+  posWeight?: 'none' | 'auto';
   /** Float precision of the step: fp32 (default) or tf32 (CUDA tensor cores; see trainPrecision). */
   precision?: TrainPrecision;
   /** Finished rounds between checkpoints (default 1); the last round and a stop always write one. */

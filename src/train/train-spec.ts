@@ -33,6 +33,13 @@ export const TRAIN_OPTIONS = {
     describe:
       "The holdout metric that picks the best round (export's checkpoint, --patience): map, or loss (steadier with few holdout positives; teach's)",
   },
+  'pos-weight': {
+    type: 'string',
+    choices: ['none', 'auto'],
+    default: 'none',
+    describe:
+      "Weight each tag's positives in the loss: none, or auto (its negatives / positives in the training shards, 1 to 100)",
+  },
   patience: {
     type: 'number',
     default: 0,

@@ -14,7 +14,15 @@ import { checkConfig, defaultConfig, io, numel, paramSpecs } from '../../trainin
 import { referenceForward } from '../../training/reference.js';
 import { tempDir } from '../helpers.js';
 
-for (const over of [{}, { freeze: 0, dropout: 0 }, { freeze: 13 }, { embedding: 12 }, { embedding: 12, hidden: 0 }]) {
+for (const over of [
+  {},
+  { freeze: 0, dropout: 0 },
+  { freeze: 13 },
+  { embedding: 12 },
+  { embedding: 12, hidden: 0 },
+  { embedding: 12, hidden: 0, posWeight: [4, 3, 7.5, 1, 20] },
+  { posWeight: [2, 1, 4, 9, 1] },
+]) {
   test(`whole tiny model: every gradient matches finite differences (${JSON.stringify(over)})`, async (t) => {
     const r = await gradcheck(gradcheckConfig(over));
     t.diagnostic(`loss: onnxruntime ${r.ortLoss} reference ${r.refLoss}`);

@@ -286,14 +286,17 @@ export async function benchTeach(opts: { quick: boolean }): Promise<Record<strin
       const report = await headHoldout(run.model, state.params, path.join(root, 'eval-emb'));
       return { ap: report.tags.reduce((a, x) => a + (x.ap ?? 0), 0) / k, seconds };
     };
-    // teach's default, and the other weighting (class imbalance: positives weighted by negatives/positives).
-    const plain = await head(TEACH_DEFAULTS.posWeight);
-    const other = await head(TEACH_DEFAULTS.posWeight === 'auto' ? 'none' : 'auto');
-    const [headAp, headSeconds] = [plain.ap, plain.seconds];
-    const weightedAp = TEACH_DEFAULTS.posWeight === 'auto' ? plain.ap : other.ap;
-    const unweightedAp = TEACH_DEFAULTS.posWeight === 'auto' ? other.ap : plain.ap;
-    // (a) float64 logistic regression per tag on the same training rows (the run's train split).
+    // Both weightings (class imbalance: positives weighted by negatives/positives); teach's is the one
+    // its rule picks for this count (src/teach/teach.ts, TEACH_DEFAULTS.weightBelow).
     const train = rows.names.flatMap((_, i) => (hold(i) ? [] : [i]));
+    const positives = Array.from({ length: k }, (_, j) => train.filter((i) => rows.labels[i]![j]).length);
+    const plain = await head('none');
+    const weighted = await head('auto');
+    const sorted = [...positives].sort((a, b) => a - b);
+    const teachWeights = sorted[Math.floor((k - 1) / 2)]! < TEACH_DEFAULTS.weightBelow;
+    const [headAp, headSeconds] = teachWeights ? [weighted.ap, weighted.seconds] : [plain.ap, plain.seconds];
+    const [unweightedAp, weightedAp] = [plain.ap, weighted.ap];
+    // (a) float64 logistic regression per tag on the same training rows (the run's train split).
     const x = train.map((i) =>
       Float64Array.from(fromHalf(new Uint16Array(rows.emb[i]!.buffer, rows.emb[i]!.byteOffset, d))),
     );
@@ -319,7 +322,6 @@ export async function benchTeach(opts: { quick: boolean }): Promise<Record<strin
           evalRows.labels.map((l) => l[j]!),
         ),
       ).reduce((a, b) => a + b, 0) / k;
-    const positives = Array.from({ length: k }, (_, j) => train.filter((i) => rows.labels[i]![j]).length);
     results.push({
       count: c,
       images: rows.names.length,
@@ -327,6 +329,7 @@ export async function benchTeach(opts: { quick: boolean }): Promise<Record<strin
       lrAp,
       lrApFloat32: lr32,
       unweightedAp,
+      teachWeights,
       weightedAp,
       headSeconds,
       minPositives: Math.min(...positives),
@@ -337,10 +340,7 @@ export async function benchTeach(opts: { quick: boolean }): Promise<Record<strin
     );
   }
   // The merged model (the 100-positive head) against its base in `pred`: alternating, medians.
-  const lastRun = path.join(
-    root,
-    `teach-${COUNTS.at(-1)}-run${TEACH_DEFAULTS.posWeight === 'auto' ? '-weighted' : ''}`,
-  );
+  const lastRun = path.join(root, `teach-${COUNTS.at(-1)}-run`);
   const merged = path.join(root, 'merged.onnx');
   await exportTaught(lastRun, await readRunConfig(lastRun), merged);
   const predOnce = async (model: string): Promise<number> => {

@@ -28,6 +28,10 @@ test('teach with captions: the tags the base lacks are taught, a table of holdou
     /teach: \d+ tags to teach \(\d+ in the captions, \d+ on fewer than 8 images left out\)/,
   );
   assert.match(r.out[0]!, /^taught \d+ tags; holdout of \d+ images/);
+  assert.match(
+    r.err.join('\n'),
+    /teach: \d+ training positives per tag at the median: (positives weighted by negatives \/ positives \(below 20\)|plain binary cross-entropy)/,
+  );
   assert.match(r.out.join('\n'), /^circle +\d+ +\d+ +[\d.–]+ +[\d.–]+ +[\d.]+$/m);
   assert.match(
     r.out.at(-1)!,

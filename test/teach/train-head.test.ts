@@ -8,6 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import { exportState } from '../../src/train/export.js';
+import { readShard, readShardIndex } from '../../src/data/shards.js';
 import { readRunConfig } from '../../src/train/run-config.js';
 import { cli, cliSteps, tempDir } from '../helpers.js';
 import { writeBaseTagger } from './base-tagger.js';
@@ -146,4 +147,23 @@ test('--best loss: the round with the lowest holdout loss in log.jsonl is kept a
   assert.equal(e.code, 0, e.err.join('\n'));
   assert.match(e.out[0]!, new RegExp(`from .*${name}`));
   assert.equal(JSON.parse(await readFile(path.join(run, 'config.json'), 'utf8')).best, 'loss');
+});
+
+test("--pos-weight auto: each tag's weight is its negatives / positives in the training shards, clamped to 1–100", async () => {
+  const run = path.join(root, 'weighted');
+  const r = await cli('train', shards, '--out', run, '--hidden', '0', '--rounds', '1', '--pos-weight', 'auto');
+  assert.equal(r.code, 0, r.err.join('\n'));
+  const index = await readShardIndex(shards);
+  const k = index.tags.count;
+  const pos = new Array<number>(k).fill(0);
+  let n = 0;
+  for (const e of index.shards.filter((x) => x.split === 'train')) {
+    const s = await readShard(shards, e, index);
+    n += s.count;
+    for (let i = 0; i < s.count * k; i++) pos[i % k]! += s.labels[i]!;
+  }
+  const want = pos.map((p) => Math.min(100, Math.max(1, (n - p) / p)));
+  const got = JSON.parse(await readFile(path.join(run, 'config.json'), 'utf8')).model.posWeight as number[];
+  got.forEach((w, j) => assert.ok(Math.abs(w - want[j]!) < 1e-9, `${index.tags.names[j]}: ${w} vs ${want[j]}`));
+  assert.ok(got.some((w) => w > 1));
 });

@@ -36,6 +36,35 @@ function writeBody(body: unknown): { tags: string[]; etag: string } {
 /** The threshold over which the model's tags are shown (pred's and the web UI tagger's default). */
 const threshold = 0.35;
 
+/** The model's scores of each image, kept once computed (the images are never written to). */
+const scoreCache = new WeakMap<ReviewSet, Map<number, Float32Array>>();
+
+async function scoresOf(app: FastifyInstance, set: ReviewSet, i: number): Promise<Float32Array> {
+  const cache = scoreCache.get(set) ?? scoreCache.set(set, new Map()).get(set)!;
+  const hit = cache.get(i);
+  if (hit) return hit;
+  const img = await set.image(i);
+  const { probs } = await app.tagger.infer(await readFile(img.file), img.name);
+  cache.set(i, probs);
+  return probs;
+}
+
+/**
+ * How much the model and a caption disagree: over the model's own tags, the confidence of each tag the
+ * model gives over the threshold that the caption lacks, plus the doubt (1 − score) of each caption tag
+ * the model scores under it. Tags the model does not know do not count.
+ */
+function disagreement(probs: Float32Array, caption: readonly string[], modelTags: readonly string[]): number {
+  const have = new Set(caption);
+  let d = 0;
+  modelTags.forEach((tag, j) => {
+    const p = probs[j]!;
+    if (p >= threshold && !have.has(tag)) d += p;
+    else if (p < threshold && have.has(tag)) d += 1 - p;
+  });
+  return d;
+}
+
 /** One image: its caption, and the model's tags over the threshold beside the caption's, each marked. */
 async function imageDetail(
   app: FastifyInstance,
@@ -46,7 +75,7 @@ async function imageDetail(
   const { tags: modelTags, categories } = t.model.meta;
   const { i, img } = await imageOf(set, req);
   const caption = await set.caption(img);
-  const { probs } = await t.infer(await readFile(img.file), img.name);
+  const probs = await scoresOf(app, set, i);
   const human = new Set(caption.tags);
   const model = modelTags
     .map((tag, j) => ({ tag, prob: probs[j]!, category: categories[j]! }))
@@ -81,13 +110,26 @@ export async function reviewRoutes(app: FastifyInstance, set: ReviewSet): Promis
       tags: captions[i]!.tags.length,
       reviewed: set.isReviewed(img.name),
     }));
-    const keep = rows.filter((r, i) => {
+    let keep = rows.filter((r, i) => {
       const have = new Set(captions[i]!.tags);
       if (q.filter === 'untagged' && r.tags > 0) return false;
       if (q.filter === 'unreviewed' && r.reviewed) return false;
       // `tag=a b -c`: every plain tag present, every -tag absent.
       return want.every((w) => (w.startsWith('-') ? !have.has(w.slice(1)) : have.has(w)));
     });
+    if (q.filter === 'disagree') {
+      // Every listed image scored (once: kept), the most disagreeing first; a failing image last.
+      const d = new Map<number, number>();
+      for (const r of keep)
+        d.set(
+          r.i,
+          await scoresOf(app, set, r.i).then(
+            (p) => disagreement(p, captions[r.i]!.tags, t.model.meta.tags),
+            () => -1,
+          ),
+        );
+      keep = keep.map((r) => ({ ...r, disagreement: d.get(r.i)! })).sort((a, b) => d.get(b.i)! - d.get(a.i)!);
+    }
     return { images: keep, total: rows.length, reviewed: set.reviewedCount };
   });
 

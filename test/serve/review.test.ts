@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { TaggerModel } from '../../src/model/tagger.js';
 import { ReviewSet, REVIEW_STATE } from '../../src/review/review-set.js';
 import { buildServer, type ServeOptions } from '../../src/serve/app.js';
-import { solid, tempDir, tinyModel } from '../helpers.js';
+import { cli, solid, tempDir, tinyModel } from '../helpers.js';
 
 const dir = await tempDir();
 const TAGS = ['red_circle', 'blue_star', 'white_background', 'two_shapes', 'rating:general', 'rating:explicit'];
@@ -203,3 +203,39 @@ test(
     }
   },
 );
+
+test("filter=disagree: every image scored, the most disagreeing first, by pred's own scores", async () => {
+  const app = await serve();
+  const got = (await app.inject({ url: '/v1/review?filter=disagree' })).json().images as {
+    name: string;
+    disagreement: number;
+  }[];
+  await app.close();
+  const r = await cli('pred', data, '--model', modelFile, '--format', 'json', '--threshold', '0', '--rating', 'all');
+  const scored = new Map(
+    (JSON.parse(r.out.join('\n')) as { file: string; tags: { tag: string; prob: number }[] }[]).map((x) => [
+      path.relative(data, x.file),
+      new Map(x.tags.map((t) => [t.tag, t.prob])),
+    ]),
+  );
+  for (const row of got) {
+    if (row.name === 'z-link.png') {
+      assert.equal(row.disagreement, -1); // leads outside the dataset: never scored
+      continue;
+    }
+    const caption = (await readFile(path.join(data, row.name.replace(/\.png$/, '.txt')), 'utf8').catch(() => ''))
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean);
+    let want = 0;
+    for (const [tag, p] of scored.get(row.name)!) {
+      if (p >= 0.35 && !caption.includes(tag)) want += p;
+      else if (p < 0.35 && caption.includes(tag)) want += 1 - p;
+    }
+    assert.ok(Math.abs(row.disagreement - want) < 1e-4, `${row.name}: ${row.disagreement} vs ${want}`);
+  }
+  assert.deepEqual(
+    got.map((x) => x.disagreement),
+    [...got.map((x) => x.disagreement)].sort((a, b) => b - a),
+  );
+});

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { A, Graph } from '../../src/onnx/graph.js';
 import { Rng } from '../../training/rng.js';
 import { externalize } from '../quantize/externalize.js';
+import { cliSteps } from '../helpers.js';
 
 export interface BaseTagger {
   file: string;
@@ -96,4 +97,20 @@ export async function writeBaseTagger(dir: string, o: BaseOptions = {}): Promise
     `tag_id,name,category,count\n${tags.map((t, i) => `${i},${t.replace(/^rating:/, '')},${category(t)},1`).join('\n')}\n`,
   );
   return { file, tagsFile, tags, width };
+}
+
+/** The teach tests' dataset: `count` synth images with captions under root/data, and root/tags.csv of the tags on `minCount` or more. */
+export async function captionedSynth(
+  root: string,
+  count: number,
+  seed: number,
+  minCount: number,
+): Promise<{ data: string; tagsCsv: string }> {
+  const data = path.join(root, 'data');
+  const tagsCsv = path.join(root, 'tags.csv');
+  await cliSteps(
+    ['synth', '--out', data, '--count', String(count), '--seed', String(seed)],
+    ['tags', data, '--out', tagsCsv, '--min-count', String(minCount)],
+  );
+  return { data, tagsCsv };
 }

@@ -16,16 +16,11 @@ import { TaggerModel } from '../../src/model/tagger.js';
 import { makeEmbeddingShards } from '../../src/teach/embed-shards.js';
 import { modelSha256 } from '../../src/model/model-hash.js';
 import { wdStandIn } from '../predict/stand-ins.js';
-import { cli, cliSteps, tempDir, tinyDataset } from '../helpers.js';
-import { writeBaseTagger } from './base-tagger.js';
+import { cli, tempDir, tinyDataset } from '../helpers.js';
+import { captionedSynth, writeBaseTagger } from './base-tagger.js';
 
 const root = await tempDir();
-const data = path.join(root, 'data');
-const tagsCsv = path.join(root, 'tags.csv');
-await cliSteps(
-  ['synth', '--out', data, '--count', '40', '--seed', '4'],
-  ['tags', data, '--out', tagsCsv, '--min-count', '3'],
-);
+const { data, tagsCsv } = await captionedSynth(root, 40, 4, 3);
 const base = await writeBaseTagger(path.join(root, 'base'));
 const pairs = (out: string, ...more: string[]): ReturnType<typeof cli> =>
   cli('pairs', data, '--tags', tagsCsv, '--out', out, '--backbone', base.file, '--holdout', '0.25', ...more);

@@ -19,15 +19,10 @@ import { readMetadataProps } from '../../src/onnx/proto.js';
 import { withMetadataProps } from '../../src/onnx/wire.js';
 import { TAUGHT_KEY } from '../../src/model/taught.js';
 import { cli, cliSteps, tempDir } from '../helpers.js';
-import { writeBaseTagger, type BaseOptions } from './base-tagger.js';
+import { captionedSynth, writeBaseTagger, type BaseOptions } from './base-tagger.js';
 
 const root = await tempDir();
-const data = path.join(root, 'data');
-const tagsCsv = path.join(root, 'tags.csv');
-await cliSteps(
-  ['synth', '--out', data, '--count', '36', '--seed', '8'],
-  ['tags', data, '--out', tagsCsv, '--min-count', '4'],
-);
+const { data, tagsCsv } = await captionedSynth(root, 36, 8, 4);
 
 /** Scores of `model` on every image of `data`, by relative name (a logits model's after the sigmoid, as pred reads them). */
 async function scores(model: TaggerModel): Promise<Map<string, Float32Array>> {

@@ -11,15 +11,10 @@ import { exportState } from '../../src/train/export.js';
 import { readShard, readShardIndex } from '../../src/data/shards.js';
 import { readRunConfig } from '../../src/train/run-config.js';
 import { cli, cliSteps, tempDir } from '../helpers.js';
-import { writeBaseTagger } from './base-tagger.js';
+import { captionedSynth, writeBaseTagger } from './base-tagger.js';
 
 const root = await tempDir();
-const data = path.join(root, 'data');
-const tagsCsv = path.join(root, 'tags.csv');
-await cliSteps(
-  ['synth', '--out', data, '--count', '80', '--seed', '21'],
-  ['tags', data, '--out', tagsCsv, '--min-count', '6'],
-);
+const { data, tagsCsv } = await captionedSynth(root, 80, 21, 6);
 const base = await writeBaseTagger(path.join(root, 'base'));
 const shards = path.join(root, 'shards');
 await cliSteps(['pairs', data, '--tags', tagsCsv, '--out', shards, '--backbone', base.file, '--holdout', '0.3']);

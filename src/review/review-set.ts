@@ -104,6 +104,7 @@ export class ReviewSet {
     const encoding = before ? decodeText(before).encoding : 'utf-8';
     const bytes = encodeText(tags.length ? `${tags.join(', ')}\n` : '', encoding);
     await writeFileAtomic(img.caption, bytes, info ? info.mode & 0o7777 : undefined);
+    this.recount(before ? parseTags(decodeText(before).text) : [], tags);
     await this.mark(img.name, true);
     return etagOf(bytes);
   }
@@ -115,13 +116,27 @@ export class ReviewSet {
     await writeFileAtomic(path.join(this.dir, REVIEW_STATE), `${JSON.stringify(state)}\n`);
   }
 
-  /** Every tag of the dataset's captions, with its count (for completion). */
+  /**
+   * Every tag of the dataset's captions with its count, for completion: read once, then kept up to date
+   * by this server's own writes (a completion list, not a record: edits made elsewhere show on restart).
+   */
   async datasetTags(): Promise<Map<string, number>> {
+    if (this.tagCounts) return this.tagCounts;
     const counts = new Map<string, number>();
     for (const img of this.images)
       for (const t of (await this.caption(img).catch(() => ({ tags: [] as string[] }))).tags)
         counts.set(t, (counts.get(t) ?? 0) + 1);
-    return counts;
+    return (this.tagCounts = counts);
+  }
+
+  private tagCounts?: Map<string, number>;
+
+  private recount(before: readonly string[], after: readonly string[]): void {
+    const c = this.tagCounts;
+    if (!c) return;
+    for (const t of before) c.set(t, (c.get(t) ?? 1) - 1);
+    for (const t of after) c.set(t, (c.get(t) ?? 0) + 1);
+    for (const [t, n] of c) if (n <= 0) c.delete(t);
   }
 }
 

@@ -1,6 +1,6 @@
 // RUN/curves.svg: training and holdout loss, and holdout mAP, by round (ticks) and images seen, y-axes
 // from zero, the checkpoint `export` would pick marked, the frequency-only tagger's mAP as a dashed line,
-// and the holdout size in the title. A plain SVG redrawn after every round; no charting library.
+// and the holdout size in the title. A plain SVG redrawn after a round (at most every 2 s: run.ts) and after the last; no charting library.
 
 export interface CurvePoint {
   round: number;

@@ -62,6 +62,9 @@ test('the review API: captions beside the model tags, writes byte for byte, a ch
   assert.equal(marks.get('my_character'), 'human-only');
   for (const [tag, mark] of marks)
     if (mark !== 'human-only') assert.equal(mark, tag === 'blue_star' ? 'agree' : 'model-only');
+  const completion = async (q: string): Promise<unknown> =>
+    (await app.inject({ url: `/v1/review/tags?q=${q}` })).json().tags;
+  assert.deepEqual(await completion('my_'), [{ tag: 'my_character', count: 1 }]);
   const put = await app.inject({
     method: 'PUT',
     url: '/v1/review/0',
@@ -69,6 +72,8 @@ test('the review API: captions beside the model tags, writes byte for byte, a ch
   });
   assert.equal(put.statusCode, 200, put.body);
   assert.equal(await readFile(path.join(data, 'a.txt'), 'utf8'), 'blue_star, red_circle\n');
+  assert.deepEqual(await completion('my_'), []); // the write is counted: no caption has it any more
+  assert.deepEqual(await completion('red_c'), [{ tag: 'red_circle', count: 1 }]);
   const stale = await app.inject({
     method: 'PUT',
     url: '/v1/review/0',

@@ -4,16 +4,40 @@ import path from 'node:path';
 import type { Specs } from '../../util/option-spec.js';
 import { checkDatasetDir } from '../../data/scan.js';
 import { TagIndex } from '../../data/tags.js';
+import type { ShardIndexJson } from '../../data/shards.js';
 import { TaggerModel } from '../../model/tagger.js';
 import { modelSha256 } from '../../model/model-hash.js';
 import { describeContract } from '../../contracts/contract.js';
 import { makeEmbeddingShards } from '../../teach/embed-shards.js';
-import { loadOptionsFrom, MODEL_OPTIONS, type ModelArgs } from '../model-options.js';
+import { EMBEDDING_OPTION, loadOptionsFrom, MODEL_OPTIONS, type ModelArgs } from '../model-options.js';
 import { startProgress, type Io, type Progress } from '../io.js';
 
 /** The model options pred has, for the --backbone tagger (its tags file is --backbone-tags). */
 const { model: _model, tags: _tags, ...backboneOptions } = MODEL_OPTIONS;
-export const BACKBONE_OPTIONS = backboneOptions satisfies Specs;
+/** pairs' options for shards of a tagger's embedding: the tagger, its tags file, and pred's model options. */
+export const BACKBONE_OPTIONS = {
+  backbone: {
+    type: 'string',
+    describe:
+      "A tagger to embed with instead of pixels (any model pred runs: a file or hf:OWNER/REPO): the shards hold its embedding, for a head taught new tags (train); --size and --pad are then the tagger's own",
+  },
+  'backbone-tags': {
+    type: 'string',
+    describe: "The --backbone tagger's own tags file, where it is not beside the model (pred's --tags)",
+  },
+  ...backboneOptions,
+  ...EMBEDDING_OPTION,
+} as const satisfies Specs;
+
+/** What pairs made, for its summary line: images kept in each split, and the skips by kind. */
+export function shardCounts(index: ShardIndexJson): { kept: number; train: number; holdout: number; skipped: string } {
+  const train = index.shards.filter((s) => s.split === 'train').reduce((a, s) => a + s.count, 0);
+  const skipped =
+    Object.entries(index.stats.skipped)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ') || 'none';
+  return { kept: index.stats.kept, train, holdout: index.stats.kept - train, skipped };
+}
 
 /** pairs' arguments, checked, that the embedding path reads. */
 export type EmbeddingPairsArgs = Omit<ModelArgs, 'tags'> & {
@@ -71,13 +95,9 @@ export async function runEmbeddingPairs(io: Io, o: EmbeddingPairsArgs): Promise<
     });
     bar?.stop();
     bar = undefined;
-    const train = index.shards.filter((s) => s.split === 'train').reduce((a, s) => a + s.count, 0);
-    const skipText =
-      Object.entries(index.stats.skipped)
-        .map(([k, v]) => `${k} ${v}`)
-        .join(', ') || 'none';
+    const c = shardCounts(index);
     io.out(
-      `kept ${index.stats.kept} (train ${train}, holdout ${index.stats.kept - train}) embeddings of ${index.embedding!.width} numbers in ${index.shards.length} shards; skipped: ${skipText}`,
+      `kept ${c.kept} (train ${c.train}, holdout ${c.holdout}) embeddings of ${index.embedding!.width} numbers in ${index.shards.length} shards; skipped: ${c.skipped}`,
     );
     io.out(`next: alt-i2v-ort train ${argv.out} --out run --hidden 0`);
   } finally {

@@ -8,8 +8,7 @@ import { DEFAULT_MAX_PIXELS, PAD_RULES } from '../../data/images.js';
 import { makeShards } from '../../data/make-shards.js';
 import { TagIndex } from '../../data/tags.js';
 import { startProgress, type Io, type Progress } from '../io.js';
-import { BACKBONE_OPTIONS, runEmbeddingPairs } from './pairs-backbone.js';
-import { EMBEDDING_OPTION } from '../model-options.js';
+import { BACKBONE_OPTIONS, runEmbeddingPairs, shardCounts } from './pairs-backbone.js';
 
 export const OPTIONS = {
   tags: { type: 'string', required: true, describe: 'tags.csv made by `tags`' },
@@ -51,17 +50,7 @@ export const OPTIONS = {
     integer: true,
     describe: 'Skip images with more pixels (decompression bombs)',
   },
-  backbone: {
-    type: 'string',
-    describe:
-      "A tagger to embed with instead of pixels (any model pred runs: a file or hf:OWNER/REPO): the shards hold its embedding, for a head taught new tags (train); --size and --pad are then the tagger's own",
-  },
-  'backbone-tags': {
-    type: 'string',
-    describe: "The --backbone tagger's own tags file, where it is not beside the model (pred's --tags)",
-  },
   ...BACKBONE_OPTIONS,
-  ...EMBEDDING_OPTION,
   concurrency: {
     type: 'number',
     range: [1, 256],
@@ -118,18 +107,13 @@ async function runPairs(io: Io, argv: RunPairsArgs): Promise<void> {
     onWarning: (line) => (bar ? bar.log(line) : io.err(line)),
   });
   bar?.stop();
-  const { kept, skipped, orphanTagFiles } = index.stats;
-  const skipText =
-    Object.entries(skipped)
-      .map(([k, v]) => `${k} ${v}`)
-      .join(', ') || 'none';
-  const train = index.shards.filter((s) => s.split === 'train').reduce((a, s) => a + s.count, 0);
+  const c = shardCounts(index);
   io.out(
-    `kept ${kept} (train ${train}, holdout ${kept - train}) in ${index.shards.length} shards; skipped: ${skipText}; tag files without image: ${orphanTagFiles}`,
+    `kept ${c.kept} (train ${c.train}, holdout ${c.holdout}) in ${index.shards.length} shards; skipped: ${c.skipped}; tag files without image: ${index.stats.orphanTagFiles}`,
   );
-  if (kept - train < 200)
+  if (c.holdout < 200)
     io.err(
-      `warning: the holdout has ${kept - train} images: its mAP will be noisy; hold out more with --holdout (200 or more images is a good start)`,
+      `warning: the holdout has ${c.holdout} images: its mAP will be noisy; hold out more with --holdout (200 or more images is a good start)`,
     );
   io.out(`next: alt-i2v-ort train ${argv.out} --out run`);
 }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { runCli } from '../dist/src/cli/index.js';
 import { TaggerModel } from '../dist/src/model/tagger.js';
 import { ReviewSet } from '../dist/src/review/review-set.js';
+import { captionFormat } from '../dist/src/review/caption-format.js';
 import { buildServer } from '../dist/src/serve/app.js';
 
 const chromiumPath = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((f) => existsSync(f));
@@ -53,7 +54,7 @@ try {
     timeoutMs: 30_000,
     bodyLimit: 2 ** 24,
     maxPixels: 40_000_000,
-    dataset: await ReviewSet.open(`${dir}/review`),
+    dataset: await ReviewSet.open(`${dir}/review`, captionFormat({})),
   });
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
   const { chromium } = await import('playwright-core');

@@ -97,6 +97,10 @@ export function orderCaption(
   return out;
 }
 
+/** The tag an item of a caption file stands for: brackets unescaped, a weight dropped, spaces to underscores. */
+export const captionItemKey = (text: string): string =>
+  tagKey(text.replace(/\\([()[\]])/g, '$1').replace(/^\((.*):[\d.]+\)$/, '$1'));
+
 /** The caption text; with `existing` (append/prepend), its tags are kept and duplicates dropped. */
 export function captionText(
   tags: readonly { key: string; text: string }[],
@@ -112,7 +116,7 @@ export function captionText(
       .flatMap((line) => line.split(sep))
       .map((t) => t.trim())
       .filter(Boolean)
-      .map((t) => ({ key: tagKey(t.replace(/\\([()[\]])/g, '$1').replace(/^\((.*):[\d.]+\)$/, '$1')), text: t }));
+      .map((t) => ({ key: captionItemKey(t), text: t }));
     parts = existing.mode === 'append' ? [...old, ...parts] : [...parts, ...old];
   }
   const seen = new Set<string>();

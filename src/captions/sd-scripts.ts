@@ -43,6 +43,9 @@ export interface SdScriptsOptions {
   separator: string;
 }
 
+/** --remove_underscore on one tag: underscores to spaces in tags longer than 3 characters. */
+export const sdRemoveUnderscore = (name: string): string => ([...name].length > 3 ? name.replace(/_/g, ' ') : name);
+
 /** --tag_replacement's pairs: `;` between pairs, `,` within one, `\,` and `\;` literal. */
 export function parseTagReplacement(text: string, flag = '--tag-replacement'): [string, string][] {
   const escaped = text.replace(/\\,/g, '@@@@').replace(/\\;/g, '####');
@@ -67,7 +70,7 @@ export function parseTagReplacement(text: string, flag = '--tag-replacement'): [
 const splitOn = (text: string, sep: string): string[] => text.split(sep);
 
 /** The separator with its whitespace stripped: what sd-scripts splits lists and existing captions on. */
-function strippedSeparator(separator: string): string {
+export function strippedSeparator(separator: string): string {
   const s = separator.trim();
   if (s === '')
     throw new UsageError(
@@ -123,7 +126,7 @@ export class SdScriptsCaptioner {
       }
     if (o.removeUnderscore)
       for (const list of [this.rating, this.general, this.character])
-        for (const t of list) if ([...t.name].length > 3) t.name = t.name.replace(/_/g, ' ');
+        for (const t of list) t.name = sdRemoveUnderscore(t.name);
     for (const [source, target] of o.tagReplacement === undefined ? [] : parseTagReplacement(o.tagReplacement)) {
       const hit = [this.general, this.character, this.rating]
         .map((l) => l.find((t) => t.name === source))

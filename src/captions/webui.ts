@@ -49,6 +49,15 @@ export const splitWebui = (text: string): string[] =>
     .filter((t) => t !== '')
     .map((t) => t.trim());
 
+/** How the web UI tagger writes one tag: underscores to spaces (unless asked or excluded), escaped. */
+export function webuiTagText(
+  tag: string,
+  o: Pick<WebuiOptions, 'replaceUnderscore' | 'underscoreExcludes' | 'escape'>,
+): string {
+  const text = o.replaceUnderscore && !o.underscoreExcludes.includes(tag) ? tag.replace(/_/g, ' ') : tag;
+  return o.escape ? text.replace(/([\\()])/g, '\\$1') : text;
+}
+
 export class WebuiCaptioner {
   constructor(
     private readonly tags: readonly string[],
@@ -77,8 +86,7 @@ export class WebuiCaptioner {
     const out = new Map<string, TagScore>();
     for (const [tag, c] of entries) {
       if (!(c.prob >= o.threshold) || o.excludeTags.includes(tag)) continue;
-      let text = o.replaceUnderscore && !o.underscoreExcludes.includes(tag) ? tag.replace(/_/g, ' ') : tag;
-      if (o.escape) text = text.replace(/([\\()])/g, '\\$1');
+      let text = webuiTagText(tag, o);
       if (o.weighted) text = `(${text}:${pythonFloat(c.prob)})`;
       out.set(text, { tag, prob: c.prob, category: c.category });
     }

@@ -1,17 +1,19 @@
 // `serve --dataset DIR`: a dataset under review (issue 42). Its images (the pred listing rules: recursive,
-// the scanner's extensions), each one's caption file (NAME.txt beside it, read as tag files are read) and
-// which images were reviewed, kept in one small state file in DIR. Edits are captions on disk, written
+// the scanner's extensions), each one's caption file (NAME.EXT beside it, read and written in the caption
+// format of caption-format.ts) and which images were reviewed, kept in one small state file in DIR. Edits are captions on disk, written
 // atomically and never over a caption that changed since the page read it (its SHA-256, the etag, must
 // match); nothing is written through a symlink or outside DIR, and images are only ever read.
 import { createHash } from 'node:crypto';
 import { lstat, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { decodeText, encodeText, parseTags, walkDataset } from '../data/scan.js';
+import { decodeText, encodeText, walkDataset } from '../data/scan.js';
 import { checkTagNames } from '../data/tags.js';
 import { captionTargets } from '../captions/caption-file.js';
 import { UsageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { parseJson } from '../util/json.js';
+import { tagKey } from '../select/select.js';
+import type { CaptionFormat } from './caption-format.js';
 
 export const REVIEW_STATE = '.alt-i2v-review.json';
 const STATE_FORMAT = 'alt-i2v-ort/review';
@@ -43,9 +45,10 @@ export class ReviewSet {
     readonly dir: string,
     readonly images: ReviewImage[],
     private readonly reviewed: Set<string>,
+    readonly format: CaptionFormat,
   ) {}
 
-  static async open(dir: string): Promise<ReviewSet> {
+  static async open(dir: string, format: CaptionFormat): Promise<ReviewSet> {
     const root = await realpath(dir).catch(() => {
       throw new UsageError(`Expected an existing folder for --dataset but ${JSON.stringify(dir)} cannot be read`);
     });
@@ -54,12 +57,12 @@ export class ReviewSet {
     // As pred names captions: NAME.txt, or NAME.EXT.txt where two images would share one.
     const targets = captionTargets(
       found.map((f) => f.file),
-      '.txt',
+      format.ext,
       () => undefined,
     );
     const images = found.map((f) => ({ ...f, caption: targets.get(f.file)! }));
     const reviewed = await readState(root, new Set(images.map((i) => i.name)));
-    return new ReviewSet(root, images, reviewed);
+    return new ReviewSet(root, images, reviewed, format);
   }
 
   isReviewed(name: string): boolean {
@@ -85,26 +88,40 @@ export class ReviewSet {
     if (!info) return { tags: [], etag: 'none' };
     if (!info.isFile()) throw new RangeError(`${img.caption} is not a regular file`);
     const bytes = await readFile(img.caption);
-    return { tags: parseTags(decodeText(bytes).text), etag: etagOf(bytes) };
+    return { tags: this.itemsOf(bytes).map((it) => it.key), etag: etagOf(bytes) };
+  }
+
+  private itemsOf(bytes: Buffer | null): { key: string; text: string }[] {
+    return bytes ? this.format.items(decodeText(bytes).text) : [];
   }
 
   /**
-   * Write `tags` as the caption of `img` (tags joined by ", ", a final newline), if its caption is still
-   * the one with `etag`; mark the image reviewed. Resolves to the new etag.
+   * Write `tags` (keys) as the caption of `img` in the caption format (a tag the caption holds keeps its
+   * text), if its caption is still the one with `etag`; mark the image reviewed. Resolves to the new etag.
    */
-  async write(img: ReviewImage, tags: string[], etag: string): Promise<string> {
-    checkTagNames(tags, `the tags for ${img.name}`);
-    if (tags.some((t) => t.includes(',') || t.includes('\n')))
-      throw new RangeError('a tag holding a comma or a line break would split into others');
+  async write(img: ReviewImage, given: string[], etag: string): Promise<string> {
+    checkTagNames(given, `the tags for ${img.name}`);
+    const tags = [...new Set(given.map(tagKey))];
+    // Each tag must read back as itself: a separator or line break inside one would split it.
+    for (const tag of tags) {
+      const back = this.format.items(this.format.textOf(tag));
+      if (back.length !== 1 || back[0]!.key !== tag)
+        throw new RangeError(`the tag ${JSON.stringify(tag)} would not read back as one tag of this caption format`);
+    }
     const info = await lstat(img.caption).catch(() => null);
     if (info && !info.isFile()) throw new RangeError(`${img.caption} is not a regular file; not written through`);
     const before = info ? await readFile(img.caption) : null;
-    if (etagOf(before) !== etag)
-      throw new CaptionConflict({ tags: before ? parseTags(decodeText(before).text) : [], etag: etagOf(before) });
+    const had = this.itemsOf(before);
+    if (etagOf(before) !== etag) throw new CaptionConflict({ tags: had.map((it) => it.key), etag: etagOf(before) });
+    const textOf = new Map(had.map((it) => [it.key, it.text]));
+    const texts = tags.map((t) => textOf.get(t) ?? this.format.textOf(t));
     const encoding = before ? decodeText(before).encoding : 'utf-8';
-    const bytes = encodeText(tags.length ? `${tags.join(', ')}\n` : '', encoding);
+    const bytes = encodeText(this.format.fileText(texts), encoding);
     await writeFileAtomic(img.caption, bytes, info ? info.mode & 0o7777 : undefined);
-    this.recount(before ? parseTags(decodeText(before).text) : [], tags);
+    this.recount(
+      had.map((it) => it.key),
+      tags,
+    );
     await this.mark(img.name, true);
     return etagOf(bytes);
   }

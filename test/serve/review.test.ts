@@ -10,6 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { TaggerModel } from '../../src/model/tagger.js';
 import { ReviewSet, REVIEW_STATE } from '../../src/review/review-set.js';
+import { captionFormat } from '../../src/review/caption-format.js';
 import { buildServer, type ServeOptions } from '../../src/serve/app.js';
 import { cli, solid, tempDir, tinyModel } from '../helpers.js';
 
@@ -39,7 +40,11 @@ const OPTS: ServeOptions = {
   maxPixels: 1_000_000,
 };
 const serve = async (over: Partial<ServeOptions> = {}): Promise<Awaited<ReturnType<typeof buildServer>>> =>
-  buildServer(await TaggerModel.load(modelFile), { ...OPTS, dataset: await ReviewSet.open(data), ...over });
+  buildServer(await TaggerModel.load(modelFile), {
+    ...OPTS,
+    dataset: await ReviewSet.open(data, captionFormat({})),
+    ...over,
+  });
 
 test('the review API: captions beside the model tags, writes byte for byte, a changed caption never overwritten, state resumed', async () => {
   const app = await serve();
@@ -71,7 +76,8 @@ test('the review API: captions beside the model tags, writes byte for byte, a ch
     payload: { tags: ['blue_star', 'red_circle'], etag: a.caption.etag },
   });
   assert.equal(put.statusCode, 200, put.body);
-  assert.equal(await readFile(path.join(data, 'a.txt'), 'utf8'), 'blue_star, red_circle\n');
+  // The caption's own text of blue_star kept; red_circle written as pred's default caption writes it.
+  assert.equal(await readFile(path.join(data, 'a.txt'), 'utf8'), 'blue_star, red circle\n');
   assert.deepEqual(await completion('my_'), []); // the write is counted: no caption has it any more
   assert.deepEqual(await completion('red_c'), [{ tag: 'red_circle', count: 1 }]);
   const stale = await app.inject({
@@ -95,7 +101,7 @@ test('the review API: captions beside the model tags, writes byte for byte, a ch
     payload: { tags: ['two_shapes'], etag: 'none' },
   });
   assert.equal(fresh.statusCode, 200);
-  assert.equal(await readFile(path.join(data, 'b.txt'), 'utf8'), 'two_shapes\n');
+  assert.equal(await readFile(path.join(data, 'b.txt'), 'utf8'), 'two shapes\n');
   assert.deepEqual(JSON.parse(await readFile(path.join(data, REVIEW_STATE), 'utf8')).reviewed, ['a.png', 'b.png']);
   await app.close();
   const again = await serve();
@@ -165,21 +171,22 @@ test(
       await page.keyboard.press('a');
       await page.waitForSelector('#status:text("saved b.png")');
       const accepted = modelOnly[k]![0]!;
-      assert.equal(await caption(), `my_character, ${accepted}\n`);
+      const written = accepted.length > 3 ? accepted.replace(/_/g, ' ') : accepted;
+      assert.equal(await caption(), `my_character, ${written}\n`);
       await page.keyboard.press('t');
       await page.keyboard.type('blue_s');
       await page.waitForSelector('#completion option[value="blue_star"]', { state: 'attached' });
       await page.keyboard.type('tar');
       await page.keyboard.press('Enter');
       await page.waitForFunction(() => document.querySelector('#tags li[data-tag="blue_star"]') !== null);
-      assert.equal(await caption(), `my_character, ${accepted}, blue_star\n`);
+      assert.equal(await caption(), `my_character, ${written}, blue star\n`);
       await page.keyboard.press('u');
       await page.waitForFunction(
         () =>
           document.querySelector('#tags li[data-tag="blue_star"]') === null ||
           document.querySelector('#tags li[data-tag="blue_star"]')?.getAttribute('data-mark') === 'model-only',
       );
-      assert.equal(await caption(), `my_character, ${accepted}\n`);
+      assert.equal(await caption(), `my_character, ${written}\n`);
       const human = await page.$$eval('#tags li', (els) =>
         els.findIndex((e) => (e as HTMLElement).dataset.tag === 'my_character'),
       );
@@ -188,7 +195,7 @@ test(
       for (let j = 0; j < human; j++) await page.keyboard.press('ArrowDown');
       await page.keyboard.press('x');
       await page.waitForFunction(() => document.querySelector('#tags li[data-tag="my_character"]') === null);
-      assert.equal(await caption(), `${accepted}\n`);
+      assert.equal(await caption(), `${written}\n`);
       await writeFile(path.join(data, 'b.txt'), 'changed_on_disk\n');
       await page.keyboard.press('t');
       await page.keyboard.type('one_more');
@@ -230,7 +237,7 @@ test("filter=disagree: every image scored, the most disagreeing first, by pred's
     }
     const caption = (await readFile(path.join(data, row.name.replace(/\.png$/, '.txt')), 'utf8').catch(() => ''))
       .split(',')
-      .map((t) => t.trim())
+      .map((t) => t.trim().replace(/ /g, '_'))
       .filter(Boolean);
     let want = 0;
     for (const [tag, p] of scored.get(row.name)!) {

@@ -12,6 +12,10 @@ import { TaggerModel } from '../../model/tagger.js';
 import { readVecIndex } from '../../outputs/vectors.js';
 import { buildServer, closeServer } from '../../serve/app.js';
 import { ReviewSet } from '../../review/review-set.js';
+import { captionFormat, REVIEW_CAPTION_FLAGS, type CaptionFormatArgs } from '../../review/caption-format.js';
+import { captionStyleOf } from '../../captions/style.js';
+import { predDefaults } from '../../select/pred-spec.js';
+import { withPredFlags } from '../pred-options.js';
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
@@ -21,11 +25,17 @@ export const serveCommand: Command = ({ io }) =>
   defineCommand({
     command: 'serve',
     describe: 'Serve a model over HTTP: JSON API, the WD14 tagger API, and a web page to try it',
-    builder: (y) => withModelOptions(y).options(yargsOptions(OPTIONS)),
+    builder: (y) => withPredFlags(withModelOptions(y), REVIEW_CAPTION_FLAGS).options(yargsOptions(OPTIONS)),
     handler: (argv: RunServeArgs) => runServe(io, argv),
   });
 
-type RunServeArgs = ArgsOf<typeof OPTIONS> & ModelArgs & { model: string };
+type RunServeArgs = ArgsOf<typeof OPTIONS> & ModelArgs & CaptionFormatArgs & { model: string };
+
+/** The review's caption format, its flags checked as pred checks them (one a style lacks is refused). */
+function reviewFormat(argv: RunServeArgs) {
+  captionStyleOf({ ...predDefaults(), ...argv });
+  return captionFormat(argv);
+}
 
 async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
   const o = checkedOptions(OPTIONS, argv);
@@ -45,7 +55,7 @@ async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
     frames: o.frames,
     framesMerge: o.framesMerge,
     index: argv.index ? await readVecIndex(argv.index) : undefined,
-    dataset: argv.dataset ? await ReviewSet.open(argv.dataset) : undefined,
+    dataset: argv.dataset ? await ReviewSet.open(argv.dataset, reviewFormat(argv)) : undefined,
   };
   const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io));
   // The first requests should not pay the runtime's first-run work: warm up on a dummy batch while fastify starts.

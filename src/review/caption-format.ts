@@ -1,0 +1,84 @@
+// How the review page reads and writes a dataset's captions: as `pred --format caption` writes them,
+// in the chosen --caption-style with its separator, extension and per-tag spelling (underscores or
+// spaces, escaped brackets). The page works in tag keys (underscores, as tags.csv spells them); a tag
+// the caption already holds keeps its own text when the caption is written again.
+import { captionItemKey, DEFAULT_CAPTION, displayTag } from '../captions/ours.js';
+import { checkCaptionExt } from '../captions/caption-file.js';
+import { sdRemoveUnderscore, strippedSeparator } from '../captions/sd-scripts.js';
+import { DEFAULT_UNDERSCORE_EXCLUDES, webuiTagText } from '../captions/webui.js';
+import type { CaptionStyle, PredArgs } from '../select/pred-spec.js';
+import { tagKey } from '../select/select.js';
+
+/** The flags of pred's caption format that the review page follows (PRED_OPTIONS declares them). */
+export const REVIEW_CAPTION_FLAGS = [
+  'caption-style',
+  'separator',
+  'caption-ext',
+  'underscores',
+  'escape-brackets',
+  'remove-underscore',
+] as const;
+
+export type CaptionFormatArgs = Partial<
+  Pick<PredArgs, 'captionStyle' | 'separator' | 'captionExt' | 'underscores' | 'escapeBrackets' | 'removeUnderscore'>
+>;
+
+export interface CaptionItem {
+  key: string;
+  text: string;
+}
+
+export interface CaptionFormat {
+  style: CaptionStyle;
+  /** The caption file's extension, with its dot. */
+  ext: string;
+  /** A caption file's items in order, each once (the first of a key). */
+  items(text: string): CaptionItem[];
+  /** How the style writes a tag (a key) that the caption does not hold yet. */
+  textOf(key: string): string;
+  /** The caption file's whole text for these items' texts. */
+  fileText(texts: readonly string[]): string;
+}
+
+export function captionFormat(a: CaptionFormatArgs): CaptionFormat {
+  const style = a.captionStyle ?? 'ours';
+  // The web UI tagger always joins with ", " and ends without a newline; the others end with one.
+  const separator = style === 'webui' ? ', ' : (a.separator ?? DEFAULT_CAPTION.separator);
+  const textOf =
+    style === 'sd-scripts'
+      ? (key: string) => (a.removeUnderscore ? sdRemoveUnderscore(key) : key)
+      : style === 'webui'
+        ? (key: string) =>
+            webuiTagText(key, {
+              replaceUnderscore: !a.underscores,
+              underscoreExcludes: DEFAULT_UNDERSCORE_EXCLUDES,
+              escape: a.escapeBrackets ?? false,
+            })
+        : (key: string) =>
+            displayTag(key, 1, {
+              ...DEFAULT_CAPTION,
+              underscores: a.underscores ?? false,
+              escapeBrackets: a.escapeBrackets ?? false,
+            });
+  // What an existing caption is split on: as pred's styles split one they append to.
+  const split = style === 'sd-scripts' ? strippedSeparator(separator) : separator.trim() || ',';
+  return {
+    style,
+    ext: checkCaptionExt(a.captionExt ?? '.txt'),
+    items: (text) => {
+      const seen = new Set<string>();
+      return text
+        .replace(/^\uFEFF/, '')
+        .normalize('NFC')
+        .split('\n')
+        .flatMap((line) => line.split(split))
+        .map((t) => t.trim())
+        .filter(Boolean)
+        .map((t) => ({ key: captionItemKey(t), text: t }))
+        .filter((it) => !seen.has(it.key) && seen.add(it.key));
+    },
+    textOf: (key) => textOf(tagKey(key)),
+    fileText: (texts) =>
+      texts.length === 0 ? '' : style === 'webui' ? texts.join(separator) : `${texts.join(separator)}\n`,
+  };
+}

@@ -1,18 +1,13 @@
 // The HTTP server of `serve` (fastify): one model loaded once, images decoded in parallel and batched
 // into it dynamically, a bounded admission (503 + Retry-After when full), a per-request timeout, body and
 // pixel limits (413), and every bad request answered 4xx with a JSON error naming the problem. The routes
-// are plugins over `app.tagger` (context.ts): routes.ts (our API and the page), wd14.ts (the WD14 web UI
+// are plugins over `req.tagger` (context.ts; the model a request runs on, served.ts): routes.ts (our API and the page), wd14.ts (the WD14 web UI
 // tagger's API).
-import { availableParallelism } from 'node:os';
-import fastify, { type FastifyInstance } from 'fastify';
+import fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
-import { ImageError, preprocessFrames } from '../data/images.js';
 import type { TaggerModel } from '../model/tagger.js';
-import { mergeFrames, type FrameMerge } from '../predict/tagging.js';
-import { limiter } from '../util/limit.js';
-import { Batcher } from './batcher.js';
 import type { ServeOptions, Tagger } from './context.js';
-import { describeNonImage, imageFormatOf, isVideoBytes } from '../data/sniff.js';
+import { ServedModels } from './served.js';
 import { HttpError, replyOf, unsupportedType } from './http-error.js';
 import { routes } from './routes.js';
 import { wd14Routes } from './wd14.js';
@@ -22,82 +17,6 @@ export type { ServeOptions } from './context.js';
 
 /** Paths that answer without the token: they hold no model output (the page asks for the token itself). */
 const OPEN_PATHS = new Set(['/healthz', '/', '/page.js', '/page.css', '/review', '/review.js', '/review.css']);
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new HttpError(503, `timed out after ${ms} ms waiting for the model`, { 'retry-after': '1' })),
-        ms,
-      );
-    }),
-  ]);
-}
-
-type Outputs = { probs: Float32Array; features: Float32Array };
-
-/** One image's outputs from its frames': scores merged as `pred --frames-merge` merges them, features averaged. */
-function mergeOutputs(outs: Outputs[], merge: FrameMerge): Outputs {
-  if (outs.length === 1) return outs[0]!;
-  const stack = (key: keyof Outputs): Float32Array => {
-    const k = outs[0]![key].length;
-    const all = new Float32Array(outs.length * k);
-    outs.forEach((o, i) => all.set(o[key], i * k));
-    return mergeFrames(all, 0, outs.length, k, key === 'probs' ? merge : 'mean');
-  };
-  return { probs: stack('probs'), features: stack('features') };
-}
-
-/** The routes' shared state: admission into the bounded queue, decoding, batching, the timeout. */
-function tagger(model: TaggerModel, o: ServeOptions): Tagger {
-  const batcher = new Batcher(model, { batch: o.batch, maxWaitMs: o.maxWaitMs });
-  const decode = limiter(Math.max(2, Math.floor(availableParallelism() / 2)));
-  const decodeOne = async (bytes: Buffer, name: string): Promise<{ pixels: Buffer; frames: number }> => {
-    try {
-      const pre = { ...model.preprocess, maxPixels: o.maxPixels };
-      return await decode(() => preprocessFrames(bytes, name, pre, o.frames ?? 1));
-    } catch (err) {
-      if (!(err instanceof ImageError)) throw err;
-      const status = err.reason === 'too-large' ? 413 : 400;
-      const want = status === 413 ? `an image of at most ${o.maxPixels} pixels` : 'a readable image';
-      throw new HttpError(status, `Expected ${want} for ${name} but it is ${err.reason} (${err.detail})`);
-    }
-  };
-  let queued = 0;
-  return {
-    model,
-    o,
-    get queued() {
-      return queued;
-    },
-    stats: batcher.stats,
-    infer: async (bytes, name) => {
-      if (bytes.length === 0) throw new HttpError(400, `Expected image bytes for ${name} but received an empty body`);
-      // The bytes decide, not the declared type: only the raster formats go on to libvips, which would
-      // also render SVG (scripts, external references) behind a byte-order mark, spaces or gzip.
-      if (!imageFormatOf(bytes) && !isVideoBytes(bytes))
-        throw new HttpError(
-          415,
-          `Expected JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIF bytes (or a video) for ${name} but they are ${describeNonImage(bytes)}`,
-        );
-      if (queued >= o.queue)
-        throw new HttpError(503, `the server is busy (${o.queue} images queued); retry shortly`, {
-          'retry-after': '1',
-        });
-      queued++;
-      try {
-        const { pixels, frames } = await decodeOne(bytes, name);
-        const px = pixels.length / frames;
-        const runs = Array.from({ length: frames }, (_, f) => batcher.run(pixels.subarray(f * px, (f + 1) * px)));
-        return mergeOutputs(await withTimeout(Promise.all(runs), o.timeoutMs), o.framesMerge ?? 'max');
-      } finally {
-        queued--;
-      }
-    },
-  };
-}
 
 /** Requests in flight per server, and what to do when they reach none (closeServer). */
 const inflight = new WeakMap<FastifyInstance, { count: number; onIdle?: () => void }>();
@@ -139,8 +58,21 @@ export async function buildServer(model: TaggerModel, o: ServeOptions): Promise<
     forceCloseConnections: 'idle',
     return503OnClosing: true,
   });
+  // Each request holds the model it started with (req.tagger) to its end: a swap (served.ts) never
+  // changes the model under a request in flight, and the old model is released after its last one.
+  const served = new ServedModels(model, o);
+  app.decorate('served', served);
+  app.decorateRequest('tagger', null as unknown as Tagger);
+  app.addHook('onRequest', async (req) => void (req.tagger = served.acquire()));
+  const done = async (req: FastifyRequest): Promise<void> => {
+    const t = req.tagger as Tagger | null;
+    (req as unknown as { tagger: Tagger | null }).tagger = null;
+    if (t) await served.done(t);
+  };
+  app.addHook('onResponse', done);
+  app.addHook('onRequestAbort', done);
+  app.addHook('onClose', async () => served.close()); // the server owns its models from here
   trackInflight(app);
-  app.decorate('tagger', tagger(model, o));
   // A whole request is bounded by --max-body-mb before it is read: its declared length up front, a
   // multipart form's parts counted as they arrive (routes.ts), any other body by fastify's bodyLimit.
   app.addHook('onRequest', async (req) => {

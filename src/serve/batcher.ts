@@ -19,12 +19,11 @@ export class Batcher {
   private waiting: Waiting[] = [];
   private running = false;
   private timer: NodeJS.Timeout | null = null;
-  /** Model calls made and images run, for /healthz and tests. */
-  readonly stats = { calls: 0, images: 0 };
-
   constructor(
     private readonly model: TaggerModel,
     private readonly o: BatcherOptions,
+    /** Model calls made and images run, for /healthz and tests (shared by the models a server swaps). */
+    readonly stats = { calls: 0, images: 0 },
   ) {}
 
   /** The model's outputs for one decoded image (uint8 S×S×3). */

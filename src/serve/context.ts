@@ -1,5 +1,5 @@
-// What `serve`'s routes share, decorated on the fastify instance as `app.tagger`: the model, the
-// server's options, and `infer`, which admits an image into the bounded queue, decodes it and runs it
+// What `serve`'s routes share: the server's models (`app.served`, served.ts) and, per request,
+// `req.tagger`: the model the request runs on, the server's options, and `infer`, which admits an image into the bounded queue, decodes it and runs it
 // through the batcher within the timeout.
 import type { TaggerModel } from '../model/tagger.js';
 import type { NpyArray } from '../outputs/npy.js';
@@ -37,7 +37,8 @@ export interface Tagger {
 }
 
 declare module 'fastify' {
-  interface FastifyInstance {
+  interface FastifyRequest {
+    /** The model this request runs on, from its start to its answer (a swap does not change it). */
     tagger: Tagger;
   }
 }

@@ -1,4 +1,4 @@
-// `serve --dataset DIR`'s review API (issue 42), a fastify plugin over `app.tagger` and the ReviewSet
+// `serve --dataset DIR`'s review API (issue 42), a fastify plugin over `req.tagger` and the ReviewSet
 // (src/review/): the images and a filter over them, one image's caption tags beside the model's (each
 // agreeing, model-only or human-only), its image, caption writes that never replace a caption changed
 // on disk since it was read (409 with what is there), and tag completion. Images are addressed by their
@@ -8,6 +8,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { thumbnailJpeg } from '../outputs/gallery.js';
 import { CaptionConflict, type ReviewSet } from '../review/review-set.js';
 import { HttpError } from './http-error.js';
+import type { Tagger } from './context.js';
+import type { TaggerModel } from '../model/tagger.js';
 
 /** A request's image index, checked against the listing. */
 async function imageOf(
@@ -36,15 +38,15 @@ function writeBody(body: unknown): { tags: string[]; etag: string } {
 /** The threshold over which the model's tags are shown (pred's and the web UI tagger's default). */
 const threshold = 0.35;
 
-/** The model's scores of each image, kept once computed (the images are never written to). */
-const scoreCache = new WeakMap<ReviewSet, Map<number, Float32Array>>();
+/** Each model's scores of each image, kept once computed (the images are never written to). */
+const scoreCache = new WeakMap<TaggerModel, Map<number, Float32Array>>();
 
-async function scoresOf(app: FastifyInstance, set: ReviewSet, i: number): Promise<Float32Array> {
-  const cache = scoreCache.get(set) ?? scoreCache.set(set, new Map()).get(set)!;
+export async function scoresOf(t: Tagger, set: ReviewSet, i: number): Promise<Float32Array> {
+  const cache = scoreCache.get(t.model) ?? scoreCache.set(t.model, new Map()).get(t.model)!;
   const hit = cache.get(i);
   if (hit) return hit;
   const img = await set.image(i);
-  const { probs } = await app.tagger.infer(await readFile(img.file), img.name);
+  const { probs } = await t.infer(await readFile(img.file), img.name);
   cache.set(i, probs);
   return probs;
 }
@@ -66,16 +68,12 @@ function disagreement(probs: Float32Array, caption: readonly string[], modelTags
 }
 
 /** One image: its caption, and the model's tags over the threshold beside the caption's, each marked. */
-async function imageDetail(
-  app: FastifyInstance,
-  set: ReviewSet,
-  req: FastifyRequest,
-): Promise<Record<string, unknown>> {
-  const t = app.tagger;
+async function imageDetail(set: ReviewSet, req: FastifyRequest): Promise<Record<string, unknown>> {
+  const t = req.tagger;
   const { tags: modelTags, categories } = t.model.meta;
   const { i, img } = await imageOf(set, req);
   const caption = await set.caption(img);
-  const probs = await scoresOf(app, set, i);
+  const probs = await scoresOf(t, set, i);
   const human = new Set(caption.tags);
   const model = modelTags
     .map((tag, j) => ({ tag, prob: probs[j]!, category: categories[j]! }))
@@ -95,10 +93,8 @@ async function imageDetail(
 }
 
 export async function reviewRoutes(app: FastifyInstance, set: ReviewSet): Promise<void> {
-  const t = app.tagger;
-  const { tags: modelTags } = t.model.meta;
-
   app.get('/v1/review', async (req) => {
+    const t = req.tagger;
     const q = req.query as Record<string, string | undefined>;
     const want = (q.tag ?? '').split(/\s+/).filter(Boolean);
     const captions = await Promise.all(
@@ -123,7 +119,7 @@ export async function reviewRoutes(app: FastifyInstance, set: ReviewSet): Promis
       for (const r of keep)
         d.set(
           r.i,
-          await scoresOf(app, set, r.i).then(
+          await scoresOf(t, set, r.i).then(
             (p) => disagreement(p, captions[r.i]!.tags, t.model.meta.tags),
             () => -1,
           ),
@@ -133,7 +129,7 @@ export async function reviewRoutes(app: FastifyInstance, set: ReviewSet): Promis
     return { images: keep, total: rows.length, reviewed: set.reviewedCount };
   });
 
-  app.get('/v1/review/:i', async (req) => imageDetail(app, set, req));
+  app.get('/v1/review/:i', async (req) => imageDetail(set, req));
 
   app.get('/v1/review/:i/image', async (req, reply) => {
     const { img } = await imageOf(set, req);
@@ -164,7 +160,7 @@ export async function reviewRoutes(app: FastifyInstance, set: ReviewSet): Promis
   app.get('/v1/review/tags', async (req) => {
     const prefix = ((req.query as { q?: string }).q ?? '').toLowerCase();
     const counts = await set.datasetTags();
-    for (const tag of modelTags) if (!counts.has(tag)) counts.set(tag, 0);
+    for (const tag of req.tagger.model.meta.tags) if (!counts.has(tag)) counts.set(tag, 0);
     const hits = [...counts].filter(([tag]) => tag.toLowerCase().startsWith(prefix));
     hits.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
     return { tags: hits.slice(0, 20).map(([tag, count]) => ({ tag, count })) };

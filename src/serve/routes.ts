@@ -1,4 +1,4 @@
-// `serve`'s own routes, as a fastify plugin over `app.tagger`: the JSON API (/healthz, /v1/model, /v1/tag,
+// `serve`'s own routes, as a fastify plugin over `req.tagger`: the JSON API (/healthz, /v1/model, /v1/tag,
 // /v1/vec, /v1/similar, /v1/image/:i) and the web page (/, /page.js, /page.css: files in page/, served as
 // they are, under a Content-Security-Policy that allows only this server's own scripts and styles).
 import { readFile } from 'node:fs/promises';
@@ -41,7 +41,7 @@ type Image = { name: string; bytes: Buffer };
  * unterminated part, no closing boundary) is the client's: 400.
  */
 async function formParts(req: FastifyRequest, images: Image[], fields: Fields): Promise<void> {
-  const limit = req.server.tagger.o.bodyLimit;
+  const limit = req.server.served.o.bodyLimit;
   const parts = req.parts();
   let seen = 0;
   const count = (chunk: Buffer): void => {
@@ -97,23 +97,28 @@ async function pageRoutes(app: FastifyInstance): Promise<void> {
 }
 
 export async function routes(app: FastifyInstance): Promise<void> {
-  const t = app.tagger;
-  const { model, o } = t;
-  const { tags, categories } = model.meta;
+  const { o } = app.served;
   await pageRoutes(app);
-  app.get('/healthz', async () => ({ ok: true, queued: t.queued, ...t.stats }));
-  app.get('/v1/model', async () => ({
-    name: o.name,
-    source: model.meta.source,
-    precision: model.meta.precision,
-    input: model.contract,
-    tags: tags.map((tag, j) => ({ tag, category: categoryName(categories[j] ?? 0) })),
-    hidden: model.meta.hidden,
-    index: o.index ? { kind: o.index.meta.kind, images: o.index.meta.files.length } : null,
-    versions: { onnxruntime: ort.env.versions.common, node: process.version },
-  }));
+  app.get('/healthz', async (req) => ({ ok: true, queued: req.tagger.queued, ...req.tagger.stats }));
+  app.get('/v1/model', async (req) => {
+    const { model } = req.tagger;
+    const { tags, categories } = model.meta;
+    return {
+      name: o.name,
+      source: model.meta.source,
+      precision: model.meta.precision,
+      input: model.contract,
+      tags: tags.map((tag, j) => ({ tag, category: categoryName(categories[j] ?? 0) })),
+      hidden: model.meta.hidden,
+      index: o.index ? { kind: o.index.meta.kind, images: o.index.meta.files.length } : null,
+      versions: { onnxruntime: ort.env.versions.common, node: process.version },
+    };
+  });
 
   app.post('/v1/tag', async (req) => {
+    const t = req.tagger;
+    const { model } = t;
+    const { tags, categories } = model.meta;
     const { images, fields } = await imagesOf(req);
     const warnings: string[] = [];
     const args = predArgs(fields);
@@ -135,6 +140,8 @@ export async function routes(app: FastifyInstance): Promise<void> {
   });
 
   app.post('/v1/vec', async (req) => {
+    const t = req.tagger;
+    const { model } = t;
     const { images, fields } = await imagesOf(req);
     const kind = fields.choice('kind', ['probs', 'features', 'binary'] as const) ?? 'probs';
     if (kind !== 'probs' && model.meta.hidden === 0)
@@ -155,9 +162,9 @@ export async function routes(app: FastifyInstance): Promise<void> {
 
 /** The routes over `--index`: nearest neighbours of an image, and the index's own images. */
 function indexRoutes(app: FastifyInstance): void {
-  const { o } = app.tagger;
-  const t = app.tagger;
+  const { o } = app.served;
   app.post('/v1/similar', async (req) => {
+    const t = req.tagger;
     if (!o.index) throw new HttpError(404, 'Expected the server to be started with --index for /v1/similar');
     const { meta, index } = o.index;
     const { images, fields } = await imagesOf(req);

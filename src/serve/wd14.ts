@@ -1,16 +1,16 @@
 // The WD14 web UI tagger's API (/tagger/v1/interrogators, /tagger/v1/interrogate) as a fastify plugin
-// over `app.tagger`, so clients written for that tagger work unchanged.
+// over `req.tagger`, so clients written for that tagger work unchanged.
 import type { FastifyInstance } from 'fastify';
 import { CATEGORY } from '../data/tags.js';
 import { WEBUI_THRESHOLD } from '../captions/webui.js';
 import { HttpError } from './http-error.js';
 
 export async function wd14Routes(app: FastifyInstance): Promise<void> {
-  const t = app.tagger;
-  const { tags, categories } = t.model.meta;
-  const name = t.o.name;
+  const { name } = app.served.o;
   app.get('/tagger/v1/interrogators', async () => ({ models: [name] }));
   app.post('/tagger/v1/interrogate', async (req) => {
+    const t = req.tagger;
+    const { tags, categories } = t.model.meta;
     const body = req.body as { image?: unknown; model?: unknown; threshold?: unknown } | undefined;
     if (!body || typeof body !== 'object' || Buffer.isBuffer(body))
       throw new HttpError(

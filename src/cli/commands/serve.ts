@@ -63,7 +63,7 @@ async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
   const app = await buildServer(model, opts);
   await warm;
   const address = await app.listen({ host: argv.host, port: o.port }).catch(async (err: Error) => {
-    await model.release();
+    await app.close();
     throw new UsageError(`Expected to listen on ${argv.host}:${o.port} but it fails: ${err.message}`);
   });
   io.err(
@@ -79,6 +79,5 @@ async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-  await model.release();
   io.err('serve: stopped');
 }

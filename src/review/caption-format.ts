@@ -32,10 +32,15 @@ export interface CaptionFormat {
   style: CaptionStyle;
   /** The caption file's extension, with its dot. */
   ext: string;
-  /** A caption file's items in order, each once (the first of a key). */
+  /**
+   * A caption file's items in order, each once (the first of a key): split on the separator, or where
+   * the caption has none on whitespace, as `train` and `teach` read captions (src/data/scan.ts).
+   */
   items(text: string): CaptionItem[];
   /** How the style writes a tag (a key) that the caption does not hold yet. */
   textOf(key: string): string;
+  /** The key an item's text reads back as among others; null when it would split (a separator, a line break). */
+  keyOf(text: string): string | null;
   /** The caption file's whole text for these items' texts. */
   fileText(texts: readonly string[]): string;
 }
@@ -67,17 +72,17 @@ export function captionFormat(a: CaptionFormatArgs): CaptionFormat {
     ext: checkCaptionExt(a.captionExt ?? '.txt'),
     items: (text) => {
       const seen = new Set<string>();
-      return text
-        .replace(/^\uFEFF/, '')
-        .normalize('NFC')
-        .split('\n')
-        .flatMap((line) => line.split(split))
+      const body = text.replace(/^\uFEFF/, '').normalize('NFC');
+      // Without the separator, tags apart by whitespace (booru style), as the dataset reader reads them.
+      const parts = body.includes(split) ? body.split('\n').flatMap((line) => line.split(split)) : body.split(/\s+/);
+      return parts
         .map((t) => t.trim())
         .filter(Boolean)
         .map((t) => ({ key: captionItemKey(t), text: t }))
         .filter((it) => !seen.has(it.key) && seen.add(it.key));
     },
     textOf: (key) => textOf(tagKey(key)),
+    keyOf: (text) => (text.includes(split) || /[\r\n]/.test(text) ? null : captionItemKey(text.trim())),
     fileText: (texts) =>
       texts.length === 0 ? '' : style === 'webui' ? texts.join(separator) : `${texts.join(separator)}\n`,
   };

@@ -65,6 +65,15 @@ export class ReviewSet {
     return new ReviewSet(root, images, reviewed, format);
   }
 
+  /** The caption tags of the image at `file` (a path as the listing has it); null without a caption or not listed. */
+  async tagsOfFile(file: string): Promise<string[] | null> {
+    const img = (this.byFile ??= new Map(this.images.map((i) => [i.file, i]))).get(file);
+    if (!img || !(await lstat(img.caption).catch(() => null))) return null;
+    return (await this.caption(img)).tags;
+  }
+
+  private byFile?: Map<string, ReviewImage>;
+
   isReviewed(name: string): boolean {
     return this.reviewed.has(name);
   }
@@ -104,8 +113,7 @@ export class ReviewSet {
     const tags = [...new Set(given.map(tagKey))];
     // Each tag must read back as itself: a separator or line break inside one would split it.
     for (const tag of tags) {
-      const back = this.format.items(this.format.textOf(tag));
-      if (back.length !== 1 || back[0]!.key !== tag)
+      if (this.format.keyOf(this.format.textOf(tag)) !== tag)
         throw new RangeError(`the tag ${JSON.stringify(tag)} would not read back as one tag of this caption format`);
     }
     const info = await lstat(img.caption).catch(() => null);
@@ -115,6 +123,8 @@ export class ReviewSet {
     if (etagOf(before) !== etag) throw new CaptionConflict({ tags: had.map((it) => it.key), etag: etagOf(before) });
     const textOf = new Map(had.map((it) => [it.key, it.text]));
     const texts = tags.map((t) => textOf.get(t) ?? this.format.textOf(t));
+    // A lone tag written with a space would read back as two (no separator: whitespace splits): its key.
+    if (texts.length === 1 && this.format.items(this.format.fileText(texts)).length !== 1) texts[0] = tags[0]!;
     const encoding = before ? decodeText(before).encoding : 'utf-8';
     const bytes = encodeText(this.format.fileText(texts), encoding);
     await writeFileAtomic(img.caption, bytes, info ? info.mode & 0o7777 : undefined);

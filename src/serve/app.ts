@@ -12,6 +12,7 @@ import { HttpError, replyOf, unsupportedType } from './http-error.js';
 import { routes } from './routes.js';
 import { wd14Routes } from './wd14.js';
 import { reviewRoutes } from './review-routes.js';
+import { teachRoutes } from './teach-routes.js';
 
 export type { ServeOptions } from './context.js';
 
@@ -112,6 +113,8 @@ export async function buildServer(model: TaggerModel, o: ServeOptions): Promise<
   if (o.dataset) {
     const set = o.dataset;
     await app.register(async (a) => reviewRoutes(a, set));
+    const job = o.teach;
+    if (job) await app.register(async (a) => teachRoutes(a, set, job));
   }
   return app;
 }

@@ -6,6 +6,7 @@ import type { NpyArray } from '../outputs/npy.js';
 import type { FrameMerge } from '../predict/tagging.js';
 import type { VecIndexMeta } from '../outputs/vectors.js';
 import type { ReviewSet } from '../review/review-set.js';
+import type { TeachJob } from '../review/teach-job.js';
 
 export interface ServeOptions {
   name: string;
@@ -23,6 +24,8 @@ export interface ServeOptions {
   index?: { meta: VecIndexMeta; index: NpyArray };
   /** `--dataset DIR`: the dataset the review API and page work on (src/review/). */
   dataset?: ReviewSet;
+  /** The review page's Teach over the dataset (src/review/teach-job.ts). */
+  teach?: TeachJob;
 }
 
 export interface Tagger {

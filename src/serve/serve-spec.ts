@@ -14,6 +14,11 @@ export const SERVE_OPTIONS = {
     describe:
       "A folder of images with .txt captions to review at /review: the model's tags beside the captions, edits written as captions",
   },
+  'teach-out': {
+    type: 'string',
+    describe:
+      "Where the review page's Teach writes the merged model (.onnx; its tags file beside it) [default: DIR/alt-i2v-taught.onnx]",
+  },
   host: {
     type: 'string',
     default: '127.0.0.1',

@@ -54,6 +54,11 @@ export interface TeachOptions {
   info: (line: string) => void;
   warn: (line: string) => void;
   embedProgress?: Pick<EmbedShardsOptions, 'onStart' | 'onProgress'>;
+  /**
+   * An image's tags (null: not labelled) where they are not its `.txt` caption read as tag files are
+   * (the review page's caption format); counted, scored and stored from this.
+   */
+  tagsOf?: (entry: DatasetEntry) => Promise<string[] | null>;
   train?: TrainHooks;
   /** Model runs per batch of images while embedding. */
   modelBatch: number;
@@ -72,20 +77,27 @@ async function folderPerTag(dataset: string): Promise<boolean> {
 
 const folderTag = (e: DatasetEntry): string[] => (e.name.includes('/') ? [e.name.split('/')[0]!] : []);
 
+/** An image's `.txt` caption read as tag files are; null without one. */
+const captionFileTags = async (e: DatasetEntry): Promise<string[] | null> =>
+  e.tagFile ? readTagFile(e.tagFile).catch(() => []) : null;
+
 /** The base's AP on the dataset for each of `tags` it has (one pass of the base over the images). */
 async function baseAp(
   model: TaggerModel,
   dataset: string,
   tags: string[],
   batch: number,
+  tagsOf: (entry: DatasetEntry) => Promise<string[] | null>,
 ): Promise<Map<string, number>> {
   const cols = tags.map((t) => model.meta.tags.indexOf(t));
   const scores: number[][] = tags.map(() => []);
   const labels: number[][] = tags.map(() => []);
   const k = model.meta.tags.length;
   const captions = new Map<string, Set<string>>();
-  for await (const e of walkDataset(dataset))
-    if (e.kind === 'image' && e.tagFile) captions.set(e.file, new Set(await readTagFile(e.tagFile).catch(() => [])));
+  for await (const e of walkDataset(dataset)) {
+    const have = e.kind === 'image' ? await tagsOf(e).catch(() => null) : null;
+    if (have) captions.set(e.file, new Set(have));
+  }
   for await (const b of decodeBatches(listImages([dataset]), { ...model.preprocess, batch })) {
     if (b.files.length === 0) continue;
     const r = await model.run(b.images, b.files.length);
@@ -105,15 +117,19 @@ async function baseAp(
 async function chooseTags(o: TeachOptions, model: TaggerModel, folders: boolean): Promise<TagRow[]> {
   if (o.tags) return [...(await TagIndex.load(o.tags)).rows];
   const counts = new Map<string, number>();
-  if (folders) {
+  if (folders || o.tagsOf) {
+    const tagsOf = o.tagsOf ?? (async (e: DatasetEntry) => folderTag(e));
     for await (const e of walkDataset(o.dataset))
-      for (const t of e.kind === 'image' ? folderTag(e) : []) counts.set(t, (counts.get(t) ?? 0) + 1);
+      for (const t of e.kind === 'image' ? ((await tagsOf(e).catch(() => null)) ?? []) : [])
+        counts.set(t, (counts.get(t) ?? 0) + 1);
   } else for (const [t, n] of (await countTags(o.dataset)).counts) counts.set(t, n);
   const candidates = selectTags(counts, 1_000_000, o.minCount);
   const known = new Set(model.meta.tags);
   const inBase = candidates.filter((r) => known.has(r.name)).map((r) => r.name);
   const ap =
-    inBase.length && !folders ? await baseAp(model, o.dataset, inBase, o.modelBatch) : new Map<string, number>();
+    inBase.length && !folders
+      ? await baseAp(model, o.dataset, inBase, o.modelBatch, o.tagsOf ?? captionFileTags)
+      : new Map<string, number>();
   const rows = candidates.filter((r) => !known.has(r.name) || (ap.get(r.name) ?? 0) < o.relearnBelow);
   const kept = inBase.filter((t) => !rows.some((r) => r.name === t));
   o.info(
@@ -166,7 +182,7 @@ export async function teach(o: TeachOptions): Promise<TeachResult> {
   let tags: TagRow[];
   const shards = path.join(work, 'shards');
   try {
-    const folders = await folderPerTag(o.dataset);
+    const folders = !o.tagsOf && (await folderPerTag(o.dataset));
     if (folders)
       o.info(
         `teach: ${o.dataset} holds a folder per tag (no captions): each folder's images are its positives, the others its negatives`,
@@ -196,7 +212,7 @@ export async function teach(o: TeachOptions): Promise<TeachResult> {
       model,
       source,
       batch: o.modelBatch,
-      ...(folders ? { tagsOf: async (e: DatasetEntry) => folderTag(e) } : {}),
+      ...(o.tagsOf ? { tagsOf: o.tagsOf } : folders ? { tagsOf: async (e: DatasetEntry) => folderTag(e) } : {}),
       onWarning: o.warn,
       ...o.embedProgress,
     });

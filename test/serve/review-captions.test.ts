@@ -64,16 +64,16 @@ for (const [n, { flags, args }] of STYLES.entries())
       assert.equal(put.statusCode, 200, put.body);
       assert.deepEqual(await readFile(path.join(data, `b${ext}`)), predBytes);
       // The caption's own spelling of a tag is kept when it is written again.
-      await writeFile(path.join(data, `b${ext}`), 'My OC\n');
+      const sep = args.captionStyle === 'webui' ? ', ' : (args.separator ?? ', ');
+      await writeFile(path.join(data, `b${ext}`), `My OC${sep}Other Tag\n`);
       const b = (await app.inject({ url: '/v1/review/1' })).json();
-      assert.deepEqual(b.caption.tags, ['My_OC']);
+      assert.deepEqual(b.caption.tags, ['My_OC', 'Other_Tag']);
       const again = await app.inject({
         method: 'PUT',
         url: '/v1/review/1',
         payload: { tags: ['My_OC', read[0]], etag: b.caption.etag },
       });
       assert.equal(again.statusCode, 200, again.body);
-      const sep = args.captionStyle === 'webui' ? ', ' : (args.separator ?? ', ');
       assert.ok(String(await readFile(path.join(data, `b${ext}`))).startsWith(`My OC${sep}`));
       const split = await app.inject({
         method: 'PUT',

@@ -12,6 +12,7 @@ import { TaggerModel } from '../../model/tagger.js';
 import { readVecIndex } from '../../outputs/vectors.js';
 import { buildServer, closeServer } from '../../serve/app.js';
 import { ReviewSet } from '../../review/review-set.js';
+import { TeachJob } from '../../review/teach-job.js';
 import { captionFormat, REVIEW_CAPTION_FLAGS, type CaptionFormatArgs } from '../../review/caption-format.js';
 import { captionStyleOf } from '../../captions/style.js';
 import { predDefaults } from '../../select/pred-spec.js';
@@ -30,6 +31,13 @@ export const serveCommand: Command = ({ io }) =>
   });
 
 type RunServeArgs = ArgsOf<typeof OPTIONS> & ModelArgs & CaptionFormatArgs & { model: string };
+
+/** The review page's merged model: --teach-out, or alt-i2v-taught.onnx among the dataset's images. */
+function teachOut(given: string | undefined, dir: string): string {
+  if (given !== undefined && !/\.onnx$/i.test(given))
+    throw new UsageError(`Expected --teach-out ending in .onnx but received ${JSON.stringify(given)}`);
+  return path.resolve(given ?? path.join(dir, 'alt-i2v-taught.onnx'));
+}
 
 /** The review's caption format, its flags checked as pred checks them (one a style lacks is refused). */
 function reviewFormat(argv: RunServeArgs) {
@@ -57,10 +65,21 @@ async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
     index: argv.index ? await readVecIndex(argv.index) : undefined,
     dataset: argv.dataset ? await ReviewSet.open(argv.dataset, reviewFormat(argv)) : undefined,
   };
-  const model = await TaggerModel.load(argv.model, loadOptionsFrom(argv, io));
+  const load = loadOptionsFrom(argv, io);
+  const model = await TaggerModel.load(argv.model, load);
+  const set = opts.dataset;
+  const teach =
+    set &&
+    new TeachJob({
+      set,
+      base: { model: argv.model, load },
+      out: teachOut(argv.teachOut, set.dir),
+      modelBatch: opts.batch,
+      threads: argv.threads,
+    });
   // The first requests should not pay the runtime's first-run work: warm up on a dummy batch while fastify starts.
   const warm = model.warmUp(opts.batch);
-  const app = await buildServer(model, opts);
+  const app = await buildServer(model, { ...opts, teach });
   await warm;
   const address = await app.listen({ host: argv.host, port: o.port }).catch(async (err: Error) => {
     await app.close();

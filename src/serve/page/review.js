@@ -133,6 +133,70 @@ async function save(tags) {
   await show(at);
 }
 
+/** @param {number | null} x */
+const ap = (x) => (x === null ? '–' : x.toFixed(3));
+
+/** The teach run's state: progress while it runs, then each tag's AP beside the served model's. */
+async function pollTeach() {
+  const r = await api('/v1/review/teach');
+  if (r.status !== 200) return;
+  $('#teach').hidden = false;
+  const s = r.body;
+  const bar = /** @type {HTMLProgressElement} */ ($('#teach-progress'));
+  bar.max = Math.max(1, s.total);
+  bar.value = s.state === 'done' ? bar.max : s.done;
+  $('#teach-phase').textContent =
+    s.state === 'running'
+      ? `${s.phase}${s.total ? ` ${s.done} of ${s.total}` : ''}`
+      : s.state === 'failed'
+        ? `failed: ${s.error}`
+        : s.state === 'done'
+          ? `done: ${s.result.tags.length} tags taught, holdout of ${s.result.holdoutImages} images`
+          : '';
+  $('#teach-log').textContent = s.log.join('\n');
+  /** @type {HTMLButtonElement} */ ($('#teach-start')).disabled = s.state === 'running';
+  if (s.state === 'running') return void setTimeout(() => void pollTeach(), 500);
+  const res = s.result;
+  $('#teach-result').hidden = !res;
+  $('#teach-swap').hidden = !res || res.swapped;
+  if (!res) return;
+  $('#teach-result tbody').replaceChildren(
+    ...res.tags.map((/** @type {any} */ t) => {
+      const tr = document.createElement('tr');
+      tr.dataset.tag = t.tag;
+      for (const [text, better] of [
+        [t.tag, false],
+        [String(t.positives), false],
+        [ap(t.ap), t.ap !== null && (t.previousAp === null || t.ap > t.previousAp)],
+        [t.previousAp === null ? 'new' : ap(t.previousAp), false],
+        [ap(t.f1), false],
+      ])
+        tr.append(
+          Object.assign(document.createElement('td'), { textContent: text, className: better ? 'better' : '' }),
+        );
+      return tr;
+    }),
+  );
+  $('#teach-files').replaceChildren(
+    ...['model', 'tags', 'thresholds'].map((kind) => {
+      const b = Object.assign(document.createElement('button'), { textContent: `download ${kind}` });
+      b.addEventListener('click', () => void download(kind));
+      return b;
+    }),
+  );
+}
+
+/** A taught file fetched with the token and saved under its own name. @param {string} kind */
+async function download(kind) {
+  const res = await fetch(`/v1/review/teach/files/${kind}`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
+  if (!res.ok) return say((await res.json()).error ?? `error ${res.status}`, true);
+  const name = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1] ?? kind;
+  const a = Object.assign(document.createElement('a'), { href: URL.createObjectURL(await res.blob()), download: name });
+  a.click();
+}
+
 /** @param {KeyboardEvent} e */
 async function onKey(e) {
   if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
@@ -175,6 +239,21 @@ $('#add').addEventListener('submit', (e) => {
   if (tag && detail && !detail.caption.tags.includes(tag)) void save([...detail.caption.tags, tag]);
 });
 $('#newtag').addEventListener('input', () => void complete());
+$('#teach-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const tags = /** @type {HTMLInputElement} */ ($('#teach-tags')).value.split(/[\s,]+/).filter(Boolean);
+  void api('/v1/review/teach', { method: 'POST', body: JSON.stringify(tags.length ? { tags } : {}) })
+    .then((r) => (r.status === 202 ? pollTeach() : say(r.body.error ?? `error ${r.status}`, true)))
+    .catch((err) => say(String(err.message ?? err), true));
+});
+$('#teach-swap').addEventListener('click', () => {
+  void api('/v1/review/teach/swap', { method: 'POST', body: '{}' }).then(async (r) => {
+    if (r.status !== 200) return say(r.body.error ?? `error ${r.status}`, true);
+    say(`now serving ${r.body.model} (${r.body.tags} tags)`);
+    await pollTeach();
+    await show(at);
+  });
+});
 $('#auth').addEventListener('submit', (e) => {
   e.preventDefault();
   token = /** @type {HTMLInputElement} */ ($('#token')).value;
@@ -188,6 +267,7 @@ document.addEventListener('keydown', (e) => void onKey(e).catch((err) => say(Str
 if (token) sessionStorage.setItem('token', token);
 void loadList()
   .then(() => show(list.findIndex((r) => !r.reviewed) >= 0 ? list.findIndex((r) => !r.reviewed) : 0))
+  .then(() => pollTeach())
   .catch((err) => say(String(err.message ?? err), true));
 
 export {};

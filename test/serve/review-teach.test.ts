@@ -4,7 +4,8 @@
 // of the model served before" is the first merged model's, recomputed here from pred's own scores on
 // the holdout images.
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, readdir, readFile, rename } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { isHoldout } from '../../src/data/shards.js';
@@ -164,3 +165,56 @@ test('a teach run that cannot teach fails with its reason on the status, and the
   assert.equal((await app.inject({ url: '/v1/review/0' })).statusCode, 200);
   await app.close();
 });
+
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((f) => existsSync(f));
+test(
+  "the review page's Teach in Chromium: progress, the taught tags' AP shown, the model swapped in, a held-back image tagged",
+  { skip: CHROMIUM ? false : 'no chromium on this machine (apt-get install chromium)' },
+  async () => {
+    const page2 = path.join(root, 'page-data');
+    await cliSteps(['synth', '--out', page2, '--count', '200', '--seed', '31']);
+    await rm(path.join(page2, heldName.replace(/^data\//, '')));
+    const app = await reviewServer(page2, wd.file, 't0k');
+    const address = await app.listen({ host: '127.0.0.1', port: 0 });
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${address}/review#token=t0k`);
+      await page.waitForSelector('#teach:not([hidden])');
+      await page.click('#teach-start');
+      await page.waitForSelector('#teach-result tr[data-tag="circle"]', { timeout: 60_000 });
+      const cells = await page.$$eval('#teach-result tr[data-tag="circle"] td', (tds) => tds.map((t) => t.textContent));
+      const status = (await (
+        await fetch(`${address}/v1/review/teach`, { headers: { authorization: 'Bearer t0k' } })
+      ).json()) as TeachStatus;
+      const circle = status.result!.tags.find((t) => t.tag === 'circle')!;
+      assert.deepEqual(cells, [
+        'circle',
+        String(circle.positives),
+        circle.ap!.toFixed(3),
+        'new',
+        circle.f1!.toFixed(3),
+      ]);
+      await page.click('#teach-swap');
+      await page.waitForSelector('#status:text("now serving alt-i2v-taught.onnx")');
+      assert.ok(await page.$('#teach-swap[hidden]'));
+      const held64 = (await readFile(path.join(held, 'held.jpg'))).toString('base64');
+      const prob = await page.evaluate(async (b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const token = sessionStorage.getItem('token') ?? '';
+        const res = await fetch('/v1/tag?threshold=0.01', {
+          method: 'POST',
+          headers: { 'content-type': 'image/jpeg', authorization: `Bearer ${token}` },
+          body: bytes,
+        });
+        const tags = Object.values((await res.json()).images[0].tags).flat() as { tag: string; prob: number }[];
+        return tags.find((t) => t.tag === 'circle')?.prob ?? 0;
+      }, held64);
+      assert.ok(prob > 0.5, String(prob));
+    } finally {
+      await browser.close();
+      await app.close();
+    }
+  },
+);

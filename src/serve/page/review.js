@@ -3,7 +3,9 @@
 // with its caption's tags beside the model's, each marked agreeing, model-only or human-only; keyboard
 // first (j/k image, ↑/↓ tag, a accept, x reject, t add, u undo, n next unreviewed). Every edit is a
 // caption write through PUT /v1/review/:i with the etag it read: a caption changed on disk meanwhile is
-// shown as a conflict, never overwritten. Text from captions and models is set as text, never markup.
+// shown as a conflict, never overwritten. The Teach panel starts a teach run, polls its progress, shows
+// each taught tag's AP beside the served model's, swaps the model and downloads its files. Text from
+// captions and models is set as text, never markup.
 
 /** @typedef {{ tag: string, prob: number | null, mark: string }} Tag */
 /** @typedef {{ i: number, name: string, reviewed: boolean, caption: { tags: string[], etag: string }, tags: Tag[] }} Detail */

@@ -167,6 +167,12 @@ function checkIndexFields(j: ShardIndexJson, file: string): void {
       fail('embedding.width', 'an integer from 1 to 1048576');
     if (emb.tensor !== null && typeof emb.tensor !== 'string') fail('embedding.tensor', 'a tensor name or null');
     if (typeof emb.load !== 'object' || emb.load === null) fail('embedding.load', "the base model's load options");
+    const l = emb.load;
+    for (const k of ['tags', 'preset', 'contract', 'channels', 'padColor'] as const)
+      if (l[k] !== undefined && typeof l[k] !== 'string') fail(`embedding.load.${k}`, 'a string');
+    if (l.channels !== undefined && l.channels !== 'rgb' && l.channels !== 'bgr')
+      fail('embedding.load.channels', 'rgb or bgr');
+    if (l.scale !== undefined && l.scale !== 1 && l.scale !== 255) fail('embedding.load.scale', '1 or 255');
   }
   if (!int(j.progress?.sourcesDone) || typeof j.progress.complete !== 'boolean')
     fail('progress', 'the progress record {sourcesDone, lastSource, complete}');

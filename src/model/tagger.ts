@@ -260,7 +260,7 @@ export class TaggerModel {
     if (typeof width === 'number' && width !== foreignTags.tags.length) {
       await session.release();
       throw new UsageError(
-        `Expected ${width} tags in ${JSON.stringify(chosen.tagsFile)} for the model's ${width} scores but it has ${foreignTags.tags.length}`,
+        `Expected ${width} tags in ${chosen.tagsFile ? JSON.stringify(chosen.tagsFile) : `the metadata of ${JSON.stringify(file)}`} for the model's ${width} scores but it has ${foreignTags.tags.length}`,
       );
     }
     const fmeta: TaggerMetadata = {

@@ -170,8 +170,13 @@ export class ReviewSet {
 /** The reviewed images of the state file, checked; names no longer in the dataset are dropped. */
 async function readState(dir: string, names: Set<string>): Promise<Set<string>> {
   const file = path.join(dir, REVIEW_STATE);
-  const text = await readFile(file, 'utf8').catch(() => null);
-  if (text === null) return new Set();
+  const info = await lstat(file).catch(() => null);
+  if (!info) return new Set();
+  if (!info.isFile())
+    throw new UsageError(
+      `Expected the review state in ${JSON.stringify(file)} to be a regular file but it is not (a folder or a symbolic link); remove it to start the review again`,
+    );
+  const text = await readFile(file, 'utf8');
   let j: { format?: unknown; version?: unknown; reviewed?: unknown };
   try {
     j = parseJson(text) as typeof j;

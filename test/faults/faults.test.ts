@@ -11,6 +11,7 @@ import { registerKills } from './kill-cases.js';
 import { registerQuantize } from './quantize-cases.js';
 import { registerLocks } from './lock-cases.js';
 import { registerPrecision } from './precision-cases.js';
+import { registerTeach } from './teach-cases.js';
 
 // The kill cases time reference runs first, so every case is registered after them.
 await registerKills({ pairs: 10, train: 10 });
@@ -23,4 +24,5 @@ registerContracts();
 registerQuantize();
 registerLocks();
 registerPrecision();
+registerTeach();
 summary();

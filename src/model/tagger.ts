@@ -380,7 +380,10 @@ export class TaggerModel {
     return this.session.run({ [c.inputName]: inputTensor(c, batch, per) });
   }
 
-  async release(): Promise<void> {
-    await this.session.release();
+  /** Release the session; a second call waits for the first (ONNX Runtime's own release must run once). */
+  release(): Promise<void> {
+    return (this.releasing ??= this.session.release());
   }
+
+  private releasing?: Promise<void>;
 }

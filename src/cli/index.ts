@@ -22,6 +22,7 @@ import { kpiCommand } from './commands/kpi.js';
 import { galleryCommand } from './commands/gallery.js';
 import { serveCommand } from './commands/serve.js';
 import { quantizeCommand } from './commands/quantize.js';
+import { hydrusCommand } from './commands/hydrus.js';
 
 const COMMANDS: Command[] = [
   synthCommand,
@@ -37,6 +38,7 @@ const COMMANDS: Command[] = [
   kpiCommand,
   galleryCommand,
   serveCommand,
+  hydrusCommand,
   quantizeCommand,
   demoCommand,
   doctorCommand,

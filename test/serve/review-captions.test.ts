@@ -87,8 +87,19 @@ for (const [n, { flags, args }] of STYLES.entries())
     }
   });
 
-test('serve refuses a caption flag its style lacks, as pred does', async () => {
+test('serve refuses a caption flag its style lacks, as pred does, and a review option without --dataset', async () => {
   const r = await cli('serve', '--model', model, '--dataset', dir, '--remove-underscore', '--port', '0');
   assert.equal(r.code, 2);
   assert.match(r.err.join('\n'), /--remove-underscore only with --caption-style sd-scripts/);
+  for (const flag of [
+    ['--caption-ext', '.caption'],
+    ['--teach-out', 'x.onnx'],
+  ]) {
+    const alone = await cli('serve', '--model', model, ...flag, '--port', '0');
+    assert.equal(alone.code, 2);
+    assert.match(
+      alone.err.at(-1)!,
+      new RegExp(`Expected --dataset with ${flag[0]}: it is an option of the review page`),
+    );
+  }
 });

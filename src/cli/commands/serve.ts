@@ -15,7 +15,7 @@ import { ReviewSet } from '../../review/review-set.js';
 import { TeachJob } from '../../review/teach-job.js';
 import { captionFormat, REVIEW_CAPTION_FLAGS, type CaptionFormatArgs } from '../../review/caption-format.js';
 import { captionStyleOf } from '../../captions/style.js';
-import { predDefaults } from '../../select/pred-spec.js';
+import { isGiven, predDefaults } from '../../select/pred-spec.js';
 import { withPredFlags } from '../pred-options.js';
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -41,7 +41,11 @@ function teachOut(given: string | undefined, dir: string): string {
 
 /** The review's caption format, its flags checked as pred checks them (one a style lacks is refused). */
 function reviewFormat(argv: RunServeArgs) {
-  captionStyleOf({ ...predDefaults(), ...argv });
+  const a = { ...predDefaults(), ...argv };
+  captionStyleOf(a);
+  const given = [...REVIEW_CAPTION_FLAGS.filter((f) => isGiven(a, f)), ...(argv.teachOut ? ['teach-out'] : [])];
+  if (!argv.dataset && given.length)
+    throw new UsageError(`Expected --dataset with --${given[0]}: it is an option of the review page`);
   return captionFormat(argv);
 }
 
@@ -51,6 +55,7 @@ async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
     throw new UsageError(
       `Expected --token to bind ${argv.host}, which is reachable from other machines (or bind 127.0.0.1)`,
     );
+  const format = reviewFormat(argv);
   const opts = {
     name: path.basename(argv.model, path.extname(argv.model)),
     batch: batchOf(argv),
@@ -63,7 +68,7 @@ async function runServe(io: Io, argv: RunServeArgs): Promise<void> {
     frames: o.frames,
     framesMerge: o.framesMerge,
     index: argv.index ? await readVecIndex(argv.index) : undefined,
-    dataset: argv.dataset ? await ReviewSet.open(argv.dataset, reviewFormat(argv)) : undefined,
+    dataset: argv.dataset ? await ReviewSet.open(argv.dataset, format) : undefined,
   };
   const load = loadOptionsFrom(argv, io);
   const model = await TaggerModel.load(argv.model, load);

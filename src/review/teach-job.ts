@@ -22,8 +22,10 @@ export interface TaughtTag {
   positives: number;
   trainPositives: number;
   ap: number | null;
-  /** The AP of the model served before, on the same holdout images; null when it lacks the tag. */
+  /** The AP of the model served before, on the same holdout images; null when it lacks the tag (or the holdout has no positive). */
   previousAp: number | null;
+  /** Whether the model served before has the tag. */
+  inPrevious: boolean;
   f1: number | null;
   threshold: number | null;
 }
@@ -154,6 +156,7 @@ export class TeachJob {
           trainPositives: t.trainPositives,
           ap: t.ap,
           previousAp: before.get(t.tag) ?? null,
+          inPrevious: previous.tags.includes(t.tag),
           f1: t.f1,
           threshold: t.threshold,
         })),

@@ -87,6 +87,7 @@ test('teach from the review: progress, holdout AP, the merged model saved and do
   const circle = first.result!.tags.find((t) => t.tag === 'circle')!;
   assert.ok(circle.ap! > 0.5, JSON.stringify(circle));
   assert.equal(circle.previousAp, null); // the base lacks it
+  assert.equal(circle.inPrevious, false);
   const out = path.join(data, 'alt-i2v-taught.onnx');
   assert.equal(first.result!.model, out);
   const file = await app.inject({ url: '/v1/review/teach/files/model' });
@@ -144,6 +145,7 @@ test('teach from the review: progress, holdout AP, the merged model saved and do
     });
     const want = averagePrecision(scores, labels);
     const got = second.result!.tags.find((t) => t.tag === tag)!.previousAp;
+    assert.equal(second.result!.tags.find((t) => t.tag === tag)!.inPrevious, true);
     assert.ok(want !== null && got !== null && Math.abs(got - want) < 1e-6, `${tag}: ${got} vs ${want}`);
     // …and the first run's own holdout AP (its head alone on the stored embeddings) is the same figure.
     if (tag === 'circle') assert.ok(Math.abs(circle.ap! - want!) < 1e-6, `${circle.ap} vs ${want}`);

@@ -170,7 +170,7 @@ async function pollTeach() {
         [t.tag, false],
         [String(t.positives), false],
         [ap(t.ap), t.ap !== null && (t.previousAp === null || t.ap > t.previousAp)],
-        [t.previousAp === null ? 'new' : ap(t.previousAp), false],
+        [t.inPrevious ? ap(t.previousAp) : 'new', false],
         [ap(t.f1), false],
       ])
         tr.append(

@@ -1,5 +1,6 @@
 // `node dist/bench/gpu-report.js DIR [--readme]`: what bench/gpu.sh measured, from its results in DIR
-// (native-cuda.json, demo-fp32.txt and demo-fp16.txt, loop-gpu-host.json), as one summary,
+// (native-cuda.json, demo-fp32.txt and demo-fp16.txt, loop-gpu-host.json, coverage-cuda.json when the
+// coverage step ran: the nodes off the GPU per graph, the train step's top ten ops), as one summary,
 // DIR/gpu-DATE.json, and as README's table of the GPU run: printed, and with --readme written between
 // README's `<!-- gpu-run -->` markers, so the device run's figures land without hand edits.
 import { readFile, writeFile } from 'node:fs/promises';
@@ -23,6 +24,12 @@ interface NativeResult {
 
 const START = '<!-- gpu-run -->';
 const END = '<!-- /gpu-run -->';
+
+interface CoverageResult {
+  rehearsal?: boolean;
+  coverage: { graph: string; nodes: number; offDevice: { op: string; provider: string }[]; copies: number }[];
+  profile: { graph: string; batch: number; top: { op: string; share: number }[] }[];
+}
 
 async function json<T>(file: string): Promise<T> {
   return JSON.parse(await readFile(file, 'utf8')) as T;
@@ -61,6 +68,8 @@ export async function gpuReport(dir: string): Promise<{ summary: Record<string, 
     ),
     `| demo holdout mAP, float32 / float16 | ${demo.fp32?.toFixed(3) ?? '–'} / ${demo.fp16?.toFixed(3) ?? '–'} | | |`,
   ];
+  const coverage = await json<CoverageResult>(path.join(dir, 'coverage-cuda.json')).catch(() => undefined);
+  if (coverage) lines.push('', ...coverageLines(coverage));
   const summary = {
     date: native.date,
     device: native.device,
@@ -69,9 +78,32 @@ export async function gpuReport(dir: string): Promise<{ summary: Record<string, 
     steps,
     demo,
     loop,
+    ...(coverage ? { coverage: coverage.coverage, profile: coverage.profile } : {}),
   };
   await writeFile(path.join(dir, `gpu-${date}.json`), `${JSON.stringify(summary, null, 1)}\n`);
   return { summary, table: lines.join('\n') };
+}
+
+/** The coverage step's tables: each graph's nodes off the GPU and copies, then the train steps' top ten ops. */
+function coverageLines(c: CoverageResult): string[] {
+  const off = (g: CoverageResult['coverage'][number]): string => {
+    if (!g.offDevice.length) return 'none';
+    const by = new Map<string, number>();
+    for (const n of g.offDevice) by.set(`${n.op} (${n.provider})`, (by.get(`${n.op} (${n.provider})`) ?? 0) + 1);
+    return [...by].map(([k, n]) => (n > 1 ? `${n}× ${k}` : k)).join(', ');
+  };
+  return [
+    `| graph (tiny model${c.rehearsal ? ', rehearsal on the CPU' : ''}) | nodes | nodes off the GPU | host ↔ device copies |`,
+    '|---|---|---|---|',
+    ...c.coverage.map((g) => `| ${g.graph} | ${g.nodes} | ${off(g)} | ${g.copies} |`),
+    '',
+    '| op profile | the ten ops with the most time, share of the step |',
+    '|---|---|',
+    ...c.profile.map(
+      (p) =>
+        `| ${p.graph}, batch ${p.batch} | ${p.top.map((t) => `${t.op} ${(100 * t.share).toFixed(1)}%`).join(', ')} |`,
+    ),
+  ];
 }
 
 /** `readme` with the text between the gpu-run markers replaced by `table`. */

@@ -2,7 +2,8 @@
 # One prepared check for a machine with an NVIDIA GPU (CUDA 13 runtime, cuBLAS, cuDNN 9; no internet):
 # provider libraries, the CUDA gradient check, the NativeEngine-vs-OrtEngine equality test on CUDA, the demo
 # in float32 and float16, the full-size training step on CUDA at batch 64 and 128 (float32, TF32, float16)
-# and the train loop's ceiling on the host. Each step is timed against its budget on the device; the
+# the train loop's ceiling on the host, and which provider runs each node of every graph with the train
+# step's top ten ops (bench/coverage.ts). Each step is timed against its budget on the device; the
 # results (JSON) go to $OUT (default bench/results), and the run fails if one is missing.
 #   On a machine with the npm registry:  npm ci && npm run setup:cuda && bash bench/gpu.sh
 #   On an offline GPU machine, with a bundle made by bench/gpu-bundle.sh:  bash bench/gpu.sh --bundle DIR
@@ -41,8 +42,8 @@ tmp=${TMPDIR:-/tmp}
 
 # Seconds each step may take on the device (H200, 2026-11-27 log and the steps since; the whole run
 # must fit in 8 minutes with its results copied back): checked by the dry run, reported by the real one.
-declare -A budget=([libraries]=10 [doctor]=20 [equality]=30 [demo]=60 [demo-fp16]=70 [step-bench]=220 [loop]=45)
-order=(libraries doctor equality demo demo-fp16 step-bench loop)
+declare -A budget=([libraries]=10 [doctor]=20 [equality]=30 [demo]=60 [demo-fp16]=70 [step-bench]=220 [loop]=45 [coverage]=25)
+order=(libraries doctor equality demo demo-fp16 step-bench loop coverage)
 declare -A took
 failed=0
 step() {
@@ -102,6 +103,15 @@ loop() {
   return "$rc"
 }
 
+coverage() {
+  # Which provider ran each node of every graph (tiny model) and the full train step's top ten ops; on
+  # CUDA with blocking launches, so that the profiler's node times include their kernels.
+  local flags=(--device $dev)
+  [ $dry = 1 ] && flags+=(--rehearse)
+  CUDA_LAUNCH_BLOCKING=1 node dist/bench/run.js coverage "${flags[@]}" 2>&1 | grep -E '^\||: |results'
+  return "${PIPESTATUS[0]}"
+}
+
 step libraries libraries
 step doctor doctor
 step equality equality
@@ -110,6 +120,7 @@ step demo-fp16 demo fp16
 if [ "${GPU_BENCH:-1}" = 1 ]; then
   step step-bench step_bench
   step loop loop
+  step coverage coverage
 fi
 
 log "results in $out"
@@ -118,7 +129,7 @@ if [ "${GPU_BENCH:-1}" = 1 ]; then
   # The summary (gpu-DATE.json) and README's table of the run: node dist/bench/gpu-report.js DIR --readme
   # where the results came back to.
   node dist/bench/gpu-report.js "$out" || failed=1
-  results+=(native-cuda.json loop-gpu-host.json "gpu-$(date -u +%F).json")
+  results+=(native-cuda.json loop-gpu-host.json coverage-cuda.json "gpu-$(date -u +%F).json")
 fi
 for f in "${results[@]}"; do
   if [ ! -s "$out/$f" ]; then

@@ -1,4 +1,4 @@
-// `npm run bench -- [pairs|pred|wd|resize|serve|torch|tiny|native|trainloop|loop|quantize|teach|all] [--with-reference] [--quick] [--device cpu|cuda] [--against DIR]`: our hot paths next to
+// `npm run bench -- [pairs|pred|wd|resize|serve|torch|tiny|native|trainloop|loop|quantize|teach|coverage|all] [--with-reference] [--quick] [--device cpu|cuda] [--against DIR]`: our hot paths next to
 // their references, one table row each. Each bench is imported only when asked for (the GPU machine
 // has no sharp).
 import yargs from 'yargs';
@@ -24,6 +24,7 @@ const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown
   serve: async () => (await import('./serve.js')).benchServe,
   quantize: async () => (await import('./quantize.js')).benchQuantize,
   teach: async () => (await import('./teach.js')).benchTeach,
+  coverage: async () => (await import('./coverage.js')).benchCoverage,
 };
 
 const argv = await yargs(process.argv.slice(2))

@@ -6,6 +6,8 @@ import { readFile } from 'node:fs/promises';
 export interface NodeRun {
   node: string;
   op: string;
+  /** The execution provider that ran it (CPUExecutionProvider, CUDAExecutionProvider, …). */
+  provider: string;
   us: number;
   inputs: number[][];
   outputs: number[][];
@@ -30,6 +32,7 @@ export async function readProfile(file: string, opts: { lastRun?: boolean } = {}
     .map((e) => ({
       node: e.name!.replace(/_kernel_time$/, ''),
       op: String(e.args?.op_name ?? '?'),
+      provider: String(e.args?.provider ?? '?'),
       us: e.dur ?? 0,
       inputs: shapes(e.args?.input_type_shape as ShapeList),
       outputs: shapes(e.args?.output_type_shape as ShapeList),

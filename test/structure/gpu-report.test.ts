@@ -43,6 +43,40 @@ test('the report tabulates each step, the demos’ mAP and writes gpu-DATE.json;
   ]);
   const summary = JSON.parse(await readFile(path.join(dir, 'gpu-2026-12-08.json'), 'utf8'));
   assert.deepEqual(summary.demo, { fp32: 0.377, fp16: 0.371 });
+  // With the coverage step's results: each graph's nodes off the GPU (counted by op and provider), copies, top ops.
+  const off = { op: 'Shape', node: 'x', provider: 'CPUExecutionProvider' };
+  await writeFile(
+    path.join(dir, 'coverage-cuda.json'),
+    JSON.stringify({
+      coverage: [
+        { graph: 'train step, float32', nodes: 300, offDevice: [off, off], copies: 3 },
+        { graph: 'eval', nodes: 48, offDevice: [], copies: 0 },
+      ],
+      profile: [
+        {
+          graph: 'train step VGG16, float16',
+          batch: 16,
+          top: [
+            { op: 'Conv', share: 0.7512 },
+            { op: 'Gemm', share: 0.1 },
+          ],
+        },
+      ],
+    }),
+  );
+  const withCoverage = (await gpuReport(dir)).table.split('\n');
+  assert.deepEqual(withCoverage.slice(lines.length), [
+    '',
+    '| graph (tiny model) | nodes | nodes off the GPU | host ↔ device copies |',
+    '|---|---|---|---|',
+    '| train step, float32 | 300 | 2× Shape (CPUExecutionProvider) | 3 |',
+    '| eval | 48 | none | 0 |',
+    '',
+    '| op profile | the ten ops with the most time, share of the step |',
+    '|---|---|',
+    '| train step VGG16, float16, batch 16 | Conv 75.1%, Gemm 10.0% |',
+  ]);
+  assert.equal(JSON.parse(await readFile(path.join(dir, 'gpu-2026-12-08.json'), 'utf8')).coverage.length, 2);
   const readme = await readFile('README.md', 'utf8');
   assert.equal(readme.split('<!-- gpu-run -->').length, 2, 'one block');
   const next = withTable(readme, table);

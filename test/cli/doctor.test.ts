@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { int8Line, int8Support } from '../../src/runtime/cpu.js';
 import { runtimeReport } from '../../src/runtime/providers.js';
 import { cli } from '../helpers.js';
+import { placementLine, placementOf } from '../../src/train/placement.js';
 
 test('doctor reports the runtime version and providers', async () => {
   const r = await cli('doctor');
@@ -66,4 +67,52 @@ test('int8 support is read from the cpuinfo flags, and doctor says it for this C
   if (!existsSync('/proc/cpuinfo')) return assert.match(line ?? '', /unknown/);
   const vnni = /\b(avx512_vnni|avx_vnni|amx_int8)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
   assert.match(line ?? '', vnni ? /(VNNI|AMX) kernels$/ : /no VNNI or AMX/);
+});
+
+test('doctor --plan runs every training and export graph once on the device: on the CPU every node is its own', async () => {
+  const r = await cli('doctor', '--plan');
+  assert.equal(r.code, 0, r.err.join('\n'));
+  const plan = r.out.filter((l) => l.startsWith('plan on cpu: '));
+  assert.deepEqual(
+    plan.map((l) => l.slice('plan on cpu: '.length).split(':')[0]),
+    [
+      'train step, float32',
+      'train step, float16',
+      'eval',
+      'int8 calibration',
+      'inference export, float32',
+      'inference export, float16',
+    ],
+  );
+  for (const l of plan) assert.match(l, /: [1-9]\d* nodes, off the device: none; host ↔ device copies: 0$/);
+});
+
+test('a placement names the nodes another provider ran, by op, and counts the copies apart', () => {
+  const run = (op: string, provider: string) => ({
+    node: `${op}_${provider}`,
+    op,
+    provider,
+    us: 10,
+    inputs: [],
+    outputs: [],
+  });
+  const g = placementOf(
+    'g',
+    [
+      run('Conv', 'CUDAExecutionProvider'),
+      run('Shape', 'CPUExecutionProvider'),
+      run('Shape', 'CPUExecutionProvider'),
+      run('NonZero', 'CPUExecutionProvider'),
+      run('MemcpyToHost', 'CUDAExecutionProvider'),
+      run('MemcpyFromHost', 'CUDAExecutionProvider'),
+    ],
+    'cuda',
+  );
+  assert.deepEqual(g.providers, { CUDAExecutionProvider: 3, CPUExecutionProvider: 3 });
+  assert.equal(g.copies, 2);
+  assert.equal(
+    placementLine(g),
+    'g: 6 nodes, off the device: 2× Shape (CPUExecutionProvider), NonZero (CPUExecutionProvider); host ↔ device copies: 2',
+  );
+  assert.equal(placementOf('g', [run('Conv', 'CPUExecutionProvider')], 'cpu').offDevice.length, 0);
 });

@@ -1,5 +1,6 @@
-// `doctor [--device cpu|cuda] [--gradcheck]`: what the runtime can do here, and whether the training
-// graphs' gradients are right on this device. The first stop for a broken CUDA set-up.
+// `doctor [--device cpu|cuda] [--gradcheck] [--plan]`: what the runtime can do here, whether the training
+// graphs' gradients are right on this device, and which provider runs each node of them. The first stop
+// for a broken CUDA set-up.
 import { defineCommand, yargsOptions, type Command } from '../command.js';
 import { checkedOptions, type ArgsOf, type Specs } from '../../util/option-spec.js';
 import { DEVICES, cudaMissingMessage, executionProviders, runtimeReport } from '../../runtime/providers.js';
@@ -8,10 +9,17 @@ import { addonStatus } from '../../train/native-binding.js';
 import { BUILD_HINT } from '../../train/engines.js';
 import { int8Line } from '../../runtime/cpu.js';
 import { FFMPEG_HINT, ffmpegVersion } from '../../data/video.js';
+import { placementGraphs, placementLine, profileGraph } from '../../train/placement.js';
 
 export const OPTIONS = {
   device: { type: 'string', choices: DEVICES, default: 'cpu', describe: 'Device to check' },
   gradcheck: { type: 'boolean', default: false, describe: 'Finite-difference check of the tiny model on the device' },
+  plan: {
+    type: 'boolean',
+    default: false,
+    describe:
+      'Run every training and export graph once on the device: the nodes its provider does not take, the copies they cost',
+  },
 } as const satisfies Specs;
 
 export const doctorCommand: Command = ({ io }) =>
@@ -38,6 +46,9 @@ export const doctorCommand: Command = ({ io }) =>
           : `training engines: ort only (onnxruntime-node, CPU; state copied each step); for the native engine (several times faster on the full model: README, "Benchmarks"; and CUDA): ${BUILD_HINT}`,
       );
       if (device === 'cuda' && r.cudaMissing.length > 0) throw new Error(cudaMissingMessage(r.cudaMissing));
+      if (argv.plan)
+        for (const [name, bytes] of placementGraphs(device))
+          io.out(`plan on ${device}: ${placementLine(await profileGraph(name, bytes(), device, 2))}`);
       if (!argv.gradcheck) return;
       const c = gradcheckConfig();
       const res = await gradcheck(c, {

@@ -12,25 +12,23 @@ const dir = await tempDir();
 const OLD = await tinyModel(path.join(dir, 'old.onnx'), ['old_a', 'old_b'], [0, 0]);
 const NEW = await tinyModel(path.join(dir, 'new.onnx'), ['new_a', 'new_b', 'new_c'], [0, 0, 0], 5);
 const png = await solid(24, 24, [10, 200, 30]).png().toBuffer();
+const OPTS = { name: 'm', batch: 2, maxWaitMs: 1, queue: 16, timeoutMs: 10_000, bodyLimit: 2 ** 20, maxPixels: 1e6 };
+
+/** Call `seen` when `model` is released (then release it). */
+function onRelease(model: TaggerModel, seen: () => void): void {
+  const release = model.release.bind(model);
+  model.release = async () => {
+    seen();
+    await release();
+  };
+}
 
 test('a swap: requests in flight answered by the old model, new ones by the new, the old released after its last request', async () => {
   const old = await TaggerModel.load(OLD);
   const events: string[] = [];
-  const release = old.release.bind(old);
-  old.release = async () => {
-    events.push('old released');
-    await release();
-  };
+  onRelease(old, () => events.push('old released'));
   // Requests wait up to 400 ms for others to batch with: three are in flight when the swap comes.
-  const app = await buildServer(old, {
-    name: 'm',
-    batch: 8,
-    maxWaitMs: 400,
-    queue: 16,
-    timeoutMs: 10_000,
-    bodyLimit: 2 ** 20,
-    maxPixels: 1e6,
-  });
+  const app = await buildServer(old, { ...OPTS, batch: 8, maxWaitMs: 400 });
   const tag = async (): Promise<string[]> => {
     const r = await app.inject({
       method: 'POST',
@@ -67,20 +65,8 @@ test('a swap: requests in flight answered by the old model, new ones by the new,
 test('a swap with nothing in flight releases the old model at once', async () => {
   const old = await TaggerModel.load(OLD);
   let released = false;
-  const release = old.release.bind(old);
-  old.release = async () => {
-    released = true;
-    await release();
-  };
-  const app = await buildServer(old, {
-    name: 'm',
-    batch: 2,
-    maxWaitMs: 1,
-    queue: 4,
-    timeoutMs: 10_000,
-    bodyLimit: 2 ** 20,
-    maxPixels: 1e6,
-  });
+  onRelease(old, () => (released = true));
+  const app = await buildServer(old, OPTS);
   await app.served.swap(await TaggerModel.load(NEW));
   assert.ok(released);
   await app.close();

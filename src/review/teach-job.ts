@@ -10,6 +10,8 @@ import { isHoldout } from '../data/shards.js';
 import { averagePrecision } from '../metrics/metrics.js';
 import type { LoadOptions } from '../model/tagger.js';
 import { teach, TEACH_DEFAULTS } from '../teach/teach.js';
+import { exportTaught } from '../teach/export-taught.js';
+import { readRunConfig } from '../train/run-config.js';
 import { messageOf } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import type { ReviewSet } from './review-set.js';
@@ -47,6 +49,8 @@ export interface TeachStatus {
     tags: TaughtTag[];
     /** Whether the server now serves this model. */
     swapped: boolean;
+    /** The taught tags the merged model holds: all, or those kept by `keepOnly`. */
+    kept: string[];
   } | null;
 }
 
@@ -84,6 +88,19 @@ export class TeachJob {
   markSwapped(): void {
     if (this.s.result) this.s.result.swapped = true;
   }
+
+  /**
+   * Write the finished run's merged model again with only `tags` of its taught tags (a relearned tag
+   * left out keeps the base's output; a new one left out is not in the model).
+   */
+  async keepOnly(tags: readonly string[]): Promise<void> {
+    const r = this.s.result;
+    if (this.s.state !== 'done' || !r || !this.runDir) throw new TeachBusy('no finished teach run to choose tags of');
+    await exportTaught(this.runDir, await readRunConfig(this.runDir), this.o.out, { keep: tags });
+    r.kept = [...tags];
+  }
+
+  private runDir?: string;
 
   /** Start a run (the tags the captions call for, or `chosen`); resolves when it has ended. */
   start(chosen: readonly string[] | undefined, previous: PreviousModel): Promise<void> {
@@ -134,6 +151,7 @@ export class TeachJob {
         roundStart: (round) => Object.assign(this.s, { phase: 'training', done: round, total: TEACH_DEFAULTS.rounds }),
       },
     });
+    this.runDir = path.join(r.work, 'run');
     Object.assign(this.s, { phase: 'comparing', done: 0, total: 0 });
     const holdout = r.exported.holdout;
     const before = await previousAp(
@@ -161,6 +179,7 @@ export class TeachJob {
           threshold: t.threshold,
         })),
         swapped: false,
+        kept: r.exported.taught,
       },
     };
   }

@@ -10,10 +10,11 @@ import { TaggerModel } from '../model/tagger.js';
 import type { ReviewSet } from '../review/review-set.js';
 import { TeachBusy, type TeachJob } from '../review/teach-job.js';
 import { HttpError } from './http-error.js';
+import { UsageError } from '../util/errors.js';
 import { scoresOf } from './review-routes.js';
 
-/** The body of a start: {} (the tags the captions call for) or {"tags": [names]}. */
-function startBody(body: unknown): string[] | undefined {
+/** The tags of a body: {} (absent) or {"tags": [names]}, for a start and for a swap. */
+function tagsBody(body: unknown): string[] | undefined {
   const b = (body ?? {}) as { tags?: unknown };
   if (typeof b !== 'object' || Buffer.isBuffer(b))
     throw new HttpError(400, 'Expected a JSON body {} or {"tags": [tag names]}');
@@ -35,7 +36,7 @@ export async function teachRoutes(app: FastifyInstance, set: ReviewSet, job: Tea
   app.get('/v1/review/teach', async () => job.status);
 
   app.post('/v1/review/teach', async (req, reply) => {
-    const chosen = startBody(req.body);
+    const chosen = tagsBody(req.body);
     const t = req.tagger;
     try {
       // The served model now is the one to compare with; its scores are those the review shows.
@@ -47,10 +48,16 @@ export async function teachRoutes(app: FastifyInstance, set: ReviewSet, job: Tea
     return reply.code(202).send(job.status);
   });
 
-  app.post('/v1/review/teach/swap', async () => {
+  app.post('/v1/review/teach/swap', async (req) => {
+    const keep = tagsBody(req.body);
     const r = job.status.result;
     if (job.status.state !== 'done' || !r) throw new HttpError(409, 'Expected a finished teach run to serve');
     if (r.swapped) throw new HttpError(409, `The server already serves ${path.basename(r.model)}`);
+    // Only the chosen taught tags: the merged model is written again without the others.
+    if (keep)
+      await job.keepOnly(keep).catch((err: Error) => {
+        throw err instanceof UsageError ? new HttpError(400, err.message) : err;
+      });
     const { threads, executionProviders } = job.o.base.load;
     const model = await TaggerModel.load(r.model, { threads, executionProviders }).catch((err: Error) => {
       throw new HttpError(500, `The merged model ${path.basename(r.model)} does not load: ${err.message}`);
@@ -58,7 +65,7 @@ export async function teachRoutes(app: FastifyInstance, set: ReviewSet, job: Tea
     await model.warmUp(app.served.o.batch);
     await app.served.swap(model);
     job.markSwapped();
-    return { model: path.basename(r.model), tags: model.meta.tags.length };
+    return { model: path.basename(r.model), tags: model.meta.tags.length, taught: r.kept };
   });
 
   app.get('/v1/review/teach/files/:kind', async (req, reply) => {

@@ -33,6 +33,11 @@ export interface TaughtExportOptions {
   base?: string;
   /** Told of a taught tag that replaces a base tag. */
   onNote?: (line: string) => void;
+  /**
+   * The taught tags to put in the model (default: all): a relearned tag left out keeps the base's
+   * output, a new one left out is not in the model.
+   */
+  keep?: readonly string[];
 }
 
 export interface TaughtExport {
@@ -53,18 +58,26 @@ export const tagsFileFor = (out: string): string => out.replace(/\.onnx$/i, '') 
 /**
  * The merged scores' columns (indices into [base…, taught…]; undefined when that is already the order),
  * tags and categories: the base's with a taught tag of the same name in its place, then the other taught
- * tags; or, `onlyNew`, the taught tags alone.
+ * tags; or, `onlyNew`, the taught tags alone. Only the taught tags in `keep` (all when absent) are used.
  */
 function mergedColumns(
   b: { tags: string[]; categories: number[] },
   t: { names: string[]; categories: number[] },
   onlyNew: boolean,
+  keep?: ReadonlySet<string>,
 ): { columns?: number[]; tags: string[]; categories: number[]; replaced: string[] } {
   const k = b.tags.length;
   const byName = new Set(b.tags);
-  const replaced = t.names.filter((n) => byName.has(n));
-  if (onlyNew) return { columns: t.names.map((_, j) => k + j), tags: t.names, categories: t.categories, replaced };
-  const fresh = t.names.flatMap((n, j) => (byName.has(n) ? [] : [j]));
+  const used = t.names.flatMap((n, j) => (!keep || keep.has(n) ? [j] : []));
+  const replaced = used.map((j) => t.names[j]!).filter((n) => byName.has(n));
+  if (onlyNew)
+    return {
+      columns: used.map((j) => k + j),
+      tags: used.map((j) => t.names[j]!),
+      categories: used.map((j) => t.categories[j]!),
+      replaced,
+    };
+  const fresh = used.filter((j) => !byName.has(t.names[j]!));
   const columns = [
     ...b.tags.map((n, i) => (replaced.includes(n) ? k + t.names.indexOf(n) : i)),
     ...fresh.map((j) => k + j),
@@ -173,8 +186,14 @@ export async function exportTaught(
   const { file, bytes, model, scores, cut } = await openBase(run, out, o.base);
   await checkOutputs(out, file, bytes, model.tagsFile);
   const { state, info } = await exportState(runDir, run, o.checkpoint);
-  const taught = run.tags.names;
-  const { columns, tags, categories, replaced } = mergedColumns(model.meta, run.tags, o.onlyNew === true);
+  const keep = o.keep ? new Set(o.keep) : undefined;
+  const unknown = o.keep?.find((t) => !run.tags.names.includes(t));
+  if (unknown !== undefined || keep?.size === 0)
+    throw new UsageError(
+      `Expected the tags to keep to be some of the run's taught tags (${run.tags.names.slice(0, 8).join(', ')}…) but ${unknown === undefined ? 'none is given' : `${JSON.stringify(unknown)} is not one`}`,
+    );
+  const taught = run.tags.names.filter((n) => !keep || keep.has(n));
+  const { columns, tags, categories, replaced } = mergedColumns(model.meta, run.tags, o.onlyNew === true, keep);
   for (const t of replaced)
     o.onNote?.(
       `export: the taught tag ${t} replaces the base model's output of that name (column ${model.meta.tags.indexOf(t)})`,
@@ -203,6 +222,7 @@ export async function exportTaught(
   let holdout: TaughtExport['holdout'];
   if (existsSync(path.join(run.shards, 'index.json'))) {
     holdout = await headHoldout(run.model, state.params, run.shards);
+    holdout = { ...holdout, tags: holdout.tags.filter((h) => taught.includes(h.tag)) };
     if (holdout.images > 0) files.push([thresholdsFileFor(out), Buffer.from(thresholdsCsv(holdout.tags))]);
   } else o.onNote?.(`export: no thresholds file: the run's shards ${run.shards} are gone`);
   await writeFilesAtomic(files);

@@ -150,6 +150,17 @@ test('teach from the review: progress, holdout AP, the merged model saved and do
     // …and the first run's own holdout AP (its head alone on the stored embeddings) is the same figure.
     if (tag === 'circle') assert.ok(Math.abs(circle.ap! - want!) < 1e-6, `${circle.ap} vs ${want}`);
   }
+  // Served with only square of the two: circle (new to the base) is then not in the model, nor its files.
+  const wrong = await app.inject({ method: 'POST', url: '/v1/review/teach/swap', payload: { tags: ['nope'] } });
+  assert.equal(wrong.statusCode, 400);
+  assert.match(wrong.json().error, /"nope" is not one/);
+  const some = await app.inject({ method: 'POST', url: '/v1/review/teach/swap', payload: { tags: ['square'] } });
+  assert.equal(some.statusCode, 200, some.body);
+  assert.deepEqual(some.json().taught, ['square']);
+  const served = (await app.inject({ url: '/v1/model' })).json().tags.map((t: { tag: string }) => t.tag);
+  assert.ok(served.includes('square') && !served.includes('circle'));
+  assert.doesNotMatch((await app.inject({ url: '/v1/review/teach/files/tags' })).body, /,circle,/);
+  assert.deepEqual((await status()).result!.kept, ['square']);
   await app.close();
 });
 
@@ -191,16 +202,27 @@ test(
         await fetch(`${address}/v1/review/teach`, { headers: { authorization: 'Bearer t0k' } })
       ).json()) as TeachStatus;
       const circle = status.result!.tags.find((t) => t.tag === 'circle')!;
+      // new to the served model: ticked to serve
+      assert.ok(await page.isChecked('#teach-result tr[data-tag="circle"] input'));
       assert.deepEqual(cells, [
+        '',
         'circle',
         String(circle.positives),
         circle.ap!.toFixed(3),
         'new',
         circle.f1!.toFixed(3),
       ]);
+      // One other taught tag unticked: the served model is written without it.
+      const other = status.result!.tags.find((t) => t.tag !== 'circle')!.tag;
+      await page.setChecked(`#teach-result tr[data-tag="${other}"] input`, false);
       await page.click('#teach-swap');
       await page.waitForSelector('#status:text("now serving alt-i2v-taught.onnx")');
       assert.ok(await page.$('#teach-swap[hidden]'));
+      const after = (await (
+        await fetch(`${address}/v1/review/teach`, { headers: { authorization: 'Bearer t0k' } })
+      ).json()) as TeachStatus;
+      assert.ok(after.result!.kept.includes('circle') && !after.result!.kept.includes(other), other);
+      assert.ok(await page.isDisabled('#teach-result tr[data-tag="circle"] input'));
       const held64 = (await readFile(path.join(held, 'held.jpg'))).toString('base64');
       const prob = await page.evaluate(async (b64) => {
         const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));

@@ -97,7 +97,36 @@ for (const [label, options] of VARIANTS) {
       });
       m.meta.tags.slice(k).forEach((t, i) => assert.equal(got[k + i], head[taught.indexOf(t)], `${name}: taught ${t}`));
     }
-    if (options.family === 'joytag') assert.deepEqual(replaced, ['circle']);
+    if (options.family === 'joytag') {
+      assert.deepEqual(replaced, ['circle']);
+      // --keep: circle left out keeps the base's output bit for bit; a new tag left out is not in the model.
+      const others = taught.filter((t) => t !== 'circle');
+      const kept = path.join(dir, 'kept.onnx');
+      const rk = await cli('export', runDir, '--out', kept, '--keep', others.slice(1).join(','));
+      assert.equal(rk.code, 0, rk.err.join('\n'));
+      const km = await TaggerModel.load(kept);
+      assert.deepEqual(km.meta.tags, [...b.meta.tags, ...others.slice(1)]);
+      const ks = await scores(km);
+      for (const [name, want] of bs) {
+        const got = ks.get(name)!;
+        b.meta.tags.forEach((t, i) => assert.equal(got[i], want[i], `${name}: base ${t}`));
+        others
+          .slice(1)
+          .forEach((t, i) => assert.equal(got[k + i], alone.get(name)![taught.indexOf(t)], `${name}: ${t}`));
+      }
+      await km.release();
+      assert.match(
+        (await readFile(`${kept.replace(/\.onnx$/, '')}.thresholds.csv`, 'utf8')).split('\n').slice(1).join(),
+        new RegExp(others[1]!),
+      );
+      assert.doesNotMatch(await readFile(`${kept.replace(/\.onnx$/, '')}.thresholds.csv`, 'utf8'), /^circle,/m);
+      const bad = await cli('export', runDir, '--out', kept, '--keep', 'no_such_tag');
+      assert.equal(bad.code, 2);
+      assert.match(
+        bad.err.at(-1)!,
+        /Expected the tags to keep to be some of the run's taught tags .* but "no_such_tag" is not one/,
+      );
+    }
     assert.match(r.err.join('\n'), replaced.length ? /the taught tag circle replaces the base model's output/ : /^$/);
     await b.release();
     await m.release();

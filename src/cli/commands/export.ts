@@ -41,6 +41,11 @@ export const OPTIONS = {
     type: 'string',
     describe: 'A head taught over a tagger: the base model, where it is no longer where the shards recorded it',
   },
+  keep: {
+    type: 'list',
+    describe:
+      'A head taught over a tagger: only these taught tags (comma-separated, repeatable); a relearned tag left out keeps the base output [default: all]',
+  },
 } as const satisfies Specs;
 
 export const exportCommand: Command = ({ io }) =>
@@ -62,9 +67,9 @@ export const exportCommand: Command = ({ io }) =>
       const o = checkedOptions(OPTIONS, argv);
       const run = await readRunConfig(argv.run);
       if (run.base) return exportTaughtRun(io, argv.run, run, o);
-      if (o.onlyNew || o.base)
+      if (o.onlyNew || o.base || o.keep)
         throw new UsageError(
-          `Expected --only-new and --base only for a head taught over a tagger, but ${JSON.stringify(argv.run)} trains the VGG16 model`,
+          `Expected --only-new, --base and --keep only for a head taught over a tagger, but ${JSON.stringify(argv.run)} trains the VGG16 model`,
         );
       let progress: Progress | undefined;
       const onProgress = (done: number, total: number): void =>
@@ -93,6 +98,14 @@ async function exportTaughtRun(io: Io, runDir: string, run: RunConfig, o: Checke
     checkpoint: o.checkpoint,
     onlyNew: o.onlyNew,
     base: o.base,
+    keep:
+      o.keep === undefined
+        ? undefined
+        : ([] as string[])
+            .concat(o.keep)
+            .flatMap((t) => t.split(','))
+            .map((t) => t.trim())
+            .filter(Boolean),
     onNote: (l) => io.err(l),
   });
   const map = r.checkpoint.metrics ? `, holdout mAP ${r.checkpoint.metrics.map.toFixed(4)}` : '';

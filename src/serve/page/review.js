@@ -166,6 +166,18 @@ async function pollTeach() {
     ...res.tags.map((/** @type {any} */ t) => {
       const tr = document.createElement('tr');
       tr.dataset.tag = t.tag;
+      // Ticked: new tags, and those at least as good on the holdout as the served model's output.
+      const box = Object.assign(document.createElement('input'), {
+        type: 'checkbox',
+        checked: res.swapped
+          ? res.kept.includes(t.tag)
+          : !t.inPrevious || t.previousAp === null || (t.ap ?? 0) >= t.previousAp,
+        disabled: res.swapped,
+      });
+      box.dataset.tag = t.tag;
+      const cell = document.createElement('td');
+      cell.append(box);
+      tr.append(cell);
       for (const [text, better] of [
         [t.tag, false],
         [String(t.positives), false],
@@ -249,7 +261,11 @@ $('#teach-form').addEventListener('submit', (e) => {
     .catch((err) => say(String(err.message ?? err), true));
 });
 $('#teach-swap').addEventListener('click', () => {
-  void api('/v1/review/teach/swap', { method: 'POST', body: '{}' }).then(async (r) => {
+  // The ticked tags only (a relearned tag left unticked keeps the served model's output).
+  const boxes = /** @type {HTMLInputElement[]} */ ([...document.querySelectorAll('#teach-result tbody input')]);
+  const tags = boxes.filter((b) => b.checked).map((b) => /** @type {string} */ (b.dataset.tag));
+  const body = JSON.stringify(tags.length === boxes.length ? {} : { tags });
+  void api('/v1/review/teach/swap', { method: 'POST', body }).then(async (r) => {
     if (r.status !== 200) return say(r.body.error ?? `error ${r.status}`, true);
     say(`now serving ${r.body.model} (${r.body.tags} tags)`);
     await pollTeach();

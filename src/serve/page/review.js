@@ -166,12 +166,13 @@ async function pollTeach() {
     ...res.tags.map((/** @type {any} */ t) => {
       const tr = document.createElement('tr');
       tr.dataset.tag = t.tag;
-      // Ticked: new tags, and those at least as good on the holdout as the served model's output.
+      // Ticked: new tags, and those at least as good on the holdout as the served model's output (a
+      // tag without a holdout positive has no evidence either way: left to the served model).
       const box = Object.assign(document.createElement('input'), {
         type: 'checkbox',
         checked: res.swapped
           ? res.kept.includes(t.tag)
-          : !t.inPrevious || t.previousAp === null || (t.ap ?? 0) >= t.previousAp,
+          : !t.inPrevious || (t.ap !== null && t.previousAp !== null && t.ap >= t.previousAp),
         disabled: res.swapped,
       });
       box.dataset.tag = t.tag;

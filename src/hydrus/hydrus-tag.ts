@@ -9,6 +9,7 @@ import { CATEGORY } from '../data/tags.js';
 import { DEFAULT_CAPTION, displayTag } from '../captions/ours.js';
 import type { TaggerModel } from '../model/tagger.js';
 import { selectTags, type SelectOptions } from '../select/select.js';
+import { mergeFrames, type FrameMerge } from '../predict/tagging.js';
 import { UsageError } from '../util/errors.js';
 import { limiter } from '../util/limit.js';
 import {
@@ -78,6 +79,9 @@ export interface HydrusTagOptions {
   dryRun: boolean;
   batch: number;
   maxPixels: number;
+  /** Evenly spaced frames of an animated image or video to tag, and how their scores merge (pred --frames). */
+  frames: number;
+  framesMerge: FrameMerge;
   info: (line: string) => void;
   warn: (line: string) => void;
   /** Each file's tags as they are (or in a dry run would be) written. */
@@ -175,27 +179,7 @@ export async function tagHydrusFiles(o: HydrusTagOptions): Promise<HydrusSummary
     done += metas.length - todo.length;
     for (let b = 0; b < todo.length; b += o.batch) {
       const group = todo.slice(b, b + o.batch);
-      const decoded = await Promise.all(group.map((f) => fetchOne(() => decode(o, f.meta, s))));
-      const ok = group.flatMap((f, i) => (decoded[i] ? [{ ...f, pixels: decoded[i]! }] : []));
-      if (ok.length) {
-        const per = ok[0]!.pixels.length;
-        const images = new Uint8Array(ok.length * per);
-        ok.forEach((f, i) => images.set(f.pixels, i * per));
-        const r = await o.model.run(images, ok.length);
-        const k = o.model.meta.tags.length;
-        for (const [i, f] of ok.entries()) {
-          if (r.nonFinite.includes(i)) {
-            o.warn(`warning: Hydrus file ${f.meta.fileId}: the model gave non-finite scores; not tagged`);
-            s.failed++;
-            continue;
-          }
-          const tags = newTags(o, r.probs.subarray(i * k, (i + 1) * k), f.have);
-          if (!o.dryRun) await o.client.addTags(f.meta.hash, service, tags);
-          o.onFile({ id: f.meta.fileId, hash: f.meta.hash, tags });
-          s.tagged++;
-          s.tagsAdded += tags.filter((t) => t !== o.marker).length;
-        }
-      }
+      await tagGroup(o, service, group, s, fetchOne);
       done += group.length;
       o.progress?.(done, ids.length);
     }
@@ -203,12 +187,51 @@ export async function tagHydrusFiles(o: HydrusTagOptions): Promise<HydrusSummary
   return s;
 }
 
-/** One file's pixels for the model, or null (gone, or not an image: said, counted). */
-async function decode(o: HydrusTagOptions, meta: FileMeta, s: HydrusSummary): Promise<Buffer | null> {
+/**
+ * A batch of files: fetched and decoded (their frames with --frames), run through the model together,
+ * each file's frames merged as pred merges them, its new tags written (or, in a dry run, told).
+ */
+async function tagGroup(
+  o: HydrusTagOptions,
+  service: HydrusService,
+  group: { meta: FileMeta; have: Set<string> }[],
+  s: HydrusSummary,
+  fetchOne: ReturnType<typeof limiter>,
+): Promise<void> {
+  const decoded = await Promise.all(group.map((f) => fetchOne(() => decode(o, f.meta, s))));
+  const ok = group.flatMap((f, i) => (decoded[i] ? [{ ...f, ...decoded[i]! }] : []));
+  if (ok.length === 0) return;
+  const rows = ok.reduce((n, f) => n + f.frames, 0);
+  const per = ok[0]!.pixels.length / ok[0]!.frames;
+  const images = new Uint8Array(rows * per);
+  const first: number[] = [];
+  ok.reduce((at, f) => (images.set(f.pixels, at * per), first.push(at), at + f.frames), 0);
+  const r = await o.model.run(images, rows);
+  const k = o.model.meta.tags.length;
+  for (const [i, f] of ok.entries()) {
+    if (r.nonFinite.some((row) => row >= first[i]! && row < first[i]! + f.frames)) {
+      o.warn(`warning: Hydrus file ${f.meta.fileId}: the model gave non-finite scores; not tagged`);
+      s.failed++;
+      continue;
+    }
+    const tags = newTags(o, mergeFrames(r.probs, first[i]!, f.frames, k, o.framesMerge), f.have);
+    if (!o.dryRun) await o.client.addTags(f.meta.hash, service, tags);
+    o.onFile({ id: f.meta.fileId, hash: f.meta.hash, tags });
+    s.tagged++;
+    s.tagsAdded += tags.filter((t) => t !== o.marker).length;
+  }
+}
+
+/** One file's pixels for the model (its frames), or null (gone, or not an image: said, counted). */
+async function decode(
+  o: HydrusTagOptions,
+  meta: FileMeta,
+  s: HydrusSummary,
+): Promise<{ pixels: Buffer; frames: number } | null> {
   try {
     const bytes = await o.client.file(meta.fileId);
     const pre = { ...o.model.preprocess, maxPixels: o.maxPixels };
-    return (await preprocessFrames(bytes, `Hydrus file ${meta.fileId}`, pre, 1)).pixels;
+    return await preprocessFrames(bytes, `Hydrus file ${meta.fileId}`, pre, o.frames);
   } catch (err) {
     if (err instanceof HydrusFileGone) {
       o.warn(`warning: Hydrus file ${meta.fileId} is gone (deleted since the search): passed over`);

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import sharp from 'sharp';
 import { KAOMOJI } from '../../src/captions/ours.js';
 import { cli, solid, tempDir, tinyModel } from '../helpers.js';
 import { fakeHydrus, MY_TAGS, PTR, type FakeFile } from './fake-hydrus.js';
@@ -190,6 +191,76 @@ test('hydrus: a dropped connection is tried again; a server that keeps dropping 
     const closed = await hydrus('http://127.0.0.1:9', '--service', 'my tags');
     assert.equal(closed.code, 1);
     assert.match(closed.err.at(-1)!, /to answer \/verify_access_key but the connection failed/);
+  } finally {
+    await h.app.close();
+  }
+});
+
+test('hydrus --frames tags animated files by their frames, merged as pred --frames merges them', async () => {
+  const S = 24;
+  const colours = [
+    [250, 10, 10],
+    [10, 10, 250],
+  ];
+  const raw = Buffer.alloc(S * S * 3 * colours.length);
+  colours.forEach((c, f) => {
+    for (let i = 0; i < S * S; i++) raw.set(c, (f * S * S + i) * 3);
+  });
+  const webp = await sharp(raw, { raw: { width: S, height: S * colours.length, channels: 3, pageHeight: S } })
+    .webp({ lossless: true, loop: 0, delay: [100, 100] })
+    .toBuffer();
+  const file = path.join(dir, 'anim.webp');
+  await writeFile(file, webp);
+  const h = await fakeHydrus(KEY, [{ id: 7, hash: sha(webp), mime: 'image/webp', bytes: webp, tags: {} }]);
+  try {
+    env.HYDRUS_ACCESS_KEY = KEY;
+    // A threshold between the tag's mean and its second (larger) frame's score: max selects it, mean and
+    // the first frame alone do not.
+    const probs = async (...f: string[]): Promise<Map<string, number>> => {
+      const p = await cli(
+        'pred',
+        file,
+        '--model',
+        model,
+        '--format',
+        'json',
+        '--threshold',
+        '0',
+        '--rating',
+        'all',
+        ...f,
+      );
+      return new Map(
+        (JSON.parse(p.out.join('\n')) as { tags: { tag: string; prob: number }[] }[])[0]!.tags.map((t) => [
+          t.tag,
+          t.prob,
+        ]),
+      );
+    };
+    const [one, max, mean] = [
+      await probs(),
+      await probs('--frames', '2'),
+      await probs('--frames', '2', '--frames-merge', 'mean'),
+    ];
+    const tag = TAGS.filter((t) => CATS[TAGS.indexOf(t)] !== 9).sort(
+      (a, b) => max.get(b)! - one.get(b)! - (max.get(a)! - one.get(a)!),
+    )[0]!;
+    assert.ok(max.get(tag)! - one.get(tag)! > 0.01, `${tag}: frames too alike`);
+    const threshold = ((mean.get(tag)! + max.get(tag)!) / 2).toFixed(6);
+    const sent: Record<string, string[]> = {};
+    for (const merge of ['max', 'mean']) {
+      const flags = ['--threshold', threshold, '--frames', '2', '--frames-merge', merge];
+      const r = await hydrus(h.url, '--service', 'my tags', '--dry-run', ...flags);
+      assert.equal(r.code, 0, r.err.join('\n'));
+      const p = await cli('pred', file, '--model', model, '--format', 'json', ...flags);
+      const want = (JSON.parse(p.out.join('\n')) as { tags: { tag: string }[] }[])[0]!.tags.map((t) =>
+        spelled(t.tag, CATS[TAGS.indexOf(t.tag)]!),
+      );
+      sent[merge] = r.out[0]!.split('\t')[1]!.split(', ');
+      assert.deepEqual(sent[merge], [...want, MARKER], merge);
+    }
+    const name = spelled(tag, CATS[TAGS.indexOf(tag)]!);
+    assert.ok(sent.max!.includes(name) && !sent.mean!.includes(name), `${name}: ${JSON.stringify(sent)}`);
   } finally {
     await h.app.close();
   }

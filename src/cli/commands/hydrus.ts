@@ -11,6 +11,7 @@ import { TaggerModel } from '../../model/tagger.js';
 import { selectOptionsFrom } from '../../select/options.js';
 import { predDefaults, type PredArgs } from '../../select/pred-spec.js';
 import { HydrusClient, readAccessKey } from '../../hydrus/client.js';
+import { FRAME_OPTIONS } from '../../predict/tagging.js';
 import { HYDRUS_SELECT_FLAGS, namespacesFrom, tagHydrusFiles } from '../../hydrus/hydrus-tag.js';
 
 export const OPTIONS = {
@@ -41,6 +42,7 @@ export const OPTIONS = {
     integer: true,
     describe: 'Pass over larger images (decompression bombs)',
   },
+  ...FRAME_OPTIONS,
 } as const satisfies Specs;
 
 export const hydrusCommand: Command = ({ io }) =>
@@ -88,6 +90,8 @@ async function runHydrus(
       dryRun: o.dryRun,
       batch: batchOf(argv),
       maxPixels: o.maxPixels,
+      frames: o.frames,
+      framesMerge: o.framesMerge,
       info: say,
       warn: say,
       onFile: (f) => o.dryRun && io.out(`${f.hash}\t${f.tags.join(', ')}`),

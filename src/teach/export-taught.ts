@@ -103,6 +103,15 @@ async function checkOutputs(out: string, file: string, bytes: Uint8Array, tagsFi
         );
 }
 
+/** A merged model names its base's external data files as the base does: it must be written beside it. */
+export async function checkOutBesideBase(out: string, file: string, bytes: Uint8Array): Promise<void> {
+  const external = await checkExternalData(bytes, file);
+  if (external.length > 0 && path.resolve(path.dirname(out)) !== path.resolve(path.dirname(file)))
+    throw new UsageError(
+      `Expected --out in the folder of ${JSON.stringify(file)}: its weights are in external data files (${external[0]!.location}…), which the merged model names as the base does`,
+    );
+}
+
 /** The base model the run was taught on, checked by SHA-256, loaded for its contract and tags, and its embedding cut. */
 async function openBase(run: RunConfig, out: string, given?: string) {
   const base = run.base!;
@@ -116,11 +125,7 @@ async function openBase(run: RunConfig, out: string, given?: string) {
     throw new UsageError(
       `Expected the base model the run was taught on (SHA-256 ${base.sha256.slice(0, 12)}…, the shards' index.json) in ${JSON.stringify(file)} but it has SHA-256 ${sha.slice(0, 12)}…: a head joined to another model would score nonsense`,
     );
-  const external = await checkExternalData(bytes, file);
-  if (external.length > 0 && path.resolve(path.dirname(out)) !== path.resolve(path.dirname(file)))
-    throw new UsageError(
-      `Expected --out in the folder of ${JSON.stringify(file)}: its weights are in external data files (${external[0]!.location}…), which the merged model names as the base does`,
-    );
+  await checkOutBesideBase(out, file, bytes);
   const l = base.load;
   const model = await TaggerModel.load(file, {
     tags: l.tags,

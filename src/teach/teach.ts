@@ -4,7 +4,7 @@
 // merged model out, and each taught tag's holdout AP and F1. Its work folder (OUT.teach/) keeps the
 // embedding cache, so a second run after new captions, or after a kill, embeds only what is new.
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { countTags, formatTagsCsv, selectTags, TagIndex, categoryOf, type TagRow } from '../data/tags.js';
 import { readTagFile, walkDataset, type DatasetEntry } from '../data/scan.js';
@@ -19,7 +19,7 @@ import { writeFileAtomic } from '../util/fsx.js';
 import { trainRun, type TrainHooks } from '../train/run.js';
 import { readRunConfig } from '../train/run-config.js';
 import { makeEmbeddingShards, type EmbedShardsOptions } from './embed-shards.js';
-import { exportTaught, type TaughtExport } from './export-taught.js';
+import { checkOutBesideBase, exportTaught, type TaughtExport } from './export-taught.js';
 
 /** teach's defaults for 5–500 images per tag (`npm run bench -- teach` measures them). */
 export const TEACH_DEFAULTS = {
@@ -176,12 +176,14 @@ export async function teach(o: TeachOptions): Promise<TeachResult> {
   if (!/\.onnx$/i.test(o.out))
     throw new UsageError(`Expected --out ending in .onnx but received ${JSON.stringify(o.out)}`);
   const work = `${o.out.replace(/\.onnx$/i, '')}.teach`;
-  await mkdir(work, { recursive: true });
   const embedding: string | true = o.embedding ?? true;
   const model = await TaggerModel.load(o.model, { ...o.load, embedding });
   let tags: TagRow[];
   const shards = path.join(work, 'shards');
   try {
+    // Checked now, not after the embedding: where the merged model may go.
+    await checkOutBesideBase(o.out, model.file, await readFile(model.file));
+    await mkdir(work, { recursive: true });
     const folders = !o.tagsOf && (await folderPerTag(o.dataset));
     if (folders)
       o.info(

@@ -3,6 +3,7 @@
 // image then tagged with its folder's tag by the merged model), a re-run that embeds nothing again, and
 // a dataset with nothing to teach refused in one line.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -119,4 +120,14 @@ test('teach refuses a dataset with nothing to teach, in one line', async () => {
     r.err.at(-1)!,
     /^alt-i2v-ort: Expected tags to teach in .* \(caption tags on 100000 or more images that the base lacks or scores poorly\) but there are none; lower --min-count, or name them with --tags$/,
   );
+});
+
+test('teach over a base with external data refuses an --out away from it at once, before embedding anything', async () => {
+  const ext = await writeBaseTagger(path.join(root, 'ext'), { external: true });
+  const out = path.join(root, 'away', 'ext-taught.onnx');
+  const r = await cli('teach', data, '--model', ext.file, '--out', out, '--min-count', '8');
+  assert.equal(r.code, 2);
+  assert.match(r.err.at(-1)!, /Expected --out in the folder of .*model\.onnx": its weights are in external data files/);
+  assert.doesNotMatch(r.err.join('\n'), /embed/);
+  assert.equal(existsSync(`${out.replace(/\.onnx$/, '')}.teach`), false);
 });

@@ -1,4 +1,4 @@
-// `npm run bench -- [pairs|pred|wd|resize|serve|torch|tiny|native|trainloop|loop|quantize|teach|coverage|all] [--with-reference] [--quick] [--device cpu|cuda] [--against DIR]`: our hot paths next to
+// `npm run bench -- [pairs|pred|wd|resize|serve|torch|tiny|native|trainloop|loop|quantize|teach|coverage|hydrus|all] [--with-reference] [--quick] [--device cpu|cuda] [--against DIR]`: our hot paths next to
 // their references, one table row each. Each bench is imported only when asked for (the GPU machine
 // has no sharp).
 import yargs from 'yargs';
@@ -25,6 +25,7 @@ const BENCHES: Record<string, () => Promise<(o: BenchOptions) => Promise<unknown
   quantize: async () => (await import('./quantize.js')).benchQuantize,
   teach: async () => (await import('./teach.js')).benchTeach,
   coverage: async () => (await import('./coverage.js')).benchCoverage,
+  hydrus: async () => (await import('./hydrus.js')).benchHydrus,
 };
 
 const argv = await yargs(process.argv.slice(2))

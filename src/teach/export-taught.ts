@@ -91,7 +91,7 @@ function mergedColumns(
 }
 
 /** Refuse outputs that would overwrite the base model, its external data or its tags file. */
-async function checkOutputs(out: string, file: string, bytes: Uint8Array, tagsFile?: string): Promise<void> {
+export async function checkOutputs(out: string, file: string, bytes: Uint8Array, tagsFile?: string): Promise<void> {
   const real = (f: string): Promise<string> => realpath(f).catch(() => path.resolve(f));
   const theirs = [file, ...(await checkExternalData(bytes, file)).map((r) => r.file), ...(tagsFile ? [tagsFile] : [])];
   const mine = [out, tagsFileFor(out), thresholdsFileFor(out)];

@@ -19,7 +19,7 @@ import { writeFileAtomic } from '../util/fsx.js';
 import { trainRun, type TrainHooks } from '../train/run.js';
 import { readRunConfig } from '../train/run-config.js';
 import { makeEmbeddingShards, type EmbedShardsOptions } from './embed-shards.js';
-import { checkOutBesideBase, exportTaught, type TaughtExport } from './export-taught.js';
+import { checkOutBesideBase, checkOutputs, exportTaught, type TaughtExport } from './export-taught.js';
 
 /** teach's defaults for 5–500 images per tag (`npm run bench -- teach` measures them). */
 export const TEACH_DEFAULTS = {
@@ -182,7 +182,9 @@ export async function teach(o: TeachOptions): Promise<TeachResult> {
   const shards = path.join(work, 'shards');
   try {
     // Checked now, not after the embedding: where the merged model may go.
-    await checkOutBesideBase(o.out, model.file, await readFile(model.file));
+    const bytes = await readFile(model.file);
+    await checkOutBesideBase(o.out, model.file, bytes);
+    await checkOutputs(o.out, model.file, bytes, model.tagsFile);
     await mkdir(work, { recursive: true });
     const folders = !o.tagsOf && (await folderPerTag(o.dataset));
     if (folders)

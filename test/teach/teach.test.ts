@@ -131,3 +131,10 @@ test('teach over a base with external data refuses an --out away from it at once
   assert.doesNotMatch(r.err.join('\n'), /embed/);
   assert.equal(existsSync(`${out.replace(/\.onnx$/, '')}.teach`), false);
 });
+
+test('teach refuses an --out that would write over the base model, at once', async () => {
+  const r = await cli('teach', data, '--model', wd.file, '--out', wd.file, '--min-count', '8');
+  assert.equal(r.code, 2);
+  assert.match(r.err.at(-1)!, /Expected --out to name new files, but .* a file of the base model/);
+  assert.doesNotMatch(r.err.join('\n'), /embed/);
+});

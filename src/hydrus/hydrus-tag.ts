@@ -9,6 +9,7 @@ import { CATEGORY } from '../data/tags.js';
 import { DEFAULT_CAPTION, displayTag } from '../captions/ours.js';
 import type { TaggerModel } from '../model/tagger.js';
 import { selectTags, type SelectOptions } from '../select/select.js';
+import { categoryId, listFlag } from '../select/options.js';
 import { mergeFrames, type FrameMerge } from '../predict/tagging.js';
 import { UsageError } from '../util/errors.js';
 import { limiter } from '../util/limit.js';
@@ -48,13 +49,13 @@ export const HYDRUS_SELECT_FLAGS = [
 /** --namespace CATEGORY=NAMESPACE items over the defaults (an empty NAMESPACE: none). */
 export function namespacesFrom(items: string | string[] | undefined): Map<number, string> {
   const out = new Map(DEFAULT_NAMESPACES);
-  for (const item of ([] as string[]).concat(items ?? [])) {
-    const m = /^([a-z_]+)=([^\s:,]*)$/i.exec(item.trim());
-    const id = m ? CATEGORY[m[1]!.toLowerCase() as keyof typeof CATEGORY] : undefined;
-    if (!m || id === undefined || !Object.hasOwn(CATEGORY, m[1]!.toLowerCase()))
+  for (const item of listFlag(items)) {
+    const m = /^([^=]+)=([^\s:]*)$/.exec(item);
+    if (!m)
       throw new UsageError(
-        `Expected --namespace CATEGORY=NAMESPACE with a category of ${Object.keys(CATEGORY).join(', ')} and a namespace without spaces, colons or commas but received ${JSON.stringify(item)}`,
+        `Expected --namespace CATEGORY=NAMESPACE (a namespace without spaces or colons) but received ${JSON.stringify(item)}`,
       );
+    const id = categoryId(m[1]!.trim(), '--namespace');
     if (m[2]) out.set(id, m[2].toLowerCase());
     else out.delete(id);
   }

@@ -20,9 +20,11 @@ export const listFlag = (v: string | string[] | undefined): string[] =>
     .map((t) => t.trim())
     .filter(Boolean);
 
-function categoryId(name: string, flag: string): number {
+/** A category given by our name for it or its id (an inherited name like `constructor` is none). */
+export function categoryId(name: string, flag: string): number {
   if (/^\d+$/.test(name)) return Number(name);
-  const id = (CATEGORY as Record<string, number>)[name.toLowerCase()];
+  const key = name.toLowerCase();
+  const id = Object.hasOwn(CATEGORY, key) ? (CATEGORY as Record<string, number>)[key] : undefined;
   if (id === undefined)
     throw new UsageError(
       `Expected a category name (${Object.keys(CATEGORY).join(', ')}) or id for ${flag} but received ${JSON.stringify(name)}`,

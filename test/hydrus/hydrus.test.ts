@@ -188,6 +188,9 @@ test('hydrus: a dropped connection is tried again; a server that keeps dropping 
       down.err.at(-1)!,
       /Expected Hydrus' Client API at http:\/\/127\.0\.0\.1:\d+ to answer \/get_files\/search_files but the connection failed or was dropped \(three tries\)/,
     );
+    const ns = await hydrus(h.url, '--service', 'my tags', '--namespace', 'constructor=x');
+    assert.equal(ns.code, 2);
+    assert.match(ns.err.at(-1)!, /Expected a category name .* or id for --namespace but received "constructor"/);
     const closed = await hydrus('http://127.0.0.1:9', '--service', 'my tags');
     assert.equal(closed.code, 1);
     assert.match(closed.err.at(-1)!, /to answer \/verify_access_key but the connection failed/);

@@ -192,6 +192,9 @@ test('pred --thresholds reads eval --per-tag CSV; --category-threshold by name; 
     bad.err.at(-1)!,
     /Expected a category name \(general, artist, copyright, character, meta, rating, year, quality, model, species, lore, invalid\) or id for --category-threshold but received "colour"/,
   );
+  const inherited = await cli('pred', files[0]!, ...wd, '--category-threshold', 'constructor=0.5');
+  assert.equal(inherited.code, 2); // a name every object inherits is no category
+  assert.match(inherited.err.at(-1)!, /Expected a category name .* but received "constructor"/);
 });
 
 test('--append and --prepend merge with an existing caption without duplicates; --caption-ext; an empty result keeps a caption unless --allow-empty', async () => {

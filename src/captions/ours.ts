@@ -101,6 +101,15 @@ export function orderCaption(
 export const captionItemKey = (text: string): string =>
   tagKey(text.replace(/\\([()[\]])/g, '$1').replace(/^\((.*):[\d.]+\)$/, '$1'));
 
+/** A caption file's items, split on lines and on `sep` (a separator stripped of its spaces), each with its tag key. */
+export const captionItems = (text: string, sep: string): { key: string; text: string }[] =>
+  text
+    .split('\n')
+    .flatMap((line) => line.split(sep))
+    .map((t) => t.trim())
+    .filter(Boolean)
+    .map((t) => ({ key: captionItemKey(t), text: t }));
+
 /** The caption text; with `existing` (append/prepend), its tags are kept and duplicates dropped. */
 export function captionText(
   tags: readonly { key: string; text: string }[],
@@ -110,13 +119,7 @@ export function captionText(
   let parts = tags.map((t) => ({ key: t.key, text: t.text }));
   if (existing) {
     // The existing caption's items are split on the separator in use (as sd-scripts does, stripped), not on commas only.
-    const sep = o.separator.trim() || ',';
-    const old = existing.text
-      .split('\n')
-      .flatMap((line) => line.split(sep))
-      .map((t) => t.trim())
-      .filter(Boolean)
-      .map((t) => ({ key: captionItemKey(t), text: t }));
+    const old = captionItems(existing.text, o.separator.trim() || ',');
     parts = existing.mode === 'append' ? [...old, ...parts] : [...parts, ...old];
   }
   const seen = new Set<string>();

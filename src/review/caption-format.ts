@@ -2,7 +2,7 @@
 // in the chosen --caption-style with its separator, extension and per-tag spelling (underscores or
 // spaces, escaped brackets). The page works in tag keys (underscores, as tags.csv spells them); a tag
 // the caption already holds keeps its own text when the caption is written again.
-import { captionItemKey, DEFAULT_CAPTION, displayTag } from '../captions/ours.js';
+import { captionItemKey, captionItems, DEFAULT_CAPTION, displayTag } from '../captions/ours.js';
 import { checkCaptionExt } from '../captions/caption-file.js';
 import { sdRemoveUnderscore, strippedSeparator } from '../captions/sd-scripts.js';
 import { DEFAULT_UNDERSCORE_EXCLUDES, webuiTagText } from '../captions/webui.js';
@@ -74,12 +74,8 @@ export function captionFormat(a: CaptionFormatArgs): CaptionFormat {
       const seen = new Set<string>();
       const body = text.replace(/^\uFEFF/, '').normalize('NFC');
       // Without the separator, tags apart by whitespace (booru style), as the dataset reader reads them.
-      const parts = body.includes(split) ? body.split('\n').flatMap((line) => line.split(split)) : body.split(/\s+/);
-      return parts
-        .map((t) => t.trim())
-        .filter(Boolean)
-        .map((t) => ({ key: captionItemKey(t), text: t }))
-        .filter((it) => !seen.has(it.key) && seen.add(it.key));
+      const items = captionItems(body.includes(split) ? body : body.replace(/\s+/g, '\n'), split);
+      return items.filter((it) => !seen.has(it.key) && seen.add(it.key));
     },
     textOf: (key) => textOf(tagKey(key)),
     keyOf: (text) => (text.includes(split) || /[\r\n]/.test(text) ? null : captionItemKey(text.trim())),

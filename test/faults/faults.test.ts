@@ -12,6 +12,7 @@ import { registerQuantize } from './quantize-cases.js';
 import { registerLocks } from './lock-cases.js';
 import { registerPrecision } from './precision-cases.js';
 import { registerTeach } from './teach-cases.js';
+import { registerHydrus } from './hydrus-cases.js';
 
 // The kill cases time reference runs first, so every case is registered after them.
 await registerKills({ pairs: 10, train: 10 });
@@ -25,4 +26,5 @@ registerQuantize();
 registerLocks();
 registerPrecision();
 registerTeach();
+registerHydrus();
 summary();

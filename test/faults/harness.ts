@@ -67,6 +67,21 @@ export function run(
   return { code: r.status, out: r.stdout, err: r.stderr, last: lines.at(-1) ?? '' };
 }
 
+/** `run` without blocking this process (for a server the child talks to that runs here). */
+export function runAsync(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; out: string; err: string; last: string }> {
+  const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env } });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (b: Buffer) => (out += b));
+  child.stderr.on('data', (b: Buffer) => (err += b));
+  return new Promise((resolve) =>
+    child.on('close', (code) => resolve({ code, out, err, last: err.trim().split('\n').at(-1) ?? '' })),
+  );
+}
+
 /** Start the CLI and SIGKILL it after `ms` (or let it finish first); resolves when it is gone. */
 export function killAfter(args: string[], ms: number): Promise<{ killed: boolean }> {
   const child = spawn(process.execPath, [MAIN, ...args], { stdio: 'ignore' });

@@ -5,7 +5,7 @@
 // parameters as percent-encoded JSON, `services_v2`, `file_ids`, `metadata` with `storage_tags` by
 // status ("0" current, "1" pending, "2" deleted), files by id (404 once deleted), and
 // /add_tags/add_tags with service_keys_to_actions_to_tags and override_previously_deleted_mappings.
-// It records every request, and can drop the connection of chosen requests.
+// It records every request, can drop the connection of chosen requests, and can lie in its answers.
 import fastify, { type FastifyInstance } from 'fastify';
 
 export const MY_TAGS = '6c6f63616c2074616773';
@@ -32,11 +32,22 @@ export interface FakeHydrus {
   drop: Map<string, number>;
   /** The key's basic_permissions. */
   permissions: number[];
+  /** Endpoints whose JSON answers are replaced by what these return (a server that lies). */
+  lie: Map<string, (answer: Record<string, unknown>) => unknown>;
 }
 
 export async function fakeHydrus(key: string, files: FakeFile[], services = defaultServices()): Promise<FakeHydrus> {
   const app = fastify({ logger: false });
-  const state: FakeHydrus = { app, url: '', files, searches: [], adds: [], drop: new Map(), permissions: [0, 1, 2, 3] };
+  const state: FakeHydrus = {
+    app,
+    url: '',
+    files,
+    searches: [],
+    adds: [],
+    drop: new Map(),
+    permissions: [0, 1, 2, 3],
+    lie: new Map(),
+  };
   const versions = { version: 95, hydrus_version: 682 };
   const json = (raw: unknown): unknown => JSON.parse(String(raw));
   app.addHook('onRequest', async (req, reply) => {
@@ -50,6 +61,12 @@ export async function fakeHydrus(key: string, files: FakeFile[], services = defa
     const given = req.headers['hydrus-client-api-access-key'];
     if (given === undefined) return reply.code(401).send('Missing access key!');
     if (given !== key) return reply.code(403).send('Did not find an entry for that access key!');
+  });
+  app.addHook('onSend', async (req, _reply, payload) => {
+    const lie = state.lie.get(req.url.split('?')[0]!);
+    if (!lie || typeof payload !== 'string') return payload;
+    const told = lie(JSON.parse(payload) as Record<string, unknown>);
+    return typeof told === 'string' ? told : JSON.stringify(told);
   });
   const need =
     (permission: number) => async (_req: unknown, reply: { code: (n: number) => { send: (b: string) => void } }) => {

@@ -9,7 +9,7 @@ import { categoryOf, formatTagsCsv } from '../data/tags.js';
 import { isHoldout } from '../data/shards.js';
 import { averagePrecision } from '../metrics/metrics.js';
 import type { LoadOptions } from '../model/tagger.js';
-import { teach, TEACH_DEFAULTS } from '../teach/teach.js';
+import { teach, TEACH_DEFAULTS, teachWorkFor } from '../teach/teach.js';
 import { exportTaught } from '../teach/export-taught.js';
 import { readRunConfig } from '../train/run-config.js';
 import { messageOf } from '../util/errors.js';
@@ -76,7 +76,6 @@ const LOG_LINES = 50;
 
 export class TeachJob {
   private s: TeachStatus = { state: 'idle', phase: null, done: 0, total: 0, log: [], error: null, result: null };
-  private running?: Promise<void>;
 
   constructor(readonly o: TeachJobOptions) {}
 
@@ -106,10 +105,9 @@ export class TeachJob {
   start(chosen: readonly string[] | undefined, previous: PreviousModel): Promise<void> {
     if (this.s.state === 'running') throw new TeachBusy('a teach run is under way; wait for it to end');
     this.s = { state: 'running', phase: 'choosing tags', done: 0, total: 0, log: [], error: null, result: null };
-    this.running = this.run(chosen, previous).catch((err) => {
+    return this.run(chosen, previous).catch((err) => {
       this.s = { ...this.s, state: 'failed', error: messageOf(err) };
     });
-    return this.running;
   }
 
   private say(line: string): void {
@@ -120,7 +118,7 @@ export class TeachJob {
     const { set, base, out } = this.o;
     let tags: string | undefined;
     if (chosen) {
-      const work = `${out.replace(/\.onnx$/i, '')}.teach`;
+      const work = teachWorkFor(out);
       await mkdir(work, { recursive: true });
       tags = path.join(work, 'chosen-tags.csv');
       await writeFileAtomic(
@@ -151,7 +149,7 @@ export class TeachJob {
         roundStart: (round) => Object.assign(this.s, { phase: 'training', done: round, total: TEACH_DEFAULTS.rounds }),
       },
     });
-    this.runDir = path.join(r.work, 'run');
+    this.runDir = r.runDir;
     Object.assign(this.s, { phase: 'comparing', done: 0, total: 0 });
     const holdout = r.exported.holdout;
     const before = await previousAp(

@@ -21,6 +21,9 @@ import { readRunConfig } from '../train/run-config.js';
 import { makeEmbeddingShards, type EmbedShardsOptions } from './embed-shards.js';
 import { checkOutBesideBase, checkOutputs, exportTaught, type TaughtExport } from './export-taught.js';
 
+/** The work folder of a merged model `OUT.onnx`: `OUT.teach/` (the embedding cache, the head's run). */
+export const teachWorkFor = (out: string): string => `${out.replace(/\.onnx$/i, '')}.teach`;
+
 /** teach's defaults for 5–500 images per tag (`npm run bench -- teach` measures them). */
 export const TEACH_DEFAULTS = {
   hidden: 0,
@@ -153,6 +156,8 @@ async function chooseTags(o: TeachOptions, model: TaggerModel, folders: boolean)
 export interface TeachResult {
   exported: TaughtExport;
   work: string;
+  /** The head's training run (the merged model can be exported again from it). */
+  runDir: string;
   tags: TagRow[];
 }
 
@@ -175,7 +180,7 @@ async function chooseWeighting(shards: string, info: (l: string) => void): Promi
 export async function teach(o: TeachOptions): Promise<TeachResult> {
   if (!/\.onnx$/i.test(o.out))
     throw new UsageError(`Expected --out ending in .onnx but received ${JSON.stringify(o.out)}`);
-  const work = `${o.out.replace(/\.onnx$/i, '')}.teach`;
+  const work = teachWorkFor(o.out);
   const embedding: string | true = o.embedding ?? true;
   const model = await TaggerModel.load(o.model, { ...o.load, embedding });
   let tags: TagRow[];
@@ -249,5 +254,5 @@ export async function teach(o: TeachOptions): Promise<TeachResult> {
     { info: o.info, warn: o.warn, ...o.train },
   );
   const exported = await exportTaught(runDir, await readRunConfig(runDir), o.out, { onNote: o.info });
-  return { exported, work, tags };
+  return { exported, work, runDir, tags };
 }
